@@ -1,0 +1,29 @@
+"""Service clients that steps reach through Client/Http actions (the only place psycopg, redis and
+HTTP connections are opened). Each service module defines ``OPS: dict[str, callable]`` where a callable
+is ``fn(params, transport, stack, cancel) -> result``; connections go through ``transport.tunnel``."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import threading
+from typing import Any
+
+from runbook.execute.clients.http import http_request
+from runbook.execute.transports.base import Transport
+from runbook.plan.actions import Client
+
+SERVICES = {"postgres": "runbook.execute.clients.postgres", "redis": "runbook.execute.clients.redis"}
+
+
+def call(action: Client, transport: Transport, stack: contextlib.ExitStack, cancel: threading.Event) -> Any:
+    modname = SERVICES.get(action.service, f"runbook.execute.clients.{action.service}")
+    mod = importlib.import_module(modname)
+    try:
+        fn = mod.OPS[action.op]
+    except KeyError:
+        raise ValueError(f"client {action.service} has no operation {action.op!r}") from None
+    return fn(dict(action.params), transport, stack, cancel)
+
+
+__all__ = ["call", "http_request"]

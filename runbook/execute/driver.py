@@ -1,0 +1,158 @@
+"""Drive one step kind's generator: perform each action it yields through the host's transport.
+
+In a dry-run (or a read-only phase) mutating actions are *not* performed: they are recorded as
+PlannedChange (command lines, unified diffs) and a neutral result is sent back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook.execute import clients
+from runbook.execute.transports.base import Transport
+from runbook.plan.actions import (
+    Action,
+    Client,
+    CommandResult,
+    FileStat,
+    Http,
+    Note,
+    ReadFile,
+    Run,
+    Sleep,
+    Snapshot,
+    Stat,
+    Tunnel,
+    WriteFile,
+)
+from runbook.plan.steps.base import Outcome, StepGen
+
+
+@dataclass
+class PlannedChange:
+    """Something a dry-run would have done."""
+
+    kind: str  # "command" | "file" | "request" | "client"
+    summary: str  # command line / path / URL
+    diff: str = ""  # unified diff for files
+
+
+@dataclass
+class Drive:
+    """Performs actions for one step on one host."""
+
+    transport: Transport
+    dry_run: bool = False
+    cancel: threading.Event = field(default_factory=threading.Event)
+    on_snapshot: Callable[[dict[str, Any]], None] | None = None
+    on_note: Callable[[str], None] | None = None
+    redact: Callable[[str], str] = lambda s: s
+    planned: list[PlannedChange] = field(default_factory=list)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)  # display forms of every command run
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def run(self, gen: StepGen) -> Outcome:
+        """Run the generator to completion and return its Outcome."""
+        try:
+            action = next(gen)
+            while True:
+                if self.cancel.is_set():
+                    gen.close()
+                    raise KeyboardInterrupt
+                try:
+                    result = self.perform(action)
+                except BaseException as exc:  # let the step see transport errors where it wants to
+                    action = gen.throw(exc)
+                    continue
+                action = gen.send(result)
+        except StopIteration as stop:
+            out = stop.value
+            if out is None:
+                out = Outcome.success()
+            return out
+        finally:
+            self._stack.close()
+
+    # --------------------------------------------------------------------------------- actions
+    def perform(self, action: Action) -> Any:
+        skip = self.dry_run and action.mutating
+        if isinstance(action, Run):
+            shown = self.redact(action.command.display())
+            if skip:
+                self.planned.append(PlannedChange("command", shown))
+                return CommandResult(rc=0, dry_run=True)
+            self.commands.append(shown)
+            return self.transport.run(action.command, timeout=action.timeout)
+        if isinstance(action, ReadFile):
+            return self.transport.read_file(action.path, become=action.become)
+        if isinstance(action, Stat):
+            return self.transport.stat(action.path, become=action.become)
+        if isinstance(action, WriteFile):
+            if skip:
+                self.planned.append(self._file_change(action))
+                return None
+            self.transport.write_file(
+                action.path,
+                action.content,
+                mode=action.mode,
+                owner=action.owner,
+                group=action.group,
+                become=action.become,
+            )
+            return None
+        if isinstance(action, Http):
+            if skip:
+                self.planned.append(PlannedChange("request", f"{action.method} {self.redact(action.url)}"))
+                from runbook.plan.actions import HttpResponse
+
+                return HttpResponse(status=0, error="dry-run: not sent")
+            return clients.http_request(action, self.transport, self._stack)
+        if isinstance(action, Tunnel):
+            return self._stack.enter_context(self.transport.tunnel(action.host, action.port))
+        if isinstance(action, Client):
+            if skip:
+                self.planned.append(PlannedChange("client", f"{action.service}.{action.op}"))
+                return None
+            return clients.call(action, self.transport, self._stack, self.cancel)
+        if isinstance(action, Sleep):
+            if not self.dry_run:
+                self.cancel.wait(action.seconds)
+            return None
+        if isinstance(action, Snapshot):
+            data = dict(action.data)
+            self.snapshots.append(data)
+            if self.on_snapshot is not None and not self.dry_run:
+                self.on_snapshot(data)
+            return None
+        if isinstance(action, Note):
+            if self.on_note is not None:
+                self.on_note(self.redact(action.text))
+            return None
+        raise TypeError(f"unknown action {action!r}")
+
+    def _file_change(self, action: WriteFile) -> PlannedChange:
+        old = self.transport.read_file(action.path, become=action.become)
+        st: FileStat = self.transport.stat(action.path, become=action.become)
+        new_text = action.content.decode("utf-8", "replace")
+        old_text = "" if old is None else old.decode("utf-8", "replace")
+        diff = "".join(
+            difflib.unified_diff(
+                old_text.splitlines(keepends=True),
+                new_text.splitlines(keepends=True),
+                fromfile=action.path if old is not None else "/dev/null",
+                tofile=action.path,
+            )
+        )
+        extra = []
+        if action.mode is not None and (not st.exists or st.mode != action.mode):
+            extra.append(f"mode {oct(st.mode) if st.exists else '-'} -> {oct(action.mode)}")
+        summary = action.path + (f" ({', '.join(extra)})" if extra else "")
+        if old is not None and old == action.content and not extra:
+            summary += " (unchanged)"
+        return PlannedChange("file", summary, self.redact(diff))

@@ -1,0 +1,88 @@
+"""The engine's event stream. Subscribers (console renderer, audit writer, JSON/JUnit output) only
+listen; they never steer the run. Events flow one way: engine -> bus -> subscribers.
+
+Event kinds (``Event.kind``):
+  run.start      data: runbook, runbook_file, runbook_sha256, git_commit, plan_sha256, inventory,
+                       limit, extra_vars (redacted), operator {user, host}, dry_run, hosts, tags
+  phase.start    phase (preflight | steps | rollback | always)
+  host.start     host
+  step.start     host, step, phase, data: {module, index, command?}
+  step.end       host, step, phase, outcome (ok|changed|failed|skipped|rolled_back), rc,
+                 duration, data: {msg, command, stdout_sha256, stderr_sha256, stdout, stderr, attempts}
+                 (stdout/stderr are already redacted; the audit stores only their digests)
+  step.output    host, step, data: {line}   (live notes from long steps)
+  snapshot       host, step, data: {snapshot keys summary, state_file}
+  approval       host?, step, data: {approved_by, method}
+  rollback.start host, data: {reason}
+  rollback.step  host, step, outcome, rc, duration, data: {msg}
+  rollback.end   host, outcome (ok|failed)
+  host.end       host, outcome, data: {stats}
+  run.end        outcome (success|failed|rolled_back|preflight_failed|rollback_failed|interrupted),
+                 data: {exit_code, stats per host}
+Everything in ``data`` is JSON-serialisable and already redacted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    run_id: str
+    host: str | None = None
+    step: str | None = None
+    phase: str | None = None
+    outcome: str | None = None
+    rc: int | None = None
+    duration: float | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    ts: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="microseconds"))
+    mono: float = field(default_factory=time.monotonic)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {
+            "event": self.kind,
+            "run_id": self.run_id,
+            "ts": self.ts,
+            "host": self.host,
+            "step": self.step,
+            "phase": self.phase,
+            "outcome": self.outcome,
+            "rc": self.rc,
+            "duration": None if self.duration is None else round(self.duration, 6),
+        }
+        d.update(self.data)
+        return {k: v for k, v in d.items() if v is not None}
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out, serialised by a lock so subscribers see one event at a time, in order."""
+
+    def __init__(self) -> None:
+        self._subs: list[Subscriber] = []
+        self._lock = threading.RLock()
+
+    def subscribe(self, fn: Subscriber) -> None:
+        self._subs.append(fn)
+
+    def emit(self, event: Event) -> None:
+        with self._lock:
+            for fn in list(self._subs):
+                fn(event)
+
+    def close(self) -> None:
+        """Tell subscribers with a ``close`` method that the stream has ended."""
+        for fn in self._subs:
+            close = getattr(fn, "close", None)
+            if callable(close):
+                close()

@@ -1,0 +1,119 @@
+"""The one narrow interface every transport implements (local, ssh, ansible).
+
+Transports run commands and move bytes; they know nothing about steps, runbooks or output.
+All methods are blocking and thread-safe per host (the engine uses one transport per host, from one
+thread at a time); ``cancel`` may be called from another thread to interrupt a running command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runbook.plan.actions import CommandResult, FileStat
+from runbook.plan.commands import Command
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """How to reach one host: the inventory's connection variables, resolved."""
+
+    name: str  # inventory_hostname
+    address: str  # ansible_host or name
+    port: int | None = None
+    user: str | None = None
+    connection: str = "ssh"  # ansible_connection: ssh | local | paramiko | ansible
+    private_key_file: str | None = None
+    password: str | None = None
+    become: bool = False
+    become_user: str = "root"
+    become_password: str | None = None
+    python: str | None = None
+    vars: Mapping[str, Any] | None = None  # the host's full variables (for transport options)
+
+    @classmethod
+    def from_vars(cls, name: str, hv: Mapping[str, Any]) -> HostSpec:
+        def pick(*keys: str, default: Any = None) -> Any:
+            for k in keys:
+                if hv.get(k) not in (None, ""):
+                    return hv[k]
+            return default
+
+        conn = str(pick("ansible_connection", default="")) or (
+            "local" if name in ("localhost", "127.0.0.1") and "ansible_host" not in hv else "ssh"
+        )
+        port = pick("ansible_port", "ansible_ssh_port")
+        return cls(
+            name=name,
+            address=str(pick("ansible_host", "ansible_ssh_host", default=name)),
+            port=int(port) if port is not None else None,
+            user=pick("ansible_user", "ansible_ssh_user", "ansible_remote_user"),
+            connection=conn,
+            private_key_file=pick("ansible_ssh_private_key_file", "ansible_private_key_file"),
+            password=pick("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"),
+            become=_truthy(pick("ansible_become", "ansible_sudo", default=False)),
+            become_user=str(pick("ansible_become_user", "ansible_sudo_user", default="root")),
+            become_password=pick("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"),
+            python=pick("ansible_python_interpreter"),
+            vars=hv,
+        )
+
+
+def _truthy(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "on", "y")
+    return bool(v)
+
+
+class Transport(ABC):
+    """Run commands and move files on one host."""
+
+    def __init__(self, spec: HostSpec):
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def connect(self) -> None:  # noqa: B027 - optional hook
+        """Open the connection (idempotent). Raises TransportError (or HostKeyError) on failure."""
+
+    @abstractmethod
+    def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+        """Run a command to completion. rc != 0 is a result, not an exception; a timeout returns
+        rc=124 with timed_out=True; a lost connection raises TransportError."""
+
+    @abstractmethod
+    def read_file(self, path: str, *, become: bool = False) -> bytes | None:
+        """Content of a file, or None if it does not exist."""
+
+    @abstractmethod
+    def stat(self, path: str, *, become: bool = False) -> FileStat:
+        """lstat() of a path (exists=False when missing)."""
+
+    @abstractmethod
+    def write_file(
+        self,
+        path: str,
+        content: bytes,
+        *,
+        mode: int | None = None,
+        owner: str | None = None,
+        group: str | None = None,
+        become: bool = False,
+    ) -> None:
+        """Atomically replace a file (temp file in the same directory + rename)."""
+
+    @contextlib.contextmanager
+    def tunnel(self, host: str, port: int) -> Iterator[tuple[str, int]]:
+        """An address on the control machine that reaches host:port as seen from the target."""
+        yield (host, port)
+
+    def cancel(self) -> None:  # noqa: B027 - optional hook
+        """Interrupt the running command, if any (called from another thread)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the connection."""

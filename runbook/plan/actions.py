@@ -1,0 +1,189 @@
+"""What a step asks for. Step kinds are generators that *yield* these and get the result back.
+
+Steps never perform I/O themselves; the executor (runbook.execute) performs each action through the
+host's transport — or, in a dry-run, performs only the read-only ones and records the rest.
+
+    def run(self, args, ctx):
+        res = yield Run(Command.shell("df -Pk /"))          # -> CommandResult
+        data = yield ReadFile("/proc/meminfo")              # -> bytes | None
+        return Outcome.success("enough memory")
+
+Each action documents what is sent back by ``gen.send(...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook.plan.commands import Command
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    rc: int
+    stdout: str = ""
+    stderr: str = ""
+    duration: float = 0.0
+    timed_out: bool = False
+    dry_run: bool = False  # True when the command was not run (dry-run of a mutating command)
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+
+@dataclass(frozen=True)
+class FileStat:
+    path: str
+    exists: bool
+    is_dir: bool = False
+    is_link: bool = False
+    mode: int = 0  # permission bits only, e.g. 0o644
+    uid: int = -1
+    gid: int = -1
+    size: int = 0
+    owner: str | None = None
+    group: str | None = None
+
+
+# ----------------------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base class. ``mutating`` actions are not performed in a dry-run (or in preflight)."""
+
+    @property
+    def mutating(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class Run(Action):
+    """Run a command on the host. Sends back a CommandResult (never raises for rc != 0)."""
+
+    command: Command
+    timeout: float | None = None
+    changes: bool = True  # False for read-only probes (they run in dry-run and preflight)
+
+    @property
+    def mutating(self) -> bool:
+        return self.changes
+
+
+@dataclass(frozen=True)
+class ReadFile(Action):
+    """Read a file on the host. Sends back bytes, or None if it does not exist."""
+
+    path: str
+    become: bool = False
+
+
+@dataclass(frozen=True)
+class Stat(Action):
+    """Stat a path on the host (lstat). Sends back a FileStat (exists=False when missing)."""
+
+    path: str
+    become: bool = False
+
+
+@dataclass(frozen=True)
+class WriteFile(Action):
+    """Atomically write a file on the host (temp file + rename). Sends back None.
+
+    In a dry-run the executor shows a unified diff against the current content instead.
+    ``mode`` is e.g. 0o644 (None keeps the existing mode, or the umask default for a new file).
+    """
+
+    path: str
+    content: bytes
+    mode: int | None = None
+    owner: str | None = None
+    group: str | None = None
+    become: bool = False
+
+    @property
+    def mutating(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Http(Action):
+    """An HTTP request made *from the host's point of view* (a URL on 127.0.0.1 means the host's
+    loopback; over SSH it is tunnelled). Sends back HttpResponse; connection errors come back as
+    HttpResponse(status=0, error="...") rather than raising."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    timeout: float = 10.0
+    changes: bool = False  # True for requests that change something (POST to a deploy API ...)
+
+    @property
+    def mutating(self) -> bool:
+        return self.changes
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    error: str | None = None
+    elapsed: float = 0.0
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class Tunnel(Action):
+    """Reach ``host:port`` as seen from the target host. Sends back (local_host, local_port) that the
+    control machine can connect to for the rest of the step (identity on the local transport, an
+    SSH direct-tcpip forward on ssh). Used by executor-side clients (PostgreSQL, Redis)."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Client(Action):
+    """Call a service client that lives in the execute layer (e.g. "postgres", "redis").
+
+    ``service`` names a registered client (runbook.execute.clients); ``op`` and ``params`` are
+    passed to it; what it returns is sent back. ``changes`` marks operations that modify state."""
+
+    service: str
+    op: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    changes: bool = False
+
+    @property
+    def mutating(self) -> bool:
+        return self.changes
+
+
+@dataclass(frozen=True)
+class Sleep(Action):
+    """Wait (interruptible). Sends back None. Skipped (not slept) in a dry-run."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Snapshot(Action):
+    """Record what a mutating step is about to change, *before* changing it. ``data`` must be
+    JSON-serialisable (bytes: base64 them). The engine persists it (state file + audit) and later
+    passes it to the step kind's ``undo``. Sends back None."""
+
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Note(Action):
+    """A line for the operator (shown live, kept in the step result). Sends back None."""
+
+    text: str

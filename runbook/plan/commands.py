@@ -1,0 +1,83 @@
+"""Commands as data: argv or shell text, built from parts that know how to quote and mask themselves.
+
+Nothing here runs anything; transports do (runbook.execute.transports).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+
+class Masked(str):
+    """A command part that is a secret: it is passed to the transport as is, shown as ***."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+def _show(part: str) -> str:
+    return "***" if isinstance(part, Masked) else part
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command for a transport to run.
+
+    Either ``argv`` (run without a shell, each element one argument) or ``script`` (POSIX shell text).
+    ``env`` is added to the environment; ``cwd`` is the working directory; ``become`` runs it via sudo
+    as ``become_user``; ``stdin`` is fed to the process.
+    """
+
+    argv: tuple[str, ...] | None = None
+    script: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    stdin: bytes | None = None
+    become: bool = False
+    become_user: str = "root"
+    masked: tuple[str, ...] = ()  # extra literal values to hide whenever this command is displayed
+
+    @classmethod
+    def shell(cls, script: str, **kw) -> Command:
+        return cls(script=script, **kw)
+
+    @classmethod
+    def exec(cls, argv: Iterable[str], **kw) -> Command:
+        return cls(argv=tuple(argv), **kw)
+
+    def __post_init__(self) -> None:
+        if (self.argv is None) == (self.script is None):
+            raise ValueError("a Command has exactly one of argv or script")
+
+    def to_shell(self) -> str:
+        """The command as one POSIX shell string (argv parts quoted)."""
+        if self.script is not None:
+            return self.script
+        assert self.argv is not None
+        return " ".join(shlex.quote(a) for a in self.argv)
+
+    def display(self) -> str:
+        """What a human (console, audit, plan) may see: masked parts and env secrets as ***."""
+        if self.argv is not None:
+            text = " ".join(shlex.quote(_show(a)) if not isinstance(a, Masked) else "***" for a in self.argv)
+        else:
+            text = _show(self.script or "")
+        for secret in self.masked:
+            if secret:
+                text = text.replace(secret, "***")
+        for part in self.argv or ():
+            if isinstance(part, Masked) and part:
+                text = text.replace(part, "***")
+        env = " ".join(
+            f"{k}={'***' if isinstance(v, Masked) else shlex.quote(v)}" for k, v in self.env.items()
+        )
+        prefix = f"cd {shlex.quote(self.cwd)} && " if self.cwd else ""
+        sudo = f"sudo -u {self.become_user} " if self.become else ""
+        return f"{prefix}{sudo}{env + ' ' if env else ''}{text}"
+
+    def __str__(self) -> str:
+        return self.display()

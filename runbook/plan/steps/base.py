@@ -1,0 +1,139 @@
+"""The contract every step kind (module) fulfils.
+
+A step kind is a small class registered under its module name (``check.memory``, ``compose.up``).
+It validates its arguments with a JSON Schema, and its ``run`` is a generator that yields actions
+(runbook.plan.actions) and returns an Outcome. Mutating kinds yield a Snapshot before they change
+anything, and implement ``undo(args, snapshot, ctx)`` the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from runbook.plan.actions import Action
+
+StepGen = Generator[Action, Any, "Outcome"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one step on one host (before changed_when/failed_when are applied)."""
+
+    ok: bool
+    changed: bool = False
+    msg: str = ""
+    rc: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)  # extra fields for `register`
+    skipped: bool = False
+    command: str | None = None  # display form of the main command (masked), for output and audit
+
+    @classmethod
+    def success(cls, msg: str = "", *, changed: bool = False, **kw: Any) -> Outcome:
+        return cls(ok=True, changed=changed, msg=msg, **kw)
+
+    @classmethod
+    def failure(cls, msg: str, **kw: Any) -> Outcome:
+        return cls(ok=False, msg=msg, **kw)
+
+    def registered(self) -> dict[str, Any]:
+        """The value `register:` stores (Ansible-like field names)."""
+        out: dict[str, Any] = {
+            "ok": self.ok,
+            "failed": not self.ok,
+            "changed": self.changed,
+            "skipped": self.skipped,
+            "msg": self.msg,
+            "rc": self.rc,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "stdout_lines": self.stdout.splitlines(),
+            "stderr_lines": self.stderr.splitlines(),
+        }
+        out.update(self.data)
+        return out
+
+
+@dataclass
+class StepContext:
+    """What a step kind may know about where it runs. No I/O handles: only data and pure helpers."""
+
+    host: str
+    vars: Mapping[str, Any]  # the rendered variable context for this host (hostvars, vars, register)
+    project_dir: Path  # where playbooks/, templates/, migrations/ live
+    run_id: str
+    dry_run: bool = False
+    become: bool = False
+    render_str: Callable[[str], str] = lambda s: s  # render Jinja2 text with the host's context
+    loader_dirs: tuple[Path, ...] = ()  # where relative template/file sources are looked up
+
+    def find_file(self, name: str, kind: str = "templates") -> Path:
+        """Resolve a control-machine source file (template, copy src, migrations dir)."""
+        p = Path(name)
+        if p.is_absolute():
+            return p
+        candidates = [d / name for d in self.loader_dirs]
+        candidates += [self.project_dir / kind / name, self.project_dir / name]
+        for c in candidates:
+            if c.exists():
+                return c
+        return candidates[0]
+
+
+class StepKind:
+    """Base class for modules. Subclasses set ``name``, ``schema`` and implement ``run``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    mutating: ClassVar[bool] = False  # read-only kinds run for real in dry-run and in preflight
+    schema: ClassVar[dict[str, Any]] = {"type": "object"}  # JSON Schema of the args mapping
+    # If the module accepts a bare string (``shell: "echo hi"``), the key it is stored under.
+    free_form: ClassVar[str | None] = None
+
+    def normalize(self, args: Any) -> dict[str, Any]:
+        """Turn the YAML value into the args mapping validated against ``schema``."""
+        if self.free_form and isinstance(args, str):
+            return {self.free_form: args}
+        if args is None:
+            return {}
+        return args
+
+    def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:  # pragma: no cover - abstract
+        raise NotImplementedError
+        yield  # make it a generator
+
+    def undo(self, args: dict[str, Any], snapshot: Mapping[str, Any], ctx: StepContext) -> StepGen:
+        """Undo from a snapshot. Read-only kinds have nothing to undo."""
+        return Outcome.success("nothing to undo")
+        yield
+
+    @property
+    def can_undo(self) -> bool:
+        return type(self).undo is not StepKind.undo
+
+
+_REGISTRY: dict[str, type[StepKind]] = {}
+
+
+def register(cls: type[StepKind]) -> type[StepKind]:
+    """Class decorator: make a step kind available under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def registry() -> dict[str, type[StepKind]]:
+    from runbook.plan.steps import load_all
+
+    load_all()
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> StepKind | None:
+    cls = registry().get(name)
+    return cls() if cls else None

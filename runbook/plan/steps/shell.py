@@ -1,0 +1,104 @@
+"""shell and command: run a command on the host.
+
+Both change the host as far as runbook can tell (they are shown, not run, in a dry-run), unless the
+step says ``changes: false`` — then it is a read-only probe that also runs in preflight and dry-run.
+Neither can be undone from a snapshot; a step may give an explicit ``undo:`` command instead.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from runbook.plan.actions import Run
+from runbook.plan.commands import Command
+from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
+
+_COMMON = {
+    "chdir": {"type": "string", "description": "working directory on the host"},
+    "env": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+    "stdin": {"type": "string"},
+    "creates": {"type": "string", "description": "skip if this path exists on the host"},
+    "removes": {"type": "string", "description": "skip unless this path exists on the host"},
+    "changes": {"type": "boolean", "description": "false: a read-only probe (runs in dry-run)"},
+    "executable": {"type": "string", "description": "shell to use (shell module), default /bin/sh"},
+}
+
+
+def _run(command: Command, args: dict[str, Any], ctx: StepContext) -> StepGen:
+    from runbook.plan.actions import Stat
+
+    if args.get("creates"):
+        st = yield Stat(args["creates"])
+        if st.exists:
+            return Outcome(ok=True, skipped=True, msg=f"{args['creates']} exists")
+    if args.get("removes"):
+        st = yield Stat(args["removes"])
+        if not st.exists:
+            return Outcome(ok=True, skipped=True, msg=f"{args['removes']} does not exist")
+    res = yield Run(command, changes=args.get("changes", True))
+    return Outcome(
+        ok=res.ok,
+        changed=bool(args.get("changes", True)) and not res.dry_run,
+        rc=res.rc,
+        stdout=res.stdout,
+        stderr=res.stderr,
+        msg=("timed out" if res.timed_out else "" if res.ok else f"non-zero return code {res.rc}"),
+        command=command.display(),
+    )
+
+
+def _kw(args: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
+    return {
+        "env": {str(k): str(v) for k, v in (args.get("env") or {}).items()},
+        "cwd": args.get("chdir"),
+        "stdin": args["stdin"].encode() if args.get("stdin") is not None else None,
+        "become": ctx.become,
+    }
+
+
+@register
+class Shell(StepKind):
+    name = "shell"
+    description = "Run shell text on the host (/bin/sh -c)."
+    mutating = True
+    free_form = "cmd"
+    schema = {
+        "type": "object",
+        "properties": {"cmd": {"type": "string", "minLength": 1}, **_COMMON},
+        "required": ["cmd"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        script = args["cmd"]
+        if args.get("executable"):
+            cmd = Command.exec([args["executable"], "-c", script], **_kw(args, ctx))
+        else:
+            cmd = Command.shell(script, **_kw(args, ctx))
+        return (yield from _run(cmd, args, ctx))
+
+
+@register
+class CommandKind(StepKind):
+    name = "command"
+    description = (
+        "Run a program with arguments, no shell (argv given as a list or a string split like a shell)."
+    )
+    mutating = True
+    free_form = "cmd"
+    schema = {
+        "type": "object",
+        "properties": {
+            "cmd": {"type": "string", "minLength": 1},
+            "argv": {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 1},
+            **{k: v for k, v in _COMMON.items() if k != "executable"},
+        },
+        "oneOf": [{"required": ["cmd"]}, {"required": ["argv"]}],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        argv = [str(a) for a in args["argv"]] if args.get("argv") else shlex.split(args["cmd"])
+        cmd = Command.exec(argv, **_kw(args, ctx))
+        return (yield from _run(cmd, args, ctx))
