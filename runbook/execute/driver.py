@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runbook.errors import RunbookError
 from runbook.execute import clients
 from runbook.execute.transports.base import Transport
 from runbook.plan.actions import (
@@ -31,6 +32,14 @@ from runbook.plan.actions import (
     WriteFile,
 )
 from runbook.plan.steps.base import Outcome, StepGen
+
+
+class Cancelled(Exception):
+    """The step was stopped (timeout or the run being interrupted)."""
+
+
+class NotReadOnly(RunbookError):
+    """A read-only phase (preflight) tried to change something."""
 
 
 @dataclass
@@ -52,6 +61,8 @@ class Drive:
     on_snapshot: Callable[[dict[str, Any]], None] | None = None
     on_note: Callable[[str], None] | None = None
     redact: Callable[[str], str] = lambda s: s
+    read_only: bool = False  # preflight: a mutating action is an error, not a plan
+    timed_out: bool = False
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # display forms of every command run
@@ -64,7 +75,7 @@ class Drive:
             while True:
                 if self.cancel.is_set():
                     gen.close()
-                    raise KeyboardInterrupt
+                    raise Cancelled("cancelled")
                 try:
                     result = self.perform(action)
                 except BaseException as exc:  # let the step see transport errors where it wants to
@@ -81,6 +92,8 @@ class Drive:
 
     # --------------------------------------------------------------------------------- actions
     def perform(self, action: Action) -> Any:
+        if self.read_only and action.mutating:
+            raise NotReadOnly(f"a read-only phase tried to change something: {type(action).__name__}")
         skip = self.dry_run and action.mutating
         if isinstance(action, Run):
             shown = self.redact(action.command.display())

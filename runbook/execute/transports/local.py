@@ -55,6 +55,9 @@ class LocalTransport(Transport):
             timed_out = True
             self._kill(proc)
             out, err = proc.communicate()
+        except BaseException:  # Ctrl-C while waiting: never leave the command running
+            self._kill(proc)
+            raise
         finally:
             with self._lock:
                 self._proc = None

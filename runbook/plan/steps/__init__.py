@@ -6,6 +6,7 @@ import importlib
 
 # Each entry is a module under runbook.plan.steps that registers step kinds on import.
 FAMILIES = (
+    "control",
     "shell",
     "files",
     "checks",

@@ -1,0 +1,101 @@
+"""Per-host execution context: variables, transport, stats and what was completed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook.execute.state import HostState
+from runbook.execute.transports import HostSpec, Transport, open_transport
+from runbook.render.templar import LazyVars
+
+
+@dataclass
+class StepRecord:
+    """One step's result on one host, for the recap, JSON and JUnit output."""
+
+    phase: str
+    index: int
+    name: str
+    module: str
+    outcome: str  # ok | changed | failed | skipped | rolled_back
+    rc: int | None = None
+    duration: float = 0.0
+    msg: str = ""
+    command: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    planned: list[dict[str, str]] = field(default_factory=list)
+    attempts: int = 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "index": self.index,
+            "name": self.name,
+            "module": self.module,
+            "outcome": self.outcome,
+            "rc": self.rc,
+            "duration": round(self.duration, 3),
+            "msg": self.msg,
+            "command": self.command,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "planned": self.planned,
+            "attempts": self.attempts,
+        }
+
+
+STAT_KEYS = ("ok", "changed", "failed", "skipped", "rolled_back", "unreachable")
+
+
+@dataclass
+class HostRun:
+    name: str
+    spec: HostSpec
+    base_vars: LazyVars
+    state: HostState
+    transport_options: Mapping[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # registered results and set_fact
+    extra_vars: Mapping[str, Any] = field(default_factory=dict)  # -e: highest precedence
+    stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_KEYS, 0))
+    records: list[StepRecord] = field(default_factory=list)
+    failed: bool = False
+    failure: str = ""
+    unreachable: bool = False
+    changed_anything: bool = False
+    rollback_status: str | None = None  # None | ok | failed
+    transport_factory: Callable[[HostSpec], Transport] | None = None
+    _transport: Transport | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def transport(self) -> Transport:
+        """The host's transport, connected on first use (one connection reused for the run)."""
+        with self._lock:
+            if self._transport is None:
+                factory = self.transport_factory or (lambda s: open_transport(s, **self.transport_options))
+                t = factory(self.spec)
+                t.connect()
+                self._transport = t
+            return self._transport
+
+    def close(self) -> None:
+        with self._lock:
+            if self._transport is not None:
+                try:
+                    self._transport.close()
+                finally:
+                    self._transport = None
+
+    def vars(
+        self, step_vars: Mapping[str, Any] | None = None, loop: Mapping[str, Any] | None = None
+    ) -> LazyVars:
+        """Variables for one step: extra vars > loop item > registered/facts > step vars > the rest."""
+        return self.base_vars.child(
+            (self.extra_vars, False),
+            (loop or {}, True),
+            (self.facts, True),
+            (step_vars or {}, False),
+        )

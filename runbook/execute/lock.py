@@ -1,0 +1,85 @@
+"""Per-host deploy lock: an atomic ``mkdir`` on the host with a details file (Kamal's habit), released
+on exit; a lock whose holder is gone (same control host, dead PID) or older than its TTL is stale."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import time
+from dataclasses import dataclass
+
+from runbook.execute.transports.base import Transport
+from runbook.plan.commands import Command
+
+LOCK_ROOT = "/tmp/runbook-locks"
+
+
+@dataclass
+class LockResult:
+    acquired: bool
+    message: str = ""
+    broke_stale: bool = False
+
+
+def _dir(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return f"{LOCK_ROOT}/{safe}.lock"
+
+
+def acquire(transport: Transport, name: str, run_id: str, ttl: float = 4 * 3600) -> LockResult:
+    d = _dir(name)
+    details = json.dumps(
+        {
+            "run_id": run_id,
+            "user": os.environ.get("USER") or str(os.getuid()),
+            "control_host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": time.time(),
+        }
+    )
+    script = f"mkdir -p {LOCK_ROOT} && mkdir {shlex.quote(d)} 2>/dev/null && printf %s {shlex.quote(details)} > {shlex.quote(d)}/details.json"
+    res = transport.run(Command.shell(script))
+    if res.ok:
+        return LockResult(True)
+    raw = transport.read_file(f"{d}/details.json")
+    try:
+        info = json.loads(raw or b"{}")
+    except ValueError:
+        info = {}
+    stale = False
+    since = float(info.get("since", 0) or 0)
+    if since and time.time() - since > ttl:
+        stale = True
+    if info.get("control_host") == socket.gethostname() and info.get("pid"):
+        try:
+            os.kill(int(info["pid"]), 0)
+        except ProcessLookupError:
+            stale = True
+        except (PermissionError, ValueError):
+            pass
+    if not info and not raw:
+        # half-created lock (crash between mkdir and write): stale if the directory is old
+        age = transport.run(Command.shell(f"echo $(( $(date +%s) - $(stat -c %Y {shlex.quote(d)}) ))"))
+        stale = age.ok and age.stdout.strip().isdigit() and int(age.stdout.strip()) > 60
+    if stale:
+        transport.run(Command.exec(["rm", "-rf", d]))
+        again = acquire(transport, name, run_id, ttl)
+        again.broke_stale = again.acquired
+        again.message = f"broke a stale lock held by run {info.get('run_id', '?')}"
+        return again
+    who = f"run {info.get('run_id', '?')} by {info.get('user', '?')}@{info.get('control_host', '?')}"
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if since else "unknown time"
+    return LockResult(False, f"deploy lock '{name}' is held by {who} since {when} ({d})")
+
+
+def release(transport: Transport, name: str, run_id: str) -> None:
+    d = _dir(name)
+    raw = transport.read_file(f"{d}/details.json")
+    try:
+        info = json.loads(raw or b"{}")
+    except ValueError:
+        info = {}
+    if info.get("run_id") in (run_id, None):
+        transport.run(Command.exec(["rm", "-rf", d]))

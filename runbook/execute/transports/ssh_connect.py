@@ -1,0 +1,264 @@
+"""Open an authenticated paramiko Transport to an Endpoint: TCP (with TCP_NODELAY and keepalives),
+ProxyJump hops as direct-tcpip channels, ProxyCommand, strict host-key checking, key/agent/password
+authentication. Errors are TransportError/HostKeyError with a reason and what to do."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook.errors import HostKeyError, TransportError
+from runbook.execute.transports.hostkeys import KnownHosts, host_pattern
+from runbook.execute.transports.ssh_config import Endpoint
+
+DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
+
+
+@dataclass
+class ConnectOptions:
+    known_hosts: str | None = None  # None: ssh_config UserKnownHostsFile, else ~/.ssh/known_hosts
+    trust_new_hosts: bool = False
+    connect_timeout: float = 10.0
+    keepalive: float = 15.0
+    allow_agent: bool = True
+    look_for_keys: bool = True
+    host: str = ""  # inventory name, for messages
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def tune_socket(sock: socket.socket, keepalive: float) -> None:
+    """TCP_NODELAY (paramiko leaves Nagle on: ~40 ms per command with delayed ACKs) and kernel keepalive
+    plus TCP_USER_TIMEOUT so a silently dead peer is noticed instead of hanging for minutes."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    idle = max(1, int(keepalive))
+    for opt, val in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", max(1, idle // 3)), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, opt):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), val)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(idle * 4 * 1000))
+
+
+class Connection:
+    """The target's Transport plus the jump-host Transports it rides on (closed together)."""
+
+    def __init__(self, transport: Any, hops: list[Any], endpoint: Endpoint):
+        self.transport = transport
+        self.hops = hops
+        self.endpoint = endpoint
+
+    @property
+    def active(self) -> bool:
+        return bool(self.transport.is_active()) and all(h.is_active() for h in self.hops)
+
+    def close(self) -> None:
+        for t in [self.transport, *reversed(self.hops)]:
+            try:
+                t.close()
+            except Exception:
+                pass
+
+
+def connect(ep: Endpoint, opts: ConnectOptions) -> Connection:
+    """Connect through every hop to ``ep``; raises TransportError/HostKeyError."""
+    hops: list[Any] = []
+    try:
+        sock: Any = None
+        chain = [*ep.jumps, ep]
+        for i, hop in enumerate(chain):
+            via = chain[i - 1] if i else None
+            if via is None:
+                sock = _first_socket(hop, opts)
+            else:
+                sock = _channel_to(hops[-1], hop, via, opts)
+            jump = ",".join(f"{h.user}@{h.hostname}:{h.port}" for h in chain[:i]) or None
+            t = _handshake(sock, hop, opts, jump=jump, is_target=hop is ep)
+            if hop is not ep:
+                hops.append(t)
+            else:
+                return Connection(t, hops, ep)
+    except BaseException:
+        for t in reversed(hops):
+            t.close()
+        raise
+    raise AssertionError("unreachable")
+
+
+def _label(opts: ConnectOptions, ep: Endpoint, is_target: bool = True) -> str:
+    name = opts.host or ep.alias
+    return f"host {name}" if is_target else f"host {name} (jump host {ep.display})"
+
+
+def _first_socket(ep: Endpoint, opts: ConnectOptions) -> Any:
+    timeout = ep.connect_timeout or opts.connect_timeout
+    if ep.proxy_command:
+        import paramiko
+
+        try:
+            return paramiko.ProxyCommand(ep.proxy_command)
+        except Exception as exc:
+            raise TransportError(f"{_label(opts, ep)}: ProxyCommand failed: {exc}") from None
+    try:
+        sock = socket.create_connection((ep.hostname, ep.port), timeout=timeout)
+    except socket.gaierror as exc:
+        raise TransportError(
+            f"{_label(opts, ep)}: cannot resolve {ep.hostname!r}: {exc.strerror}",
+            hint="check ansible_host in the inventory (or HostName in ~/.ssh/config)",
+        ) from None
+    except TimeoutError:
+        raise TransportError(
+            f"{_label(opts, ep)}: no answer from {ep.hostname}:{ep.port} within {timeout:g}s",
+            hint="is the host up and the port right (ansible_port)? a firewall dropping packets?",
+        ) from None
+    except OSError as exc:
+        raise TransportError(
+            f"{_label(opts, ep)}: cannot connect to {ep.hostname}:{ep.port}: {exc.strerror or exc}",
+            hint="is sshd running there and is ansible_port right?",
+        ) from None
+    tune_socket(sock, opts.keepalive)
+    return sock
+
+
+def _channel_to(prev: Any, ep: Endpoint, via: Endpoint, opts: ConnectOptions) -> Any:
+    import paramiko
+
+    timeout = ep.connect_timeout or opts.connect_timeout
+    try:
+        return prev.open_channel("direct-tcpip", (ep.hostname, ep.port), ("127.0.0.1", 0), timeout=timeout)
+    except paramiko.ChannelException as exc:
+        raise TransportError(
+            f"{_label(opts, ep)}: jump host {via.display} could not connect to {ep.hostname}:{ep.port}: "
+            f"{exc.text or exc}",
+            hint="check that the target's address/port are right as seen from the jump host and that "
+            "the jump host allows TCP forwarding (AllowTcpForwarding)",
+        ) from None
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise TransportError(f"{_label(opts, ep)}: through jump host {via.display}: {exc}") from None
+
+
+def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | None, is_target: bool) -> Any:
+    import paramiko
+
+    label = _label(opts, ep, is_target)
+    timeout = ep.connect_timeout or opts.connect_timeout
+    t = paramiko.Transport(sock)
+    try:
+        names = [ep.host_key_alias] if ep.host_key_alias else [host_pattern(ep.hostname, ep.port)]
+        files = [opts.known_hosts] if opts.known_hosts else list(ep.known_hosts_files) or ["~/.ssh/known_hosts"]
+        kh = KnownHosts(files + list(ep.global_known_hosts_files), record_to=files[0])
+        sec = t.get_security_options()
+        sec.key_types = kh.preferred_algorithms(names, tuple(sec.key_types))
+        try:
+            t.start_client(timeout=timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(
+                f"{label}: SSH handshake with {ep.hostname}:{ep.port} failed: {exc or type(exc).__name__}",
+                hint="is it an SSH server on that port? (ssh -v shows the same handshake)",
+            ) from None
+        key = t.get_remote_server_key()
+        strict = (ep.strict_host_key_checking or "").lower()
+        trust_new = opts.trust_new_hosts or strict in ("accept-new", "no", "off")
+        kh.verify(
+            host=f"{opts.host or ep.alias}" + ("" if is_target else f" (jump host {ep.display})"),
+            names=names,
+            key_type=key.get_name(),
+            blob=key.asbytes(),
+            trust_new=trust_new,
+            hostname=ep.hostname,
+            port=ep.port,
+            jump=jump,
+        )
+        _authenticate(t, ep, opts, label)
+        if opts.keepalive:
+            t.set_keepalive(int(max(1, opts.keepalive)))
+        return t
+    except (TransportError, HostKeyError):
+        t.close()
+        raise
+    except BaseException as exc:
+        t.close()
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise TransportError(f"{label}: {type(exc).__name__}: {exc}") from None
+
+
+def _load_key(path: str, tried: list[str]) -> Any:
+    import paramiko
+
+    try:
+        return paramiko.PKey.from_path(path)
+    except FileNotFoundError:
+        return None
+    except paramiko.PasswordRequiredException:
+        tried.append(f"{path} (encrypted: add it to ssh-agent)")
+    except (paramiko.SSHException, OSError, ValueError) as exc:
+        tried.append(f"{path} (unreadable: {exc})")
+    return None
+
+
+def _candidate_keys(ep: Endpoint, opts: ConnectOptions, tried: list[str]) -> list[tuple[str, Any]]:
+    import paramiko
+
+    out: list[tuple[str, Any]] = []
+    for path in ep.identity_files:
+        key = _load_key(path, tried)
+        if key is not None:
+            out.append((path, key))
+        elif not os.path.exists(path):
+            tried.append(f"{path} (no such file)")
+    if opts.allow_agent and os.environ.get("SSH_AUTH_SOCK") and not ep.identities_only:
+        try:
+            agent_keys = paramiko.Agent().get_keys()
+        except Exception:
+            agent_keys = ()
+        out.extend((f"agent key {k.fingerprint}", k) for k in agent_keys)
+    if opts.look_for_keys and not ep.identity_files:
+        for p in DEFAULT_KEYS:
+            path = os.path.expanduser(p)
+            if os.path.exists(path):
+                key = _load_key(path, tried)
+                if key is not None:
+                    out.append((path, key))
+    return out
+
+
+def _authenticate(t: Any, ep: Endpoint, opts: ConnectOptions, label: str) -> None:
+    import paramiko
+
+    tried: list[str] = []
+    allowed: list[str] | None = None
+    for what, key in _candidate_keys(ep, opts, tried):
+        if allowed is not None and "publickey" not in allowed:
+            break
+        try:
+            t.auth_publickey(ep.user, key)
+        except paramiko.BadAuthenticationType as exc:
+            allowed = list(exc.allowed_types)
+            tried.append(f"{what} (server does not accept public keys)")
+            continue
+        except paramiko.AuthenticationException:
+            tried.append(f"{what} (rejected)")
+            continue
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"{label}: connection lost while authenticating: {exc}") from None
+        if t.is_authenticated():
+            return
+        tried.append(f"{what} (partial success: more factors needed)")
+    if ep.password is not None:
+        try:
+            t.auth_password(ep.user, ep.password)
+            if t.is_authenticated():
+                return
+        except paramiko.AuthenticationException:
+            tried.append("password (rejected)")
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"{label}: connection lost while authenticating: {exc}") from None
+    if not tried:
+        tried.append("no key, agent or password available")
+    raise TransportError(
+        f"{label}: authentication failed for {ep.display}; tried: {'; '.join(tried)}",
+        hint="set ansible_user / ansible_ssh_private_key_file (or IdentityFile in ~/.ssh/config), "
+        "load the key into ssh-agent, or set ansible_password",
+    )

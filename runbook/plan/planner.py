@@ -1,0 +1,36 @@
+"""Pure planning: which hosts, in which batches. No I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def batches(hosts: Sequence[str], serial: Sequence[int | str]) -> list[list[str]]:
+    """Split hosts into rolling batches like Ansible's ``serial`` (numbers and percentages; the last
+    size repeats until every host is placed)."""
+    hosts = list(hosts)
+    if not serial:
+        return [hosts] if hosts else []
+    out: list[list[str]] = []
+    i = 0
+    sizes = list(serial)
+    k = 0
+    while i < len(hosts):
+        spec = sizes[min(k, len(sizes) - 1)]
+        if isinstance(spec, str) and spec.strip().endswith("%"):
+            size = math.floor(len(hosts) * float(spec.strip()[:-1]) / 100.0)
+        else:
+            size = int(spec)
+        size = max(1, size)
+        out.append(hosts[i : i + size])
+        i += size
+        k += 1
+    return out
+
+
+def failed_too_many(failed: int, total: int, max_fail_percentage: float) -> bool:
+    """Ansible's rule: abort when the failed share of the batch is *greater than* the maximum."""
+    if total == 0 or failed == 0:
+        return False
+    return (failed * 100.0 / total) > max_fail_percentage

@@ -1,0 +1,99 @@
+"""The JSON Schema of the runbook format (for editors and `runbook schema`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runbook.model.runbook import RUNBOOK_KEYS, STEP_KEYWORDS
+from runbook.plan.steps import base as kinds
+
+_COND = {
+    "oneOf": [
+        {"type": "string"},
+        {"type": "boolean"},
+        {"type": "array", "items": {"type": ["string", "boolean"]}},
+    ]
+}
+_NUM = {"type": ["number", "string"]}
+
+
+def json_schema() -> dict[str, Any]:
+    reg = kinds.registry()
+    keywords: dict[str, Any] = {
+        "name": {"type": "string"},
+        "when": _COND, "until": _COND, "changed_when": _COND, "failed_when": _COND,
+        "register": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "loop": {"type": ["array", "string"]},
+        "loop_control": {"type": "object", "properties": {"loop_var": {"type": "string"}, "label": {"type": "string"}}},
+        "retries": _NUM, "delay": _NUM, "backoff": _NUM, "timeout": _NUM,
+        "tags": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "become": {"type": ["boolean", "string"]}, "become_user": {"type": "string"},
+        "no_log": {"type": ["boolean", "string"]}, "ignore_errors": {"type": ["boolean", "string"]},
+        "run_once": {"type": ["boolean", "string"]}, "changes": {"type": ["boolean", "string"]},
+        "delegate_to": {"type": "string"}, "vars": {"type": "object"},
+        "undo": {"$ref": "#/$defs/step"},
+    }  # fmt: skip
+    for k, desc in STEP_KEYWORDS.items():
+        keywords.setdefault(k, {})
+        keywords[k] = {**keywords[k], "description": desc}
+    variants = []
+    for name, cls in sorted(reg.items()):
+        arg_schema = dict(cls.schema)
+        if cls.free_form:
+            arg_schema = {"oneOf": [{"type": "string"}, arg_schema]}
+        variants.append(
+            {
+                "type": "object",
+                "description": cls.description,
+                "properties": {**keywords, name: arg_schema},
+                "required": [name],
+                "additionalProperties": False,
+            }
+        )
+    steps = {"type": "array", "items": {"$ref": "#/$defs/step"}}
+    props: dict[str, Any] = {
+        "name": {"type": "string"},
+        "description": {"type": "string"},
+        "hosts": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "serial": {
+            "oneOf": [
+                {"type": ["integer", "string"]},
+                {"type": "array", "items": {"type": ["integer", "string"]}},
+            ]
+        },
+        "max_fail_percentage": {"type": "number", "minimum": 0, "maximum": 100},
+        "forks": {"type": "integer", "minimum": 1},
+        "lock": {"type": ["boolean", "string"]},
+        "window": {
+            "type": "object",
+            "properties": {
+                "start": {"type": "string"},
+                "end": {"type": "string"},
+                "tz": {"type": "string"},
+                "days": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["start", "end"],
+        },
+        "vars": {"type": "object"},
+        "vars_files": {"type": "array", "items": {"type": "string"}},
+        "preflight": steps,
+        "steps": steps,
+        "rollback": {"oneOf": [{"enum": ["auto", "none"]}, steps]},
+        "rollback_scope": {"enum": ["host", "all"]},
+        "always": steps,
+        "tags": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "become": {"type": "boolean"},
+        "timeout": {"type": "number"},
+    }
+    for k, desc in RUNBOOK_KEYS.items():
+        props.setdefault(k, {})
+        props[k] = {**props[k], "description": desc}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://runbook.dev/schema/runbook.json",
+        "title": "runbook",
+        "type": "object",
+        "properties": props,
+        "additionalProperties": False,
+        "$defs": {"step": {"oneOf": variants}},
+    }

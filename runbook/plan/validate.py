@@ -1,0 +1,241 @@
+"""Static checks of a runbook (no host is contacted): schema, module arguments, Jinja2 syntax,
+read-only preflight, and undefined variables (StrictUndefined) for every targeted host."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runbook.errors import Location, RenderError, RunbookError, ValidationError
+from runbook.model.runbook import Runbook, errors_of, load_runbook
+from runbook.plan.steps import base as kinds
+from runbook.render import templar as tpl
+from runbook.render.templar import LazyVars, Templar
+
+READ_ONLY_OK = {"shell", "command"}  # treated as probes in preflight
+
+
+def module_names() -> list[str]:
+    return sorted(kinds.registry())
+
+
+def load(path: str | Path) -> Runbook:
+    return load_runbook(path, module_names())
+
+
+class Anything:
+    """Stands in for values only known at run time (registered results, loop items)."""
+
+    def __getattr__(self, name: str) -> Anything:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> Anything:
+        return self
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __str__(self) -> str:
+        return "<runtime>"
+
+    def __call__(self, *a: Any, **kw: Any) -> Anything:
+        return self
+
+    def __contains__(self, item: Any) -> bool:
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    __gt__ = __le__ = __ge__ = __lt__
+
+    def __int__(self) -> int:
+        return 0
+
+    def __float__(self) -> float:
+        return 0.0
+
+    def __add__(self, other: Any) -> Any:
+        return other if isinstance(other, str) else self
+
+    __radd__ = __add__
+
+
+@dataclass
+class Problem:
+    error: RunbookError
+    host: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.error}" + (f"\n  (for host {self.host})" if self.host else "")
+
+
+def _strings(
+    value: Any, loc: Location | None, locs: Mapping[str, Location] | None = None
+) -> Iterator[tuple[str, Location | None]]:
+    if isinstance(value, str):
+        yield value, loc
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            kl = getattr(value, "key_loc", None)
+            sub = kl(k) if kl else (locs or {}).get(str(k), loc)
+            yield from _strings(k, sub)
+            yield from _strings(v, sub)
+    elif isinstance(value, list):
+        il = getattr(value, "item_loc", None)
+        for i, v in enumerate(value):
+            yield from _strings(v, il(i) if il else loc)
+
+
+def check_static(rb: Runbook) -> list[Problem]:
+    """Module arguments, template syntax and read-only preflight (independent of any host)."""
+    problems: list[Problem] = []
+    for step in rb.all_steps():
+        kind = kinds.get(step.module)
+        if kind is None:
+            problems.append(
+                Problem(ValidationError(f"unknown module '{step.module}'", location=step.location))
+            )
+            continue
+        if step.phase == "preflight" and kind.mutating and step.module not in READ_ONLY_OK:
+            problems.append(Problem(ValidationError(
+                f"preflight must be read-only, but '{step.module}' changes things",
+                location=step.location, hint="move this step to 'steps:'",
+            )))  # fmt: skip
+        args = kind.normalize(step.args)
+        if not isinstance(args, Mapping):
+            problems.append(
+                Problem(
+                    ValidationError(f"{step.module}: arguments must be a mapping", location=step.location)
+                )
+            )
+            continue
+        schema = kind.schema
+        props = schema.get("properties", {})
+        if schema.get("additionalProperties") is False and props:
+            for key in args:
+                if key not in props:
+                    close = difflib.get_close_matches(str(key), list(props), n=1)
+                    hint = (
+                        f"did you mean '{close[0]}'? " if close else ""
+                    ) + f"{step.module} accepts: {', '.join(props)}"
+                    problems.append(
+                        Problem(
+                            ValidationError(
+                                f"{step.module}: unknown argument '{key}'",
+                                location=step.arg_locations.get(str(key), step.location),
+                                hint=hint,
+                            )
+                        )
+                    )
+        for req in schema.get("required", []):
+            if req not in args:
+                problems.append(
+                    Problem(
+                        ValidationError(
+                            f"{step.module}: missing required argument '{req}'",
+                            location=step.location,
+                            hint=f"add '{req}:' under '{step.module}:'",
+                        )
+                    )
+                )
+        for text, loc in [
+            *_strings(step.args, step.location, step.arg_locations),
+            *_strings(list(step.when) + list(step.until), step.location),
+        ]:
+            try:
+                tpl.syntax_check(text, loc)
+            except RenderError as exc:
+                problems.append(Problem(exc))
+        for cond in [*step.when, *step.until, *(step.failed_when or ()), *(step.changed_when or ())]:
+            if isinstance(cond, str) and not tpl.is_template(cond):
+                try:
+                    tpl.compile_template("{{ " + cond + " }}", step.location)
+                except RenderError as exc:
+                    problems.append(Problem(exc))
+    for text, loc in _strings(dict(rb.vars), rb.location):
+        try:
+            tpl.syntax_check(text, loc)
+        except RenderError as exc:
+            problems.append(Problem(exc))
+    return problems
+
+
+def runtime_names(rb: Runbook) -> set[str]:
+    names = {s.register for s in rb.all_steps() if s.register}
+    names |= {s.loop_var for s in rb.all_steps() if s.loop is not None}
+    names |= {"result", "ansible_facts"}
+    for s in rb.all_steps():
+        if s.module == "set_fact" and isinstance(s.args, Mapping):
+            names |= {str(k) for k in s.args}
+    return names
+
+
+def check_host(
+    rb: Runbook, variables: LazyVars, templar: Templar, host: str, project_dir: Path
+) -> list[Problem]:
+    """Render everything that can be rendered before the run, for one host (StrictUndefined)."""
+    problems: list[Problem] = []
+    runtime = dict.fromkeys(runtime_names(rb), Anything())
+    scope = variables.child((runtime, True))
+    for step in rb.all_steps():
+        kind = kinds.get(step.module)
+        if kind is None:
+            continue
+        try:
+            for cond in step.when:
+                templar.evaluate(cond, scope, step.location)
+            if step.loop is not None:
+                templar.render(step.loop, scope, step.location)
+            step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
+            args = templar.render(kind.normalize(step.args), step_scope, step.location)
+            if step.module == "template" and isinstance(args, Mapping) and isinstance(args.get("src"), str):
+                ctx = kinds.StepContext(
+                    host=host,
+                    vars=step_scope,
+                    project_dir=project_dir,
+                    run_id="validate",
+                    loader_dirs=(rb.path.parent, rb.path.parent.parent),
+                )
+                src = ctx.find_file(args["src"], "templates")
+                if not src.exists():
+                    raise ValidationError(
+                        f"template source not found: {args['src']}",
+                        location=step.arg_locations.get("src", step.location),
+                        hint=f"looked in {project_dir / 'templates'} and next to the runbook",
+                    )
+                try:
+                    templar.render_str(src.read_text(), step_scope, Location(str(src), 1, 1))
+                except RenderError as exc:
+                    raise RenderError(
+                        f"in template {src.name}: {exc.message}", location=step.location, hint=exc.hint
+                    ) from None
+        except RenderError as exc:
+            msg = f"step '{step.label}' ({step.key}): {exc.message}"
+            problems.append(
+                Problem(RenderError(msg, location=exc.location or step.location, hint=exc.hint), host)
+            )
+        except ValidationError as exc:
+            problems.append(Problem(exc, host))
+    return problems
+
+
+def validation_errors(exc: ValidationError) -> list[Problem]:
+    return [Problem(e) for e in errors_of(exc)]

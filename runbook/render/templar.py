@@ -1,0 +1,214 @@
+"""Jinja2 rendering with StrictUndefined, Ansible's filters, lazy variables and native results.
+
+Variables are resolved lazily, the way Ansible does: a variable whose value is itself a template
+is rendered when (and only when) it is used, so ``compose_file: "{{ app_dir }}/x.yml"`` works and an
+unused, undefined reference is not an error. A string that is a single ``{{ expr }}`` renders to the
+expression's native value (list, dict, int), as in Ansible.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import jinja2
+from jinja2 import StrictUndefined
+from jinja2.utils import concat
+
+from runbook.errors import Location, RenderError
+from runbook.render.filters import FILTERS, TESTS, FilterError
+from runbook.render.secrets import Redactor
+
+_SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
+    )
+    env.filters.update(FILTERS)
+    env.tests.update(TESTS)
+    return env
+
+
+ENV = _env()
+_cache: dict[str, jinja2.Template] = {}
+_cache_lock = threading.Lock()
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
+
+
+def compile_template(text: str, location: Location | None = None) -> jinja2.Template:
+    t = _cache.get(text)
+    if t is None:
+        try:
+            t = ENV.from_string(text)
+        except jinja2.TemplateSyntaxError as exc:
+            line = (location.line or 1) + (exc.lineno or 1) - 1 if location else exc.lineno
+            loc = Location(location.file, line, location.column) if location else None
+            raise RenderError(
+                f"template syntax error: {exc.message}", location=loc, hint="check the {{ }} / {% %} pairs"
+            ) from None
+        with _cache_lock:
+            _cache[text] = t
+    return t
+
+
+def syntax_check(text: str, location: Location | None = None) -> None:
+    if is_template(text):
+        compile_template(text, location)
+
+
+class LazyVars(Mapping[str, Any]):
+    """A read-only variable mapping that renders template values on access (with cycle detection).
+
+    Layers are (mapping, literal) pairs, highest precedence first. Values in a *literal* layer
+    (registered results, facts) are returned as they are and never templated again, like Ansible's
+    "unsafe" values: command output containing ``{{`` must not be evaluated.
+    """
+
+    def __init__(self, layers: list[tuple[Mapping[str, Any], bool]], templar: Templar):
+        self._layers = layers
+        self._templar = templar
+        self._resolving: set[str] = set()
+        self._done: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._done:
+            return self._done[key]
+        for layer, literal in self._layers:
+            if key in layer:
+                raw, is_literal = layer[key], literal
+                break
+        else:
+            raise KeyError(key)
+        if is_literal:
+            return raw
+        if key in self._resolving:
+            raise RenderError(f"variable '{key}' refers to itself (recursive loop)")
+        self._resolving.add(key)
+        try:
+            value = self._templar.render(raw, self)
+        finally:
+            self._resolving.discard(key)
+        self._done[key] = value
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return any(key in layer for layer, _ in self._layers)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for layer, _ in self._layers:
+            for k in layer:
+                if k not in seen:
+                    seen.add(k)
+                    yield k
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def child(self, *layers: tuple[Mapping[str, Any], bool]) -> LazyVars:
+        """A view with more layers on top (highest first): step vars, loop item, registered results."""
+        return LazyVars([*layers, *self._layers], self._templar)
+
+
+class Templar:
+    """Renders values against variables; registers decrypted vault values as secrets."""
+
+    def __init__(self, redactor: Redactor | None = None):
+        self.redactor = redactor or Redactor()
+
+    def render(self, value: Any, variables: Mapping[str, Any], location: Location | None = None) -> Any:
+        if isinstance(value, str):
+            if not is_template(value):
+                return value
+            return self.render_str(value, variables, location, native=True)
+        if isinstance(value, Mapping):
+            return {
+                self.render(k, variables, location): self.render(v, variables, location)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self.render(v, variables, location) for v in value]
+        if type(value).__name__ == "VaultValue":
+            plain = value.decrypt()
+            self.redactor.add([plain])
+            return plain
+        return value
+
+    def render_str(
+        self,
+        text: str,
+        variables: Mapping[str, Any],
+        location: Location | None = None,
+        *,
+        native: bool = False,
+    ) -> Any:
+        m = _SINGLE.match(text) if native else None
+        try:
+            if m:
+                return self._eval(m.group("expr"), variables, location)
+            t = compile_template(text, location)
+            ctx = t.new_context(variables, shared=True)
+            return concat(t.root_render_func(ctx))
+        except jinja2.UndefinedError as exc:
+            raise RenderError(
+                f"undefined variable: {exc.message}",
+                location=location,
+                hint="define it in the runbook's vars, the inventory (group_vars/host_vars) or with -e name=value",
+            ) from None
+        except RenderError:
+            raise
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(f"template syntax error: {exc.message}", location=location) from None
+        except (
+            FilterError,
+            TypeError,
+            ValueError,
+            ZeroDivisionError,
+            KeyError,
+            AttributeError,
+            IndexError,
+        ) as exc:
+            raise RenderError(f"template error: {type(exc).__name__}: {exc}", location=location) from None
+        except jinja2.TemplateError as exc:
+            raise RenderError(f"template error: {exc}", location=location) from None
+
+    def _eval(self, expr: str, variables: Mapping[str, Any], location: Location | None) -> Any:
+        t = compile_template("{% set __rb_result = (" + expr + ") %}", location)
+        ctx = t.new_context(variables, shared=True)
+        for _ in t.root_render_func(ctx):
+            pass
+        result = ctx.vars.get("__rb_result")
+        if isinstance(result, jinja2.Undefined):
+            result._fail_with_undefined_error()
+        return result
+
+    def evaluate(
+        self, condition: Any, variables: Mapping[str, Any], location: Location | None = None
+    ) -> bool:
+        """A `when`/`until`/`failed_when` condition: a bare expression (or a {{ }} string, or a bool)."""
+        if isinstance(condition, bool):
+            return condition
+        if isinstance(condition, (int, float)):
+            return bool(condition)
+        text = str(condition).strip()
+        m = _SINGLE.match(text)
+        expr = m.group("expr") if m else text
+        value = self.render_str("{{ " + expr + " }}", variables, location, native=True)
+        if isinstance(value, str):
+            from runbook.render.filters import to_bool
+
+            try:
+                return to_bool(value)
+            except FilterError:
+                return bool(value)
+        return bool(value)
