@@ -229,6 +229,28 @@ class Engine:
         self.bus.close()
         return result
 
+    def rollback_run(self) -> RunResult:
+        """`runbook rollback`: undo, from the saved state, everything a previous run changed."""
+        started = time.monotonic()
+        for h in self.host_names:
+            hr = self._host_run(h)
+            hr.failed, hr.failure = True, f"rollback of run {self.state.run_id} requested"
+        self.runner.emit("run.start", None, data={**self._start_data(), "rollback_of": self.state.run_id})
+        try:
+            self._parallel(self.host_names, lambda hr: self._rollback_host(hr, "requested by the operator"))
+        except (KeyboardInterrupt, Cancelled):
+            self._interrupt_active()
+        for hr in self.hosts.values():
+            hr.close()
+        self._persist()
+        bad = [h for h, hr in self.hosts.items() if hr.rollback_status == "failed"]
+        status, code = ("rollback_failed", EXIT_ROLLBACK_FAILED) if bad else ("rolled_back", EXIT_OK)
+        msg = ("rollback FAILED on " + ", ".join(bad)) if bad else f"run {self.state.run_id} rolled back"
+        result = RunResult(self.run_id, status, code, self.hosts, started, time.monotonic(), msg)
+        self.runner.emit("run.end", None, outcome=status, data={"exit_code": code, "message": msg})
+        self.bus.close()
+        return result
+
     def _start_data(self) -> dict[str, Any]:
         return {
             "runbook": self.rb.name,
@@ -313,7 +335,8 @@ class Engine:
         self.runner.emit("phase.start", None, phase="steps")
         aborted = ""
         done_hosts: list[str] = []
-        for batch in planner.batches(live, self.rb.serial):
+        all_batches = planner.batches(live, self.rb.serial)
+        for n, batch in enumerate(all_batches):
             self.runner.emit("batch.start", None, phase="steps", data={"hosts": batch})
 
             def run_host(hr: HostRun) -> None:
@@ -322,7 +345,10 @@ class Engine:
             self._parallel(batch, run_host)
             done_hosts += batch
             failed = [h for h in batch if self.hosts[h].failed]
-            if planner.failed_too_many(len(failed), len(batch), self.rb.max_fail_percentage):
+            if (
+                planner.failed_too_many(len(failed), len(batch), self.rb.max_fail_percentage)
+                and n < len(all_batches) - 1
+            ):
                 aborted = f"{len(failed)} of {len(batch)} host(s) failed in the batch (max_fail_percentage {self.rb.max_fail_percentage:g}%)"
                 break
         if aborted and self.rb.rollback_scope == "all" and not self.opt.dry_run:

@@ -21,11 +21,13 @@ from runbook.execute.state import Entry
 from runbook.model.runbook import Step
 from runbook.plan.steps import base as kinds
 from runbook.plan.steps.base import Outcome, StepContext
+from runbook.plan.validate import Anything
 from runbook.render.filters import to_bool
 from runbook.render.secrets import MASK, Redactor
 from runbook.render.templar import LazyVars, Templar
 
 NO_LOG = "(output hidden: no_log)"
+PURE_KINDS = frozenset({"set_fact", "debug", "assert", "fail", "approve"})
 
 
 @dataclass
@@ -221,6 +223,17 @@ class StepRunner:
             return rec
         if step.module == "approve":
             return self._approve(hr, step, args, rec)
+        if self.dry_run and not read_only and not kind.mutating and step.module not in PURE_KINDS:
+            # a check after changes that were not made would test the old state: show it, don't run it
+            summary = self.redactor.redact(
+                f"{step.module} "
+                + ", ".join(f"{k}={v}" for k, v in args.items() if not isinstance(v, (dict, list)))
+            )
+            rec.outcome, rec.msg = "skipped", "dry-run: checked during the real run"
+            rec.planned = [{"kind": "check", "summary": summary, "diff": ""}]
+            if step.register:
+                hr.facts[step.register] = Anything()  # known only at run time
+            return rec
         retries = (
             self._num(step.retries, variables, step) if step.retries is not None else (3 if step.until else 0)
         )

@@ -39,7 +39,7 @@ def _run(command: Command, args: dict[str, Any], ctx: StepContext) -> StepGen:
     res = yield Run(command, changes=args.get("changes", True))
     return Outcome(
         ok=res.ok,
-        changed=bool(args.get("changes", True)) and not res.dry_run,
+        changed=bool(args.get("changes", True)),
         rc=res.rc,
         stdout=res.stdout,
         stderr=res.stderr,

@@ -1,0 +1,3 @@
+from runbook.cli.main import main
+
+main()

@@ -1,0 +1,170 @@
+"""The rich console: a subscriber to the engine's events. Live progress (per host and step, elapsed
+time on long steps) on a terminal; one line per finished step otherwise; then a recap table."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from runbook.execute.events import Event
+
+STYLE = {
+    "ok": "green",
+    "changed": "yellow",
+    "failed": "bold red",
+    "skipped": "cyan",
+    "rolled_back": "magenta",
+}
+MARK = {
+    "ok": "ok",
+    "changed": "changed",
+    "failed": "FAILED",
+    "skipped": "skipped",
+    "rolled_back": "rolled back",
+}
+
+
+class ConsoleRenderer:
+    def __init__(self, console: Console, *, verbose: int = 0, show_diffs: bool = True):
+        self.c = console
+        self.verbose = verbose
+        self.show_diffs = show_diffs
+        self.running: dict[str, tuple[str, float]] = {}  # host -> (step, started)
+        self._lock = threading.Lock()
+        self.live: Live | None = None
+        if console.is_terminal:
+            self.live = Live(
+                self._render_running(),
+                console=console,
+                refresh_per_second=4,
+                transient=True,
+                get_renderable=self._render_running,
+            )
+            self.live.start()
+
+    def _render_running(self) -> Any:
+        with self._lock:
+            items = list(self.running.items())
+        if not items:
+            return Text("")
+        now = time.monotonic()
+        rows = [
+            Text.assemble(("  ⠿ ", "cyan"), (f"{h}", "bold"), f"  {s}  ", (f"{now - t:.0f}s", "dim"))
+            for h, (s, t) in items[:20]
+        ]
+        if len(items) > 20:
+            rows.append(Text(f"  … and {len(items) - 20} more hosts", style="dim"))
+        return Group(*rows)
+
+    def __call__(self, ev: Event) -> None:
+        k = ev.kind
+        if k == "run.start":
+            d = ev.data
+            mode = " (dry-run)" if d.get("dry_run") else ""
+            self.c.print(
+                f"[bold]RUNBOOK[/] {escape(str(d.get('runbook')))}{mode}  run {ev.run_id}  hosts: {escape(', '.join(d.get('hosts', [])) or '-')}"
+            )
+        elif k == "phase.start":
+            self.c.print(f"\n[bold blue]{(ev.phase or '').upper()}[/]")
+        elif k == "batch.start" and len(ev.data.get("hosts", [])) > 0:
+            if self.verbose:
+                self.c.print(f"[dim]batch: {', '.join(ev.data['hosts'])}[/]")
+        elif k == "step.start":
+            with self._lock:
+                self.running[ev.host or "-"] = (ev.step or "", time.monotonic())
+        elif k == "step.output":
+            self.c.print(f"  [dim]{escape(ev.host or '')}: {escape(str(ev.data.get('line', '')))}[/]")
+        elif k == "step.end":
+            with self._lock:
+                self.running.pop(ev.host or "-", None)
+            self._step_line(ev)
+        elif k == "rollback.start":
+            self.c.print(
+                f"\n[bold magenta]ROLLBACK[/] {escape(ev.host or '')}: {escape(str(ev.data.get('reason', '')))}"
+            )
+        elif k == "rollback.step":
+            style = "magenta" if ev.outcome == "rolled_back" else STYLE.get(ev.outcome or "", "")
+            msg = ev.data.get("msg") or ""
+            self.c.print(
+                f"  [{style}]{MARK.get(ev.outcome or '', ev.outcome)}[/] {escape(ev.host or '')} | undo {escape(str(ev.data.get('step')))}"
+                + (f" [dim]{escape(msg)}[/]" if msg else "")
+            )
+        elif k == "rollback.end":
+            style = "magenta" if ev.outcome == "ok" else "bold red"
+            self.c.print(
+                f"  [{style}]rollback {'complete' if ev.outcome == 'ok' else 'FAILED'}[/] on {escape(ev.host or '')}"
+            )
+        elif k == "approval":
+            self.c.print(
+                f"  [bold]approval[/] {escape(ev.host or '')}: {ev.outcome} by {escape(str(ev.data.get('approved_by')))}"
+            )
+
+    def _step_line(self, ev: Event) -> None:
+        outcome = ev.outcome or "ok"
+        if outcome == "skipped" and not self.verbose:
+            return
+        style = STYLE.get(outcome, "")
+        dur = f" [dim]({ev.duration:.1f}s)[/]" if ev.duration and ev.duration >= 0.5 else ""
+        attempts = ev.data.get("attempts", 1)
+        att = f" [dim](attempts: {attempts})[/]" if attempts and attempts > 1 else ""
+        line = f"  [{style}]{MARK.get(outcome, outcome):>7}[/] {escape(ev.host or '')} | {escape(ev.step or '')}{dur}{att}"
+        self.c.print(line)
+        msg = ev.data.get("msg")
+        if msg and (outcome == "failed" or self.verbose):
+            self.c.print(
+                f"          [red]{escape(str(msg))}[/]"
+                if outcome == "failed"
+                else f"          [dim]{escape(str(msg))}[/]"
+            )
+        if outcome == "failed":
+            for stream in ("stderr", "stdout"):
+                text = (ev.data.get(stream) or "").strip()
+                if text:
+                    tail = "\n".join(text.splitlines()[-10:])
+                    self.c.print(f"          [dim]{stream}:[/] {escape(tail)}")
+        for p in ev.data.get("planned", []) or []:
+            if p["kind"] == "file":
+                self.c.print(f"          [yellow]would write[/] {escape(p['summary'])}")
+                if self.show_diffs and p.get("diff"):
+                    self.c.print(Syntax(p["diff"], "diff", theme="ansi_dark", background_color="default"))
+            else:
+                self.c.print(
+                    f"          [yellow]would {'run' if p['kind'] == 'command' else 'send'}[/] {escape(p['summary'])}"
+                )
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def recap(console: Console, result: Any, audit_path: str | None) -> None:
+    table = Table(title="RECAP", title_justify="left", show_edge=False, header_style="bold")
+    table.add_column("host")
+    for col in ("ok", "changed", "failed", "skipped", "rolled_back", "unreachable"):
+        table.add_column(col.replace("_", " "), justify="right")
+    for host, hr in result.hosts.items():
+        s = hr.stats
+        style = "red" if hr.failed else ("yellow" if s["changed"] else "green")
+        table.add_row(
+            f"[{style}]{escape(host)}[/]",
+            *(str(s[k]) for k in ("ok", "changed", "failed", "skipped", "rolled_back", "unreachable")),
+        )
+    console.print()
+    console.print(table)
+    color = {0: "green", 1: "yellow", 3: "red", 4: "bold red", 130: "yellow"}.get(result.exit_code, "red")
+    console.print(
+        f"[{color}]{result.status}[/] (exit {result.exit_code}) in {result.ended - result.started:.1f}s  run {result.run_id}"
+    )
+    if result.message:
+        console.print(f"[{color}]{escape(result.message)}[/]")
+    if audit_path:
+        console.print(f"audit: {escape(audit_path)}")

@@ -1,0 +1,239 @@
+"""validate / list / show / schema / inventory: everything that reads and reports, changing nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runbook.cli.common import (
+    handle_errors,
+    load_inventory,
+    parse_extra_vars,
+    project_dir_for,
+    resolve_runbook,
+    search_path,
+    select_hosts,
+)
+from runbook.errors import RunbookError, ValidationError
+
+
+@click.command("validate")
+@click.argument("names", nargs=-1)
+@click.option(
+    "-i",
+    "--inventory",
+    "inventories",
+    multiple=True,
+    help="Check undefined variables against this inventory.",
+)
+@click.option("-l", "--limit", help="Only check these hosts.")
+@click.option("-e", "--extra-vars", "extra", multiple=True)
+@handle_errors
+def validate_cmd(
+    names: tuple[str, ...], inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...]
+) -> None:
+    """Statically check runbooks (all of them when no NAME is given): schema, module arguments,
+    template syntax, template files, and undefined variables for every targeted host."""
+    from runbook.plan import validate as v
+    from runbook.render.secrets import Redactor
+    from runbook.render.templar import LazyVars, Templar
+
+    paths = [resolve_runbook(n) for n in names] or sorted(
+        {p for d in search_path() if d.is_dir() for p in d.glob("*.y*ml")}
+    )
+    if not paths:
+        raise RunbookError("no runbooks to validate", hint="give NAME or create playbooks/*.yml")
+    inventory = load_inventory(inventories)
+    extra_vars = parse_extra_vars(extra)
+    total = 0
+    for path in paths:
+        try:
+            rb = v.load(path)
+        except ValidationError as exc:
+            for p in v.validation_errors(exc):
+                click.secho(f"error: {p}", fg="red", err=True)
+                total += 1
+            continue
+        problems = v.check_static(rb)
+        if not problems:
+            templar = Templar(Redactor())
+            hosts = select_hosts(rb, inventory, limit)
+            seen: set[str] = set()
+            for host in hosts:
+                hv = inventory.host_vars(host) if host in inventory.hosts else {"ansible_connection": "local"}
+                magic = {"inventory_hostname": host, "host": host, "group_names": inventory.group_names(host) if host in inventory.hosts else [],
+                         "groups": {g: inventory.select(g) for g in inventory.groups}, "hostvars": {}, "run": {"id": "validate", "status": "running", "dry_run": True},
+                         "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True, "snapshots": {}, "inventory_hostname_short": host.split(".")[0]}  # fmt: skip
+                variables = LazyVars(
+                    [(extra_vars, False), (magic, True), (dict(rb.vars), False), (hv, False)], templar
+                )
+                for p in v.check_host(rb, variables, templar, host, project_dir_for(path)):
+                    key = str(p.error)
+                    if key not in seen:  # the same problem on 500 hosts is reported once
+                        seen.add(key)
+                        problems.append(p)
+        for p in problems:
+            click.secho(f"error: {p}", fg="red", err=True)
+        total += len(problems)
+        if not problems:
+            click.secho(f"ok: {path} ({len(rb.all_steps())} steps)", fg="green")
+    if total:
+        click.secho(f"{total} problem(s) found", fg="red", err=True)
+        sys.exit(2)
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def list_cmd(as_json: bool) -> None:
+    """List runbooks found in ./playbooks and RUNBOOK_PATH."""
+    from runbook.plan import validate as v
+
+    rows = []
+    for d in search_path():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.y*ml")):
+            try:
+                rb = v.load(p)
+                rows.append(
+                    {
+                        "name": p.stem,
+                        "description": rb.description.strip().splitlines()[0]
+                        if rb.description.strip()
+                        else "",
+                        "path": str(p),
+                        "steps": len(rb.steps),
+                        "preflight": len(rb.preflight),
+                    }
+                )
+            except ValidationError as exc:
+                rows.append(
+                    {
+                        "name": p.stem,
+                        "description": f"INVALID: {exc.message}",
+                        "path": str(p),
+                        "steps": 0,
+                        "preflight": 0,
+                    }
+                )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_edge=False, header_style="bold")
+    for c in ("name", "preflight", "steps", "description"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["name"], str(r["preflight"]), str(r["steps"]), r["description"])
+    Console().print(t)
+
+
+@click.command("show")
+@click.argument("name")
+@handle_errors
+def show_cmd(name: str) -> None:
+    """Show what runbook NAME does: hosts, batches, and each phase's steps."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from runbook.plan import validate as v
+
+    rb = v.load(resolve_runbook(name))
+    c = Console(highlight=False)
+    c.print(f"[bold]{escape(rb.name)}[/]  ({escape(str(rb.path))})")
+    if rb.description:
+        c.print(escape(rb.description.strip()))
+    c.print(
+        f"hosts: {escape(rb.hosts)}"
+        + (f"  serial: {list(rb.serial)}" if rb.serial else "")
+        + f"  max_fail_percentage: {rb.max_fail_percentage:g}"
+        + (f"  lock: {rb.lock}" if rb.lock else "")
+    )
+    if rb.window:
+        c.print(f"window: {rb.window.start}-{rb.window.end} {rb.window.tz}")
+    phases: list[tuple[str, Any]] = [("preflight", rb.preflight), ("steps", rb.steps)]
+    phases.append(("rollback", rb.rollback if isinstance(rb.rollback, tuple) else ()))
+    phases.append(("always", rb.always))
+    for phase, steps in phases:
+        if phase == "rollback" and not steps:
+            c.print(f"\n[bold blue]ROLLBACK[/]: {rb.rollback} (scope: {rb.rollback_scope})")
+            continue
+        if not steps:
+            continue
+        c.print(f"\n[bold blue]{phase.upper()}[/]")
+        for s in steps:
+            extras = []
+            if s.when:
+                extras.append(f"when {list(s.when)}")
+            if s.retries is not None or s.until:
+                extras.append(f"retries {s.retries}")
+            if s.tags:
+                extras.append(f"tags {','.join(s.tags)}")
+            if s.undo:
+                extras.append(f"undo: {s.undo.module}")
+            c.print(
+                f"  {s.index + 1:>2}. [bold]{escape(s.label)}[/] [dim]{s.module}{'  ' + '; '.join(extras) if extras else ''}  ({s.location.line and f'line {s.location.line}'})[/]"
+            )
+
+
+@click.command("schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of the runbook format (for editors: yaml-language-server)."""
+    from runbook.plan.schema import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@click.command("inventory")
+@click.option("-i", "--inventory", "inventories", multiple=True, required=True)
+@click.option("--list", "as_list", is_flag=True, default=True, help="(default) print everything as JSON")
+@click.option("--host", help="Print one host's variables.")
+@click.option("--graph", is_flag=True, help="Print the group tree.")
+@click.option("--vars", "with_vars", is_flag=True, help="With --graph: show variables.")
+@handle_errors
+def inventory_cmd(
+    inventories: tuple[str, ...], as_list: bool, host: str | None, graph: bool, with_vars: bool
+) -> None:
+    """Show an inventory exactly as `ansible-inventory --list -i X` does."""
+    inv = load_inventory(inventories)
+    if host:
+        if host not in inv.hosts:
+            raise RunbookError(f"host '{host}' is not in the inventory")
+        click.echo(json.dumps(_jsonable(inv.host_vars(host)), indent=4, sort_keys=True))
+        return
+    if graph:
+        _graph(inv, "all", 0, with_vars)
+        return
+    click.echo(json.dumps(_jsonable(inv.to_ansible_list()), indent=4, sort_keys=True))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if type(value).__name__ == "VaultValue":
+        return {"__ansible_vault": value.ciphertext}
+    return value
+
+
+def _graph(inv: Any, group: str, depth: int, with_vars: bool) -> None:
+    g = inv.groups[group]
+    click.echo("  " * depth + f"@{group}:")
+    for child in sorted(g.children):
+        _graph(inv, child, depth + 1, with_vars)
+    for h in g.hosts:
+        click.echo("  " * (depth + 1) + f"|--{h}")
+        if with_vars:
+            for k, val in sorted(inv.hosts[h].vars.items()):
+                click.echo("  " * (depth + 2) + f"|--{{{k} = {val}}}")
+
+
+_ = Path  # keep import for type checkers

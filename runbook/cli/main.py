@@ -1,0 +1,81 @@
+"""The `runbook` command. Subcommands are imported lazily so `runbook --help` starts fast."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from runbook import __version__
+
+# name -> (module, attribute, short help). Modules are imported only when the command runs.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "exec": ("runbook.cli.run_cmd", "exec_cmd", "Run a runbook: preflight, steps, rollback on failure."),
+    "plan": (
+        "runbook.cli.run_cmd",
+        "plan_cmd",
+        "Dry-run: probes for real, shows commands and diffs, changes nothing.",
+    ),
+    "rollback": ("runbook.cli.run_cmd", "rollback_cmd", "Roll a finished run back from its snapshots."),
+    "validate": (
+        "runbook.cli.info_cmd",
+        "validate_cmd",
+        "Static checks: schema, templates, undefined variables.",
+    ),
+    "list": ("runbook.cli.info_cmd", "list_cmd", "List the runbooks that exist."),
+    "show": ("runbook.cli.info_cmd", "show_cmd", "Show what a runbook does, step by step."),
+    "schema": ("runbook.cli.info_cmd", "schema_cmd", "Print the JSON Schema of the runbook format."),
+    "inventory": (
+        "runbook.cli.info_cmd",
+        "inventory_cmd",
+        "Show an inventory as `ansible-inventory --list` does.",
+    ),
+    "audit": ("runbook.cli.audit_cmd", "audit", "Audit trail: keygen, verify, show, export."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        spec = COMMANDS.get(name)
+        if spec is None:
+            return None
+        module, attr, _ = spec
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, short) for name, (_, _, short) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110}
+)
+@click.version_option(__version__, "--version", "-V", prog_name="runbook")
+def cli() -> None:
+    """Declarative runbook executor: pre-flight checks, deploys, health checks and automatic rollback,
+    locally, over SSH or through Ansible, with a signed audit trail.
+
+    \b
+    Exit codes: 0 success; 1 a step failed and rollback succeeded; 2 usage or validation error;
+    3 pre-flight failed (nothing changed); 4 rollback failed (a human must act); 130 interrupted.
+    """
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="runbook", standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

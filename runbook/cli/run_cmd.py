@@ -1,0 +1,312 @@
+"""exec / plan / rollback: wire runbook + inventory + engine + subscribers, then report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runbook.cli.common import (
+    handle_errors,
+    load_inventory,
+    parse_extra_vars,
+    project_dir_for,
+    resolve_runbook,
+    select_hosts,
+)
+from runbook.errors import UsageError, ValidationError
+
+
+def _run_options(fn: Any) -> Any:
+    opts = [
+        click.argument("name"),
+        click.option(
+            "-i",
+            "--inventory",
+            "inventories",
+            multiple=True,
+            help="Inventory file, directory or 'h1,h2,' (repeatable).",
+        ),
+        click.option("-l", "--limit", help="Further limit the hosts (an inventory pattern)."),
+        click.option(
+            "-e",
+            "--extra-vars",
+            "extra",
+            multiple=True,
+            help="key=value, a JSON/YAML mapping, or @file (highest precedence).",
+        ),
+        click.option("-t", "--tags", default="", help="Only run steps with these tags (comma-separated)."),
+        click.option("--skip-tags", default="", help="Skip steps with these tags."),
+        click.option("-f", "--forks", type=int, help="Hosts in parallel (default: runbook's forks or 10)."),
+        click.option(
+            "--output",
+            "output",
+            type=click.Choice(["text", "json", "junit"]),
+            default="text",
+            help="Result format on stdout.",
+        ),
+        click.option(
+            "--junit-file", type=click.Path(dir_okay=False), help="Also write a JUnit XML report here."
+        ),
+        click.option(
+            "-y", "--yes", is_flag=True, help="Answer yes to approvals and to rollback on interrupt."
+        ),
+        click.option(
+            "--trust-new-hosts",
+            is_flag=True,
+            help="Record unknown SSH host keys (changed keys are still refused).",
+        ),
+        click.option(
+            "--known-hosts",
+            type=click.Path(dir_okay=False),
+            help="known_hosts file (default ~/.ssh/known_hosts).",
+        ),
+        click.option(
+            "--audit-dir",
+            default=lambda: os.environ.get("RUNBOOK_AUDIT_DIR", "audit"),
+            show_default="audit",
+            help="Where audit run files go.",
+        ),
+        click.option(
+            "--audit-key",
+            type=click.Path(dir_okay=False),
+            envvar="RUNBOOK_AUDIT_KEY",
+            help="Ed25519 (or OpenSSH ed25519) signing key for the audit trail.",
+        ),
+        click.option(
+            "--audit-dsn",
+            envvar="RUNBOOK_AUDIT_DSN",
+            help="Also write audit records to this PostgreSQL database.",
+        ),
+        click.option("--force-window", is_flag=True, help="Run outside the runbook's maintenance window."),
+        click.option("-v", "--verbose", count=True, help="Show skipped steps and messages."),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+@click.command("exec")
+@_run_options
+@click.option(
+    "--dry-run",
+    "-C",
+    "--check",
+    is_flag=True,
+    help="Plan only: run read-only probes, show commands and diffs.",
+)
+@click.option("--start-at", help="Start at this step (name or index) of the steps phase.")
+@click.option("--resume", "resume", help="Resume a failed/interrupted run from its saved state.")
+@handle_errors
+def exec_cmd(**kw: Any) -> None:
+    """Run runbook NAME (playbooks/NAME.yml) against the inventory."""
+    sys.exit(_execute(**kw))
+
+
+@click.command("plan")
+@_run_options
+@handle_errors
+def plan_cmd(**kw: Any) -> None:
+    """Dry-run NAME: probe for real, show every command and file diff, change nothing."""
+    sys.exit(_execute(dry_run=True, start_at=None, resume=None, **kw))
+
+
+def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...], tags: str, skip_tags: str,
+             forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
+             audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
+             dry_run: bool, start_at: str | None, resume: str | None, rollback_run: Any = None) -> int:  # fmt: skip
+    from rich.console import Console
+
+    from runbook.cli.console import ConsoleRenderer, recap
+    from runbook.cli.output import json_document, junit_xml
+    from runbook.execute.engine import Engine, RunOptions
+    from runbook.execute.events import EventBus
+    from runbook.execute.state import RunState
+    from runbook.plan import validate as v
+    from runbook.render.secrets import Redactor
+
+    path = resolve_runbook(name)
+    rb = v.load(path)
+    problems = v.check_static(rb)
+    if problems:
+        exc = ValidationError(
+            problems[0].error.message, location=problems[0].error.location, hint=problems[0].error.hint
+        )
+        exc.errors = [p.error for p in problems]  # type: ignore[attr-defined]
+        raise exc
+    inventory = load_inventory(inventories)
+    hosts = select_hosts(rb, inventory, limit)
+    if not hosts:
+        raise UsageError(
+            f"no hosts match '{rb.hosts}'" + (f" with --limit {limit}" if limit else ""),
+            hint="check -i/--inventory and the runbook's hosts:",
+        )
+    if rb.window and not dry_run and not force_window:
+        from runbook.execute.window import inside
+
+        ok, desc = inside(rb.window)
+        if not ok:
+            raise UsageError(f"outside the {desc}", hint="wait for the window, or pass --force-window")
+    machine = output != "text"
+    console = Console(stderr=machine, quiet=False, highlight=False)
+    interactive = sys.stdin.isatty() and not machine
+
+    def confirm(question: str) -> bool:
+        if not interactive:
+            return False
+        from rich.prompt import Prompt
+
+        answer = Prompt.ask(
+            f"[bold]{question}[/] Type [bold]yes[/] to confirm", console=Console(stderr=True), default="no"
+        )
+        return answer.strip().lower() == "yes"
+
+    state_root = Path(".runbook")
+    resume_state = RunState.load(state_root, resume) if resume else None
+    transport_options: dict[str, Any] = {"trust_new_hosts": trust_new_hosts}
+    if known_hosts:
+        transport_options["known_hosts"] = known_hosts
+    redactor = Redactor()
+    bus = EventBus()
+    options = RunOptions(
+        dry_run=dry_run, yes=yes, tags=_split(tags), skip_tags=_split(skip_tags), extra_vars=parse_extra_vars(extra),
+        forks=forks, start_at=start_at, project_dir=project_dir_for(path), state_root=state_root,
+        transport_options=transport_options, confirm=confirm if interactive else None,
+        run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
+    )  # fmt: skip
+    engine = Engine(rb, inventory, hosts, options, bus, redactor)
+    renderer = ConsoleRenderer(console, verbose=verbose) if not machine or verbose else None
+    if renderer:
+        bus.subscribe(renderer)
+    writer = None
+    if not dry_run:
+        writer = _audit_writer(audit_dir, audit_key, audit_dsn, redactor)
+        if writer is not None:
+            bus.subscribe(writer)
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        result = engine.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if renderer:
+            renderer.close()
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception as exc:  # the run's outcome stands; say the audit could not be sealed
+                console.print(f"[red]audit: could not seal the run: {exc}[/]")
+    audit_path = str(writer.path) if writer is not None and getattr(writer, "path", None) else None
+    if output == "json":
+        click.echo(json_document(result, rb, audit_path, dry_run))
+    elif output == "junit":
+        click.echo(junit_xml(result, rb), nl=False)
+    else:
+        recap(console, result, audit_path)
+    if junit_file:
+        Path(junit_file).write_text(junit_xml(result, rb))
+    return result.exit_code
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _split(text: str) -> frozenset[str]:
+    return frozenset(t.strip() for t in text.split(",") if t.strip())
+
+
+def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: Any) -> Any:
+    if os.environ.get("RUNBOOK_AUDIT", "1") == "0":
+        return None
+    try:
+        from runbook.audit.writer import AuditWriter
+    except ImportError:  # pragma: no cover - audit package missing
+        return None
+    if key is None:
+        default = Path(os.path.expanduser("~/.config/runbook/audit_ed25519"))
+        key = str(default) if default.exists() else None
+    sinks = []
+    if dsn:
+        from runbook.audit.sinks.postgres import PostgresSink
+
+        sinks.append(PostgresSink(dsn))
+    return AuditWriter(directory, signing_key=key, redact=redactor.redact, sinks=sinks)
+
+
+@click.command("rollback")
+@click.argument("name")
+@click.option("--run", "run_id", required=True, help="The run to roll back (id or unique prefix).")
+@click.option("-i", "--inventory", "inventories", multiple=True, help="Inventory the run used.")
+@click.option("-e", "--extra-vars", "extra", multiple=True, help="Extra vars the run used.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.option("--audit-dir", default=lambda: os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
+@click.option("--audit-key", type=click.Path(dir_okay=False), envvar="RUNBOOK_AUDIT_KEY")
+@handle_errors
+def rollback_cmd(
+    name: str,
+    run_id: str,
+    inventories: tuple[str, ...],
+    extra: tuple[str, ...],
+    yes: bool,
+    output: str,
+    audit_dir: str,
+    audit_key: str | None,
+) -> None:
+    """Undo what run RUN_ID changed, from its saved snapshots (in reverse order)."""
+    from rich.console import Console
+
+    from runbook.cli.console import ConsoleRenderer, recap
+    from runbook.cli.output import json_document
+    from runbook.execute.engine import Engine, RunOptions
+    from runbook.execute.events import EventBus
+    from runbook.execute.state import RunState
+    from runbook.plan import validate as v
+    from runbook.render.secrets import Redactor
+
+    path = resolve_runbook(name)
+    rb = v.load(path)
+    state = RunState.load(Path(".runbook"), run_id)
+    todo = {h: [e for e in s.entries if e.status not in ("rolled_back",)] for h, s in state.hosts.items()}
+    todo = {h: es for h, es in todo.items() if es}
+    console = Console(stderr=output == "json")
+    if not todo:
+        console.print(f"run {state.run_id}: nothing to roll back")
+        sys.exit(0)
+    for h, es in todo.items():
+        console.print(f"{h}: will undo " + ", ".join(e.name for e in reversed(es)))
+    if not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
+        raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
+    inventory = load_inventory(inventories)
+    redactor = Redactor()
+    bus = EventBus()
+    options = RunOptions(
+        yes=True,
+        extra_vars=parse_extra_vars(extra),
+        project_dir=project_dir_for(path),
+        state_root=Path(".runbook"),
+        run_id=f"{state.run_id}-rollback",
+        resume=state,
+    )
+    engine = Engine(rb, inventory, list(todo), options, bus, redactor)
+    renderer = ConsoleRenderer(console)
+    bus.subscribe(renderer)
+    writer = _audit_writer(audit_dir, audit_key, None, redactor)
+    if writer is not None:
+        bus.subscribe(writer)
+    try:
+        result = engine.rollback_run()
+    finally:
+        renderer.close()
+        if writer is not None:
+            writer.close()
+    if output == "json":
+        click.echo(json_document(result, rb, str(writer.path) if writer else None, False))
+    else:
+        recap(console, result, str(writer.path) if writer else None)
+    sys.exit(result.exit_code)
