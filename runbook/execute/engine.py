@@ -155,6 +155,7 @@ class Engine:
             "playbook_dir": str(self.rb.path.parent),
             "runbook_dir": str(self.rb.path.parent),
             "ansible_check_mode": self.opt.dry_run,
+            "inventory_sources": list(getattr(self.inventory, "sources", []) or []),
             "snapshots": _Snapshots(self, name),
         }
         base = LazyVars([(magic, True), (dict(self.rb.vars), False), (hv, False)], self.templar)
