@@ -121,6 +121,7 @@ class Http(Action):
     body: bytes | None = None
     timeout: float = 10.0
     changes: bool = False  # True for requests that change something (POST to a deploy API ...)
+    validate_certs: bool = True
 
     @property
     def mutating(self) -> bool:

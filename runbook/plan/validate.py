@@ -4,10 +4,13 @@ read-only preflight, and undefined variables (StrictUndefined) for every targete
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
 from runbook.model.runbook import Runbook, errors_of, load_runbook
@@ -114,7 +117,7 @@ def check_static(rb: Runbook) -> list[Problem]:
                 Problem(ValidationError(f"unknown module '{step.module}'", location=step.location))
             )
             continue
-        if step.phase == "preflight" and kind.mutating and step.module not in READ_ONLY_OK:
+        if step.phase == "preflight" and kind.mutates(kind.normalize(step.args)) and step.module not in READ_ONLY_OK:
             problems.append(Problem(ValidationError(
                 f"preflight must be read-only, but '{step.module}' changes things",
                 location=step.location, hint="move this step to 'steps:'",
@@ -156,26 +159,110 @@ def check_static(rb: Runbook) -> list[Problem]:
                         )
                     )
                 )
-        for text, loc in [
-            *_strings(step.args, step.location, step.arg_locations),
-            *_strings(list(step.when) + list(step.until), step.location),
-        ]:
+        problems += _literal_types(step, kind.schema, args)
+        for text, loc in _strings(step.args, step.location, step.arg_locations):
             try:
                 tpl.syntax_check(text, loc)
             except RenderError as exc:
                 problems.append(Problem(exc))
-        for cond in [*step.when, *step.until, *(step.failed_when or ()), *(step.changed_when or ())]:
-            if isinstance(cond, str) and not tpl.is_template(cond):
+        for keyword in ("when", "until", "failed_when", "changed_when"):
+            for cond in getattr(step, keyword) or ():
+                if not isinstance(cond, str):
+                    continue
                 try:
-                    tpl.compile_template("{{ " + cond + " }}", step.location)
+                    if tpl.is_template(cond):
+                        tpl.syntax_check(cond, step.loc(keyword))
+                    else:
+                        tpl.compile_template("{{ " + cond + " }}", step.loc(keyword))
                 except RenderError as exc:
-                    problems.append(Problem(exc))
-    for text, loc in _strings(dict(rb.vars), rb.location):
+                    problems.append(
+                        Problem(
+                            RenderError(f"{keyword}: {exc.message}", location=exc.location, hint=exc.hint)
+                        )
+                    )
+    for text, loc in _strings(rb.vars, rb.location):
         try:
             tpl.syntax_check(text, loc)
         except RenderError as exc:
             problems.append(Problem(exc))
     return problems
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return tpl.is_template(value)
+    if isinstance(value, Mapping):
+        return any(_has_template(k) or _has_template(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_template(v) for v in value)
+    return False
+
+
+def _literal_types(step: Any, schema: Mapping[str, Any], args: Mapping[str, Any]) -> list[Problem]:
+    """Type errors in module arguments written literally (templates are checked per host at run
+    time): ``dest: [1]``, ``port: abc``. Unknown/missing arguments are reported separately."""
+    out: list[Problem] = []
+    props = schema.get("properties") or {}
+    for key, value in args.items():
+        sub = props.get(key)
+        if not isinstance(sub, Mapping) or _has_template(value):
+            continue
+        value = coerce(value, sub)
+        for err in jsonschema.Draft202012Validator(sub).iter_errors(value):
+            where = ".".join([str(key), *(str(p) for p in err.absolute_path)])
+            out.append(Problem(ValidationError(
+                f"{step.module}: invalid argument {where}: {err.message}",
+                location=step.arg_locations.get(str(key), step.location),
+                hint=str(sub.get("description") or "see `runbook schema` for the arguments"),
+            )))  # fmt: skip
+            break
+    return out
+
+
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    t = schema.get("type")
+    return {t} if isinstance(t, str) else set(t or ())
+
+
+def coerce(value: Any, schema: Any) -> Any:
+    """Convert rendered text to the type the module's schema asks for, as Ansible's argument spec
+    does: ``port: "{{ port }}"`` with ``-e port=8080`` (a string) becomes the integer 8080."""
+    if not isinstance(schema, Mapping):
+        return value
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        return {k: coerce(v, props.get(k)) for k, v in value.items()} if props else value
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [coerce(v, items) for v in value] if isinstance(items, Mapping) else value
+    types = _types(schema)
+    if not isinstance(value, str) or not types or "string" in types:
+        return value
+    text = value.strip()
+    if types & {"integer", "number"} and re.fullmatch(r"[-+]?\d+", text):
+        return int(text)
+    if "number" in types:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if "boolean" in types and text.lower() in _BOOLS:
+        return _BOOLS[text.lower()]
+    if "null" in types and text.lower() in ("", "none", "null"):
+        return None
+    return value
+
+
+_BOOLS = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
 
 
 def runtime_names(rb: Runbook) -> set[str]:
@@ -200,10 +287,10 @@ def check_host(
         if kind is None:
             continue
         try:
-            for cond in step.when:
-                templar.evaluate(cond, scope, step.location)
+            if not all(templar.evaluate(cond, scope, step.loc("when")) for cond in step.when):
+                continue  # statically false (e.g. `foo is defined`): its arguments are not rendered
             if step.loop is not None:
-                templar.render(step.loop, scope, step.location)
+                templar.render(step.loop, scope, step.loc("loop"))
             step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
             args = templar.render(kind.normalize(step.args), step_scope, step.location)
             if step.module == "template" and isinstance(args, Mapping) and isinstance(args.get("src"), str):

@@ -23,7 +23,11 @@ def http_request(action: Http, transport: Transport, stack: contextlib.ExitStack
     try:
         with transport.tunnel(host, port) as (thost, tport):
             if parts.scheme == "https":
-                ctx = ssl.create_default_context()
+                ctx = (
+                    ssl.create_default_context()
+                    if action.validate_certs
+                    else ssl._create_unverified_context()
+                )
                 conn: http.client.HTTPConnection = http.client.HTTPSConnection(
                     thost, tport, timeout=action.timeout, context=ctx
                 )

@@ -102,6 +102,12 @@ class StepKind:
             return {}
         return args
 
+    def mutates(self, args: Any) -> bool:
+        """Does this step, with these arguments, change the host? (``changes: false`` marks a probe.)"""
+        if isinstance(args, dict) and args.get("changes") is False:
+            return False
+        return self.mutating
+
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:  # pragma: no cover - abstract
         raise NotImplementedError
         yield  # make it a generator

@@ -1,0 +1,3 @@
+from tests.steps.support import http_server, rb
+
+__all__ = ["http_server", "rb"]

@@ -1,0 +1,102 @@
+"""http.get / http.request against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from tests.steps.support import Runner, base_url
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_get_health_with_json_expectations(rb: Runner, http_server) -> None:
+    url = base_url(http_server) + "/health"
+    expect = {
+        "status": 200,
+        "json": {"status": "healthy", "db.ok": True, "db.latency_ms": "3", "items.0.name": "a", "n": 200},
+        "header": {"X-Version": r"^1\.2\."},
+        "body_regex": "healthy",
+    }
+    r = rb.run("http.get", {"url": url, "expect": expect})
+    assert r.outcome.ok and not r.outcome.changed, r.outcome.msg
+    assert r.outcome.data["status"] == 200 and r.outcome.data["json"]["status"] == "healthy"
+    assert r.outcome.msg.startswith(f"GET {url}: 200 in ")
+    assert rb.run("http.get", url).outcome.ok  # the free form
+
+
+def test_get_failures_say_expected_versus_got(rb: Runner, http_server) -> None:
+    url = base_url(http_server)
+    r = rb.run(
+        "http.get", {"url": url + "/degraded", "expect": {"status": 200, "json": {"status": "healthy"}}}
+    )
+    assert not r.outcome.ok
+    assert r.outcome.msg == f'GET {url}/degraded: status 503 != 200; json status: "degraded" != "healthy"'
+    assert r.outcome.data["status"] == 503
+    r = rb.run("http.get", {"url": url + "/health", "expect": {"json": {"db.missing": 1, "items.5": "x"}}})
+    assert "json db.missing: missing" in r.outcome.msg and "json items.5: missing" in r.outcome.msg
+    r = rb.run("http.get", {"url": url + "/text", "expect": {"json": {"a": 1}, "body_regex": "version=7"}})
+    assert (
+        "the body is not JSON (text/plain)" in r.outcome.msg
+        and "body does not match /version=7/" in r.outcome.msg
+    )
+    r = rb.run(
+        "http.get", {"url": url + "/health", "expect": {"header": {"X-Missing": "x", "X-Version": "^2"}}}
+    )
+    assert (
+        "header X-Missing: missing" in r.outcome.msg
+        and "header X-Version: '1.2.3' does not match /^2/" in r.outcome.msg
+    )
+    r = rb.run("http.get", {"url": url + "/nope"})
+    assert not r.outcome.ok and "status 404 != 2xx" in r.outcome.msg
+    assert rb.run("http.get", {"url": url + "/degraded", "expect": {"status": ["5xx", 200]}}).outcome.ok
+
+
+def test_connection_refused_is_said_plainly(rb: Runner) -> None:
+    port = free_port()
+    r = rb.run("http.get", {"url": f"http://user:pw@127.0.0.1:{port}/health", "timeout": 2})
+    assert not r.outcome.ok
+    assert r.outcome.msg == f"GET http://127.0.0.1:{port}/health: connection refused"  # no credentials shown
+
+
+def test_big_bodies_are_truncated(rb: Runner, http_server) -> None:
+    r = rb.run("http.get", {"url": base_url(http_server) + "/big"})
+    assert r.outcome.ok and len(r.outcome.data["body"]) == 64 * 1024 and r.outcome.data["body_truncated"]
+
+
+def test_request_posts_json_and_is_a_change(rb: Runner, http_server) -> None:
+    url = base_url(http_server) + "/echo"
+    r = rb.run(
+        "http.request", {"url": url, "method": "post", "json": {"deploy": "v2"}, "expect": {"status": 201}}
+    )
+    assert r.outcome.ok and r.outcome.changed, r.outcome.msg
+    assert r.outcome.data["json"] == {
+        "method": "POST",
+        "body": '{"deploy": "v2"}',
+        "ctype": "application/json",
+    }
+    r = rb.run(
+        "http.request", {"url": url, "method": "PUT", "body": "raw", "headers": {"Content-Type": "text/x"}}
+    )
+    assert r.outcome.data["json"] == {"method": "PUT", "body": "raw", "ctype": "text/x"}
+    r = rb.run("http.request", {"url": url})
+    assert r.outcome.ok and not r.outcome.changed  # GET is read-only
+
+
+def test_dry_run_sends_reads_but_not_changes(rb: Runner, http_server) -> None:
+    url = base_url(http_server) + "/echo"
+    r = rb.run("http.request", {"url": url, "method": "DELETE"}, dry_run=True)
+    assert r.outcome.ok and r.outcome.msg == f"would send DELETE {url}"
+    assert [p.summary for p in r.drive.planned] == [f"DELETE {url}"]
+    assert http_server.requests == []
+    r = rb.run("http.request", {"url": url, "method": "POST", "changes": False}, dry_run=True)
+    assert r.drive.planned == [] and [m for m, *_ in http_server.requests] == ["POST"]
+    r = rb.run("http.get", {"url": url}, dry_run=True)
+    assert r.drive.planned == [] and [m for m, *_ in http_server.requests] == ["POST", "GET"]
+    assert json.loads(http_server.requests[0][2] or b"null") is None
