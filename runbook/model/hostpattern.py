@@ -1,0 +1,259 @@
+"""Host names, host ranges and host patterns, the way ansible-core 2.19 reads them.
+
+Three jobs, all pure functions so the INI and YAML readers and `Inventory.select` share them:
+
+* `parse_address` -- split ``host:port`` / ``[v6]:port`` and check that the rest is a host name,
+  an IPv4 or an IPv6 address (ranges like ``web[01:03]`` allowed);
+* `expand_hostname_range` -- ``db[01:10:3]-[a:c]`` -> list of names (numeric, zero padded,
+  alphabetic, stepped, several ranges in one name);
+* `split_host_pattern` / `select_hosts` -- ``web:&prod:!web[0]``, ``~re``, globs, subscripts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import string
+from collections.abc import Callable, Sequence
+
+LOCALHOST_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+class RangeError(ValueError):
+    """A ``[begin:end:step]`` host range that cannot be expanded."""
+
+
+# --- addresses ---------------------------------------------------------------------------------
+
+_NUM_RANGE = r"\[(?:[0-9]+:[0-9]+)(?::[0-9]+)?\]"
+_HEX_RANGE = r"\[(?:[0-9a-f]+:[0-9a-f]+)(?::[0-9]+)?\]"
+_ALNUM_RANGE = r"\[(?:[a-z]:[a-z]|[0-9]+:[0-9]+)(?::[0-9]+)?\]"
+_V6 = rf"(?:[0-9a-f]{{1,4}}|{_HEX_RANGE})"
+_V4 = rf"(?:[01]?[0-9]{{1,2}}|2[0-4][0-9]|25[0-5]|{_NUM_RANGE})"
+_LABEL = rf"(?:[\w]|{_ALNUM_RANGE})(?:[\w_-]|{_ALNUM_RANGE})*(?<![_-])"
+_V4_ADDR = rf"(?:{_V4}\.){{3}}{_V4}"
+
+_BRACKETED_HOSTPORT = re.compile(r"^\[(.+)\]:([0-9]+)$")
+_HOSTPORT = re.compile(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
+IPV4 = re.compile(rf"^{_V4_ADDR}$", re.I)
+IPV6 = re.compile(
+    "^("
+    + "|".join(
+        [
+            rf"(?:{_V6}:){{7}}{_V6}",
+            rf"(?:{_V6}:){{1,6}}:",
+            rf"(?:{_V6}:)(?::{_V6}){{1,6}}",
+            rf"(?:{_V6}:){{2}}(?::{_V6}){{1,5}}",
+            rf"(?:{_V6}:){{3}}(?::{_V6}){{1,4}}",
+            rf"(?:{_V6}:){{4}}(?::{_V6}){{1,3}}",
+            rf"(?:{_V6}:){{5}}(?::{_V6}){{1,2}}",
+            rf"(?:{_V6}:){{6}}(?::{_V6})",
+            rf":(?::{_V6}){{1,6}}",
+            rf"{_V6}?::",
+            rf"(?:0:){{6}}(?:{_V6}\.){{3}}{_V6}",
+            rf"::(?:ffff:)?(?:{_V6}\.){{3}}{_V6}",
+            rf"(?:0:){{5}}ffff:(?:{_V6}\.){{3}}{_V6}",
+        ]
+    )
+    + ")$",
+    re.I,
+)
+_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$", re.I | re.UNICODE)
+
+
+def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | None]:
+    """Return ``(host, port)``; raise ValueError when `address` is not a host identifier."""
+    port = None
+    for rx in (_BRACKETED_HOSTPORT, _HOSTPORT):
+        m = rx.match(address)
+        if m:
+            address, port = m.group(1), int(m.group(2))
+    if not (IPV4.match(address) or IPV6.match(address) or _HOSTNAME.match(address)):
+        raise ValueError(f"Not a valid network hostname: {address}")
+    if not allow_ranges and "[" in address:
+        raise ValueError("Detected range in host but was asked to ignore ranges")
+    return address, port
+
+
+def short_hostname(name: str) -> str:
+    """`inventory_hostname_short`: IP addresses stay whole, names lose their domain."""
+    if IPV4.match(name) or IPV6.match(name):
+        return name
+    return name.split(".")[0]
+
+
+# --- ranges ------------------------------------------------------------------------------------
+
+
+def expand_hostname_range(line: str) -> list[str]:
+    """Expand the first ``[a:b(:step)]`` of `line`, recursively (same quirks as Ansible)."""
+    parts = line.replace("[", "|", 1).replace("]", "|", 1).split("|")
+    if len(parts) != 3:
+        raise RangeError(f"unbalanced or misplaced brackets in host range {line!r}")
+    head, nrange, tail = parts
+    bounds = nrange.split(":")
+    if len(bounds) not in (2, 3):
+        raise RangeError("host range must be begin:end or begin:end:step")
+    beg, end = bounds[0] or "0", bounds[1]
+    step = bounds[2] if len(bounds) == 3 else "1"
+    if not end:
+        raise RangeError("host range must specify end value")
+    fill: Callable[[object], str] = str
+    if beg[0] == "0" and len(beg) > 1:
+        width = len(beg)
+        if width != len(end):
+            raise RangeError("host range must specify equal-length begin and end formats")
+
+        def fill(x: object) -> str:
+            return str(x).zfill(width)
+
+    seq: Sequence[object]
+    try:
+        try:
+            i_beg = string.ascii_letters.index(beg)
+            i_end = string.ascii_letters.index(end)
+            if i_beg > i_end:
+                raise RangeError("host range must have begin <= end")
+            seq = list(string.ascii_letters[i_beg : i_end + 1 : int(step)])
+        except RangeError:
+            raise
+        except ValueError:  # not an alphabetic range
+            seq = range(int(beg), int(end) + 1, int(step))
+    except RangeError:
+        raise
+    except ValueError as exc:
+        raise RangeError(f"invalid host range [{nrange}]: {exc}") from None
+
+    out: list[str] = []
+    for item in seq:
+        name = f"{head}{fill(item)}{tail}"
+        if "[" in name:
+            out.extend(expand_hostname_range(name))
+        else:
+            out.append(name)
+    return out
+
+
+def expand_hostpattern(pattern: str) -> tuple[list[str], int | None]:
+    """Host key of an inventory line -> (names, port), like BaseInventoryPlugin._expand_hostpattern."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"Host pattern {pattern} must be a string.")
+    try:
+        host, port = parse_address(pattern, allow_ranges=True)
+    except ValueError:
+        host, port = pattern, None
+    if "[" in host:
+        return expand_hostname_range(host), port
+    return [host], port
+
+
+def parse_host_list(source: str) -> list[tuple[str, int | None]]:
+    """``'h1,h2:2222,'`` -> [(host, port)] like the host_list plugin (no ranges; odd names kept whole)."""
+    out: list[tuple[str, int | None]] = []
+    for item in (i.strip() for i in source.split(",")):
+        if item:
+            try:
+                out.append(parse_address(item, allow_ranges=False))
+            except ValueError:
+                out.append((item, None))
+    return out
+
+
+# --- host patterns -----------------------------------------------------------------------------
+
+_PATTERN_WITH_SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
+_PATTERN_WORDS = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
+
+
+class PatternError(ValueError):
+    """A host pattern Ansible itself would refuse (bad regex, subscript out of range)."""
+
+
+def split_host_pattern(pattern: str | list[str]) -> list[str]:
+    """``'a,b[1], c[2:3] , d'`` -> ``['a', 'b[1]', 'c[2:3]', 'd']``; ':' separates too."""
+    if isinstance(pattern, list):
+        return [p for item in pattern for p in split_host_pattern(item)]
+    if "," in pattern:
+        parts = pattern.split(",")
+    else:
+        try:
+            parse_address(pattern, allow_ranges=True)
+            parts = [pattern]
+        except ValueError:
+            parts = _PATTERN_WORDS.findall(pattern)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _order_patterns(patterns: list[str]) -> list[str]:
+    regular = [p for p in patterns if p and p[0] not in "!&"]
+    inter = [p for p in patterns if p and p[0] == "&"]
+    excl = [p for p in patterns if p and p[0] == "!"]
+    return (regular or ["all"]) + inter + excl
+
+
+def _match_list(items, pattern: str) -> list[str]:
+    try:
+        rx = re.compile(pattern[1:]) if pattern[0] == "~" else re.compile(fnmatch.translate(pattern))
+    except re.error:
+        raise PatternError(f"Invalid host list pattern: {pattern}") from None
+    return [item for item in items if rx.match(item)]
+
+
+def select_hosts(pattern: str | list[str], host_names, group_names, group_hosts) -> list[str]:
+    """Evaluate an Ansible host pattern.
+
+    `host_names`/`group_names` are the inventory's hosts and groups in insertion order;
+    `group_hosts(name)` returns the hosts of a group including its descendants, in Ansible order.
+    """
+    hosts_set = set(host_names)
+    cache: dict[str, list[str]] = {}
+
+    def enumerate_matches(expr: str) -> list[str]:
+        results: list[str] = []
+        groups = _match_list(group_names, expr)
+        for g in groups:
+            results.extend(group_hosts(g))
+        if not groups or expr[0] == "~" or any(c in expr for c in ".?*["):
+            results.extend(_match_list(host_names, expr))
+        return results
+
+    def match_one(p: str) -> list[str]:
+        if p[0] in "&!":
+            p = p[1:]
+        if p in cache:
+            return cache[p]
+        expr, sub = p, None
+        if p[0] != "~":
+            m = _PATTERN_WITH_SUBSCRIPT.match(p)
+            if m:
+                expr, idx, start, _sep, end = m.groups()
+                sub = (int(idx), None) if idx else (int(start), int(end) if end else -1)
+        found = enumerate_matches(expr)
+        if found and sub:
+            first, last = sub
+            try:
+                if last:
+                    found = found[first : (len(found) - 1 if last == -1 else last) + 1]
+                else:
+                    found = [found[first]]
+            except IndexError:
+                raise PatternError(f"No hosts matched the subscripted pattern '{p}'") from None
+        cache[p] = found
+        return found
+
+    selected: list[str] = []
+    for p in _order_patterns(split_host_pattern(pattern)):
+        if p in hosts_set:
+            selected.append(p)
+            continue
+        that = match_one(p)
+        if p[0] == "!":
+            drop = set(that)
+            selected = [h for h in selected if h not in drop]
+        elif p[0] == "&":
+            keep = set(that)
+            selected = [h for h in selected if h in keep]
+        else:
+            have = set(selected)
+            selected.extend(h for h in that if h not in have)
+    return list(dict.fromkeys(selected))

@@ -1,0 +1,1 @@
+x: app-no-ext
