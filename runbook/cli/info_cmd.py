@@ -206,12 +206,12 @@ def inventory_cmd(
     if host:
         if host not in inv.hosts:
             raise RunbookError(f"host '{host}' is not in the inventory")
-        click.echo(json.dumps(_jsonable(inv.host_vars(host)), indent=4, sort_keys=True))
+        click.echo(json.dumps(_jsonable(inv.host_vars(host)), indent=4, sort_keys=True, ensure_ascii=False))
         return
     if graph:
         _graph(inv, "all", 0, with_vars)
         return
-    click.echo(json.dumps(_jsonable(inv.to_ansible_list()), indent=4, sort_keys=True))
+    click.echo(json.dumps(_jsonable(inv.to_ansible_list()), indent=4, sort_keys=True, ensure_ascii=False))
 
 
 def _jsonable(value: Any) -> Any:
