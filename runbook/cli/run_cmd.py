@@ -228,7 +228,9 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
     except ImportError:  # pragma: no cover - audit package missing
         return None
     if key is None:
-        default = Path(os.path.expanduser("~/.config/runbook/audit_ed25519"))
+        from runbook.audit.keys import default_key_path
+
+        default = Path(default_key_path())
         key = str(default) if default.exists() else None
     sinks = []
     if dsn:

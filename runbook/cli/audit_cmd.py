@@ -1,0 +1,219 @@
+"""`runbook audit`: keygen, verify, show, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runbook.cli.common import handle_errors
+from runbook.errors import AuditError, Location
+
+_DIR_OPTION = click.option(
+    "--dir",
+    "directory",
+    default=lambda: os.environ.get("RUNBOOK_AUDIT_DIR", "audit"),
+    show_default="audit, or $RUNBOOK_AUDIT_DIR",
+    help="Audit directory.",
+)
+_SIGNERS_OPTION = click.option(
+    "--allowed-signers",
+    "allowed_signers",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Trusted public keys (OpenSSH lines, optionally prefixed by principals). "
+    "Default: $RUNBOOK_ALLOWED_SIGNERS or ~/.config/runbook/allowed_signers.",
+)
+
+
+@click.group("audit")
+def audit() -> None:
+    """The signed, hash-chained audit trail: create keys, verify, inspect and export runs."""
+
+
+@audit.command("keygen")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Private key path (default ~/.config/runbook/audit_ed25519, or $RUNBOOK_AUDIT_KEY).",
+)
+@click.option("--comment", default=None, help="Key comment / principal (default user@host).")
+@handle_errors
+def keygen_cmd(out: str | None, comment: str | None) -> None:
+    """Create an Ed25519 signing key (0600, never overwritten) and OUT.pub."""
+    from runbook.audit.keys import default_key_path, generate_key
+
+    path = Path(out) if out else default_key_path()
+    signer = generate_key(path, comment)
+    principal = signer.public_line.split()[2] if len(signer.public_line.split()) > 2 else "runbook-audit"
+    click.echo(f"private key: {path} (mode 0600; keep it secret)")
+    click.echo(f"public key:  {path}.pub")
+    click.echo(f"key id:      {signer.key_id}")
+    click.echo("add this line to the auditors' allowed_signers file:")
+    click.echo(f"{principal} {' '.join(signer.public_line.split()[:2])}")
+
+
+def _trust(path: str | None) -> Any:
+    from runbook.audit.keys import SIGNERS_ENV, AllowedSigners, default_allowed_signers
+
+    if path:
+        return AllowedSigners.load(path)
+    default = default_allowed_signers()
+    if default.is_file():
+        return AllowedSigners.load(default)
+    if os.environ.get(SIGNERS_ENV):
+        raise AuditError("allowed signers file not found", location=Location(str(default)))
+    return None
+
+
+@audit.command("verify")
+@click.argument("path", required=False, default=None)
+@_SIGNERS_OPTION
+@click.option("--allow-unsigned", is_flag=True, help="Accept runs written without a signing key.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
+@handle_errors
+def verify_cmd(path: str | None, allowed_signers: str | None, allow_unsigned: bool, as_json: bool) -> None:
+    """Check hashes, order, chain links, seals and signatures of PATH (a run file, an audit
+    directory, or an exported bundle; default ./audit or $RUNBOOK_AUDIT_DIR). Exit 0 only if all
+    of it verifies."""
+    from runbook.audit import export, verify
+
+    target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
+    trust = _trust(allowed_signers)
+    if target.is_dir():
+        report = verify.verify_directory(target, trust, allow_unsigned)
+    elif export.is_bundle(target) and target.suffix != ".jsonl":
+        bundle = export.load_bundle(target)
+        pre: list[str] = []
+        if trust is None and bundle.signers is not None and bundle.signers.keys:
+            trust = bundle.signers
+            pre.append(
+                "trusting the key(s) shipped inside the bundle: "
+                + ", ".join(trust.keys)
+                + " -- compare with the operator's published key, or pass --allowed-signers"
+            )
+        report = verify.verify_runs(bundle.runs, trust, allow_unsigned, complete=False)
+        report.warnings[:0] = pre
+        if not bundle.runs:
+            report.problems.append(f"bundle {target} contains no run files")
+    elif target.is_file():
+        report = verify.verify_file(target, trust, allow_unsigned)
+    else:
+        raise AuditError(
+            "no such audit file or directory",
+            location=Location(str(target)),
+            hint="pass an audit directory, a run file or a bundle (default ./audit)",
+        )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=1))
+    else:
+        _print_report(report)
+    sys.exit(0 if report.ok else 1)
+
+
+def _print_report(report: Any) -> None:
+    for w in report.warnings:
+        click.secho(f"warning: {w}", fg="yellow", err=True)
+    for r in report.runs:
+        if r.key_id is None:
+            signer = "unsigned"
+        elif r.signer:
+            signer = f"signed by {r.signer} ({r.key_id})"
+        else:
+            signer = f"signed by {r.key_id}"
+        summary = f"{r.records} records, {r.seals} seals, {signer}, outcome {r.outcome or '?'}"
+        if r.ok:
+            click.echo(click.style("OK    ", fg="green") + f"{r.label}: {summary}")
+        else:
+            click.echo(click.style("FAIL  ", fg="red") + f"{r.label}: {summary}")
+            for p in r.problems:
+                click.echo(f"      {p}")
+        for n in r.notes:
+            click.echo(f"      note: {n}")
+    for p in report.problems:
+        click.echo(click.style("FAIL  ", fg="red") + p)
+    total = len(report.all_problems())
+    if report.ok:
+        click.secho(f"OK: {len(report.runs)} run(s), {report.records} records verified", fg="green")
+    else:
+        click.secho(f"FAILED: {total} problem(s) in {len(report.runs)} run(s)", fg="red")
+
+
+@audit.command("show")
+@click.argument("run")
+@_DIR_OPTION
+@handle_errors
+def show_cmd(run: str, directory: str) -> None:
+    """Show RUN (run id, unique prefix, file path, or "latest") as a timeline."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from runbook.audit.export import resolve_run
+    from runbook.audit.show import timeline
+
+    path = resolve_run(directory, run)
+    try:
+        tl = timeline(path)
+    except OSError as exc:
+        raise AuditError(f"cannot read run file: {exc.strerror}", location=Location(str(path)))
+    console = Console()
+    h = tl.header
+    operator = h.get("operator") if isinstance(h.get("operator"), dict) else {}
+    console.print(f"[bold]run {escape(tl.run_id)}[/]  {escape(str(path))}")
+    console.print(
+        f"started {escape(str(h.get('started')))}  runbook {escape(str(h.get('runbook')))}  "
+        f"operator {escape(str(operator.get('user')))}@{escape(str(operator.get('host')))}  "
+        f"signer {escape(str(h.get('signer')))}"
+    )
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("#", "time", "event", "host", "phase", "step", "outcome", "rc", "duration"):
+        fixed = col not in ("host", "step")
+        table.add_column(
+            col,
+            no_wrap=fixed,
+            overflow="fold",
+            min_width=None if fixed else 8,
+            justify="right" if col in ("#", "rc") else "left",
+        )
+    table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=60)
+    styles = {"failed": "red", "changed": "yellow", "ok": "green", "rolled_back": "magenta"}
+    for row in tl.rows:
+        table.add_row(
+            str(row.seq), row.offset, row.event, escape(row.host), row.phase, escape(row.step),
+            f"[{styles.get(row.outcome, 'default')}]{escape(row.outcome)}[/]", row.rc, row.duration,
+            escape(row.detail),
+        )  # fmt: skip
+    console.print(table)
+    if tl.unreadable:
+        console.print(
+            f"[red]{tl.unreadable} unreadable line(s); run `runbook audit verify {escape(str(path))}`[/]"
+        )
+
+
+@audit.command("export")
+@click.argument("run")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="Bundle to write (.tar.gz or .json)."
+)
+@_DIR_OPTION
+@_SIGNERS_OPTION
+@handle_errors
+def export_cmd(run: str, out: str, directory: str, allowed_signers: str | None) -> None:
+    """Write RUN with its public key(s) and verification instructions into a bundle that
+    `runbook audit verify BUNDLE` checks offline."""
+    from runbook.audit.export import export_runs, resolve_run
+
+    path = resolve_run(directory, run)
+    if Path(out).exists():
+        raise AuditError(
+            "refusing to overwrite an existing file", location=Location(out), hint="choose another --out"
+        )
+    dest = export_runs([path], out, _trust(allowed_signers))
+    click.echo(f"wrote {dest}")
+    click.echo(f"verify with: runbook audit verify {dest} --allowed-signers FILE")
