@@ -68,13 +68,20 @@ def cli() -> None:
 
 
 def main() -> None:
+    # not click's standalone mode: it turns Ctrl-C into "Aborted!" with exit 1; ours is 130
     try:
-        cli.main(prog_name="runbook", standalone_mode=True)
-    except KeyboardInterrupt:
+        rv = cli.main(prog_name="runbook", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
     except BrokenPipeError:
         os._exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,10 @@ def _run_options(fn: Any) -> Any:
     is_flag=True,
     help="Plan only: run read-only probes, show commands and diffs.",
 )
-@click.option("--start-at", help="Start at this step (name or index) of the steps phase.")
+@click.option(
+    "--start-at",
+    help="Start at this step (its name, or its number as `runbook show` lists it) of the steps phase.",
+)
 @click.option("--resume", "resume", help="Resume a failed/interrupted run from its saved state.")
 @handle_errors
 def exec_cmd(**kw: Any) -> None:
@@ -138,6 +141,13 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         )
         exc.errors = [p.error for p in problems]  # type: ignore[attr-defined]
         raise exc
+    state_root = Path(".runbook")
+    resume_state = RunState.load(state_root, resume) if resume else None
+    extra_vars = parse_extra_vars(extra)
+    if resume_state is not None:  # the run's own inventory and -e, unless given again
+        _same_runbook(resume_state, path)
+        inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
+        extra_vars = {**(resume_state.meta.get("extra_vars") or {}), **extra_vars}
     inventory = load_inventory(inventories)
     hosts = select_hosts(rb, inventory, limit)
     if not hosts:
@@ -165,20 +175,19 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         )
         return answer.strip().lower() == "yes"
 
-    state_root = Path(".runbook")
-    resume_state = RunState.load(state_root, resume) if resume else None
     transport_options: dict[str, Any] = {"trust_new_hosts": trust_new_hosts}
     if known_hosts:
         transport_options["known_hosts"] = known_hosts
     redactor = Redactor()
     bus = EventBus()
     options = RunOptions(
-        dry_run=dry_run, yes=yes, tags=_split(tags), skip_tags=_split(skip_tags), extra_vars=parse_extra_vars(extra),
+        dry_run=dry_run, yes=yes, tags=_split(tags), skip_tags=_split(skip_tags), extra_vars=extra_vars,
         forks=forks, start_at=start_at, project_dir=project_dir_for(path), state_root=state_root,
         transport_options=transport_options, confirm=confirm if interactive else None,
         run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
     )  # fmt: skip
     engine = Engine(rb, inventory, hosts, options, bus, redactor)
+    engine.state.meta.update(inventory=_sources(inventories), extra_vars=extra_vars)  # for rollback/resume
     renderer = ConsoleRenderer(console, verbose=verbose) if not machine or verbose else None
     if renderer:
         bus.subscribe(renderer)
@@ -212,6 +221,20 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     return result.exit_code
 
 
+def _sources(inventories: tuple[str, ...]) -> list[str]:
+    """Inventory sources as the saved state keeps them: absolute paths (or 'h1,h2,' lists)."""
+    return [s if "," in s or not Path(s).exists() else str(Path(s).resolve()) for s in inventories]
+
+
+def _same_runbook(state: Any, path: Path) -> None:
+    saved = state.meta.get("runbook")
+    if saved and Path(saved).resolve() != path.resolve():
+        raise UsageError(
+            f"run {state.run_id} was a run of {saved}, not of {path}",
+            hint=f"give the runbook that run used: {Path(saved).stem}",
+        )
+
+
 def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -243,8 +266,12 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
 @click.command("rollback")
 @click.argument("name")
 @click.option("--run", "run_id", required=True, help="The run to roll back (id or unique prefix).")
-@click.option("-i", "--inventory", "inventories", multiple=True, help="Inventory the run used.")
-@click.option("-e", "--extra-vars", "extra", multiple=True, help="Extra vars the run used.")
+@click.option(
+    "-i", "--inventory", "inventories", multiple=True, help="Inventory (default: the one the run used)."
+)
+@click.option(
+    "-e", "--extra-vars", "extra", multiple=True, help="Extra vars (added to the ones the run used)."
+)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @click.option("--audit-dir", default=lambda: os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
@@ -274,6 +301,7 @@ def rollback_cmd(
     path = resolve_runbook(name)
     rb = v.load(path)
     state = RunState.load(Path(".runbook"), run_id)
+    _same_runbook(state, path)
     todo = {h: [e for e in s.entries if e.status not in ("rolled_back",)] for h, s in state.hosts.items()}
     todo = {h: es for h, es in todo.items() if es}
     console = Console(stderr=output == "json")
@@ -284,12 +312,12 @@ def rollback_cmd(
         console.print(f"{h}: will undo " + ", ".join(e.name for e in reversed(es)))
     if not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
         raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
-    inventory = load_inventory(inventories)
+    inventory = load_inventory(inventories or tuple(state.meta.get("inventory") or ()))
     redactor = Redactor()
     bus = EventBus()
     options = RunOptions(
         yes=True,
-        extra_vars=parse_extra_vars(extra),
+        extra_vars={**(state.meta.get("extra_vars") or {}), **parse_extra_vars(extra)},
         project_dir=project_dir_for(path),
         state_root=Path(".runbook"),
         run_id=f"{state.run_id}-rollback",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,7 @@ class Drive:
     redact: Callable[[str], str] = lambda s: s
     read_only: bool = False  # preflight: a mutating action is an error, not a plan
     timed_out: bool = False
+    deadline: float | None = None  # time.monotonic() by which the step must end (its timeout)
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # display forms of every command run
@@ -101,7 +103,14 @@ class Drive:
                 self.planned.append(PlannedChange("command", shown))
                 return CommandResult(rc=0, dry_run=True)
             self.commands.append(shown)
-            return self.transport.run(action.command, timeout=action.timeout)
+            timeout = action.timeout
+            if self.deadline is not None:
+                left = max(0.01, self.deadline - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
+            res = self.transport.run(action.command, timeout=timeout)
+            if res.timed_out and self.deadline is not None and time.monotonic() >= self.deadline - 0.05:
+                self.timed_out = True  # the step's timeout, not the command's own
+            return res
         if isinstance(action, ReadFile):
             return self.transport.read_file(action.path, become=action.become)
         if isinstance(action, Stat):

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,7 @@ class Engine:
     def run(self) -> RunResult:
         started = time.monotonic()
         status, code, message = "success", EXIT_OK, ""
+        self._start_index()  # a bad --start-at is a usage error before anything runs
         for h in self.host_names:
             self._host_run(h)
         try:
@@ -204,6 +205,9 @@ class Engine:
             if preflight_failed:
                 status, code = "preflight_failed", EXIT_PREFLIGHT
                 message = "pre-flight failed on " + ", ".join(preflight_failed) + "; nothing was changed"
+                if self.opt.dry_run and any(self.hosts[h].render_error for h in preflight_failed):
+                    code = EXIT_USAGE  # the plan could not be made: a template or argument is wrong
+                    message += "\n" + "\n".join(f"{h}: {self.hosts[h].failure}" for h in preflight_failed)
             else:
                 status, code, message = self._phase_steps()
         except (KeyboardInterrupt, Cancelled):
@@ -222,10 +226,10 @@ class Engine:
                 if hr.state.status == "pending":
                     hr.state.status = "failed" if hr.failed else "ok"
             self._persist()
-        result = RunResult(self.run_id, status, code, self.hosts, started, time.monotonic(), message)
+        result = RunResult(self.run_id, status, code, self._targeted(), started, time.monotonic(), message)
         self.runner.emit(
             "run.end", None, outcome=status, duration=result.ended - started,
-            data={"exit_code": code, "message": self.redactor.redact(message), "stats": {h: hr.stats for h, hr in self.hosts.items()}},
+            data={"exit_code": code, "message": self.redactor.redact(message), "stats": {h: hr.stats for h, hr in result.hosts.items()}},
         )  # fmt: skip
         self.bus.close()
         return result
@@ -247,10 +251,14 @@ class Engine:
         bad = [h for h, hr in self.hosts.items() if hr.rollback_status == "failed"]
         status, code = ("rollback_failed", EXIT_ROLLBACK_FAILED) if bad else ("rolled_back", EXIT_OK)
         msg = ("rollback FAILED on " + ", ".join(bad)) if bad else f"run {self.state.run_id} rolled back"
-        result = RunResult(self.run_id, status, code, self.hosts, started, time.monotonic(), msg)
+        result = RunResult(self.run_id, status, code, self._targeted(), started, time.monotonic(), msg)
         self.runner.emit("run.end", None, outcome=status, data={"exit_code": code, "message": msg})
         self.bus.close()
         return result
+
+    def _targeted(self) -> dict[str, HostRun]:
+        """The run's hosts, without the ones only reached through delegate_to (they have no recap)."""
+        return {h: self.hosts[h] for h in self.host_names if h in self.hosts}
 
     def _start_data(self) -> dict[str, Any]:
         return {
@@ -311,12 +319,14 @@ class Engine:
         if not steps or self.opt.resume is not None:
             return []
         self.runner.emit("phase.start", None, phase="preflight")
+        self.runner.batch = "preflight"
 
         def run_host(hr: HostRun) -> None:
             for step in steps:
                 rec = self.runner.run_step(hr, step, read_only=True)
                 if rec.outcome == "failed":
                     hr.failed = True
+                    hr.render_error = hr.render_error or rec.error == "render"
                     hr.failure = hr.failure or f"pre-flight '{step.label}': {rec.msg}"
                     if hr.unreachable:
                         hr.stats["unreachable"] = 1
@@ -339,6 +349,7 @@ class Engine:
         all_batches = planner.batches(live, self.rb.serial)
         for n, batch in enumerate(all_batches):
             self.runner.emit("batch.start", None, phase="steps", data={"hosts": batch})
+            self.runner.batch = n
 
             def run_host(hr: HostRun) -> None:
                 self._run_host_steps(hr, steps, start_index)
@@ -352,10 +363,12 @@ class Engine:
             ):
                 aborted = f"{len(failed)} of {len(batch)} host(s) failed in the batch (max_fail_percentage {self.rb.max_fail_percentage:g}%)"
                 break
-        if aborted and self.rb.rollback_scope == "all" and not self.opt.dry_run:
+        any_failed = any(self.hosts[h].failed for h in done_hosts)
+        if any_failed and self.rb.rollback_scope == "all" and not self.opt.dry_run:
+            # every host changed in this run goes back, not only the failed ones
             self._parallel(
                 [h for h in done_hosts if not self.hosts[h].failed and self.hosts[h].changed_anything],
-                self._rollback_host,
+                lambda hr: self._rollback_host(hr, "another host failed (rollback_scope: all)"),
             )
         return self._verdict(aborted)
 
@@ -363,11 +376,11 @@ class Engine:
         if not self.opt.start_at:
             return 0
         for s in self.rb.steps:
-            if self.opt.start_at in (s.name, str(s.index), s.key):
+            if self.opt.start_at in (s.name, str(s.index + 1), s.key):  # numbered as `runbook show` does
                 return s.index
         raise RunbookError(
             f"--start-at: no step named {self.opt.start_at!r}",
-            hint="use a step's name as `runbook show` lists it",
+            hint="use a step's name or number as `runbook show` lists it",
         )
 
     def _run_host_steps(self, hr: HostRun, steps: Sequence[Step], start_index: int) -> None:
@@ -382,6 +395,7 @@ class Engine:
                         hr,
                         None,
                         phase="steps",
+                        step_name="deploy lock",
                         outcome="failed",
                         data={"msg": res.message, "module": "lock"},
                     )
@@ -391,13 +405,16 @@ class Engine:
                     hr.stats["failed"] += 1
                     return
                 locked = True
-            resume_after = hr.state.last_completed if self.opt.resume is not None else -1
+                if res.broke_stale:
+                    self.runner.emit("step.output", hr, None, phase="steps", data={"line": res.message})
+            resume_after = self._resume_after(hr) if self.opt.resume is not None else -1
             for step in steps:
                 if step.index < start_index or step.index <= resume_after:
                     continue
                 rec = self.runner.run_step(hr, step)
                 if rec.outcome == "failed":
                     hr.failed = True
+                    hr.render_error = rec.error == "render"
                     hr.failure = f"step '{step.label}' failed: {rec.msg}"
                     if hr.unreachable:
                         hr.stats["unreachable"] = 1
@@ -417,6 +434,21 @@ class Engine:
                 except RunbookError:
                     pass
 
+    @staticmethod
+    def _resume_after(hr: HostRun) -> int:
+        """The last step a resumed run may skip: the last one completed, but never past a step whose
+        change the earlier run rolled back (that change is gone and must be made again)."""
+        undone = [
+            e.index
+            for e in hr.state.entries
+            if e.phase == "steps" and e.status in ("rolled_back", "rollback_failed")
+        ]
+        last = hr.state.last_completed
+        if undone:
+            last = min(last, min(undone) - 1)
+        hr.state.status = "pending"  # this run decides the host's status again
+        return last
+
     def _verdict(self, aborted: str) -> tuple[str, int, str]:
         failed = [h for h in self.host_names if self.hosts[h].failed]
         if not failed:
@@ -426,9 +458,7 @@ class Engine:
         if aborted:
             lines.append("aborted: " + aborted)
         if self.opt.dry_run:
-            render = any(
-                "undefined" in self.hosts[h].failure or "template" in self.hosts[h].failure for h in failed
-            )
+            render = any(self.hosts[h].render_error for h in failed)
             return "failed", EXIT_USAGE if render else EXIT_FAILED, "\n".join(lines)
         if rb_failed:
             lines.append(
@@ -447,8 +477,7 @@ class Engine:
         entries = [e for e in hr.state.entries if e.phase == "steps" and e.status != "rolled_back"]
         explicit = isinstance(self.rb.rollback, tuple)
         if not entries and not explicit:
-            hr.rollback_status = "ok" if hr.failed else None
-            return
+            return  # nothing changed, nothing to roll back: the run is "failed", not "rolled_back"
         self.runner.emit(
             "rollback.start",
             hr,
@@ -479,10 +508,11 @@ class Engine:
         start = time.monotonic()
         label = e.name
         outcome, msg = "rolled_back", ""
+        where = self._host_run(e.delegate_to) if getattr(e, "delegate_to", None) else hr
         try:
             if e.snapshots and kind is not None and kind.can_undo:
                 ctx = StepContext(
-                    host=hr.name,
+                    host=where.name,
                     vars=hr.vars(),
                     project_dir=self.opt.project_dir,
                     run_id=self.run_id,
@@ -492,7 +522,7 @@ class Engine:
                 )
                 for snap in reversed(e.snapshots):
                     drive = Drive(
-                        transport=hr.transport(),
+                        transport=where.transport(),  # where the step ran (its delegate_to host)
                         redact=self.redactor.redact,
                         on_note=lambda line: self.runner.emit("step.output", hr, None, data={"line": line}),
                     )
@@ -503,6 +533,8 @@ class Engine:
                         break
             elif step is not None and step.undo is not None:
                 undo_step = step.undo
+                if step.delegate_to and not undo_step.delegate_to:  # undo where the step ran
+                    undo_step = replace(undo_step, delegate_to=step.delegate_to)
                 rec = self.runner.run_step(hr, undo_step, phase="rollback")
                 outcome, msg = ("rolled_back" if rec.outcome != "failed" else "failed"), rec.msg
                 hr.records.pop()  # recorded below as the rollback of the original step
@@ -546,6 +578,7 @@ class Engine:
         if not steps:
             return
         self.runner.emit("phase.start", None, phase="always")
+        self.runner.batch = "always"
 
         def run_host(hr: HostRun) -> None:
             if hr.unreachable:

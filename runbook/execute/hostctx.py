@@ -29,6 +29,7 @@ class StepRecord:
     stderr: str = ""
     planned: list[dict[str, str]] = field(default_factory=list)
     attempts: int = 1
+    error: str | None = None  # "render": a template or argument problem, not the host's
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +67,7 @@ class HostRun:
     failure: str = ""
     unreachable: bool = False
     changed_anything: bool = False
+    render_error: bool = False  # the failure is a template/argument problem (dry-run: exit 2)
     rollback_status: str | None = None  # None | ok | failed
     transport_factory: Callable[[HostSpec], Transport] | None = None
     _transport: Transport | None = None

@@ -31,6 +31,7 @@ class Entry:
     status: str = "running"  # running | ok | changed | failed | rolled_back | rollback_failed
     changed: bool = False
     has_undo_step: bool = False
+    delegate_to: str | None = None  # the host the step (and so its undo) ran on, when delegated
 
 
 @dataclass

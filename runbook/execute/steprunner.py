@@ -21,7 +21,7 @@ from runbook.execute.state import Entry
 from runbook.model.runbook import Step
 from runbook.plan.steps import base as kinds
 from runbook.plan.steps.base import Outcome, StepContext
-from runbook.plan.validate import Anything
+from runbook.plan.validate import Anything, coerce
 from runbook.render.filters import to_bool
 from runbook.render.secrets import MASK, Redactor
 from runbook.render.templar import LazyVars, Templar
@@ -36,6 +36,17 @@ class Attempt:
     planned: list[dict[str, str]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
+    render_error: bool = False  # the step's own rendering (a template file) failed
+
+
+@dataclass
+class _Once:
+    """The shared result of a run_once step within one batch."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    host: str = ""
+    record: StepRecord | None = None
+    registered: Any = None
 
 
 @dataclass
@@ -54,17 +65,20 @@ class StepRunner:
     approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str]] | None = None
     delegate: Callable[[str], HostRun] | None = None
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
+    batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _once: dict[tuple[Any, ...], _Once] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------------ events
     def emit(self, kind: str, hr: HostRun | None, step: Step | None = None, **kw: Any) -> None:
+        name, phase = kw.pop("step_name", None), kw.pop("phase", None)
         self.bus.emit(
             Event(
                 kind=kind,
                 run_id=self.run_id,
                 host=hr.name if hr else None,
-                step=step.label if step else None,
-                phase=step.phase if step else kw.pop("phase", None),
+                step=step.label if step else name,
+                phase=step.phase if step else phase,
                 **kw,
             )
         )
@@ -75,12 +89,42 @@ class StepRunner:
     ) -> StepRecord:
         """Run a step (all loop items) on a host and return its record. Never raises for step
         failures; raises Cancelled when the run is interrupted."""
+        if not step.run_once:
+            return self._run_step(hr, step, read_only=read_only, phase=phase)
+        key = (self.batch, phase or step.phase, step.index)
+        with self._lock:
+            once = self._once.setdefault(key, _Once())
+        with once.lock:  # the first host of the batch to get here runs it; the others wait
+            if self.cancel.is_set():
+                raise Cancelled("interrupted")
+            if once.record is None:
+                rec = self._run_step(hr, step, read_only=read_only, phase=phase)
+                once.host, once.record = hr.name, rec
+                once.registered = hr.facts.get(step.register) if step.register else None
+                return rec
+        first = once.record
+        if step.register and once.registered is not None:
+            hr.facts[step.register] = once.registered
+        failed = first.outcome == "failed"
+        rec = StepRecord(
+            phase or step.phase, step.index, step.label, step.module, "failed" if failed else "ok",
+            rc=first.rc, msg=f"run_once: {'failed' if failed else 'ran'} on {once.host}"
+            + (f": {first.msg}" if failed and first.msg else ""),
+        )  # fmt: skip
+        self._finish(hr, step, rec, emit_start=True)
+        return rec
+
+    def _run_step(self, hr: HostRun, step: Step, *, read_only: bool, phase: str | None) -> StepRecord:
         phase = phase or step.phase
         start = time.monotonic()
         variables = hr.vars(step.vars)
         try:
-            if not self._when(step, variables):
+            if step.loop is None and not self._when(step, variables):  # with a loop: per item
                 rec = StepRecord(phase, step.index, step.label, step.module, "skipped", msg="condition false")
+                if step.register:  # as Ansible does: `x is skipped` works afterwards
+                    hr.facts[step.register] = {
+                        "skipped": True, "changed": False, "failed": False, "msg": "condition false",
+                    }  # fmt: skip
                 self._finish(hr, step, rec, emit_start=True)
                 return rec
             items = self._loop_items(step, variables)
@@ -88,7 +132,8 @@ class StepRunner:
             rec = StepRecord(
                 phase, step.index, step.label, step.module, "failed", msg=self.redactor.redact(str(exc))
             )
-            self._finish(hr, step, rec, emit_start=True, error_kind="render")
+            rec.error = "render"
+            self._finish(hr, step, rec, emit_start=True)
             return rec
         self.emit("step.start", hr, step, data={"module": step.module, "index": step.index})
         if items is None:
@@ -99,7 +144,13 @@ class StepRunner:
                 loop_vars = {step.loop_var: item}
                 r = self._run_item(hr, step, hr.vars(step.vars, loop_vars), loop_vars, read_only)
                 recs.append(r)
-                results.append({**getattr(r, "_registered", {}), step.loop_var: item})
+                status = {
+                    "changed": r.outcome == "changed",
+                    "failed": r.outcome == "failed",
+                    "skipped": r.outcome == "skipped",
+                    "msg": r.msg,
+                }
+                results.append({**status, **getattr(r, "_registered", {}), step.loop_var: item})
                 if r.outcome == "failed" and not step.ignore_errors:
                     break
             outcome = (
@@ -118,6 +169,7 @@ class StepRunner:
                 command="\n".join(r.command for r in recs if r.command) or None,
                 stdout="".join(r.stdout for r in recs), stderr="".join(r.stderr for r in recs),
                 planned=[p for r in recs for p in r.planned], attempts=max((r.attempts for r in recs), default=1),
+                error=next((r.error for r in recs if r.outcome == "failed" and r.error), None),
             )  # fmt: skip
             if step.register:
                 hr.facts[step.register] = {
@@ -144,7 +196,6 @@ class StepRunner:
         *,
         emit_start: bool = False,
         ignored: bool = False,
-        error_kind: str | None = None,
     ) -> None:
         if emit_start:
             self.emit("step.start", hr, step, data={"module": step.module, "index": step.index})
@@ -174,8 +225,8 @@ class StepRunner:
         }
         if ignored:
             data["ignored"] = True
-        if error_kind:
-            data["error"] = error_kind
+        if rec.error:
+            data["error"] = rec.error
         if rec.planned:
             data["planned"] = rec.planned
         self.emit(
@@ -189,12 +240,12 @@ class StepRunner:
         )
 
     def _when(self, step: Step, variables: Mapping[str, Any]) -> bool:
-        return all(self.templar.evaluate(c, variables, step.location) for c in step.when)
+        return all(self.templar.evaluate(c, variables, step.loc("when")) for c in step.when)
 
     def _loop_items(self, step: Step, variables: Mapping[str, Any]) -> list[Any] | None:
         if step.loop is None:
             return None
-        items = self.templar.render(step.loop, variables, step.location)
+        items = self.templar.render(step.loop, variables, step.loc("loop"))
         if isinstance(items, str):
             raise RenderError(f"loop must be a list, got the string {items[:80]!r}", location=step.location)
         if isinstance(items, Mapping):
@@ -218,8 +269,16 @@ class StepRunner:
                 rec.outcome, rec.msg = "skipped", "condition false"
                 return rec
             args = self.render_args(kind, step, variables, read_only)
+            retries = (
+                self._num(step.retries, variables, step)
+                if step.retries is not None
+                else (3 if step.until else 0)
+            )
+            delay = float(self._num(step.delay, variables, step))
+            backoff = float(self._num(step.backoff, variables, step))
+            timeout = self._num(step.timeout, variables, step) if step.timeout is not None else None
         except RunbookError as exc:
-            rec.outcome, rec.msg = "failed", str(exc)
+            rec.outcome, rec.msg, rec.error = "failed", str(exc), "render"
             return rec
         if step.module == "approve":
             return self._approve(hr, step, args, rec)
@@ -234,12 +293,6 @@ class StepRunner:
             if step.register:
                 hr.facts[step.register] = Anything()  # known only at run time
             return rec
-        retries = (
-            self._num(step.retries, variables, step) if step.retries is not None else (3 if step.until else 0)
-        )
-        delay = float(self._num(step.delay, variables, step))
-        backoff = float(self._num(step.backoff, variables, step))
-        timeout = self._num(step.timeout, variables, step) if step.timeout is not None else None
         entry: Entry | None = None
         target = self.delegate(step.delegate_to) if (step.delegate_to and self.delegate) else hr
         attempt_no = 0
@@ -249,21 +302,45 @@ class StepRunner:
                 hr, target, kind, step, args, variables, read_only, timeout, entry, loop_vars
             )
             out = attempt.outcome
+            if attempt.render_error and not out.ok:
+                rec.error = "render"
             registered = out.registered()
-            ok, changed = self._judge(step, out, registered, variables)
+            for stream in ("stdout", "stderr"):  # as Ansible registers them: no trailing newline
+                if isinstance(registered.get(stream), str):
+                    registered[stream] = registered[stream].rstrip("\r\n")
+            until_ok, judged = True, True
+            try:
+                ok, changed = self._judge(step, out, registered, variables)
+            except RunbookError as exc:  # a failed_when/changed_when that cannot be evaluated
+                ok, changed, judged = False, out.changed, False
+                out = Outcome.failure(
+                    str(exc), rc=out.rc, stdout=out.stdout, stderr=out.stderr, command=out.command
+                )
+                rec.error = "render"
             registered.update(failed=not ok, changed=changed)
             if step.register and loop_vars is None:
                 hr.facts[step.register] = registered
             if "ansible_facts" in out.data and ok:
                 hr.facts.update(out.data["ansible_facts"])
-            until_ok = True
             if ok and step.until:
                 scope = variables.child(
                     ({step.register: registered} if step.register else {}, True),
                     ({"result": registered}, True),
                 )
-                until_ok = all(self.templar.evaluate(c, scope, step.location) for c in step.until)
-            done = (ok and until_ok) or attempt_no > retries or self.dry_run or self.cancel.is_set()
+                try:
+                    until_ok = all(self.templar.evaluate(c, scope, step.loc("until")) for c in step.until)
+                except RunbookError as exc:
+                    ok, judged, rec.error = False, False, "render"
+                    out = Outcome.failure(
+                        str(exc), rc=out.rc, stdout=out.stdout, stderr=out.stderr, command=out.command
+                    )
+            done = (
+                not judged
+                or (ok and until_ok)
+                or attempt_no > retries
+                or self.dry_run
+                or self.cancel.is_set()
+            )
             if done:
                 break
             why = out.msg or ("until condition not met" if ok else "failed")
@@ -329,6 +406,7 @@ class StepRunner:
         args = kind.normalize(args)
         if step.changes is not None and step.module in ("shell", "command"):
             args = {**args, "changes": to_bool(step.changes)}
+        args = coerce(args, kind.schema)
         try:
             jsonschema.validate(args, kind.schema)
         except jsonschema.ValidationError as exc:
@@ -382,6 +460,15 @@ class StepRunner:
         entry: Entry | None,
         loop_vars: dict | None,
     ) -> tuple[Attempt, Entry | None]:
+        render_failed: list[bool] = []
+
+        def render_str(text: str) -> Any:
+            try:
+                return self.templar.render_str(text, variables, None)
+            except RunbookError:
+                render_failed.append(True)
+                raise
+
         ctx = StepContext(
             host=target.name,
             vars=variables,
@@ -389,7 +476,7 @@ class StepRunner:
             run_id=self.run_id,
             dry_run=self.dry_run and not read_only,
             become=bool(step.become) if step.become is not None else target.spec.become,
-            render_str=lambda text: self.templar.render_str(text, variables, None),
+            render_str=render_str,
             loader_dirs=self.loader_dirs,
         )
         cancel = threading.Event()
@@ -405,6 +492,7 @@ class StepRunner:
                     args,
                     item=loop_vars,
                     has_undo_step=step.undo is not None,
+                    delegate_to=target.name if target is not hr else None,
                 )
                 hr.state.entries.append(holder["entry"])
             holder["entry"].snapshots.append(data)
@@ -433,18 +521,20 @@ class StepRunner:
             on_snapshot=on_snapshot,
             on_note=lambda line: self.emit("step.output", hr, step, data={"line": line}),
             redact=self.redactor.redact,
+            deadline=time.monotonic() + float(timeout) if timeout else None,
         )
+        if self.cancel.is_set():
+            raise Cancelled("interrupted")
         with self._lock:
             self.active[hr.name] = (drive, transport)
         timer = None
-        if self.cancel.is_set():
-            raise Cancelled("interrupted")
         if timeout:
 
             def expire() -> None:
+                # commands carry the deadline themselves (the transport kills exactly that one, even
+                # on a transport shared through delegate_to); this stops waits, sleeps and clients
                 drive.timed_out = True
                 cancel.set()
-                transport.cancel()
 
             timer = threading.Timer(float(timeout), expire)
             timer.daemon = True
@@ -452,7 +542,7 @@ class StepRunner:
         try:
             out = drive.run(kind.run(args, ctx))
         except Cancelled:
-            if getattr(drive, "timed_out", False):
+            if drive.timed_out:
                 out = Outcome.failure(f"timed out after {timeout:g}s", rc=124)
             else:
                 raise
@@ -465,7 +555,7 @@ class StepRunner:
                 timer.cancel()
             with self._lock:
                 self.active.pop(hr.name, None)
-        if getattr(drive, "timed_out", False) and out.ok is False and "timed out" not in out.msg:
+        if drive.timed_out and not out.ok:
             out = Outcome.failure(
                 f"timed out after {timeout:g}s",
                 rc=124,
@@ -476,7 +566,8 @@ class StepRunner:
         if self.cancel.is_set():
             raise Cancelled("interrupted")
         planned = [{"kind": p.kind, "summary": p.summary, "diff": p.diff} for p in drive.planned]
-        return Attempt(out, planned, drive.commands, drive.snapshots), holder["entry"]
+        attempt = Attempt(out, planned, drive.commands, drive.snapshots, render_error=bool(render_failed))
+        return attempt, holder["entry"]
 
     def _approve(self, hr: HostRun, step: Step, args: dict[str, Any], rec: StepRecord) -> StepRecord:
         if self.dry_run:

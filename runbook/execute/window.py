@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from runbook.errors import ValidationError
@@ -31,7 +31,7 @@ def inside(window: Window, now: datetime | None = None) -> tuple[bool, str]:
     ok = (start <= t < end) if start <= end else (t >= start or t < end)
     if ok and window.days:
         # a window crossing midnight belongs to the day it started
-        day = now if (start <= end or t >= start) else now.replace(day=now.day)  # same weekday logic
+        day = now if (start <= end or t >= start) else now - timedelta(days=1)
         ok = _DAYS[day.weekday()] in [d.lower()[:3] for d in window.days]
     desc = f"{window.start}-{window.end} {window.tz}" + (
         f" on {','.join(window.days)}" if window.days else ""

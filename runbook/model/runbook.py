@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,27 @@ RUNBOOK_KEYS = {
 }
 
 
+_TYPE_NAMES: dict[type, str] = {
+    int: "an integer",
+    float: "a number",
+    str: "a string (or a {{ template }})",
+    bool: "true/false",
+    dict: "a mapping",
+    list: "a list",
+    YDict: "a mapping",
+    YList: "a list",
+}
+
+
+def _plain(value: Any) -> Any:
+    """YDict/YList -> dict/list, for messages."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _suggest(word: str, choices: Collection[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"did you mean '{close[0]}'?" if close else ""
@@ -99,6 +120,11 @@ class Step:
     vars: Mapping[str, Any] = field(default_factory=dict)
     changes: bool | None = None
     arg_locations: Mapping[str, Location] = field(default_factory=dict)
+    keyword_locations: Mapping[str, Location] = field(default_factory=dict)
+
+    def loc(self, keyword: str) -> Location:
+        """Where a step keyword (when, until, loop ...) is written, else the step itself."""
+        return self.keyword_locations.get(keyword) or self.location
 
     @property
     def label(self) -> str:
@@ -167,10 +193,13 @@ class _P:
         else:
             ok = isinstance(value, types)
         if not ok:
-            names = " or ".join(
-                t.__name__.replace("YDict", "mapping").replace("dict", "mapping") for t in types
-            )
-            self.err(f"{what} must be {names}, got {type(value).__name__}: {value!r}"[:300], loc)
+            names = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+            got = _TYPE_NAMES.get(type(value), type(value).__name__)
+            if isinstance(value, dict):
+                got = "a mapping"
+            elif isinstance(value, list):
+                got = "a list"
+            self.err(f"{what} must be {names}, got {got}: {_plain(value)!r}"[:300], loc)
         return ok
 
     def conditions(self, value: Any, what: str, loc: Location | None) -> tuple[Any, ...]:
@@ -205,11 +234,30 @@ class _P:
             )
             return None
         if len(module_keys) > 1:
-            hints = [f"'{k}' ({_suggest(str(k), STEP_KEYWORDS) or 'unknown keyword'})" for k in module_keys]
+            known = [k for k in module_keys if self.modules is None or k in self.modules]
+            if len(known) == 1:  # one module plus misspelt keywords
+                for k in module_keys:
+                    if k not in known:
+                        sug = _suggest(str(k), STEP_KEYWORDS)
+                        self.err(
+                            f"unknown step keyword '{k}' (the step's module is '{known[0]}')",
+                            kloc(k),
+                            hint=(sug + " " if sug else "") + f"step keywords: {', '.join(STEP_KEYWORDS)}",
+                        )
+                return None
+            names = ", ".join(map(str, module_keys))
+            if known:
+                hint = "a step runs exactly one module; split it into one step per module"
+            else:
+                sugs = [
+                    f"'{k}': {_suggest(str(k), [*(self.modules or ()), *STEP_KEYWORDS]) or 'unknown'}"
+                    for k in module_keys
+                ]
+                hint = "none of these is a known module or step keyword; " + "; ".join(sugs)
             self.err(
-                f"{phase} item {index + 1} has several module keys: {', '.join(map(str, module_keys))}",
+                f"{phase} item {index + 1} has several module keys: {names}",
                 kloc(module_keys[1]),
-                hint="a step runs exactly one module; " + "; ".join(hints),
+                hint=hint,
             )
             return None
         module = str(module_keys[0])
@@ -270,7 +318,11 @@ class _P:
             kw["vars"] = raw["vars"]
         if "undo" in raw and raw["undo"] is not None:
             undo = self.step(raw["undo"], f"{phase}[{index}].undo", 0, kloc("undo"), {})
+            if undo is not None and not undo.name:  # shown as "undo: <step>", not as its module
+                undo = replace(undo, name=f"undo: {name or module}")
             kw["undo"] = undo
+        if isinstance(raw, YDict):
+            kw["keyword_locations"] = {str(k): raw.key_loc(k) for k in raw if k in STEP_KEYWORDS}
         args = raw[module]
         arg_locs = {}
         if isinstance(args, YDict):
@@ -312,6 +364,12 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
     p = _P(file, modules)
     if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):
         data = data[0]  # an Ansible-style play list with one play
+    if isinstance(data, list) and len(data) > 1:
+        raise ValidationError(
+            f"this file holds {len(data)} plays; a runbook is one mapping (name:, hosts:, steps: ...)",
+            location=Location(file, 1, 1),
+            hint="split it into one runbook file per play",
+        )
     if not isinstance(data, dict):
         raise ValidationError(
             "a runbook must be a YAML mapping (name:, hosts:, preflight:, steps: ...)",
@@ -329,11 +387,15 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
             )
     name = data.get("name") or Path(file).stem
     defaults: dict[str, Any] = {}
-    if "tags" in data:
+    if data.get("tags") is not None:
         tags = data["tags"]
-        defaults["tags"] = tuple([tags] if isinstance(tags, str) else tags or ())
+        tags = [tags] if isinstance(tags, str) else tags
+        if p.typed(tags, (list,), "tags", kloc("tags")):
+            defaults["tags"] = tuple(str(t) for t in tags)
     if "become" in data:
         defaults["become"] = data["become"]
+    if "become" in data and not isinstance(data["become"], bool):
+        p.typed(data["become"], (bool,), "become", kloc("become"))
     if "timeout" in data and p.typed(data["timeout"], (int, float), "timeout", kloc("timeout")):
         defaults["timeout"] = data["timeout"]
     serial_raw = data.get("serial")
@@ -388,6 +450,13 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         merged: dict[str, Any] = {}
         for vf in vars_files if isinstance(vars_files, list) else [vars_files]:
             vpath = Path(file).parent / str(vf)
+            if not vpath.is_file():
+                p.err(
+                    f"vars file not found: {vpath}",
+                    kloc("vars_files"),
+                    hint="vars_files paths are relative to the runbook's directory",
+                )
+                continue
             try:
                 content = load_yaml_file(vpath)
             except ValidationError as exc:
@@ -417,7 +486,7 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
     if scope not in ("host", "all"):
         p.err("rollback_scope must be 'host' or 'all'", kloc("rollback_scope"))
         scope = "host"
-    if not preflight and not steps:
+    if not data.get("preflight") and not data.get("steps"):
         p.err("the runbook has no preflight and no steps", Location(file, 1, 1), hint="add a 'steps:' list")
     hosts = data.get("hosts", "all")
     if isinstance(hosts, list):

@@ -15,6 +15,28 @@ _COND = {
     ]
 }
 _NUM = {"type": ["number", "string"]}
+TEMPLATE = {"type": "string", "pattern": r"\{\{|\{%", "description": "a Jinja2 template, rendered per host"}
+
+
+def templatable(schema: Any) -> Any:
+    """A module's argument schema as an editor must see it: wherever the value is not free text
+    (a number, a boolean, an enum, a patterned string, a list or mapping), a ``{{ template }}``
+    string is accepted too — it is rendered per host and checked against the real schema then."""
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: templatable(v) for k, v in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = templatable(out["items"])
+    if isinstance(out.get("additionalProperties"), dict):
+        out["additionalProperties"] = templatable(out["additionalProperties"])
+    t = out.get("type")
+    types = {t} if isinstance(t, str) else set(t or ())
+    strict = (types and "string" not in types) or any(
+        k in out for k in ("enum", "const", "pattern", "oneOf", "anyOf", "format")
+    )
+    return {"anyOf": [out, TEMPLATE]} if strict else out
 
 
 def json_schema() -> dict[str, Any]:
@@ -39,6 +61,8 @@ def json_schema() -> dict[str, Any]:
     variants = []
     for name, cls in sorted(reg.items()):
         arg_schema = dict(cls.schema)
+        if isinstance(arg_schema.get("properties"), dict):  # the mapping itself stays a mapping
+            arg_schema["properties"] = {k: templatable(v) for k, v in arg_schema["properties"].items()}
         if cls.free_form:
             arg_schema = {"oneOf": [{"type": "string"}, arg_schema]}
         variants.append(

@@ -117,7 +117,11 @@ def check_static(rb: Runbook) -> list[Problem]:
                 Problem(ValidationError(f"unknown module '{step.module}'", location=step.location))
             )
             continue
-        if step.phase == "preflight" and kind.mutates(kind.normalize(step.args)) and step.module not in READ_ONLY_OK:
+        if (
+            step.phase == "preflight"
+            and kind.mutates(kind.normalize(step.args))
+            and step.module not in READ_ONLY_OK
+        ):
             problems.append(Problem(ValidationError(
                 f"preflight must be read-only, but '{step.module}' changes things",
                 location=step.location, hint="move this step to 'steps:'",
@@ -236,6 +240,9 @@ def coerce(value: Any, schema: Any) -> Any:
         items = schema.get("items")
         return [coerce(v, items) for v in value] if isinstance(items, Mapping) else value
     types = _types(schema)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # `content: "{{ port }}"` renders to a number; a string-only argument gets its text
+        return str(value) if "string" in types and not types & {"integer", "number"} else value
     if not isinstance(value, str) or not types or "string" in types:
         return value
     text = value.strip()

@@ -8,6 +8,7 @@ expression's native value (list, dict, int), as in Ansible.
 
 from __future__ import annotations
 
+import difflib
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -19,9 +20,7 @@ from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
 from runbook.render.filters import FILTERS, TESTS, FilterError
-from runbook.render.secrets import Redactor
-
-_SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
+from runbook.render.secrets import Redactor, collect_secrets, is_secret_name
 
 
 def _env() -> jinja2.Environment:
@@ -41,6 +40,38 @@ _cache: dict[str, jinja2.Template] = {}
 _cache_lock = threading.Lock()
 
 
+_single_cache: dict[str, str | None] = {}
+
+
+def single_expression(text: str) -> str | None:
+    """The expression of a template that is exactly one ``{{ expr }}`` (surrounding whitespace
+    allowed), else None. Uses Jinja's lexer, so ``{{ a | combine({'b': {'c': 1}}) }}`` counts."""
+    if text in _single_cache:
+        return _single_cache[text]
+    expr: str | None = None
+    body = text.strip()
+    if body.startswith("{{") and body.endswith("}}"):
+        try:
+            kinds = [tok for _, tok, _ in ENV.lex(body)]
+        except jinja2.TemplateSyntaxError:
+            kinds = []
+        if (
+            kinds
+            and kinds[0] == "variable_begin"
+            and kinds[-1] == "variable_end"
+            and kinds.count("variable_begin") == 1
+            and not {"block_begin", "comment_begin", "raw_begin", "data"} & set(kinds)
+        ):
+            expr = body[2:-2]
+            if expr[:1] in "-+":
+                expr = expr[1:]
+            if expr[-1:] in "-+":
+                expr = expr[:-1]
+    if len(_single_cache) < 10000:
+        _single_cache[text] = expr
+    return expr
+
+
 def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
 
@@ -54,11 +85,24 @@ def compile_template(text: str, location: Location | None = None) -> jinja2.Temp
             line = (location.line or 1) + (exc.lineno or 1) - 1 if location else exc.lineno
             loc = Location(location.file, line, location.column) if location else None
             raise RenderError(
-                f"template syntax error: {exc.message}", location=loc, hint="check the {{ }} / {% %} pairs"
+                f"template syntax error: {exc.message}", location=loc, hint=_syntax_hint(exc.message or "")
             ) from None
         with _cache_lock:
             _cache[text] = t
     return t
+
+
+def _syntax_hint(message: str) -> str:
+    m = re.match(r"No (filter|test) named '([^']+)'", message)
+    if not m:
+        return "check the {{ }} / {% %} pairs and the expression inside them"
+    known = ENV.filters if m.group(1) == "filter" else ENV.tests
+    close = difflib.get_close_matches(m.group(2), list(known), n=1)
+    kind = m.group(1)
+    return (f"did you mean '{close[0]}'? " if close else "") + (
+        f"runbook has Jinja2's built-in {kind}s and Ansible's common ones (default, bool, int, to_json, "
+        "from_json, b64encode, regex_replace, basename, dirname, quote, combine, dict2items ...)"
+    )
 
 
 def syntax_check(text: str, location: Location | None = None) -> None:
@@ -98,6 +142,8 @@ class LazyVars(Mapping[str, Any]):
             value = self._templar.render(raw, self)
         finally:
             self._resolving.discard(key)
+        if is_template(raw) and is_secret_name(key):  # a credential assembled from a template
+            self._templar.redactor.add(collect_secrets({key: value}))
         self._done[key] = value
         return value
 
@@ -152,10 +198,10 @@ class Templar:
         *,
         native: bool = False,
     ) -> Any:
-        m = _SINGLE.match(text) if native else None
+        expr = single_expression(text) if native else None
         try:
-            if m:
-                return self._eval(m.group("expr"), variables, location)
+            if expr is not None:
+                return self._eval(expr, variables, location)
             t = compile_template(text, location)
             ctx = t.new_context(variables, shared=True)
             return concat(t.root_render_func(ctx))
@@ -201,8 +247,9 @@ class Templar:
         if isinstance(condition, (int, float)):
             return bool(condition)
         text = str(condition).strip()
-        m = _SINGLE.match(text)
-        expr = m.group("expr") if m else text
+        expr = single_expression(text)
+        if expr is None:
+            expr = text
         value = self.render_str("{{ " + expr + " }}", variables, location, native=True)
         if isinstance(value, str):
             from runbook.render.filters import to_bool

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
 import os
+import re
 import shlex
 import threading
 from dataclasses import dataclass
@@ -67,11 +67,16 @@ class Entry:
             negate = pat.startswith("!")
             if negate:
                 pat = pat[1:]
-            if fnmatch.fnmatchcase(name.lower(), pat.lower()):
+            if _glob(pat).fullmatch(name.lower()):
                 if negate:
                     return False
                 positive = True
         return positive
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """OpenSSH patterns: only ``*`` and ``?`` are special (``[host]:port`` is literal)."""
+    return re.compile(re.escape(pattern.lower()).replace(r"\*", ".*").replace(r"\?", "."))
 
 
 def _hashed_match(pattern: str, name: str) -> bool:

@@ -117,8 +117,10 @@ def jump_from_args(hv: Any) -> str | None:
             opt = w[2:] if w.startswith("-o") and len(w) > 2 else None
             if w == "-o" and i + 1 < len(words):
                 opt = words[i + 1]
-            if opt and opt.lower().replace(" ", "=").startswith("proxyjump="):
-                return opt.split("=", 1)[1].strip()
+            if opt:
+                key, _, val = opt.replace("=", " ", 1).partition(" ")
+                if key.lower() == "proxyjump" and val.strip():
+                    return val.strip()
     return None
 
 

@@ -146,7 +146,9 @@ def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | Non
     t = paramiko.Transport(sock)
     try:
         names = [ep.host_key_alias] if ep.host_key_alias else [host_pattern(ep.hostname, ep.port)]
-        files = [opts.known_hosts] if opts.known_hosts else list(ep.known_hosts_files) or ["~/.ssh/known_hosts"]
+        files = (
+            [opts.known_hosts] if opts.known_hosts else list(ep.known_hosts_files) or ["~/.ssh/known_hosts"]
+        )
         kh = KnownHosts(files + list(ep.global_known_hosts_files), record_to=files[0])
         sec = t.get_security_options()
         sec.key_types = kh.preferred_algorithms(names, tuple(sec.key_types))
