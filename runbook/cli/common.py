@@ -58,12 +58,12 @@ def search_path() -> list[Path]:
 
 def resolve_runbook(name: str) -> Path:
     p = Path(name)
-    if p.suffix in (".yml", ".yaml") and p.exists():
+    if p.suffix in (".yml", ".yaml") and p.is_file():
         return p
     for d in search_path():
         for ext in (".yml", ".yaml"):
             cand = d / f"{name}{ext}"
-            if cand.exists():
+            if cand.is_file():
                 return cand
     known = sorted({f.stem for d in search_path() if d.is_dir() for f in d.glob("*.y*ml")})
     raise UsageError(

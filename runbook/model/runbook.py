@@ -528,6 +528,10 @@ def load_runbook(path: str | Path, modules: Collection[str] | None = None) -> Ru
         raise ValidationError(
             f"runbook is not UTF-8 text ({exc.reason})", location=Location(str(p))
         ) from None
+    except OSError as exc:  # a directory, no permission
+        raise ValidationError(
+            f"cannot read the runbook: {exc.strerror or exc}", location=Location(str(p))
+        ) from None
     return parse_runbook(text, p, modules)
 
 
