@@ -1,0 +1,2 @@
+DROP INDEX conversations_created_id;
+ALTER TABLE conversations DROP COLUMN title;

@@ -1,0 +1,416 @@
+"""postgres.*: query (read-only), backup (pg_dump on the host, checksummed), restore, migrate.
+
+DSNs are written from the target host's point of view (``postgresql://app:pw@127.0.0.1:5432/app``):
+queries and migrations go through the executor's psycopg client over the transport's tunnel, while
+pg_dump / pg_restore / psql run on the host with the password in ``PGPASSWORD`` (a Masked value: never
+in argv, never shown). Passwords never appear in messages: DSNs are shown as ``user:***@host``.
+
+``postgres.migrate`` applies ``NNN_name.sql`` files not yet recorded in the tracking table, each in its
+own transaction together with its tracking row. Its snapshot lists the versions applied before and
+the down SQL (``NNN_name.down.sql``) of the pending ones; undo runs the down files of the versions this
+run applied, newest first, each in a transaction, or restores ``backup`` (a postgres.backup dump) when
+a down file is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import shlex
+from pathlib import Path
+from typing import Any
+
+from runbook.plan.actions import Client, Note, Run, Snapshot, Stat
+from runbook.plan.commands import Command, Masked
+from runbook.plan.facts.compose import tail
+from runbook.plan.facts.postgres import (
+    RELATIONS_SQL,
+    drop_statements,
+    mask_dsn,
+    parse_migrations,
+    parse_toc,
+    split_dsn,
+)
+from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
+
+_DSN = {"type": "string", "minLength": 1, "description": "libpq DSN or URI, as seen from the host"}
+_BIN = {"type": "string", "description": "directory of pg_dump/pg_restore/psql on the host"}
+
+
+def _tool(args: dict[str, Any], name: str) -> str:
+    return posixpath.join(str(args["bin_dir"]), name) if args.get("bin_dir") else name
+
+
+def _env(dsn: str) -> tuple[str, dict[str, str]]:
+    plain, password = split_dsn(dsn)
+    return plain, ({"PGPASSWORD": Masked(password)} if password else {})
+
+
+def _first(result: dict[str, Any]) -> Any:
+    rows = result.get("rows") or []
+    return rows[0][0] if rows and rows[0] else None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or str(a).lower() == str(b).lower()
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    return str(a) == str(b)
+
+
+@register
+class PostgresQuery(StepKind):
+    name = "postgres.query"
+    description = "Run a read-only query; expect a value, a row count, or bounds on it."
+    schema = {
+        "type": "object",
+        "properties": {
+            "dsn": _DSN,
+            "sql": {"type": "string", "minLength": 1},
+            "params": {"type": ["array", "object"]},
+            "expect": {
+                "description": "the first column of the first row, or {value: X} | {rows: N} | {min_rows: N} | {max_rows: N}",
+            },
+            "timeout": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "required": ["dsn", "sql"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        dsn = str(args["dsn"])
+        params = {"dsn": dsn, "sql": args["sql"], "params": args.get("params")}
+        if args.get("timeout"):
+            params["connect_timeout"] = int(args["timeout"])
+        res = yield Client("postgres", "query", params)
+        shown = f"{mask_dsn(dsn)}: {' '.join(str(args['sql']).split())[:200]}"
+        if not res.get("ok"):
+            return Outcome.failure(f"{shown}: {res.get('error')}", command=shown)
+        value, rows = _first(res), res.get("rows") or []
+        data = {"rows": rows, "columns": res.get("columns"), "rowcount": res.get("rowcount"), "value": value}
+        expect = args.get("expect", ...)
+        problem = None
+        if isinstance(expect, dict):
+            if "value" in expect and not _same(value, expect["value"]):
+                problem = f"got {value!r}, expected {expect['value']!r}"
+            if "rows" in expect and len(rows) != int(expect["rows"]):
+                problem = f"got {len(rows)} row(s), expected {expect['rows']}"
+            if "min_rows" in expect and len(rows) < int(expect["min_rows"]):
+                problem = f"got {len(rows)} row(s), expected at least {expect['min_rows']}"
+            if "max_rows" in expect and len(rows) > int(expect["max_rows"]):
+                problem = f"got {len(rows)} row(s), expected at most {expect['max_rows']}"
+        elif expect is not ... and not _same(value, expect):
+            problem = f"got {value!r}, expected {expect!r}"
+        if problem:
+            return Outcome.failure(f"{shown}: {problem}", data=data, command=shown)
+        summary = f"{value!r}" if len(rows) == 1 and len(rows[0]) == 1 else f"{len(rows)} row(s)"
+        return Outcome.success(f"{shown} -> {summary}", data=data, command=shown)
+
+
+@register
+class PostgresBackup(StepKind):
+    name = "postgres.backup"
+    description = "pg_dump on the host (custom format by default) to dest, mode 0600, with its SHA-256."
+    mutating = True
+    schema = {
+        "type": "object",
+        "properties": {
+            "dsn": _DSN,
+            "dest": {"type": "string", "minLength": 1, "description": "dump file on the host"},
+            "format": {"enum": ["custom", "plain", "tar"]},
+            "force": {"type": "boolean", "description": "overwrite an existing dest"},
+            "bin_dir": _BIN,
+            "timeout": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "required": ["dsn", "dest"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        dsn, dest = str(args["dsn"]), str(args["dest"])
+        st = yield Stat(dest, become=ctx.become)
+        if st.exists and not args.get("force"):
+            return Outcome.failure(f"{dest} exists; give another dest or force: true")
+        plain, env = _env(dsn)
+        fmt = {"custom": "c", "plain": "p", "tar": "t"}[args.get("format", "custom")]
+        q = shlex.quote
+        script = "\n".join(
+            [
+                "set -e",
+                "umask 077",
+                f"mkdir -p -- {q(posixpath.dirname(dest) or '.')}",
+                f"trap 'rm -f -- {q(dest + '.partial')}' EXIT",
+                f"{q(_tool(args, 'pg_dump'))} --format={fmt} --no-password --file={q(dest + '.partial')} "
+                f"--dbname={q(plain)}",
+                f"mv -f -- {q(dest + '.partial')} {q(dest)}",
+                f"sha256sum -- {q(dest)}",
+                f"wc -c < {q(dest)}",
+            ]
+        )
+        cmd = Command.shell(script, env=env, become=ctx.become)
+        yield Snapshot({"path": dest, "existed": st.exists})
+        res = yield Run(cmd, timeout=float(args.get("timeout", 3600)))
+        if res.dry_run:
+            return Outcome.success(
+                f"would dump {mask_dsn(dsn)} to {dest}",
+                changed=True,
+                command=cmd.display(),
+                data={"path": dest, "sha256": "", "size": 0, "format": args.get("format", "custom")},
+            )
+        if not res.ok:
+            return Outcome.failure(
+                f"pg_dump of {mask_dsn(dsn)} failed: {tail(res.stderr)}",
+                rc=res.rc,
+                stderr=res.stderr,
+                command=cmd.display(),
+            )
+        lines = res.stdout.split()
+        checksum, size = lines[0], int(lines[-1])
+        data = {"path": dest, "sha256": checksum, "size": size, "format": args.get("format", "custom")}
+        return Outcome.success(
+            f"{mask_dsn(dsn)} -> {dest} ({size} bytes, sha256 {checksum[:16]})",
+            changed=True,
+            data=data,
+            command=cmd.display(),
+        )
+
+    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        """A backup is additive: rolling back keeps it (later undo steps may restore from it)."""
+        path = str(snapshot.get("path"))
+        st = yield Stat(path, become=ctx.become)
+        if not st.exists:
+            return Outcome.success(f"no backup was written to {path}")
+        return Outcome.success(f"kept the backup {path} (a rollback never deletes backups)")
+
+
+def restore_from(
+    args: dict[str, Any], ctx: StepContext, dsn: str, src: str, checksum: str | None = None
+) -> StepGen:
+    """Verify a dump, drop what it does not contain (tables created since), restore it in one
+    transaction (pg_restore --clean --if-exists into psql --single-transaction)."""
+    plain, env = _env(dsn)
+    q = shlex.quote
+    res = yield Run(Command.exec(["sha256sum", "--", src], become=ctx.become), changes=False)
+    if not res.ok:
+        return Outcome.failure(f"cannot read backup {src}: {tail(res.stderr)}")
+    actual = res.stdout.split()[0]
+    if checksum and actual != checksum:
+        return Outcome.failure(
+            f"backup {src} has sha256 {actual[:16]}…, expected {checksum[:16]}… — not restoring"
+        )
+    res = yield Run(
+        Command.exec([_tool(args, "pg_restore"), "--list", src], become=ctx.become), changes=False
+    )
+    if not res.ok:
+        return Outcome.failure(f"{src} is not a pg_dump archive: {tail(res.stderr)}")
+    toc = parse_toc(res.stdout)
+    drops: list[str] = []
+    if args.get("drop_extra", True):
+        schemas = sorted({s for s, _, _ in toc} | set(args.get("schemas") or ["public"]))
+        cur = yield Client("postgres", "query", {"dsn": dsn, "sql": RELATIONS_SQL, "params": [schemas]})
+        if not cur.get("ok"):
+            return Outcome.failure(f"{mask_dsn(dsn)}: {cur.get('error')}")
+        drops = drop_statements(toc, [tuple(r) for r in cur.get("rows") or []])
+    flags = "--clean --if-exists" + (" --no-owner" if args.get("no_owner", True) else "")
+    script = [
+        "set -e",
+        "umask 077",
+        "tmp=$(mktemp)",
+        "trap 'rm -f -- \"$tmp\"' EXIT",
+        f'{q(_tool(args, "pg_restore"))} {flags} --file="$tmp" -- {q(src)}',
+        f"{q(_tool(args, 'psql'))} -X -q --no-password -v ON_ERROR_STOP=1 --single-transaction "
+        f"--dbname={q(plain)}" + "".join(f" -c {q(d)}" for d in drops) + ' -f "$tmp"',
+    ]
+    cmd = Command.shell("\n".join(script), env=env, become=ctx.become)
+    res = yield Run(cmd, timeout=float(args.get("timeout", 3600)))
+    if res.dry_run:
+        return Outcome.success(
+            f"would restore {src} into {mask_dsn(dsn)}", changed=True, command=cmd.display()
+        )
+    if not res.ok:
+        return Outcome.failure(
+            f"restore of {src} into {mask_dsn(dsn)} failed (nothing changed): {tail(res.stderr)}",
+            rc=res.rc,
+            stderr=res.stderr,
+            command=cmd.display(),
+        )
+    extra = f", dropped {len(drops)} relation(s) created since" if drops else ""
+    return Outcome.success(
+        f"restored {src} (sha256 {actual[:16]}) into {mask_dsn(dsn)}{extra}",
+        changed=True,
+        data={"src": src, "sha256": actual, "dropped": drops},
+        command=cmd.display(),
+    )
+
+
+@register
+class PostgresRestore(StepKind):
+    name = "postgres.restore"
+    description = "Restore a pg_dump archive (checksum verified) in one transaction, as of the dump."
+    mutating = True
+    schema = {
+        "type": "object",
+        "properties": {
+            "dsn": _DSN,
+            "src": {"type": "string", "minLength": 1},
+            "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "sha256 of src"},
+            "drop_extra": {
+                "type": "boolean",
+                "description": "drop relations the dump does not have (default)",
+            },
+            "schemas": {"type": "array", "items": {"type": "string"}},
+            "no_owner": {"type": "boolean"},
+            "bin_dir": _BIN,
+            "timeout": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "required": ["dsn", "src"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        return (yield from restore_from(args, ctx, str(args["dsn"]), str(args["src"]), args.get("checksum")))
+
+
+def read_migrations(directory: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The migrations in a control-machine directory (see parse_migrations)."""
+    files = [(f.name, str(f), f.read_text(encoding="utf-8")) for f in sorted(directory.iterdir())
+             if f.is_file() and f.name.endswith(".sql")]  # fmt: skip
+    return parse_migrations(files)
+
+
+@register
+class PostgresMigrate(StepKind):
+    name = "postgres.migrate"
+    description = (
+        "Apply NNN_name.sql migrations not yet applied, each in a transaction with its tracking row; "
+        "undo runs NNN_name.down.sql newest first, or restores backup when a down file is missing."
+    )
+    mutating = True
+    schema = {
+        "type": "object",
+        "properties": {
+            "dsn": _DSN,
+            "dir": {
+                "type": "string",
+                "minLength": 1,
+                "description": "migrations directory (control machine)",
+            },
+            "table": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"},
+            "backup": {"type": "string", "description": "a postgres.backup dump on the host, for undo"},
+            "backup_checksum": {"type": "string"},
+            "bin_dir": _BIN,
+        },
+        "required": ["dsn", "dir"],
+        "additionalProperties": False,
+    }
+
+    def _common(self, args: dict[str, Any]) -> dict[str, Any]:
+        table = str(args.get("table") or "schema_migrations")
+        lock = int.from_bytes(hashlib.sha256(table.encode()).digest()[:7], "big")
+        return {"dsn": str(args["dsn"]), "table": table, "lock_key": lock}
+
+    def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        directory = ctx.find_file(str(args["dir"]), "migrations")
+        if not directory.is_dir():
+            return Outcome.failure(f"migrations directory {args['dir']!r} not found (looked at {directory})")
+        migrations, problems = read_migrations(directory)
+        if problems:
+            return Outcome.failure("; ".join(problems))
+        common = self._common(args)
+        state = yield Client(
+            "postgres", "migrations_applied", {"dsn": common["dsn"], "table": common["table"]}
+        )
+        if not state.get("ok"):
+            return Outcome.failure(f"{mask_dsn(common['dsn'])}: {state.get('error')}")
+        applied: dict[str, str] = state.get("versions") or {}
+        for m in migrations:
+            if m["version"] in applied and applied[m["version"]] != m["checksum"]:
+                yield Note(f"warning: {m['file']} changed since it was applied (checksum differs)")
+        pending = [m for m in migrations if m["version"] not in applied]
+        data: dict[str, Any] = {
+            "applied_before": sorted(applied, key=int),
+            "applied": [],
+            "table": common["table"],
+        }
+        if not pending:
+            return Outcome.success(f"up to date ({len(applied)} applied)", data=data)
+        yield Snapshot(
+            {
+                "table": common["table"],
+                "applied_before": sorted(applied, key=int),
+                "pending": [m["version"] for m in pending],
+                "down": {m["version"]: m["down"] for m in pending},
+                "backup": args.get("backup"),
+                "backup_checksum": args.get("backup_checksum"),
+            }
+        )
+        for m in pending:
+            res = yield Client(
+                "postgres",
+                "migrate",
+                {**common, **{k: m[k] for k in ("version", "name", "sql", "checksum")}, "direction": "up",
+                 "run_id": ctx.run_id},
+                changes=True,
+            )  # fmt: skip
+            if res is None:  # dry-run
+                data["applied"].append(m["version"])
+                continue
+            if not res.get("ok"):
+                where = f"{m['file']}:{res['line']}" if res.get("line") else m["file"]
+                done = (
+                    f" (applied before it in this run: {', '.join(data['applied'])})"
+                    if data["applied"]
+                    else ""
+                )
+                return Outcome.failure(f"{where}: {res.get('error')}{done}", data=data)
+            data["applied"].append(m["version"])
+        names = ", ".join(f"{m['version']}_{m['name']}" for m in pending)
+        verb = "would apply" if ctx.dry_run else "applied"
+        return Outcome.success(f"{verb} {names}", changed=True, data=data)
+
+    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        common = self._common(args)
+        state = yield Client(
+            "postgres", "migrations_applied", {"dsn": common["dsn"], "table": snapshot["table"]}
+        )
+        if not state.get("ok"):
+            return Outcome.failure(f"{mask_dsn(common['dsn'])}: {state.get('error')}")
+        before = set(snapshot.get("applied_before") or [])
+        mine = [
+            v for v in snapshot.get("pending") or [] if v in (state.get("versions") or {}) and v not in before
+        ]
+        if not mine:
+            return Outcome.success("no migration of this run is applied")
+        downs: dict[str, str | None] = snapshot.get("down") or {}
+        missing = [v for v in mine if not downs.get(v)]
+        reverted: list[str] = []
+        if not missing:
+            for v in sorted(mine, key=int, reverse=True):
+                res = yield Client(
+                    "postgres",
+                    "migrate",
+                    {**common, "table": snapshot["table"], "version": v, "name": "", "sql": downs[v],
+                     "checksum": "", "direction": "down"},
+                    changes=True,
+                )  # fmt: skip
+                if not res.get("ok"):
+                    missing = [v]
+                    yield Note(f"down migration {v} failed: {res.get('error')}")
+                    break
+                reverted.append(v)
+            else:
+                return Outcome.success(f"reverted {', '.join(reverted)} (down migrations)", changed=True)
+        if not snapshot.get("backup"):
+            return Outcome.failure(
+                f"cannot undo migration(s) {', '.join(missing)}: no down file and no backup to restore"
+                + (f" (reverted {', '.join(reverted)})" if reverted else "")
+            )
+        out = yield from restore_from(
+            args, ctx, common["dsn"], str(snapshot["backup"]), snapshot.get("backup_checksum")
+        )
+        if not out.ok:
+            return out
+        return Outcome.success(
+            f"restored backup {snapshot['backup']} (no down migration for {', '.join(missing)})", changed=True
+        )
