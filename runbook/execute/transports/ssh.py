@@ -1,0 +1,379 @@
+"""The SSH transport (paramiko): one connection per host, reused for every step, sftp and tunnels.
+
+Commands run in a persistent remote ``sh`` (runbook.execute.transports.pshell) so a step does not pay
+for a new session and the login shell's rc files; if that shell cannot start, each command gets its
+own exec channel (same semantics, slower). Files move over sftp (atomic temp + posix-rename), or
+through commands when ``become`` needs another user. paramiko is imported here only, lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from runbook.errors import TransportError
+from runbook.execute.transports import ssh_files
+from runbook.execute.transports.base import HostSpec, Transport, _truthy
+from runbook.execute.transports.hostkeys import trust_new_from_vars
+from runbook.execute.transports.pshell import (
+    Facts,
+    PersistentShell,
+    Raw,
+    ShellLost,
+    ShellWedged,
+    kill_script,
+    parse_id,
+)
+from runbook.execute.transports.ssh_config import Endpoint, resolve
+from runbook.execute.transports.ssh_connect import Connection, ConnectOptions, connect
+from runbook.execute.transports.ssh_exec import become_body, exec_run, plain_body
+from runbook.plan.actions import CommandResult, FileStat
+from runbook.plan.commands import Command
+
+
+class SSHTransport(Transport):
+    def __init__(
+        self,
+        spec: HostSpec,
+        *,
+        known_hosts: str | None = None,
+        trust_new_hosts: bool = False,
+        ssh_config: str | None = None,
+        connect_timeout: float = 10.0,
+        command_timeout: float | None = None,
+        keepalive: float = 15.0,
+        allow_agent: bool = True,
+        persistent_shell: bool | None = None,
+        **_other: object,  # options meant for other transports are ignored
+    ):
+        super().__init__(spec)
+        hv = spec.vars or {}
+        self.ssh_config = ssh_config
+        self.command_timeout = command_timeout
+        self.persistent = (
+            persistent_shell
+            if persistent_shell is not None
+            else _truthy(hv.get("runbook_ssh_persistent_shell", True))
+        )
+        self.options = ConnectOptions(
+            known_hosts=known_hosts,
+            trust_new_hosts=trust_new_hosts or trust_new_from_vars(hv),
+            connect_timeout=float(connect_timeout),
+            keepalive=float(keepalive),
+            allow_agent=allow_agent,
+            host=spec.name,
+        )
+        self.endpoint: Endpoint | None = None
+        self._conn: Connection | None = None
+        self._shell: PersistentShell | None = None
+        self._shell_failed: str | None = None  # why the persistent shell is not used
+        self._facts: Facts | None = None
+        self._sftp: Any = None
+        self._lock = threading.RLock()
+        self._cancel = threading.Event()
+        self.names: dict[tuple[str, object], str | None] = {}  # (kind, id or name) -> name/id cache
+
+    # ----------------------------------------------------------------------------- connection
+    def connect(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._conn.active:
+                return
+            self._drop()
+            if self.endpoint is None:
+                self.endpoint = resolve(self.spec, self.ssh_config)
+            self._conn = connect(self.endpoint, self.options)
+            if self.persistent and self._shell_failed is None:
+                self._open_shell()
+
+    def _open_shell(self) -> None:
+        assert self._conn is not None
+        try:
+            self._shell = PersistentShell(
+                self._conn.transport, timeout=max(30.0, self.options.connect_timeout), redact=self._redact
+            )
+            self._facts = self._shell.facts
+        except Exception as exc:  # any failure: fall back to one exec channel per command
+            if not self._conn.active:
+                raise self._lost(f"while starting the remote shell: {exc}") from None
+            self._shell = None
+            self._shell_failed = f"{type(exc).__name__}: {exc}"
+
+    @property
+    def mode(self) -> str:
+        """'persistent' or 'exec' (for benchmarks and diagnostics)."""
+        return "persistent" if self._shell is not None else "exec"
+
+    def _ensure(self) -> Connection:
+        with self._lock:
+            if self._conn is None or not self._conn.active:
+                self.connect()
+            assert self._conn is not None
+            if self.persistent and self._shell is None and self._shell_failed is None:
+                self._open_shell()
+            return self._conn
+
+    def _drop(self) -> None:
+        for closer in (self._sftp, self._shell, self._conn):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    closer.close()
+        self._sftp = self._shell = self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _redact(self, text: str) -> str:
+        for secret in (self.spec.become_password, self.spec.password):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    @staticmethod
+    def _dead(conn: Connection, wait: float = 2.0) -> bool:
+        """Is the connection gone? (A channel can see EOF a moment before the transport notices.)"""
+        deadline = time.monotonic() + wait
+        while conn.active:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def _lost(self, what: str) -> TransportError:
+        ep = self.endpoint.display if self.endpoint else self.spec.address
+        why = "the server closed the connection"
+        if self._conn is not None:
+            exc = self._conn.transport.get_exception()
+            if exc is not None and str(exc):
+                why = f"{type(exc).__name__}: {exc}"
+        return TransportError(
+            f"host {self.name}: connection to {ep} lost {self._redact(what)} ({why})",
+            hint="the host, its sshd or the network went away; the step's effect on the host is unknown",
+        )
+
+    # ----------------------------------------------------------------------------- facts, become
+    @property
+    def facts(self) -> Facts:
+        if self._facts is None:
+            conn = self._ensure()
+            if self._facts is None:
+                probe = Command.shell(
+                    "command -v setsid >/dev/null 2>&1 && echo setsid || echo none; "
+                    "command -v sudo >/dev/null 2>&1 && echo 1 || echo 0; id"
+                )
+                raw = self._exec(conn, plain_body(probe), None, 60, False)
+                lines = raw.stdout.decode("utf-8", "replace").splitlines()
+                try:
+                    uid, user = parse_id(lines[2])
+                except (IndexError, ValueError):
+                    err = self._redact(raw.stderr[-300:].decode("utf-8", "replace"))
+                    raise TransportError(
+                        f"host {self.name}: cannot run commands: {err!r}",
+                        hint="is the login shell usable (not nologin, no ForceCommand)?",
+                    ) from None
+                self._facts = Facts(uid, user, "", lines[0] == "setsid", lines[1] == "1")
+        return self._facts
+
+    def become_user_for(self, become: bool, user: str | None = None) -> str | None:
+        """The user to switch to, or None when the login user already is that user."""
+        if not (become or self.spec.become):
+            return None
+        target = user if (become and user) else self.spec.become_user or "root"
+        f = self.facts
+        if target == f.user or (target == "root" and f.uid == 0):
+            return None
+        return target
+
+    def _body(self, command: Command, persistent: bool, needed: bool | None = None) -> str:
+        user = self.become_user_for(command.become, command.become_user if command.become else None)
+        if user is None:
+            return plain_body(command)
+        f = self.facts
+        how = "sudo" if f.sudo or f.uid != 0 else "su"
+        return become_body(
+            command,
+            user,
+            how=how,
+            password=self.spec.become_password,
+            persistent=persistent,
+            has_stdin=command.stdin is not None,
+            password_needed=needed,
+        )
+
+    # ----------------------------------------------------------------------------- commands
+    def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+        start = time.monotonic()
+        raw = self.run_raw(command, timeout=timeout)
+        return CommandResult(
+            rc=124 if raw.timed_out else raw.rc,
+            stdout=raw.stdout.decode("utf-8", "replace"),
+            stderr=raw.stderr.decode("utf-8", "replace"),
+            duration=time.monotonic() - start,
+            timed_out=raw.timed_out,
+        )
+
+    def run_raw(self, command: Command, *, timeout: float | None = None) -> Raw:
+        """Run a command; bytes out. TransportError if the connection is lost meanwhile."""
+        self._cancel.clear()
+        if timeout is None:
+            timeout = self.command_timeout
+        with self._lock:
+            conn = self._ensure()
+            shell = self._shell
+        if shell is not None:
+            body = self._body(command, True)
+            try:
+                return shell.run(
+                    body,
+                    stdin=command.stdin,
+                    timeout=timeout,
+                    cancelled=self._cancel.is_set,
+                    kill=self._kill,
+                    put_file=self._put_file,
+                )
+            except ShellWedged:
+                self._discard_shell()
+                return Raw(124 if not self._cancel.is_set() else 143, b"", b"", not self._cancel.is_set())
+            except (ShellLost, OSError, EOFError) as exc:
+                self._discard_shell()
+                if self._dead(conn):
+                    raise self._lost(f"while running `{self._redact(command.display())}`") from None
+                raise TransportError(
+                    f"host {self.name}: the remote shell died while running "
+                    f"`{self._redact(command.display())}`: {self._redact(str(exc))}",
+                    hint="the step's effect on the host is unknown; the next step gets a new shell",
+                ) from None
+        needed = None
+        if self.spec.become_password is not None and self.become_user_for(
+            command.become, command.become_user if command.become else None
+        ):
+            needed = (
+                self._exec(
+                    conn, self._body(Command.shell("true", become=command.become), False), None, 60, False
+                ).rc
+                != 0
+            )
+        body = self._body(command, False, needed)
+        stdin = command.stdin
+        if needed:
+            pw = (self.spec.become_password or "").encode() + b"\n"
+            stdin = pw + (stdin or b"")
+        return self._exec(conn, body, stdin, timeout, True, command)
+
+    def _exec(
+        self,
+        conn: Connection,
+        body: str,
+        stdin: bytes | None,
+        timeout: float | None,
+        cancellable: bool,
+        command: Command | None = None,
+    ) -> Raw:
+        try:
+            return exec_run(
+                conn.transport,
+                body,
+                stdin=stdin,
+                timeout=timeout,
+                cancelled=self._cancel.is_set if cancellable else (lambda: False),
+                kill=self._kill,
+            )
+        except (ShellLost, OSError, EOFError) as exc:
+            shown = f"`{self._redact(command.display())}`" if command else "a command"
+            if self._dead(conn):
+                raise self._lost(f"while running {shown}") from None
+            raise TransportError(
+                f"host {self.name}: could not run {shown}: {self._redact(str(exc))}"
+            ) from None
+
+    def _discard_shell(self) -> None:
+        with self._lock:
+            if self._shell is not None:
+                with contextlib.suppress(Exception):
+                    self._shell.chan.close()
+                self._shell = None
+
+    def _kill(self, pid: int, signal: str, group: bool) -> None:
+        """Signal a running step from a side channel (the shell itself is busy waiting)."""
+        conn = self._conn
+        if conn is None or not conn.active:
+            return
+
+        def go() -> None:
+            with contextlib.suppress(Exception):
+                chan = conn.transport.open_session(timeout=10)
+                try:
+                    chan.exec_command("/bin/sh -c " + shlex.quote(kill_script(pid, signal, group)))
+                    deadline = time.monotonic() + 10
+                    while not chan.exit_status_ready() and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                finally:
+                    chan.close()
+
+        threading.Thread(target=go, daemon=True, name="runbook-ssh-kill").start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    # ----------------------------------------------------------------------------- files
+    def sftp(self) -> Any:
+        with self._lock:
+            conn = self._ensure()
+            if self._sftp is None or self._sftp.sock.closed:
+                try:
+                    self._sftp = conn.transport.open_sftp_client()
+                except Exception as exc:
+                    if not conn.active:
+                        raise self._lost(f"while opening sftp: {exc}") from None
+                    raise TransportError(
+                        f"host {self.name}: cannot start sftp: {exc}",
+                        hint="enable the sftp subsystem in the host's sshd_config (Subsystem sftp ...)",
+                    ) from None
+            return self._sftp
+
+    @contextlib.contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        """Around sftp calls: a dropped connection becomes TransportError, not an sftp exception."""
+        import paramiko
+
+        try:
+            yield
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            conn = self._conn
+            if conn is None or self._dead(conn, 0.5):
+                self._sftp = None
+                raise self._lost(what) from None
+            if isinstance(exc, OSError):
+                raise
+            self._sftp = None
+            raise TransportError(f"host {self.name}: sftp failed {what}: {exc}") from None
+
+    def _put_file(self, path: str, data: bytes) -> None:
+        with self.sftp().open(path, "wb") as fh:
+            fh.set_pipelined(True)
+            fh.write(data)
+
+    def read_file(self, path: str, *, become: bool = False) -> bytes | None:
+        return ssh_files.read_file(self, path, become=become)
+
+    def stat(self, path: str, *, become: bool = False) -> FileStat:
+        return ssh_files.stat(self, path, become=become)
+
+    def write_file(self, path, content, *, mode=None, owner=None, group=None, become=False) -> None:
+        ssh_files.write_file(self, path, content, mode=mode, owner=owner, group=group, become=become)
+
+    # ----------------------------------------------------------------------------- tunnels
+    @contextlib.contextmanager
+    def tunnel(self, host: str, port: int) -> Iterator[tuple[str, int]]:
+        from runbook.execute.transports.ssh_tunnel import Forwarder
+
+        conn = self._ensure()
+        fwd = Forwarder(conn.transport, host, port, open_timeout=self.options.connect_timeout)
+        try:
+            yield fwd.address
+        finally:
+            fwd.close()

@@ -1,0 +1,181 @@
+"""How a Command becomes remote sh text (env, cwd, become via sudo/su), and the fallback runner that
+uses one SSH exec channel per command when the persistent shell is not available.
+
+Secrets: the become password only ever travels inside sh text as printf octal escapes (a builtin, so
+it is in no process's argv) or on a channel's stdin; it is never in a display string, log or error.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from runbook.execute.transports.pshell import KILL_GRACE, POLL, Raw, ShellLost, octal_format
+from runbook.plan.commands import Command
+
+q = shlex.quote
+
+
+def _env_lines(command: Command) -> list[str]:
+    out = []
+    for k, v in command.env.items():
+        if not str(k).replace("_", "a").isalnum() or str(k)[:1].isdigit():
+            raise ValueError(f"invalid environment variable name {k!r}")
+        out.append(f"export {k}={q(str(v))}")
+    return out
+
+
+def _cd_line(command: Command) -> list[str]:
+    return [f"cd -- {q(command.cwd)} || exit 1"] if command.cwd else []
+
+
+def plain_body(command: Command) -> str:
+    """Subshell text that runs the command as the login user (env via export: not in argv)."""
+    lines = _env_lines(command) + _cd_line(command)
+    if command.argv is not None:
+        lines.append("exec $__rb_ss " + " ".join(q(a) for a in command.argv))
+    else:
+        lines.append(f"exec $__rb_ss /bin/sh -c {q(command.script or '')}")
+    return "\n".join(lines)
+
+
+def _inner(command: Command) -> str:
+    return "\n".join([*_cd_line(command), *_env_lines(command), command.to_shell()])
+
+
+def become_body(
+    command: Command,
+    user: str,
+    *,
+    how: str,
+    password: str | None,
+    persistent: bool,
+    has_stdin: bool,
+    password_needed: bool | None = None,
+) -> str:
+    """Subshell text that runs the command as ``user``.
+
+    ``how`` is "sudo" or "su" (root without sudo). With sudo and a password, the persistent shell
+    decides on the host (``sudo -n true`` first, so the password line is never fed to a command that
+    did not ask for it) and feeds the password through a fifo; the exec fallback is told by the
+    caller (``password_needed``) and writes the password on the channel's stdin itself.
+    """
+    inner = q(_inner(command))
+    u = q(user)
+    if how == "su":
+        return f"exec $__rb_ss su -s /bin/sh {u} -c {inner}"
+    nopw = f"exec $__rb_ss sudo -n -H -u {u} -- /bin/sh -c {inner}"
+    withpw = f"exec $__rb_ss sudo -S -p '' -H -u {u} -- /bin/sh -c {inner}"
+    if password is None:
+        return nopw
+    if not persistent:
+        return withpw if password_needed else nopw
+    pw_line = octal_format(password.encode() + b"\n", all_bytes=True)
+    cat = '; exec cat "$__rb_d/i"' if has_stdin else ""
+    writer = f'[ -p "$__rb_d/f" ] || mkfifo -m 600 "$__rb_d/f"; ( printf {pw_line}{cat} ) >"$__rb_d/f" &'
+    return "\n".join(
+        [
+            f"if sudo -n -H -u {u} true 2>/dev/null; then {nopw}; fi",
+            writer,
+            f'{withpw} <"$__rb_d/f"',
+        ]
+    )
+
+
+def _take_pid(err: bytearray, token: str) -> int | None:
+    """Remove the ``TOKEN PID`` line the wrapper printed first on stderr; its pid, once complete."""
+    if b"\n" not in err:
+        return None
+    first, _, rest = bytes(err).partition(b"\n")
+    parts = first.split()
+    if len(parts) == 2 and parts[0] == token.encode() and parts[1].isdigit():
+        err[:] = rest
+        return int(parts[1])
+    return -1  # not ours (cannot happen: printed before anything else runs)
+
+
+def exec_run(
+    transport: Any,
+    body: str,
+    *,
+    stdin: bytes | None,
+    timeout: float | None,
+    cancelled: Callable[[], bool],
+    kill: Callable[[int, str, bool], None],
+    open_timeout: float = 30.0,
+) -> Raw:
+    """Run ``body`` on a fresh exec channel (the fallback path). The first stderr line carries the
+    pid so a timeout or cancel can signal the process group from a side channel."""
+    token = "RBK" + secrets.token_hex(10)
+    chan = transport.open_session(timeout=open_timeout)
+    try:
+        chan.exec_command("/bin/sh -c " + q(f"printf '%s %s\\n' {token} \"$$\" >&2\n{body}"))
+
+        def feed() -> None:
+            try:
+                if stdin:
+                    chan.sendall(stdin)
+                chan.shutdown_write()
+            except Exception:
+                pass
+
+        if stdin:  # a thread, so a command that writes before it reads cannot deadlock us
+            threading.Thread(target=feed, daemon=True, name="runbook-ssh-stdin").start()
+        else:
+            feed()
+        out, err = bytearray(), bytearray()
+        pid: int | None = None
+        start = time.monotonic()
+        timed_out = was_cancelled = False
+        stage, next_kill = 0, float("inf")
+        while True:
+            chan.settimeout(POLL)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(1 << 16)
+            if pid is None:
+                pid = _take_pid(err, token)
+            try:
+                data = chan.recv(1 << 16)
+                if data:
+                    out += data
+                elif not chan.closed:
+                    time.sleep(0.005)  # EOF already seen: wait for exit-status without spinning
+            except TimeoutError:
+                pass
+            done = chan.closed or (chan.exit_status_ready() and chan.eof_received)
+            if done and not chan.recv_ready():  # (data can land between recv's timeout and here)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(1 << 16)
+                if pid is None:
+                    pid = _take_pid(err, token)
+                break
+            now = time.monotonic()
+            if stage == 0:
+                if timeout is not None and now - start >= timeout:
+                    timed_out = True
+                elif cancelled():
+                    was_cancelled = True
+                if timed_out or was_cancelled:
+                    if pid is not None and pid > 1:
+                        kill(pid, "TERM", True)
+                    stage, next_kill = 1, now + KILL_GRACE
+            elif now >= next_kill:
+                if stage == 2 or pid is None or pid <= 1:
+                    return Raw(124 if timed_out else 143, bytes(out), bytes(err), timed_out, was_cancelled)
+                kill(pid, "KILL", True)
+                stage, next_kill = 2, now + KILL_GRACE
+        rc = chan.recv_exit_status() if chan.status_event.is_set() else -1
+        if rc == -1:  # no exit-status: killed by a signal (exit-signal) or the connection went away
+            deadline = time.monotonic() + 1  # the transport may notice a dead socket a moment later
+            while transport.is_active() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not transport.is_active():
+                raise ShellLost("the connection closed before the command finished")
+            rc = 143
+        return Raw(rc, bytes(out), bytes(err), timed_out, was_cancelled)
+    finally:
+        chan.close()

@@ -1,0 +1,270 @@
+"""File operations of the SSH transport: sftp for the login user (atomic temp + posix-rename, mode
+set before any byte is written), shell commands when ``become`` needs another user."""
+
+from __future__ import annotations
+
+import errno
+import posixpath
+import secrets
+import shlex
+import stat as statmod
+from typing import TYPE_CHECKING
+
+from runbook.errors import RunbookError
+from runbook.plan.actions import FileStat
+from runbook.plan.commands import Command
+
+if TYPE_CHECKING:
+    from runbook.execute.transports.ssh import SSHTransport
+
+q = shlex.quote
+_MISSING, _ISDIR = 44, 45
+
+
+def _become(t: SSHTransport, become: bool) -> bool:
+    return t.become_user_for(become) is not None
+
+
+def _cmd(t: SSHTransport, script: str, *, become: bool, stdin: bytes | None = None):
+    raw = t.run_raw(Command.shell(script, become=become, stdin=stdin), timeout=None)
+    return raw
+
+
+def _oserror(t: SSHTransport, code: int, what: str, path: str, detail: str = "") -> OSError:
+    msg = f"host {t.name}: cannot {what} {path}" + (f": {detail.strip()}" if detail.strip() else "")
+    return OSError(code, msg)
+
+
+# ------------------------------------------------------------------------------------------ read
+def read_file(t: SSHTransport, path: str, *, become: bool = False) -> bytes | None:
+    if _become(t, become):
+        p = q(path)
+        raw = _cmd(
+            t, f"[ -e {p} ] || exit {_MISSING}; [ -d {p} ] && exit {_ISDIR}; exec cat -- {p}", become=become
+        )
+        if raw.rc in (_MISSING, _ISDIR):
+            return None
+        if raw.rc != 0:
+            raise _oserror(t, errno.EACCES, "read", path, raw.stderr.decode("utf-8", "replace"))
+        return raw.stdout
+    with t.guard(f"while reading {path}"):
+        return _sftp_read(t, path)
+
+
+def _sftp_read(t: SSHTransport, path: str) -> bytes | None:
+    sftp = t.sftp()
+    try:
+        with sftp.open(path, "rb") as fh:
+            fh.prefetch()
+            return fh.read()
+    except OSError as exc:
+        try:
+            st = sftp.stat(path)
+        except OSError:
+            if exc.errno == errno.ENOENT or getattr(exc, "errno", None) is None:
+                return None
+            raise _oserror(t, exc.errno or errno.EIO, "read", path, str(exc)) from None
+        if statmod.S_ISDIR(st.st_mode or 0):
+            return None
+        raise _oserror(t, exc.errno or errno.EACCES, "read", path, str(exc) or "permission denied") from None
+
+
+# ------------------------------------------------------------------------------------------ stat
+def _names(t: SSHTransport, uid: int, gid: int) -> tuple[str | None, str | None]:
+    key_u, key_g = ("passwd", uid), ("group", gid)
+    if key_u not in t.names or key_g not in t.names:
+        raw = _cmd(
+            t,
+            f"getent passwd {uid} | cut -d: -f1; echo /; getent group {gid} | cut -d: -f1",
+            become=False,
+        )
+        text = raw.stdout.decode("utf-8", "replace")
+        user, _, grp = text.partition("/")
+        t.names[key_u] = user.strip() or None
+        t.names[key_g] = grp.strip() or None
+    return t.names[key_u], t.names[key_g]
+
+
+def stat(t: SSHTransport, path: str, *, become: bool = False) -> FileStat:
+    if _become(t, become):
+        p = q(path)
+        raw = _cmd(
+            t,
+            f"[ -e {p} ] || [ -L {p} ] || exit {_MISSING}; exec stat -c '%f %u %g %s %U %G' -- {p}",
+            become=become,
+        )
+        if raw.rc == _MISSING:
+            return FileStat(path=path, exists=False)
+        parts = raw.stdout.decode("utf-8", "replace").split()
+        if raw.rc != 0 or len(parts) != 6:
+            raise _oserror(t, errno.EACCES, "stat", path, raw.stderr.decode("utf-8", "replace"))
+        mode = int(parts[0], 16)
+        return FileStat(
+            path=path,
+            exists=True,
+            is_dir=statmod.S_ISDIR(mode),
+            is_link=statmod.S_ISLNK(mode),
+            mode=statmod.S_IMODE(mode),
+            uid=int(parts[1]),
+            gid=int(parts[2]),
+            size=int(parts[3]),
+            owner=None if parts[4] == "UNKNOWN" else parts[4],
+            group=None if parts[5] == "UNKNOWN" else parts[5],
+        )
+    with t.guard(f"while checking {path}"):
+        try:
+            st = t.sftp().lstat(path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return FileStat(path=path, exists=False)
+            raise _oserror(t, exc.errno or errno.EACCES, "stat", path, str(exc)) from None
+    uid, gid = int(st.st_uid or 0), int(st.st_gid or 0)
+    owner, group = _names(t, uid, gid)
+    mode = st.st_mode or 0
+    return FileStat(
+        path=path,
+        exists=True,
+        is_dir=statmod.S_ISDIR(mode),
+        is_link=statmod.S_ISLNK(mode),
+        mode=statmod.S_IMODE(mode),
+        uid=uid,
+        gid=gid,
+        size=int(st.st_size or 0),
+        owner=owner,
+        group=group,
+    )
+
+
+# ------------------------------------------------------------------------------------------ write
+def _resolve_id(t: SSHTransport, kind: str, name: str) -> int:
+    if name.isdigit():
+        return int(name)
+    key = (kind + "-by-name", name)
+    cached = t.names.get(key)
+    if cached is not None:
+        return int(cached)
+    raw = _cmd(t, f"getent {kind} {q(name)} | cut -d: -f3", become=False)
+    text = raw.stdout.decode("utf-8", "replace").strip()
+    if raw.rc != 0 or not text.isdigit():
+        what = "user" if kind == "passwd" else "group"
+        raise RunbookError(  # bad input, not a connection problem
+            f"host {t.name}: no {what} named {name!r} on the host",
+            hint=f"create the {what} first, or fix owner/group in the step",
+        )
+    t.names[key] = text
+    return int(text)
+
+
+def _makedirs(sftp, directory: str) -> None:
+    missing = []
+    d = directory
+    while d not in ("", "/"):
+        try:
+            sftp.stat(d)
+            break
+        except OSError:
+            missing.append(d)
+            d = posixpath.dirname(d)
+    for d in reversed(missing):
+        try:
+            sftp.mkdir(d)
+        except OSError:
+            sftp.stat(d)  # raced with someone else: fine if it exists now
+
+
+def write_file(
+    t: SSHTransport,
+    path: str,
+    content: bytes,
+    *,
+    mode: int | None = None,
+    owner: str | None = None,
+    group: str | None = None,
+    become: bool = False,
+) -> None:
+    if _become(t, become):
+        _write_as(t, path, content, mode=mode, owner=owner, group=group, become=become)
+        return
+    with t.guard(f"while writing {path}"):
+        _sftp_write(t, path, content, mode=mode, owner=owner, group=group)
+
+
+def _sftp_write(
+    t: SSHTransport, path: str, content: bytes, *, mode: int | None, owner: str | None, group: str | None
+) -> None:
+    sftp = t.sftp()
+    directory = posixpath.dirname(path) or "."
+    try:
+        _makedirs(sftp, directory)
+    except OSError as exc:
+        raise _oserror(t, exc.errno or errno.EACCES, "create directory for", path, str(exc)) from None
+    try:
+        old = sftp.lstat(path)
+    except OSError:
+        old = None
+    final_mode = mode if mode is not None else (statmod.S_IMODE(old.st_mode) if old and old.st_mode else None)
+    uid = gid = None
+    if owner or group:
+        uid = _resolve_id(t, "passwd", owner) if owner else (old.st_uid if old else None)
+        gid = _resolve_id(t, "group", group) if group else (old.st_gid if old else None)
+    elif old is not None and t.facts.uid == 0:
+        uid, gid = old.st_uid, old.st_gid  # root replacing someone's file keeps its owner
+    tmp = posixpath.join(directory, f".runbook-{secrets.token_hex(6)}.tmp")
+    try:
+        with sftp.open(tmp, "wb") as fh:
+            if final_mode is not None:
+                fh.chmod(final_mode)  # before any content is written
+            fh.set_pipelined(True)
+            fh.write(content)
+        if uid is not None or gid is not None:
+            st = sftp.lstat(tmp)
+            sftp.chown(tmp, uid if uid is not None else st.st_uid, gid if gid is not None else st.st_gid)
+        sftp.posix_rename(tmp, path)
+    except OSError as exc:
+        try:
+            sftp.remove(tmp)
+        except OSError:
+            pass
+        raise _oserror(t, exc.errno or errno.EIO, "write", path, str(exc)) from None
+
+
+def _write_as(
+    t: SSHTransport,
+    path: str,
+    content: bytes,
+    *,
+    mode: int | None,
+    owner: str | None,
+    group: str | None,
+    become: bool,
+) -> None:
+    p = q(path)
+    if mode is not None:
+        chmod = f'chmod {mode:o} "$t"'
+    else:
+        chmod = (
+            f'if [ -e {p} ]; then chmod "$(stat -c %a -- {p})" "$t"; '
+            'else chmod "$(printf %o $((0666 & ~$(umask))))" "$t"; fi'
+        )
+    chown = ""
+    if owner or group:
+        chown = f'chown -- {q((owner or "") + (":" + group if group else ""))} "$t"'
+    else:
+        chown = f'if [ -e {p} ] && [ "$(id -u)" = 0 ]; then chown "$(stat -c %u:%g -- {p})" "$t"; fi'
+    script = "\n".join(
+        [
+            "set -e",
+            f"d=$(dirname -- {p})",
+            'mkdir -p -- "$d"',
+            't=$(mktemp "$d/.runbook-XXXXXXXXXX")',
+            "trap 'rm -f -- \"$t\"' EXIT",
+            'cat >"$t"',
+            chmod,
+            chown,
+            f'mv -f -- "$t" {p}',
+            "trap - EXIT",
+        ]
+    )
+    raw = _cmd(t, script, become=become, stdin=content)
+    if raw.rc != 0:
+        raise _oserror(t, errno.EACCES, "write", path, raw.stderr.decode("utf-8", "replace"))
