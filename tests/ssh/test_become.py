@@ -87,7 +87,7 @@ def test_become_without_sudo_installed_says_so(connect, ssh_lab, user_host):
 def test_become_with_password(connect, ssh_lab, user_host, mode):
     user, host, kh = user_host
     t = _transport(connect, ssh_lab, user, host, kh, mode, become_password=user.password)
-    r = t.run(Command.shell("id -un; cat; echo $X", become=True, stdin=b"data-in", env={"X": "x"}))
+    r = t.run(Command.shell("id -un; cat; echo $X", become=True, stdin=b"data-in\n", env={"X": "x"}))
     assert (r.rc, r.stdout) == (0, "root\ndata-in\nx\n"), r.stderr
     r = t.run(Command.shell("id -un", become=True, become_user="nobody"))
     assert r.stdout == "nobody\n"
