@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.plan.actions import CommandResult, FileStat
@@ -27,12 +27,12 @@ class HostSpec:
     user: str | None = None
     connection: str = "ssh"  # ansible_connection: ssh | local | paramiko | ansible
     private_key_file: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     become: bool = False
     become_user: str = "root"
-    become_password: str | None = None
+    become_password: str | None = field(default=None, repr=False)
     python: str | None = None
-    vars: Mapping[str, Any] | None = None  # the host's full variables (for transport options)
+    vars: Mapping[str, Any] | None = field(default=None, repr=False)  # all host vars (transport options)
 
     @classmethod
     def from_vars(cls, name: str, hv: Mapping[str, Any]) -> HostSpec:
