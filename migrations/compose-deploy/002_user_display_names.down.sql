@@ -1,0 +1,2 @@
+DROP INDEX users_display_name;
+ALTER TABLE users DROP COLUMN display_name;
