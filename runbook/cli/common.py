@@ -152,3 +152,20 @@ def select_hosts(rb: Any, inventory: Any, limit: str | None) -> list[str]:
             allowed.add(limit.strip())
         hosts = [h for h in hosts if h in allowed]
     return hosts
+
+
+def restore_extra_vars(state: Any, given: dict[str, Any], what: str) -> dict[str, Any]:
+    """The -e values a saved run used, with the ones given now on top. Secret ones were not saved
+    (the state masks them): each must be given again, else a usage error names the missing ones."""
+    secret = [str(n) for n in state.meta.get("secret_extra_vars") or ()]
+    missing = [n for n in secret if n not in given]
+    if missing:
+        raise UsageError(
+            f"run {state.run_id} was started with secret extra vars that its saved state does not keep: "
+            + ", ".join(missing),
+            hint=f"pass them again for {what}: "
+            + " ".join(f"-e {n}=..." for n in missing)
+            + " (or -e @file with them)",
+        )
+    saved = {k: v for k, v in (state.meta.get("extra_vars") or {}).items() if k not in secret}
+    return {**saved, **given}

@@ -118,7 +118,7 @@ class ConsoleRenderer:
         line = f"  [{style}]{MARK.get(outcome, outcome):>7}[/] {escape(ev.host or '')} | {escape(ev.step or '')}{dur}{att}"
         self.c.print(line)
         msg = ev.data.get("msg")
-        if msg and (outcome == "failed" or self.verbose):
+        if msg and (outcome == "failed" or self.verbose or str(msg).startswith("recovered by fallback")):
             self.c.print(
                 f"          [red]{escape(str(msg))}[/]"
                 if outcome == "failed"

@@ -67,7 +67,8 @@ def validate_cmd(
                 hv = inventory.host_vars(host) if host in inventory.hosts else {"ansible_connection": "local"}
                 magic = {"inventory_hostname": host, "host": host, "group_names": inventory.group_names(host) if host in inventory.hosts else [],
                          "groups": {g: inventory.select(g) for g in inventory.groups}, "hostvars": {}, "run": {"id": "validate", "status": "running", "dry_run": True},
-                         "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True, "snapshots": {}, "inventory_hostname_short": host.split(".")[0]}  # fmt: skip
+                         "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True, "snapshots": {}, "inventory_hostname_short": host.split(".")[0],
+                         "ansible_play_hosts": list(hosts), "ansible_play_batch": list(hosts), "ansible_play_hosts_all": list(hosts)}  # fmt: skip
                 variables = LazyVars(
                     [(extra_vars, False), (magic, True), (dict(rb.vars), False), (hv, False)], templar
                 )
@@ -169,18 +170,31 @@ def show_cmd(name: str) -> None:
             continue
         c.print(f"\n[bold blue]{phase.upper()}[/]")
         for s in steps:
-            extras = []
-            if s.when:
-                extras.append(f"when {list(s.when)}")
-            if s.retries is not None or s.until:
-                extras.append(f"retries {s.retries}")
-            if s.tags:
-                extras.append(f"tags {','.join(s.tags)}")
-            if s.undo:
-                extras.append(f"undo: {s.undo.module}")
-            c.print(
-                f"  {s.index + 1:>2}. [bold]{escape(s.label)}[/] [dim]{s.module}{'  ' + '; '.join(extras) if extras else ''}  ({s.location.line and f'line {s.location.line}'})[/]"
-            )
+            _show_step(c, s, f"{s.index + 1:>2}.", 2)
+
+
+def _show_step(c: Any, s: Any, number: str, indent: int) -> None:
+    """One step of `runbook show`, its fallback steps indented under it."""
+    from rich.markup import escape
+
+    extras = []
+    if s.when:
+        extras.append(f"when {list(s.when)}")
+    if s.retries is not None or s.until:
+        extras.append(f"retries {s.retries}")
+    if s.tags:
+        extras.append(f"tags {','.join(s.tags)}")
+    if s.undo:
+        extras.append(f"undo: {s.undo.module}")
+    if s.fallback:
+        extras.append(f"fallback: {len(s.fallback)} step(s)")
+    where = f"line {s.location.line}" if s.location.line else ""
+    c.print(
+        " " * indent
+        + f"{number} [bold]{escape(s.label)}[/] [dim]{s.module}{'  ' + '; '.join(extras) if extras else ''}  ({where})[/]"
+    )
+    for fb in s.fallback:
+        _show_step(c, fb, f"fallback {fb.index + 1}.", indent + 6)
 
 
 @click.command("schema")

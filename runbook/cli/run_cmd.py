@@ -16,6 +16,7 @@ from runbook.cli.common import (
     parse_extra_vars,
     project_dir_for,
     resolve_runbook,
+    restore_extra_vars,
     select_hosts,
 )
 from runbook.errors import UsageError, ValidationError
@@ -147,7 +148,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     if resume_state is not None:  # the run's own inventory and -e, unless given again
         _same_runbook(resume_state, path)
         inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
-        extra_vars = {**(resume_state.meta.get("extra_vars") or {}), **extra_vars}
+        extra_vars = restore_extra_vars(resume_state, extra_vars, "--resume")
     inventory = load_inventory(inventories)
     hosts = select_hosts(rb, inventory, limit)
     if not hosts:
@@ -185,9 +186,9 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         forks=forks, start_at=start_at, project_dir=project_dir_for(path), state_root=state_root,
         transport_options=transport_options, confirm=confirm if interactive else None,
         run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
+        inventory_sources=_sources(inventories), limit=limit,
     )  # fmt: skip
     engine = Engine(rb, inventory, hosts, options, bus, redactor)
-    engine.state.meta.update(inventory=_sources(inventories), extra_vars=extra_vars)  # for rollback/resume
     renderer = ConsoleRenderer(console, verbose=verbose) if not machine or verbose else None
     if renderer:
         bus.subscribe(renderer)
@@ -312,16 +313,20 @@ def rollback_cmd(
         console.print(f"{h}: will undo " + ", ".join(e.name for e in reversed(es)))
     if not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
         raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
-    inventory = load_inventory(inventories or tuple(state.meta.get("inventory") or ()))
+    extra_vars = restore_extra_vars(state, parse_extra_vars(extra), "rollback")
+    inventories = inventories or tuple(state.meta.get("inventory") or ())
+    inventory = load_inventory(inventories)
     redactor = Redactor()
     bus = EventBus()
     options = RunOptions(
         yes=True,
-        extra_vars={**(state.meta.get("extra_vars") or {}), **parse_extra_vars(extra)},
+        extra_vars=extra_vars,
         project_dir=project_dir_for(path),
         state_root=Path(".runbook"),
         run_id=f"{state.run_id}-rollback",
         resume=state,
+        inventory_sources=_sources(inventories),
+        limit=state.meta.get("limit"),
     )
     engine = Engine(rb, inventory, list(todo), options, bus, redactor)
     renderer = ConsoleRenderer(console)

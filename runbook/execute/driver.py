@@ -130,7 +130,7 @@ class Drive:
             return None
         if isinstance(action, Http):
             if skip:
-                self.planned.append(PlannedChange("request", f"{action.method} {self.redact(action.url)}"))
+                self.planned.append(PlannedChange("request", self.redact(action.shown())))
                 from runbook.plan.actions import HttpResponse
 
                 return HttpResponse(status=0, error="dry-run: not sent")

@@ -2,14 +2,18 @@
 listen; they never steer the run. Events flow one way: engine -> bus -> subscribers.
 
 Event kinds (``Event.kind``):
-  run.start      data: runbook, runbook_file, runbook_sha256, git_commit, plan_sha256, inventory,
-                       limit, extra_vars (redacted), operator {user, host}, dry_run, hosts, tags
+  run.start      data: runbook, runbook_file, runbook_sha256, git_commit, plan_sha256 (SHA-256 of
+                       the static plan, see planner.plan_digest), inventory (sources), limit,
+                       extra_vars (redacted), operator {user, host}, dry_run, hosts, tags
   phase.start    phase (preflight | steps | rollback | always)
   host.start     host
   step.start     host, step, phase, data: {module, index, command?}
   step.end       host, step, phase, outcome (ok|changed|failed|skipped|rolled_back), rc,
-                 duration, data: {msg, command, stdout_sha256, stderr_sha256, stdout, stderr, attempts}
-                 (stdout/stderr are already redacted; the audit stores only their digests)
+                 duration, data: {msg, command, stdout_sha256, stderr_sha256, stdout, stderr, attempts,
+                 key (fallback/undo steps: e.g. steps[2].fallback[0])}
+                 (stdout/stderr are already redacted; the audit stores only their digests). A step
+                 with fallback steps ends after them: its step.end comes last, msg "recovered by
+                 fallback: <why it failed>" when they all succeeded
   step.output    host, step, data: {line}   (live notes from long steps)
   snapshot       host, step, data: {snapshot keys summary, state_file}
   approval       host?, step, data: {approved_by, method}

@@ -1,5 +1,8 @@
 """Per-host deploy lock: an atomic ``mkdir`` on the host with a details file (Kamal's habit), released
-on exit; a lock whose holder is gone (same control host, dead PID) or older than its TTL is stale."""
+on exit; a lock whose holder is gone (same control host, dead PID) or older than its TTL is stale.
+
+The lock directory is named after the lock *and the inventory host* (``/tmp/runbook-locks/NAME@HOST.lock``):
+several inventory aliases of one machine in the same batch each take their own lock."""
 
 from __future__ import annotations
 
@@ -23,13 +26,17 @@ class LockResult:
     broke_stale: bool = False
 
 
-def _dir(name: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return f"{LOCK_ROOT}/{safe}.lock"
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def acquire(transport: Transport, name: str, run_id: str, ttl: float = 4 * 3600) -> LockResult:
-    d = _dir(name)
+def lock_dir(name: str, host: str) -> str:
+    """The lock directory of lock ``name`` for inventory host ``host``."""
+    return f"{LOCK_ROOT}/{_safe(name)}@{_safe(host)}.lock"
+
+
+def acquire(transport: Transport, name: str, run_id: str, host: str, ttl: float = 4 * 3600) -> LockResult:
+    d = lock_dir(name, host)
     details = json.dumps(
         {
             "run_id": run_id,
@@ -65,7 +72,7 @@ def acquire(transport: Transport, name: str, run_id: str, ttl: float = 4 * 3600)
         stale = age.ok and age.stdout.strip().isdigit() and int(age.stdout.strip()) > 60
     if stale:
         transport.run(Command.exec(["rm", "-rf", d]))
-        again = acquire(transport, name, run_id, ttl)
+        again = acquire(transport, name, run_id, host, ttl)
         again.broke_stale = again.acquired
         again.message = f"broke a stale lock held by run {info.get('run_id', '?')}"
         return again
@@ -74,8 +81,8 @@ def acquire(transport: Transport, name: str, run_id: str, ttl: float = 4 * 3600)
     return LockResult(False, f"deploy lock '{name}' is held by {who} since {when} ({d})")
 
 
-def release(transport: Transport, name: str, run_id: str) -> None:
-    d = _dir(name)
+def release(transport: Transport, name: str, run_id: str, host: str) -> None:
+    d = lock_dir(name, host)
     raw = transport.read_file(f"{d}/details.json")
     try:
         info = json.loads(raw or b"{}")

@@ -1,8 +1,11 @@
 """Run state on the control machine: what each host completed, with its snapshots, persisted after
 every change so that a crash loses nothing (``runbook rollback NAME --run RUN_ID``, ``--resume``).
 
-Stored under ``.runbook/runs/<run_id>/state.json`` (directory 0700, file 0600): snapshots may hold
-previous file contents, which can include secrets.
+Stored under ``.runbook/runs/<run_id>/state.json`` (directory 0700, file 0600). No secret is stored in
+clear: a step's arguments are kept as written and as they ran with secrets masked (an undo uses what
+ran, with the masked parts rendered again from what was written); loop items and -e values that hold
+secrets are masked (the operator passes such -e values again to roll back or resume). Snapshots may
+hold previous file contents, which can include secrets.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from runbook.errors import RunbookError
+from runbook.render.secrets import MASK, Redactor, collect_secrets, is_secret_name
 
 
 @dataclass
@@ -25,13 +30,23 @@ class Entry:
     index: int
     name: str
     module: str
-    args: Any  # rendered args (needed to undo)
-    item: Any = None
+    args: Any  # the arguments as written (templates unrendered)
+    item: Any = None  # {loop_var: item} of a loop item (secrets masked, see item_masked)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     status: str = "running"  # running | ok | changed | failed | rolled_back | rollback_failed
     changed: bool = False
     has_undo_step: bool = False
     delegate_to: str | None = None  # the host the step (and so its undo) ran on, when delegated
+    key: str = ""  # the step in the runbook: steps[3], steps[3].fallback[0] (empty: phase[index])
+    loop_index: int | None = None
+    item_masked: bool = False  # the item held a secret: the loop is rendered again to undo
+    ran_args: Any = None  # the arguments as they ran, secrets masked (those are rendered again)
+    rendered: Any = field(default=None, repr=False, compare=False)  # this run's args: never saved
+    rendered_item: Any = field(default=None, repr=False, compare=False)  # this run's item: never saved
+
+    @property
+    def step_key(self) -> str:
+        return self.key or f"{self.phase}[{self.index}]"
 
 
 @dataclass
@@ -39,6 +54,18 @@ class HostState:
     entries: list[Entry] = field(default_factory=list)
     status: str = "pending"  # pending | ok | failed | rolled_back | rollback_failed | unreachable
     last_completed: int = -1  # index of the last step completed in the steps phase
+
+    def resume_after(self) -> int:
+        """The last step a resumed run may skip: the last one completed, but never past a step whose
+        change the earlier run rolled back (that change is gone and must be made again)."""
+        undone = [
+            e.index
+            for e in self.entries
+            if e.phase == "steps" and e.status in ("rolled_back", "rollback_failed")
+        ]
+        last = min(self.last_completed, min(undone) - 1) if undone else self.last_completed
+        self.status = "pending"  # the resumed run decides the host's status again
+        return last
 
 
 class RunState:
@@ -59,7 +86,7 @@ class RunState:
             doc = {
                 "run_id": self.run_id,
                 "meta": self.meta,
-                "hosts": {h: asdict(s) for h, s in self.hosts.items()},
+                "hosts": {h: _host_doc(s) for h, s in self.hosts.items()},
             }
             data = json.dumps(doc, default=str, indent=1).encode()
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -98,3 +125,37 @@ class RunState:
                 last_completed=hs.get("last_completed", -1),
             )
         return st
+
+
+_SAVED = [f.name for f in fields(Entry) if not f.name.startswith("rendered")]  # not this run's values
+
+
+def _host_doc(hs: HostState) -> dict[str, Any]:
+    entries = [{name: getattr(e, name) for name in _SAVED} for e in list(hs.entries)]
+    return {"entries": entries, "status": hs.status, "last_completed": hs.last_completed}
+
+
+def holds_secret(name: str, value: Any, redactor: Redactor) -> bool:
+    """Is this variable a secret: a credential-like name, or a value holding a known secret?"""
+    if is_secret_name(name) or collect_secrets({name: value}):
+        return True
+    if isinstance(value, str):
+        return redactor.redact(value) != value
+    if isinstance(value, Mapping):
+        return any(holds_secret(str(k), v, redactor) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(holds_secret(name, v, redactor) for v in value)
+    return False
+
+
+def mask_extra_vars(values: Mapping[str, Any], redactor: Redactor) -> tuple[dict[str, Any], list[str]]:
+    """-e values as the state keeps them: secrets masked, and the names of the masked ones."""
+    saved: dict[str, Any] = {}
+    masked: list[str] = []
+    for k, v in values.items():
+        if holds_secret(str(k), v, redactor):
+            saved[k] = MASK
+            masked.append(str(k))
+        else:
+            saved[k] = v
+    return saved, masked

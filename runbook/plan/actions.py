@@ -122,6 +122,17 @@ class Http(Action):
     timeout: float = 10.0
     changes: bool = False  # True for requests that change something (POST to a deploy API ...)
     validate_certs: bool = True
+    # how the request is shown (dry-run plan, messages) instead of its URL, e.g. when the URL's path
+    # is a secret (webhooks); "POST https://hooks.example.com/…" or just the URL part
+    display: str | None = None
+
+    def shown(self) -> str:
+        """``METHOD URL`` as a human may see it (``display`` when set)."""
+        if self.display is None:
+            return f"{self.method} {self.url}"
+        if self.display.split(" ", 1)[0].upper() == self.method.upper():
+            return self.display
+        return f"{self.method} {self.display}"
 
     @property
     def mutating(self) -> bool:

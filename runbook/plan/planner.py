@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 
 def batches(hosts: Sequence[str], serial: Sequence[int | str]) -> list[list[str]]:
@@ -34,3 +37,27 @@ def failed_too_many(failed: int, total: int, max_fail_percentage: float) -> bool
     if total == 0 or failed == 0:
         return False
     return (failed * 100.0 / total) > max_fail_percentage
+
+
+def plan_digest(
+    runbook_sha256: str,
+    hosts: Sequence[str],
+    batches: Sequence[Sequence[str]],
+    *,
+    tags: Collection[str] = (),
+    skip_tags: Collection[str] = (),
+    extra_vars: Mapping[str, Any] | Collection[str] = (),
+) -> str:
+    """SHA-256 of the static plan as canonical JSON (sorted keys, no whitespace): the runbook's
+    SHA-256, the selected hosts, the batches, the tags and the *names* of the extra vars (never their
+    values). A dry-run and the real run of the same plan have the same digest."""
+    plan = {
+        "runbook_sha256": runbook_sha256,
+        "hosts": list(hosts),
+        "batches": [list(b) for b in batches],
+        "tags": sorted(tags),
+        "skip_tags": sorted(skip_tags),
+        "extra_vars": sorted(str(k) for k in extra_vars),
+    }
+    text = json.dumps(plan, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -54,6 +54,7 @@ def json_schema() -> dict[str, Any]:
         "run_once": {"type": ["boolean", "string"]}, "changes": {"type": ["boolean", "string"]},
         "delegate_to": {"type": "string"}, "vars": {"type": "object"},
         "undo": {"$ref": "#/$defs/step"},
+        "fallback": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
     }  # fmt: skip
     for k, desc in STEP_KEYWORDS.items():
         keywords.setdefault(k, {})

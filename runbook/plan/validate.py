@@ -118,7 +118,8 @@ def check_static(rb: Runbook) -> list[Problem]:
             )
             continue
         if (
-            step.phase == "preflight"
+            step.top_phase == "preflight"
+            and ".undo" not in step.phase  # its fallback steps must be read-only too
             and kind.mutates(kind.normalize(step.args))
             and step.module not in READ_ONLY_OK
         ):
@@ -275,7 +276,7 @@ _BOOLS = {
 def runtime_names(rb: Runbook) -> set[str]:
     names = {s.register for s in rb.all_steps() if s.register}
     names |= {s.loop_var for s in rb.all_steps() if s.loop is not None}
-    names |= {"result", "ansible_facts"}
+    names |= {"result", "ansible_facts", "ansible_failed_result", "ansible_failed_task"}
     for s in rb.all_steps():
         if s.module == "set_fact" and isinstance(s.args, Mapping):
             names |= {str(k) for k in s.args}

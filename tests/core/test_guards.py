@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.execute.lock import LOCK_ROOT
+from runbook.execute.lock import LOCK_ROOT, lock_dir
 from runbook.execute.window import inside
 from runbook.model.runbook import Window
 from tests.core.conftest import Project
@@ -64,15 +64,14 @@ def test_unknown_time_zone_is_a_clear_error(project: Project) -> None:
 def lock_name() -> Iterator[str]:
     name = f"core-test-{uuid.uuid4().hex[:8]}"
     yield name
-    d = Path(LOCK_ROOT) / f"{name}.lock"
-    if d.exists():
+    for d in Path(LOCK_ROOT).glob(f"{name}@*.lock"):
         for f in d.iterdir():
             f.unlink()
         d.rmdir()
 
 
-def hold_lock(name: str, pid: int) -> Path:
-    d = Path(LOCK_ROOT) / f"{name}.lock"
+def hold_lock(name: str, pid: int, host: str = "localhost") -> Path:
+    d = Path(lock_dir(name, host))
     d.mkdir(parents=True)
     details = {"run_id": "other-run", "user": "bob", "control_host": socket.gethostname(), "pid": pid}
     (d / "details.json").write_text(json.dumps({**details, "since": datetime.now(UTC).timestamp()}))
@@ -86,8 +85,22 @@ def test_deploy_lock_is_taken_and_released(project: Project, lock_name: str, tmp
     )
     res = project.exec("lk", "-e", f"out={tmp_path / 'seen'}")
     assert res.exit_code == 0, res.output
-    assert f"{lock_name}.lock" in (tmp_path / "seen").read_text()  # held while the steps ran
-    assert not (Path(LOCK_ROOT) / f"{lock_name}.lock").exists()  # released
+    assert f"{lock_name}@localhost.lock" in (tmp_path / "seen").read_text()  # held while the steps ran
+    assert not Path(lock_dir(lock_name, "localhost")).exists()  # released
+
+
+def test_lock_true_locks_each_inventory_host(project: Project, lock_name: str, tmp_path: Path) -> None:
+    """Two inventory aliases of one machine in the same batch: each takes its own lock, none collides."""
+    project.inventory("web-a ansible_connection=local\nweb-b ansible_connection=local\n")
+    project.runbook(
+        lock_name,
+        f"hosts: all\nlock: true\nsteps:\n  - shell: 'ls {LOCK_ROOT} > {{{{ out }}}}-{{{{ inventory_hostname }}}}'\n",
+    )
+    res = project.exec(lock_name, "-e", f"out={tmp_path / 'seen'}")
+    assert res.exit_code == 0, res.output
+    for host in ("web-a", "web-b"):
+        assert f"{lock_name}@{host}.lock" in (tmp_path / f"seen-{host}").read_text()
+        assert not Path(lock_dir(lock_name, host)).exists()
 
 
 def test_a_held_lock_stops_the_host(project: Project, lock_name: str, tmp_path: Path) -> None:

@@ -141,11 +141,6 @@ def test_sigint_on_several_hosts(project: Project, target: Path, tmp_path: Path)
     assert not (target / "h1.txt").exists() and not (target / "h2.txt").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="LocalTransport keeps only the last started process (self._proc): on Ctrl-C, cancel() "
-    "kills one of the commands several hosts run at once through delegate_to localhost",
-)
 def test_sigint_stops_every_command_on_a_shared_delegate(
     project: Project, target: Path, tmp_path: Path
 ) -> None:

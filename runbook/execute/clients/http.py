@@ -49,5 +49,19 @@ def http_request(action: Http, transport: Transport, stack: contextlib.ExitStack
                 )
             finally:
                 conn.close()
-    except (OSError, http.client.HTTPException) as exc:
-        return HttpResponse(status=0, error=f"{type(exc).__name__}: {exc}", elapsed=time.monotonic() - start)
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # ValueError: InvalidURL
+        error = _hide(f"{type(exc).__name__}: {exc}", action)
+        return HttpResponse(status=0, error=error, elapsed=time.monotonic() - start)
+
+
+def _hide(text: str, action: Http) -> str:
+    """An error message without the URL's secret parts when the request has a display form."""
+    if action.display is None:
+        return text
+    parts = urlsplit(action.url)
+    for secret in sorted(
+        {action.url, parts.path, parts.query, parts.path.lstrip("/")}, key=len, reverse=True
+    ):
+        if secret and secret != "/":
+            text = text.replace(secret, "…")
+    return text

@@ -20,7 +20,7 @@ from runbook.plan.commands import Command
 class LocalTransport(Transport):
     def __init__(self, spec):
         super().__init__(spec)
-        self._proc: subprocess.Popen | None = None
+        self._procs: set[subprocess.Popen] = set()  # every running command (hosts share a delegate)
         self._lock = threading.Lock()
 
     def _argv(self, command: Command) -> list[str]:
@@ -47,7 +47,7 @@ class LocalTransport(Transport):
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             return CommandResult(rc=127, stderr=f"{exc}\n", duration=time.monotonic() - start)
         with self._lock:
-            self._proc = proc
+            self._procs.add(proc)
         timed_out = False
         try:
             out, err = proc.communicate(command.stdin, timeout=timeout)
@@ -60,7 +60,7 @@ class LocalTransport(Transport):
             raise
         finally:
             with self._lock:
-                self._proc = None
+                self._procs.discard(proc)
         rc = proc.returncode
         if timed_out:
             rc = 124
@@ -86,10 +86,13 @@ class LocalTransport(Transport):
             pass
 
     def cancel(self) -> None:
+        """Stop every command running through this transport (several hosts may share it through
+        delegate_to: localhost)."""
         with self._lock:
-            proc = self._proc
-        if proc is not None and proc.poll() is None:
-            self._kill(proc)
+            procs = list(self._procs)
+        for proc in procs:
+            if proc.poll() is None:
+                self._kill(proc)
 
     def read_file(self, path: str, *, become: bool = False) -> bytes | None:
         try:

@@ -1,0 +1,374 @@
+"""One loop item of one step on one host: render the arguments, attempt (with the step's timeout),
+judge (failed_when/changed_when/until), retry with backoff, and record what changed for rollback."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+
+from runbook.errors import RenderError, RunbookError, TransportError
+from runbook.execute.driver import Cancelled, Drive
+from runbook.execute.hostctx import HostRun, StepRecord
+from runbook.execute.state import Entry
+from runbook.model.runbook import Step
+from runbook.plan.steps import base as kinds
+from runbook.plan.steps.base import Outcome, StepContext
+from runbook.plan.validate import coerce
+from runbook.render.filters import to_bool
+from runbook.render.secrets import Redactor
+from runbook.render.templar import LazyVars, Templar
+
+
+@dataclass
+class Item:
+    """One loop item (or the whole step without a loop) about to be attempted."""
+
+    phase: str
+    variables: LazyVars
+    args: dict[str, Any]
+    read_only: bool = False
+    loop_vars: dict[str, Any] | None = None
+    index: int | None = None  # position in the loop
+    retries: float = 0
+    delay: float = 1.0
+    backoff: float = 1.0
+    timeout: float | None = None
+
+
+@dataclass
+class Attempt:
+    outcome: Outcome
+    planned: list[dict[str, str]] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    render_error: bool = False  # the step's own rendering (a template file) failed
+
+
+def as_written(value: Any, redact: Callable[[str], str]) -> Any:
+    """A step's arguments for the state file: plain JSON, templates unrendered, known secrets masked."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {as_written(k, redact): as_written(v, redact) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_written(v, redact) for v in value]
+    return value
+
+
+class Attempts:
+    """The StepRunner's part that runs one item (a mixin: StepRunner holds the fields below)."""
+
+    if TYPE_CHECKING:
+        templar: Templar
+        redactor: Redactor
+        project_dir: Path
+        loader_dirs: tuple[Path, ...]
+        cancel: threading.Event
+        dry_run: bool
+        run_id: str
+        persist: Callable[[], None]
+        delegate: Callable[[str], HostRun] | None
+        active: dict[str, tuple[Drive, Any]]
+        _lock: threading.Lock
+
+        def emit(self, kind: str, hr: HostRun | None, step: Step | None = None, **kw: Any) -> None: ...
+
+    def run_attempts(
+        self, hr: HostRun, step: Step, kind: kinds.StepKind, item: Item, rec: StepRecord
+    ) -> StepRecord:
+        """Attempt until the step succeeds, its retries are spent, or the run is interrupted."""
+        variables, phase, args = item.variables, item.phase, item.args
+        retries, delay, backoff, timeout = item.retries, item.delay, item.backoff, item.timeout
+        entry: Entry | None = None
+        target = self.delegate(step.delegate_to) if (step.delegate_to and self.delegate) else hr
+        attempt_no = 0
+        while True:
+            attempt_no += 1
+            attempt, entry = self._attempt(hr, target, kind, step, args, item, timeout, entry)
+            out = attempt.outcome
+            if attempt.render_error and not out.ok:
+                rec.error = "render"
+            registered = out.registered()
+            for stream in ("stdout", "stderr"):  # as Ansible registers them: no trailing newline
+                if isinstance(registered.get(stream), str):
+                    registered[stream] = registered[stream].rstrip("\r\n")
+            until_ok, judged = True, True
+            try:
+                ok, changed = self._judge(step, out, registered, variables)
+            except RunbookError as exc:  # a failed_when/changed_when that cannot be evaluated
+                ok, changed, judged = False, out.changed, False
+                out = _failed(out, str(exc))
+                rec.error = "render"
+            registered.update(failed=not ok, changed=changed)
+            if step.register and item.loop_vars is None:
+                hr.facts[step.register] = registered
+            if "ansible_facts" in out.data and ok:
+                hr.facts.update(out.data["ansible_facts"])
+            if ok and step.until:
+                try:
+                    until_ok = self._conditions(step.until, step, registered, variables, step.loc("until"))
+                except RunbookError as exc:
+                    ok, judged, rec.error = False, False, "render"
+                    out = _failed(out, str(exc))
+            if (
+                not judged
+                or (ok and until_ok)
+                or attempt_no > retries
+                or self.dry_run
+                or self.cancel.is_set()
+            ):
+                break
+            why = out.msg or ("until condition not met" if ok else "failed")
+            line = f"attempt {attempt_no}/{retries + 1} failed ({why}); retrying in {delay:g}s"
+            self.emit("step.output", hr, step, phase=phase, data={"line": self.redactor.redact(line)})
+            if self.cancel.wait(delay):
+                raise Cancelled("interrupted")
+            delay *= backoff
+        rec.attempts = attempt_no
+        rec.rc, rec.stdout, rec.stderr = out.rc, out.stdout, out.stderr
+        rec.command = out.command or ("\n".join(attempt.commands) if attempt.commands else None)
+        rec.planned = attempt.planned
+        final_ok = ok and until_ok
+        rec.msg = out.msg if final_ok or out.msg else "until condition not met"
+        if ok and not until_ok:
+            rec.msg = f"until condition not met after {attempt_no} attempt(s)" + (
+                f": {out.msg}" if out.msg else ""
+            )
+        rec.outcome = (
+            "failed" if not final_ok else ("skipped" if out.skipped else ("changed" if changed else "ok"))
+        )
+        self._record_change(hr, target, step, item, rec, entry, changed)
+        if step.no_log and not self.dry_run:
+            self.redactor.add(line for line in out.stdout.splitlines() if len(line.strip()) >= 6)
+        rec._registered = registered  # type: ignore[attr-defined]
+        return rec
+
+    def _record_change(
+        self,
+        hr: HostRun,
+        target: HostRun,
+        step: Step,
+        item: Item,
+        rec: StepRecord,
+        entry: Entry | None,
+        changed: bool,
+    ) -> None:
+        """Keep what rollback needs: the snapshot entry's outcome, or an entry for a step's undo:."""
+        if changed and not self.dry_run:
+            hr.changed_anything = True
+        if entry is not None:
+            entry.status = rec.outcome
+            entry.changed = changed or entry.changed
+            self.persist()
+        elif changed and step.undo is not None and not self.dry_run:
+            entry = self.new_entry(hr, target, step, item)
+            entry.status, entry.changed = rec.outcome, True
+            hr.state.entries.append(entry)
+            self.persist()
+
+    def new_entry(self, hr: HostRun, target: HostRun, step: Step, item: Item) -> Entry:
+        """A state entry for a step that changed something (no secret in clear: see runbook.execute.state)."""
+        shown_item = self.redactor.redact_obj(item.loop_vars) if item.loop_vars is not None else None
+        return Entry(
+            item.phase,
+            step.top_index,
+            step.label,
+            step.module,
+            as_written(step.args, self.redactor.redact),
+            item=shown_item,
+            has_undo_step=step.undo is not None,
+            delegate_to=target.name if target is not hr else None,
+            key=step.key,
+            loop_index=item.index,
+            item_masked=shown_item != item.loop_vars,
+            ran_args=self.redactor.redact_obj(item.args),
+            rendered=item.args,
+            rendered_item=item.loop_vars,
+        )
+
+    def render_args(
+        self,
+        kind: kinds.StepKind,
+        step: Step,
+        variables: Mapping[str, Any],
+        read_only: bool = False,
+        raw: Any = None,
+    ) -> dict[str, Any]:
+        """The step's arguments (or ``raw`` ones) rendered for a host, coerced and validated."""
+        raw = kind.normalize(step.args if raw is None else raw)
+        if step.top_phase == "preflight" and step.module in ("shell", "command") and isinstance(raw, dict):
+            raw = {"changes": False, **raw}
+        args = self.templar.render(raw, variables, step.location)
+        args = kind.normalize(args)
+        if step.changes is not None and step.module in ("shell", "command"):
+            args = {**args, "changes": to_bool(step.changes)}
+        args = coerce(args, kind.schema)
+        try:
+            jsonschema.validate(args, kind.schema)
+        except jsonschema.ValidationError as exc:
+            where = ".".join(str(p) for p in exc.absolute_path) or step.module
+            loc = step.arg_locations.get(str(exc.absolute_path[0])) if exc.absolute_path else step.location
+            raise RunbookError(
+                f"{step.module}: invalid argument {where}: {self.redactor.redact(exc.message)}",
+                location=loc or step.location,
+            ) from None
+        return args
+
+    def timing(self, step: Step, item: Item) -> None:
+        """Render the step's retries, delay, backoff and timeout into the item (RenderError if not numbers)."""
+        v = item.variables
+        item.retries = (
+            self._num(step.retries, v, step) if step.retries is not None else (3 if step.until else 0)
+        )
+        item.delay = float(self._num(step.delay, v, step))
+        item.backoff = float(self._num(step.backoff, v, step))
+        item.timeout = self._num(step.timeout, v, step) if step.timeout is not None else None
+
+    def _num(self, value: Any, variables: Mapping[str, Any], step: Step) -> float | int:
+        v = self.templar.render(value, variables, step.location)
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise RenderError(f"expected a number, got {v!r}", location=step.location) from None
+        return int(f) if f.is_integer() else f
+
+    def _conditions(
+        self,
+        conds: tuple[Any, ...],
+        step: Step,
+        registered: dict,
+        variables: LazyVars,
+        loc: Any,
+        any_: bool = False,
+    ) -> bool:
+        scope = variables.child(
+            ({step.register: registered} if step.register else {}, True), ({"result": registered}, True)
+        )
+        values = (self.templar.evaluate(c, scope, loc) for c in conds)
+        return any(values) if any_ else all(values)
+
+    def _judge(self, step: Step, out: Outcome, registered: dict, variables: LazyVars) -> tuple[bool, bool]:
+        ok, changed = out.ok, out.changed
+        if step.failed_when is not None:
+            ok = not self._conditions(step.failed_when, step, registered, variables, step.location, any_=True)
+        if step.changed_when is not None:
+            changed = bool(step.changed_when) and self._conditions(
+                step.changed_when, step, registered, variables, step.location
+            )
+        return ok, changed
+
+    def _attempt(
+        self,
+        hr: HostRun,
+        target: HostRun,
+        kind: kinds.StepKind,
+        step: Step,
+        args: dict[str, Any],
+        item: Item,
+        timeout: float | None,
+        entry: Entry | None,
+    ) -> tuple[Attempt, Entry | None]:
+        render_failed: list[bool] = []
+
+        def render_str(text: str) -> Any:
+            try:
+                return self.templar.render_str(text, item.variables, None)
+            except RunbookError:
+                render_failed.append(True)
+                raise
+
+        ctx = StepContext(
+            host=target.name,
+            vars=item.variables,
+            project_dir=self.project_dir,
+            run_id=self.run_id,
+            dry_run=self.dry_run and not item.read_only,
+            become=bool(step.become) if step.become is not None else target.spec.become,
+            render_str=render_str,
+            loader_dirs=self.loader_dirs,
+        )
+        cancel = threading.Event()
+        holder: dict[str, Entry | None] = {"entry": entry}
+
+        def on_snapshot(data: dict[str, Any]) -> None:
+            if holder["entry"] is None:
+                holder["entry"] = self.new_entry(hr, target, step, item)
+                hr.state.entries.append(holder["entry"])
+            holder["entry"].snapshots.append(data)
+            self.persist()
+            digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
+            self.emit(
+                "snapshot", hr, step, phase=item.phase,
+                data={"module": step.module, "keys": sorted(data), "sha256": digest},
+            )  # fmt: skip
+
+        try:
+            transport = target.transport()
+        except TransportError as exc:
+            hr.unreachable = target is hr
+            return Attempt(Outcome.failure(f"unreachable: {exc}")), holder["entry"]
+        drive = Drive(
+            transport=transport,
+            dry_run=self.dry_run and not item.read_only,
+            read_only=item.read_only,
+            cancel=cancel,
+            on_snapshot=on_snapshot,
+            on_note=lambda line: self.emit("step.output", hr, step, phase=item.phase, data={"line": line}),
+            redact=self.redactor.redact,
+            deadline=time.monotonic() + float(timeout) if timeout else None,
+        )
+        if self.cancel.is_set():
+            raise Cancelled("interrupted")
+        with self._lock:
+            self.active[hr.name] = (drive, transport)
+        timer = None
+        if timeout:
+
+            def expire() -> None:
+                # commands carry the deadline themselves (the transport kills exactly that one, even
+                # on a transport shared through delegate_to); this stops waits, sleeps and clients
+                drive.timed_out = True
+                cancel.set()
+
+            timer = threading.Timer(float(timeout), expire)
+            timer.daemon = True
+            timer.start()
+        try:
+            out = drive.run(kind.run(args, ctx))
+        except Cancelled:
+            if not drive.timed_out:
+                raise
+            out = Outcome.failure(f"timed out after {timeout:g}s", rc=124)
+        except TransportError as exc:
+            out = Outcome.failure(f"connection to {target.name} lost: {exc.message}")
+        except RunbookError as exc:
+            out = Outcome.failure(str(exc))
+        finally:
+            if timer:
+                timer.cancel()
+            with self._lock:
+                self.active.pop(hr.name, None)
+        if drive.timed_out and not out.ok:
+            out = Outcome.failure(
+                f"timed out after {timeout:g}s",
+                rc=124,
+                stdout=out.stdout,
+                stderr=out.stderr,
+                command=out.command,
+            )
+        if self.cancel.is_set():
+            raise Cancelled("interrupted")
+        planned = [{"kind": p.kind, "summary": p.summary, "diff": p.diff} for p in drive.planned]
+        attempt = Attempt(out, planned, drive.commands, drive.snapshots, render_error=bool(render_failed))
+        return attempt, holder["entry"]
+
+
+def _failed(out: Outcome, msg: str) -> Outcome:
+    return Outcome.failure(msg, rc=out.rc, stdout=out.stdout, stderr=out.stderr, command=out.command)

@@ -1,0 +1,223 @@
+"""Rollback of one host: undo what it changed, newest first — a step's own ``undo:`` step when it has
+one, else its module's undo from the snapshots — or run the runbook's explicit rollback list. And the
+operator's choice after Ctrl-C (roll back what changed, or keep it and say how to roll back later)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from runbook.errors import RunbookError
+from runbook.execute.driver import Cancelled, Drive
+from runbook.execute.hostctx import HostRun, StepRecord
+from runbook.execute.state import Entry
+from runbook.model.runbook import Step
+from runbook.plan.steps import base as kinds
+from runbook.plan.steps.base import StepContext
+from runbook.plan.validate import coerce
+from runbook.render.secrets import MASK
+
+if TYPE_CHECKING:
+    from runbook.execute.engine import Engine
+
+
+class Rollback:
+    def __init__(self, engine: Engine):
+        self.e = engine
+
+    def host(self, hr: HostRun, reason: str | None = None) -> None:
+        """Roll one host back (after its failure, another host's with rollback_scope all, an
+        interrupt, or `runbook rollback`)."""
+        e = self.e
+        if e.rb.rollback == "none":
+            return
+        entries = [x for x in hr.state.entries if x.phase == "steps" and x.status != "rolled_back"]
+        explicit = isinstance(e.rb.rollback, tuple)
+        if not entries and not explicit:
+            return  # nothing changed, nothing to roll back: the run is "failed", not "rolled_back"
+        e.runner.emit(
+            "rollback.start", hr, None, phase="rollback",
+            data={"reason": e.redactor.redact(reason or hr.failure)},
+        )  # fmt: skip
+        ok = True
+        e.run_info["status"] = "rolling_back"
+        if isinstance(e.rb.rollback, tuple):
+            for step in e.rb.rollback:
+                rec = e.runner.run_step(hr, step, phase="rollback")
+                ok = ok and rec.outcome != "failed"
+            for x in entries:
+                x.status = "rolled_back" if ok else "rollback_failed"
+        else:
+            for x in reversed(entries):
+                ok = self.undo_entry(hr, x, e.rb.find_step(x.step_key)) and ok
+        e.persist()
+        hr.rollback_status = "ok" if ok else "failed"
+        hr.state.status = "rolled_back" if ok else "rollback_failed"
+        e.runner.emit("rollback.end", hr, None, phase="rollback", outcome="ok" if ok else "failed")
+
+    def undo_entry(self, hr: HostRun, entry: Entry, step: Step | None) -> bool:
+        """Undo one entry: the step's own undo: step wins over the module's snapshot-based undo."""
+        e = self.e
+        kind = kinds.get(entry.module)
+        start = time.monotonic()
+        outcome, msg = "rolled_back", ""
+        try:
+            if step is not None and step.undo is not None:
+                outcome, msg = self._undo_step(hr, entry, step)
+            elif entry.snapshots and kind is not None and kind.can_undo:
+                outcome, msg = self._undo_snapshots(hr, entry, step, kind)
+            elif entry.changed:
+                outcome, msg = "skipped", "cannot be undone automatically (no snapshot, no undo:)"
+            else:
+                outcome, msg = "skipped", "nothing to undo"
+        except (RunbookError, Cancelled) as exc:
+            outcome, msg = "failed", str(exc)
+        duration = time.monotonic() - start
+        entry.status = "rolled_back" if outcome in ("rolled_back", "skipped") else "rollback_failed"
+        rec = StepRecord(
+            "rollback", entry.index, f"undo: {entry.name}", entry.module, outcome,
+            duration=duration, msg=e.redactor.redact(msg),
+        )  # fmt: skip
+        hr.records.append(rec)
+        if outcome == "rolled_back":
+            hr.stats["rolled_back"] += 1
+        elif outcome == "failed":
+            hr.stats["failed"] += 1
+        e.runner.emit(
+            "rollback.step", hr, None, phase="rollback", outcome=outcome, duration=duration,
+            data={"step": entry.name, "module": entry.module, "index": entry.index, "msg": rec.msg},
+        )  # fmt: skip
+        return outcome != "failed"
+
+    def _undo_step(self, hr: HostRun, entry: Entry, step: Step) -> tuple[str, str]:
+        assert step.undo is not None
+        undo = step.undo
+        if step.delegate_to and not undo.delegate_to:  # undo where the step ran
+            undo = replace(undo, delegate_to=step.delegate_to)
+        loop = self._loop_vars(hr, entry, step) or {}
+        if step.vars or loop:  # the undo sees the step's vars and its loop item
+            undo = replace(undo, vars={**step.vars, **undo.vars, **loop})
+        rec = self.e.runner.run_step(hr, undo, phase="rollback")
+        hr.records[:] = [r for r in hr.records if r is not rec]  # recorded as the original's rollback
+        hr.stats[rec.outcome] = max(0, hr.stats.get(rec.outcome, 0) - 1)
+        return ("rolled_back" if rec.outcome != "failed" else "failed"), rec.msg
+
+    def _undo_snapshots(
+        self, hr: HostRun, entry: Entry, step: Step | None, kind: kinds.StepKind
+    ) -> tuple[str, str]:
+        e = self.e
+        where = e.host_run(entry.delegate_to) if entry.delegate_to else hr
+        variables = hr.vars(step.vars if step else None, self._loop_vars(hr, entry, step))
+        args = self.undo_args(entry, step, kind, variables)
+        ctx = StepContext(
+            host=where.name,
+            vars=variables,
+            project_dir=e.opt.project_dir,
+            run_id=e.run_id,
+            become=bool(step and step.become) or hr.spec.become,
+            render_str=lambda t: e.templar.render_str(t, variables),
+            loader_dirs=e.runner.loader_dirs,
+        )
+        msg = ""
+        for snap in reversed(entry.snapshots):
+            drive = Drive(
+                transport=where.transport(),  # where the step ran (its delegate_to host)
+                redact=e.redactor.redact,
+                on_note=lambda line: e.runner.emit("step.output", hr, None, data={"line": line}),
+            )
+            out = drive.run(kind.undo(args, snap, ctx))
+            msg = out.msg
+            if not out.ok:
+                return "failed", msg
+        return "rolled_back", msg
+
+    def undo_args(
+        self, entry: Entry, step: Step | None, kind: kinds.StepKind, variables: Any
+    ) -> dict[str, Any]:
+        """The arguments the step ran with: this run's (in memory); else, from the state, the ones that
+        ran, each masked secret rendered again from the same place in the arguments as written (only
+        those: a registered variable used elsewhere in the arguments is gone after the run)."""
+        if entry.rendered is not None:
+            return entry.rendered
+        if entry.ran_args is not None and not _has_mask(entry.ran_args):
+            return entry.ran_args
+        raw = entry.args
+        if step is not None and step.module == entry.module and (raw is None or _has_mask(raw)):
+            raw = step.args  # a literal secret was masked in the state: the runbook still has it
+        where = step.location if step is not None else None
+        if entry.ran_args is None:  # a state file from before ran_args: render everything again
+            return kind.normalize(self.e.templar.render(kind.normalize(raw), variables, where))
+        args = self._fill(entry.ran_args, kind.normalize(raw), variables, where)
+        return coerce(args, kind.schema)
+
+    def _fill(self, ran: Any, raw: Any, variables: Any, where: Any) -> Any:
+        """``ran`` with its masked parts rendered again from the same place in ``raw``."""
+        if not _has_mask(ran):
+            return ran
+        if (
+            isinstance(ran, dict)
+            and isinstance(raw, dict)
+            and all(k in raw for k in ran if _has_mask(ran[k]))
+        ):
+            return {k: self._fill(v, raw[k], variables, where) if k in raw else v for k, v in ran.items()}
+        if isinstance(ran, list) and isinstance(raw, list) and len(ran) == len(raw):
+            return [self._fill(a, b, variables, where) for a, b in zip(ran, raw, strict=True)]
+        return self.e.templar.render(raw, variables, where)
+
+    def _loop_vars(self, hr: HostRun, entry: Entry, step: Step | None) -> dict[str, Any] | None:
+        """The loop item the entry was made for; a masked one comes from rendering the loop again."""
+        if entry.rendered_item is not None:
+            return entry.rendered_item
+        if entry.item is None or not entry.item_masked:
+            return entry.item
+        if step is None or step.loop is None or entry.loop_index is None:
+            raise RunbookError(
+                f"'{entry.name}': its loop item held a secret and the step is gone from the runbook"
+            )
+        items = self.e.runner.loop_items(step, hr.vars(step.vars)) or []
+        if entry.loop_index >= len(items):
+            raise RunbookError(
+                f"'{entry.name}': its loop item held a secret, and the loop now has {len(items)} item(s)"
+            )
+        return {step.loop_var: items[entry.loop_index]}
+
+    # ------------------------------------------------------------------------------ interrupt
+    def after_interrupt(self) -> str:
+        """Ctrl-C: roll back what changed if the operator agrees (or --yes), else say how to later.
+        Returns the run's message."""
+        e = self.e
+        e.stop_active()
+        changed = [
+            h
+            for h, hr in e.hosts.items()
+            if any(x.status != "rolled_back" for x in hr.state.entries if x.phase == "steps")
+        ]
+        msg = "interrupted"
+        if changed and not e.opt.dry_run:
+            question = f"Interrupted. Roll back what changed on {', '.join(changed)}?"
+            do_it = e.opt.yes or (e.opt.confirm is not None and e.opt.confirm(question))
+            if do_it:
+                e.cancel.clear()
+                for h in changed:
+                    try:
+                        self.host(e.hosts[h], "interrupted by the operator")
+                    except (KeyboardInterrupt, Cancelled):
+                        msg = "interrupted again during rollback: state kept, run `runbook rollback`"
+                        break
+                else:
+                    msg = "interrupted; rolled back " + ", ".join(changed)
+            else:
+                msg = f"interrupted; NOT rolled back: {', '.join(changed)} (run `runbook rollback {e.rb.name} --run {e.run_id}`)"
+        e.persist()
+        return msg
+
+
+def _has_mask(value: Any) -> bool:
+    if isinstance(value, str):
+        return MASK in value
+    if isinstance(value, dict):
+        return any(_has_mask(k) or _has_mask(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_mask(v) for v in value)
+    return False
