@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
 from runbook.errors import RenderError, RunbookError, TransportError
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
@@ -73,7 +71,7 @@ class Attempts:
         cancel: threading.Event
         dry_run: bool
         run_id: str
-        persist: Callable[[], None]
+        persist: Callable[..., None]
         delegate: Callable[[str], HostRun] | None
         active: dict[str, tuple[Drive, Any]]
         _lock: threading.Lock
@@ -166,7 +164,7 @@ class Attempts:
         if entry is not None:
             entry.status = rec.outcome
             entry.changed = changed or entry.changed
-            self.persist()
+            self.persist(durable=False)
         elif changed and step.undo is not None and not self.dry_run:
             entry = self.new_entry(hr, target, step, item)
             entry.status, entry.changed = rec.outcome, True
@@ -210,15 +208,14 @@ class Attempts:
         if step.changes is not None and step.module in ("shell", "command"):
             args = {**args, "changes": to_bool(step.changes)}
         args = coerce(args, kind.schema)
-        try:
-            jsonschema.validate(args, kind.schema)
-        except jsonschema.ValidationError as exc:
+        exc = kinds.first_error(kind.schema, args)
+        if exc is not None:
             where = ".".join(str(p) for p in exc.absolute_path) or step.module
             loc = step.arg_locations.get(str(exc.absolute_path[0])) if exc.absolute_path else step.location
             raise RunbookError(
                 f"{step.module}: invalid argument {where}: {self.redactor.redact(exc.message)}",
                 location=loc or step.location,
-            ) from None
+            )
         return args
 
     def timing(self, step: Step, item: Item) -> None:

@@ -96,13 +96,21 @@ class Engine:
         )  # fmt: skip
         self.rollback = Rollback(self)
         self._persist_lock = threading.Lock()
+        self._last_save = 0.0
 
     # ------------------------------------------------------------------------------ setup
-    def persist(self) -> None:
+    def persist(self, durable: bool = True) -> None:
+        """Save the run state. Snapshots (durable) are written and fsynced at once, before the change
+        they describe; progress markers are coalesced (at most one write per 0.25 s, and always at
+        the end of the run), so a crash can at worst make --resume repeat the last few steps."""
         if self.opt.dry_run:
             return
+        now = time.monotonic()
+        if not durable and now - self._last_save < 0.25:
+            return
         with self._persist_lock:
-            self.state.save()
+            self._last_save = now
+            self.state.save(durable)
 
     def host_run(self, name: str) -> HostRun:
         """The host's context (made on first use: targeted hosts, delegate_to and hostvars ones)."""
@@ -340,7 +348,7 @@ class Engine:
                         self.rollback.host(hr)
                     break
                 hr.state.last_completed = step.index
-                self.persist()
+                self.persist(durable=False)
         except RunbookError as exc:
             hr.failed, hr.failure = True, str(exc)
             if not self.opt.dry_run:

@@ -81,7 +81,10 @@ class RunState:
         with self._lock:
             return self.hosts.setdefault(name, HostState())
 
-    def save(self) -> None:
+    def save(self, durable: bool = True) -> None:
+        """Write the state atomically. ``durable`` also fsyncs (snapshots: they must be on disk before
+        the change they describe); progress markers skip the fsync (they survive a process crash,
+        which is what --resume is for)."""
         with self._lock:
             doc = {
                 "run_id": self.run_id,
@@ -94,7 +97,8 @@ class RunState:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.write(fd, data)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp, self.path)

@@ -50,7 +50,7 @@ class StepRunner(Attempts):
     loader_dirs: tuple[Path, ...]
     cancel: threading.Event
     dry_run: bool = False
-    persist: Callable[[], None] = lambda: None
+    persist: Callable[..., None] = lambda durable=True: None
     approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str]] | None = None
     delegate: Callable[[str], HostRun] | None = None
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)

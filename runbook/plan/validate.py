@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
 from runbook.model.runbook import Runbook, errors_of, load_runbook
 from runbook.plan.steps import base as kinds
@@ -213,7 +211,7 @@ def _literal_types(step: Any, schema: Mapping[str, Any], args: Mapping[str, Any]
         if not isinstance(sub, Mapping) or _has_template(value):
             continue
         value = coerce(value, sub)
-        for err in jsonschema.Draft202012Validator(sub).iter_errors(value):
+        for err in kinds.validator_for(sub).iter_errors(value):
             where = ".".join([str(key), *(str(p) for p in err.absolute_path)])
             out.append(Problem(ValidationError(
                 f"{step.module}: invalid argument {where}: {err.message}",
