@@ -10,7 +10,6 @@ from typing import Any
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
@@ -134,6 +133,8 @@ class ConsoleRenderer:
             if p["kind"] == "file":
                 self.c.print(f"          [yellow]would write[/] {escape(p['summary'])}")
                 if self.show_diffs and p.get("diff"):
+                    from rich.syntax import Syntax  # pygments: only when there is a diff to show
+
                     self.c.print(Syntax(p["diff"], "diff", theme="ansi_dark", background_color="default"))
             else:
                 self.c.print(

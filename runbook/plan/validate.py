@@ -19,8 +19,9 @@ from runbook.render.templar import LazyVars, Templar
 READ_ONLY_OK = {"shell", "command"}  # treated as probes in preflight
 
 
-def module_names() -> list[str]:
-    return sorted(kinds.registry())
+def module_names() -> kinds.KnownModules:
+    """The known module names (families are imported on demand)."""
+    return kinds.KnownModules()
 
 
 def load(path: str | Path) -> Runbook:

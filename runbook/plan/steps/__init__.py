@@ -22,6 +22,25 @@ FAMILIES = (
 )
 
 _loaded = False
+_families: set[str] = set()
+
+# Modules whose family is not the part of their name before the dot.
+_FAMILY_OF = {
+    "shell": "shell", "command": "shell",
+    "copy": "files", "template": "files", "file": "files",
+    "wait": "flow", "assert": "flow", "fail": "flow",
+    "approve": "control", "set_fact": "control", "debug": "control",
+    "check": "checks",
+}  # fmt: skip
+
+
+def load_for(module: str) -> None:
+    """Import the family that defines ``module`` (``compose.up`` -> compose), if it exists."""
+    fam = _FAMILY_OF.get(module) or _FAMILY_OF.get(module.split(".")[0]) or module.split(".")[0]
+    if fam in _families or fam not in FAMILIES:
+        return
+    importlib.import_module(f"runbook.plan.steps.{fam}")
+    _families.add(fam)
 
 
 def load_all() -> None:

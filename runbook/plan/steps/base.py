@@ -141,8 +141,28 @@ def registry() -> dict[str, type[StepKind]]:
 
 
 def get(name: str) -> StepKind | None:
-    cls = registry().get(name)
+    """The step kind for a module name, importing only the family that defines it."""
+    from runbook.plan.steps import load_for
+
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        load_for(name)
+        cls = _REGISTRY.get(name) or registry().get(name)
     return cls() if cls else None
+
+
+class KnownModules:
+    """Membership test for module names that imports only the family asked about; iterating
+    (for "did you mean" suggestions) imports them all."""
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and get(name) is not None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(registry()))
+
+    def __len__(self) -> int:
+        return len(registry())
 
 
 _VALIDATORS: dict[int, Any] = {}
