@@ -70,7 +70,14 @@ def validate_cmd(
                          "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True, "snapshots": {}, "inventory_hostname_short": host.split(".")[0],
                          "ansible_play_hosts": list(hosts), "ansible_play_batch": list(hosts), "ansible_play_hosts_all": list(hosts)}  # fmt: skip
                 variables = LazyVars(
-                    [(extra_vars, False), (magic, True), (dict(rb.vars), False), (hv, False)], templar
+                    [
+                        (extra_vars, False),
+                        (magic, True),
+                        (dict(rb.vars), False),
+                        (hv, False),
+                        (dict(rb.defaults), False),
+                    ],
+                    templar,
                 )
                 for p in v.check_host(rb, variables, templar, host, project_dir_for(path)):
                     key = str(p.error)

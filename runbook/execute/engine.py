@@ -84,7 +84,7 @@ class Engine:
         self.state = options.resume or RunState(
             options.state_root, self.run_id, {"runbook": str(runbook.path), "dry_run": options.dry_run}
         )
-        self.redactor.add(collect_secrets(dict(runbook.vars)))
+        self.redactor.add(collect_secrets({**runbook.defaults, **runbook.vars}))
         self.redactor.add(collect_secrets(dict(options.extra_vars)))
         self.hosts: dict[str, HostRun] = {}
         self.play = Play(self.host_names, lambda h: h in self.hosts and self.hosts[h].failed)
@@ -125,7 +125,10 @@ class Engine:
             hostvars=HostVars(self.inventory, lambda h: h in self.hosts, lambda h: self.host_run(h).vars()),
             dry_run=self.opt.dry_run, state=self.state,
         )  # fmt: skip
-        base = LazyVars([(magic, True), (dict(self.rb.vars), False), (hv, False)], self.templar)
+        base = LazyVars(
+            [(magic, True), (dict(self.rb.vars), False), (hv, False), (dict(self.rb.defaults), False)],
+            self.templar,
+        )
         spec_vars = base.child((self.opt.extra_vars, False))
         spec = HostSpec.from_vars(
             name, {k: spec_vars[k] for k in spec_vars if k.startswith(("ansible_", "runbook_"))}

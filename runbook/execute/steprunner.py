@@ -164,7 +164,11 @@ class StepRunner(Attempts):
     def _run_loop(self, hr: HostRun, step: Step, items: list[Any], read_only: bool, phase: str) -> StepRecord:
         results, recs = [], []
         for i, value in enumerate(items):
+            if i and step.loop_pause and not self.dry_run and self.cancel.wait(step.loop_pause):
+                raise Cancelled("interrupted")
             loop_vars = {step.loop_var: value}
+            if step.loop_index_var:
+                loop_vars[step.loop_index_var] = i
             variables = hr.vars(step.vars, loop_vars)
             r = self._run_item(hr, step, variables, read_only, phase, loop_vars, i)
             recs.append(r)

@@ -36,7 +36,8 @@ RUNBOOK_KEYS = {
     "forks": "how many hosts run at once (default 10)",
     "lock": "take a per-host deploy lock for the run (true/false or a lock name)",
     "window": "maintenance window {start, end, tz, days}",
-    "vars": "variables",
+    "vars": "variables (they outrank the inventory's, as a play's vars do in Ansible)",
+    "defaults": "default variables: the lowest precedence, below the inventory's group_vars/host_vars",
     "vars_files": "YAML files of variables, relative to the runbook",
     "preflight": "read-only checks; any failure aborts before any change (exit 3)",
     "steps": "the steps that change things",
@@ -70,6 +71,7 @@ class Runbook:
     lock: str | None = None
     window: Window | None = None
     vars: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
     preflight: tuple[Step, ...] = ()
     steps: tuple[Step, ...] = ()
     rollback: str | tuple[Step, ...] = "auto"
@@ -176,6 +178,10 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
             else:
                 days = w.get("days") or ()
                 window = Window(str(w["start"]), str(w["end"]), str(w.get("tz", "UTC")), tuple(days))
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        p.err("defaults must be a mapping", kloc("defaults"))
+        defaults = {}
     vars_ = data.get("vars") or {}
     if not isinstance(vars_, dict):
         p.err("vars must be a mapping", kloc("vars"))
@@ -245,6 +251,7 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         lock=lock_name,
         window=window,
         vars=vars_,
+        defaults=defaults,
         preflight=preflight,
         steps=steps,
         rollback=rollback,

@@ -16,7 +16,7 @@ STEP_KEYWORDS = {
     "when": "condition(s) (Jinja2 expressions, without braces) that must all be true to run",
     "register": "variable name to store the step's result in",
     "loop": "a list to run the step once per item (as `item`)",
-    "loop_control": "{loop_var, label}",
+    "loop_control": "{loop_var, label, index_var, pause (seconds between items)}",
     "retries": "how many times to retry a failed step",
     "delay": "seconds to wait before the first retry",
     "backoff": "multiply the delay by this after each retry",
@@ -77,6 +77,8 @@ class Step:
     loop: Any = None
     loop_var: str = "item"
     loop_label: str | None = None
+    loop_index_var: str | None = None
+    loop_pause: float = 0.0
     retries: int | None = None
     delay: float = 1.0
     backoff: float = 1.0
@@ -309,6 +311,13 @@ class StepParser:
                     )
             kw["loop_var"] = str(lc.get("loop_var", "item"))
             kw["loop_label"] = lc.get("label")
+            if lc.get("index_var") is not None:
+                kw["loop_index_var"] = str(lc["index_var"])
+            pause = lc.get("pause", 0)
+            if isinstance(pause, bool) or not isinstance(pause, (int, float)) or pause < 0:
+                self.err("loop_control.pause must be a number of seconds", kloc("loop_control"))
+            else:
+                kw["loop_pause"] = float(pause)
         if "vars" in raw and self.typed(raw["vars"], (dict,), "vars", kloc("vars")):
             kw["vars"] = raw["vars"]
         return kw

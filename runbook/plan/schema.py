@@ -100,6 +100,7 @@ def json_schema() -> dict[str, Any]:
             "required": ["start", "end"],
         },
         "vars": {"type": "object"},
+        "defaults": {"type": "object"},
         "vars_files": {"type": "array", "items": {"type": "string"}},
         "preflight": steps,
         "steps": steps,

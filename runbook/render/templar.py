@@ -166,6 +166,32 @@ class LazyVars(Mapping[str, Any]):
         return LazyVars([*layers, *self._layers], self._templar)
 
 
+class _WithGlobals(Mapping[str, Any]):
+    """Variables first, then Jinja's globals (range, dict, namespace, lipsum …): a shared context
+    (used so that variables stay lazy) would otherwise see no globals at all."""
+
+    __slots__ = ("_vars",)
+
+    def __init__(self, variables: Mapping[str, Any]):
+        self._vars = variables
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._vars[key]
+        except KeyError:
+            return ENV.globals[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._vars or key in ENV.globals
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._vars
+        yield from (k for k in ENV.globals if k not in self._vars)
+
+    def __len__(self) -> int:
+        return len(set(self._vars) | set(ENV.globals))
+
+
 class Templar:
     """Renders values against variables; registers decrypted vault values as secrets."""
 
@@ -203,7 +229,7 @@ class Templar:
             if expr is not None:
                 return self._eval(expr, variables, location)
             t = compile_template(text, location)
-            ctx = t.new_context(variables, shared=True)
+            ctx = t.new_context(_WithGlobals(variables), shared=True)
             return concat(t.root_render_func(ctx))
         except jinja2.UndefinedError as exc:
             raise RenderError(
@@ -230,7 +256,7 @@ class Templar:
 
     def _eval(self, expr: str, variables: Mapping[str, Any], location: Location | None) -> Any:
         t = compile_template("{% set __rb_result = (" + expr + ") %}", location)
-        ctx = t.new_context(variables, shared=True)
+        ctx = t.new_context(_WithGlobals(variables), shared=True)
         for _ in t.root_render_func(ctx):
             pass
         result = ctx.vars.get("__rb_result")

@@ -1,0 +1,68 @@
+"""Runbook `defaults:` (lowest precedence), Jinja globals, and loop_control index_var/pause."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runbook.cli.main import cli
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RUNBOOK_AUDIT", "0")
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "hosts").write_text("[app]\nlocalhost ansible_connection=local\n")
+    (tmp_path / "inv" / "group_vars").mkdir()
+    (tmp_path / "inv" / "group_vars" / "app.yml").write_text("color: from-inventory\n")
+    return tmp_path
+
+
+def run(project: Path, body: str, *args: str) -> dict:
+    (project / "playbooks" / "rb.yml").write_text(textwrap.dedent(body))
+    res = CliRunner().invoke(cli, ["exec", "rb", "-i", "inv", "--output", "json", *args])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def messages(doc: dict) -> list[str]:
+    return [s["msg"] for s in doc["hosts"]["localhost"]["steps"]]
+
+
+def test_defaults_are_outranked_by_the_inventory_and_extra_vars(project: Path) -> None:
+    body = """\
+        hosts: app
+        defaults: {color: from-defaults, size: from-defaults, shape: from-defaults}
+        steps:
+          - debug: {msg: "{{ color }} {{ size }} {{ shape }}"}
+        """
+    doc = run(project, body, "-e", "shape=from-extra-vars")
+    assert messages(doc) == ["from-inventory from-defaults from-extra-vars"]
+
+
+def test_jinja_globals_are_available(project: Path) -> None:
+    body = """\
+        hosts: app
+        steps:
+          - debug: {msg: "{{ range(3) | list }} {{ dict(a=1) }}"}
+        """
+    assert messages(run(project, body)) == ["[0, 1, 2] {'a': 1}"]
+
+
+def test_loop_control_index_var_and_pause(project: Path) -> None:
+    body = """\
+        hosts: app
+        steps:
+          - debug: {msg: "{{ i }}={{ item }}"}
+            loop: [a, b, c]
+            loop_control: {index_var: i, pause: 0.01}
+            register: out
+          - debug: {msg: "{{ out.results | map(attribute='msg') | join(',') }}"}
+        """
+    assert messages(run(project, body))[-1] == "0=a,1=b,2=c"
