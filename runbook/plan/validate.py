@@ -184,7 +184,7 @@ def check_static(rb: Runbook) -> list[Problem]:
                             RenderError(f"{keyword}: {exc.message}", location=exc.location, hint=exc.hint)
                         )
                     )
-    for text, loc in _strings({**rb.defaults, **rb.vars}, rb.location):
+    for text, loc in [*_strings(rb.vars, rb.location), *_strings(rb.defaults, rb.location)]:
         try:
             tpl.syntax_check(text, loc)
         except RenderError as exc:
