@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from runbook.execute.driver import Drive
@@ -17,6 +19,7 @@ from runbook.plan.steps.base import Outcome, StepContext
 from tests.fixtures.dockerd import dockerd  # noqa: F401 - session fixture
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - session fixture
 from tests.fixtures.redis import redis_server  # noqa: F401 - session fixture
+from tests.fixtures.sshd import ssh_lab  # noqa: F401 - session fixture
 
 REPO = Path(__file__).resolve().parents[2]
 _run_ids = itertools.count(1)
@@ -67,6 +70,15 @@ def _render(variables: dict[str, Any]):
 @pytest.fixture
 def runner() -> Runner:
     return Runner()
+
+
+@pytest.fixture
+def db(postgres_server) -> str:  # noqa: F811 - the session fixture above
+    """A fresh database on the session server; its DSN (with the password)."""
+    name = "t_" + secrets.token_hex(4)
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres_server.dsn.rsplit("/", 1)[0] + "/" + name
 
 
 # Measured by tests/deploy/test_deploy_e2e.py (never asserted: reported here, target < 60 s).

@@ -167,6 +167,28 @@ def test_first_release_undo_takes_the_stack_down(runner: Runner, stack: Stack, d
 
 @pytest.mark.slow
 @pytest.mark.docker
+def test_undone_first_release_leaves_no_current_marker(runner: Runner, stack: Stack) -> None:
+    store = stack.dir / ".runbook-releases" / stack.project
+    stack.write("runbook-demo:v1")
+    assert runner.run("compose.up", stack.args, runner.ctx("first1")).ok
+    assert (store / "current").read_text().strip() == "first1"
+    back = runner.undo("compose.up", stack.args, runner.last.snapshots[0])
+    assert back.ok and "first release removed" in back.msg, back.msg
+    assert not (store / "current").exists()  # the undone release is no longer live
+
+    out = runner.run("compose.up", stack.args, runner.ctx("first2"))  # a first deploy again
+    assert out.ok and out.data["previous_release"] is None, out.msg
+    snap = runner.last.snapshots[0]
+    assert snap["previous_release"] is None
+    assert (store / "current").read_text().strip() == "first2"
+    back = runner.undo("compose.up", stack.args, snap)
+    assert back.ok and "first release removed" in back.msg, back.msg
+    assert health(stack.port) is None and not (store / "current").exists()
+    assert runner.undo("compose.up", stack.args, snap).ok  # idempotent
+
+
+@pytest.mark.slow
+@pytest.mark.docker
 def test_failed_up_is_undone_to_the_previous_release(runner: Runner, stack: Stack) -> None:
     stack.write("runbook-demo:v1")
     assert runner.run("compose.up", stack.args, runner.ctx("good")).ok

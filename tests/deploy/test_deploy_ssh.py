@@ -22,7 +22,6 @@ from tests.deploy.helpers import (
     make_deploy,
     migrations_dir,
 )
-from tests.fixtures.sshd import ssh_lab  # noqa: F401 - session fixture
 
 pytestmark = [pytest.mark.slow, pytest.mark.ssh, pytest.mark.docker, pytest.mark.postgres]
 
@@ -34,7 +33,7 @@ PLUGIN_DIRS = (
 
 
 @pytest.fixture(scope="module")
-def deploy(dockerd, postgres_server, redis_server, ssh_lab, tmp_path_factory) -> Deploy:  # noqa: F811
+def deploy(dockerd, postgres_server, redis_server, ssh_lab, tmp_path_factory) -> Deploy:
     if not any((Path(d).expanduser() / "docker-compose").exists() for d in PLUGIN_DIRS):
         pytest.skip("the login user's docker has no compose plugin (run scripts/install-compose-plugin.sh)")
     root = tmp_path_factory.mktemp("deploy4gb-ssh")

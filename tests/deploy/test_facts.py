@@ -14,7 +14,7 @@ from runbook.plan.facts.compose import (
     parse_memory,
     problems_of,
 )
-from runbook.plan.facts.postgres import drop_statements, mask_dsn, parse_toc, split_dsn
+from runbook.plan.facts.postgres import created_since, mask_dsn, parse_toc, split_dsn, toc_schemas, wipe_sql
 from runbook.plan.steps.postgres import read_migrations
 from runbook.plan.steps.redis import mask_url
 
@@ -90,23 +90,60 @@ def test_dsn_passwords_never_shown() -> None:
     assert mask_url("redis://:s3cret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
 
 
-def test_toc_and_drops() -> None:
+def test_toc_and_what_a_restore_dropped() -> None:
     toc = parse_toc(
         ";\n; Archive created at ...\n"
+        "7; 2615 16408 SCHEMA - kept app\n"
+        "2; 3079 16436 EXTENSION - hstore \n"
+        "3484; 0 0 COMMENT - EXTENSION hstore \n"
         "215; 1259 16385 TABLE public widgets app\n"
         "216; 1259 16384 SEQUENCE public widgets_id_seq app\n"
         "217; 0 0 SEQUENCE OWNED BY public widgets_id_seq app\n"
         "3321; 0 16385 TABLE DATA public widgets app\n"
         "218; 1259 16390 MATERIALIZED VIEW public stats app\n"
+        "3473; 0 16390 MATERIALIZED VIEW DATA public stats app\n"
+        "225; 1255 16395 FUNCTION public add(integer, integer) app\n"
+        "3476; 2613 16541 BLOB - 16541 app\n"
+        "3477; 0 0 BLOBS - BLOBS \n"
+        "219; 1259 16409 TABLE kept t app\n"
     )
-    assert toc == {("public", "widgets", "r"), ("public", "widgets_id_seq", "S"), ("public", "stats", "m")}
-    drops = drop_statements(
-        toc, [("public", "widgets", "r"), ("public", "new", "r"), ("public", 'we"ird', "v")]
-    )
-    assert drops == [
-        'DROP TABLE IF EXISTS "public"."new" CASCADE',
-        'DROP VIEW IF EXISTS "public"."we""ird" CASCADE',
+    assert toc == {
+        ("SCHEMA", "-", "kept"),
+        ("EXTENSION", "-", "hstore"),
+        ("TABLE", "public", "widgets"),
+        ("SEQUENCE", "public", "widgets_id_seq"),
+        ("MATERIALIZED VIEW", "public", "stats"),
+        ("FUNCTION", "public", "add(integer, integer)"),
+        ("BLOB", "-", "16541"),
+        ("TABLE", "kept", "t"),
+    }
+    assert toc_schemas(toc) == {"kept", "public"}
+    dropped = [
+        ("function", "public", "add(integer,integer)", "public.add(integer,integer)"),
+        ("function", "public", "g()", "public.g()"),
+        ("table", "public", "widgets", "public.widgets"),
+        ("view", "public", '"we""ird"', 'public."we""ird"'),
+        ("table", "kept", "t", "kept.t"),
+        ("extension", "-", "hstore", "hstore"),
+        ("extension", "-", "citext", "citext"),
+        ("schema", "-", "kept", "kept"),
+        ("schema", "-", "fresh", "fresh"),
+        ("large object", "-", "16541", "16541"),
+        ("large object", "-", "16542", "16542"),
     ]
+    stderr = "".join(f"psql:<stdin>:{i}: NOTICE:  runbook-dropped: " + "\t".join(d) + "\n"
+                     for i, d in enumerate(dropped)) + "NOTICE:  drop cascades to table x\n"  # fmt: skip
+    assert created_since(stderr, toc) == (
+        11,
+        ["function public.g()", 'view public."we""ird"', "extension citext", "schema fresh",
+         "large object 16542"],
+    )  # fmt: skip
+
+
+def test_wipe_sql_quotes_the_scope() -> None:
+    assert "scope text[] := NULL::text[];" in wipe_sql(None)
+    assert "scope text[] := ARRAY[E'public', E'o''k\\\\x']::text[];" in wipe_sql(["public", "o'k\\x"])
+    assert "@SCOPE@" not in wipe_sql(None)
 
 
 def test_read_migrations(tmp_path) -> None:

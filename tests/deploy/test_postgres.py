@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from pathlib import Path
 
 import psycopg
@@ -12,15 +11,6 @@ import pytest
 from tests.deploy.conftest import Runner
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-
-@pytest.fixture
-def db(postgres_server) -> str:
-    """A fresh database on the session server; its DSN (with the password)."""
-    name = "t_" + secrets.token_hex(4)
-    with psycopg.connect(postgres_server.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return postgres_server.dsn.rsplit("/", 1)[0] + "/" + name
 
 
 def sql(dsn: str, text: str, params=None):

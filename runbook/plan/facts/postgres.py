@@ -1,10 +1,12 @@
-"""PostgreSQL facts: DSNs without their passwords, pg_restore's table of contents, and which
-relations a restore must drop (those created after the dump). Pure."""
+"""PostgreSQL facts: DSNs without their passwords, pg_restore's table of contents, the SQL that
+empties a database before a restore (and what it reports), migration files, query expectations. Pure."""
 
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
+from shlex import quote as q
 from typing import Any
 from urllib.parse import unquote
 
@@ -46,46 +48,151 @@ def mask_dsn(dsn: str) -> str:
     return _KV_PW.sub(lambda k: k.group("key") + "***", dsn)
 
 
-_KINDS = {"TABLE": "r", "VIEW": "v", "MATERIALIZED VIEW": "m", "SEQUENCE": "S"}
+def dump_script(pg_dump: str, fmt: str, plain_dsn: str, dest: str) -> str:
+    """Shell: pg_dump (password-less DSN) to dest.partial, then to dest (mode 0600); prints its sha256
+    and size. A failed dump leaves nothing behind."""
+    part = dest + ".partial"
+    return "\n".join([
+        "set -e",
+        "umask 077",
+        f"mkdir -p -- {q(posixpath.dirname(dest) or '.')}",
+        f"trap 'rm -f -- {q(part)}' EXIT",
+        f"{q(pg_dump)} --format={fmt} --no-password --file={q(part)} --dbname={q(plain_dsn)}",
+        f"mv -f -- {q(part)} {q(dest)}",
+        f"sha256sum -- {q(dest)}",
+        f"wc -c < {q(dest)}",
+    ])  # fmt: skip
+
+
+def restore_script(pg_restore: str, psql: str, plain_dsn: str, src: str, wipe: bool, no_owner: bool) -> str:
+    """Shell: pg_restore --clean's SQL to a temp file, run by psql in one transaction after (when
+    ``wipe``) the SQL on stdin (WIPE_SQL)."""
+    flags = "--clean --if-exists" + (" --no-owner" if no_owner else "")
+    return "\n".join([
+        "set -e",
+        "umask 077",
+        "tmp=$(mktemp)",
+        "trap 'rm -f -- \"$tmp\"' EXIT",
+        f'{q(pg_restore)} {flags} --file="$tmp" -- {q(src)}',
+        f"{q(psql)} -X -q --no-password -v ON_ERROR_STOP=1 --single-transaction --dbname={q(plain_dsn)}"
+        + (" -f -" if wipe else "") + ' -f "$tmp"',
+    ])  # fmt: skip
+
+
+# pg_restore --list: "<id>; <catalog> <oid> <KIND> <schema or -> <name> <owner>"
+_TOC_KINDS = (
+    "TEXT SEARCH CONFIGURATION|TEXT SEARCH DICTIONARY|TEXT SEARCH TEMPLATE|TEXT SEARCH PARSER|"
+    "MATERIALIZED VIEW|OPERATOR FAMILY|OPERATOR CLASS|FOREIGN TABLE|AGGREGATE|COLLATION|CONVERSION|"
+    "EXTENSION|PROCEDURE|STATISTICS|FUNCTION|OPERATOR|SEQUENCE|DOMAIN|SCHEMA|TABLE|BLOB|TYPE|VIEW"
+)
 _TOC = re.compile(
-    r"^\d+;\s+\d+\s+\d+\s+(?P<kind>MATERIALIZED VIEW|TABLE(?! DATA)|VIEW|SEQUENCE(?! OWNED BY| SET))\s+(?P<schema>\S+)\s+(?P<name>\S+)\s"
+    rf"^\d+;\s+\d+\s+\d+\s+(?P<kind>{_TOC_KINDS})(?!\s+(?:DATA|SET|OWNED BY|ATTACH)\s)"
+    r"\s+(?P<schema>\S+)\s(?P<rest>.*)$"
 )
 
 
 def parse_toc(text: str) -> set[tuple[str, str, str]]:
-    """``pg_restore --list`` -> {(schema, name, relkind)} of the tables, views and sequences it holds."""
+    """``pg_restore --list`` -> {(KIND, schema or "-", name)} of the objects a dump creates."""
     out = set()
     for line in text.splitlines():
         m = _TOC.match(line + " ")
         if m:
-            out.add((m.group("schema"), m.group("name"), _KINDS[m.group("kind")]))
+            name = m.group("rest").rstrip(" ").rsplit(" ", 1)[0]  # the owner is the last word
+            out.add((m.group("kind"), m.group("schema"), name))
     return out
 
 
-# Relations in the given schemas, minus sequences owned by a table column (dropped with the table).
-RELATIONS_SQL = """
-SELECT n.nspname, c.relname, c.relkind::text
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
-ORDER BY 1, 2
+def toc_schemas(toc: set[tuple[str, str, str]]) -> set[str]:
+    """The schemas a dump creates or puts objects in."""
+    return {n for k, _, n in toc if k == "SCHEMA"} | {s for _, s, _ in toc if s != "-"}
+
+
+# Run (in the restore's transaction, before the dump's SQL) to make the database hold nothing the
+# dump would not recreate: in the schemas in scope (@SCOPE@; NULL: every non-system schema) drop every
+# object, newest first (except extension members and objects owned by another, e.g. a column's
+# sequence, which go with it), then every extension not built in, every schema but public, and
+# (whole database) every large object. Each drop is reported as a NOTICE
+# "runbook-dropped: type<TAB>schema<TAB>name<TAB>identity".
+# pg_restore's own DROP ... IF EXISTS then find nothing, and its CREATEs bring back exactly the dump.
+WIPE_SQL = r"""DO $runbook$
+DECLARE
+  scope text[] := @SCOPE@;
+  r record;
+  o record;
+  alive boolean;
+BEGIN
+  FOR r IN
+    SELECT 1 AS step, d.classid, d.objid
+      FROM pg_depend d JOIN pg_namespace n ON n.oid = d.refobjid
+     WHERE d.refclassid = 'pg_namespace'::regclass AND d.deptype = 'n' AND d.objid >= 16384
+       AND left(n.nspname, 3) <> 'pg_' AND n.nspname <> 'information_schema'
+       AND (scope IS NULL OR n.nspname = ANY (scope))
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.classid = d.classid AND x.objid = d.objid
+                       AND x.deptype IN ('e', 'i', 'a'))
+    UNION ALL
+    SELECT 2, 'pg_extension'::regclass::oid, e.oid
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.oid >= 16384 AND (scope IS NULL OR n.nspname = ANY (scope))
+    UNION ALL
+    SELECT 3, 'pg_namespace'::regclass::oid, n.oid FROM pg_namespace n
+     WHERE n.oid >= 16384 AND n.nspname <> 'public' AND left(n.nspname, 3) <> 'pg_'
+       AND n.nspname <> 'information_schema' AND (scope IS NULL OR n.nspname = ANY (scope))
+    UNION ALL
+    SELECT 4, 'pg_largeobject'::regclass::oid, m.oid FROM pg_largeobject_metadata m WHERE scope IS NULL
+    ORDER BY 1, 3 DESC  -- newest first: what depends on an object goes before it, reported
+  LOOP
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE oid = $1)', CASE WHEN r.step = 4
+                   THEN 'pg_catalog.pg_largeobject_metadata' ELSE r.classid::regclass::text END)
+      INTO alive USING r.objid;
+    CONTINUE WHEN NOT alive;  -- gone with something dropped before it
+    SELECT * INTO o FROM pg_identify_object(r.classid, r.objid, 0);
+    IF r.step = 4 THEN
+      PERFORM pg_catalog.lo_unlink(r.objid);
+    ELSE
+      EXECUTE format('DROP %s %s CASCADE',
+                     CASE o.type WHEN 'statistics object' THEN 'STATISTICS' ELSE upper(o.type) END, o.identity);
+    END IF;
+    RAISE NOTICE 'runbook-dropped: %', concat_ws(chr(9), o.type, coalesce(o.schema, '-'),
+      CASE WHEN o.schema IS NULL THEN o.identity
+           ELSE substr(o.identity, length(quote_ident(o.schema)) + 2) END, o.identity);
+  END LOOP;
+END
+$runbook$;
 """
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def _literal(text: str) -> str:
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def drop_statements(toc: set[tuple[str, str, str]], current: list[tuple]) -> list[str]:
-    """DROP ... IF EXISTS ... CASCADE for the current relations a dump does not contain."""
-    dumped = {(s, n) for s, n, _ in toc}
-    words = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "S": "SEQUENCE"}
-    return [
-        f"DROP {words[kind]} IF EXISTS {_ident(schema)}.{_ident(name)} CASCADE"
-        for schema, name, kind in current
-        if (schema, name) not in dumped and kind in words
-    ]
+def wipe_sql(scope: list[str] | None) -> str:
+    """WIPE_SQL for the given schemas (None: the whole database)."""
+    value = "NULL" if scope is None else "ARRAY[" + ", ".join(_literal(s) for s in scope) + "]"
+    return WIPE_SQL.replace("@SCOPE@", value + "::text[]")
+
+
+_DROPPED = re.compile(r"NOTICE:\s+runbook-dropped: (.*)$", re.M)
+
+
+def _bare(name: str) -> str:
+    return re.sub(r'[\s"]', "", name).split("(", 1)[0]
+
+
+def created_since(stderr: str, toc: set[tuple[str, str, str]]) -> tuple[int, list[str]]:
+    """From the restore's output: (how many objects the wipe dropped, "type identity" of those the
+    dump does not name, i.e. created since it was taken; overloads of a dumped name are not told)."""
+    dumped = {(s, _bare(n)) for _, s, n in toc}
+    dropped = [line.split("\t") for line in _DROPPED.findall(stderr)]
+    since = [f"{d[0]} {d[3]}" for d in dropped if len(d) == 4 and (d[1], _bare(d[2])) not in dumped]
+    return len(dropped), since
+
+
+def dropped_summary(since: list[str], shown: int = 8) -> str:
+    """ "; dropped N object(s) created since the dump: a, b, …" (empty when none were)."""
+    if not since:
+        return ""
+    more = ", …" if len(since) > shown else ""
+    return f"; dropped {len(since)} object(s) created since the dump: {', '.join(since[:shown])}{more}"
 
 
 _MIGRATION = re.compile(r"^(\d+)[_-](.+?)(\.down)?\.sql$")
@@ -119,3 +226,28 @@ def parse_migrations(files: list[tuple[str, str, str]]) -> tuple[list[dict[str, 
         m["down"], m["down_file"] = downs.get(v, (None, None))
         out.append(m)
     return out, problems
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """A query's value equals an expected one (numbers by value, booleans by name, else as text)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b or str(a).lower() == str(b).lower()
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    return str(a) == str(b)
+
+
+def expect_problem(expect: Any, value: Any, rows: list) -> str | None:
+    """What is wrong with a query's result given postgres.query's ``expect`` (... when absent)."""
+    if not isinstance(expect, dict):
+        return None if expect is ... or same_value(value, expect) else f"got {value!r}, expected {expect!r}"
+    problem = None
+    if "value" in expect and not same_value(value, expect["value"]):
+        problem = f"got {value!r}, expected {expect['value']!r}"
+    if "rows" in expect and len(rows) != int(expect["rows"]):
+        problem = f"got {len(rows)} row(s), expected {expect['rows']}"
+    if "min_rows" in expect and len(rows) < int(expect["min_rows"]):
+        problem = f"got {len(rows)} row(s), expected at least {expect['min_rows']}"
+    if "max_rows" in expect and len(rows) > int(expect["max_rows"]):
+        problem = f"got {len(rows)} row(s), expected at most {expect['max_rows']}"
+    return problem

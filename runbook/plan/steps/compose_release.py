@@ -165,6 +165,11 @@ def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> Ste
             return Outcome.failure(
                 f"{project}: down failed: {tail(res.stderr)}", rc=res.rc, command=cmd.display()
             )
+        # no release is live any more: the next up must see a first deploy, not the one undone here
+        marker = posixpath.join(store, "current")
+        res = yield Run(Command.exec(["rm", "-f", "--", marker], become=ctx.become), timeout=60)
+        if not res.ok:
+            return Outcome.failure(f"{project}: down, but could not remove {marker}: {tail(res.stderr)}")
         return Outcome.success(f"{project}: first release removed (nothing ran before)", changed=True)
     q = shlex.quote
     d = posixpath.join(store, prev)

@@ -5,6 +5,15 @@ queries and migrations go through the executor's psycopg client over the transpo
 pg_dump / pg_restore / psql run on the host with the password in ``PGPASSWORD`` (a Masked value: never
 in argv, never shown). Passwords never appear in messages: DSNs are shown as ``user:***@host``.
 
+``postgres.restore`` (and migrate's undo from a backup) brings the database back exactly to the dump:
+in one transaction it first drops everything the dump would not recreate — every object in every
+non-system schema (newest first; extension members go with their extension), every extension that is
+not built in, every schema but ``public`` (kept, with its owner and grants; emptied), every large
+object — then runs pg_restore --clean's SQL. It needs no superuser: the role must own what it drops,
+which pg_restore --clean needs anyway. ``schemas`` limits this to those schemas and the dump's.
+Database-level objects outside schemas (publications, foreign servers, event triggers, casts between
+built-in types) are restored from the dump but extras are not dropped.
+
 ``postgres.migrate`` applies ``NNN_name.sql`` files not yet recorded in the tracking table, each in its
 own transaction together with its tracking row. Its snapshot lists the versions applied before and
 the down SQL (``NNN_name.down.sql``) of the pending ones; undo runs the down files of the versions this
@@ -16,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +32,17 @@ from runbook.plan.actions import Client, Note, Run, Snapshot, Stat
 from runbook.plan.commands import Command, Masked
 from runbook.plan.facts.compose import tail
 from runbook.plan.facts.postgres import (
-    RELATIONS_SQL,
-    drop_statements,
+    created_since,
+    dropped_summary,
+    dump_script,
+    expect_problem,
     mask_dsn,
     parse_migrations,
     parse_toc,
+    restore_script,
     split_dsn,
+    toc_schemas,
+    wipe_sql,
 )
 from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
 
@@ -44,19 +57,6 @@ def _tool(args: dict[str, Any], name: str) -> str:
 def _env(dsn: str) -> tuple[str, dict[str, str]]:
     plain, password = split_dsn(dsn)
     return plain, ({"PGPASSWORD": Masked(password)} if password else {})
-
-
-def _first(result: dict[str, Any]) -> Any:
-    rows = result.get("rows") or []
-    return rows[0][0] if rows and rows[0] else None
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b or str(a).lower() == str(b).lower()
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return float(a) == float(b)
-    return str(a) == str(b)
 
 
 @register
@@ -87,21 +87,10 @@ class PostgresQuery(StepKind):
         shown = f"{mask_dsn(dsn)}: {' '.join(str(args['sql']).split())[:200]}"
         if not res.get("ok"):
             return Outcome.failure(f"{shown}: {res.get('error')}", command=shown)
-        value, rows = _first(res), res.get("rows") or []
+        rows = res.get("rows") or []
+        value = rows[0][0] if rows and rows[0] else None
         data = {"rows": rows, "columns": res.get("columns"), "rowcount": res.get("rowcount"), "value": value}
-        expect = args.get("expect", ...)
-        problem = None
-        if isinstance(expect, dict):
-            if "value" in expect and not _same(value, expect["value"]):
-                problem = f"got {value!r}, expected {expect['value']!r}"
-            if "rows" in expect and len(rows) != int(expect["rows"]):
-                problem = f"got {len(rows)} row(s), expected {expect['rows']}"
-            if "min_rows" in expect and len(rows) < int(expect["min_rows"]):
-                problem = f"got {len(rows)} row(s), expected at least {expect['min_rows']}"
-            if "max_rows" in expect and len(rows) > int(expect["max_rows"]):
-                problem = f"got {len(rows)} row(s), expected at most {expect['max_rows']}"
-        elif expect is not ... and not _same(value, expect):
-            problem = f"got {value!r}, expected {expect!r}"
+        problem = expect_problem(args.get("expect", ...), value, rows)
         if problem:
             return Outcome.failure(f"{shown}: {problem}", data=data, command=shown)
         summary = f"{value!r}" if len(rows) == 1 and len(rows[0]) == 1 else f"{len(rows)} row(s)"
@@ -134,20 +123,7 @@ class PostgresBackup(StepKind):
             return Outcome.failure(f"{dest} exists; give another dest or force: true")
         plain, env = _env(dsn)
         fmt = {"custom": "c", "plain": "p", "tar": "t"}[args.get("format", "custom")]
-        q = shlex.quote
-        script = "\n".join(
-            [
-                "set -e",
-                "umask 077",
-                f"mkdir -p -- {q(posixpath.dirname(dest) or '.')}",
-                f"trap 'rm -f -- {q(dest + '.partial')}' EXIT",
-                f"{q(_tool(args, 'pg_dump'))} --format={fmt} --no-password --file={q(dest + '.partial')} "
-                f"--dbname={q(plain)}",
-                f"mv -f -- {q(dest + '.partial')} {q(dest)}",
-                f"sha256sum -- {q(dest)}",
-                f"wc -c < {q(dest)}",
-            ]
-        )
+        script = dump_script(_tool(args, "pg_dump"), fmt, plain, dest)
         cmd = Command.shell(script, env=env, become=ctx.become)
         yield Snapshot({"path": dest, "existed": st.exists})
         res = yield Run(cmd, timeout=float(args.get("timeout", 3600)))
@@ -187,10 +163,10 @@ class PostgresBackup(StepKind):
 def restore_from(
     args: dict[str, Any], ctx: StepContext, dsn: str, src: str, checksum: str | None = None
 ) -> StepGen:
-    """Verify a dump, drop what it does not contain (tables created since), restore it in one
-    transaction (pg_restore --clean --if-exists into psql --single-transaction)."""
+    """Verify a dump and restore it exactly, in one transaction (psql --single-transaction): first drop
+    everything in the database the restore would not recreate (facts.postgres.WIPE_SQL: every
+    extension, object and schema but public in scope, fed on stdin), then run pg_restore --clean's SQL."""
     plain, env = _env(dsn)
-    q = shlex.quote
     res = yield Run(Command.exec(["sha256sum", "--", src], become=ctx.become), changes=False)
     if not res.ok:
         return Outcome.failure(f"cannot read backup {src}: {tail(res.stderr)}")
@@ -205,41 +181,37 @@ def restore_from(
     if not res.ok:
         return Outcome.failure(f"{src} is not a pg_dump archive: {tail(res.stderr)}")
     toc = parse_toc(res.stdout)
-    drops: list[str] = []
-    if args.get("drop_extra", True):
-        schemas = sorted({s for s, _, _ in toc} | set(args.get("schemas") or ["public"]))
-        cur = yield Client("postgres", "query", {"dsn": dsn, "sql": RELATIONS_SQL, "params": [schemas]})
-        if not cur.get("ok"):
-            return Outcome.failure(f"{mask_dsn(dsn)}: {cur.get('error')}")
-        drops = drop_statements(toc, [tuple(r) for r in cur.get("rows") or []])
-    flags = "--clean --if-exists" + (" --no-owner" if args.get("no_owner", True) else "")
-    script = [
-        "set -e",
-        "umask 077",
-        "tmp=$(mktemp)",
-        "trap 'rm -f -- \"$tmp\"' EXIT",
-        f'{q(_tool(args, "pg_restore"))} {flags} --file="$tmp" -- {q(src)}',
-        f"{q(_tool(args, 'psql'))} -X -q --no-password -v ON_ERROR_STOP=1 --single-transaction "
-        f"--dbname={q(plain)}" + "".join(f" -c {q(d)}" for d in drops) + ' -f "$tmp"',
-    ]
-    cmd = Command.shell("\n".join(script), env=env, become=ctx.become)
+    wipe = args.get("drop_extra", True)
+    scope = sorted(set(args["schemas"]) | toc_schemas(toc)) if args.get("schemas") else None
+    script = restore_script(
+        _tool(args, "pg_restore"), _tool(args, "psql"), plain, src, wipe, args.get("no_owner", True)
+    )
+    stdin = wipe_sql(scope).encode() if wipe else None
+    cmd = Command.shell(script, env=env, become=ctx.become, stdin=stdin)
     res = yield Run(cmd, timeout=float(args.get("timeout", 3600)))
     if res.dry_run:
+        what = "; first dropping everything the dump does not contain" if wipe else ""
         return Outcome.success(
-            f"would restore {src} into {mask_dsn(dsn)}", changed=True, command=cmd.display()
+            f"would restore {src} into {mask_dsn(dsn)}{what}", changed=True, command=cmd.display()
         )
     if not res.ok:
+        hint = (
+            " — a restore drops every object (the dump's are recreated), so the role must own them or "
+            "their schema: drop the others as their owner, or limit the restore with schemas: [...]"
+            if "must be owner" in res.stderr
+            else ""
+        )
         return Outcome.failure(
-            f"restore of {src} into {mask_dsn(dsn)} failed (nothing changed): {tail(res.stderr)}",
+            f"restore of {src} into {mask_dsn(dsn)} failed (nothing changed): {tail(res.stderr)}{hint}",
             rc=res.rc,
             stderr=res.stderr,
             command=cmd.display(),
         )
-    extra = f", dropped {len(drops)} relation(s) created since" if drops else ""
+    cleared, since = created_since(res.stderr, toc)
     return Outcome.success(
-        f"restored {src} (sha256 {actual[:16]}) into {mask_dsn(dsn)}{extra}",
+        f"restored {src} (sha256 {actual[:16]}) into {mask_dsn(dsn)}{dropped_summary(since)}",
         changed=True,
-        data={"src": src, "sha256": actual, "dropped": drops},
+        data={"src": src, "sha256": actual, "dropped": since, "cleared": cleared},
         command=cmd.display(),
     )
 
@@ -257,9 +229,13 @@ class PostgresRestore(StepKind):
             "checksum": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "sha256 of src"},
             "drop_extra": {
                 "type": "boolean",
-                "description": "drop relations the dump does not have (default)",
+                "description": "first drop everything the dump does not recreate (default true)",
             },
-            "schemas": {"type": "array", "items": {"type": "string"}},
+            "schemas": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "only empty these schemas (and the dump's); default: the whole database",
+            },
             "no_owner": {"type": "boolean"},
             "bin_dir": _BIN,
             "timeout": {"type": "number", "exclusiveMinimum": 0},
