@@ -178,10 +178,10 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
             else:
                 days = w.get("days") or ()
                 window = Window(str(w["start"]), str(w["end"]), str(w.get("tz", "UTC")), tuple(days))
-    defaults = data.get("defaults") or {}
-    if not isinstance(defaults, dict):
+    var_defaults = data.get("defaults") or {}
+    if not isinstance(var_defaults, dict):
         p.err("defaults must be a mapping", kloc("defaults"))
-        defaults = {}
+        var_defaults = {}
     vars_ = data.get("vars") or {}
     if not isinstance(vars_, dict):
         p.err("vars must be a mapping", kloc("vars"))
@@ -251,7 +251,7 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         lock=lock_name,
         window=window,
         vars=vars_,
-        defaults=defaults,
+        defaults=var_defaults,
         preflight=preflight,
         steps=steps,
         rollback=rollback,
