@@ -212,6 +212,8 @@ def _literal_types(step: Any, schema: Mapping[str, Any], args: Mapping[str, Any]
         if not isinstance(sub, Mapping) or _has_template(value):
             continue
         value = coerce(value, sub)
+        if kinds.plainly_valid(sub, value):
+            continue
         for err in kinds.validator_for(sub).iter_errors(value):
             where = ".".join([str(key), *(str(p) for p in err.absolute_path)])
             out.append(Problem(ValidationError(

@@ -180,8 +180,62 @@ def validator_for(schema: dict[str, Any]) -> Any:
     return v
 
 
+_SIMPLE_KEYS = frozenset({"type", "description", "minLength", "default", "title", "examples"})
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "boolean": (bool,),
+    "integer": (int,),
+    "number": (int, float),
+    "null": (type(None),),
+}
+
+
+def plainly_valid(schema: Any, value: Any) -> bool:
+    """A fast, conservative check for the common case (scalar arguments against scalar schemas):
+    True means certainly valid; False means "ask jsonschema" (it also spares importing it)."""
+    if not isinstance(schema, dict) or not schema.keys() <= _SIMPLE_KEYS:
+        return False
+    types = schema.get("type")
+    names = [types] if isinstance(types, str) else types
+    if not isinstance(names, list) or not names:
+        return False
+    ok = False
+    for name in names:
+        py = _PY_TYPES.get(name)
+        if py is None:
+            return False
+        if isinstance(value, bool) and name not in ("boolean",):
+            continue
+        if isinstance(value, py):
+            ok = True
+    if ok and isinstance(value, str) and len(value) < schema.get("minLength", 0):
+        return False
+    return ok
+
+
+def args_plainly_valid(schema: dict[str, Any], args: Any) -> bool:
+    """True when every argument is certainly valid by ``plainly_valid`` and the object rules hold."""
+    if not isinstance(args, dict) or schema.get("type") not in (None, "object"):
+        return False
+    if set(schema) - {"type", "properties", "required", "additionalProperties", "description"}:
+        return False
+    props = schema.get("properties") or {}
+    if any(r not in args for r in schema.get("required", ())):
+        return False
+    for k, v in args.items():
+        if k not in props:
+            if schema.get("additionalProperties", True) is not True:
+                return False
+            continue
+        if not plainly_valid(props[k], v):
+            return False
+    return True
+
+
 def first_error(schema: dict[str, Any], value: Any) -> Any:
     """The most relevant validation error of ``value`` against ``schema``, or None."""
+    if args_plainly_valid(schema, value):
+        return None
     from jsonschema.exceptions import best_match
 
     return best_match(validator_for(schema).iter_errors(value))
