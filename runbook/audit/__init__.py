@@ -6,18 +6,28 @@ self-contained bundles (``export``), optionally mirrored to an append-only Postg
 (``sinks.postgres.PostgresSink``). Record format: ``records``; hashing: ``chain``, ``canonical``.
 """
 
-from runbook.audit.keys import AllowedSigners, Signer, generate_key, load_signing_key
-from runbook.audit.verify import Report, RunReport, verify_directory, verify_file
-from runbook.audit.writer import AuditWriter
+from typing import Any
 
-__all__ = [
-    "AllowedSigners",
-    "AuditWriter",
-    "Report",
-    "RunReport",
-    "Signer",
-    "generate_key",
-    "load_signing_key",
-    "verify_directory",
-    "verify_file",
-]
+_EXPORTS = {
+    "AllowedSigners": "runbook.audit.keys",
+    "Signer": "runbook.audit.keys",
+    "generate_key": "runbook.audit.keys",
+    "load_signing_key": "runbook.audit.keys",
+    "Report": "runbook.audit.verify",
+    "RunReport": "runbook.audit.verify",
+    "verify_directory": "runbook.audit.verify",
+    "verify_file": "runbook.audit.verify",
+    "AuditWriter": "runbook.audit.writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import on first use: writing a run must not pay for the verifier, and vice versa."""
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from xml.etree import ElementTree as ET
 
 
 def json_document(result: Any, runbook: Any, audit_path: str | None, dry_run: bool) -> str:
@@ -16,6 +15,8 @@ def json_document(result: Any, runbook: Any, audit_path: str | None, dry_run: bo
 
 
 def junit_xml(result: Any, runbook: Any) -> str:
+    from xml.etree import ElementTree as ET
+
     suites = ET.Element("testsuites", name=f"runbook {runbook.name}")
     for host, hr in result.hosts.items():
         recs = hr.records

@@ -123,9 +123,6 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
              forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
              audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
              dry_run: bool, start_at: str | None, resume: str | None, rollback_run: Any = None) -> int:  # fmt: skip
-    from rich.console import Console
-
-    from runbook.cli.console import ConsoleRenderer, recap
     from runbook.cli.output import json_document, junit_xml
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
@@ -163,12 +160,19 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         if not ok:
             raise UsageError(f"outside the {desc}", hint="wait for the window, or pass --force-window")
     machine = output != "text"
-    console = Console(stderr=machine, quiet=False, highlight=False)
+    console = None
+    if not machine or verbose:  # rich only when a human reads the output (json/junit: stdout is data)
+        from rich.console import Console
+
+        from runbook.cli.console import ConsoleRenderer, recap
+
+        console = Console(stderr=machine, quiet=False, highlight=False)
     interactive = sys.stdin.isatty() and not machine
 
     def confirm(question: str) -> bool:
         if not interactive:
             return False
+        from rich.console import Console
         from rich.prompt import Prompt
 
         answer = Prompt.ask(
@@ -189,7 +193,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         inventory_sources=_sources(inventories), limit=limit,
     )  # fmt: skip
     engine = Engine(rb, inventory, hosts, options, bus, redactor)
-    renderer = ConsoleRenderer(console, verbose=verbose) if not machine or verbose else None
+    renderer = ConsoleRenderer(console, verbose=verbose) if console is not None else None
     if renderer:
         bus.subscribe(renderer)
     writer = None
@@ -209,13 +213,13 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
             try:
                 writer.close()
             except Exception as exc:  # the run's outcome stands; say the audit could not be sealed
-                console.print(f"[red]audit: could not seal the run: {exc}[/]")
+                click.secho(f"audit: could not seal the run: {exc}", fg="red", err=True)
     audit_path = str(writer.path) if writer is not None and getattr(writer, "path", None) else None
     if output == "json":
         click.echo(json_document(result, rb, audit_path, dry_run))
     elif output == "junit":
         click.echo(junit_xml(result, rb), nl=False)
-    else:
+    elif console is not None:
         recap(console, result, audit_path)
     if junit_file:
         Path(junit_file).write_text(junit_xml(result, rb))

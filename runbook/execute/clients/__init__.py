@@ -9,7 +9,6 @@ import importlib
 import threading
 from typing import Any
 
-from runbook.execute.clients.http import http_request
 from runbook.execute.transports.base import Transport
 from runbook.plan.actions import Client
 
@@ -24,6 +23,13 @@ def call(action: Client, transport: Transport, stack: contextlib.ExitStack, canc
     except KeyError:
         raise ValueError(f"client {action.service} has no operation {action.op!r}") from None
     return fn(dict(action.params), transport, stack, cancel)
+
+
+def http_request(action: Any, transport: Transport, stack: contextlib.ExitStack) -> Any:
+    """HTTP through the transport (http.client and ssl are imported on the first request)."""
+    from runbook.execute.clients.http import http_request as _request
+
+    return _request(action, transport, stack)
 
 
 __all__ = ["call", "http_request"]
