@@ -63,10 +63,11 @@ def validate_cmd(
             templar = Templar(Redactor())
             hosts = select_hosts(rb, inventory, limit)
             seen: set[str] = set()
+            groups = {g: inventory.select(g) for g in inventory.groups}  # once, not once per host
             for host in hosts:
                 hv = inventory.host_vars(host) if host in inventory.hosts else {"ansible_connection": "local"}
                 magic = {"inventory_hostname": host, "host": host, "group_names": inventory.group_names(host) if host in inventory.hosts else [],
-                         "groups": {g: inventory.select(g) for g in inventory.groups}, "hostvars": {}, "run": {"id": "validate", "status": "running", "dry_run": True},
+                         "groups": groups, "hostvars": {}, "run": {"id": "validate", "status": "running", "dry_run": True},
                          "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True, "snapshots": {}, "inventory_hostname_short": host.split(".")[0],
                          "ansible_play_hosts": list(hosts), "ansible_play_batch": list(hosts), "ansible_play_hosts_all": list(hosts)}  # fmt: skip
                 variables = LazyVars(
