@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 from runbook.execute.driver import Cancelled
@@ -46,8 +45,9 @@ def run_parallel(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runbook-host") as pool:
         futures = [pool.submit(fn, host_run(h)) for h in hosts]
         try:
-            while not all(f.done() for f in futures):
-                time.sleep(0.02)
+            pending = set(futures)
+            while pending:  # a bounded wait keeps the main thread responsive to Ctrl-C / SIGTERM
+                _, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
         except KeyboardInterrupt:
             stop_active(runner, cancel)
             for f in futures:
