@@ -11,6 +11,7 @@ import posixpath
 import re
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 MIB = 1024 * 1024
 UNLIMITED_V1 = 1 << 60  # cgroup v1 reports "no limit" as a huge page-rounded number
@@ -206,3 +207,18 @@ def memory_probe() -> Generator[str, str | None, MemoryFacts]:
             inactive = stat.get("inactive_file" if mount.version == 2 else "total_inactive_file", 0)
             levels.append(CgroupLevel(mount.version, directory, limit, usage, inactive))
     return effective_memory(meminfo, levels)
+
+
+def read_memory_facts() -> Generator[Any, Any, MemoryFacts]:
+    """Drive ``memory_probe`` with ReadFile actions (``facts = yield from read_memory_facts()``
+    inside a step kind)."""
+    from runbook.plan.actions import ReadFile
+
+    probe = memory_probe()
+    path = next(probe)
+    while True:
+        data = yield ReadFile(path)
+        try:
+            path = probe.send(None if data is None else data.decode("utf-8", "replace"))
+        except StopIteration as stop:
+            return stop.value

@@ -14,7 +14,7 @@ from runbook.plan.actions import Action, ReadFile, Run, Stat
 from runbook.plan.commands import Command
 from runbook.plan.facts.disk import parse_df
 from runbook.plan.facts.dotenv import parse_dotenv
-from runbook.plan.facts.memory import memory_probe
+from runbook.plan.facts.memory import read_memory_facts
 from runbook.plan.facts.net import matching, parse_proc_net_tcp, parse_ss
 from runbook.plan.facts.versions import Version, extract_version, parse_version
 from runbook.plan.filestate import StepFailed, fmt_mode, owner_matches, parse_mode
@@ -43,15 +43,7 @@ class CheckMemory(StepKind):
     }
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
-        probe = memory_probe()
-        path = next(probe)
-        while True:
-            data = yield ReadFile(path)
-            try:
-                path = probe.send(None if data is None else data.decode("utf-8", "replace"))
-            except StopIteration as stop:
-                facts = stop.value
-                break
+        facts = yield from read_memory_facts()
         if facts.meminfo_total <= 0:
             return Outcome.failure("cannot read MemTotal from /proc/meminfo (is the host Linux?)")
         limited = "" if facts.limit_source == "meminfo" else f", limited by {facts.limit_source}"

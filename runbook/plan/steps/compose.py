@@ -24,7 +24,7 @@ import yaml
 
 from runbook.plan.actions import Action, Note, ReadFile, Run, Snapshot
 from runbook.plan.facts.compose import budget_table, memory_limits, parse_memory, problems_of, tail
-from runbook.plan.facts.memory import memory_probe
+from runbook.plan.facts.memory import read_memory_facts
 from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
 from runbook.plan.steps.compose_release import (
     Failed,
@@ -105,7 +105,7 @@ class ComposeBudget(StepKind):
         if args.get("total_mb") is not None:
             total, source = int(float(args["total_mb"]) * MIB), "total_mb"
         else:
-            facts = yield from _memory_facts()
+            facts = yield from read_memory_facts()
             total, source = facts.total, facts.limit_source
         reserve = int(float(args.get("reserve_mb") or 0) * MIB)
         table, allocated = budget_table(limits, extra, total, reserve, source)
@@ -133,17 +133,6 @@ class ComposeBudget(StepKind):
             stdout=table,
             data=data,
         )
-
-
-def _memory_facts() -> Gen:
-    probe = memory_probe()
-    path = next(probe)
-    while True:
-        data = yield ReadFile(path)
-        try:
-            path = probe.send(None if data is None else data.decode("utf-8", "replace"))
-        except StopIteration as stop:
-            return stop.value
 
 
 @register
