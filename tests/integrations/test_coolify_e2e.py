@@ -21,17 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
-from runbook.model.runbook import STEP_KEYWORDS
 from tests.fixtures.dockerd import dockerd  # noqa: F401 - session fixture
 from tests.fixtures.redis import free_port
 from tests.integrations.conftest import REPO
 from tests.standins.coolify import CoolifyStandIn
 from tests.standins.webhook import WebhookStandIn
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif("fallback" not in STEP_KEYWORDS, reason="the engine has no `fallback:` keyword yet"),
-]
+pytestmark = [pytest.mark.slow]
 APP = "ok0s0cgw8ck0w8kgs8kk4kk8"
 
 
