@@ -192,3 +192,34 @@ steps:
     assert rc != 0
     assert doc["hosts"][hosts[0].name]["failed"]
     assert sorted(os.listdir(d)) == [hosts[0].name]  # the canary failed: nobody else was touched
+
+
+def test_dropped_connection_is_retried_on_a_new_connection(fleet, tmp_path):
+    """A connection dropped mid-step fails that attempt clearly; the step's retries reconnect."""
+    hosts, kh, inv = fleet
+    victim = hosts[0]
+    d = tmp_path / "data"
+    d.mkdir()
+    rb = tmp_path / "retry.yml"
+    rb.write_text(
+        f"""name: retry
+hosts: {victim.name}
+vars: {{d: "{d}"}}
+steps:
+  - name: flaky
+    shell: 'if [ ! -e {{{{ d }}}}/first ]; then touch {{{{ d }}}}/first; sleep 120; fi; echo second try'
+    retries: 2
+    delay: 0.2
+"""
+    )
+    p = _cli(exec_args(rb, inv, kh, tmp_path), tmp_path)
+    deadline = time.monotonic() + 120
+    while not (d / "first").exists():
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.05)
+    assert victim.kill_sessions()  # the connection drops; sshd itself keeps listening
+    out, err = p.communicate(timeout=120)
+    doc = json.loads(out)
+    assert p.returncode == 0, (doc, err)
+    [step] = _steps(doc, victim.name)
+    assert step["attempts"] == 2 and step["stdout"].strip() == "second try"
