@@ -25,10 +25,6 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-# Debian's postinst may start services we do not want running: the fixtures start their own.
-for svc in ssh redis-server docker containerd postgresql; do
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then :; fi
-done
 
 PY="${PYTHON:-python3}"
 "$PY" -m pip install -q --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v -E "^WARNING: (Running pip as|Location)" || true

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -256,6 +255,3 @@ def _graph(inv: Any, group: str, depth: int, with_vars: bool) -> None:
         if with_vars:
             for k, val in sorted(inv.hosts[h].vars.items()):
                 click.echo("  " * (depth + 2) + f"|--{{{k} = {val}}}")
-
-
-_ = Path  # keep import for type checkers

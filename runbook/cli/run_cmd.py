@@ -122,7 +122,7 @@ def plan_cmd(**kw: Any) -> None:
 def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...], tags: str, skip_tags: str,
              forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
              audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
-             dry_run: bool, start_at: str | None, resume: str | None, rollback_run: Any = None) -> int:  # fmt: skip
+             dry_run: bool, start_at: str | None, resume: str | None) -> int:  # fmt: skip
     from runbook.cli.output import json_document, junit_xml
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
