@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from tests.deploy.conftest import REPO, ROLLBACK_TIMES
+from tests.fixtures.health import health
 from tests.fixtures.redis import free_port
 
 MIGRATIONS = REPO / "migrations"
@@ -38,16 +39,9 @@ class Poller:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        import urllib.request
-
         while not self._stop.is_set():
-            version = None
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=1) as r:
-                    doc = json.loads(r.read())
-                    version = doc.get("version") if doc.get("status") == "healthy" else None
-            except (OSError, ValueError):
-                pass
+            doc = health(self.port, timeout=1)
+            version = doc.get("version") if doc and doc.get("status") == "healthy" else None
             self.samples.append((time.time(), version))
             self._stop.wait(0.05)
 
@@ -162,15 +156,6 @@ class Deploy:
             ),
         }
 
-
-def health(port: int) -> dict | None:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-            return json.loads(r.read())
-    except (OSError, ValueError):
-        return None
 
 
 def migrations_dir(root: Path, name: str, files: dict[str, str | Path]) -> str:

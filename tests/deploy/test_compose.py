@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.deploy.conftest import Runner
+from tests.fixtures.health import health
 from tests.fixtures.redis import free_port
 
 COMPOSE = """\
@@ -35,14 +34,6 @@ services:
     stop_grace_period: 2s
     mem_limit: 200m
 """
-
-
-def health(port: int) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return json.loads(resp.read())
-    except OSError:
-        return None
 
 
 class Stack:

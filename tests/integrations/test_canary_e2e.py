@@ -10,7 +10,6 @@ import os
 import secrets
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 
 from runbook.plan.actions import Http
 from tests.fixtures.dockerd import dockerd  # noqa: F401 - session fixture
+from tests.fixtures.health import version_of
 from tests.fixtures.redis import free_port
 from tests.integrations.conftest import REPO
 from tests.integrations.prometheus_server import PrometheusServer
@@ -30,14 +30,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.docker]
 HOSTS = ("h1", "h2", "h3", "h4")
 SECRET = "T0AAA/B0BBB/canarySecretPath"
 PASS = {"error_rate_query": "vector(0.002)", "latency_p95_query": "vector(1.5)"}
-
-
-def version_of(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return json.loads(resp.read()).get("version")
-    except (OSError, ValueError):
-        return None
 
 
 @dataclass

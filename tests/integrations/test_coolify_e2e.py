@@ -11,7 +11,6 @@ import secrets
 import subprocess
 import sys
 import threading
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from tests.fixtures.dockerd import dockerd  # noqa: F401 - session fixture
+from tests.fixtures.health import version_of
 from tests.fixtures.redis import free_port
 from tests.integrations.conftest import REPO
 from tests.standins.coolify import CoolifyStandIn
@@ -29,14 +29,6 @@ from tests.standins.webhook import WebhookStandIn
 
 pytestmark = [pytest.mark.slow]
 APP = "ok0s0cgw8ck0w8kgs8kk4kk8"
-
-
-def version_of(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-            return json.loads(resp.read()).get("version")
-    except (OSError, ValueError):
-        return None
 
 
 class _Health(BaseHTTPRequestHandler):
