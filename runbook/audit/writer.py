@@ -11,7 +11,10 @@ Usage (engine)::
 Seq is 1-based per run. ``run.end`` (or ``close``) writes the final seal; a periodic, non-final seal
 is written every ``seal_every`` seconds or ``seal_records`` records (checked as records arrive).
 Records reach the kernel at every write; fsync happens at step boundaries (``FSYNC_KINDS``), at
-seals, and every ``fsync_records`` records otherwise. Call ``close`` from normal code, not from
+seals, and every ``fsync_records`` records otherwise. Boundary fsyncs are group commits: the record is
+appended under the writer's lock, and the fsync waits for ``barrier()``, which the EventBus calls in
+the emitting thread after it has released its own lock. The step does not go on before its record is
+on disk, but ten hosts finishing steps together share one fsync instead of queueing for ten. Call ``close`` from normal code, not from
 inside a signal handler (set a flag there): the writer's lock is re-entrant, not async-signal-safe.
 """
 
@@ -63,6 +66,7 @@ class _Run:
         self.since_seal = 0
         self.since_sync = 0
         self.sealed_at = time.monotonic()
+        self.synced = 0  # seq of the last record known to be on disk
         self.ended = False
         self.final = False
 
@@ -99,6 +103,8 @@ class AuditWriter:
         self._fsync = fsync
         self._scrub = Scrubber(redact)
         self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()  # one group-commit fsync at a time; never taken under _lock
+        self._pending = threading.local()  # (run, seq) this thread must see on disk before going on
         self._run: _Run | None = None
         self._closed = False
         self._prev_run: ChainTail | None = None
@@ -126,13 +132,40 @@ class AuditWriter:
             self._append(run, body)
             kind = body["event"]
             if kind in FSYNC_KINDS or run.since_sync >= self.fsync_records:
-                self._sync(run)
+                self._defer_sync(run)
             if kind == "run.end":
                 run.ended = True
                 self._seal(run, final=True)
                 self._close_file(run)
             elif run.since_seal >= self.seal_records or time.monotonic() - run.sealed_at >= self.seal_every:
                 self._seal(run, final=False)
+
+    def barrier(self) -> None:
+        """Make the records this thread wrote durable (group commit). Call it outside any lock
+        that another emitting thread could hold: while one thread fsyncs, the others wait here and
+        usually find their record already covered by that fsync."""
+        pending = getattr(self._pending, "value", None)
+        if pending is None:
+            return
+        self._pending.value = None
+        run, seq = pending
+        with self._sync_lock:
+            if run.synced >= seq:
+                return
+            with self._lock:
+                upto = run.seq
+                fd = run.file.dup_fd()
+            if fd is None:  # closed meanwhile: close() fsynced it
+                return
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise AuditError(
+                    f"cannot fsync audit file: {exc.strerror}", location=Location(str(run.path))
+                )
+            finally:
+                os.close(fd)
+            run.synced = max(run.synced, upto)
 
     def close(self, outcome: str | None = None, *, reason: str | None = None) -> None:
         """End the stream: a run without ``run.end`` gets one (outcome, default "interrupted"), then the
@@ -226,12 +259,25 @@ class AuditWriter:
         }
         self._append(run, body)
 
+    def _defer_sync(self, run: _Run) -> None:
+        """A boundary: the file's fsync is left to ``barrier()`` (group commit); sinks sync now."""
+        if not self._fsync:
+            self._sync(run)
+            return
+        self._pending.value = (run, run.seq)
+        run.since_sync = 0
+        self._sync_sinks(run)
+
     def _sync(self, run: _Run) -> None:
         try:
             run.file.sync()
         except OSError as exc:
             raise AuditError(f"cannot fsync audit file: {exc.strerror}", location=Location(str(run.path)))
+        run.synced = run.seq
         run.since_sync = 0
+        self._sync_sinks(run)
+
+    def _sync_sinks(self, run: _Run) -> None:
         for sink in list(self.sinks):
             try:
                 sink.sync()

@@ -74,15 +74,24 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subs: list[Subscriber] = []
+        self._barriers: list[Callable[[], None]] = []
         self._lock = threading.RLock()
 
     def subscribe(self, fn: Subscriber) -> None:
+        """``fn(event)`` is called under the bus lock. A subscriber with a ``barrier()`` method (the
+        audit writer: fsync as a group commit) has it called after the lock is released, in the
+        emitting thread, before ``emit`` returns."""
         self._subs.append(fn)
+        barrier = getattr(fn, "barrier", None)
+        if callable(barrier):
+            self._barriers.append(barrier)
 
     def emit(self, event: Event) -> None:
         with self._lock:
             for fn in list(self._subs):
                 fn(event)
+        for barrier in self._barriers:
+            barrier()
 
     def close(self) -> None:
         """Tell subscribers with a ``close`` method that the stream has ended."""

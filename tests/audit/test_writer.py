@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -253,8 +254,51 @@ def test_fsync_only_at_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         writer(Event("step.output", "r", data={"line": "x"}))
     assert len(calls) == before  # no per-record fsync
     writer(Event("step.end", "r", outcome="ok"))
+    writer.barrier()  # the EventBus calls it after releasing its lock
     assert len(calls) == before + 1
     writer.close()
+
+
+def test_a_step_boundary_is_on_disk_before_emit_returns_with_many_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced_size: dict[int, int] = {}  # inode -> file size at the latest fsync
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        size = st.st_size
+        real(fd)
+        synced_size[st.st_ino] = max(synced_size.get(st.st_ino, 0), size)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    writer = AuditWriter(tmp_path, fsync_records=10_000)
+    bus = EventBus()
+    bus.subscribe(writer)
+    bus.emit(Event("run.start", "r"))
+    inode = os.stat(writer.path).st_ino
+    not_durable: list[str] = []
+    n_hosts, n_steps = 10, 20
+
+    def host(name: str) -> None:
+        for i in range(n_steps):
+            bus.emit(Event("step.start", "r", host=name, step=f"s{i}"))
+            bus.emit(Event("step.end", "r", host=name, step=f"s{i}", outcome="ok"))
+            # the record this thread just wrote is on disk before emit returned
+            mine = [r for r in records(writer.path) if r.get("host") == name and r["event"] == "step.end"]
+            end_of_mine = writer.path.read_bytes().index(json.dumps(mine[-1]["hash"]).encode())
+            if synced_size.get(inode, 0) < end_of_mine:
+                not_durable.append(f"{name} s{i}")
+
+    threads = [threading.Thread(target=host, args=(f"h{n}",)) for n in range(n_hosts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close("success")
+    assert not_durable == []
+    report = verify_directory(tmp_path, None, allow_unsigned=True)
+    assert report.ok and report.runs[0].records == 1 + 2 * n_hosts * n_steps + 2, report
 
 
 def test_json_lines_are_single_writes(tmp_path: Path) -> None:

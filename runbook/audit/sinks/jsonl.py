@@ -58,6 +58,13 @@ class JsonlFile:
             view = view[n:]
         self._dirty = True
 
+    def dup_fd(self) -> int | None:
+        """A duplicate descriptor to fsync without holding the writer's lock (it stays valid if the
+        file is closed meanwhile); None when closed or when fsync is off."""
+        if self._fd is None or not self._fsync:
+            return None
+        return os.dup(self._fd)
+
     def sync(self) -> None:
         if self._fd is not None and self._dirty and self._fsync:
             os.fsync(self._fd)
