@@ -279,8 +279,15 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--trust-new-hosts", is_flag=True, help="Record unknown SSH host keys (changed keys are still refused)."
+)
+@click.option(
+    "--known-hosts", type=click.Path(dir_okay=False), help="known_hosts file (default ~/.ssh/known_hosts)."
+)
 @click.option("--audit-dir", default=lambda: os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
 @click.option("--audit-key", type=click.Path(dir_okay=False), envvar="RUNBOOK_AUDIT_KEY")
+@click.option("--audit-dsn", envvar="RUNBOOK_AUDIT_DSN", help="Also write audit records to this PostgreSQL database.")
 @handle_errors
 def rollback_cmd(
     name: str,
@@ -289,8 +296,11 @@ def rollback_cmd(
     extra: tuple[str, ...],
     yes: bool,
     output: str,
+    trust_new_hosts: bool,
+    known_hosts: str | None,
     audit_dir: str,
     audit_key: str | None,
+    audit_dsn: str | None,
 ) -> None:
     """Undo what run RUN_ID changed, from its saved snapshots (in reverse order)."""
     from rich.console import Console
@@ -322,9 +332,13 @@ def rollback_cmd(
     inventory = load_inventory(inventories)
     redactor = Redactor()
     bus = EventBus()
+    transport_options: dict[str, Any] = {"trust_new_hosts": trust_new_hosts}
+    if known_hosts:
+        transport_options["known_hosts"] = known_hosts
     options = RunOptions(
         yes=True,
         extra_vars=extra_vars,
+        transport_options=transport_options,
         project_dir=project_dir_for(path),
         state_root=Path(".runbook"),
         run_id=f"{state.run_id}-rollback",
@@ -335,7 +349,7 @@ def rollback_cmd(
     engine = Engine(rb, inventory, list(todo), options, bus, redactor)
     renderer = ConsoleRenderer(console)
     bus.subscribe(renderer)
-    writer = _audit_writer(audit_dir, audit_key, None, redactor)
+    writer = _audit_writer(audit_dir, audit_key, audit_dsn, redactor)
     if writer is not None:
         bus.subscribe(writer)
     try:

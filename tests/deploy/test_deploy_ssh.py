@@ -89,5 +89,8 @@ def test_deploy_v2_over_ssh(deploy: Deploy, baseline: dict) -> None:
         "002",
         "003",
     ]
-    # (`runbook rollback` has no --known-hosts option yet, so the rollback of a finished run is tested
-    # on the local transport only: test_deploy_e2e.py)
+    # a finished run rolled back later, over the same verified connection (--known-hosts)
+    rc, back = deploy.cli("rollback", "--run", doc["run_id"])
+    assert rc == 0, back.get("message")
+    assert health(deploy.port)["version"] == "v1"
+    assert deploy.state() == baseline
