@@ -4,6 +4,8 @@ known_hosts matching, the shell text the persistent shell is sent."""
 from __future__ import annotations
 
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,8 @@ from runbook.execute.transports.pshell import kill_script, printf_octal
 from runbook.execute.transports.ssh_config import jump_from_args, parse_jump, resolve
 from runbook.execute.transports.ssh_exec import become_body, plain_body
 from runbook.plan.commands import Command
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_parse_jump():
@@ -58,6 +62,38 @@ def test_resolve_with_ssh_config(tmp_path):
     # inventory variables win over ssh_config
     ep = resolve(HostSpec(name="web", address="app", port=22, user="root", private_key_file="/k"), str(cfg))
     assert (ep.port, ep.user, ep.identity_files[0]) == (22, "root", "/k")
+
+
+def test_match_exec_in_ssh_config_still_works(tmp_path):
+    # paramiko is imported without `invoke` (it costs more than half of `import paramiko`);
+    # a config that needs it for `Match exec` gets it when it is loaded
+    cfg = tmp_path / "config"
+    cfg.write_text(
+        'Match host app exec "test -d /"\n  HostName 10.0.0.7\n'
+        'Match host app exec "test -d /no/such/dir"\n  Port 2222\n'
+    )
+    code = (
+        "import sys\n"
+        "from runbook.execute.transports.base import HostSpec\n"
+        "from runbook.execute.transports.ssh_config import resolve\n"
+        "ep = resolve(HostSpec(name='web', address='app'), sys.argv[1])\n"
+        "print(ep.hostname, ep.port)\n"
+    )  # a subprocess: invoke runs the exec commands with stdin attached, which pytest forbids
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(cfg)], cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
+    assert out.stdout.split() == ["10.0.0.7", "22"], out.stderr
+
+
+def test_paramiko_is_imported_without_invoke():
+    code = (
+        "import sys\n"
+        "from runbook.execute.transports.paramiko_import import load_paramiko\n"
+        "p = load_paramiko()\n"
+        "assert p.SSHClient and 'invoke' not in sys.modules and 'unittest.mock' not in sys.modules\n"
+        "import invoke  # still importable by anyone who wants it\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_proxyjump_loop_is_an_error(tmp_path):

@@ -19,6 +19,7 @@ from runbook.errors import TransportError
 from runbook.execute.transports import ssh_files
 from runbook.execute.transports.base import HostSpec, Transport, _truthy
 from runbook.execute.transports.hostkeys import trust_new_from_vars
+from runbook.execute.transports.paramiko_import import load_paramiko
 from runbook.execute.transports.pshell import (
     Facts,
     PersistentShell,
@@ -338,7 +339,7 @@ class SSHTransport(Transport):
     @contextlib.contextmanager
     def guard(self, what: str) -> Iterator[None]:
         """Around sftp calls: a dropped connection becomes TransportError, not an sftp exception."""
-        import paramiko
+        paramiko = load_paramiko()
 
         try:
             yield

@@ -17,6 +17,7 @@ from typing import Any
 
 from runbook.errors import TransportError
 from runbook.execute.transports.base import HostSpec
+from runbook.execute.transports.paramiko_import import enable_match_exec, load_paramiko, needs_match_exec
 
 _CACHE: dict[str, tuple[float, Any]] = {}
 _CACHE_LOCK = threading.Lock()
@@ -56,7 +57,7 @@ class Endpoint:
 
 def load_ssh_config(path: str | None) -> Any:
     """A paramiko SSHConfig for ``path`` (cached by mtime); an empty one if the file is missing."""
-    import paramiko
+    paramiko = load_paramiko()
 
     if path is None:
         path = "~/.ssh/config"
@@ -70,7 +71,11 @@ def load_ssh_config(path: str | None) -> Any:
         if hit and hit[0] == mtime:
             return hit[1]
     try:
-        cfg = paramiko.SSHConfig.from_path(path)
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        if needs_match_exec(text):
+            enable_match_exec()
+        cfg = paramiko.SSHConfig.from_text(text)
     except Exception as exc:  # paramiko raises assorted errors for bad lines
         raise TransportError(
             f"cannot read ssh config {path}: {exc}",

@@ -11,6 +11,7 @@ from typing import Any
 
 from runbook.errors import HostKeyError, TransportError
 from runbook.execute.transports.hostkeys import KnownHosts, host_pattern
+from runbook.execute.transports.paramiko_import import load_paramiko
 from runbook.execute.transports.ssh_config import Endpoint
 
 DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
@@ -94,7 +95,7 @@ def _label(opts: ConnectOptions, ep: Endpoint, is_target: bool = True) -> str:
 def _first_socket(ep: Endpoint, opts: ConnectOptions) -> Any:
     timeout = ep.connect_timeout or opts.connect_timeout
     if ep.proxy_command:
-        import paramiko
+        paramiko = load_paramiko()
 
         try:
             return paramiko.ProxyCommand(ep.proxy_command)
@@ -122,7 +123,7 @@ def _first_socket(ep: Endpoint, opts: ConnectOptions) -> Any:
 
 
 def _channel_to(prev: Any, ep: Endpoint, via: Endpoint, opts: ConnectOptions) -> Any:
-    import paramiko
+    paramiko = load_paramiko()
 
     timeout = ep.connect_timeout or opts.connect_timeout
     try:
@@ -139,7 +140,7 @@ def _channel_to(prev: Any, ep: Endpoint, via: Endpoint, opts: ConnectOptions) ->
 
 
 def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | None, is_target: bool) -> Any:
-    import paramiko
+    paramiko = load_paramiko()
 
     label = _label(opts, ep, is_target)
     timeout = ep.connect_timeout or opts.connect_timeout
@@ -187,7 +188,7 @@ def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | Non
 
 
 def _load_key(path: str, tried: list[str]) -> Any:
-    import paramiko
+    paramiko = load_paramiko()
 
     try:
         return paramiko.PKey.from_path(path)
@@ -201,7 +202,7 @@ def _load_key(path: str, tried: list[str]) -> Any:
 
 
 def _candidate_keys(ep: Endpoint, opts: ConnectOptions, tried: list[str]) -> list[tuple[str, Any]]:
-    import paramiko
+    paramiko = load_paramiko()
 
     out: list[tuple[str, Any]] = []
     for path in ep.identity_files:
@@ -227,7 +228,7 @@ def _candidate_keys(ep: Endpoint, opts: ConnectOptions, tried: list[str]) -> lis
 
 
 def _authenticate(t: Any, ep: Endpoint, opts: ConnectOptions, label: str) -> None:
-    import paramiko
+    paramiko = load_paramiko()
 
     tried: list[str] = []
     allowed: list[str] | None = None
