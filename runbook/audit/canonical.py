@@ -90,3 +90,78 @@ def sha256_hex(data: bytes | str) -> str:
 def fix_surrogates(text: str) -> str:
     """Replace lone surrogates so the text can be UTF-8 encoded."""
     return _SURROGATE.sub("\ufffd", text)
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+class _NotCanonicalNumber(ValueError):
+    pass
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for k, _ in pairs:
+        if k in seen:
+            raise _Duplicate(k)
+        seen.add(k)
+    return dict(pairs)
+
+
+def _no_float(text: str) -> Any:
+    raise _NotCanonicalNumber(f"the number {text} (canonical records hold no floats)")
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    if str(value) != text:
+        raise _NotCanonicalNumber(f"the number {text} (canonical form: {value})")
+    return value
+
+
+def _constant(text: str) -> Any:
+    raise _NotCanonicalNumber(f"{text} (not a JSON value)")
+
+
+_strict_decode = json.JSONDecoder(
+    object_pairs_hook=_pairs, parse_float=_no_float, parse_int=_int, parse_constant=_constant
+).decode
+
+
+def noncanonical_reason(line: bytes) -> str:
+    """Why one JSON Lines line (with its newline, if any) is not the canonical encoding of what it
+    parses to, in words; "" when it is canonical. Slow; call it only for lines that failed a check."""
+    if line.endswith(b"\r\n"):
+        return "CRLF line ending"
+    if not line.endswith(b"\n"):
+        return "no newline at the end of the line"
+    body = line[:-1]
+    if body != body.strip():
+        return "whitespace around the record"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not valid UTF-8"
+    try:
+        value = _strict_decode(text)
+    except _Duplicate as exc:
+        return f'duplicate key "{exc}" (JSON parsers disagree on which value counts)'
+    except _NotCanonicalNumber as exc:
+        return str(exc)
+    except (ValueError, RecursionError):
+        return "not valid JSON"
+    try:
+        canon = dumps(value)
+    except (ValueError, TypeError, RecursionError):
+        return "holds values canonical JSON cannot encode"
+    if canon == text:
+        return ""
+    unsorted = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    if unsorted == text:
+        return "members not in sorted key order"
+    if text.count("\\") != canon.count("\\"):
+        return "escape sequences (\\uXXXX, \\/) where the canonical form has the character itself"
+    if len(text) != len(canon) and "".join(text.split()) == "".join(canon.split()):
+        return "insignificant whitespace"
+    return "bytes differ from the canonical encoding of the same content"

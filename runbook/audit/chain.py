@@ -17,13 +17,15 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from runbook.audit.canonical import dumps, encode
 
+GENESIS = "0" * 64  # the ``prev`` of the first run ever (same as ``records.GENESIS``)
 _PLACEHOLDER = "#" * 64
 _PH_MEMBER = f',"hash":"{_PLACEHOLDER}"'
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -60,6 +62,17 @@ def check_line(raw: bytes, rec: dict[str, Any]) -> str:
     Fast path: a line written canonically hashes to its own bytes minus the hash member; otherwise
     (reformatted by a tool, read back from PostgreSQL) fall back to re-canonicalising.
     """
+    return line_status(raw, rec)[0]
+
+
+def line_status(raw: bytes, rec: dict[str, Any]) -> tuple[str, bool]:
+    """(hash of the content, whether ``raw`` is byte-for-byte the canonical line minus its newline).
+
+    Canonical is only claimed on the fast path: ``raw`` minus the ``hash`` member hashes to the stored
+    hash, and that member sits where sorted keys put it. If the stored hash is authentic (chained to a
+    valid seal), those bytes are exactly what the writer hashed, i.e. canonical; any other encoding of
+    the same content (escapes, whitespace, key order, duplicate keys) only matches on the slow path.
+    """
     stored = rec.get("hash")
     if isinstance(stored, str):
         needle = b',"hash":"' + stored.encode("utf-8", "replace") + b'"'
@@ -67,11 +80,31 @@ def check_line(raw: bytes, rec: dict[str, Any]) -> str:
         if i >= 0:
             digest = hashlib.sha256(raw[:i] + raw[i + len(needle) :]).hexdigest()
             if digest == stored:
-                return digest
+                return digest, _hash_in_place(raw, i + len(needle), rec)
     try:
-        return record_hash(rec)
-    except (TypeError, ValueError):
-        return ""
+        return record_hash(rec), False
+    except (TypeError, ValueError, RecursionError):
+        return "", False
+
+
+def _hash_in_place(raw: bytes, end: int, rec: dict[str, Any]) -> bool:
+    """Whether the top-level ``hash`` member ending at ``end`` is followed by the next key in sort order."""
+    after = min((k for k in rec if k > "hash"), default=None)
+    if after is None:
+        return raw.startswith(b"}", end)
+    return raw.startswith(_member_start(after), end)
+
+
+_MEMBER_START: dict[str, bytes] = {}
+
+
+def _member_start(key: str) -> bytes:
+    start = _MEMBER_START.get(key)
+    if start is None:
+        start = encode("," + dumps(key) + ":")
+        if len(_MEMBER_START) < 1024:
+            _MEMBER_START[key] = start
+    return start
 
 
 def parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -93,8 +126,21 @@ class ChainTail:
 
 
 def run_filename(started: datetime, run_id: str) -> str:
+    return f"{started.strftime(TS_FORMAT)}_{run_name_part(run_id)}.jsonl"
+
+
+def run_name_part(run_id: str) -> str:
+    """The run id as it appears in its file name (unsafe characters replaced, at most 80)."""
     safe = _UNSAFE.sub("_", run_id).strip("._") or "run"
-    return f"{started.strftime(TS_FORMAT)}_{safe[:80]}.jsonl"
+    return safe[:80]
+
+
+def named_after(name: str, run_id: str) -> bool:
+    """Whether a run file name is what the writer names a file for ``run_id``."""
+    return (
+        name_ts(name) is not None
+        and name[len("YYYYmmddTHHMMSS.ffffffZ_") :] == f"{run_name_part(run_id)}.jsonl"
+    )
 
 
 def name_ts(name: str) -> str | None:
@@ -160,3 +206,98 @@ def chain_tail(directory: str | os.PathLike[str], exclude: Path | None = None) -
         if tail is not None:
             return tail
     return None
+
+
+class RunSummary(Protocol):
+    """What the cross-run check needs of a verified run (``verify.RunReport`` fits)."""
+
+    name: str
+    run_id: str | None
+    first_prev: str | None
+    prev_run_id: str | None
+    final_hash: str | None
+
+    @property
+    def label(self) -> str: ...
+
+
+def cross_run_problems(
+    runs: Sequence[RunSummary], *, complete: bool = True, named: bool = True
+) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of the chain across ``runs`` (in file-name order): each run's first record
+    must link to the final hash of the run before it. ``named``: file names are the writer's
+    (``<start>_<run id>.jsonl``) and fix the order, so a renamed file is a problem too."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    by_id: dict[str, RunSummary] = {}
+    for r in runs:
+        if r.run_id is None:
+            continue
+        if r.run_id in by_id:
+            problems.append(
+                f"run {r.run_id} appears twice ({by_id[r.run_id].name} and {r.name}): a run file was copied "
+                "over another or duplicated"
+            )
+        by_id.setdefault(r.run_id, r)
+        if named and not named_after(r.name, r.run_id):
+            problems.append(f"run file {r.name} is not named after its run {r.run_id} (renamed?)")
+    position = {id(r): i for i, r in enumerate(runs)}
+    by_final: dict[str, RunSummary] = {}
+    for r in runs:
+        if r.final_hash is not None:
+            by_final.setdefault(r.final_hash, r)
+    prev: RunSummary | None = None
+    unreadable: list[RunSummary] = []  # runs since prev without a readable first record
+    reordered: set[int] = set()
+    for r in runs:
+        if r.first_prev is None:
+            if r.final_hash is None:
+                unreadable.append(r)
+            else:
+                prev, unreadable = r, []
+            continue
+        target = by_final.get(r.first_prev)
+        later = target is not None and position[id(target)] > position[id(r)]
+        if prev is not None and r.first_prev == prev.final_hash:
+            if r.prev_run_id is not None and r.prev_run_id != prev.run_id:
+                problems.append(
+                    f"run {r.label} names run {r.prev_run_id} as its predecessor, not {prev.label}"
+                )
+        elif later:
+            assert target is not None
+            reordered.update((id(r), id(target)))
+            problems.append(
+                f"runs out of order: run {r.label} follows run {target.label}, but its file sorts before it "
+                "(run files renamed?)"
+            )
+        elif prev is not None and (prev.run_id == r.run_id or reordered & {id(prev), id(r), id(target)}):
+            pass  # a duplicated run, or the other end of runs out of order: reported already
+        elif unreadable:
+            problems.append(
+                f"cannot check the chain {'from run ' + prev.label + ' ' if prev else ''}to run {r.label}: "
+                f"run file {unreadable[-1].name} before it has no readable records"
+            )
+        elif prev is None:
+            if r.first_prev != GENESIS and complete:
+                warnings.append(
+                    f"the chain starts at run {r.label}, which follows run {r.prev_run_id or '?'} "
+                    "(not present here: earlier runs archived or deleted?)"
+                )
+        elif target is not None and target is not r:
+            problems.append(
+                f"run {prev.label} is not part of the chain: run {r.label} links to run {target.label} "
+                f"(run inserted or forged between {target.label} and {r.label}?)"
+            )
+        elif r.prev_run_id is not None and r.prev_run_id == prev.run_id:
+            problems.append(
+                f"run {prev.label} was altered after run {r.label} was written (chain broken: run {r.label}'s "
+                f"prev_run hash does not match run {prev.label}'s final hash)"
+            )
+        else:
+            problems.append(
+                f"run missing between {prev.label} and {r.label} (chain broken: run {r.label}'s prev_run "
+                f"hash does not match run {prev.label}'s final hash)"
+            )
+        if r.final_hash is not None:
+            prev, unreadable = r, []
+    return problems, warnings

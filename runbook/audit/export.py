@@ -14,6 +14,7 @@ import json
 import os
 import tarfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,51 @@ class Bundle:
     runs: list[tuple[str, bytes]] = field(default_factory=list)
     signers: AllowedSigners | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # what is wrong with the bundle itself
+
+    def check_manifest(self) -> None:
+        """Runs the manifest lists must be in the bundle, unchanged, and nothing else."""
+        listed = self.manifest.get("runs") if isinstance(self.manifest, dict) else None
+        if not isinstance(listed, list):
+            self.problems.append("the bundle's manifest lists no runs (manifest.json missing or damaged)")
+            return
+        have = dict(self.runs)
+        names = set()
+        for item in listed:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                self.problems.append("the bundle's manifest has a malformed run entry")
+                continue
+            name = item["name"]
+            names.add(name)
+            if name not in have:
+                self.problems.append(
+                    f"run file {name} is listed in the bundle's manifest but missing from it"
+                )
+            elif item.get("sha256") != hashlib.sha256(have[name]).hexdigest():
+                self.problems.append(
+                    f"run file {name} differs from the manifest's SHA-256 (changed after export)"
+                )
+        for name in have:
+            if name not in names:
+                self.problems.append(f"run file {name} is not in the bundle's manifest (added after export)")
+
+
+def check_run_file(data: bytes, where: str) -> None:
+    """Refuse (AuditError) a run file that is not a sequence of JSON audit records, one a line."""
+    hint = f"`runbook audit verify {where}` tells what is wrong with it"
+    if not data:
+        raise AuditError("the run file is empty (no records)", location=Location(where), hint=hint)
+    lines = data.split(b"\n")
+    if not lines[-1]:
+        lines.pop()  # what follows the final newline
+    for lineno, line in enumerate(lines, 1):
+        rec = parse_line(line) if line and line.strip() == line else None
+        if rec is None or type(rec.get("seq")) is not int:
+            raise AuditError(
+                "the run file is corrupt: this line is not an audit record",
+                location=Location(where, lineno),
+                hint=hint,
+            )
 
 
 def _first_record(data: bytes) -> dict[str, Any]:
@@ -74,6 +120,7 @@ def export_runs(paths: list[Path], out: str | os.PathLike[str], trust: AllowedSi
             data = p.read_bytes()
         except OSError as exc:
             raise AuditError(f"cannot read run file: {exc.strerror}", location=Location(str(p)))
+        check_run_file(data, str(p))
         first = _first_record(data)
         kid = first.get("key_id")
         if isinstance(kid, str) and kid not in signers:
@@ -153,20 +200,28 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
             raise AuditError(f"not a readable audit bundle ({exc})", location=loc, hint=hint)
         if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
             raise AuditError("not a runbook audit bundle (format field missing)", location=loc, hint=hint)
-        b = Bundle(manifest=doc.get("manifest") or {})
+        manifest = doc.get("manifest")
+        b = Bundle(manifest=manifest if isinstance(manifest, dict) else {})
         runs = doc.get("runs") if isinstance(doc.get("runs"), list) else []
-        for item in runs:
+        for n, item in enumerate(runs, 1):
             if isinstance(item, dict) and isinstance(item.get("content"), str):
-                b.runs.append((str(item.get("name", "?")), item["content"].encode("utf-8")))
+                # surrogatepass: a lone surrogate stays visible as bytes that are not UTF-8 (-> corrupt line)
+                b.runs.append((str(item.get("name", "?")), item["content"].encode("utf-8", "surrogatepass")))
+            else:
+                b.problems.append(f"run entry {n} of the bundle is not a run (name and content)")
         lines = doc.get("allowed_signers")
         if isinstance(lines, list):
             b.signers = AllowedSigners.parse("\n".join(str(x) for x in lines), f"{p}:allowed_signers")
+        b.check_manifest()
         return b
     b = Bundle()
     try:
         with tarfile.open(p, "r:*") as tar:
             for member in tar:
-                if not member.isfile() or member.size > _MAX_MEMBER:
+                if not member.isfile():
+                    continue
+                if member.size > _MAX_MEMBER:
+                    b.problems.append(f"bundle member {member.name} is too large to be a run file; not read")
                     continue
                 name = member.name.split("/", 1)[1] if "/" in member.name else member.name
                 fh = tar.extractfile(member)
@@ -180,9 +235,10 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
                         b.manifest = json.loads(data)
                     except ValueError:
                         b.manifest = {}
-    except (OSError, tarfile.TarError, EOFError) as exc:
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
         raise AuditError(f"not a readable audit bundle ({exc})", location=loc, hint=hint)
     b.runs.sort(key=lambda item: item[0])
+    b.check_manifest()
     return b
 
 

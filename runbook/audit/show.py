@@ -1,14 +1,35 @@
-"""A run's timeline as plain rows (the CLI renders them as a table)."""
+"""A run's timeline as plain rows (the CLI renders them as a table).
+
+Read from files that may be corrupt or hostile: every value is turned into printable text (control
+characters such as terminal escape sequences are shown as ``\x1b``), and lines that are not audit
+records are counted in ``Timeline.unreadable`` (with their line numbers), never raised.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from runbook.audit.chain import parse_line
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: Any, limit: int = 0) -> str:
+    """``value`` as one line of text without control characters (they become ``\\xNN``)."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except (ValueError, RecursionError):  # an integer too long to print, a pathologically deep list
+        text = f"<unprintable {type(value).__name__}>"
+    if limit and len(text) > limit:
+        text = text[:limit]
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 @dataclass
@@ -32,15 +53,17 @@ class Timeline:
     header: dict[str, Any] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     unreadable: int = 0
+    bad_lines: list[int] = field(default_factory=list)  # 1-based line numbers (first 20)
 
 
 def _parse_ts(ts: Any) -> datetime | None:
     if not isinstance(ts, str):
         return None
     try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return parsed if parsed.tzinfo is not None else None  # naive and aware times do not subtract
 
 
 def _duration(value: Any) -> str:
@@ -48,38 +71,46 @@ def _duration(value: Any) -> str:
         return ""
     try:
         return f"{float(value):.3f}s"
-    except (TypeError, ValueError):
-        return str(value)
+    except (TypeError, ValueError, OverflowError):
+        return printable(value, 40)
 
 
 def timeline(path: str | os.PathLike[str]) -> Timeline:
+    """Read a run file (OSError if it cannot be read; corrupt lines are counted, not raised)."""
     p = Path(path)
     tl = Timeline(str(p))
     start: datetime | None = None
     with open(p, "rb") as fh:
-        for raw in fh:
+        for lineno, raw in enumerate(fh, 1):
             rec = parse_line(raw.strip()) if raw.strip() else None
             if rec is None or type(rec.get("seq")) is not int:
                 tl.unreadable += 1
+                if len(tl.bad_lines) < 20:
+                    tl.bad_lines.append(lineno)
                 continue
             ts = _parse_ts(rec.get("ts"))
-            if start is None:
-                start = ts
-                tl.run_id = str(rec.get("run_id", ""))
-                data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
-                tl.header = {
-                    "started": rec.get("ts"),
-                    "runbook": data.get("runbook_file") or data.get("runbook"),
-                    "operator": data.get("operator"),
-                    "signer": rec.get("key_id") or "unsigned",
-                    "prev_run": (rec.get("prev_run") or {}).get("run_id"),
-                }
-            offset = f"+{(ts - start).total_seconds():.3f}s" if ts is not None and start is not None else "?"
-            event = str(rec.get("event", "?"))
             data = rec.get("data") if isinstance(rec.get("data"), dict) else {}
-            detail = ""
+            if not tl.rows:
+                start = ts
+                tl.run_id = printable(rec.get("run_id", ""), 200)
+                prev_run = rec.get("prev_run") if isinstance(rec.get("prev_run"), dict) else {}
+                operator = data.get("operator") if isinstance(data.get("operator"), dict) else {}
+                tl.header = {
+                    "started": printable(rec.get("ts"), 60),
+                    "runbook": printable(data.get("runbook_file") or data.get("runbook"), 300),
+                    "operator": f"{printable(operator.get('user'), 100)}@{printable(operator.get('host'), 100)}",
+                    "signer": printable(rec.get("key_id") or "unsigned", 200),
+                    "prev_run": printable(prev_run.get("run_id"), 200),
+                }
+            offset = "?"
+            if ts is not None and start is not None:
+                offset = f"+{(ts - start).total_seconds():.3f}s"
+            event = printable(rec.get("event", "?"), 60)
+            detail: Any = ""
             if event == "seal":
-                detail = ("final " if rec.get("final") else "") + ("signed" if rec.get("sig") else "unsigned")
+                detail = ("final " if rec.get("final") is True else "") + (
+                    "signed" if rec.get("sig") else "unsigned"
+                )
             elif isinstance(data.get("msg"), str):
                 detail = data["msg"]
             elif event == "step.start" and isinstance(rec.get("command"), str):
@@ -89,13 +120,13 @@ def timeline(path: str | os.PathLike[str]) -> Timeline:
                     seq=rec["seq"],
                     offset=offset,
                     event=event,
-                    host=str(rec.get("host") or ""),
-                    phase=str(rec.get("phase") or ""),
-                    step=str(rec.get("step") or ""),
-                    outcome=str(rec.get("outcome") or ""),
-                    rc="" if rec.get("rc") is None else str(rec.get("rc")),
+                    host=printable(rec.get("host") or "", 200),
+                    phase=printable(rec.get("phase") or "", 60),
+                    step=printable(rec.get("step") or "", 200),
+                    outcome=printable(rec.get("outcome") or "", 60),
+                    rc="" if rec.get("rc") is None else printable(rec.get("rc"), 20),
                     duration=_duration(rec.get("duration")),
-                    detail=detail[:120],
+                    detail=printable(detail, 120),
                 )
             )
     return tl

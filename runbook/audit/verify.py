@@ -12,16 +12,25 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook.audit.chain import check_line, list_runs
+from runbook.audit.canonical import noncanonical_reason
+from runbook.audit.chain import cross_run_problems, line_status, list_runs
 from runbook.audit.keys import AllowedSigners
 from runbook.audit.records import GENESIS, seal_payload
 
-_decode = json.JSONDecoder().decode
+
+def _reject_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_REQUIRED = {"seq": int, "hash": str, "prev": str, "event": str, "run_id": str}
 
 
 @dataclass
@@ -84,6 +93,8 @@ class _Entry:
     seq: int
     hash: str
     computed: str
+    canonical: bool
+    line: bytes
 
     @property
     def intact(self) -> bool:
@@ -138,19 +149,25 @@ class _RunVerifier:
                         f"run file {r.name}: line {lineno} is not a valid JSON record (corrupted)"
                     )
                 continue
-            seq, h = rec.get("seq"), rec.get("hash")
-            ok = type(seq) is int and isinstance(h, str) and isinstance(rec.get("prev"), str)
-            if not ok or not isinstance(rec.get("event"), str) or not isinstance(rec.get("run_id"), str):
-                r.problems.append(
-                    f"run file {r.name}: line {lineno} is not an audit record (missing seq/hash/prev/event/run_id)"
-                )
+            shape = _shape(rec)
+            if shape:
+                r.problems.append(f"run file {r.name}: line {lineno} is not an audit record ({shape})")
                 continue
             if r.run_id is None:
                 r.run_id = rec["run_id"]
-            e = _Entry(lineno, rec, seq, h, check_line(raw, rec))
+            computed, canonical = line_status(raw, rec)
+            e = _Entry(
+                lineno,
+                rec,
+                rec["seq"],
+                rec["hash"],
+                computed,
+                canonical and len(line) == len(raw) + 1 and line[-1] == 10,
+                line,
+            )
             self.last = e
-            if e.computed == h:
-                r.final_hash = h
+            if e.computed == e.hash:
+                r.final_hash = e.hash
             yield e
 
     def _walk(self, entries: Iterator[_Entry]) -> None:
@@ -201,8 +218,17 @@ class _RunVerifier:
     def _check_record(self, e: _Entry) -> None:
         if e.rec["run_id"] != self.r.run_id:
             self.problem(f"record {e.seq} (line {e.lineno}) belongs to another run ({e.rec['run_id']})")
-        if not e.intact:
-            self.problem(f"record {e.seq} altered (hash mismatch)")
+        which = f"record {e.seq}" if e.lineno == e.seq else f"record {e.seq} (line {e.lineno})"
+        if not _HEX64.fullmatch(e.hash):
+            self.problem(f"{which} altered (its hash is not a SHA-256 hex digest)")
+        elif not e.intact:
+            self.problem(f"{which} altered (hash mismatch)")
+        elif not e.canonical:
+            why = noncanonical_reason(e.line) or "the hash member is out of place"
+            if why.startswith("no newline"):
+                self.problem(f"{which}: line cut off before its newline (file truncated?)")
+            else:
+                self.problem(f"{which} altered (not in canonical form: {why})")
         if self.final_at is not None and e.seq > self.final_at:
             self.problem(f"record {e.seq} follows the final seal (record {self.final_at})")
         if e.seq == 1:
@@ -290,47 +316,35 @@ class _RunVerifier:
             r.notes.append("the run was interrupted (sealed on the way out)")
 
 
+def _shape(rec: dict[str, Any]) -> str:
+    """What makes a parsed JSON object not an audit record ("" if nothing)."""
+    g = rec.get
+    fields = (g("hash"), g("prev"), g("event"), g("run_id"))
+    if type(g("seq")) is int and rec["seq"] >= 1 and all(type(f) is str for f in fields):
+        return ""  # the common case, quickly
+    missing = [k for k in _REQUIRED if k not in rec]
+    if missing:
+        return "missing seq/hash/prev/event/run_id"
+    for key, want in _REQUIRED.items():
+        if type(rec[key]) is not want:
+            got = type(rec[key]).__name__.replace("str", "string").replace("NoneType", "null")
+            return f"{key} must be {'an integer' if want is int else 'a string'}, not {got}"
+    if rec["seq"] < 1:
+        return f"seq {rec['seq']} is not a positive number"
+    return ""
+
+
 def verify_run_bytes(
     name: str, data: bytes, trust: AllowedSigners | None, allow_unsigned: bool = False
 ) -> RunReport:
     return _RunVerifier(name, io.BytesIO(data), trust, allow_unsigned).run()
 
 
-def verify_chain(runs: list[RunReport], report: Report, *, complete: bool = True) -> None:
-    """Check each run's first record links to the previous run's final hash (runs in order)."""
-    prev: RunReport | None = None
-    earlier: list[RunReport] = []
-    for r in runs:
-        if r.first_prev is None:  # no readable first record; cannot link
-            if r.final_hash is not None:
-                prev = r
-                earlier.append(r)
-            continue
-        if prev is None:
-            if r.first_prev != GENESIS and complete:
-                report.warnings.append(
-                    f"the chain starts at run {r.label}, which follows run {r.prev_run_id or '?'} "
-                    "(not present here: earlier runs archived or deleted?)"
-                )
-        elif r.first_prev != prev.final_hash:
-            linked = next((x for x in earlier if x.final_hash == r.first_prev), None)
-            if linked is not None:
-                report.problems.append(
-                    f"run {prev.label} is not part of the chain: run {r.label} links to run {linked.label} "
-                    f"(run inserted or forged between {linked.label} and {r.label}?)"
-                )
-            else:
-                report.problems.append(
-                    f"run missing between {prev.label} and {r.label} (chain broken: run {r.label}'s prev_run "
-                    f"hash does not match run {prev.label}'s final hash)"
-                )
-        elif r.prev_run_id is not None and r.prev_run_id != prev.run_id:
-            report.problems.append(
-                f"run {r.label} names run {r.prev_run_id} as its predecessor, not {prev.label}"
-            )
-        if r.final_hash is not None:
-            prev = r
-            earlier.append(r)
+def verify_chain(runs: list[RunReport], report: Report, *, complete: bool = True, named: bool = True) -> None:
+    """Check the chain across runs (in order): links, order, duplicates, file names."""
+    problems, warnings = cross_run_problems(runs, complete=complete, named=named)
+    report.problems.extend(problems)
+    report.warnings.extend(warnings)
 
 
 def verify_directory(

@@ -160,9 +160,7 @@ class AuditWriter:
             try:
                 os.fsync(fd)
             except OSError as exc:
-                raise AuditError(
-                    f"cannot fsync audit file: {exc.strerror}", location=Location(str(run.path))
-                )
+                raise AuditError(f"cannot fsync audit file: {exc.strerror}", location=Location(str(run.path)))
             finally:
                 os.close(fd)
             run.synced = max(run.synced, upto)

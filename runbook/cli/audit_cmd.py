@@ -99,6 +99,7 @@ def verify_cmd(path: str | None, allowed_signers: str | None, allow_unsigned: bo
             )
         report = verify.verify_runs(bundle.runs, trust, allow_unsigned, complete=False)
         report.warnings[:0] = pre
+        report.problems.extend(bundle.problems)
         if not bundle.runs:
             report.problems.append(f"bundle {target} contains no run files")
     elif target.is_file():
@@ -108,6 +109,11 @@ def verify_cmd(path: str | None, allowed_signers: str | None, allow_unsigned: bo
             "no such audit file or directory",
             location=Location(str(target)),
             hint="pass an audit directory, a run file or a bundle (default ./audit)",
+        )
+    if trust is not None and not trust.keys:
+        report.warnings.insert(
+            0,
+            f"{trust.source or 'the allowed signers file'} holds no ssh-ed25519 key: no signed run can verify",
         )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
@@ -155,21 +161,26 @@ def show_cmd(run: str, directory: str) -> None:
     from rich.table import Table
 
     from runbook.audit.export import resolve_run
-    from runbook.audit.show import timeline
+    from runbook.audit.show import printable, timeline
 
     path = resolve_run(directory, run)
     try:
         tl = timeline(path)
     except OSError as exc:
         raise AuditError(f"cannot read run file: {exc.strerror}", location=Location(str(path)))
-    console = Console()
+    if not tl.rows:
+        raise AuditError(
+            "no readable audit records in this run file"
+            + (f" ({tl.unreadable} corrupt line(s))" if tl.unreadable else " (it is empty)"),
+            location=Location(str(path)),
+            hint=f"`runbook audit verify {path}` tells what is wrong with it",
+        )
+    console = Console(highlight=False)
     h = tl.header
-    operator = h.get("operator") if isinstance(h.get("operator"), dict) else {}
-    console.print(f"[bold]run {escape(tl.run_id)}[/]  {escape(str(path))}")
+    console.print(f"[bold]run {escape(tl.run_id)}[/]  {escape(printable(path))}")
     console.print(
-        f"started {escape(str(h.get('started')))}  runbook {escape(str(h.get('runbook')))}  "
-        f"operator {escape(str(operator.get('user')))}@{escape(str(operator.get('host')))}  "
-        f"signer {escape(str(h.get('signer')))}"
+        f"started {escape(h['started'])}  runbook {escape(h['runbook'])}  operator {escape(h['operator'])}  "
+        f"signer {escape(h['signer'])}"
     )
     table = Table(show_edge=False, pad_edge=False)
     for col in ("#", "time", "event", "host", "phase", "step", "outcome", "rc", "duration"):
@@ -185,14 +196,19 @@ def show_cmd(run: str, directory: str) -> None:
     styles = {"failed": "red", "changed": "yellow", "ok": "green", "rolled_back": "magenta"}
     for row in tl.rows:
         table.add_row(
-            str(row.seq), row.offset, row.event, escape(row.host), row.phase, escape(row.step),
-            f"[{styles.get(row.outcome, 'default')}]{escape(row.outcome)}[/]", row.rc, row.duration,
-            escape(row.detail),
+            str(row.seq), escape(row.offset), escape(row.event), escape(row.host), escape(row.phase),
+            escape(row.step), f"[{styles.get(row.outcome, 'default')}]{escape(row.outcome)}[/]", escape(row.rc),
+            escape(row.duration), escape(row.detail),
         )  # fmt: skip
     console.print(table)
     if tl.unreadable:
-        console.print(
-            f"[red]{tl.unreadable} unreadable line(s); run `runbook audit verify {escape(str(path))}`[/]"
+        lines = ", ".join(str(n) for n in tl.bad_lines) + (
+            ", ..." if tl.unreadable > len(tl.bad_lines) else ""
+        )
+        raise AuditError(
+            f"{tl.unreadable} corrupt line(s) in this run file (line {lines}): not shown above",
+            location=Location(str(path)),
+            hint=f"`runbook audit verify {path}` tells what is wrong with it",
         )
 
 

@@ -80,7 +80,11 @@ def test_match_exec_in_ssh_config_still_works(tmp_path):
         "print(ep.hostname, ep.port)\n"
     )  # a subprocess: invoke runs the exec commands with stdin attached, which pytest forbids
     out = subprocess.run(
-        [sys.executable, "-c", code, str(cfg)], cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True
+        [sys.executable, "-c", code, str(cfg)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
     )
     assert out.stdout.split() == ["10.0.0.7", "22"], out.stderr
 

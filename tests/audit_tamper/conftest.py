@@ -1,0 +1,103 @@
+"""A real signed audit trail, written by `runbook exec` on the local transport, for the tamper tests.
+
+The trail is made once per session (two runs of a small runbook, signed with a key from `runbook
+audit keygen`); every test gets its own copy in ``tmp_path`` to mutate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RUNBOOK = """\
+name: tiny
+hosts: localhost
+vars:
+  greeting: "héllo \\"wörld\\" ☃"
+steps:
+  - name: Say hello
+    shell: "echo {{ greeting | quote }}"
+  - name: Tab and newline
+    shell: "printf 'x\\\\ty\\\\n'"
+    changed_when: false
+"""
+
+
+@dataclass(frozen=True)
+class Pristine:
+    audit: Path
+    signers: Path  # allowed signers trusting the key that signed the trail
+    key: Path
+    other_key: Path  # a key nobody trusts
+    project: Path
+
+
+def _cli(cwd: Path, env: dict[str, str], *args: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "runbook.cli.main", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def cli_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env.update(PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(home / "xdg"), NO_COLOR="1")
+    return env
+
+
+def exec_run(project: Path, audit: Path, key: Path) -> None:
+    _cli(project, cli_env(project), "exec", "tiny", "-i", "inv.ini", "--audit-dir", str(audit),
+         "--audit-key", str(key), "--yes")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Pristine:
+    project = tmp_path_factory.mktemp("tamper-project")
+    (project / "playbooks").mkdir()
+    (project / "playbooks" / "tiny.yml").write_text(RUNBOOK, encoding="utf-8")
+    (project / "inv.ini").write_text("localhost ansible_connection=local\n")
+    env = cli_env(project)
+    key, other = project / "keys" / "ops_ed25519", project / "keys" / "mallory_ed25519"
+    _cli(project, env, "audit", "keygen", "--out", str(key), "--comment", "ops@example.com")
+    _cli(project, env, "audit", "keygen", "--out", str(other), "--comment", "mallory@example.com")
+    audit = project / "audit"
+    for _ in range(3):
+        exec_run(project, audit, key)
+    signers = project / "allowed_signers"
+    signers.write_text("ops@example.com " + Path(f"{key}.pub").read_text())
+    return Pristine(audit, signers, key, other, project)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    for var in (
+        "RUNBOOK_ALLOWED_SIGNERS",
+        "RUNBOOK_AUDIT_KEY",
+        "RUNBOOK_AUDIT_KEY_PASSPHRASE",
+        "RUNBOOK_AUDIT_DIR",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    yield
+
+
+@pytest.fixture
+def trail(pristine: Pristine, tmp_path: Path) -> Path:
+    """A fresh copy of the pristine audit directory (three signed runs) to tamper with."""
+    d = tmp_path / "audit"
+    shutil.copytree(pristine.audit, d)
+    return d
