@@ -72,7 +72,9 @@ def main() -> None:
         imp = timed([sys.executable, "-c", "import paramiko"], a.runs)[0]
     print("| measure | median | target |")
     print("|---|---|---|")
-    print(f"| validate {a.runbook} x {a.hosts} hosts (static plan) | {static * 1000:.0f} ms{f' (FAILED rc={rc})' if rc else ''} | <= 1000 ms |")
+    print(
+        f"| validate {a.runbook} x {a.hosts} hosts (static plan) | {static * 1000:.0f} ms{f' (FAILED rc={rc})' if rc else ''} | <= 1000 ms |"
+    )
     print(f"| runbook --help (cold) | {helps * 1000:.0f} ms | <= 150 ms |")
     print(f"| runbook --version (cold) | {version * 1000:.0f} ms | <= 150 ms |")
     print(f"| python -c 'import paramiko' (reference) | {imp * 1000:.0f} ms | - |")

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runbook.audit.canonical import dumps, encode
+from runbook.audit.records import GENESIS  # the ``prev`` of the first run ever
 
-GENESIS = "0" * 64  # the ``prev`` of the first run ever (same as ``records.GENESIS``)
 _PLACEHOLDER = "#" * 64
 _PH_MEMBER = f',"hash":"{_PLACEHOLDER}"'
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -53,9 +53,19 @@ class JsonlFile:
         if fd is None:
             raise AuditError("audit file already closed", location=Location(str(self.path)))
         view = memoryview(line)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
+        n = os.write(fd, view)  # one write for the whole line, almost always
+        if n < len(view):
+            start = os.fstat(fd).st_size - n
+            try:
+                view = view[n:]
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError:
+                # disk full half-way through a line: cut the file back to its last whole record, so
+                # the next append (after space is freed) does not fuse onto a partial line
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
         self._dirty = True
 
     def dup_fd(self) -> int | None:
