@@ -26,8 +26,34 @@ def report(exc: RunbookError) -> None:
         click.secho(f"{len(errors)} errors", fg="red", err=True)
 
 
+def error_document(exc: RunbookError) -> str:
+    """The one JSON document ``--output json`` promises, for a run that could not start."""
+    errors = getattr(exc, "errors", None) or [exc]
+
+    def one(e: Any) -> dict[str, Any]:
+        loc = getattr(e, "location", None)
+        return {
+            "message": getattr(e, "message", str(e)),
+            "file": loc.file if loc else None,
+            "line": loc.line if loc else None,
+            "column": loc.column if loc else None,
+            "hint": getattr(e, "hint", None),
+        }
+
+    return json.dumps(
+        {
+            "status": "error",
+            "exit_code": exc.exit_code,
+            "message": str(errors[0]),
+            "errors": [one(e) for e in errors],
+        },
+        indent=2,
+    )
+
+
 def handle_errors(fn: F) -> F:
-    """User errors print as `error: file:line:col: message` + hint, never as a traceback."""
+    """User errors print as `error: file:line:col: message` + hint, never as a traceback (and, with
+    ``--output json``, also as a JSON document on stdout, so a pipeline always gets one)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -35,6 +61,8 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except RunbookError as exc:
             report(exc)
+            if kwargs.get("output") == "json":
+                click.echo(error_document(exc))
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
@@ -65,10 +93,16 @@ def resolve_runbook(name: str) -> Path:
             cand = d / f"{name}{ext}"
             if cand.is_file():
                 return cand
+    if p.suffix in (".yml", ".yaml") and p.exists():
+        raise UsageError(f"{p} is not a runbook file (a directory?)", hint="give the path of a .yml file")
     known = sorted({f.stem for d in search_path() if d.is_dir() for f in d.glob("*.y*ml")})
+    import difflib
+
+    close = difflib.get_close_matches(p.stem if p.suffix in (".yml", ".yaml") else name, known, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    hint += ("available: " + ", ".join(known)) if known else "create playbooks/NAME.yml or set RUNBOOK_PATH"
     raise UsageError(
-        f"no runbook named '{name}' (looked in {', '.join(str(d) for d in search_path())})",
-        hint=("available: " + ", ".join(known)) if known else "create playbooks/NAME.yml or set RUNBOOK_PATH",
+        f"no runbook named '{name}' (looked in {', '.join(str(d) for d in search_path())})", hint=hint
     )
 
 
@@ -106,52 +140,117 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
     """-e key=value (several per flag, quoted like a shell), -e '{"json": 1}', -e @vars.yml."""
     import shlex
 
-    import yaml
+    from runbook.model.loader import load_yaml_file, load_yaml_text
+    from runbook.model.step import is_variable_name
 
     out: dict[str, Any] = {}
     for raw in values:
         text = raw.strip()
         if text.startswith("@"):
-            path = Path(text[1:])
+            if not text[1:].strip():
+                raise UsageError("-e @: no file named after the @", hint="write -e @vars.yml")
+            path = Path(text[1:].strip())
             if not path.exists():
-                raise UsageError(f"extra vars file not found: {path}")
-            from runbook.model.loader import load_yaml_file
-
-            data = load_yaml_file(path)
-            if not isinstance(data, dict):
-                raise ValidationError(f"extra vars file {path} must hold a mapping")
-            out.update(data)
-        elif text.startswith("{"):
+                raise UsageError(f"extra vars file not found: {path}", hint="check the path after -e @")
+            data = load_yaml_file(path, "extra vars file")
+            what = f"extra vars file {path}"
+        elif text.startswith(("{", "[")):
             try:
                 data = json.loads(text)
             except ValueError:
-                data = yaml.safe_load(text)
-            if not isinstance(data, dict):
-                raise UsageError(f"-e {raw!r}: expected a JSON/YAML mapping")
-            out.update(data)
+                data = load_yaml_text(text, "-e")  # YAML flow style: {a: 1}; errors name -e:1:col
+            what = f"-e {raw!r}"
         else:
-            for tok in shlex.split(text):
+            try:
+                tokens = shlex.split(text)
+            except ValueError as exc:
+                raise UsageError(f"-e {raw!r}: {exc}", hint="check the quotes in the value") from None
+            for tok in tokens:
                 if "=" not in tok:
                     raise UsageError(f"-e {tok!r}: expected key=value, a JSON mapping or @file")
                 k, v = tok.split("=", 1)
-                if not k.isidentifier():
+                if not is_variable_name(k):
                     raise UsageError(f"-e {tok!r}: '{k}' is not a valid variable name")
                 out[k] = v
+            continue
+        if not isinstance(data, dict):
+            raise ValidationError(
+                f"{what} must hold a mapping of variables (name: value)",
+                hint='e.g. -e \'{"version": "1.2"}\' or a YAML file of name: value lines',
+            )
+        bad = [k for k in data if not is_variable_name(k)]
+        if bad:
+            raise ValidationError(
+                f"{what}: {bad[0]!r} is not a valid variable name",
+                location=getattr(data, "key_loc", lambda k: None)(bad[0]),
+                hint="use letters, digits and _ (not starting with a digit)",
+            )
+        out.update(data)
     return out
 
 
 def select_hosts(rb: Any, inventory: Any, limit: str | None) -> list[str]:
+    """The runbook's hosts (its `hosts:` pattern, then --limit); none at all is a usage error
+    pointing at the runbook's `hosts:` line."""
     hosts = inventory.select(rb.hosts)
     if not hosts and any(
         p.strip() in ("localhost", "127.0.0.1") for p in rb.hosts.replace(",", ":").split(":")
     ):
         hosts = ["localhost"]  # Ansible's implicit localhost
+    matched = bool(hosts)
     if limit:
         allowed = set(inventory.select(limit))
         if limit.strip() in ("localhost", "127.0.0.1"):
             allowed.add(limit.strip())
         hosts = [h for h in hosts if h in allowed]
+    if not hosts:
+        where = rb.loc("hosts") if hasattr(rb, "loc") else None
+        raise UsageError(
+            f"no hosts match '{rb.hosts}'"
+            + (f" with --limit {limit}" if limit and matched else "")
+            + " in the inventory",
+            location=where,
+            hint="check -i/--inventory and the runbook's hosts: (groups: "
+            + ", ".join(sorted(inventory.groups)[:20])
+            + ")",
+        )
     return hosts
+
+
+def host_problems(
+    rb: Any, inventory: Any, hosts: list[str], extra_vars: dict[str, Any], project_dir: Path
+) -> list[Any]:
+    """Render everything that can be rendered before a run, for every host (undefined variables,
+    template files, loops): validate reports these, and exec can refuse to start on them."""
+    from runbook.plan import validate as v
+    from runbook.render.secrets import Redactor
+    from runbook.render.templar import LazyVars, Templar
+
+    templar = Templar(Redactor())
+    problems: list[Any] = []
+    seen: set[str] = set()
+    groups = {g: inventory.select(g) for g in inventory.groups}  # once, not once per host
+    for host in hosts:
+        known = host in inventory.hosts
+        hv = inventory.host_vars(host) if known else {"ansible_connection": "local"}
+        magic = {"inventory_hostname": host, "host": host, "group_names": inventory.group_names(host) if known else [],
+                 "groups": groups, "hostvars": {}, "run": {"id": "validate", "status": "running", "dry_run": True},
+                 "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True,
+                 "snapshots": {}, "inventory_hostname_short": host.split(".")[0],
+                 "ansible_play_hosts": list(hosts), "ansible_play_batch": list(hosts), "ansible_play_hosts_all": list(hosts)}  # fmt: skip
+        layers = [
+            (extra_vars, False),
+            (magic, True),
+            (dict(rb.vars), False),
+            (hv, False),
+            (dict(rb.defaults), False),
+        ]
+        for p in v.check_host(rb, LazyVars(layers, templar), templar, host, project_dir):
+            key = str(p.error)
+            if key not in seen:  # the same problem on 500 hosts is reported once
+                seen.add(key)
+                problems.append(p)
+    return problems
 
 
 def restore_extra_vars(state: Any, given: dict[str, Any], what: str) -> dict[str, Any]:

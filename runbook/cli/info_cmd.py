@@ -10,6 +10,7 @@ import click
 
 from runbook.cli.common import (
     handle_errors,
+    host_problems,
     load_inventory,
     parse_extra_vars,
     project_dir_for,
@@ -38,8 +39,6 @@ def validate_cmd(
     """Statically check runbooks (all of them when no NAME is given): schema, module arguments,
     template syntax, template files, and undefined variables for every targeted host."""
     from runbook.plan import validate as v
-    from runbook.render.secrets import Redactor
-    from runbook.render.templar import LazyVars, Templar
 
     paths = [resolve_runbook(n) for n in names] or sorted(
         {p for d in search_path() if d.is_dir() for p in d.glob("*.y*ml")}
@@ -59,31 +58,12 @@ def validate_cmd(
             continue
         problems = v.check_static(rb)
         if not problems:
-            templar = Templar(Redactor())
-            hosts = select_hosts(rb, inventory, limit)
-            seen: set[str] = set()
-            groups = {g: inventory.select(g) for g in inventory.groups}  # once, not once per host
-            for host in hosts:
-                hv = inventory.host_vars(host) if host in inventory.hosts else {"ansible_connection": "local"}
-                magic = {"inventory_hostname": host, "host": host, "group_names": inventory.group_names(host) if host in inventory.hosts else [],
-                         "groups": groups, "hostvars": {}, "run": {"id": "validate", "status": "running", "dry_run": True},
-                         "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True, "snapshots": {}, "inventory_hostname_short": host.split(".")[0],
-                         "ansible_play_hosts": list(hosts), "ansible_play_batch": list(hosts), "ansible_play_hosts_all": list(hosts)}  # fmt: skip
-                variables = LazyVars(
-                    [
-                        (extra_vars, False),
-                        (magic, True),
-                        (dict(rb.vars), False),
-                        (hv, False),
-                        (dict(rb.defaults), False),
-                    ],
-                    templar,
-                )
-                for p in v.check_host(rb, variables, templar, host, project_dir_for(path)):
-                    key = str(p.error)
-                    if key not in seen:  # the same problem on 500 hosts is reported once
-                        seen.add(key)
-                        problems.append(p)
+            try:
+                hosts = select_hosts(rb, inventory, limit)
+            except RunbookError as exc:
+                problems.append(v.Problem(exc))
+            else:
+                problems += host_problems(rb, inventory, hosts, extra_vars, project_dir_for(path))
         for p in problems:
             click.secho(f"error: {p}", fg="red", err=True)
         total += len(problems)
@@ -154,6 +134,13 @@ def show_cmd(name: str) -> None:
     from runbook.plan import validate as v
 
     rb = v.load(resolve_runbook(name))
+    problems = v.check_static(rb)  # a runbook that cannot run is not shown as if it could
+    if problems:
+        exc = ValidationError(
+            problems[0].error.message, location=problems[0].error.location, hint=problems[0].error.hint
+        )
+        exc.errors = [p.error for p in problems]  # type: ignore[attr-defined]
+        raise exc
     c = Console(highlight=False)
     c.print(f"[bold]{escape(rb.name)}[/]  ({escape(str(rb.path))})")
     if rb.description:

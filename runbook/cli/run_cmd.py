@@ -287,7 +287,9 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
 )
 @click.option("--audit-dir", default=lambda: os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
 @click.option("--audit-key", type=click.Path(dir_okay=False), envvar="RUNBOOK_AUDIT_KEY")
-@click.option("--audit-dsn", envvar="RUNBOOK_AUDIT_DSN", help="Also write audit records to this PostgreSQL database.")
+@click.option(
+    "--audit-dsn", envvar="RUNBOOK_AUDIT_DSN", help="Also write audit records to this PostgreSQL database."
+)
 @handle_errors
 def rollback_cmd(
     name: str,

@@ -4,6 +4,7 @@ judge (failed_when/changed_when/until), retry with backoff, and record what chan
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -234,6 +235,8 @@ class Attempts:
             f = float(v)
         except (TypeError, ValueError):
             raise RenderError(f"expected a number, got {v!r}", location=step.location) from None
+        if not math.isfinite(f) or f < 0:
+            raise RenderError(f"expected a finite number >= 0, got {v!r}", location=step.location)
         return int(f) if f.is_integer() else f
 
     def _conditions(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -348,6 +348,10 @@ class StepRunner(Attempts):
         if isinstance(items, Mapping):
             raise RenderError(
                 "loop must be a list (use '| dict2items' for a mapping)", location=step.location
+            )
+        if isinstance(items, bytes | bytearray) or not isinstance(items, Iterable):
+            raise RenderError(
+                f"loop must be a list, got {type(items).__name__} {str(items)[:80]!r}", location=step.location
             )
         return list(items)
 

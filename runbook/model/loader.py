@@ -95,32 +95,126 @@ def _make_loader(file: str) -> type:
     return Loader
 
 
+# Bounds on what one YAML document may expand to. Aliases share one node, so a "billion laughs"
+# file is small on disk but expands to billions of values in every walk over it (rendering, JSON).
+MAX_DEPTH = 100  # nesting of mappings/sequences
+MAX_NODES = 1_000_000  # values after expanding every alias
+
+
+def _check_bounds(root: yaml.Node, file: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH or expanding (through aliases) to more than
+    MAX_NODES values, before anything recursive walks it. Iterative: no recursion limit to hit."""
+    size: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, depth, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size.get(id(c), 1) for c in children)
+            if size[key] > MAX_NODES:
+                raise ValidationError(
+                    f"this value expands to more than {MAX_NODES:,} values (aliases of aliases?)",
+                    location=_loc(node, file),
+                    hint="a YAML alias (*name) repeats its anchor's whole value; do not nest them like this",
+                )
+            continue
+        if key in size or key in on_path:
+            continue  # shared (an alias): counted once; a cycle is refused by the constructor
+        if depth > MAX_DEPTH:
+            raise ValidationError(
+                f"values nested more than {MAX_DEPTH} levels deep",
+                location=_loc(node, file),
+                hint="flatten the structure; no runbook needs this depth",
+            )
+        on_path.add(key)
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if isinstance(c, yaml.CollectionNode))
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _end_location(before: str, file: str) -> Location:
+    """file:line:column of the character just after ``before`` (the text preceding it)."""
+    return Location(file, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
+
+
 def load_yaml_text(text: str, file: str) -> Any:
     """Parse YAML text; syntax errors become ValidationError with file:line:column."""
+    loader = _make_loader(file)(text)
     try:
-        return yaml.load(text, Loader=_make_loader(file))
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_bounds(node, file)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         problem = exc.problem or exc.context or "invalid YAML"
+        if "single document" in (exc.context or ""):
+            problem = "this file holds several YAML documents (---); it must hold one"
         raise ValidationError(
             f"YAML syntax error: {problem}",
             location=loc,
             hint="check indentation and quoting around this position "
             "(a value starting with '{{' must be quoted)",
         ) from None
+    except yaml.reader.ReaderError as exc:  # a control character (NUL ...) in the text
+        ch = exc.character
+        code = ord(ch) if isinstance(ch, str) else int(ch)
+        raise ValidationError(
+            f"YAML error: control character U+{code:04X} is not allowed in YAML text",
+            location=_end_location(text.encode("utf-8")[: exc.position].decode("utf-8", "replace"), file),
+            hint="remove the control character (is this a binary file?)",
+        ) from None
     except yaml.YAMLError as exc:
         raise ValidationError(f"YAML error: {exc}", location=Location(file)) from None
+    except RecursionError:  # pragma: no cover - _check_bounds refuses such depth first
+        raise ValidationError(
+            "values nested too deeply", location=Location(file), hint="flatten the structure"
+        ) from None
+    finally:
+        loader.dispose()
 
 
-def load_yaml_file(path: str | Path) -> Any:
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A file's UTF-8 text; a missing, unreadable or non-UTF-8 file is a ValidationError naming it
+    (and, for bad bytes, the line and column where they are)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except FileNotFoundError:
-        raise ValidationError(f"file not found: {p}", hint="check the path") from None
-    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{what} not found: {p}", hint="check the path") from None
+    except IsADirectoryError:
         raise ValidationError(
-            f"not UTF-8 text ({exc.reason} at byte {exc.start})", location=Location(str(p))
+            f"{what} {p} is a directory", location=Location(str(p)), hint="give the path of a file"
         ) from None
-    return load_yaml_text(text, str(p))
+    except OSError as exc:  # no permission, ...
+        raise ValidationError(
+            f"cannot read {what} {p}: {exc.strerror or exc}", location=Location(str(p))
+        ) from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]  # a UTF-8 byte order mark (Windows editors)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        good = data[: exc.start].decode("utf-8", errors="replace")
+        raise ValidationError(
+            f"{what} is not UTF-8 text (byte 0x{data[exc.start]:02x}: {exc.reason})",
+            location=_end_location(good, str(p)),
+            hint="save the file as UTF-8",
+        ) from None
+
+
+def load_yaml_file(path: str | Path, what: str = "file") -> Any:
+    return load_yaml_text(read_text(path, what), str(path))

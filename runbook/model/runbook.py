@@ -7,14 +7,15 @@ this module knows only the runbook format itself.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runbook.errors import Location, ValidationError
-from runbook.model.loader import YDict, load_yaml_text
-from runbook.model.step import STEP_KEYWORDS, Step, StepParser, suggest
+from runbook.model.loader import YDict, YList, load_yaml_file, load_yaml_text, read_text
+from runbook.model.step import STEP_KEYWORDS, Step, StepParser, number_problem, plain, suggest
 
 __all__ = [
     "RUNBOOK_KEYS",
@@ -79,6 +80,11 @@ class Runbook:
     always: tuple[Step, ...] = ()
     timeout: float | None = None
     location: Location | None = None
+    key_locations: Mapping[str, Location] = field(default_factory=dict)
+
+    def loc(self, key: str) -> Location | None:
+        """Where a top-level key (hosts, serial ...) is written, else the runbook itself."""
+        return self.key_locations.get(key) or self.location
 
     def top_steps(self) -> list[Step]:
         """The steps of every phase, in phase order (not the nested undo/fallback steps)."""
@@ -117,14 +123,20 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         )
     kloc = data.key_loc if isinstance(data, YDict) else (lambda k: Location(file))
     for key in data:
-        if key not in RUNBOOK_KEYS:
+        if key not in RUNBOOK_KEYS and not (isinstance(key, str) and key.startswith("x-")):
             sug = suggest(str(key), RUNBOOK_KEYS)
             p.err(
                 f"unknown runbook key '{key}'",
                 kloc(key),
-                hint=sug or f"known keys: {', '.join(RUNBOOK_KEYS)}",
+                hint=sug
+                or f"known keys: {', '.join(RUNBOOK_KEYS)} (keys starting with 'x-' are ignored: "
+                "use them to hold YAML anchors)",
             )
-    name = data.get("name") or Path(file).stem
+    for key in ("name", "description"):
+        if data.get(key) is not None and not isinstance(data[key], (str, int, float)):
+            p.err(f"{key} must be a string, got {plain(data[key])!r}"[:200], kloc(key))
+    name = data.get("name") if isinstance(data.get("name"), (str, int, float)) else None
+    name = name or Path(file).stem
     defaults: dict[str, Any] = {}
     if data.get("tags") is not None:
         tags = data["tags"]
@@ -136,20 +148,26 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
     if "become" in data and not isinstance(data["become"], bool):
         p.typed(data["become"], (bool,), "become", kloc("become"))
     if "timeout" in data and p.typed(data["timeout"], (int, float), "timeout", kloc("timeout")):
-        defaults["timeout"] = data["timeout"]
+        problem = number_problem(data["timeout"], positive=True)
+        if problem:
+            p.err(f"timeout {problem}", kloc("timeout"))
+        else:
+            defaults["timeout"] = data["timeout"]
     serial_raw = data.get("serial")
     serial: tuple[int | str, ...] = ()
     if serial_raw is not None:
         items = serial_raw if isinstance(serial_raw, list) else [serial_raw]
-        for it in items:
-            if (
-                isinstance(it, bool)
-                or not isinstance(it, (int, str))
-                or (isinstance(it, str) and not (it.rstrip("%").strip().isdigit()))
-            ):
-                p.err(f"serial item {it!r} must be a number or a percentage like '25%'", kloc("serial"))
-            elif isinstance(it, int) and it < 1:
-                p.err("serial batch sizes must be at least 1", kloc("serial"))
+        if not items:
+            p.err("serial is an empty list", kloc("serial"), hint="remove it to run all hosts at once")
+        for i, it in enumerate(items):
+            problem = _serial_problem(it)
+            if problem:
+                where = serial_raw.item_loc(i) if isinstance(serial_raw, YList) else kloc("serial")
+                p.err(
+                    f"serial item {plain(it)!r} {problem}"[:200],
+                    where,
+                    hint="a batch size is a number of hosts (at least 1) or a percentage from 1% to 100%",
+                )
         serial = tuple(items)
     mfp = data.get("max_fail_percentage", 0)
     if not isinstance(mfp, (int, float)) or isinstance(mfp, bool) or not 0 <= mfp <= 100:
@@ -167,47 +185,47 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         lock_name = lock
     elif lock not in (None, False):
         p.err("lock must be true, false or a lock name", kloc("lock"))
-    window = None
-    if data.get("window") is not None:
-        w = data["window"]
-        if p.typed(w, (dict,), "window", kloc("window")):
-            if "start" not in w or "end" not in w:
-                p.err(
-                    "window needs start and end, e.g. {start: '01:00', end: '03:00', tz: UTC}", kloc("window")
-                )
-            else:
-                days = w.get("days") or ()
-                window = Window(str(w["start"]), str(w["end"]), str(w.get("tz", "UTC")), tuple(days))
+    window = _window(p, data.get("window"), kloc("window"))
     var_defaults = data.get("defaults") or {}
     if not isinstance(var_defaults, dict):
         p.err("defaults must be a mapping", kloc("defaults"))
         var_defaults = {}
+    p.var_names(var_defaults, "defaults", kloc("defaults"))
     vars_ = data.get("vars") or {}
     if not isinstance(vars_, dict):
         p.err("vars must be a mapping", kloc("vars"))
         vars_ = {}
+    p.var_names(vars_, "vars", kloc("vars"))
     vars_files = data.get("vars_files") or []
     if vars_files:
-        from runbook.model.loader import load_yaml_file
-
         merged: dict[str, Any] = {}
-        for vf in vars_files if isinstance(vars_files, list) else [vars_files]:
-            vpath = Path(file).parent / str(vf)
-            if not vpath.is_file():
+        listed = vars_files if isinstance(vars_files, list) else [vars_files]
+        for vf in listed:
+            vloc = kloc("vars_files")
+            if not isinstance(vf, str) or not vf.strip():
+                p.err(f"vars_files item {plain(vf)!r} must be a file path"[:200], vloc)
+                continue
+            vpath = Path(file).parent / vf
+            if not vpath.exists():
                 p.err(
                     f"vars file not found: {vpath}",
-                    kloc("vars_files"),
+                    vloc,
                     hint="vars_files paths are relative to the runbook's directory",
                 )
                 continue
             try:
-                content = load_yaml_file(vpath)
+                content = load_yaml_file(vpath, "vars file")
             except ValidationError as exc:
                 p.errors.append(exc)
                 continue
             if content is not None and not isinstance(content, dict):
-                p.err(f"vars file {vpath} must hold a mapping", kloc("vars_files"))
+                p.err(
+                    f"vars file {vpath} must hold a mapping of variables (name: value)",
+                    vloc,
+                    hint=f"it holds {'a list' if isinstance(content, list) else 'a single value'}",
+                )
                 continue
+            p.var_names(content or {}, f"vars file {vpath.name}", vloc)
             merged.update(content or {})
         merged.update(vars_)
         vars_ = merged
@@ -223,7 +241,11 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
     elif isinstance(rb, list):
         rollback = p.steps(rb, "rollback", kloc("rollback"), defaults)
     else:
-        p.err("rollback must be 'auto', 'none' or a list of steps", kloc("rollback"))
+        p.err(
+            f"rollback must be 'auto', 'none' or a list of steps, got {plain(rb)!r}"[:200],
+            kloc("rollback"),
+            hint="rollback: auto undoes the completed steps; a list gives the steps to run instead",
+        )
         rollback = "auto"
     scope = data.get("rollback_scope", "host")
     if scope not in ("host", "all"):
@@ -232,8 +254,15 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
     if not data.get("preflight") and not data.get("steps"):
         p.err("the runbook has no preflight and no steps", Location(file, 1, 1), hint="add a 'steps:' list")
     hosts = data.get("hosts", "all")
-    if isinstance(hosts, list):
+    if isinstance(hosts, list) and all(isinstance(h, (str, int)) for h in hosts):
         hosts = ":".join(str(h) for h in hosts)
+    if not isinstance(hosts, str) or not hosts.strip():
+        p.err(
+            f"hosts must be an inventory pattern (a group or host name), got {plain(hosts)!r}"[:200],
+            kloc("hosts"),
+            hint="e.g. hosts: all, hosts: web, hosts: 'web:!web3' or a list of names",
+        )
+        hosts = "all"
     if p.errors:
         first = p.errors[0]
         exc = ValidationError(first.message, location=first.location, hint=first.hint)
@@ -259,7 +288,77 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         always=always,
         timeout=defaults.get("timeout"),
         location=Location(file, 1, 1),
+        key_locations={str(k): loc for k in data if (loc := kloc(k)) is not None},
     )
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WINDOW_KEYS = ("start", "end", "tz", "days")
+
+
+def _serial_problem(item: Any) -> str | None:
+    if isinstance(item, bool) or not isinstance(item, (int, str)):
+        return "must be a number or a percentage like '25%'"
+    text = str(item).strip()
+    m = re.fullmatch(r"([0-9]+)(%?)", text)
+    if not m:
+        return "must be a number or a percentage like '25%'"
+    n = int(m.group(1))
+    if n < 1:
+        return "must be at least 1"
+    if m.group(2) and n > 100:
+        return "is more than 100%"
+    return None
+
+
+def _window(p: StepParser, w: Any, loc: Location | None) -> Window | None:
+    """The maintenance window, checked here (HH:MM times, a known time zone, day names) so that a
+    typo is reported with its line by validate and plan, not only by exec at the window check."""
+    if w is None:
+        return None
+    if not p.typed(w, (dict,), "window", loc):
+        return None
+    wloc = w.key_loc if isinstance(w, YDict) else (lambda k: loc)
+    ok = True
+    for key in w:
+        if key not in _WINDOW_KEYS:
+            sug = suggest(str(key), _WINDOW_KEYS)
+            p.err(f"unknown window key '{key}'", wloc(key), hint=sug or "window keys: start, end, tz, days")
+            ok = False
+    if "start" not in w or "end" not in w:
+        p.err("window needs start and end, e.g. {start: '01:00', end: '03:00', tz: UTC}", loc)
+        return None
+    for key in ("start", "end"):
+        if not isinstance(w[key], str) or not re.fullmatch(r"([01]?[0-9]|2[0-3]):[0-5][0-9]", w[key].strip()):
+            p.err(
+                f"window {key} {plain(w[key])!r} is not a time of day HH:MM",
+                wloc(key),
+                hint="quote it: start: '01:00' (unquoted 01:00 is read by YAML as a number)",
+            )
+            ok = False
+    tz = w.get("tz", "UTC")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(str(tz))
+    except (ValueError, LookupError, OSError):
+        p.err(
+            f"unknown time zone {tz!r} in window",
+            wloc("tz"),
+            hint="use an IANA name like UTC or Europe/Paris",
+        )
+        ok = False
+    days = w.get("days") or []
+    if not isinstance(days, list) or any(not isinstance(d, str) or d.lower()[:3] not in _DAYS for d in days):
+        p.err(
+            f"window days must be a list of day names, got {plain(days)!r}"[:200],
+            wloc("days"),
+            hint="e.g. days: [mon, tue, wed, thu, fri]",
+        )
+        ok = False
+    if not ok:
+        return None
+    return Window(w["start"].strip(), w["end"].strip(), str(tz), tuple(days))
 
 
 def _with_nested(step: Step) -> Iterator[Step]:
@@ -269,19 +368,7 @@ def _with_nested(step: Step) -> Iterator[Step]:
 
 def load_runbook(path: str | Path, modules: Collection[str] | None = None) -> Runbook:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValidationError(f"runbook file not found: {p}") from None
-    except UnicodeDecodeError as exc:
-        raise ValidationError(
-            f"runbook is not UTF-8 text ({exc.reason})", location=Location(str(p))
-        ) from None
-    except OSError as exc:  # a directory, no permission
-        raise ValidationError(
-            f"cannot read the runbook: {exc.strerror or exc}", location=Location(str(p))
-        ) from None
-    return parse_runbook(text, p, modules)
+    return parse_runbook(read_text(p, "runbook"), p, modules)
 
 
 def errors_of(exc: ValidationError) -> list[ValidationError]:

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import difflib
+import keyword
+import math
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -57,6 +59,42 @@ def plain(value: Any) -> Any:
     if isinstance(value, list):
         return [plain(v) for v in value]
     return value
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def is_variable_name(name: Any) -> bool:
+    """A name Jinja2 can read as a variable: an identifier, not a Python keyword (for, if, None)."""
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+
+
+_BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "t", "f"}
+
+
+def number_problem(value: Any, *, integer: bool = False, positive: bool = False) -> str | None:
+    """Why a literal value is not a usable count/duration (None if it is, or if it is a template
+    that can only be checked once rendered)."""
+    if is_template(value):
+        return None
+    what = "a whole number" if integer else "a number"
+    if isinstance(value, bool):
+        return f"must be {what}, got {value!r}"
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return f"must be {what} (or a {{{{ template }}}}), got {value!r}"
+    if not isinstance(value, (int, float)):
+        return f"must be {what}, got {plain(value)!r}"[:200]
+    if not math.isfinite(value):
+        return f"must be a finite number, got {value!r}"
+    if integer and not float(value).is_integer():
+        return f"must be a whole number, got {value!r}"
+    if value < 0 or (positive and value == 0):
+        return f"must be {'greater than 0' if positive else 'at least 0'}, got {value!r}"
+    return None
 
 
 def suggest(word: str, choices: Collection[str]) -> str:
@@ -158,14 +196,45 @@ class StepParser:
             self.err(f"{what} must be {names}, got {got}: {plain(value)!r}"[:300], loc)
         return ok
 
+    def _number(
+        self, key: str, value: Any, kloc: Any, *, integer: bool = False, positive: bool = False
+    ) -> bool:
+        problem = number_problem(value, integer=integer, positive=positive)
+        if problem:
+            self.err(f"{key} {problem}", kloc(key))
+        return problem is None
+
+    def var_names(self, variables: Mapping[Any, Any], what: str, loc: Location | None) -> None:
+        """Every variable name is one a template can use (as Ansible requires)."""
+        for name in variables:
+            if not is_variable_name(name):
+                where = variables.key_loc(name) if isinstance(variables, YDict) else loc
+                self.err(
+                    f"{what}: {name!r} is not a valid variable name",
+                    where,
+                    hint="use letters, digits and _ (not starting with a digit, not a keyword like 'for')",
+                )
+
     def conditions(self, value: Any, what: str, loc: Location | None) -> tuple[Any, ...]:
         if value is None:
             return ()
         if isinstance(value, list):
-            return tuple(value)
-        if isinstance(value, (str, bool, int)):
+            for i, cond in enumerate(value):
+                if not isinstance(cond, (str, bool, int, float)):
+                    where = value.item_loc(i) if isinstance(value, YList) else loc
+                    self.err(
+                        f"{what} item {i + 1} must be an expression, got {plain(cond)!r}"[:200],
+                        where,
+                        hint="quote an expression that contains ': ' (e.g. when: \"x == 'a: b'\")",
+                    )
+            return tuple(c for c in value if isinstance(c, (str, bool, int, float)))
+        if isinstance(value, (str, bool, int, float)):
             return (value,)
-        self.err(f"{what} must be an expression or a list of expressions", loc)
+        self.err(
+            f"{what} must be an expression or a list of expressions, got {plain(value)!r}"[:200],
+            loc,
+            hint="a YAML mapping here usually means an unquoted ': ' inside the expression; quote it",
+        )
         return ()
 
     def _module(self, raw: dict, phase: str, index: int, sloc: Location, kloc: Any) -> str | None:
@@ -217,6 +286,13 @@ class StepParser:
         return module
 
     def step(self, raw: Any, phase: str, index: int, loc: Location | None, defaults: dict) -> Step | None:
+        if phase.endswith(".undo") and not isinstance(raw, dict):
+            self.err(
+                f"undo must be one step (module: args), got {plain(raw)!r}"[:200],
+                loc,
+                hint="e.g. 'undo: {shell: systemctl restart app}'",
+            )
+            return None
         if isinstance(raw, str):
             self.err(
                 f"{phase} item {index + 1} is a string, expected a mapping like '- shell: {raw}'",
@@ -233,7 +309,14 @@ class StepParser:
         if module is None:
             return None
         name = raw.get("name", "")
-        if name is not None and not isinstance(name, str):
+        if isinstance(name, (dict, list)):
+            self.err(
+                f"name must be a string, got {'a mapping' if isinstance(name, dict) else 'a list'}",
+                kloc("name"),
+                hint="quote the name if it contains ': ' or starts with '[' or '{'",
+            )
+            name = ""
+        elif name is not None and not isinstance(name, str):
             name = str(name)
         kw = self._keywords(raw, kloc, defaults)
         if "undo" in raw and raw["undo"] is not None:
@@ -275,16 +358,30 @@ class StepParser:
         for key in ("register", "delegate_to", "become_user"):
             if key in raw and raw[key] is not None and self.typed(raw[key], (str,), key, kloc(key)):
                 kw[key] = raw[key]
-        if kw.get("register") and not str(kw["register"]).isidentifier():
-            self.err(f"register name '{kw['register']}' is not a valid variable name", kloc("register"))
-        if "retries" in raw and self.typed(raw["retries"], (int, str), "retries", kloc("retries")):
-            kw["retries"] = raw["retries"]
-        for key in ("delay", "backoff", "timeout"):
-            if key in raw and self.typed(raw[key], (int, float, str), key, kloc(key)):
+        if kw.get("register") and not is_variable_name(kw["register"]):
+            self.err(
+                f"register name '{kw['register']}' is not a valid variable name",
+                kloc("register"),
+                hint="use letters, digits and _ (not starting with a digit, not a keyword like 'for')",
+            )
+        for key in ("retries", "delay", "backoff", "timeout"):
+            types = (int, str) if key == "retries" else (int, float, str)
+            if (
+                key in raw
+                and self.typed(raw[key], types, key, kloc(key))
+                and self._number(key, raw[key], kloc, integer=key == "retries", positive=key == "timeout")
+            ):
                 kw[key] = raw[key]
         for key in ("no_log", "ignore_errors", "run_once", "become", "changes"):
             if key in raw and self.typed(raw[key], (bool, str), key, kloc(key)):
-                kw[key] = raw[key]
+                value = raw[key]
+                if isinstance(value, str) and not is_template(value) and value.lower() not in _BOOL_WORDS:
+                    self.err(
+                        f"{key} must be true or false (or a {{{{ template }}}}), got {value!r}",
+                        kloc(key),
+                    )
+                else:
+                    kw[key] = value
         if "tags" in raw:
             tags = raw["tags"]
             tags = [tags] if isinstance(tags, str) else tags
@@ -301,7 +398,17 @@ class StepParser:
             if key in raw:
                 kw[key] = self.conditions(raw[key], key, kloc(key))
         if "loop" in raw:
-            kw["loop"] = raw["loop"]
+            loop = raw["loop"]
+            if isinstance(loop, list) or is_template(loop):
+                kw["loop"] = loop
+            elif loop is not None:
+                self.err(
+                    f"loop must be a list or a {{{{ template }}}} giving one, got {plain(loop)!r}"[:200],
+                    kloc("loop"),
+                    hint="use '| dict2items' to loop over a mapping"
+                    if isinstance(loop, dict)
+                    else "write the items as a YAML list: loop: [a, b]",
+                )
         lc = raw.get("loop_control")
         if lc is not None and self.typed(lc, (dict,), "loop_control", kloc("loop_control")):
             for k in lc:
@@ -309,16 +416,28 @@ class StepParser:
                     self.err(
                         f"unknown loop_control key '{k}'", kloc("loop_control"), hint="use loop_var or label"
                     )
-            kw["loop_var"] = str(lc.get("loop_var", "item"))
+            for var in ("loop_var", "index_var"):
+                if lc.get(var) is not None and not is_variable_name(lc[var]):
+                    self.err(
+                        f"loop_control.{var} {lc[var]!r} is not a valid variable name",
+                        kloc("loop_control"),
+                        hint="use letters, digits and _ (not starting with a digit)",
+                    )
+            kw["loop_var"] = str(lc.get("loop_var") or "item")
             kw["loop_label"] = lc.get("label")
             if lc.get("index_var") is not None:
                 kw["loop_index_var"] = str(lc["index_var"])
             pause = lc.get("pause", 0)
-            if isinstance(pause, bool) or not isinstance(pause, (int, float)) or pause < 0:
+            if isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0 <= pause < math.inf:
                 self.err("loop_control.pause must be a number of seconds", kloc("loop_control"))
             else:
                 kw["loop_pause"] = float(pause)
-        if "vars" in raw and self.typed(raw["vars"], (dict,), "vars", kloc("vars")):
+        if (
+            "vars" in raw
+            and raw["vars"] is not None
+            and self.typed(raw["vars"], (dict,), "vars", kloc("vars"))
+        ):
+            self.var_names(raw["vars"], "vars", kloc("vars"))
             kw["vars"] = raw["vars"]
         return kw
 

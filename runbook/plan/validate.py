@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
+from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of, load_runbook
+from runbook.model.step import number_problem
 from runbook.plan.steps import base as kinds
 from runbook.render import templar as tpl
 from runbook.render.templar import LazyVars, Templar
@@ -163,12 +165,20 @@ def check_static(rb: Runbook) -> list[Problem]:
                         )
                     )
                 )
+        problems += _alternatives(step, kind.schema, args)
         problems += _literal_types(step, kind.schema, args)
         for text, loc in _strings(step.args, step.location, step.arg_locations):
             try:
                 tpl.syntax_check(text, loc)
             except RenderError as exc:
                 problems.append(Problem(exc))
+        for keyword, value in _keyword_templates(step):
+            try:
+                tpl.syntax_check(value, step.loc(keyword))
+            except RenderError as exc:
+                problems.append(
+                    Problem(RenderError(f"{keyword}: {exc.message}", location=exc.location, hint=exc.hint))
+                )
         for keyword in ("when", "until", "failed_when", "changed_when"):
             for cond in getattr(step, keyword) or ():
                 if not isinstance(cond, str):
@@ -190,6 +200,44 @@ def check_static(rb: Runbook) -> list[Problem]:
         except RenderError as exc:
             problems.append(Problem(exc))
     return problems
+
+
+_TEMPLATED_KEYWORDS = (
+    "name", "loop", "retries", "delay", "backoff", "timeout", "become", "become_user", "no_log",
+    "ignore_errors", "run_once", "changes", "delegate_to", "loop_label",
+)  # fmt: skip
+
+
+def _keyword_templates(step: Any) -> Iterator[tuple[str, str]]:
+    """The step keywords written as templates (their syntax is checked before any host is)."""
+    for keyword in _TEMPLATED_KEYWORDS:
+        for text, _ in _strings(getattr(step, keyword, None), None):
+            yield keyword.replace("loop_label", "loop_control"), text
+    for text, _ in _strings(dict(step.vars), None):
+        yield "vars", text
+
+
+def _alternatives(step: Any, schema: Mapping[str, Any], args: Mapping[str, Any]) -> list[Problem]:
+    """A module's "one of these arguments" rules (cmd or argv; src or content), which only ask
+    which arguments are given, so they can be checked before anything is rendered."""
+    out: list[Problem] = []
+    for combinator, word in (("oneOf", "exactly one"), ("anyOf", "at least one")):
+        branches = schema.get(combinator)
+        if not isinstance(branches, list) or not all(
+            isinstance(b, Mapping) and set(b) == {"required"} for b in branches
+        ):
+            continue
+        matched = [b for b in branches if all(k in args for k in b["required"])]
+        if (combinator == "oneOf" and len(matched) == 1) or (combinator == "anyOf" and matched):
+            continue
+        options = " or ".join("+".join(b["required"]) for b in branches)
+        given = "both" if len(matched) > 1 else "none"
+        out.append(Problem(ValidationError(
+            f"{step.module}: needs {word} of {options} (given: {given})",
+            location=step.location,
+            hint=f"see `runbook schema` for {step.module}'s arguments",
+        )))  # fmt: skip
+    return out
 
 
 def _has_template(value: Any) -> bool:
@@ -299,30 +347,12 @@ def check_host(
             if not all(templar.evaluate(cond, scope, step.loc("when")) for cond in step.when):
                 continue  # statically false (e.g. `foo is defined`): its arguments are not rendered
             if step.loop is not None:
-                templar.render(step.loop, scope, step.loc("loop"))
+                _check_loop(templar.render(step.loop, scope, step.loc("loop")), step)
+            _check_numbers(step, templar, scope)
             step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
             args = templar.render(kind.normalize(step.args), step_scope, step.location)
-            if step.module == "template" and isinstance(args, Mapping) and isinstance(args.get("src"), str):
-                ctx = kinds.StepContext(
-                    host=host,
-                    vars=step_scope,
-                    project_dir=project_dir,
-                    run_id="validate",
-                    loader_dirs=(rb.path.parent, rb.path.parent.parent),
-                )
-                src = ctx.find_file(args["src"], "templates")
-                if not src.exists():
-                    raise ValidationError(
-                        f"template source not found: {args['src']}",
-                        location=step.arg_locations.get("src", step.location),
-                        hint=f"looked in {project_dir / 'templates'} and next to the runbook",
-                    )
-                try:
-                    templar.render_str(src.read_text(), step_scope, Location(str(src), 1, 1))
-                except RenderError as exc:
-                    raise RenderError(
-                        f"in template {src.name}: {exc.message}", location=step.location, hint=exc.hint
-                    ) from None
+            if step.module in ("template", "copy") and isinstance(args, Mapping) and args.get("src"):
+                _check_source(step, args, templar, step_scope, host, rb, project_dir)
         except RenderError as exc:
             msg = f"step '{step.label}' ({step.key}): {exc.message}"
             problems.append(
@@ -331,6 +361,71 @@ def check_host(
         except ValidationError as exc:
             problems.append(Problem(exc, host))
     return problems
+
+
+def _check_loop(items: Any, step: Any) -> None:
+    if isinstance(items, Anything) or (
+        hasattr(items, "__iter__") and not isinstance(items, (str, bytes, Mapping))
+    ):
+        return
+    kind = "a mapping" if isinstance(items, Mapping) else f"{type(items).__name__} {items!r}"[:80]
+    raise RenderError(
+        f"loop must give a list, got {kind}",
+        location=step.loc("loop"),
+        hint="use '| dict2items' for a mapping" if isinstance(items, Mapping) else "e.g. loop: [a, b]",
+    )
+
+
+def _check_numbers(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None:
+    """retries, delay, backoff and timeout written as templates must render to usable numbers."""
+    for key in ("retries", "delay", "backoff", "timeout"):
+        value = getattr(step, key)
+        if not tpl.is_template(value):
+            continue
+        rendered = templar.render(value, scope, step.loc(key))
+        if isinstance(rendered, Anything):
+            continue
+        problem = number_problem(rendered, integer=key == "retries", positive=key == "timeout")
+        if problem:
+            raise RenderError(f"{key} {problem}", location=step.loc(key))
+
+
+def _check_source(
+    step: Any,
+    args: Mapping[str, Any],
+    templar: Templar,
+    scope: LazyVars,
+    host: str,
+    rb: Runbook,
+    project_dir: Path,
+) -> None:
+    """A template's or copy's source file exists on this machine (and a template renders)."""
+    name = str(args["src"])
+    if "<runtime>" in name:  # made of a registered result: known only during the run
+        return
+    folder = "templates" if step.module == "template" else "files"
+    ctx = kinds.StepContext(host=host, vars=scope, project_dir=project_dir, run_id="validate",
+                            loader_dirs=(rb.path.parent, rb.path.parent.parent))  # fmt: skip
+    src = ctx.find_file(name, folder)
+    where = step.arg_locations.get("src", step.location)
+    if not src.exists():
+        raise ValidationError(
+            f"{step.module} source not found: {name}",
+            location=where,
+            hint=f"looked in {project_dir / folder} and next to the runbook",
+        )
+    if step.module != "template":
+        return
+    try:
+        text = read_text(src, "template")
+    except ValidationError as exc:
+        raise ValidationError(exc.message, location=exc.location or where, hint=exc.hint) from None
+    try:
+        templar.render_str(text, scope, Location(str(src), 1, 1))
+    except RenderError as exc:
+        raise RenderError(
+            f"in template {src.name}: {exc.message}", location=exc.location or step.location, hint=exc.hint
+        ) from None
 
 
 def validation_errors(exc: ValidationError) -> list[Problem]:

@@ -32,7 +32,19 @@ def _env() -> jinja2.Environment:
     )
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
+    env.globals["range"] = _bounded_range
     return env
+
+
+MAX_RANGE = 1_000_000
+
+
+def _bounded_range(*args: int) -> range:
+    """Jinja's range(), refusing sizes that would exhaust memory (as Jinja's sandbox does)."""
+    rng = range(*args)
+    if len(rng) > MAX_RANGE:
+        raise FilterError(f"range() of {len(rng):,} items is too large (at most {MAX_RANGE:,})")
+    return rng
 
 
 ENV = _env()
@@ -86,6 +98,12 @@ def compile_template(text: str, location: Location | None = None) -> jinja2.Temp
             loc = Location(location.file, line, location.column) if location else None
             raise RenderError(
                 f"template syntax error: {exc.message}", location=loc, hint=_syntax_hint(exc.message or "")
+            ) from None
+        except (RecursionError, MemoryError):
+            raise RenderError(
+                "template too complex: its expressions are nested too deeply",
+                location=location,
+                hint="split the expression into several variables",
             ) from None
         with _cache_lock:
             _cache[text] = t
@@ -241,18 +259,35 @@ class Templar:
             raise
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(f"template syntax error: {exc.message}", location=location) from None
-        except (
-            FilterError,
-            TypeError,
-            ValueError,
-            ZeroDivisionError,
-            KeyError,
-            AttributeError,
-            IndexError,
-        ) as exc:
-            raise RenderError(f"template error: {type(exc).__name__}: {exc}", location=location) from None
         except jinja2.TemplateError as exc:
             raise RenderError(f"template error: {exc}", location=location) from None
+        except RecursionError:
+            raise RenderError(
+                "template error: endless recursion (a macro or variable that calls itself?)",
+                location=location,
+            ) from None
+        except MemoryError:
+            raise RenderError(
+                "template error: the result is too large to build in memory", location=location
+            ) from None
+        except TypeError as exc:
+            if "no loader" in str(exc):
+                raise RenderError(
+                    "template error: {% include %}, {% import %} and {% extends %} are not supported",
+                    location=location,
+                    hint="render each file with its own template step, or use a macro in the same file",
+                ) from None
+            raise RenderError(f"template error: TypeError: {exc}", location=location) from None
+        except FilterError as exc:
+            raise RenderError(f"template error: {exc}", location=location) from None
+        except re.error as exc:
+            raise RenderError(
+                f"template error: invalid regular expression {exc.pattern!r}: {exc}",
+                location=location,
+                hint="escape regex special characters with \\\\ or use '| regex_escape'",
+            ) from None
+        except Exception as exc:  # a filter's or a method's own error: bad input, not a bug in runbook
+            raise RenderError(f"template error: {type(exc).__name__}: {exc}", location=location) from None
 
     def _eval(self, expr: str, variables: Mapping[str, Any], location: Location | None) -> Any:
         t = compile_template("{% set __rb_result = (" + expr + ") %}", location)

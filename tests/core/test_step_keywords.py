@@ -448,7 +448,7 @@ def test_step_vars_and_numbers_from_templates(project: Project) -> None:
         "changed_when: undefined_thing",
         "until: undefined_thing\n    retries: 1\n    delay: 0",
         "retries: '{{ undefined_count }}'",
-        "timeout: not-a-number",
+        "timeout: \"{{ 'not-a-number' }}\"",
     ],
 )
 def test_a_keyword_that_cannot_be_evaluated_fails_the_step_cleanly(project: Project, keywords: str) -> None:
@@ -459,6 +459,12 @@ def test_a_keyword_that_cannot_be_evaluated_fails_the_step_cleanly(project: Proj
     assert step["outcome"] == "failed"
     assert "undefined" in step["msg"] or "expected a number" in step["msg"]
     assert project.plan("k").exit_code == 2 or "until" in keywords or "when" in keywords
+
+
+def test_a_literal_keyword_of_the_wrong_type_is_refused_before_anything_runs(project: Project) -> None:
+    project.runbook("k", "hosts: localhost\nsteps:\n  - name: odd\n    shell: echo hi\n    timeout: not-a-number\n")
+    res, doc = project.exec_json("k")
+    assert res.exit_code == 2 and "k.yml:5:" in doc["message"] and "timeout" in doc["message"], doc
 
 
 def test_a_timeout_kills_only_its_own_command_on_a_shared_delegate(project: Project, tmp_path: Path) -> None:

@@ -46,6 +46,11 @@ class LocalTransport(Transport):
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
             return CommandResult(rc=127, stderr=f"{exc}\n", duration=time.monotonic() - start)
+        except OSError as exc:  # e.g. E2BIG: a multi-megabyte command line
+            why = exc.strerror or str(exc)
+            return CommandResult(
+                rc=126, stderr=f"cannot start the command: {why}\n", duration=time.monotonic() - start
+            )
         with self._lock:
             self._procs.add(proc)
         timed_out = False
