@@ -86,6 +86,10 @@ class Engine:
         )
         self.redactor.add(collect_secrets({**runbook.defaults, **runbook.vars}))
         self.redactor.add(collect_secrets(dict(options.extra_vars)))
+        self.state.redact_obj = self.redactor.redact_obj
+        self.state.private_facts = frozenset(
+            s.register for s in runbook.all_steps() if s.register and s.no_log
+        )
         self.hosts: dict[str, HostRun] = {}
         self.play = Play(self.host_names, lambda h: h in self.hosts and self.hosts[h].failed)
         self.runner = StepRunner(
@@ -138,6 +142,9 @@ class Engine:
             transport_options=self.opt.transport_options, extra_vars=self.opt.extra_vars,
             transport_factory=self.opt.transport_factory,
         )  # fmt: skip
+        if self.opt.resume is not None:
+            hr.facts.update(hr.state.facts)
+        hr.state.facts = hr.facts
         self.hosts[name] = hr
         return hr
 

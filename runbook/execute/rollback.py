@@ -208,7 +208,7 @@ class Rollback:
                 else:
                     msg = "interrupted; rolled back " + ", ".join(changed)
             else:
-                msg = f"interrupted; NOT rolled back: {', '.join(changed)} (run `runbook rollback {e.rb.name} --run {e.run_id}`)"
+                msg = f"interrupted; NOT rolled back: {', '.join(changed)} (run `runbook rollback {e.rb.name} --run {e.state.run_id}`)"
         e.persist()
         return msg
 

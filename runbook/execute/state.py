@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,9 @@ class HostState:
     entries: list[Entry] = field(default_factory=list)
     status: str = "pending"  # pending | ok | failed | rolled_back | rollback_failed | unreachable
     last_completed: int = -1  # index of the last step completed in the steps phase
+    # registered results and set_fact values (the host's live dict while it runs): a resumed run
+    # skips the steps that made them, so it needs them back (secrets redacted, no_log ones left out)
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def resume_after(self) -> int:
         """The last step a resumed run may skip: the last one completed, but never past a step whose
@@ -76,6 +79,8 @@ class RunState:
         self.meta = meta
         self.hosts: dict[str, HostState] = {}
         self._lock = threading.Lock()
+        self.redact_obj: Callable[[Any], Any] = lambda value: value
+        self.private_facts: frozenset[str] = frozenset()  # registered by no_log steps: never saved
 
     def host(self, name: str) -> HostState:
         with self._lock:
@@ -89,7 +94,9 @@ class RunState:
             doc = {
                 "run_id": self.run_id,
                 "meta": self.meta,
-                "hosts": {h: _host_doc(s) for h, s in self.hosts.items()},
+                "hosts": {
+                    h: _host_doc(s, self.redact_obj, self.private_facts) for h, s in self.hosts.items()
+                },
             }
             data = json.dumps(doc, default=str, indent=1).encode()
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -106,6 +113,9 @@ class RunState:
     @classmethod
     def load(cls, root: Path, run_id: str) -> RunState:
         runs = root / "runs"
+        # a resumed run prints its own id (ID-resume) but keeps its state in the run it resumed
+        while not (runs / run_id / "state.json").exists() and run_id.endswith("-resume"):
+            run_id = run_id.removesuffix("-resume")
         path = runs / run_id / "state.json"
         if not path.exists():
             matches = (
@@ -127,6 +137,7 @@ class RunState:
                 entries=entries,
                 status=hs.get("status", "pending"),
                 last_completed=hs.get("last_completed", -1),
+                facts=dict(hs.get("facts") or {}),
             )
         return st
 
@@ -134,9 +145,10 @@ class RunState:
 _SAVED = [f.name for f in fields(Entry) if not f.name.startswith("rendered")]  # not this run's values
 
 
-def _host_doc(hs: HostState) -> dict[str, Any]:
+def _host_doc(hs: HostState, redact_obj: Callable[[Any], Any], private: frozenset[str]) -> dict[str, Any]:
     entries = [{name: getattr(e, name) for name in _SAVED} for e in list(hs.entries)]
-    return {"entries": entries, "status": hs.status, "last_completed": hs.last_completed}
+    facts = redact_obj({k: v for k, v in list(hs.facts.items()) if k not in private})
+    return {"entries": entries, "status": hs.status, "last_completed": hs.last_completed, "facts": facts}
 
 
 def holds_secret(name: str, value: Any, redactor: Redactor) -> bool:

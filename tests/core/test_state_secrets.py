@@ -12,7 +12,8 @@ import pytest
 from tests.core.conftest import Project
 
 IN_VARS, IN_EXTRA, IN_INVENTORY = "canary-vars-7f3a91", "canary-extra-52c0d4", "canary-inv-c81e66"
-CANARIES = (IN_VARS, IN_EXTRA, IN_INVENTORY)
+IN_NO_LOG = "canary-nolog-3d9e27"  # printed by a no_log step, known to no redactor: its register is never saved
+CANARIES = (IN_VARS, IN_EXTRA, IN_INVENTORY, IN_NO_LOG)
 
 RUNBOOK = f"""
 hosts: localhost
@@ -21,6 +22,11 @@ vars:
 steps:
   - name: Use every secret
     shell: "echo {{{{ api_token }}}} {{{{ db_password }}}} {{{{ service_token }}}}"
+    register: used  # saved in the run state for --resume: redacted
+  - name: Fetch a private value
+    shell: "echo {IN_NO_LOG}"
+    register: private
+    no_log: true
   - name: Write a config holding them
     copy:
       content: "{{{{ api_token }}}}/{{{{ db_password }}}}/{{{{ service_token }}}}\\n"

@@ -312,13 +312,6 @@ def test_sigterm_as_compose_up_starts_rolls_back_by_itself_and_exits_130(
 # ------------------------------------------------------------------------------------ --resume
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="registered results (db_backup) are not saved in the run state: the resumed run re-runs "
-    "'Migrate the database' (last_completed is saved lazily) and fails with 'db_backup' is undefined; "
-    "and `runbook rollback --run ID-resume` (the id a resumed run prints) finds no saved state",
-)
 def test_resume_after_sigkill_completes_v2_and_can_then_be_rolled_back(
     deploy: Deploy, baseline: dict
 ) -> None:
