@@ -12,7 +12,8 @@ import pytest
 from tests.core.conftest import Project
 
 IN_VARS, IN_EXTRA, IN_INVENTORY = "canary-vars-7f3a91", "canary-extra-52c0d4", "canary-inv-c81e66"
-IN_NO_LOG = "canary-nolog-3d9e27"  # printed by a no_log step, known to no redactor: its register is never saved
+# printed by a no_log step: its registered result is never saved
+IN_NO_LOG = "canary-nolog-3d9e27"
 CANARIES = (IN_VARS, IN_EXTRA, IN_INVENTORY, IN_NO_LOG)
 
 RUNBOOK = f"""
