@@ -7,6 +7,7 @@ options, results and exit codes: runbook.execute.runresult (re-exported here).""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -222,8 +223,23 @@ class Engine:
             hr = self.host_run(h)
             hr.failed, hr.failure = True, f"rollback of run {self.state.run_id} requested"
         self.runner.emit("run.start", None, data={**self._start_data(), "rollback_of": self.state.run_id})
+
+        def undo_host(hr: HostRun) -> None:
+            # the deploy lock, as for a deploy: never undo under a run that is still live on the host
+            # (a killed run's lock is broken as stale: same control host, dead PID, or past its TTL)
+            locked = self._lock(hr)
+            if locked is None:
+                hr.rollback_status = "failed"
+                return
+            try:
+                self.rollback.host(hr, "requested by the operator")
+            finally:
+                if locked:
+                    with contextlib.suppress(RunbookError):
+                        locks.release(hr.transport(), self.rb.lock or "", self.run_id, hr.name)
+
         try:
-            self._parallel(self.host_names, lambda hr: self.rollback.host(hr, "requested by the operator"))
+            self._parallel(self.host_names, undo_host)
         except (KeyboardInterrupt, Cancelled):
             self.stop_active()
         for hr in self.hosts.values():
@@ -231,7 +247,12 @@ class Engine:
         self.persist()
         bad = [h for h, hr in self.hosts.items() if hr.rollback_status == "failed"]
         status, code = ("rollback_failed", EXIT_ROLLBACK_FAILED) if bad else ("rolled_back", EXIT_OK)
-        msg = ("rollback FAILED on " + ", ".join(bad)) if bad else f"run {self.state.run_id} rolled back"
+        if bad:
+            msg = "rollback FAILED on " + ", ".join(f"{h} ({self.hosts[h].failure})" for h in bad)
+        elif self.rb.rollback == "none":
+            msg = f"run {self.state.run_id}: nothing undone (the runbook says rollback: none)"
+        else:
+            msg = f"run {self.state.run_id} rolled back"
         result = RunResult(self.run_id, status, code, self._targeted(), started, time.monotonic(), msg)
         self.runner.emit("run.end", None, outcome=status, data={"exit_code": code, "message": msg})
         self.bus.close()

@@ -168,3 +168,26 @@ def test_secrets_never_reach_the_output(project: Project) -> None:
         for secret in ("hunter2secret", "abcdef123", "dsnpass99", "adminpw77"):
             assert secret not in res.output, (output, secret)
     assert "postgresql://app:***@127.0.0.1/db" in res.output
+
+
+def test_rollback_takes_the_deploy_lock_too(project: Project, lock_name: str, tmp_path: Path) -> None:
+    target = tmp_path / "conf"
+    project.runbook(
+        "lk",
+        f"hosts: localhost\nlock: {lock_name}\nsteps:\n"
+        f"  - copy: {{content: 'v2', dest: '{target}'}}\n",
+    )
+    target.write_text("v1")
+    res, doc = project.exec_json("lk")
+    assert res.exit_code == 0 and target.read_text() == "v2", res.output
+    d = hold_lock(lock_name, os.getpid())  # another deploy is live on the host
+    back = project.cli("rollback", "lk", "--run", doc["run_id"], "--yes")
+    assert back.exit_code == 4, back.output
+    assert f"deploy lock '{lock_name}' is held by run other-run" in back.output
+    assert target.read_text() == "v2" and d.exists()  # nothing undone under the live run
+    for f in d.iterdir():
+        f.unlink()
+    d.rmdir()
+    back = project.cli("rollback", "lk", "--run", doc["run_id"], "--yes")
+    assert back.exit_code == 0, back.output
+    assert target.read_text() == "v1" and not d.exists()  # undone, and the lock released
