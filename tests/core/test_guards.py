@@ -174,8 +174,7 @@ def test_rollback_takes_the_deploy_lock_too(project: Project, lock_name: str, tm
     target = tmp_path / "conf"
     project.runbook(
         "lk",
-        f"hosts: localhost\nlock: {lock_name}\nsteps:\n"
-        f"  - copy: {{content: 'v2', dest: '{target}'}}\n",
+        f"hosts: localhost\nlock: {lock_name}\nsteps:\n  - copy: {{content: 'v2', dest: '{target}'}}\n",
     )
     target.write_text("v1")
     res, doc = project.exec_json("lk")

@@ -462,7 +462,9 @@ def test_a_keyword_that_cannot_be_evaluated_fails_the_step_cleanly(project: Proj
 
 
 def test_a_literal_keyword_of_the_wrong_type_is_refused_before_anything_runs(project: Project) -> None:
-    project.runbook("k", "hosts: localhost\nsteps:\n  - name: odd\n    shell: echo hi\n    timeout: not-a-number\n")
+    project.runbook(
+        "k", "hosts: localhost\nsteps:\n  - name: odd\n    shell: echo hi\n    timeout: not-a-number\n"
+    )
     res, doc = project.exec_json("k")
     assert res.exit_code == 2 and "k.yml:5:" in doc["message"] and "timeout" in doc["message"], doc
 
