@@ -122,18 +122,23 @@ def default_inventory() -> str | None:
     return str(local) if local.exists() else None
 
 
-def load_inventory(sources: tuple[str, ...] | list[str]) -> Any:
+def load_inventory(sources: tuple[str, ...] | list[str], playbook_dir: Path | None = None) -> Any:
+    """The inventory; ``playbook_dir`` (the runbook's folder, as ansible-playbook uses the playbook's)
+    may hold group_vars/ and host_vars/ that win over the ones beside the inventory. Without it, the
+    current directory plays that part, as for ansible-inventory."""
     from runbook.model.inventory import load_inventory as _load
+
+    pdir = str(playbook_dir) if playbook_dir is not None else None
 
     srcs = list(sources) or ([default_inventory()] if default_inventory() else [])
     if not srcs:
-        return _load(["localhost,"])
+        return _load(["localhost,"], playbook_dir=pdir)
     for s in srcs:
         if "," not in s and not Path(s).exists():
             raise UsageError(
                 f"inventory not found: {s}", hint="give -i PATH (a file or directory) or -i 'host1,host2,'"
             )
-    return _load(srcs)
+    return _load(srcs, playbook_dir=pdir)
 
 
 def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:

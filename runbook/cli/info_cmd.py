@@ -45,7 +45,7 @@ def validate_cmd(
     )
     if not paths:
         raise RunbookError("no runbooks to validate", hint="give NAME or create playbooks/*.yml")
-    inventory = load_inventory(inventories)
+    inventory = load_inventory(inventories, playbook_dir=paths[0].parent)
     extra_vars = parse_extra_vars(extra)
     total = 0
     for path in paths:
@@ -214,7 +214,13 @@ def inventory_cmd(
     if host:
         if host not in inv.hosts:
             raise RunbookError(f"host '{host}' is not in the inventory")
-        click.echo(json.dumps(_jsonable(inv.host_vars(host)), indent=4, sort_keys=True, ensure_ascii=False))
+        from runbook.model.inventory import INTERNAL_STATIC_VARS
+        from runbook.model.inventory_yaml import to_jsonable
+
+        hv = {k: v for k, v in inv.host_vars(host).items() if k not in INTERNAL_STATIC_VARS}
+        click.echo(
+            json.dumps(to_jsonable(hv, tag_unsafe=False), indent=4, sort_keys=True, ensure_ascii=False)
+        )
         return
     if graph:
         _graph(inv, "all", 0, with_vars)

@@ -146,7 +146,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         _same_runbook(resume_state, path)
         inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
         extra_vars = restore_extra_vars(resume_state, extra_vars, "--resume")
-    inventory = load_inventory(inventories)
+    inventory = load_inventory(inventories, playbook_dir=path.parent)
     hosts = select_hosts(rb, inventory, limit)
     if not hosts:
         raise UsageError(
@@ -331,7 +331,7 @@ def rollback_cmd(
         raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
     extra_vars = restore_extra_vars(state, parse_extra_vars(extra), "rollback")
     inventories = inventories or tuple(state.meta.get("inventory") or ())
-    inventory = load_inventory(inventories)
+    inventory = load_inventory(inventories, playbook_dir=path.parent)
     redactor = Redactor()
     bus = EventBus()
     transport_options: dict[str, Any] = {"trust_new_hosts": trust_new_hosts}

@@ -12,6 +12,7 @@ Three jobs, all pure functions so the INI and YAML readers and `Inventory.select
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 import string
 from collections.abc import Callable, Sequence
@@ -199,14 +200,47 @@ def _match_list(items, pattern: str) -> list[str]:
     return [item for item in items if rx.match(item)]
 
 
-def select_hosts(pattern: str | list[str], host_names, group_names, group_hosts) -> list[str]:
+def read_limit_files(pattern: str) -> list[str]:
+    """A ``--limit`` value as Ansible's `InventoryManager.subset` reads it: its terms, each ``@file``
+    replaced by the file's lines (one pattern per line, not split further)."""
+    terms: list[str] = []
+    for term in split_host_pattern(pattern):
+        if not term.startswith("@"):
+            terms.append(term)
+            continue
+        path = term[1:]
+        if not os.path.exists(path):
+            raise PatternError(f"Unable to find limit file {path}")
+        if not os.path.isfile(path):
+            raise PatternError(f'Limit starting with "@" must be a file, not a directory: {path}')
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+                terms.extend(line.strip() for line in fh.read().split("\n"))
+        except OSError as exc:
+            raise PatternError(f"Unable to read limit file {path}: {exc.strerror}") from None
+    return [t for t in terms if t]
+
+
+def select_hosts(
+    pattern: str | list[str],
+    host_names,
+    group_names,
+    group_hosts,
+    *,
+    presplit: bool = False,
+    localhost: str | None = None,
+) -> list[str]:
     """Evaluate an Ansible host pattern.
 
     `host_names`/`group_names` are the inventory's hosts and groups in insertion order;
     `group_hosts(name)` returns the hosts of a group including its descendants, in Ansible order.
+    With ``presplit=True`` `pattern` is a list of single patterns (e.g. from `read_limit_files`).
+    A term naming localhost that matches nothing selects `localhost` (the inventory's first
+    localhost-like host) or else Ansible's implicit localhost, named after the first such term.
     """
     hosts_set = set(host_names)
     cache: dict[str, list[str]] = {}
+    implicit = [localhost] if localhost else []
 
     def enumerate_matches(expr: str) -> list[str]:
         results: list[str] = []
@@ -215,6 +249,9 @@ def select_hosts(pattern: str | list[str], host_names, group_names, group_hosts)
             results.extend(group_hosts(g))
         if not groups or expr[0] == "~" or any(c in expr for c in ".?*["):
             results.extend(_match_list(host_names, expr))
+        if not results and expr in LOCALHOST_NAMES:
+            implicit[:] = implicit or [expr]
+            results = list(implicit)
         return results
 
     def match_one(p: str) -> list[str]:
@@ -242,7 +279,8 @@ def select_hosts(pattern: str | list[str], host_names, group_names, group_hosts)
         return found
 
     selected: list[str] = []
-    for p in _order_patterns(split_host_pattern(pattern)):
+    terms = list(pattern) if presplit else split_host_pattern(pattern)
+    for p in _order_patterns(terms):
         if p in hosts_set:
             selected.append(p)
             continue

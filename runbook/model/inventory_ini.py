@@ -136,11 +136,12 @@ class _IniParser:
                     "(or list it under a parent's :children and define it), or remove the :vars section",
                     line=decl["line"],
                 )
+            parent, name = decl["parents"][-1], decl["name"]
+            hint = f"add a [{name}] section (it may be empty) or remove {name!r} from [{parent}:children]"
+            if name in self.inv.hosts:
+                hint = f"{name!r} is a host: list it under [{parent}]; [{parent}:children] names groups"
             raise self.error(
-                f"Section [{decl['parents'][-1]}:children] includes undefined group {decl['name']!r}.",
-                f"add a [{decl['name']}] section (it may be empty) or remove {decl['name']!r} "
-                f"from [{decl['parents'][-1]}:children]",
-                line=decl["line"],
+                f"Section [{parent}:children] includes undefined group {name!r}.", hint, line=decl["line"]
             )
 
     def _add_pending_children(self, group: str, pending: dict[str, dict[str, Any]]) -> None:
@@ -185,10 +186,15 @@ class _IniParser:
         try:
             hostnames, port = expand_hostpattern(pattern)
         except RangeError as exc:
-            raise self.error(
-                f"Invalid host range in '{pattern}': {exc}",
-                "write ranges as name[1:10], name[01:10], name[a:f] or name[1:10:2]",
-            ) from None
+            hint = "write ranges as name[1:10], name[01:10], name[a:f] or name[1:10:2]"
+            if pattern.startswith("\ufeff"):
+                hint = "the file starts with a byte order mark (BOM): save it as UTF-8 without BOM"
+            elif pattern.startswith("["):
+                hint = (
+                    "a section header must be alone on its line (a comment after it starts with #); "
+                    "write IPv6 hosts without brackets unless a port follows ([::1]:22)"
+                )
+            raise self.error(f"Invalid host range in '{pattern}': {exc}", hint) from None
         if pattern.strip().endswith(":") and port is None:
             raise self.error(
                 f"Invalid host pattern '{pattern}' supplied, ending in ':' is not allowed, "

@@ -244,16 +244,17 @@ def _json_key(key: Any) -> str:
     return repr(key) if isinstance(key, float) else str(key)
 
 
-def to_jsonable(value: Any) -> Any:
-    """Values as Ansible's inventory_legacy JSON profile serialises them."""
+def to_jsonable(value: Any, *, tag_unsafe: bool = True) -> Any:
+    """Values as Ansible's inventory_legacy JSON profile serialises them (``ansible-inventory --list``);
+    ``tag_unsafe=False``: as ``ansible-inventory --host`` prints them (unsafe strings plain)."""
     if isinstance(value, Unsafe):
-        return {"__ansible_unsafe": str(value)}
+        return {"__ansible_unsafe": str(value)} if tag_unsafe else str(value)
     if isinstance(value, VaultValue):
         return {"__ansible_vault": value.ciphertext}
     if isinstance(value, dict):
-        return {_json_key(k): to_jsonable(v) for k, v in value.items()}
+        return {_json_key(k): to_jsonable(v, tag_unsafe=tag_unsafe) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
+        return [to_jsonable(v, tag_unsafe=tag_unsafe) for v in value]
     if isinstance(value, (_dt.date, _dt.time)):  # datetime is a date
         return value.isoformat()
     if isinstance(value, bytes):
@@ -295,10 +296,11 @@ def locate_key(text: str, keys: list[Any]) -> int | None:
 
 
 class _YamlInventory:
-    def __init__(self, inventory, text: str, display_path: str):
+    def __init__(self, inventory, text: str, display_path: str, listing: bool = False):
         self.inv = inventory
         self.text = text
         self.display_path = display_path
+        self.listing = listing  # the data has ansible-inventory --list's "_meta" key
 
     def error(self, message: str, hint: str, keys: list[Any]) -> InventoryError:
         return InventoryError(
@@ -325,10 +327,16 @@ class _YamlInventory:
                 if isinstance(data[section], str):
                     data[section] = {data[section]: None}
                 if not isinstance(data[section], (Mapping, type(None))):
+                    hint = f"write {section}: as a mapping (name: value lines), not a list"
+                    if self.listing:
+                        hint = (
+                            "this is `ansible-inventory --list` JSON output, not an inventory: "
+                            "save `ansible-inventory --list --yaml` output instead"
+                        )
                     raise self.error(
                         f'Invalid "{section}" entry for "{name}" group, requires a dictionary, '
                         f'found "{type(data[section]).__name__}" instead.',
-                        f"write {section}: as a mapping (name: value lines), not a list",
+                        hint,
                         [*keys, section],
                     )
         for key, value in data.items():
@@ -417,6 +425,6 @@ def parse_yaml_inventory(inventory, data: Any, text: str, display_path: str) -> 
             location=Location(display_path, locate_key(text, ["plugin"])),
             hint="export it with `ansible-inventory --list -y` and use the static result",
         )
-    parser = _YamlInventory(inventory, text, display_path)
+    parser = _YamlInventory(inventory, text, display_path, listing="_meta" in data)
     for name, group_data in data.items():
         parser.group(name, group_data, [name])

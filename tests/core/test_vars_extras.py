@@ -66,3 +66,11 @@ def test_loop_control_index_var_and_pause(project: Path) -> None:
           - debug: {msg: "{{ out.results | map(attribute='msg') | join(',') }}"}
         """
     assert messages(run(project, body))[-1] == "0=a,1=b,2=c"
+
+
+def test_group_vars_beside_the_runbook_win_over_the_inventorys_as_in_ansible_playbook(project: Path) -> None:
+    (project / "playbooks" / "group_vars").mkdir()
+    (project / "playbooks" / "group_vars" / "app.yml").write_text("color: from-playbook-dir\n")
+    doc = run(project, "hosts: all\nsteps:\n  - name: show\n    debug: {msg: '{{ color }}'}\n")
+    steps = doc["hosts"]["localhost"]["steps"]
+    assert steps[0]["msg"] == "from-playbook-dir", steps

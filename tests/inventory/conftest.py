@@ -38,8 +38,11 @@ class Oracle:
         self.pool = ThreadPoolExecutor(max_workers=max(2, min(8, (os.cpu_count() or 2) * 2)))
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("ANSIBLE_") and not k.startswith("RUNBOOK_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("ANSIBLE_") and not k.startswith("RUNBOOK_")
+        }
         env["HOME"] = self.home
         env["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "False"
         env.update(extra or {})
@@ -48,7 +51,12 @@ class Oracle:
     def submit(self, argv: list[str], cwd: Path, extra_env: dict[str, str] | None = None) -> Future:
         require_tool(argv[0])
         return self.pool.submit(
-            subprocess.run, argv, cwd=cwd, env=self.env(extra_env), capture_output=True, text=True,
+            subprocess.run,
+            argv,
+            cwd=cwd,
+            env=self.env(extra_env),
+            capture_output=True,
+            text=True,
             timeout=120,
         )
 

@@ -12,7 +12,11 @@ from click.testing import CliRunner
 from runbook.cli.main import cli
 
 CORPUS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "corpus-inventories"
-CASES = sorted(p.name for p in CORPUS_DIR.iterdir() if (p / "expected.json").is_file()) if CORPUS_DIR.is_dir() else []
+CASES = (
+    sorted(p.name for p in CORPUS_DIR.iterdir() if (p / "expected.json").is_file())
+    if CORPUS_DIR.is_dir()
+    else []
+)
 
 
 @pytest.mark.parametrize("name", CASES)
