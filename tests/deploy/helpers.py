@@ -157,7 +157,6 @@ class Deploy:
         }
 
 
-
 def migrations_dir(root: Path, name: str, files: dict[str, str | Path]) -> str:
     d = root / name
     if d.exists():
