@@ -10,11 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.audit.conftest import _isolated_config  # noqa: F401 - the same autouse fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,19 +81,6 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Pristine:
     signers = project / "allowed_signers"
     signers.write_text("ops@example.com " + Path(f"{key}.pub").read_text())
     return Pristine(audit, signers, key, other, project)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    for var in (
-        "RUNBOOK_ALLOWED_SIGNERS",
-        "RUNBOOK_AUDIT_KEY",
-        "RUNBOOK_AUDIT_KEY_PASSPHRASE",
-        "RUNBOOK_AUDIT_DIR",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    yield
 
 
 @pytest.fixture
