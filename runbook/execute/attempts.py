@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RenderError, RunbookError, TransportError
+from runbook.execute import leftovers
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
@@ -323,6 +324,7 @@ class Attempts:
             on_note=lambda line: self.emit("step.output", hr, step, phase=item.phase, data={"line": line}),
             redact=self.redactor.redact,
             deadline=time.monotonic() + float(timeout) if timeout else None,
+            env={leftovers.ENV: self.run_id},
         )
         if self.cancel.is_set():
             raise Cancelled("interrupted")

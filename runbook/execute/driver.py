@@ -10,8 +10,8 @@ import contextlib
 import difflib
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runbook.errors import RunbookError
@@ -65,6 +65,7 @@ class Drive:
     read_only: bool = False  # preflight: a mutating action is an error, not a plan
     timed_out: bool = False
     deadline: float | None = None  # time.monotonic() by which the step must end (its timeout)
+    env: Mapping[str, str] = field(default_factory=dict)  # added to every command (the run's tag)
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # display forms of every command run
@@ -107,7 +108,10 @@ class Drive:
             if self.deadline is not None:
                 left = max(0.01, self.deadline - time.monotonic())
                 timeout = left if timeout is None else min(timeout, left)
-            res = self.transport.run(action.command, timeout=timeout)
+            command = action.command
+            if self.env:
+                command = replace(command, env={**self.env, **command.env})
+            res = self.transport.run(command, timeout=timeout)
             if res.timed_out and self.deadline is not None and time.monotonic() >= self.deadline - 0.05:
                 self.timed_out = True  # the step's timeout, not the command's own
             return res

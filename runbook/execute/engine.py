@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from runbook.errors import RunbookError
+from runbook.execute import leftovers
 from runbook.execute import lock as locks
 from runbook.execute.driver import Cancelled
 from runbook.execute.events import EventBus
@@ -88,6 +89,7 @@ class Engine:
         self.redactor.add(collect_secrets({**runbook.defaults, **runbook.vars}))
         self.redactor.add(collect_secrets(dict(options.extra_vars)))
         self.state.redact_obj = self.redactor.redact_obj
+        self._earlier_owner = dict(self.state.meta)  # the process that wrote a resumed/rolled-back state
         self.state.private_facts = frozenset(
             s.register for s in runbook.all_steps() if s.register and s.no_log
         )
@@ -232,6 +234,7 @@ class Engine:
                 hr.rollback_status = "failed"
                 return
             try:
+                self._stop_leftovers(hr, [self.state.run_id, f"{self.state.run_id}-resume"])
                 self.rollback.host(hr, "requested by the operator")
             finally:
                 if locked:
@@ -286,6 +289,7 @@ class Engine:
         """What `runbook rollback` and --resume need to run again: no secret -e value in clear."""
         saved, secret = mask_extra_vars(self.opt.extra_vars, self.redactor)
         meta: dict[str, Any] = {"extra_vars": saved, "secret_extra_vars": secret, "limit": self.opt.limit}
+        meta.update(leftovers.owner_meta())  # so a later rollback can tell this process is gone
         if self.opt.inventory_sources:
             meta["inventory"] = list(self.opt.inventory_sources)
         return meta
@@ -364,7 +368,10 @@ class Engine:
             locked = self._lock(hr)
             if locked is None:
                 return
-            resume_after = hr.state.resume_after() if self.opt.resume is not None else -1
+            resume_after = -1
+            if self.opt.resume is not None:
+                self._stop_leftovers(hr, [self.state.run_id])
+                resume_after = hr.state.resume_after()
             for step in steps:
                 if step.index < start_index or step.index <= resume_after:
                     continue
@@ -408,6 +415,18 @@ class Engine:
         if res.broke_stale:
             self.runner.emit("step.output", hr, None, phase="steps", data={"line": res.message})
         return True
+
+    def _stop_leftovers(self, hr: HostRun, run_ids: list[str]) -> None:
+        """Before undoing or resuming a dead run on a host: stop the commands it left running there."""
+        if self.opt.dry_run or not leftovers.run_is_dead(self._earlier_owner):
+            return
+        try:
+            pids = leftovers.stop_leftovers(hr.transport(), run_ids)
+        except RunbookError:
+            return  # unreachable: the undo that follows says so
+        if pids:
+            msg = f"stopped {len(pids)} process(es) run {self.state.run_id} left running: {' '.join(map(str, pids))}"
+            self.runner.emit("step.output", hr, None, data={"line": msg})
 
     # ------------------------------------------------------------------------------ always
     def _phase_always(self) -> None:

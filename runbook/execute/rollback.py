@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RunbookError
+from runbook.execute import leftovers
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
@@ -125,6 +126,7 @@ class Rollback:
                 transport=where.transport(),  # where the step ran (its delegate_to host)
                 redact=e.redactor.redact,
                 on_note=lambda line: e.runner.emit("step.output", hr, None, data={"line": line}),
+                env={leftovers.ENV: e.run_id},
             )
             out = drive.run(kind.undo(args, snap, ctx))
             msg = out.msg

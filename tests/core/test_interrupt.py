@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -161,3 +162,33 @@ def test_sigint_stops_every_command_on_a_shared_delegate(
     code, out, err = interrupt(proc, signal.SIGINT)
     assert code == 130, out + err
     assert not (target / "done-h1").exists() and not (target / "done-h2").exists()
+
+
+def test_rollback_of_a_killed_run_first_stops_what_it_left_running(
+    project: Project, target: Path, tmp_path: Path
+) -> None:
+    proc = start(project, target, "--yes", "--output", "json")
+    wait_for(tmp_path / "started", proc)
+    proc.kill()  # SIGKILL: no rollback, no cleanup; the step's shell keeps running in its own session
+    proc.communicate()
+    orphan = int((tmp_path / "long.pid").read_text())
+    os.kill(orphan, 0)  # still alive
+    run_id = next((project.root / ".runbook" / "runs").iterdir()).name
+    res = project.cli("rollback", "long", "--run", run_id, "--yes")
+    assert res.exit_code == 0, res.output
+    # the step's shell and its `sleep 60`: both carry the killed run's RUNBOOK_RUN_ID
+    stopped = re.search(rf"stopped (\d+) process\(es\) run {run_id} left running: ([\d ]+)", res.output)
+    assert stopped and str(orphan) in stopped[2].split(), res.output
+    assert_gone(orphan)
+    assert (target / "app.conf").read_text() == "old\n" and not (target / "added.txt").exists()
+
+
+def test_a_live_runs_commands_are_never_stopped(project: Project, target: Path, tmp_path: Path) -> None:
+    from runbook.execute.leftovers import run_is_dead
+
+    assert not run_is_dead({"pid": os.getpid(), "control_host": os.uname().nodename})
+    assert not run_is_dead({"pid": 1, "control_host": os.uname().nodename})
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert run_is_dead({"pid": gone.pid, "control_host": os.uname().nodename})
+    assert not run_is_dead({"pid": gone.pid, "control_host": "another-machine"})
