@@ -145,8 +145,8 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
     """-e key=value (several per flag, quoted like a shell), -e '{"json": 1}', -e @vars.yml."""
     import shlex
 
+    from runbook.model.checks import is_variable_name
     from runbook.model.loader import load_yaml_file, load_yaml_text
-    from runbook.model.step import is_variable_name
 
     out: dict[str, Any] = {}
     for raw in values:

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import Location, ValidationError
+from runbook.model.checks import number_problem, plain, suggest
 from runbook.model.loader import YDict, YList, load_yaml_file, load_yaml_text, read_text
-from runbook.model.step import STEP_KEYWORDS, Step, StepParser, number_problem, plain, suggest
+from runbook.model.step import STEP_KEYWORDS, Step, StepParser
 
 __all__ = [
     "RUNBOOK_KEYS",

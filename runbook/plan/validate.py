@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
+from runbook.model.checks import number_problem
 from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of, load_runbook
-from runbook.model.step import number_problem
 from runbook.plan.steps import base as kinds
 from runbook.render import templar as tpl
 from runbook.render.templar import LazyVars, Templar
