@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import time
 from dataclasses import dataclass
 
+from runbook.execute.leftovers import owner_meta, run_is_dead
 from runbook.execute.transports.base import Transport
 from runbook.plan.commands import Command
 
@@ -41,8 +41,7 @@ def acquire(transport: Transport, name: str, run_id: str, host: str, ttl: float 
         {
             "run_id": run_id,
             "user": os.environ.get("USER") or str(os.getuid()),
-            "control_host": socket.gethostname(),
-            "pid": os.getpid(),
+            **owner_meta(),  # pid + control_host: a later run can tell whether the holder died
             "since": time.time(),
         }
     )
@@ -59,13 +58,8 @@ def acquire(transport: Transport, name: str, run_id: str, host: str, ttl: float 
     since = float(info.get("since", 0) or 0)
     if since and time.time() - since > ttl:
         stale = True
-    if info.get("control_host") == socket.gethostname() and info.get("pid"):
-        try:
-            os.kill(int(info["pid"]), 0)
-        except ProcessLookupError:
-            stale = True
-        except (PermissionError, ValueError):
-            pass
+    if run_is_dead(info):
+        stale = True
     if not info and not raw:
         # half-created lock (crash between mkdir and write): stale if the directory is old
         age = transport.run(Command.shell(f"echo $(( $(date +%s) - $(stat -c %Y {shlex.quote(d)}) ))"))
