@@ -4,9 +4,7 @@ a temp storage dir, scraping itself every second; stopped by PID."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -15,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures.procs import stop_pid
 from tests.fixtures.redis import free_port
 
 
@@ -35,16 +34,7 @@ class PrometheusServer:
             return json.loads(resp.read())
 
     def stop(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        if self._proc is not None:
-            try:
-                self._proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self._proc.wait(10)
+        stop_pid(self.pid, self._proc, grace=20)
 
 
 def start_prometheus(tmp_dir: Path) -> PrometheusServer:
