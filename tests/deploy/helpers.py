@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ from typing import Any
 import psycopg
 
 from tests.deploy.conftest import REPO, ROLLBACK_TIMES
+from tests.fixtures.files import copy_dir
 from tests.fixtures.health import health
 from tests.fixtures.redis import free_port
 
@@ -157,14 +157,7 @@ class Deploy:
         }
 
 
-def migrations_dir(root: Path, name: str, files: dict[str, str | Path]) -> str:
-    d = root / name
-    if d.exists():
-        shutil.rmtree(d)
-    d.mkdir(parents=True)
-    for fname, src in files.items():
-        (d / fname).write_text(src.read_text() if isinstance(src, Path) else src)
-    return str(d)
+migrations_dir = copy_dir  # a directory of ordered .sql files for postgres.migrate
 
 
 V1_MIGRATIONS = {f.name: f for f in sorted(MIGRATIONS.glob("00[12]_*.sql"))}

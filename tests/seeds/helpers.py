@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.request
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from tests.fixtures.files import copy_dir  # noqa: F401 - re-exported for the seed tests
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "localhost"
@@ -41,17 +42,6 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         return status, json.loads(body), hdrs
     except ValueError:
         return status, None, hdrs
-
-
-def copy_dir(root: Path, name: str, files: dict[str, str | Path]) -> str:
-    """A directory under ``root`` holding ``files`` (name -> text or a file to copy); its path."""
-    d = root / name
-    if d.exists():
-        shutil.rmtree(d)
-    d.mkdir(parents=True)
-    for fname, src in files.items():
-        (d / fname).write_text(src.read_text() if isinstance(src, Path) else src)
-    return str(d)
 
 
 @dataclass
