@@ -56,6 +56,10 @@ def validate_cmd(
                 click.secho(f"error: {p}", fg="red", err=True)
                 total += 1
             continue
+        from runbook.plan.shellvars import unquoted_shell_vars
+
+        for w in unquoted_shell_vars(rb):
+            click.secho(f"warning: {w}", fg="yellow", err=True)
         problems = v.check_static(rb)
         if not problems:
             try:

@@ -10,6 +10,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 
+def q(word: object) -> str:
+    """One shell word that the shell takes literally, whatever the value holds (``$(...)``,
+    backticks, quotes, newlines, globs). Every value a module puts into shell text goes through here."""
+    return shlex.quote(str(word))
+
+
+def operand(path: str) -> str:
+    """A path as a command operand that no command can read as an option or an expression:
+    ``-delete`` becomes ``./-delete`` (and ``!``, ``(`` for find). For commands that take no ``--``
+    (find); the others get ``--`` before their operands. Absolute and ``.``-relative paths are kept."""
+    text = str(path)
+    return text if text.startswith(("/", ".")) else "./" + text
+
+
 class Masked(str):
     """A command part that is a secret: it is passed to the transport as is, shown as ***."""
 

@@ -94,7 +94,13 @@ def group_matches(st: FileStat, group: Any) -> bool:
 
 
 def cmd(argv: Iterable[str], ctx: StepContext) -> Command:
+    """A file command, no shell. Every path operand follows ``--`` (find: ``operand``)."""
     return Command.exec([str(a) for a in argv], become=ctx.become)
+
+
+def _root(path: str) -> str:
+    """The directory a parent-less path lives in: / for /x, the working directory for x."""
+    return "/" if path.startswith("/") else "."
 
 
 def attr_commands(
@@ -105,13 +111,13 @@ def attr_commands(
     if args.get("mode") is not None and not link:
         want = parse_mode(args["mode"], st.mode if st.exists else 0, is_dir)
         if not st.exists or st.mode != want:
-            out.append(["chmod", fmt_mode(want), "--", path])
+            out.append(["chmod", "--", fmt_mode(want), path])
     owner, group = args.get("owner"), args.get("group")
     if (owner is not None or group is not None) and (
         not st.exists or not owner_matches(st, owner) or not group_matches(st, group)
     ):
         spec = (str(owner) if owner is not None else "") + (f":{group}" if group is not None else "")
-        out.append(["chown", *(["-h"] if link else []), spec, "--", path])
+        out.append(["chown", *(["-h"] if link else []), "--", spec, path])
     return out
 
 
@@ -170,8 +176,8 @@ def capture(
         if archive:
             backup = backup_path(ctx, path, ".tgz")
             parent, name = posixpath.split(path.rstrip("/"))
-            yield Run(cmd(["mkdir", "-p", "-m", "0700", posixpath.dirname(backup)], ctx))
-            res = yield Run(cmd(["tar", "-C", parent or "/", "-czpf", backup, f"./{name}"], ctx))
+            yield Run(cmd(["mkdir", "-p", "-m", "0700", "--", posixpath.dirname(backup)], ctx))
+            res = yield Run(cmd(["tar", "-C", parent or _root(path), "-czpf", backup, f"./{name}"], ctx))
             if not res.ok:
                 raise StepFailed(
                     f"could not archive {path} to {backup} before removing it: {res.stderr.strip()}"
@@ -184,7 +190,7 @@ def capture(
             snap["content_b64"] = base64.b64encode(content).decode("ascii")
         else:
             backup = backup_path(ctx, path, ".bak")
-            yield Run(cmd(["mkdir", "-p", "-m", "0700", posixpath.dirname(backup)], ctx))
+            yield Run(cmd(["mkdir", "-p", "-m", "0700", "--", posixpath.dirname(backup)], ctx))
             res = yield Run(cmd(["cp", "-p", "--", path, backup], ctx))
             if not res.ok:
                 raise StepFailed(f"could not back up {path} to {backup}: {res.stderr.strip()}")
@@ -215,7 +221,7 @@ def restore(snap: Mapping[str, Any], ctx: StepContext) -> Gen:
                     return Outcome.success(
                         f"{path} exists again; its archive {snap['backup']} was not unpacked"
                     )
-                parent = posixpath.dirname(path.rstrip("/")) or "/"
+                parent = posixpath.dirname(path.rstrip("/")) or _root(path)
                 yield Run(cmd(["mkdir", "-p", "--", parent], ctx))
                 res = yield Run(cmd(["tar", "-C", parent, "-xzpf", snap["backup"]], ctx))
                 if not res.ok:
@@ -294,11 +300,11 @@ def _restore_attrs(path: str, snap: Mapping[str, Any], ctx: StepContext, *, link
         return False
     changed = False
     if not link and snap.get("mode") is not None and st.mode != int(snap["mode"], 8):
-        yield Run(cmd(["chmod", snap["mode"], "--", path], ctx))
+        yield Run(cmd(["chmod", "--", snap["mode"], path], ctx))
         changed = True
     uid, gid = snap.get("uid", -1), snap.get("gid", -1)
     if uid is not None and gid is not None and uid >= 0 and (st.uid != uid or st.gid != gid):
-        yield Run(cmd(["chown", *(["-h"] if link else []), f"{uid}:{gid}", "--", path], ctx))
+        yield Run(cmd(["chown", *(["-h"] if link else []), "--", f"{uid}:{gid}", path], ctx))
         changed = True
     return changed
 
@@ -312,8 +318,8 @@ def _restore_entries(root: str, entries: list[list[Any]], ctx: StepContext) -> G
         by_owner.setdefault(f"{uid}:{gid}", []).append(full)
     for mode, paths in by_mode.items():
         for part in chunks(paths):
-            yield Run(cmd(["chmod", mode, "--", *part], ctx))
+            yield Run(cmd(["chmod", "--", mode, *part], ctx))
     for spec, paths in by_owner.items():
         for part in chunks(paths):
-            yield Run(cmd(["chown", "-h", spec, "--", *part], ctx))
+            yield Run(cmd(["chown", "-h", "--", spec, *part], ctx))
     return True

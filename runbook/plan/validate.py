@@ -33,6 +33,10 @@ def load(path: str | Path) -> Runbook:
 class Anything:
     """Stands in for values only known at run time (registered results, loop items)."""
 
+    # what Jinja2's sandbox asks before calling a value (class attributes: never an Anything)
+    unsafe_callable = False
+    alters_data = False
+
     def __getattr__(self, name: str) -> Anything:
         if name.startswith("__"):
             raise AttributeError(name)

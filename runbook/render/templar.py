@@ -16,6 +16,8 @@ from typing import Any
 
 import jinja2
 from jinja2 import StrictUndefined
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
@@ -24,7 +26,11 @@ from runbook.render.secrets import Redactor, collect_secrets, is_secret_name
 
 
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
+    """Jinja2's sandbox: a template (from a runbook, an inventory, -e, a template file) can read
+    variables and call filters, but never reach Python internals (``__class__``, ``__globals__``,
+    ``cycler.__init__``, ``self._TemplateReference__context``, ``str.format`` on dunders), so no
+    value becomes code on the control machine."""
+    env = SandboxedEnvironment(
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -259,6 +265,12 @@ class Templar:
             raise
         except jinja2.TemplateSyntaxError as exc:
             raise RenderError(f"template syntax error: {exc.message}", location=location) from None
+        except SecurityError as exc:
+            raise RenderError(
+                f"template error: refused by the sandbox: {exc}",
+                location=location,
+                hint="templates may read variables and use filters, not Python internals",
+            ) from None
         except jinja2.TemplateError as exc:
             raise RenderError(f"template error: {exc}", location=location) from None
         except RecursionError:

@@ -11,6 +11,34 @@ from typing import Any
 from runbook.execute.transports.base import Transport
 
 
+def unsafe_extravars(extravars: dict[str, Any]) -> str:
+    """The extra vars as YAML for ``-e @file`` with every string tagged ``!unsafe``: Ansible
+    templates any string holding ``{{`` (unsandboxed, on this machine), so a value that came from
+    data (a registered output, an inventory value) would otherwise run as code there. Keys stay plain;
+    values are as runbook rendered them (JSON types)."""
+    import json
+
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        return dumper.represent_scalar("!unsafe", value)
+
+    def mapping(dumper: yaml.SafeDumper, value: dict[str, Any]) -> yaml.Node:
+        pairs = [
+            (dumper.represent_scalar("tag:yaml.org,2002:str", str(k)), dumper.represent_data(v))
+            for k, v in value.items()
+        ]
+        return yaml.MappingNode("tag:yaml.org,2002:map", pairs)
+
+    Dumper.add_representer(str, text)
+    Dumper.add_representer(dict, mapping)
+    plain = json.loads(json.dumps(extravars, default=str))
+    return yaml.dump(plain, Dumper=Dumper, default_flow_style=False, allow_unicode=True)
+
+
 def playbook(
     params: dict[str, Any], transport: Transport, stack: contextlib.ExitStack, cancel: threading.Event
 ) -> dict[str, Any]:
@@ -39,6 +67,12 @@ def playbook(
         return True
 
     with tempfile.TemporaryDirectory(prefix="runbook-ansible-") as pdd:
+        # written here (not passed as ansible-runner's `extravars`, which become a JSON argument of
+        # ansible-playbook): the values are marked !unsafe and stay off the command line
+        os.makedirs(os.path.join(pdd, "env"), mode=0o700)
+        fd = os.open(os.path.join(pdd, "env", "extravars"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(unsafe_extravars(dict(params.get("extravars") or {})))
         cmdline = []
         if params.get("check"):
             cmdline.append("--check")
@@ -56,7 +90,6 @@ def playbook(
             ]
             or None,
             "limit": params.get("limit"),
-            "extravars": params.get("extravars") or {},
             "quiet": True,
             "event_handler": on_event,
             "cancel_callback": cancel.is_set,

@@ -143,7 +143,7 @@ def _resolve_id(t: SSHTransport, kind: str, name: str) -> int:
     cached = t.names.get(key)
     if cached is not None:
         return int(cached)
-    raw = _cmd(t, f"getent {kind} {q(name)} | cut -d: -f3", become=False)
+    raw = _cmd(t, f"getent -- {kind} {q(name)} | cut -d: -f3", become=False)
     text = raw.stdout.decode("utf-8", "replace").strip()
     if raw.rc != 0 or not text.isdigit():
         what = "user" if kind == "passwd" else "group"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from shlex import quote as q
 from typing import Any
 from urllib.parse import unquote
+
+from runbook.plan.commands import q
 
 _URI = re.compile(
     r"^(?P<scheme>postgres(?:ql)?://)(?:(?P<user>[^:@/]*)(?::(?P<pw>[^@/]*))?@)?(?P<rest>.*)$", re.I
@@ -50,17 +51,19 @@ def mask_dsn(dsn: str) -> str:
 
 def dump_script(pg_dump: str, fmt: str, plain_dsn: str, dest: str) -> str:
     """Shell: pg_dump (password-less DSN) to dest.partial, then to dest (mode 0600); prints its sha256
-    and size. A failed dump leaves nothing behind."""
-    part = dest + ".partial"
+    and size. A failed dump leaves nothing behind. Values are quoted once, into shell variables; the
+    EXIT trap names only the variable (a value inside the trap's quoted text would be code)."""
     return "\n".join([
         "set -e",
         "umask 077",
+        f"dest={q(dest)}",
+        'part="$dest.partial"',
         f"mkdir -p -- {q(posixpath.dirname(dest) or '.')}",
-        f"trap 'rm -f -- {q(part)}' EXIT",
-        f"{q(pg_dump)} --format={fmt} --no-password --file={q(part)} --dbname={q(plain_dsn)}",
-        f"mv -f -- {q(part)} {q(dest)}",
-        f"sha256sum -- {q(dest)}",
-        f"wc -c < {q(dest)}",
+        "trap 'rm -f -- \"$part\"' EXIT",
+        f'{q(pg_dump)} --format={fmt} --no-password --file="$part" --dbname={q(plain_dsn)}',
+        'mv -f -- "$part" "$dest"',
+        'sha256sum < "$dest"',
+        'wc -c < "$dest"',
     ])  # fmt: skip
 
 

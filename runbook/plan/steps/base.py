@@ -93,6 +93,9 @@ class StepKind:
     schema: ClassVar[dict[str, Any]] = {"type": "object"}  # JSON Schema of the args mapping
     # If the module accepts a bare string (``shell: "echo hi"``), the key it is stored under.
     free_form: ClassVar[str | None] = None
+    # Arguments that are shell text (or split like it): ``runbook validate`` warns where a variable
+    # lands in them unquoted (runbook.plan.shellvars).
+    shell_args: ClassVar[tuple[str, ...]] = ()
 
     def normalize(self, args: Any) -> dict[str, Any]:
         """Turn the YAML value into the args mapping validated against ``schema``."""

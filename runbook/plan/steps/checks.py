@@ -94,7 +94,7 @@ class CheckDisk(StepKind):
         while not st.exists and probe_path not in ("/", ""):  # a path to be created: check its parent
             probe_path = posixpath.dirname(probe_path.rstrip("/")) or "/"
             st = yield Stat(probe_path)
-        res = yield Run(Command.exec(["df", "-Pk", probe_path], env=_C), changes=False)
+        res = yield Run(Command.exec(["df", "-Pk", "--", probe_path], env=_C), changes=False)
         row = parse_df(res.stdout) if res.ok else None
         if row is None or row.size is None or row.avail is None:
             why = res.stderr.strip() or "unexpected output"
@@ -119,7 +119,7 @@ class CheckDisk(StepKind):
         if args.get("min_free_percent") is not None and percent < args["min_free_percent"]:
             problems.append(f"{where}: {percent}% free < required {args['min_free_percent']}%")
         if args.get("min_free_inodes") is not None:
-            res = yield Run(Command.exec(["df", "-Pi", probe_path], env=_C), changes=False)
+            res = yield Run(Command.exec(["df", "-Pi", "--", probe_path], env=_C), changes=False)
             irow = parse_df(res.stdout) if res.ok else None
             if irow is not None and irow.avail is not None and irow.size:
                 data["free_inodes"] = irow.avail
@@ -153,6 +153,7 @@ def _not_found(rc: int, stderr: str) -> bool:
 class CheckVersion(StepKind):
     name = "check.version"
     description = "A tool's version is at least min (and at most max, as a prefix: max 15 admits 15.18)."
+    shell_args = ("command",)  # as a string it is shell text
     schema = {
         "type": "object",
         "properties": {

@@ -159,13 +159,13 @@ class ComposePull(StepKind):
         if args.get("policy", "missing") == "missing":
             for image in wanted:
                 res = yield Run(
-                    docker(args, ctx, "image", "inspect", "--format", "{{.Id}}", image), changes=False
+                    docker(args, ctx, "image", "inspect", "--format", "{{.Id}}", "--", image), changes=False
                 )
                 if res.ok:
                     present[image] = res.stdout.strip()
         pulled, failed = [], []
         for image in (i for i in wanted if i not in present):
-            cmd = docker(args, ctx, "pull", "--quiet", image)
+            cmd = docker(args, ctx, "pull", "--quiet", "--", image)
             res = yield Run(cmd, timeout=int(args.get("timeout", 600)))
             if res.dry_run or res.ok:
                 pulled.append(image)
@@ -225,7 +225,9 @@ class ComposeUp(StepKind):
             argv += ["--wait", "--wait-timeout", str(timeout)]
         if args.get("remove_orphans", True):
             argv.append("--remove-orphans")
-        argv += ["--pull", str(args.get("pull", "missing")), *[str(s) for s in args.get("services") or []]]
+        argv += ["--pull", str(args.get("pull", "missing"))]
+        if args.get("services"):  # operands after `--`: a service named `-d` is still a service
+            argv += ["--", *[str(s) for s in args["services"]]]
         cmd = compose(args, ctx, project, *argv)
         res = yield Run(cmd, timeout=timeout + 60)
         if res.dry_run:

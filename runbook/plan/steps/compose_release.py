@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import posixpath
-import shlex
 from collections.abc import Generator, Iterable
 from typing import Any
 
 from runbook.plan.actions import Action, ReadFile, Run
-from runbook.plan.commands import Command
+from runbook.plan.commands import Command, q
 from runbook.plan.facts.compose import Container, parse_inspect, problems_of, tail
 from runbook.plan.steps.base import Outcome, StepContext, StepGen
 
@@ -34,9 +33,10 @@ def docker(args: dict[str, Any], ctx: StepContext, *argv: str) -> Command:
 
 
 def compose(args: dict[str, Any], ctx: StepContext, project: str | None, *argv: str) -> Command:
-    head = ["compose", "-f", str(args["file"])]
+    # `--flag=value`: a value that begins with `-` is still the flag's value, never another flag
+    head = ["compose", f"--file={args['file']}"]
     if project:
-        head += ["-p", project]
+        head.append(f"--project-name={project}")
     return docker(args, ctx, *head, *argv)
 
 
@@ -88,7 +88,7 @@ def containers(args: dict[str, Any], ctx: StepContext, project: str) -> Gen:
         "{{json .Id}}\t{{json .Name}}\t{{json .Config.Labels}}\t{{json .Config.Image}}\t{{json .Image}}\t"
         "{{json .State}}\t{{json .RestartCount}}\t{{json .HostConfig.Memory}}"
     )
-    out = yield from probe(args, ctx, "inspect", "--format", fmt, *ids)
+    out = yield from probe(args, ctx, "inspect", "--format", fmt, "--", *ids)
     return [c for c in parse_inspect(out) if not c.oneoff]
 
 
@@ -111,17 +111,16 @@ def images_of(cs: Iterable[Container]) -> dict[str, dict[str, str]]:
 
 def record(args: dict[str, Any], ctx: StepContext, store: str, release: str, cs: list[Container]) -> Gen:
     """Keep the compose file and env files that are now live as release ``release``."""
-    q = shlex.quote
     d = posixpath.join(store, release)
     manifest = {"file": str(args["file"]), "env_files": env_files(args), "images": images_of(cs)}
-    lines = ["set -e", "umask 077", f"mkdir -p {q(d)}", f"cp -p -- {q(str(args['file']))} {q(d)}/compose.yml"]
+    lines = ["set -e", "umask 077", f"mkdir -p -- {q(d)}", f"cp -p -- {q(str(args['file']))} {q(d)}/compose.yml"]
     for i, env in enumerate(env_files(args)):
         lines.append(f"if [ -f {q(env)} ]; then cp -p -- {q(env)} {q(d)}/env.{i}; fi")
     lines += [
         f"printf '%s\\n' {q(json.dumps(manifest, sort_keys=True))} > {q(d)}/manifest.json",
         f"printf '%s\\n' {q(release)} > {q(store)}/current.tmp && mv -f {q(store)}/current.tmp {q(store)}/current",
         # keep the newest releases (and always the live one)
-        f"cd {q(store)} && ls -1dt */ | sed 's,/$,,' | grep -vxF {q(release)} "
+        f"cd -- {q(store)} && ls -1dt -- */ | sed 's,/$,,' | grep -vxF -e {q(release)} "
         f'| tail -n +{int(args.get("keep_releases", 5))} | while read -r old; do rm -rf -- "$old"; done',
     ]
     res = yield Run(Command.shell("\n".join(lines), become=ctx.become), timeout=60)
@@ -171,7 +170,6 @@ def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> Ste
         if not res.ok:
             return Outcome.failure(f"{project}: down, but could not remove {marker}: {tail(res.stderr)}")
         return Outcome.success(f"{project}: first release removed (nothing ran before)", changed=True)
-    q = shlex.quote
     d = posixpath.join(store, prev)
     raw = yield ReadFile(posixpath.join(d, "manifest.json"), become=ctx.become)
     if raw is None:
@@ -190,10 +188,10 @@ def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> Ste
         ref, want = img.get("image", ""), img.get("id", "")
         if not ref or not want or ref.startswith("sha256:"):
             continue
-        res = yield Run(docker(args, ctx, "image", "inspect", "--format", "{{.Id}}", ref), changes=False)
+        res = yield Run(docker(args, ctx, "image", "inspect", "--format", "{{.Id}}", "--", ref), changes=False)
         if res.ok and res.stdout.strip() == want:
             continue
-        res = yield Run(docker(args, ctx, "tag", want, ref))
+        res = yield Run(docker(args, ctx, "tag", "--", want, ref))
         if not res.ok:
             return Outcome.failure(f"{project}: cannot re-tag {want} as {ref} for {svc}: {tail(res.stderr)}")
         retagged.append(f"{ref} -> {want[:19]}")

@@ -14,6 +14,7 @@ from typing import Any
 
 from runbook.errors import RunbookError
 from runbook.plan.actions import FileStat, ReadFile, Run, Snapshot, Stat, WriteFile
+from runbook.plan.commands import operand
 from runbook.plan.filestate import (
     StepFailed,
     attr_commands,
@@ -270,7 +271,9 @@ class File(StepKind):
         return failed or Outcome.success(f"changed attributes of {path}", changed=True, data=data)
 
     def _recurse_plan(self, path: str, args: dict[str, Any], ctx: StepContext) -> StepGen:
-        argv = ["find", path, "-mindepth", "1", "!", "-type", "l", "-printf", r"%m %U %G %u %g %y %p\0"]
+        # find takes no `--`: a path like `-delete` or `!` would be an expression, so it gets `./`
+        start = operand(path)
+        argv = ["find", start, "-mindepth", "1", "!", "-type", "l", "-printf", r"%m %U %G %u %g %y %p\0"]
         res = yield Run(cmd(argv, ctx), changes=False)
         if not res.ok:
             raise StepFailed(f"cannot list {path}: {res.stderr.strip()}")
@@ -298,11 +301,11 @@ class File(StepKind):
                 chowns.append(p)
                 differs = True
             if differs:
-                entries.append([posixpath.relpath(p, path), fmt_mode(est.mode), est.uid, est.gid])
-        cmds = [["chmod", m, "--", *part] for m, paths in chmods.items() for part in chunks(paths)]
+                entries.append([posixpath.relpath(p, start), fmt_mode(est.mode), est.uid, est.gid])
+        cmds = [["chmod", "--", m, *part] for m, paths in chmods.items() for part in chunks(paths)]
         if chowns:
             own = (str(owner) if owner is not None else "") + (f":{group}" if group is not None else "")
-            cmds += [["chown", "-h", own, "--", *part] for part in chunks(chowns)]
+            cmds += [["chown", "-h", "--", own, *part] for part in chunks(chowns)]
         return entries, cmds
 
     def _create(

@@ -176,7 +176,7 @@ def restore_from(
             f"backup {src} has sha256 {actual[:16]}…, expected {checksum[:16]}… — not restoring"
         )
     res = yield Run(
-        Command.exec([_tool(args, "pg_restore"), "--list", src], become=ctx.become), changes=False
+        Command.exec([_tool(args, "pg_restore"), "--list", "--", src], become=ctx.become), changes=False
     )
     if not res.ok:
         return Outcome.failure(f"{src} is not a pg_dump archive: {tail(res.stderr)}")

@@ -63,6 +63,7 @@ class Shell(StepKind):
     description = "Run shell text on the host (/bin/sh -c)."
     mutating = True
     free_form = "cmd"
+    shell_args = ("cmd",)
     schema = {
         "type": "object",
         "properties": {"cmd": {"type": "string", "minLength": 1}, **_COMMON},
@@ -87,6 +88,7 @@ class CommandKind(StepKind):
     )
     mutating = True
     free_form = "cmd"
+    shell_args = ("cmd",)  # split like a shell: an unquoted value with spaces becomes more arguments
     schema = {
         "type": "object",
         "properties": {
