@@ -275,3 +275,27 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self.redact_obj(v) for v in value]
         return value
+
+
+def register_origins(
+    redactor: Redactor,
+    *,
+    runbook: Any = None,
+    inventory: Any = None,
+    extra_vars: Mapping[str, Any] | None = None,
+    declared: Iterable[str] = (),
+) -> Redactor:
+    """Teach a run's redactor the secrets it can know before anything renders: the declared names
+    (the runbook's ``secrets:`` and vault vars_files, ``--secret``, vault ``-e @file``), every value
+    of the inventory's vault-encrypted group_vars/host_vars files, and the values of credential-named
+    or declared variables in the runbook and -e. (Inline ``!vault`` values register when they are
+    decrypted; values computed from secrets when they are rendered.)"""
+    redactor.declare([*getattr(runbook, "secrets", ()), *declared])
+    names = redactor.names
+    if runbook is not None:
+        redactor.add(collect_secrets({**runbook.defaults, **runbook.vars}, names=names))
+    if extra_vars:
+        redactor.add(collect_secrets(dict(extra_vars), names=names))
+    for data in getattr(inventory, "vault_data", ()):
+        redactor.add_value(data)
+    return redactor
