@@ -141,12 +141,13 @@ def load_inventory(sources: tuple[str, ...] | list[str], playbook_dir: Path | No
     return _load(srcs, playbook_dir=pdir)
 
 
-def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
-    """-e key=value (several per flag, quoted like a shell), -e '{"json": 1}', -e @vars.yml."""
+def parse_extra_vars(values: tuple[str, ...], secrets: set[str] | None = None) -> dict[str, Any]:
+    """-e key=value (several per flag, quoted like a shell), -e '{"json": 1}', -e @vars.yml (an
+    ansible-vault encrypted file too: its variable names are added to ``secrets``)."""
     import shlex
 
     from runbook.model.checks import is_variable_name
-    from runbook.model.loader import load_yaml_file, load_yaml_text
+    from runbook.model.loader import load_vars_file, load_yaml_text
 
     out: dict[str, Any] = {}
     for raw in values:
@@ -157,8 +158,10 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
             path = Path(text[1:].strip())
             if not path.exists():
                 raise UsageError(f"extra vars file not found: {path}", hint="check the path after -e @")
-            data = load_yaml_file(path, "extra vars file")
+            data, encrypted = load_vars_file(path, "extra vars file")
             what = f"extra vars file {path}"
+            if encrypted and secrets is not None and isinstance(data, dict):
+                secrets.update(str(k) for k in data)
         elif text.startswith(("{", "[")):
             try:
                 data = json.loads(text)
@@ -223,15 +226,24 @@ def select_hosts(rb: Any, inventory: Any, limit: str | None) -> list[str]:
 
 
 def host_problems(
-    rb: Any, inventory: Any, hosts: list[str], extra_vars: dict[str, Any], project_dir: Path
+    rb: Any,
+    inventory: Any,
+    hosts: list[str],
+    extra_vars: dict[str, Any],
+    project_dir: Path,
+    declared: set[str] | frozenset[str] = frozenset(),
 ) -> list[Any]:
     """Render everything that can be rendered before a run, for every host (undefined variables,
-    template files, loops): validate reports these, and exec can refuse to start on them."""
+    template files, loops): validate reports these, and exec can refuse to start on them. Their
+    messages are redacted: no secret in a validation error."""
     from runbook.plan import validate as v
-    from runbook.render.secrets import Redactor
+    from runbook.render.secrets import Redactor, collect_secrets, register_origins
     from runbook.render.templar import LazyVars, Templar
 
-    templar = Templar(Redactor())
+    redactor = register_origins(
+        Redactor(), runbook=rb, inventory=inventory, extra_vars=extra_vars, declared=declared
+    )
+    templar = Templar(redactor)
     problems: list[Any] = []
     seen: set[str] = set()
     groups = {g: inventory.select(g) for g in inventory.groups}  # once, not once per host
@@ -250,12 +262,27 @@ def host_problems(
             (hv, False),
             (dict(rb.defaults), False),
         ]
+        redactor.add(collect_secrets(hv, names=redactor.names))
         for p in v.check_host(rb, LazyVars(layers, templar), templar, host, project_dir):
+            p.error.message = redactor.redact(p.error.message)
+            if p.error.hint:
+                p.error.hint = redactor.redact(p.error.hint)
             key = str(p.error)
             if key not in seen:  # the same problem on 500 hosts is reported once
                 seen.add(key)
                 problems.append(p)
     return problems
+
+
+def secret_names(declared: tuple[str, ...]) -> set[str]:
+    """``--secret NAME`` (repeatable, or comma-separated): variables that hold secrets."""
+    from runbook.model.checks import is_variable_name
+
+    names = {n.strip() for item in declared for n in item.split(",") if n.strip()}
+    bad = sorted(n for n in names if not is_variable_name(n))
+    if bad:
+        raise UsageError(f"--secret {bad[0]!r} is not a variable name", hint="e.g. --secret bearer")
+    return names
 
 
 def restore_extra_vars(state: Any, given: dict[str, Any], what: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from runbook.cli.common import (
     project_dir_for,
     resolve_runbook,
     search_path,
+    secret_names,
     select_hosts,
 )
 from runbook.errors import RunbookError, ValidationError
@@ -32,9 +33,14 @@ from runbook.errors import RunbookError, ValidationError
 )
 @click.option("-l", "--limit", help="Only check these hosts.")
 @click.option("-e", "--extra-vars", "extra", multiple=True)
+@click.option("--secret", "secret", multiple=True, metavar="NAME", help="Treat variable NAME as a secret.")
 @handle_errors
 def validate_cmd(
-    names: tuple[str, ...], inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...]
+    names: tuple[str, ...],
+    inventories: tuple[str, ...],
+    limit: str | None,
+    extra: tuple[str, ...],
+    secret: tuple[str, ...],
 ) -> None:
     """Statically check runbooks (all of them when no NAME is given): schema, module arguments,
     template syntax, template files, and undefined variables for every targeted host."""
@@ -46,7 +52,8 @@ def validate_cmd(
     if not paths:
         raise RunbookError("no runbooks to validate", hint="give NAME or create playbooks/*.yml")
     inventory = load_inventory(inventories, playbook_dir=paths[0].parent)
-    extra_vars = parse_extra_vars(extra)
+    declared = secret_names(secret)
+    extra_vars = parse_extra_vars(extra, declared)
     total = 0
     for path in paths:
         try:
@@ -67,7 +74,9 @@ def validate_cmd(
             except RunbookError as exc:
                 problems.append(v.Problem(exc))
             else:
-                problems += host_problems(rb, inventory, hosts, extra_vars, project_dir_for(path))
+                problems += host_problems(
+                    rb, inventory, hosts, extra_vars, project_dir_for(path), declared
+                )
         for p in problems:
             click.secho(f"error: {p}", fg="red", err=True)
         total += len(problems)

@@ -17,6 +17,7 @@ from runbook.cli.common import (
     project_dir_for,
     resolve_runbook,
     restore_extra_vars,
+    secret_names,
     select_hosts,
 )
 from runbook.errors import UsageError, ValidationError
@@ -38,7 +39,15 @@ def _run_options(fn: Any) -> Any:
             "--extra-vars",
             "extra",
             multiple=True,
-            help="key=value, a JSON/YAML mapping, or @file (highest precedence).",
+            help="key=value, a JSON/YAML mapping, or @file (highest precedence; an ansible-vault "
+            "encrypted file's values are all secrets).",
+        ),
+        click.option(
+            "--secret",
+            "secret",
+            multiple=True,
+            metavar="NAME",
+            help="Treat variable NAME as a secret whatever its name (repeatable; masked everywhere).",
         ),
         click.option("-t", "--tags", default="", help="Only run steps with these tags (comma-separated)."),
         click.option("--skip-tags", default="", help="Skip steps with these tags."),
@@ -119,7 +128,7 @@ def plan_cmd(**kw: Any) -> None:
     sys.exit(_execute(dry_run=True, start_at=None, resume=None, **kw))
 
 
-def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...], tags: str, skip_tags: str,
+def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...], secret: tuple[str, ...], tags: str, skip_tags: str,
              forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
              audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
              dry_run: bool, start_at: str | None, resume: str | None) -> int:  # fmt: skip
@@ -141,8 +150,10 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         raise exc
     state_root = Path(".runbook")
     resume_state = RunState.load(state_root, resume) if resume else None
-    extra_vars = parse_extra_vars(extra)
+    declared = secret_names(secret)
+    extra_vars = parse_extra_vars(extra, declared)
     if resume_state is not None:  # the run's own inventory and -e, unless given again
+        declared |= set(resume_state.meta.get("secret_extra_vars") or ())
         _same_runbook(resume_state, path)
         inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
         extra_vars = restore_extra_vars(resume_state, extra_vars, "--resume")
@@ -190,7 +201,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         forks=forks, start_at=start_at, project_dir=project_dir_for(path), state_root=state_root,
         transport_options=transport_options, confirm=confirm if interactive else None,
         run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
-        inventory_sources=_sources(inventories), limit=limit,
+        inventory_sources=_sources(inventories), limit=limit, secret_names=frozenset(declared),
     )  # fmt: skip
     engine = Engine(rb, inventory, hosts, options, bus, redactor)
     renderer = ConsoleRenderer(console, verbose=verbose) if console is not None else None
@@ -277,6 +288,7 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
 @click.option(
     "-e", "--extra-vars", "extra", multiple=True, help="Extra vars (added to the ones the run used)."
 )
+@click.option("--secret", "secret", multiple=True, metavar="NAME", help="Treat variable NAME as a secret.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @click.option(
@@ -296,6 +308,7 @@ def rollback_cmd(
     run_id: str,
     inventories: tuple[str, ...],
     extra: tuple[str, ...],
+    secret: tuple[str, ...],
     yes: bool,
     output: str,
     trust_new_hosts: bool,
@@ -329,7 +342,8 @@ def rollback_cmd(
         console.print(f"{h}: will undo " + ", ".join(e.name for e in reversed(es)))
     if not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
         raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
-    extra_vars = restore_extra_vars(state, parse_extra_vars(extra), "rollback")
+    declared = secret_names(secret) | set(state.meta.get("secret_extra_vars") or ())
+    extra_vars = restore_extra_vars(state, parse_extra_vars(extra, declared), "rollback")
     inventories = inventories or tuple(state.meta.get("inventory") or ())
     inventory = load_inventory(inventories, playbook_dir=path.parent)
     redactor = Redactor()
@@ -347,6 +361,7 @@ def rollback_cmd(
         resume=state,
         inventory_sources=_sources(inventories),
         limit=state.meta.get("limit"),
+        secret_names=frozenset(declared),
     )
     engine = Engine(rb, inventory, list(todo), options, bus, redactor)
     renderer = ConsoleRenderer(console)

@@ -323,6 +323,7 @@ class Attempts:
             on_snapshot=on_snapshot,
             on_note=lambda line: self.emit("step.output", hr, step, phase=item.phase, data={"line": line}),
             redact=self.redactor.redact,
+            learn=self.redactor.add,
             deadline=time.monotonic() + float(timeout) if timeout else None,
             env={leftovers.ENV: self.run_id},
         )

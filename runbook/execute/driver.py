@@ -10,7 +10,7 @@ import contextlib
 import difflib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -62,6 +62,7 @@ class Drive:
     on_snapshot: Callable[[dict[str, Any]], None] | None = None
     on_note: Callable[[str], None] | None = None
     redact: Callable[[str], str] = lambda s: s
+    learn: Callable[[Iterable[str]], None] = lambda secrets: None  # register an action's secrets
     read_only: bool = False  # preflight: a mutating action is an error, not a plan
     timed_out: bool = False
     deadline: float | None = None  # time.monotonic() by which the step must end (its timeout)
@@ -98,6 +99,7 @@ class Drive:
         if self.read_only and action.mutating:
             raise NotReadOnly(f"a read-only phase tried to change something: {type(action).__name__}")
         skip = self.dry_run and action.mutating
+        self.learn(action.secrets())
         if isinstance(action, Run):
             shown = self.redact(action.command.display())
             if skip:
@@ -111,6 +113,8 @@ class Drive:
             command = action.command
             if self.env:
                 command = replace(command, env={**self.env, **command.env})
+            if command.script is not None and self.redact(command.script) != command.script:
+                command = replace(command, private=True)  # hand it over off the command line
             res = self.transport.run(command, timeout=timeout)
             if res.timed_out and self.deadline is not None and time.monotonic() >= self.deadline - 0.05:
                 self.timed_out = True  # the step's timeout, not the command's own

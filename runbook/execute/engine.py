@@ -39,7 +39,7 @@ from runbook.execute.steprunner import StepRunner
 from runbook.execute.transports import HostSpec
 from runbook.model.runbook import Runbook, Step
 from runbook.plan import planner
-from runbook.render.secrets import Redactor, collect_secrets
+from runbook.render.secrets import Redactor, collect_secrets, register_origins
 from runbook.render.templar import LazyVars, Templar
 
 __all__ = [
@@ -86,8 +86,10 @@ class Engine:
         self.state = options.resume or RunState(
             options.state_root, self.run_id, {"runbook": str(runbook.path), "dry_run": options.dry_run}
         )
-        self.redactor.add(collect_secrets({**runbook.defaults, **runbook.vars}))
-        self.redactor.add(collect_secrets(dict(options.extra_vars)))
+        register_origins(
+            self.redactor, runbook=runbook, inventory=inventory, extra_vars=options.extra_vars,
+            declared=options.secret_names,
+        )  # fmt: skip
         self.state.redact_obj = self.redactor.redact_obj
         self._earlier_owner = dict(self.state.meta)  # the process that wrote a resumed/rolled-back state
         self.state.private_facts = frozenset(
@@ -126,7 +128,7 @@ class Engine:
         hv = self.inventory.host_vars(name) if name in getattr(self.inventory, "hosts", {}) else {}
         if not hv and name in ("localhost", "127.0.0.1"):
             hv = {"ansible_connection": "local"}
-        self.redactor.add(collect_secrets(hv))
+        self.redactor.add(collect_secrets(hv, names=self.redactor.names))
         magic = host_magic(
             name, self.inventory, play=self.play, run=self.run_info, runbook_dir=self.rb.path.parent,
             hostvars=HostVars(self.inventory, lambda h: h in self.hosts, lambda h: self.host_run(h).vars()),

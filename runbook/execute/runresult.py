@@ -38,6 +38,7 @@ class RunOptions:
     transport_factory: Callable[[HostSpec], Transport] | None = None
     inventory_sources: Sequence[str] = ()  # as given with -i (kept for `runbook rollback`/--resume)
     limit: str | None = None
+    secret_names: frozenset[str] = frozenset()  # --secret NAME and the names of vault -e @files
 
 
 @dataclass

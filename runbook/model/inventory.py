@@ -36,6 +36,7 @@ from runbook.model.inventory_yaml import (
     to_jsonable,
     vault_password,
 )
+from runbook.model.loader import is_vault_file
 from runbook.model.vault import VaultValue
 
 __all__ = [
@@ -120,6 +121,7 @@ class Inventory(InventoryData):
         self._vars_dirs: list[str] = []  # realpath of each path source's directory, in source order
         self._play_dirs: list[str] = []  # the "playbook" directory (ansible-inventory: the cwd)
         self._file_cache: dict[str, Any] = {}
+        self.vault_data: list[Any] = []  # contents of vault-encrypted vars files: all secret
 
     # --- group_vars/ and host_vars/ (the host_group_vars vars plugin) -------------------------
 
@@ -138,6 +140,8 @@ class Inventory(InventoryData):
             for path in find_vars_files(basedir, subdir, name, self.warn):
                 if path not in self._file_cache:
                     self._file_cache[path] = load_data_file(path, display_path(path))
+                    if is_vault_file(path):
+                        self.vault_data.append(self._file_cache[path])
                 new = self._file_cache[path]
                 if not new:
                     continue

@@ -218,3 +218,38 @@ def read_text(path: str | Path, what: str = "file") -> str:
 
 def load_yaml_file(path: str | Path, what: str = "file") -> Any:
     return load_yaml_text(read_text(path, what), str(path))
+
+
+VAULT_HEADER = b"$ANSIBLE_VAULT"
+
+
+def is_vault_file(path: str | Path) -> bool:
+    """Is this file encrypted whole with ansible-vault (``$ANSIBLE_VAULT;1.1;AES256`` first)?"""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(VAULT_HEADER)) == VAULT_HEADER
+    except OSError:
+        return False
+
+
+def load_vars_file(path: str | Path, what: str = "file") -> tuple[Any, bool]:
+    """A YAML file of variables (vars_files, ``-e @file``), decrypted first when ansible-vault
+    encrypted it whole; and whether it was (every value of such a file is a secret)."""
+    if not is_vault_file(path):
+        return load_yaml_file(path, what), False
+    from runbook.errors import InventoryError
+    from runbook.model.inventory_yaml import decrypt_vault_text
+
+    try:
+        plain = decrypt_vault_text(Path(path).read_bytes())
+    except InventoryError as exc:
+        raise ValidationError(
+            f"{what} {path}: {exc.message}", location=Location(str(path)), hint=exc.hint
+        ) from None
+    except OSError as exc:
+        raise ValidationError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        text = plain.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"{what} {path} is not UTF-8 text once decrypted") from None
+    return load_yaml_text(text, str(path)), True

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import Location, ValidationError
-from runbook.model.checks import number_problem, plain, suggest
-from runbook.model.loader import YDict, YList, load_yaml_file, load_yaml_text, read_text
+from runbook.model.checks import is_variable_name, number_problem, plain, suggest
+from runbook.model.loader import YDict, YList, load_vars_file, load_yaml_text, read_text
 from runbook.model.step import STEP_KEYWORDS, Step, StepParser
 
 __all__ = [
@@ -40,7 +40,8 @@ RUNBOOK_KEYS = {
     "window": "maintenance window {start, end, tz, days}",
     "vars": "variables (they outrank the inventory's, as a play's vars do in Ansible)",
     "defaults": "default variables: the lowest precedence, below the inventory's group_vars/host_vars",
-    "vars_files": "YAML files of variables, relative to the runbook",
+    "vars_files": "YAML files of variables, relative to the runbook (ansible-vault encrypted ones too)",
+    "secrets": "names of variables that hold secrets whatever their names (masked everywhere)",
     "preflight": "read-only checks; any failure aborts before any change (exit 3)",
     "steps": "the steps that change things",
     "rollback": "auto | none | a list of steps run when a step fails",
@@ -82,6 +83,7 @@ class Runbook:
     timeout: float | None = None
     location: Location | None = None
     key_locations: Mapping[str, Location] = field(default_factory=dict)
+    secrets: frozenset[str] = frozenset()  # declared secret variables, and those of vault vars_files
 
     def loc(self, key: str) -> Location | None:
         """Where a top-level key (hosts, serial ...) is written, else the runbook itself."""
@@ -197,6 +199,7 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         p.err("vars must be a mapping", kloc("vars"))
         vars_ = {}
     p.var_names(vars_, "vars", kloc("vars"))
+    secret_names = set(_secret_names(p, data.get("secrets"), kloc("secrets")))
     vars_files = data.get("vars_files") or []
     if vars_files:
         merged: dict[str, Any] = {}
@@ -215,7 +218,7 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
                 )
                 continue
             try:
-                content = load_yaml_file(vpath, "vars file")
+                content, encrypted = load_vars_file(vpath, "vars file")
             except ValidationError as exc:
                 p.errors.append(exc)
                 continue
@@ -228,6 +231,8 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
                 continue
             p.var_names(content or {}, f"vars file {vpath.name}", vloc)
             merged.update(content or {})
+            if encrypted:  # every value of an ansible-vault file is a secret
+                secret_names.update(str(k) for k in content or {})
         merged.update(vars_)
         vars_ = merged
     preflight = p.steps(data.get("preflight"), "preflight", kloc("preflight"), defaults)
@@ -290,7 +295,29 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         timeout=defaults.get("timeout"),
         location=Location(file, 1, 1),
         key_locations={str(k): loc for k in data if (loc := kloc(k)) is not None},
+        secrets=frozenset(secret_names),
     )
+
+
+def _secret_names(p: StepParser, value: Any, where: Location | None) -> list[str]:
+    """``secrets: [bearer, pwd]``: variable names (a list of them, or one name)."""
+    if value is None:
+        return []
+    listed = value if isinstance(value, list) else [value]
+    if not isinstance(value, (list, str)):
+        p.err(f"secrets must be a list of variable names, got {plain(value)!r}"[:200], where)
+        return []
+    names = []
+    for name in listed:
+        if not isinstance(name, str) or not is_variable_name(name):
+            p.err(
+                f"secrets: {plain(name)!r} is not a variable name"[:200],
+                where,
+                hint="list the names of the variables that hold secrets, e.g. secrets: [bearer, pwd]",
+            )
+            continue
+        names.append(name)
+    return names
 
 
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -13,11 +13,14 @@ Each action documents what is sent back by ``gen.send(...)``.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from runbook.plan.commands import Command
+from runbook.render.secrets import is_secret_header
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,12 @@ class Action:
     def mutating(self) -> bool:
         return False
 
+    def secrets(self) -> tuple[str, ...]:
+        """Secret values this action carries (credentials in headers, masked command parts): the
+        executor registers them before it shows or performs the action, so they are masked
+        wherever they come back (a server echoing a header, a command printing its argument)."""
+        return ()
+
 
 @dataclass(frozen=True)
 class Run(Action):
@@ -71,6 +80,9 @@ class Run(Action):
     @property
     def mutating(self) -> bool:
         return self.changes
+
+    def secrets(self) -> tuple[str, ...]:
+        return self.command.secrets()
 
 
 @dataclass(frozen=True)
@@ -127,9 +139,9 @@ class Http(Action):
     display: str | None = None
 
     def shown(self) -> str:
-        """``METHOD URL`` as a human may see it (``display`` when set)."""
+        """``METHOD URL`` as a human may see it (``display`` when set; never the URL's userinfo)."""
         if self.display is None:
-            return f"{self.method} {self.url}"
+            return f"{self.method} {without_userinfo(self.url)}"
         if self.display.split(" ", 1)[0].upper() == self.method.upper():
             return self.display
         return f"{self.method} {self.display}"
@@ -137,6 +149,46 @@ class Http(Action):
     @property
     def mutating(self) -> bool:
         return self.changes
+
+    def request_headers(self) -> dict[str, str]:
+        """The headers to send: ``user:password@`` in the URL becomes ``Authorization: Basic``
+        (unless the request sets Authorization itself); it never goes into ``Host:``."""
+        headers = dict(self.headers)
+        user, password = userinfo(self.url)
+        if (user or password) and not any(k.lower() == "authorization" for k in headers):
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            headers["Authorization"] = f"Basic {token}"
+        return headers
+
+    def secrets(self) -> tuple[str, ...]:
+        out: list[str] = []
+        _, password = userinfo(self.url)
+        if password:
+            out += [password, quote(password, safe="")]
+        for name, value in self.request_headers().items():
+            if is_secret_header(name):
+                out += [value, *value.split(None, 1)[1:]]  # "Bearer TOKEN": TOKEN alone too
+        return tuple(v for v in out if v)
+
+
+def userinfo(url: str) -> tuple[str, str]:
+    """(user, password) of a URL's ``user:password@`` (percent-decoded; empty when absent)."""
+    try:
+        parts = urlsplit(url)
+        return unquote(parts.username or ""), unquote(parts.password or "")
+    except ValueError:
+        return "", ""
+
+
+def without_userinfo(url: str) -> str:
+    """The URL without ``user:password@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class Command:
     become: bool = False
     become_user: str = "root"
     masked: tuple[str, ...] = ()  # extra literal values to hide whenever this command is displayed
+    private: bool = False  # the script holds a secret: transports keep it off command lines
 
     @classmethod
     def shell(cls, script: str, **kw) -> Command:
@@ -73,6 +74,12 @@ class Command:
             return self.script
         assert self.argv is not None
         return " ".join(shlex.quote(a) for a in self.argv)
+
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values this command carries (masked parts, masked env values)."""
+        parts = [*self.masked, *(a for a in self.argv or () if isinstance(a, Masked))]
+        parts += [v for v in self.env.values() if isinstance(v, Masked)]
+        return tuple(p for p in parts if p)
 
     def display(self) -> str:
         """What a human (console, audit, plan) may see: masked parts and env secrets as ***."""

@@ -102,6 +102,7 @@ def json_schema() -> dict[str, Any]:
         "vars": {"type": "object"},
         "defaults": {"type": "object"},
         "vars_files": {"type": "array", "items": {"type": "string"}},
+        "secrets": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},
         "preflight": steps,
         "steps": steps,
         "rollback": {"oneOf": [{"enum": ["auto", "none"]}, steps]},

@@ -1,9 +1,16 @@
-"""Secrets: found at render time, redacted everywhere output leaves the engine.
+"""Secrets: known by their origin, found at render time, redacted everywhere output leaves the engine.
 
-A value is secret when it comes from Ansible Vault, when its variable name looks like a credential
-(*PASSWORD*, *TOKEN*, *SECRET*, *KEY*, *PASS*, *CREDENTIAL*, *DSN*/*_URL* carrying user:password@),
-or when a ``no_log`` step produced it. The Redactor replaces every occurrence of every known secret
-string (and the password part of any URL with credentials) with ``***``.
+A value is secret when it comes from Ansible Vault (a ``!vault`` string, or any value of a
+vault-encrypted file: group_vars, host_vars, ``-e @file``), when its variable is declared secret (the
+runbook's ``secrets:`` list, ``--secret NAME``), when its variable name looks like a credential
+(*PASSWORD*, *TOKEN*, *SECRET*, *KEY*, *PASS*, *CREDENTIAL*, *AUTH*), when it is the password of a
+URL/DSN (``scheme://user:password@``, ``password=...``) or the value of a credential header
+(Authorization, Cookie, X-API-Key, *-Token), when a ``no_log`` step produced it, or when a template
+computed it from any of these. The Redactor replaces every occurrence of every known secret string
+(and the password part of any URL with credentials) with ``***``.
+
+Every scan here is linear in the length of the text (no regular expression that can backtrack over a
+long run of characters): a 2 MB value is redacted in milliseconds.
 """
 
 from __future__ import annotations
@@ -14,35 +21,152 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 MASK = "***"
+MIN_SECRET = 3  # shorter strings are not registered: masking "ab" everywhere would hide everything
 
+# (names are short identifiers: these run on names only, never on values)
 _SECRET_NAME = re.compile(
-    r"(pass(word|wd|phrase)?|token|secret|(?<!public_)key|credential|private|api_?key|auth)", re.I
+    r"(pass(word|wd|phrase)?|token|secret|(?<!public_)key|credential|private|api_?key|auth|cookie|"
+    r"(^|_)(pwd|pat|bearer)($|_))",
+    re.I,
 )
 _NOT_SECRET_NAME = re.compile(
     r"(^|_)(key_id|keyid|key_file|keyfile|key_path|public_key|host_key_checking|keys?_dir|pubkey|key_type|"
     r"ssh_private_key_file|private_key_file|keyring)($|_)|_file$|_path$|_dir$",
     re.I,
 )
-_URL_CRED = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
-_KV_CRED = re.compile(r"(?i)\b(password|passwd|pwd)\s*=\s*('[^']*'|\"[^\"]*\"|[^\s;]+)")
+_SECRET_HEADER = re.compile(
+    r"^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|apikey|x-auth.*|.*-token|"
+    r".*[-_]api[-_]?key|.*secret.*|.*password.*|private-token)$",
+    re.I,
+)
+# keywords of ``key=value`` credential pairs in free text (a literal alternation: no backtracking)
+_KV_WORD = re.compile(r"password|passwd|pwd|passphrase|token|secret|api_?key", re.I)
+_URL_CRED = re.compile(r"://[^:/@\s]*:([^@/\s]+)@")
+_VALUE_STOP = frozenset(" \t\r\n\f\v;&,'\"")
 
 
 def is_secret_name(name: str) -> bool:
     """Does a variable name look like it holds a credential?"""
+    if len(name) > 200:
+        return False
     if _NOT_SECRET_NAME.search(name):
         return False
     return bool(_SECRET_NAME.search(name))
 
 
+def is_secret_header(name: str) -> bool:
+    """Does an HTTP header carry a credential (Authorization, Cookie, X-API-Key, *-Token ...)?"""
+    return len(name) <= 200 and bool(_SECRET_HEADER.match(name.strip()))
+
+
+def url_credentials(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each password in ``scheme://user:password@`` inside ``text``. Linear: every
+    part of the pattern stops at a character the next part starts with (no backtracking), and each
+    attempt stops at the next ``/``."""
+    return [m.span(1) for m in _URL_CRED.finditer(text)]
+
+
+def kv_credentials(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each value of ``password=VALUE``-like pairs (``PGPASSWORD=x``, ``api_key: x``,
+    ``?access_token=x``, quoted values too). Linear: the keyword is found by a literal alternation,
+    then the word around it, the separator and the value are walked once."""
+    spans: list[tuple[int, int]] = []
+    n = len(text)
+    pos = 0
+    while True:
+        m = _KV_WORD.search(text, pos)
+        if m is None:
+            return spans
+        k = m.end()
+        while k < n and (text[k].isalnum() or text[k] == "_"):
+            k += 1
+        if k < n and text[k] in "\"'":
+            k += 1
+        while k < n and text[k] in " \t":
+            k += 1
+        if k >= n or text[k] not in "=:" or (text[k] == ":" and text[k + 1 : k + 3] == "//"):
+            pos = max(k, m.end())
+            continue
+        k += 1
+        while k < n and text[k] in " \t":
+            k += 1
+        if k < n and text[k] in "\"'":
+            quote = text[k]
+            end = text.find(quote, k + 1)
+            if end < 0:
+                pos = k + 1
+                continue
+            start = k + 1
+        else:
+            start = end = k
+            while end < n and text[end] not in _VALUE_STOP:
+                end += 1
+        if end > start and text[start:end] != MASK:
+            spans.append((start, end))
+        pos = max(end, k)
+
+
 def url_passwords(text: str) -> list[str]:
     """Passwords embedded in URLs/DSNs (``postgresql://u:pw@h/db``) and ``password=...`` pairs."""
-    out = [m.group("pw") for m in _URL_CRED.finditer(text)]
-    out += [m.group(2).strip("'\"") for m in _KV_CRED.finditer(text)]
+    out = [text[a:b] for a, b in url_credentials(text)]
+    out += [text[a:b] for a, b in kv_credentials(text) if _is_password_kv(text, a)]
     return [p for p in out if p and p != MASK]
 
 
-def collect_secrets(values: Mapping[str, Any], *, force: bool = False) -> set[str]:
-    """Every secret string in a (possibly nested) variable mapping."""
+def _is_password_kv(text: str, value_start: int) -> bool:
+    """Only ``password/passwd/pwd = value`` pairs register their value (``token: abc`` in free text
+    is masked when shown, but not learnt as a secret everywhere)."""
+    head = text[max(0, value_start - 40) : value_start].lower()
+    return any(w in head for w in ("password", "passwd", "pwd"))
+
+
+def _masked(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """``text`` with the union of the spans replaced by one ``***`` each (overlaps merged)."""
+    ordered = sorted(spans)
+    if not ordered:
+        return text
+    out: list[str] = []
+    last = 0
+    cur_start, cur_end = ordered[0]
+    for start, end in ordered[1:]:
+        if start <= cur_end:
+            cur_end = max(cur_end, end)
+            continue
+        out += [text[last:cur_start], MASK]
+        last = cur_end
+        cur_start, cur_end = start, end
+    out += [text[last:cur_start], MASK, text[cur_end:]]
+    return "".join(out)
+
+
+def mask_credentials(text: str) -> str:
+    """Mask URL passwords and ``password=VALUE``-style pairs in free text (no known secrets needed)."""
+    spans: list[tuple[int, int]] = []
+    if "://" in text and "@" in text:
+        spans += url_credentials(text)
+    if "=" in text or ":" in text:
+        spans += kv_credentials(text)
+    return _masked(text, spans)
+
+
+def leaves(value: Any) -> Iterable[str]:
+    """Every scalar inside a (nested) value, as text: what a secret-origin value contributes."""
+    if isinstance(value, Mapping):
+        for v in value.values():
+            yield from leaves(v)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            yield from leaves(v)
+    elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        yield str(value)
+
+
+def collect_secrets(
+    values: Mapping[str, Any], *, force: bool = False, names: Iterable[str] = ()
+) -> set[str]:
+    """Every secret string in a (possibly nested) variable mapping: values under a credential-like or
+    declared (``names``) name, every value when ``force``, and passwords inside URLs/DSNs."""
+    declared = set(names)
     found: set[str] = set()
 
     def visit(name: str, value: Any, secret: bool) -> None:
@@ -54,7 +178,7 @@ def collect_secrets(values: Mapping[str, Any], *, force: bool = False) -> set[st
                 visit(name, v, secret)
         elif isinstance(value, (str, int)) and not isinstance(value, bool):
             text = str(value)
-            if secret and ("{{" not in text) and len(text) >= 3:
+            if secret and ("{{" not in text) and len(text) >= MIN_SECRET:
                 found.add(text)
             if isinstance(value, str):
                 found.update(url_passwords(text))
@@ -62,39 +186,75 @@ def collect_secrets(values: Mapping[str, Any], *, force: bool = False) -> set[st
             pass  # decrypted on use; the renderer registers the plaintext then
 
     for k, v in values.items():
-        visit(str(k), v, force or is_secret_name(str(k)))
+        visit(str(k), v, force or str(k) in declared or is_secret_name(str(k)))
     return found
 
 
 class Redactor:
-    """Thread-safe set of secret strings; ``redact`` masks them (longest first) in any text."""
+    """Thread-safe registry of secret strings and declared secret variable names; ``redact`` masks
+    every occurrence of every secret (overlapping ones as one ``***``) in any text, in linear time
+    per secret (``str.find``), plus URL passwords and ``password=`` pairs."""
 
-    def __init__(self, secrets: Iterable[str] = ()):
+    def __init__(self, secrets: Iterable[str] = (), names: Iterable[str] = ()):
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
+        self._ordered: tuple[str, ...] = ()
+        self._min = 1 << 30
+        self.names: frozenset[str] = frozenset()
         self.add(secrets)
+        self.declare(names)
+
+    def declare(self, names: Iterable[str]) -> None:
+        """Variable names that hold secrets whatever their value (``secrets:``, ``--secret``)."""
+        with self._lock:
+            self.names = self.names | {str(n) for n in names}
 
     def add(self, secrets: Iterable[str]) -> None:
-        new = {s for s in secrets if isinstance(s, str) and len(s) >= 3 and s != MASK}
+        new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET and s != MASK}
         with self._lock:
             if new - self._secrets:
                 self._secrets |= new
-                ordered = sorted(self._secrets, key=len, reverse=True)
-                self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+                self._ordered = tuple(sorted(self._secrets, key=len, reverse=True))
+                self._min = min(self._min, *(len(s) for s in new))
+
+    def add_value(self, value: Any) -> None:
+        """Register every scalar of a secret-origin value (a vault file's, a declared variable's)."""
+        self.add(leaves(value))
+
+    def is_secret_var(self, name: str) -> bool:
+        return name in self.names or is_secret_name(name)
+
+    def holds(self, value: Any) -> bool:
+        """Is this value (or any scalar inside it) a registered secret?"""
+        return any(leaf in self._secrets for leaf in leaves(value))
 
     def __contains__(self, text: str) -> bool:
         return text in self._secrets
 
+    def __bool__(self) -> bool:
+        return True
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where known secrets occur in ``text``."""
+        out: list[tuple[int, int]] = []
+        if len(text) < self._min:
+            return out
+        for secret in self._ordered:
+            if len(secret) > len(text):
+                continue
+            i = text.find(secret)
+            while i >= 0:
+                out.append((i, i + len(secret)))
+                i = text.find(secret, i + len(secret))
+        return out
+
     def redact(self, text: str) -> str:
         if not text:
             return text
-        pattern = self._pattern
-        if pattern is not None:
-            text = pattern.sub(MASK, text)
-        if "://" in text:
-            text = _URL_CRED.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:{MASK}@", text)
-        return text
+        spans = self.spans(text)
+        if "://" in text and "@" in text:
+            spans += url_credentials(text)
+        return _masked(text, spans)
 
     def redact_obj(self, value: Any) -> Any:
         """Redact every string inside a JSON-like value; credential-named keys are masked whole."""
@@ -104,7 +264,7 @@ class Redactor:
             return {
                 k: (
                     MASK
-                    if is_secret_name(str(k))
+                    if self.is_secret_var(str(k))
                     and isinstance(v, (str, int))
                     and not isinstance(v, bool)
                     and v != ""
@@ -115,3 +275,27 @@ class Redactor:
         if isinstance(value, (list, tuple)):
             return [self.redact_obj(v) for v in value]
         return value
+
+
+def register_origins(
+    redactor: Redactor,
+    *,
+    runbook: Any = None,
+    inventory: Any = None,
+    extra_vars: Mapping[str, Any] | None = None,
+    declared: Iterable[str] = (),
+) -> Redactor:
+    """Teach a run's redactor the secrets it can know before anything renders: the declared names
+    (the runbook's ``secrets:`` and vault vars_files, ``--secret``, vault ``-e @file``), every value
+    of the inventory's vault-encrypted group_vars/host_vars files, and the values of credential-named
+    or declared variables in the runbook and -e. (Inline ``!vault`` values register when they are
+    decrypted; values computed from secrets when they are rendered.)"""
+    redactor.declare([*getattr(runbook, "secrets", ()), *declared])
+    names = redactor.names
+    if runbook is not None:
+        redactor.add(collect_secrets({**runbook.defaults, **runbook.vars}, names=names))
+    if extra_vars:
+        redactor.add(collect_secrets(dict(extra_vars), names=names))
+    for data in getattr(inventory, "vault_data", ()):
+        redactor.add_value(data)
+    return redactor

@@ -22,7 +22,7 @@ from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
 from runbook.render.filters import FILTERS, TESTS, FilterError
-from runbook.render.secrets import Redactor, collect_secrets, is_secret_name
+from runbook.render.secrets import Redactor, collect_secrets
 
 
 def _env() -> jinja2.Environment:
@@ -36,6 +36,7 @@ def _env() -> jinja2.Environment:
         autoescape=False,
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
     )
+    env.finalize = _finalize
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
     env.globals["range"] = _bounded_range
@@ -51,6 +52,31 @@ def _bounded_range(*args: int) -> range:
     if len(rng) > MAX_RANGE:
         raise FilterError(f"range() of {len(rng):,} items is too large (at most {MAX_RANGE:,})")
     return rng
+
+
+class _Taint(threading.local):
+    """Per thread: which templar renders now, and whether a secret variable was read (``pending``:
+    since the last ``{{ }}`` output; ``seen``: since the current variable started rendering)."""
+
+    redactor: Redactor | None = None
+    pending = False
+    seen = False
+
+
+_TAINT = _Taint()
+
+
+def _read_secret() -> None:
+    _TAINT.pending = _TAINT.seen = True
+
+
+def _finalize(value: Any) -> Any:
+    """Every ``{{ }}`` output computed from a secret (``{{ vault_pw | b64encode }}``) is a secret."""
+    if _TAINT.pending:
+        _TAINT.pending = False
+        if _TAINT.redactor is not None and value is not None:
+            _TAINT.redactor.add_value(value)
+    return value
 
 
 ENV = _env()
@@ -147,9 +173,12 @@ class LazyVars(Mapping[str, Any]):
         self._templar = templar
         self._resolving: set[str] = set()
         self._done: dict[str, Any] = {}
+        self._secret: set[str] = set()  # keys whose values are secrets (read: taints the output)
 
     def __getitem__(self, key: str) -> Any:
         if key in self._done:
+            if key in self._secret:
+                _read_secret()
             return self._done[key]
         for layer, literal in self._layers:
             if key in layer:
@@ -157,17 +186,27 @@ class LazyVars(Mapping[str, Any]):
                 break
         else:
             raise KeyError(key)
+        redactor = self._templar.redactor
         if is_literal:
+            if redactor.is_secret_var(key):
+                _read_secret()
             return raw
         if key in self._resolving:
             raise RenderError(f"variable '{key}' refers to itself (recursive loop)")
         self._resolving.add(key)
+        outer_seen, _TAINT.seen = _TAINT.seen, False
         try:
             value = self._templar.render(raw, self)
         finally:
             self._resolving.discard(key)
-        if is_template(raw) and is_secret_name(key):  # a credential assembled from a template
-            self._templar.redactor.add(collect_secrets({key: value}))
+            derived, _TAINT.seen = _TAINT.seen, outer_seen
+        if derived or (is_template(raw) and redactor.is_secret_var(key)):
+            # computed from a secret (db_url: "postgres://app:{{ vault_pw }}@db/app"), or a
+            # credential assembled from a template: the whole value is a secret
+            redactor.add(collect_secrets({key: value}, force=True))
+        if derived or redactor.is_secret_var(key) or redactor.holds(value):
+            self._secret.add(key)
+            _read_secret()
         self._done[key] = value
         return value
 
@@ -237,6 +276,7 @@ class Templar:
         if type(value).__name__ == "VaultValue":
             plain = value.decrypt()
             self.redactor.add([plain])
+            _read_secret()
             return plain
         return value
 
@@ -249,9 +289,14 @@ class Templar:
         native: bool = False,
     ) -> Any:
         expr = single_expression(text) if native else None
+        outer = _TAINT.redactor, _TAINT.pending
+        _TAINT.redactor, _TAINT.pending = self.redactor, False
         try:
             if expr is not None:
-                return self._eval(expr, variables, location)
+                result = self._eval(expr, variables, location)
+                if _TAINT.pending:  # {{ vault_pw | b64encode }}: a value computed from a secret
+                    self.redactor.add_value(result)
+                return result
             t = compile_template(text, location)
             ctx = t.new_context(_WithGlobals(variables), shared=True)
             return concat(t.root_render_func(ctx))
@@ -300,6 +345,8 @@ class Templar:
             ) from None
         except Exception as exc:  # a filter's or a method's own error: bad input, not a bug in runbook
             raise RenderError(f"template error: {type(exc).__name__}: {exc}", location=location) from None
+        finally:
+            _TAINT.redactor, _TAINT.pending = outer
 
     def _eval(self, expr: str, variables: Mapping[str, Any], location: Location | None) -> Any:
         t = compile_template("{% set __rb_result = (" + expr + ") %}", location)

@@ -36,7 +36,8 @@ def http_request(action: Http, transport: Transport, stack: contextlib.ExitStack
             path = parts.path or "/"
             if parts.query:
                 path += "?" + parts.query
-            headers = {"Host": parts.netloc, "User-Agent": "runbook", **dict(action.headers)}
+            netloc = parts.netloc.rsplit("@", 1)[-1]  # user:password@ goes in Authorization, not Host
+            headers = {"Host": netloc, "User-Agent": "runbook", **action.request_headers()}
             try:
                 conn.request(action.method.upper(), path, body=action.body, headers=headers)
                 resp = conn.getresponse()

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 
+from runbook.execute.transports import handoff
 from runbook.execute.transports.base import Transport
 from runbook.plan.actions import CommandResult, FileStat
 from runbook.plan.commands import Command
@@ -30,14 +31,23 @@ class LocalTransport(Transport):
             argv = ["sudo", "-n", "-u", command.become_user, "--", *argv]
         return argv
 
+    def _handoff(self, command: Command) -> tuple[list[str], bytes | None]:
+        """(argv, stdin): a private script comes first on stdin, not in argv (see handoff)."""
+        argv = self._argv(command)
+        if not command.private or command.script is None or argv[:3] != ["/bin/sh", "-c", command.script]:
+            return argv, command.stdin  # not private, or via sudo (it stays an argument then)
+        text, line = handoff.stdin_body(command.script)
+        return ["/bin/sh", "-c", text], line + (command.stdin or b"")
+
     def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in command.env.items()})
         start = time.monotonic()
+        argv, stdin = self._handoff(command)
         try:
             proc = subprocess.Popen(
-                self._argv(command),
-                stdin=subprocess.PIPE if command.stdin is not None else subprocess.DEVNULL,
+                argv,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=command.cwd or None,
@@ -55,7 +65,7 @@ class LocalTransport(Transport):
             self._procs.add(proc)
         timed_out = False
         try:
-            out, err = proc.communicate(command.stdin, timeout=timeout)
+            out, err = proc.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
             self._kill(proc)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runbook.execute.transports import handoff
 from runbook.execute.transports.pshell import KILL_GRACE, POLL, Raw, ShellLost, octal_format
 from runbook.plan.commands import Command
 
@@ -38,6 +39,8 @@ def plain_body(command: Command) -> str:
     lines = _env_lines(command) + _cd_line(command)
     if command.argv is not None:
         lines.append("exec $__rb_ss " + " ".join(q(a) for a in command.argv))
+    elif command.private:  # it holds a secret: a here-document, not an argument (see handoff)
+        lines.append(handoff.heredoc("exec $__rb_ss", command.script or ""))
     else:
         lines.append(f"exec $__rb_ss /bin/sh -c {q(command.script or '')}")
     return "\n".join(lines)
@@ -113,20 +116,19 @@ def exec_run(
     token = "RBK" + secrets.token_hex(10)
     chan = transport.open_session(timeout=open_timeout)
     try:
-        chan.exec_command("/bin/sh -c " + q(f"printf '%s %s\\n' {token} \"$$\" >&2\n{body}"))
+        reader, first = handoff.stdin_body(body)  # the body (env, script) comes on stdin, not argv
+        chan.exec_command("/bin/sh -c " + q(f"printf '%s %s\\n' {token} \"$$\" >&2\n{reader}"))
+        payload = first + (stdin or b"")
 
         def feed() -> None:
             try:
-                if stdin:
-                    chan.sendall(stdin)
+                chan.sendall(payload)
                 chan.shutdown_write()
             except Exception:
                 pass
 
-        if stdin:  # a thread, so a command that writes before it reads cannot deadlock us
-            threading.Thread(target=feed, daemon=True, name="runbook-ssh-stdin").start()
-        else:
-            feed()
+        # a thread, so a command that writes before it reads cannot deadlock us
+        threading.Thread(target=feed, daemon=True, name="runbook-ssh-stdin").start()
         out, err = bytearray(), bytearray()
         pid: int | None = None
         start = time.monotonic()

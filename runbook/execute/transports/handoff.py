@@ -1,0 +1,47 @@
+"""Secret handoff: the text of a command that holds a secret never goes on a command line.
+
+Ansible runs ``/bin/sh -c '<script>'``, so a password templated into a shell step is in the argv of a
+process on the host, readable by every user with ``ps``. Here a *private* command's script (one the
+driver saw holding a secret) travels on a descriptor instead:
+
+* the persistent remote shell (whose own input is the SSH channel) starts
+  ``/bin/sh -c '__rb_s=$(cat <&3) && exec 3<&- && eval "$__rb_s"' 3<<'END'`` with the script in the
+  here-document;
+* locally, and on one exec channel per command, the shell is ``/bin/sh -c 'IFS= read -r l; ...'``
+  and the script is the first line of its stdin (octal escapes, decoded by the printf builtin),
+  before the command's own stdin.
+
+No process's argv or environment holds it; only what the script itself passes to other programs as arguments can show (give those
+secrets to programs through their environment or stdin). Under ``become`` (sudo closes inherited
+descriptors) the script stays on the command line.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shlex
+
+from runbook.execute.transports.pshell import octal_format
+
+
+def reader(fd: int = 3) -> str:
+    """The shell text that reads a script from descriptor ``fd``, closes it and runs it."""
+    return f'__rb_s=$(cat <&{fd}) && exec {fd}<&- && eval "$__rb_s"'
+
+
+def heredoc(prefix: str, script: str) -> str:
+    """sh text (for the persistent shell's input) that runs ``script`` from a here-document on
+    descriptor 3: ``prefix`` is what starts the shell (``exec $__rb_ss``)."""
+    end = "RBKEND" + secrets.token_hex(8)
+    while end in script:  # pragma: no cover - 64 random bits
+        end = "RBKEND" + secrets.token_hex(8)
+    return f"{prefix} /bin/sh -c {shlex.quote(reader(3))} 3<<'{end}'\n{script}\n{end}"
+
+
+def stdin_body(body: str) -> tuple[str, bytes]:
+    """(the short sh text to run with ``sh -c``, the first line to send on its stdin). The text reads that line with the ``read`` builtin (byte by
+    byte, so the command's own stdin follows intact), decodes its octal escapes with the ``printf``
+    builtin and evaluates it: the body (env exports, the script) is in no process's argv."""
+    line = octal_format(body.encode(), all_bytes=True)[1:-1].encode() + b"\n"
+    text = 'IFS= read -r __rb_b || exit 97; __rb_b=$(printf "$__rb_b"; echo .); eval "${__rb_b%.}"'
+    return text, line
