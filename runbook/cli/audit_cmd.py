@@ -64,7 +64,7 @@ def _trust(path: str | None) -> Any:
     if path:
         return AllowedSigners.load(path)
     default = default_allowed_signers()
-    if default.is_file():
+    if default.exists() or default.is_symlink():  # whatever it is: load refuses what is not a file
         return AllowedSigners.load(default)
     if os.environ.get(SIGNERS_ENV):
         raise AuditError("allowed signers file not found", location=Location(str(default)))
@@ -82,9 +82,12 @@ def verify_cmd(path: str | None, allowed_signers: str | None, allow_unsigned: bo
     directory, or an exported bundle; default ./audit or $RUNBOOK_AUDIT_DIR). Exit 0 only if all
     of it verifies."""
     from runbook.audit import export, verify
+    from runbook.audit.safeio import MAX_RUN_FILE, open_regular
 
     target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
     trust = _trust(allowed_signers)
+    if not target.is_dir() and (target.exists() or target.is_symlink()):
+        open_regular(target, "audit file", MAX_RUN_FILE).close()  # a FIFO, a device: refused (exit 2)
     if target.is_dir():
         report = verify.verify_directory(target, trust, allow_unsigned)
     elif export.is_bundle(target) and target.suffix != ".jsonl":
