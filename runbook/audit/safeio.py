@@ -57,7 +57,9 @@ def open_regular(path: str | os.PathLike[str], what: str, limit: int) -> BinaryI
     """Open ``path`` for reading if it is a regular file of at most ``limit`` bytes (symlinks are
     followed, but judged by what they point to); ``UnsafeFile`` otherwise, ``OSError`` if it cannot be
     opened at all."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    )
     fd = os.open(path, flags)
     try:
         st = os.fstat(fd)
@@ -84,7 +86,8 @@ def read_regular(path: str | os.PathLike[str], what: str, limit: int = MAX_SMALL
         data = fh.read(limit + 1)
     if len(data) > limit:
         raise UnsafeFile(
-            f"{what} grew past the {_size(limit)} limit while being read: refused", location=Location(str(path))
+            f"{what} grew past the {_size(limit)} limit while being read: refused",
+            location=Location(str(path)),
         )
     return data
 

@@ -67,6 +67,8 @@ class Report:
     runs: list[RunReport] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    heads: list[dict[str, Any]] = field(default_factory=list)  # expected heads checked (head.apply_heads)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,8 @@ class Report:
             "records": self.records,
             "problems": self.all_problems(),
             "warnings": self.warnings,
+            "heads": self.heads,
+            "notes": self.notes,
         }
 
 

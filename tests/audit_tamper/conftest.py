@@ -56,7 +56,8 @@ def _cli(cwd: Path, env: dict[str, str], *args: str) -> None:
 
 def cli_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
-    env.update(PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(home / "xdg"), NO_COLOR="1")
+    env.update(PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(home / "xdg"),
+               XDG_STATE_HOME=str(home / "state"), NO_COLOR="1")  # fmt: skip
     return env
 
 
