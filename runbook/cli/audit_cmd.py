@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from runbook.cli.common import handle_errors
-from runbook.errors import AuditError, Location
+from runbook.errors import AuditError, Location, UsageError
 
 _DIR_OPTION = click.option(
     "--dir",
@@ -80,6 +80,21 @@ _EXPECT_HEAD_OPTION = click.option(
     help="A head printed earlier by `runbook audit head` (the line, or its JSON): fail unless the chain "
     "still contains that run, unaltered (newest runs deleted, directory rolled back, another chain).",
 )
+_DSN_OPTION = click.option(
+    "--audit-dsn",
+    "dsn",
+    envvar="RUNBOOK_AUDIT_DSN",
+    default=None,
+    help="Also cross-check the directory against the PostgreSQL sink's append-only table: runs and "
+    "records there but missing from the files, or different, fail verification.",
+)
+_TABLE_OPTION = click.option(
+    "--audit-table",
+    "table",
+    default="runbook_audit",
+    show_default=True,
+    help="The sink's table (NAME or SCHEMA.NAME).",
+)
 _NO_LOCAL_HEAD_OPTION = click.option(
     "--no-local-head",
     is_flag=True,
@@ -93,6 +108,8 @@ def _verified(
     allow_unsigned: bool,
     expect_heads: tuple[str, ...] = (),
     local_head: bool = True,
+    dsn: str | None = None,
+    table: str = "runbook_audit",
 ) -> Any:
     """The verify report of an audit directory, a bundle or a run file, expected heads checked."""
     from runbook.audit import export, verify
@@ -100,6 +117,8 @@ def _verified(
     from runbook.audit.safeio import MAX_RUN_FILE, open_regular
 
     heads = [(Head.parse(text), "--expect-head") for text in expect_heads]
+    if dsn and not target.is_dir():
+        raise UsageError("--audit-dsn cross-checks an audit directory", location=Location(str(target)))
     if not target.is_dir() and (target.exists() or target.is_symlink()):
         open_regular(target, "audit file", MAX_RUN_FILE).close()  # a FIFO, a device: refused (exit 2)
     if target.is_dir():
@@ -131,6 +150,8 @@ def _verified(
             hint="pass an audit directory, a run file or a bundle (default ./audit)",
         )
     apply_heads(report, heads, trust)
+    if dsn:
+        _cross_check(report, target, dsn, table)
     if any(not h["ok"] and h["source"].startswith("local head") for h in report.heads):
         report.notes.append(
             f"if the audit directory was reset or restored deliberately, remove {local_head_path(target)} "
@@ -144,12 +165,28 @@ def _verified(
     return report
 
 
+def _cross_check(report: Any, directory: Path, dsn: str, table: str) -> None:
+    from runbook.audit.crosscheck import cross_check
+    from runbook.audit.sinks.postgres import AuditTable
+
+    db = AuditTable(dsn, table)
+    try:
+        found = cross_check(directory, report.runs, db)
+    finally:
+        db.close()
+    report.problems.extend(found.problems)
+    report.warnings.extend(found.warnings)
+    report.notes.extend(found.notes)
+
+
 @audit.command("verify")
 @click.argument("path", required=False, default=None)
 @_SIGNERS_OPTION
 @click.option("--allow-unsigned", is_flag=True, help="Accept runs written without a signing key.")
 @_EXPECT_HEAD_OPTION
 @_NO_LOCAL_HEAD_OPTION
+@_DSN_OPTION
+@_TABLE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
 @handle_errors
 def verify_cmd(
@@ -158,13 +195,17 @@ def verify_cmd(
     allow_unsigned: bool,
     expect_heads: tuple[str, ...],
     no_local_head: bool,
+    dsn: str | None,
+    table: str,
     as_json: bool,
 ) -> None:
     """Check hashes, order, chain links, seals and signatures of PATH (a run file, an audit
     directory, or an exported bundle; default ./audit or $RUNBOOK_AUDIT_DIR), and that the chain
     still contains its expected heads. Exit 0 only if all of it verifies."""
     target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
-    report = _verified(target, _trust(allowed_signers), allow_unsigned, expect_heads, not no_local_head)
+    report = _verified(
+        target, _trust(allowed_signers), allow_unsigned, expect_heads, not no_local_head, dsn, table
+    )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
     else:

@@ -61,11 +61,12 @@ def cli_env(home: Path) -> dict[str, str]:
     return env
 
 
-def exec_run(project: Path, audit: Path, key: Path | None) -> None:
-    """One run of the tiny runbook into ``audit``, signed with ``key`` (None: unsigned, no key exists)."""
+def exec_run(project: Path, audit: Path, key: Path | None, *extra: str) -> None:
+    """One run of the tiny runbook into ``audit``, signed with ``key`` (None: unsigned, no key exists);
+    ``extra``: more `runbook exec` options (``--audit-dsn DSN``)."""
     signing = ["--audit-key", str(key)] if key is not None else []
     _cli(project, cli_env(project), "exec", "tiny", "-i", "inv.ini", "--audit-dir", str(audit),
-         *signing, "--yes")  # fmt: skip
+         *signing, *extra, "--yes")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
