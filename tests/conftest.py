@@ -8,6 +8,8 @@ means the install broke, and a green run must never hide it.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -31,3 +33,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> objec
     if any(m in reason for m in MISSING):
         report.outcome = "failed"
         report.longrepr = f"skipped in CI because a required component is missing: {reason}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every run the suite writes moves a local audit head (runbook.audit.head): keep those out of
+    the real ~/.local/state. Tests of the local head itself set their own place."""
+    if "RUNBOOK_AUDIT_HEADS" not in os.environ:
+        os.environ["RUNBOOK_AUDIT_HEADS"] = _HEADS = tempfile.mkdtemp(prefix="runbook-test-heads-")
+        config.add_cleanup(lambda: shutil.rmtree(_HEADS, ignore_errors=True))

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from runbook.audit.canonical import dumps, encode
 from runbook.audit.records import GENESIS  # the ``prev`` of the first run ever
+from runbook.audit.safeio import MAX_LINE, MAX_RUN_FILE, UnsafeFile, open_regular
 
 _PLACEHOLDER = "#" * 64
 _PH_MEMBER = f',"hash":"{_PLACEHOLDER}"'
@@ -149,19 +150,22 @@ def name_ts(name: str) -> str | None:
 
 
 def list_runs(directory: str | os.PathLike[str]) -> list[Path]:
-    """Run files of a directory, in chain order (by name: start time, then run id)."""
+    """Run files of a directory, in chain order (by name: start time, then run id). Every ``*.jsonl``
+    entry counts, whatever it is (a FIFO or a directory named like a run is reported by ``verify``,
+    refused by every reader, never silently skipped)."""
     d = Path(directory)
     try:
-        entries = [p for p in d.iterdir() if p.suffix == ".jsonl" and p.is_file()]
-    except FileNotFoundError:
+        entries = [p for p in d.iterdir() if p.suffix == ".jsonl"]
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(entries, key=lambda p: p.name)
 
 
 def last_valid(path: str | os.PathLike[str], chunk: int = 1 << 16) -> ChainTail | None:
-    """Scan a run file from its end for the last self-consistent record."""
+    """Scan a run file from its end for the last self-consistent record (within its last
+    ``MAX_LINE * 2`` bytes; None for anything that is not a readable regular run file)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path, "run file", MAX_RUN_FILE) as fh:
             fh.seek(0, os.SEEK_END)
             end = fh.tell()
             size = min(end, chunk)
@@ -175,10 +179,10 @@ def last_valid(path: str | os.PathLike[str], chunk: int = 1 << 16) -> ChainTail 
                     tail = _tail_of(raw, str(path))
                     if tail is not None:
                         return tail
-                if size >= end:
+                if size >= min(end, 2 * MAX_LINE):
                     return None
-                size = min(end, size * 4)
-    except OSError:
+                size = min(end, size * 4, 2 * MAX_LINE)
+    except (OSError, UnsafeFile):
         return None
 
 

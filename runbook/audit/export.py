@@ -22,11 +22,11 @@ from typing import Any
 
 from runbook.audit.chain import list_runs, parse_line
 from runbook.audit.keys import AllowedSigners, parse_public_line
+from runbook.audit.safeio import MAX_RUN_FILE, UnsafeFile, open_regular, read_regular
 from runbook.errors import AuditError, Location
 
 BUNDLE_FORMAT = "runbook-audit-bundle/1"
 _ROOT = "runbook-audit"
-_MAX_MEMBER = 1 << 30
 
 README = """Runbook audit bundle
 ====================
@@ -117,7 +117,7 @@ def export_runs(paths: list[Path], out: str | os.PathLike[str], trust: AllowedSi
     manifest: dict[str, Any] = {"format": BUNDLE_FORMAT, "created": datetime.now(UTC).isoformat(), "runs": []}
     for p in paths:
         try:
-            data = p.read_bytes()
+            data = read_regular(p, "run file", MAX_RUN_FILE)
         except OSError as exc:
             raise AuditError(f"cannot read run file: {exc.strerror}", location=Location(str(p)))
         check_run_file(data, str(p))
@@ -178,13 +178,12 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def is_bundle(path: str | os.PathLike[str]) -> bool:
     p = Path(path)
-    if not p.is_file():
-        return False
     if p.suffix == ".json":
-        return True
+        return p.is_file()
     try:
-        return tarfile.is_tarfile(p)
-    except OSError:
+        with open_regular(p, "bundle", MAX_RUN_FILE) as fh:
+            return tarfile.is_tarfile(fh)
+    except (OSError, UnsafeFile):
         return False
 
 
@@ -195,7 +194,7 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     hint = "expected a bundle written by `runbook audit export`"
     if p.suffix == ".json":
         try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
+            doc = json.loads(read_regular(p, "audit bundle", MAX_RUN_FILE).decode("utf-8"))
         except (OSError, ValueError) as exc:
             raise AuditError(f"not a readable audit bundle ({exc})", location=loc, hint=hint)
         if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
@@ -215,14 +214,16 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
         b.check_manifest()
         return b
     b = Bundle()
+    total = 0
     try:
-        with tarfile.open(p, "r:*") as tar:
+        with open_regular(p, "audit bundle", MAX_RUN_FILE) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
-                if member.size > _MAX_MEMBER:
+                if member.size > MAX_RUN_FILE or total + member.size > 4 * MAX_RUN_FILE:
                     b.problems.append(f"bundle member {member.name} is too large to be a run file; not read")
                     continue
+                total += member.size
                 name = member.name.split("/", 1)[1] if "/" in member.name else member.name
                 fh = tar.extractfile(member)
                 data = fh.read() if fh is not None else b""
@@ -245,8 +246,8 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
 def resolve_run(directory: str | os.PathLike[str], ref: str) -> Path:
     """A run file from a path, a run id, a unique prefix of either, or "latest"."""
     p = Path(ref)
-    if p.is_file():
-        return p
+    if p.is_file() or (os.sep in ref and (p.exists() or p.is_symlink())):
+        return p  # a path: whatever it is, the reader refuses what is not a regular file
     files = list_runs(directory)
     if not files and not Path(directory).is_dir():
         raise AuditError(

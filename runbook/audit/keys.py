@@ -8,6 +8,9 @@ Signing keys: an unencrypted (or ``RUNBOOK_AUDIT_KEY_PASSPHRASE``-encrypted) PKC
 ed25519 private key, mode 0600 (group/world-readable keys are refused, like ssh does).
 ``runbook audit keygen`` writes the OpenSSH format, so the same key also works with ``ssh-keygen -Y``.
 
+Both are read through ``safeio``: anything but a regular file of at most 1 MiB (a FIFO, ``/dev/zero``,
+a directory, a huge file, or a symlink to one) is refused at once with exit 2, never read.
+
 Allowed signers: one public key per line, OpenSSH format, optionally prefixed by principals and
 options as in ssh's ``allowed_signers`` (``alice@example.com ssh-ed25519 AAAA... comment``); ``#``
 comments and blank lines are ignored; keys of other types are ignored (they cannot sign audit seals).
@@ -29,6 +32,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from runbook.audit.safeio import MAX_SMALL, open_regular, read_regular
 from runbook.errors import AuditError, Location
 
 KEY_TYPE = "ssh-ed25519"
@@ -107,8 +111,9 @@ def load_signing_key(path: str | os.PathLike[str], passphrase: str | None = None
     p = Path(path).expanduser()
     loc = Location(str(p))
     try:
-        st = p.stat()
-        data = p.read_bytes()
+        with open_regular(p, "audit signing key", MAX_SMALL) as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read(MAX_SMALL + 1)
     except OSError as exc:
         raise AuditError(
             f"cannot read audit signing key: {exc.strerror}",
@@ -265,7 +270,7 @@ class AllowedSigners:
     def load(cls, path: str | os.PathLike[str]) -> AllowedSigners:
         p = Path(path).expanduser()
         try:
-            text = p.read_text(encoding="utf-8")
+            text = read_regular(p, "allowed signers file", MAX_SMALL).decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise AuditError(
                 f"cannot read allowed signers file: {getattr(exc, 'strerror', None) or exc}",

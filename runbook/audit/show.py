@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.audit.chain import parse_line
+from runbook.audit.safeio import MAX_RUN_FILE, LineTooLong, bounded_lines, open_regular
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
@@ -76,13 +77,15 @@ def _duration(value: Any) -> str:
 
 
 def timeline(path: str | os.PathLike[str]) -> Timeline:
-    """Read a run file (OSError if it cannot be read; corrupt lines are counted, not raised)."""
+    """Read a run file (OSError if it cannot be read, ``safeio.UnsafeFile`` if it is not a regular
+    file of sane size; corrupt or overlong lines are counted, not raised)."""
     p = Path(path)
     tl = Timeline(str(p))
     start: datetime | None = None
-    with open(p, "rb") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            rec = parse_line(raw.strip()) if raw.strip() else None
+    with open_regular(p, "run file", MAX_RUN_FILE) as fh:
+        for lineno, raw in enumerate(bounded_lines(fh), 1):
+            too_long = isinstance(raw, LineTooLong)
+            rec = parse_line(raw.strip()) if raw.strip() and not too_long else None
             if rec is None or type(rec.get("seq")) is not int:
                 tl.unreadable += 1
                 if len(tl.bad_lines) < 20:

@@ -22,6 +22,7 @@ from runbook.audit.canonical import noncanonical_reason
 from runbook.audit.chain import cross_run_problems, line_status, list_runs
 from runbook.audit.keys import AllowedSigners
 from runbook.audit.records import GENESIS, seal_payload
+from runbook.audit.safeio import MAX_LINE, MAX_RUN_FILE, LineTooLong, UnsafeFile, bounded_lines, open_regular
 
 
 def _reject_constant(text: str) -> Any:
@@ -47,6 +48,8 @@ class RunReport:
     first_prev: str | None = None
     prev_run_id: str | None = None
     final_hash: str | None = None
+    unsigned: bool = False  # its first record was read: no signer, and no seal carries a signature
+    final_seal: dict[str, Any] | None = None  # the final seal record (what a head is made of)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -64,6 +67,8 @@ class Report:
     runs: list[RunReport] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    heads: list[dict[str, Any]] = field(default_factory=list)  # expected heads checked (head.apply_heads)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -79,10 +84,12 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "runs": [{**asdict(r), "ok": r.ok} for r in self.runs],
+            "runs": [{**{k: v for k, v in asdict(r).items() if k != "final_seal"}, "ok": r.ok} for r in self.runs],
             "records": self.records,
             "problems": self.all_problems(),
             "warnings": self.warnings,
+            "heads": self.heads,
+            "notes": self.notes,
         }
 
 
@@ -111,6 +118,7 @@ class _RunVerifier:
         self.final_at: int | None = None
         self.sealed_upto = 0
         self.untrusted: list[int] = []
+        self.signed_seals = 0
         self.last: _Entry | None = None
 
     def problem(self, msg: str) -> None:
@@ -133,6 +141,12 @@ class _RunVerifier:
         lineno = 0
         for line in self.lines:
             lineno += 1
+            if isinstance(line, LineTooLong):
+                r.problems.append(
+                    f"run file {r.name}: line {lineno} is longer than {MAX_LINE >> 20} MiB: not an audit "
+                    "record (skipped unread)"
+                )
+                continue
             raw = line.strip()
             if not raw:
                 r.problems.append(f"run file {r.name}: line {lineno} is blank")
@@ -263,7 +277,11 @@ class _RunVerifier:
         if final:
             if self.final_at is not None:
                 self.problem(f"second final seal at record {e.seq} (first at record {self.final_at})")
+            else:
+                r.final_seal = rec
             self.final_at = e.seq
+        if kid is not None or sig is not None:
+            self.signed_seals += 1
         if kid is None and sig is None:
             if r.key_id is not None:
                 self.problem(f"seal at record {e.seq} is unsigned, but the run names signer {r.key_id}")
@@ -305,6 +323,7 @@ class _RunVerifier:
             )
         elif self.partial:
             self.problem("a partial line follows the final seal")
+        r.unsigned = r.first_prev is not None and r.key_id is None and not self.signed_seals
         if r.key_id is None:
             if self.allow_unsigned:
                 r.notes.append("unsigned (allowed by --allow-unsigned)")
@@ -337,14 +356,33 @@ def _shape(rec: dict[str, Any]) -> str:
 def verify_run_bytes(
     name: str, data: bytes, trust: AllowedSigners | None, allow_unsigned: bool = False
 ) -> RunReport:
-    return _RunVerifier(name, io.BytesIO(data), trust, allow_unsigned).run()
+    return _RunVerifier(name, bounded_lines(io.BytesIO(data)), trust, allow_unsigned).run()
 
 
 def verify_chain(runs: list[RunReport], report: Report, *, complete: bool = True, named: bool = True) -> None:
-    """Check the chain across runs (in order): links, order, duplicates, file names."""
+    """Check the chain across runs (in order): links, order, duplicates, file names, downgrades."""
     problems, warnings = cross_run_problems(runs, complete=complete, named=named)
     report.problems.extend(problems)
     report.warnings.extend(warnings)
+    _downgrades(runs)
+
+
+def _downgrades(runs: list[RunReport]) -> None:
+    """A signed chain never goes on unsigned: an unsigned run after a signed one is a problem even with
+    --allow-unsigned, which only admits unsigned runs before the first signed one (runs written
+    before the operator created a key). Otherwise anyone could append a fabricated run, or strip the
+    signatures off the newest one, without the key."""
+    last_signed: RunReport | None = None
+    for r in runs:
+        if r.unsigned and last_signed is not None:
+            r.notes = [n for n in r.notes if "--allow-unsigned" not in n]
+            r.problems.append(
+                f"run {r.label} is unsigned, but it follows signed run {last_signed.label} ({last_signed.key_id}): "
+                "a downgrade from signed to unsigned (run fabricated without the key, or its signatures "
+                "stripped); --allow-unsigned does not admit it"
+            )
+        elif r.key_id is not None:
+            last_signed = r
 
 
 def verify_directory(
@@ -377,8 +415,12 @@ def verify_runs(
 
 def _verify_file(path: Path, trust: AllowedSigners | None, allow_unsigned: bool) -> RunReport:
     try:
-        with open(path, "rb") as fh:
-            return _RunVerifier(path.name, fh, trust, allow_unsigned).run()
+        with open_regular(path, f"run file {path.name}", MAX_RUN_FILE) as fh:
+            return _RunVerifier(path.name, bounded_lines(fh), trust, allow_unsigned).run()
+    except UnsafeFile as exc:
+        r = RunReport(path.name)
+        r.problems.append(f"{exc.message} (not read)")
+        return r
     except OSError as exc:
         r = RunReport(path.name)
         r.problems.append(f"run file {path}: cannot read ({exc.strerror})")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.audit.chain import TS_FORMAT, ChainTail, chain_tail, list_runs, name_ts, run_filename, seal_line
+from runbook.audit.head import Head, local_head_holds, local_head_path, save_local_head
 from runbook.audit.keys import Signer, load_signing_key
 from runbook.audit.records import FORMAT, GENESIS, EventLike, Scrubber, event_record, seal_payload, utc_ts
 from runbook.audit.sinks import Sink
@@ -62,6 +63,7 @@ class _Run:
         self.path = path
         self.file = file
         self.prev = prev
+        self.link = prev  # the run's first prev: the final hash of the run before it
         self.seq = 0  # seq of the last record written
         self.since_seal = 0
         self.since_sync = 0
@@ -108,6 +110,7 @@ class AuditWriter:
         self._run: _Run | None = None
         self._closed = False
         self._prev_run: ChainTail | None = None
+        self._head_holds = True  # the directory still ends with its local head (``head``)
         self.paths: list[Path] = []  # run files written, in order
         self._dirlock = DirectoryLock(self.directory)
         self._dirlock.acquire()
@@ -196,6 +199,7 @@ class AuditWriter:
 
     # -- internals ---------------------------------------------------------------------------
     def _open(self, run_id: str) -> _Run:
+        self._head_holds = local_head_holds(self.directory)
         tail = self._prev_run = chain_tail(self.directory)
         started = datetime.now(UTC)
         existing = list_runs(self.directory)
@@ -300,6 +304,26 @@ class AuditWriter:
         if final:
             run.final = True
         self._sync(run)
+        if final:
+            self._move_head(run, body)
+
+    def _move_head(self, run: _Run, seal: dict[str, Any]) -> None:
+        """The run is sealed and on disk: it becomes the local head (``head``), unless the directory no
+        longer held the previous head when the run started (then verify must keep failing)."""
+        if not self._head_holds:
+            log.warning(
+                "audit: %s does not end with its local head %s (newest runs deleted or directory rolled "
+                "back?); the local head was left as it was",
+                self.directory,
+                local_head_path(self.directory),
+            )
+            return
+        head = Head(run.run_id, seal["seq"], seal["hash"], seal["head"], run.link,
+                    self.signer.key_id if self.signer else None, seal.get("sig"))  # fmt: skip
+        try:
+            save_local_head(self.directory, head)
+        except OSError as exc:
+            log.warning("audit: cannot write the local head %s: %s", local_head_path(self.directory), exc)
 
     def _finish(self, run: _Run, outcome: str | None, reason: str | None) -> None:
         try:

@@ -1,7 +1,8 @@
-"""`runbook audit`: keygen, verify, show, export."""
+"""`runbook audit`: keygen, verify, head, show, export."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -11,7 +12,7 @@ from typing import Any
 import click
 
 from runbook.cli.common import handle_errors
-from runbook.errors import AuditError, Location
+from runbook.errors import AuditError, Location, UsageError
 
 _DIR_OPTION = click.option(
     "--dir",
@@ -64,29 +65,67 @@ def _trust(path: str | None) -> Any:
     if path:
         return AllowedSigners.load(path)
     default = default_allowed_signers()
-    if default.is_file():
+    if default.exists() or default.is_symlink():  # whatever it is: load refuses what is not a file
         return AllowedSigners.load(default)
     if os.environ.get(SIGNERS_ENV):
         raise AuditError("allowed signers file not found", location=Location(str(default)))
     return None
 
 
-@audit.command("verify")
-@click.argument("path", required=False, default=None)
-@_SIGNERS_OPTION
-@click.option("--allow-unsigned", is_flag=True, help="Accept runs written without a signing key.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
-@handle_errors
-def verify_cmd(path: str | None, allowed_signers: str | None, allow_unsigned: bool, as_json: bool) -> None:
-    """Check hashes, order, chain links, seals and signatures of PATH (a run file, an audit
-    directory, or an exported bundle; default ./audit or $RUNBOOK_AUDIT_DIR). Exit 0 only if all
-    of it verifies."""
-    from runbook.audit import export, verify
+_EXPECT_HEAD_OPTION = click.option(
+    "--expect-head",
+    "expect_heads",
+    multiple=True,
+    metavar="HEAD",
+    help="A head printed earlier by `runbook audit head` (the line, or its JSON): fail unless the chain "
+    "still contains that run, unaltered (newest runs deleted, directory rolled back, another chain).",
+)
+_DSN_OPTION = click.option(
+    "--audit-dsn",
+    "dsn",
+    envvar="RUNBOOK_AUDIT_DSN",
+    default=None,
+    help="Also cross-check the directory against the PostgreSQL sink's append-only table: runs and "
+    "records there but missing from the files, or different, fail verification.",
+)
+_TABLE_OPTION = click.option(
+    "--audit-table",
+    "table",
+    default="runbook_audit",
+    show_default=True,
+    help="The sink's table (NAME or SCHEMA.NAME).",
+)
+_NO_LOCAL_HEAD_OPTION = click.option(
+    "--no-local-head",
+    is_flag=True,
+    help="Do not check the directory against its local head file (kept outside it by the writer).",
+)
 
-    target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
-    trust = _trust(allowed_signers)
+
+def _verified(
+    target: Path,
+    trust: Any,
+    allow_unsigned: bool,
+    expect_heads: tuple[str, ...] = (),
+    local_head: bool = True,
+    dsn: str | None = None,
+    table: str = "runbook_audit",
+) -> Any:
+    """The verify report of an audit directory, a bundle or a run file, expected heads checked."""
+    from runbook.audit import export, verify
+    from runbook.audit.head import Head, apply_heads, load_local_head, local_head_path
+    from runbook.audit.safeio import MAX_RUN_FILE, open_regular
+
+    heads = [(Head.parse(text), "--expect-head") for text in expect_heads]
+    if dsn and not target.is_dir():
+        raise UsageError("--audit-dsn cross-checks an audit directory", location=Location(str(target)))
+    if not target.is_dir() and (target.exists() or target.is_symlink()):
+        open_regular(target, "audit file", MAX_RUN_FILE).close()  # a FIFO, a device: refused (exit 2)
     if target.is_dir():
         report = verify.verify_directory(target, trust, allow_unsigned)
+        local = load_local_head(target) if local_head else None
+        if local is not None:
+            heads.append((local, f"local head {local_head_path(target)}"))
     elif export.is_bundle(target) and target.suffix != ".jsonl":
         bundle = export.load_bundle(target)
         pre: list[str] = []
@@ -110,16 +149,118 @@ def verify_cmd(path: str | None, allowed_signers: str | None, allow_unsigned: bo
             location=Location(str(target)),
             hint="pass an audit directory, a run file or a bundle (default ./audit)",
         )
+    apply_heads(report, heads, trust)
+    if dsn:
+        _cross_check(report, target, dsn, table)
+    if any(not h["ok"] and h["source"].startswith("local head") for h in report.heads):
+        report.notes.append(
+            f"if the audit directory was reset or restored deliberately, remove {local_head_path(target)} "
+            "(the next sealed run writes a new one)"
+        )
     if trust is not None and not trust.keys:
         report.warnings.insert(
             0,
             f"{trust.source or 'the allowed signers file'} holds no ssh-ed25519 key: no signed run can verify",
         )
+    return report
+
+
+def _cross_check(report: Any, directory: Path, dsn: str, table: str) -> None:
+    from runbook.audit.crosscheck import cross_check
+    from runbook.audit.sinks.postgres import AuditTable
+
+    db = AuditTable(dsn, table)
+    try:
+        found = cross_check(directory, report.runs, db)
+    finally:
+        db.close()
+    report.problems.extend(found.problems)
+    report.warnings.extend(found.warnings)
+    report.notes.extend(found.notes)
+
+
+@audit.command("verify")
+@click.argument("path", required=False, default=None)
+@_SIGNERS_OPTION
+@click.option("--allow-unsigned", is_flag=True, help="Accept runs written without a signing key.")
+@_EXPECT_HEAD_OPTION
+@_NO_LOCAL_HEAD_OPTION
+@_DSN_OPTION
+@_TABLE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
+@handle_errors
+def verify_cmd(
+    path: str | None,
+    allowed_signers: str | None,
+    allow_unsigned: bool,
+    expect_heads: tuple[str, ...],
+    no_local_head: bool,
+    dsn: str | None,
+    table: str,
+    as_json: bool,
+) -> None:
+    """Check hashes, order, chain links, seals and signatures of PATH (a run file, an audit
+    directory, or an exported bundle; default ./audit or $RUNBOOK_AUDIT_DIR), and that the chain
+    still contains its expected heads. Exit 0 only if all of it verifies."""
+    target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
+    report = _verified(
+        target, _trust(allowed_signers), allow_unsigned, expect_heads, not no_local_head, dsn, table
+    )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=1))
     else:
         _print_report(report)
     sys.exit(0 if report.ok else 1)
+
+
+@audit.command("head")
+@click.argument("path", required=False, default=None)
+@_SIGNERS_OPTION
+@click.option("--allow-unsigned", is_flag=True, help="Accept runs written without a signing key.")
+@_NO_LOCAL_HEAD_OPTION
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@handle_errors
+def head_cmd(
+    path: str | None, allowed_signers: str | None, allow_unsigned: bool, no_local_head: bool, output: str
+) -> None:
+    """Print the signed head of the audit directory PATH (default ./audit or $RUNBOOK_AUDIT_DIR): its
+    newest run, final hash, record count, signer and signature, on one line to keep outside the
+    directory (a change ticket). `runbook audit verify --expect-head HEAD` later fails if the
+    chain no longer contains it. The directory is verified first; no head is printed for a chain
+    that does not verify."""
+    from runbook.audit.head import head_of
+
+    target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
+    if not target.is_dir():
+        raise AuditError(
+            "not an audit directory",
+            location=Location(str(target)),
+            hint="pass the audit directory (default ./audit)",
+        )
+    report = _verified(target, _trust(allowed_signers), allow_unsigned, (), not no_local_head)
+    head = head_of(report.runs[-1]) if report.runs else None
+    if not report.ok or head is None:
+        with contextlib.redirect_stdout(sys.stderr):
+            _print_report(report)
+        raise AuditError(
+            "the audit trail does not verify: no head printed",
+            location=Location(str(target)),
+            hint="`runbook audit verify` tells what is wrong; a head pins only a chain that verifies",
+        )
+    if head.key_id is None:
+        click.secho(
+            "warning: the newest run is unsigned: this head pins content, no signature", fg="yellow", err=True
+        )
+    if output == "json":
+        doc = {
+            **head.to_dict(),
+            "directory": str(target),
+            "runs": len(report.runs),
+            "chain_records": report.records,
+        }
+        click.echo(json.dumps(doc, indent=1))
+    else:
+        click.echo(head.line())
 
 
 def _print_report(report: Any) -> None:
@@ -143,6 +284,14 @@ def _print_report(report: Any) -> None:
             click.echo(f"      note: {n}")
     for p in report.problems:
         click.echo(click.style("FAIL  ", fg="red") + p)
+    for h in report.heads:
+        if h["ok"]:
+            click.echo(
+                click.style("OK    ", fg="green")
+                + f"expected head ({h['source']}): run {h['run_id']} is in the chain"
+            )
+    for n in report.notes:
+        click.echo(f"note: {n}")
     total = len(report.all_problems())
     if report.ok:
         click.secho(f"OK: {len(report.runs)} run(s), {report.records} records verified", fg="green")

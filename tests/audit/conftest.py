@@ -11,9 +11,11 @@ from tests.fixtures.postgres import postgres_server  # noqa: F401 - session fixt
 
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Keys and allowed signers never come from the real ~/.config."""
+    """Keys, allowed signers and local heads never come from (or go to) the real home directory."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # local audit heads
     for var in (
+        "RUNBOOK_AUDIT_HEADS",
         "RUNBOOK_ALLOWED_SIGNERS",
         "RUNBOOK_AUDIT_KEY",
         "RUNBOOK_AUDIT_KEY_PASSPHRASE",

@@ -132,9 +132,10 @@ def test_resigned_with_unknown_key(three_runs: Path, trust: AllowedSigners, othe
 def test_resigned_without_key_is_unsigned(three_runs: Path, trust: AllowedSigners) -> None:
     path = run_file(three_runs, "run-c")
     write_lines(path, rechain(records(path), None))
-    assert problems(three_runs, trust) == [
-        "run run-c: unsigned (no signing key was configured when it was written)"
-    ]
+    msgs = problems(three_runs, trust)
+    assert msgs[0] == "run run-c: unsigned (no signing key was configured when it was written)"
+    assert msgs[1].startswith("run run-c is unsigned, but it follows signed run run-b")  # a downgrade
+    assert len(msgs) == 2
 
 
 def test_bad_signature(three_runs: Path, trust: AllowedSigners, key: Signer) -> None:

@@ -56,13 +56,17 @@ def _cli(cwd: Path, env: dict[str, str], *args: str) -> None:
 
 def cli_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
-    env.update(PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(home / "xdg"), NO_COLOR="1")
+    env.update(PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(home / "xdg"),
+               XDG_STATE_HOME=str(home / "state"), NO_COLOR="1")  # fmt: skip
     return env
 
 
-def exec_run(project: Path, audit: Path, key: Path) -> None:
+def exec_run(project: Path, audit: Path, key: Path | None, *extra: str) -> None:
+    """One run of the tiny runbook into ``audit``, signed with ``key`` (None: unsigned, no key exists);
+    ``extra``: more `runbook exec` options (``--audit-dsn DSN``)."""
+    signing = ["--audit-key", str(key)] if key is not None else []
     _cli(project, cli_env(project), "exec", "tiny", "-i", "inv.ini", "--audit-dir", str(audit),
-         "--audit-key", str(key), "--yes")  # fmt: skip
+         *signing, *extra, "--yes")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +85,23 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Pristine:
     signers = project / "allowed_signers"
     signers.write_text("ops@example.com " + Path(f"{key}.pub").read_text())
     return Pristine(audit, signers, key, other, project)
+
+
+@pytest.fixture(scope="session")
+def pristine_mixed(pristine: Pristine, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory whose chain starts unsigned (before the operator made a key), then goes on signed."""
+    audit = tmp_path_factory.mktemp("tamper-mixed") / "audit"
+    exec_run(pristine.project, audit, None)
+    exec_run(pristine.project, audit, pristine.key)
+    return audit
+
+
+@pytest.fixture
+def mixed(pristine_mixed: Path, tmp_path: Path) -> Path:
+    """A fresh copy of ``pristine_mixed`` (unsigned run, then signed run)."""
+    d = tmp_path / "mixed"
+    shutil.copytree(pristine_mixed, d)
+    return d
 
 
 @pytest.fixture

@@ -81,3 +81,21 @@ def rehash_from(recs: list[dict[str, Any]], start: int) -> list[bytes]:
         prev, line = seal_line(body)
         out.append(line)
     return out
+
+
+def unsigned(
+    recs: list[dict[str, Any]], *, run_id: str | None = None, after: dict[str, Any] | None = None
+) -> list[bytes]:
+    """The run re-written without any signature, as anyone without the key can: signer fields and
+    seal signatures dropped, every hash recomputed. ``run_id`` renames it; ``after`` (the final record
+    of another run) makes it the run that follows that one (a fabricated next run)."""
+    out: list[dict[str, Any]] = []
+    for rec in recs:
+        body = {k: v for k, v in rec.items() if k not in ("key_id", "public_key", "sig")}
+        if run_id is not None:
+            body["run_id"] = run_id
+        out.append(body)
+    if after is not None:
+        out[0]["prev"] = after["hash"]
+        out[0]["prev_run"] = {"final_hash": after["hash"], "run_id": after["run_id"]}
+    return rehash_from(out, 0)

@@ -66,7 +66,7 @@ class PostgresSink:
         ).format(self.table)
 
     def _clean(self, exc: Exception) -> str:
-        return safe_dsn(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        return _first_line(exc)
 
     def _ensure_table(self, sql: Any, schema: list[Any], base: str) -> None:
         t, fn = self.table, self._func
@@ -132,3 +132,112 @@ class PostgresSink:
             self.sync()
         finally:
             self._conn.close()
+
+
+class AuditTable:
+    """Read side of the sink's table, for ``verify --audit-dsn`` (``crosscheck.DbSource``). Every
+    statement is bounded (connect timeout, statement_timeout); rows are streamed, never all held."""
+
+    def __init__(
+        self,
+        dsn: str,
+        table: str = "runbook_audit",
+        *,
+        connect_timeout: int = 10,
+        statement_timeout: int = 120,
+    ):
+        import psycopg
+        from psycopg import sql
+
+        self._psycopg = psycopg
+        self._sql = sql
+        parts = table.split(".")
+        if not 1 <= len(parts) <= 2 or not all(parts):
+            raise AuditError(f"bad audit table name {table!r}", hint="use NAME or SCHEMA.NAME")
+        self.table = sql.Identifier(*parts)
+        self.label = f"{safe_dsn(dsn)} table {table}"
+        try:
+            self._conn = psycopg.connect(
+                dsn, connect_timeout=connect_timeout, application_name="runbook-audit-verify", autocommit=True
+            )
+            self._conn.execute(f"SET statement_timeout = {int(statement_timeout) * 1000}")
+            self._conn.execute("SET default_transaction_read_only = on")
+            found = self._conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        except psycopg.Error as exc:
+            raise AuditError(
+                f"cannot read the audit database {safe_dsn(dsn)}: {_first_line(exc)}",
+                hint="check --audit-dsn / the database is reachable",
+            )
+        if not found or found[0] is None:
+            self._conn.close()
+            raise AuditError(
+                f"the audit database {safe_dsn(dsn)} has no table {table}",
+                hint="pass the table runs were written to (--audit-table), or run without --audit-dsn",
+            )
+
+    def runs(self) -> list[Any]:
+        from runbook.audit.crosscheck import DbRun
+
+        q = self._sql.SQL(
+            "SELECT f.run_id, f.n, f.lo, f.hi, p.prev, l.hash FROM "
+            "(SELECT run_id, count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM {t} GROUP BY run_id) f "
+            "LEFT JOIN {t} p ON p.run_id = f.run_id AND p.seq = 1 "
+            "JOIN {t} l ON l.run_id = f.run_id AND l.seq = f.hi ORDER BY f.run_id"
+        ).format(t=self.table)
+        try:
+            rows = self._conn.execute(q).fetchall()
+        except self._psycopg.Error as exc:
+            raise AuditError(f"cannot read the audit database {self.label}: {_first_line(exc)}")
+        return [DbRun(str(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4], str(r[5])) for r in rows]
+
+    def load_records(self, runs: Any) -> None:
+        """Fill ``hashes`` and ``bad_rows`` of these runs from their rows (record re-hashed)."""
+        from runbook.audit.chain import record_hash
+
+        by_id = {r.run_id: r for r in runs}
+        if not by_id:
+            return
+        q = self._sql.SQL(
+            "SELECT run_id, seq, hash, prev, event, record::text FROM {} WHERE run_id = ANY(%s) ORDER BY run_id, seq"
+        ).format(self.table)
+        try:
+            with self._conn.transaction(), self._conn.cursor(name="runbook_audit_verify") as cur:
+                cur.itersize = 2000
+                cur.execute(q, (list(by_id),))
+                for run_id, seq, h, prev, event, text in cur:
+                    run = by_id[run_id]
+                    run.hashes[int(seq)] = h
+                    why = _row_problem(seq, h, prev, event, run_id, text, record_hash)
+                    if why and len(run.bad_rows) < 20:
+                        run.bad_rows.append(f"{seq}: {why}")
+        except self._psycopg.Error as exc:
+            raise AuditError(f"cannot read the audit database {self.label}: {_first_line(exc)}")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return safe_dsn(text.splitlines()[0] if text else type(exc).__name__)
+
+
+def _row_problem(seq: int, h: str, prev: str, event: str, run_id: str, text: str, rehash: Any) -> str:
+    import json
+
+    try:
+        rec = json.loads(text)
+    except ValueError:
+        return "record is not JSON"
+    if not isinstance(rec, dict):
+        return "record is not an object"
+    cols = {"seq": seq, "hash": h, "prev": prev, "event": event, "run_id": run_id}
+    off = [k for k, v in cols.items() if rec.get(k) != v]
+    if off:
+        return f"its {', '.join(off)} column(s) disagree with its record"
+    try:
+        if rehash(rec) != h:
+            return "its record does not hash to its hash column"
+    except (TypeError, ValueError):
+        return "its record cannot be hashed"
+    return ""
