@@ -143,9 +143,8 @@ def load_inventory(sources: tuple[str, ...] | list[str], playbook_dir: Path | No
 
 def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
     """-e key=value (several per flag, quoted like a shell), -e '{"json": 1}', -e @vars.yml."""
-    import shlex
-
-    from runbook.model.checks import is_variable_name
+    from runbook.model import shellwords
+    from runbook.model.checks import NumberTooLarge, is_variable_name, json_int
     from runbook.model.loader import load_yaml_file, load_yaml_text
 
     out: dict[str, Any] = {}
@@ -161,13 +160,15 @@ def parse_extra_vars(values: tuple[str, ...]) -> dict[str, Any]:
             what = f"extra vars file {path}"
         elif text.startswith(("{", "[")):
             try:
-                data = json.loads(text)
+                data = json.loads(text, parse_int=json_int)
+            except NumberTooLarge as exc:
+                raise UsageError(f"-e: {exc}", hint="quote it if it is meant as text") from None
             except ValueError:
                 data = load_yaml_text(text, "-e")  # YAML flow style: {a: 1}; errors name -e:1:col
             what = f"-e {raw!r}"
         else:
             try:
-                tokens = shlex.split(text)
+                tokens = shellwords.split(text)
             except ValueError as exc:
                 raise UsageError(f"-e {raw!r}: {exc}", hint="check the quotes in the value") from None
             for tok in tokens:

@@ -17,6 +17,7 @@ from runbook.execute import leftovers
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
+from runbook.model.checks import LARGEST, shown_number
 from runbook.model.runbook import Step
 from runbook.plan.steps import base as kinds
 from runbook.plan.steps.base import Outcome, StepContext
@@ -235,9 +236,17 @@ class Attempts:
         try:
             f = float(v)
         except (TypeError, ValueError):
-            raise RenderError(f"expected a number, got {v!r}", location=step.location) from None
-        if not math.isfinite(f) or f < 0:
-            raise RenderError(f"expected a finite number >= 0, got {v!r}", location=step.location)
+            raise RenderError(f"expected a number, got {str(v)[:100]!r}", location=step.location) from None
+        except OverflowError:  # an integer too large for a float
+            f = math.inf if v > 0 else -math.inf
+        if math.isnan(f) or f < 0:
+            raise RenderError(
+                f"expected a finite number >= 0, got {shown_number(v)[:100]}", location=step.location
+            )
+        if f > LARGEST:
+            raise RenderError(
+                f"expected a number up to {LARGEST:,}, got {shown_number(v)[:100]}", location=step.location
+            )
         return int(f) if f.is_integer() else f
 
     def _conditions(
