@@ -24,8 +24,8 @@ import yaml
 
 from runbook.errors import InventoryError, Location
 from runbook.model.checks import MAX_INT_DIGITS, NumberTooLarge, check_int_digits, json_int
-from runbook.model.loader import reader_error_location
 from runbook.model.hostpattern import RangeError, expand_hostpattern
+from runbook.model.loader import reader_error_location
 from runbook.model.vault import VaultValue
 
 try:  # libyaml is much faster; Ansible uses it too when present
@@ -198,7 +198,7 @@ def parse_data(text: str, display_path: str) -> Any:
     try:
         return json.loads(text, object_hook=hook, parse_int=json_int)
     except NumberTooLarge as exc:
-        m = re.search(r"[0-9]{%d,}" % (MAX_INT_DIGITS + 1), text)
+        m = re.search(rf"[0-9]{{{MAX_INT_DIGITS + 1},}}", text)
         line = text.count("\n", 0, m.start()) + 1 if m else None
         col = m.start() - text.rfind("\n", 0, m.start()) if m else None
         raise InventoryError(
