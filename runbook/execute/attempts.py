@@ -17,7 +17,9 @@ from runbook.execute import leftovers
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
-from runbook.model.checks import LARGEST, shown_number
+from runbook.model import become
+from runbook.model.become import Become
+from runbook.model.checks import LARGEST, is_template, shown_number
 from runbook.model.runbook import Step
 from runbook.plan.steps import base as kinds
 from runbook.plan.steps.base import Outcome, StepContext
@@ -41,6 +43,7 @@ class Item:
     delay: float = 1.0
     backoff: float = 1.0
     timeout: float | None = None
+    privilege: Become = field(default_factory=Become)  # who `become` means for this item
 
 
 @dataclass
@@ -50,6 +53,22 @@ class Attempt:
     commands: list[str] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     render_error: bool = False  # the step's own rendering (a template file) failed
+
+
+def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> Become:
+    """Who ``become`` means for this step on this host: its become_user/become_method/become_flags
+    (templates rendered; runbook defaults already merged) over the host's ansible_become_* variables.
+    RenderError when the method is not one the transports implement."""
+    keywords: dict[str, Any] = {}
+    for key in become.KEYWORDS:
+        value = getattr(step, key, None) if step is not None else None
+        keywords[key] = templar.render(value, variables, step.loc(key)) if is_template(value) else value
+    priv = become.resolve(keywords, variables)
+    problem = become.method_problem(priv.method)
+    if problem:
+        where = step.loc("become_method") if step is not None and step.become_method else None
+        raise RenderError(problem, location=where or (step.location if step is not None else None))
+    return priv
 
 
 def as_written(value: Any, redact: Callable[[str], str]) -> Any:
@@ -230,6 +249,7 @@ class Attempts:
         item.delay = float(self._num(step.delay, v, step))
         item.backoff = float(self._num(step.backoff, v, step))
         item.timeout = self._num(step.timeout, v, step) if step.timeout is not None else None
+        item.privilege = privilege(self.templar, step, v)
 
     def _num(self, value: Any, variables: Mapping[str, Any], step: Step) -> float | int:
         v = self.templar.render(value, variables, step.location)
@@ -334,6 +354,7 @@ class Attempts:
             redact=self.redactor.redact,
             deadline=time.monotonic() + float(timeout) if timeout else None,
             env={leftovers.ENV: self.run_id},
+            privilege=item.privilege,
         )
         if self.cancel.is_set():
             raise Cancelled("interrupted")
