@@ -144,9 +144,8 @@ def load_inventory(sources: tuple[str, ...] | list[str], playbook_dir: Path | No
 def parse_extra_vars(values: tuple[str, ...], secrets: set[str] | None = None) -> dict[str, Any]:
     """-e key=value (several per flag, quoted like a shell), -e '{"json": 1}', -e @vars.yml (an
     ansible-vault encrypted file too: its variable names are added to ``secrets``)."""
-    import shlex
-
-    from runbook.model.checks import is_variable_name
+    from runbook.model import shellwords
+    from runbook.model.checks import NumberTooLarge, is_variable_name, json_int
     from runbook.model.loader import load_vars_file, load_yaml_text
 
     out: dict[str, Any] = {}
@@ -164,13 +163,15 @@ def parse_extra_vars(values: tuple[str, ...], secrets: set[str] | None = None) -
                 secrets.update(str(k) for k in data)
         elif text.startswith(("{", "[")):
             try:
-                data = json.loads(text)
+                data = json.loads(text, parse_int=json_int)
+            except NumberTooLarge as exc:
+                raise UsageError(f"-e: {exc}", hint="quote it if it is meant as text") from None
             except ValueError:
                 data = load_yaml_text(text, "-e")  # YAML flow style: {a: 1}; errors name -e:1:col
             what = f"-e {raw!r}"
         else:
             try:
-                tokens = shlex.split(text)
+                tokens = shellwords.split(text)
             except ValueError as exc:
                 raise UsageError(f"-e {raw!r}: {exc}", hint="check the quotes in the value") from None
             for tok in tokens:

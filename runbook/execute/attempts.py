@@ -17,6 +17,9 @@ from runbook.execute import leftovers
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
+from runbook.model import become
+from runbook.model.become import Become
+from runbook.model.checks import LARGEST, is_template, shown_number
 from runbook.model.runbook import Step
 from runbook.plan.steps import base as kinds
 from runbook.plan.steps.base import Outcome, StepContext
@@ -40,6 +43,7 @@ class Item:
     delay: float = 1.0
     backoff: float = 1.0
     timeout: float | None = None
+    privilege: Become = field(default_factory=Become)  # who `become` means for this item
 
 
 @dataclass
@@ -49,6 +53,22 @@ class Attempt:
     commands: list[str] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     render_error: bool = False  # the step's own rendering (a template file) failed
+
+
+def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> Become:
+    """Who ``become`` means for this step on this host: its become_user/become_method/become_flags
+    (templates rendered; runbook defaults already merged) over the host's ansible_become_* variables.
+    RenderError when the method is not one the transports implement."""
+    keywords: dict[str, Any] = {}
+    for key in become.KEYWORDS:
+        value = getattr(step, key, None) if step is not None else None
+        keywords[key] = templar.render(value, variables, step.loc(key)) if is_template(value) else value
+    priv = become.resolve(keywords, variables)
+    problem = become.method_problem(priv.method)
+    if problem:
+        where = step.loc("become_method") if step is not None and step.become_method else None
+        raise RenderError(problem, location=where or (step.location if step is not None else None))
+    return priv
 
 
 def as_written(value: Any, redact: Callable[[str], str]) -> Any:
@@ -229,15 +249,24 @@ class Attempts:
         item.delay = float(self._num(step.delay, v, step))
         item.backoff = float(self._num(step.backoff, v, step))
         item.timeout = self._num(step.timeout, v, step) if step.timeout is not None else None
+        item.privilege = privilege(self.templar, step, v)
 
     def _num(self, value: Any, variables: Mapping[str, Any], step: Step) -> float | int:
         v = self.templar.render(value, variables, step.location)
         try:
             f = float(v)
         except (TypeError, ValueError):
-            raise RenderError(f"expected a number, got {v!r}", location=step.location) from None
-        if not math.isfinite(f) or f < 0:
-            raise RenderError(f"expected a finite number >= 0, got {v!r}", location=step.location)
+            raise RenderError(f"expected a number, got {str(v)[:100]!r}", location=step.location) from None
+        except OverflowError:  # an integer too large for a float
+            f = math.inf if v > 0 else -math.inf
+        if math.isnan(f) or f < 0:
+            raise RenderError(
+                f"expected a finite number >= 0, got {shown_number(v)[:100]}", location=step.location
+            )
+        if f > LARGEST:
+            raise RenderError(
+                f"expected a number up to {LARGEST:,}, got {shown_number(v)[:100]}", location=step.location
+            )
         return int(f) if f.is_integer() else f
 
     def _conditions(
@@ -326,6 +355,7 @@ class Attempts:
             learn=self.redactor.add,
             deadline=time.monotonic() + float(timeout) if timeout else None,
             env={leftovers.ENV: self.run_id},
+            privilege=item.privilege,
         )
         if self.cancel.is_set():
             raise Cancelled("interrupted")

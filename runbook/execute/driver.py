@@ -17,6 +17,7 @@ from typing import Any
 from runbook.errors import RunbookError
 from runbook.execute import clients
 from runbook.execute.transports.base import Transport
+from runbook.model.become import Become
 from runbook.plan.actions import (
     Action,
     Client,
@@ -67,6 +68,7 @@ class Drive:
     timed_out: bool = False
     deadline: float | None = None  # time.monotonic() by which the step must end (its timeout)
     env: Mapping[str, str] = field(default_factory=dict)  # added to every command (the run's tag)
+    privilege: Become | None = None  # who an action asking for `become` runs as (the step's become_*)
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # display forms of every command run
@@ -101,7 +103,8 @@ class Drive:
         skip = self.dry_run and action.mutating
         self.learn(action.secrets())
         if isinstance(action, Run):
-            shown = self.redact(action.command.display())
+            command = action.command.as_user(self.privilege) if self.privilege else action.command
+            shown = self.redact(command.display())
             if skip:
                 self.planned.append(PlannedChange("command", shown))
                 return CommandResult(rc=0, dry_run=True)
@@ -110,7 +113,6 @@ class Drive:
             if self.deadline is not None:
                 left = max(0.01, self.deadline - time.monotonic())
                 timeout = left if timeout is None else min(timeout, left)
-            command = action.command
             if self.env:
                 command = replace(command, env={**self.env, **command.env})
             if command.script is not None and self.redact(command.script) != command.script:
@@ -120,9 +122,9 @@ class Drive:
                 self.timed_out = True  # the step's timeout, not the command's own
             return res
         if isinstance(action, ReadFile):
-            return self.transport.read_file(action.path, become=action.become)
+            return self.transport.read_file(action.path, become=self._become(action.become))
         if isinstance(action, Stat):
-            return self.transport.stat(action.path, become=action.become)
+            return self.transport.stat(action.path, become=self._become(action.become))
         if isinstance(action, WriteFile):
             if skip:
                 self.planned.append(self._file_change(action))
@@ -133,7 +135,7 @@ class Drive:
                 mode=action.mode,
                 owner=action.owner,
                 group=action.group,
-                become=action.become,
+                become=self._become(action.become),
             )
             return None
         if isinstance(action, Http):
@@ -166,9 +168,13 @@ class Drive:
             return None
         raise TypeError(f"unknown action {action!r}")
 
+    def _become(self, asked: bool) -> bool | Become:
+        """What a file action that asks for privilege (or not) passes to the transport."""
+        return self.privilege if asked and self.privilege is not None else asked
+
     def _file_change(self, action: WriteFile) -> PlannedChange:
-        old = self.transport.read_file(action.path, become=action.become)
-        st: FileStat = self.transport.stat(action.path, become=action.become)
+        old = self.transport.read_file(action.path, become=self._become(action.become))
+        st: FileStat = self.transport.stat(action.path, become=self._become(action.become))
         new_text = action.content.decode("utf-8", "replace")
         old_text = "" if old is None else old.decode("utf-8", "replace")
         diff = "".join(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RunbookError
 from runbook.execute import leftovers
+from runbook.execute.attempts import privilege
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
@@ -121,12 +122,17 @@ class Rollback:
             loader_dirs=e.runner.loader_dirs,
         )
         msg = ""
+        try:
+            priv = privilege(e.templar, step, variables)
+        except RunbookError as exc:
+            return "failed", str(exc)
         for snap in reversed(entry.snapshots):
             drive = Drive(
                 transport=where.transport(),  # where the step ran (its delegate_to host)
                 redact=e.redactor.redact,
                 on_note=lambda line: e.runner.emit("step.output", hr, None, data={"line": line}),
                 env={leftovers.ENV: e.run_id},
+                privilege=priv,
             )
             out = drive.run(kind.undo(args, snap, ctx))
             msg = out.msg

@@ -31,27 +31,68 @@ def is_variable_name(name: Any) -> bool:
 BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "t", "f"}
 
 
-def number_problem(value: Any, *, integer: bool = False, positive: bool = False) -> str | None:
+# Python refuses to convert integers of more digits than this between text and int (a guard against
+# quadratic-time conversions); every reader of user text refuses them first, with a clear message.
+MAX_INT_DIGITS = 4300
+# No count (retries, forks) or duration in seconds (timeout, delay, pause) is larger: anything bigger
+# is a mistake, and the clocks and waits of the standard library refuse such values anyway.
+LARGEST = 10**9
+
+
+class NumberTooLarge(ValueError):
+    """An integer written with more than MAX_INT_DIGITS digits."""
+
+
+def check_int_digits(text: str) -> None:
+    """Raise NumberTooLarge when the integer literal ``text`` has more digits than Python reads."""
+    digits = sum(1 for c in text if c.isdigit()) if len(text) > MAX_INT_DIGITS else 0
+    if digits > MAX_INT_DIGITS:
+        raise NumberTooLarge(
+            f"an integer of {digits} digits is too large (at most {MAX_INT_DIGITS} digits are read)"
+        )
+
+
+def json_int(text: str) -> int:
+    """``parse_int`` for json.loads: an integer, or NumberTooLarge instead of Python's ValueError."""
+    check_int_digits(text)
+    return int(text)
+
+
+def shown_number(value: Any) -> str:
+    """A number for a message: huge integers by their size, not by their (unprintable) digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    return repr(value)
+
+
+def number_problem(
+    value: Any, *, integer: bool = False, positive: bool = False, maximum: int = LARGEST
+) -> str | None:
     """Why a literal value is not a usable count/duration (None if it is, or if it is a template
-    that can only be checked once rendered)."""
+    that can only be checked once rendered). Never converts a huge integer to float."""
     if is_template(value):
         return None
     what = "a whole number" if integer else "a number"
     if isinstance(value, bool):
         return f"must be {what}, got {value!r}"
     if isinstance(value, str):
+        text = value.strip()
         try:
-            value = float(value.strip())
+            value = int(text) if len(text) <= MAX_INT_DIGITS and text.lstrip("+-").isdigit() else float(text)
         except ValueError:
-            return f"must be {what} (or a {{{{ template }}}}), got {value!r}"
+            return f"must be {what} (or a {{{{ template }}}}), got {value[:100]!r}"
     if not isinstance(value, (int, float)):
         return f"must be {what}, got {plain(value)!r}"[:200]
-    if not math.isfinite(value):
+    if isinstance(value, float) and math.isnan(value):
         return f"must be a finite number, got {value!r}"
-    if integer and not float(value).is_integer():
-        return f"must be a whole number, got {value!r}"
     if value < 0 or (positive and value == 0):
-        return f"must be {'greater than 0' if positive else 'at least 0'}, got {value!r}"
+        return f"must be {'greater than 0' if positive else 'at least 0'}, got {shown_number(value)}"
+    if value > maximum:
+        if isinstance(value, float) and math.isinf(value):
+            return f"must be a finite number, got {value!r}"
+        return f"must be at most {maximum:,}, got {shown_number(value)}"
+    if integer and isinstance(value, float) and not value.is_integer():
+        return f"must be a whole number, got {value!r}"
     return None
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ast
 import re
-import shlex
 import warnings
 from typing import Any
 
 from runbook.errors import InventoryError, Location
+from runbook.model import shellwords
 from runbook.model.hostpattern import RangeError, expand_hostpattern
 from runbook.model.inventory_yaml import Unsafe
 
@@ -174,7 +174,7 @@ class _IniParser:
 
     def _host_line(self, line: str, groupname: str) -> None:
         try:
-            tokens = shlex.split(line, comments=True)
+            tokens = shellwords.split(line, comments=True)
         except ValueError as exc:
             raise self.error(
                 f"Error parsing host definition '{line}': {exc}",

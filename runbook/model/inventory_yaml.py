@@ -15,6 +15,7 @@ import copy
 import datetime as _dt
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,7 +23,9 @@ from typing import Any
 import yaml
 
 from runbook.errors import InventoryError, Location
+from runbook.model.checks import MAX_INT_DIGITS, NumberTooLarge, check_int_digits, json_int
 from runbook.model.hostpattern import RangeError, expand_hostpattern
+from runbook.model.loader import reader_error_location
 from runbook.model.vault import VaultValue
 
 try:  # libyaml is much faster; Ansible uses it too when present
@@ -83,6 +86,10 @@ def decrypt_vault_text(ciphertext: str | bytes) -> bytes:
 # --- YAML loader -------------------------------------------------------------------------------
 
 
+class _TooLarge(yaml.constructor.ConstructorError):
+    """An integer with more digits than Python reads."""
+
+
 class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
     _unsafe_depth = 0
     _file = "<string>"
@@ -103,6 +110,13 @@ class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
         finally:
             self._unsafe_depth -= 1
 
+    def construct_int(self, node):
+        try:
+            check_int_digits(str(node.value))
+        except NumberTooLarge as exc:
+            raise _TooLarge(None, None, str(exc), node.start_mark) from None
+        return self.construct_yaml_int(node)
+
     def construct_vault(self, node):
         ciphertext = self._resolve_and_construct(node)
         if not isinstance(ciphertext, str):
@@ -113,6 +127,7 @@ class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
         return VaultValue(str(ciphertext), location=Location(self._file, mark.line + 1, mark.column + 1))
 
 
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_int)
 _Loader.add_constructor("tag:yaml.org,2002:str", _Loader.construct_yaml_str)
 _Loader.add_constructor("tag:yaml.org,2002:python/unicode", _Loader.construct_yaml_str)
 _Loader.add_constructor("tag:yaml.org,2002:python/dict", _Loader.construct_yaml_map)
@@ -154,17 +169,24 @@ def read_text(path: str, display_path: str | None = None) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def yaml_error(exc: Exception, display_path: str, what: str = "YAML") -> InventoryError:
+def yaml_error(exc: Exception, display_path: str, what: str = "YAML", text: str = "") -> InventoryError:
+    if isinstance(exc, yaml.reader.ReaderError):  # a control character: no mark, a position
+        code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
+        return InventoryError(
+            f"{what} error: control character U+{code:04X} is not allowed in YAML text",
+            location=reader_error_location(exc, text, display_path),
+            hint="remove the control character, or write it as an escape (\\x01) in a double-quoted string",
+        )
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
-    message = f"{what} syntax error: {problem}" + (f" ({context})" if context else "")
+    kind = "error" if isinstance(exc, yaml.constructor.ConstructorError) else "syntax error"
+    message = f"{what} {kind}: {problem}" + (f" ({context})" if context else "")
     loc = Location(display_path, mark.line + 1, mark.column + 1) if mark else Location(display_path)
-    return InventoryError(
-        message,
-        location=loc,
-        hint="fix the YAML at that position (indentation with spaces, ':' after keys, quotes balanced)",
-    )
+    hint = "fix the YAML at that position (indentation with spaces, ':' after keys, quotes balanced)"
+    if isinstance(exc, _TooLarge):
+        hint = "quote it if it is meant as text"
+    return InventoryError(message, location=loc, hint=hint)
 
 
 def parse_data(text: str, display_path: str) -> Any:
@@ -174,13 +196,20 @@ def parse_data(text: str, display_path: str) -> Any:
         return _json_hook(obj, display_path)
 
     try:
-        return json.loads(text, object_hook=hook)
+        return json.loads(text, object_hook=hook, parse_int=json_int)
+    except NumberTooLarge as exc:
+        m = re.search(rf"[0-9]{{{MAX_INT_DIGITS + 1},}}", text)
+        line = text.count("\n", 0, m.start()) + 1 if m else None
+        col = m.start() - text.rfind("\n", 0, m.start()) if m else None
+        raise InventoryError(
+            str(exc), location=Location(display_path, line, col), hint="quote it if it is meant as text"
+        ) from None
     except Exception:
         pass
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise yaml_error(exc, display_path) from None
+        raise yaml_error(exc, display_path, text=text) from None
 
 
 def load_data_file(path: str, display_path: str | None = None) -> Any:

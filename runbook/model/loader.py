@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from runbook.errors import Location, ValidationError
+from runbook.model.checks import NumberTooLarge, check_int_digits
 
 try:  # libyaml is much faster when present
     _Base = yaml.CSafeLoader  # type: ignore[attr-defined]
@@ -88,6 +89,16 @@ def _make_loader(file: str) -> type:
 
         return VaultValue(loader.construct_scalar(node), location=_loc(node, file))
 
+    def construct_int(loader: Any, node: yaml.ScalarNode) -> int:
+        try:
+            check_int_digits(str(node.value))
+        except NumberTooLarge as exc:
+            raise ValidationError(
+                str(exc), location=_loc(node, file), hint="quote it if it is meant as text"
+            ) from None
+        return loader.construct_yaml_int(node)
+
+    Loader.add_constructor("tag:yaml.org,2002:int", construct_int)
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, construct_sequence)
     Loader.add_constructor("!vault", construct_vault)
@@ -148,6 +159,12 @@ def _end_location(before: str, file: str) -> Location:
     return Location(file, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1)
 
 
+def reader_error_location(exc: yaml.reader.ReaderError, text: str, file: str) -> Location:
+    """file:line:column of the character a YAML reader refused (libyaml counts UTF-8 bytes)."""
+    before = text.encode("utf-8", "surrogateescape")[: exc.position].decode("utf-8", "replace")
+    return _end_location(before, file)
+
+
 def load_yaml_text(text: str, file: str) -> Any:
     """Parse YAML text; syntax errors become ValidationError with file:line:column."""
     loader = _make_loader(file)(text)
@@ -174,7 +191,7 @@ def load_yaml_text(text: str, file: str) -> Any:
         code = ord(ch) if isinstance(ch, str) else int(ch)
         raise ValidationError(
             f"YAML error: control character U+{code:04X} is not allowed in YAML text",
-            location=_end_location(text.encode("utf-8")[: exc.position].decode("utf-8", "replace"), file),
+            location=reader_error_location(exc, text, file),
             hint="remove the control character (is this a binary file?)",
         ) from None
     except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import Location, ValidationError
+from runbook.model import become
 from runbook.model.checks import is_variable_name, number_problem, plain, suggest
 from runbook.model.loader import YDict, YList, load_vars_file, load_yaml_text, read_text
 from runbook.model.step import STEP_KEYWORDS, Step, StepParser
@@ -49,6 +50,9 @@ RUNBOOK_KEYS = {
     "always": "steps that run at the end whatever happened",
     "tags": "tags applied to every step",
     "become": "default become for every step",
+    "become_user": "default become_user for every step",
+    "become_method": "default become_method (sudo | su) for every step",
+    "become_flags": "default become_flags for every step",
     "timeout": "default timeout (seconds) for every step",
 }
 
@@ -150,6 +154,10 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         defaults["become"] = data["become"]
     if "become" in data and not isinstance(data["become"], bool):
         p.typed(data["become"], (bool,), "become", kloc("become"))
+    for key in become.KEYWORDS:
+        if data.get(key) is not None and p.typed(data[key], (str,), key, kloc(key)):
+            defaults[key] = data[key]
+    p.become(defaults, kloc)
     if "timeout" in data and p.typed(data["timeout"], (int, float), "timeout", kloc("timeout")):
         problem = number_problem(data["timeout"], positive=True)
         if problem:

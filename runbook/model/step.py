@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runbook.errors import Location, ValidationError
+from runbook.model import become
 from runbook.model.checks import BOOL_WORDS, is_template, is_variable_name, number_problem, plain, suggest
 from runbook.model.loader import YDict, YList
 
@@ -24,8 +25,10 @@ STEP_KEYWORDS = {
     "until": "condition(s) that must hold for the step to succeed (retried until true)",
     "timeout": "seconds after which the step is stopped and fails",
     "tags": "labels for --tags / --skip-tags",
-    "become": "run with sudo (as become_user)",
+    "become": "run with privilege escalation (as become_user, through become_method)",
     "become_user": "user to become (default root)",
+    "become_method": "how to become it: sudo (default) or su",
+    "become_flags": "extra options for sudo/su (shell words, e.g. '-H' or '-l')",
     "no_log": "hide this step's command, output and result everywhere",
     "changed_when": "condition deciding whether the step changed something",
     "failed_when": "condition deciding whether the step failed",
@@ -74,6 +77,8 @@ class Step:
     tags: tuple[str, ...] = ()
     become: bool | None = None
     become_user: str | None = None
+    become_method: str | None = None
+    become_flags: str | None = None
     no_log: bool = False
     changed_when: tuple[Any, ...] | None = None
     failed_when: tuple[Any, ...] | None = None
@@ -152,6 +157,21 @@ class StepParser:
         if problem:
             self.err(f"{key} {problem}", kloc(key))
         return problem is None
+
+    def become(self, keywords: Mapping[str, Any], kloc: Any) -> None:
+        """A become_method the transports implement, become_flags that split into words (templates
+        are checked once rendered)."""
+        method, flags = keywords.get("become_method"), keywords.get("become_flags")
+        if method is not None and not is_template(method):
+            problem = become.method_problem(method)
+            if problem:
+                sug = suggest(str(method), become.METHODS)
+                hint = (sug + " " if sug else "") + "use become_method: sudo or su"
+                self.err(problem, kloc("become_method"), hint=hint)
+        if flags is not None and not is_template(flags):
+            problem = become.flags_problem(flags)
+            if problem:
+                self.err(problem, kloc("become_flags"), hint="balance the quotes in become_flags")
 
     def var_names(self, variables: Mapping[Any, Any], what: str, loc: Location | None) -> None:
         """Every variable name is one a template can use (as Ansible requires)."""
@@ -304,9 +324,13 @@ class StepParser:
     def _keywords(self, raw: dict, kloc: Any, defaults: dict) -> dict[str, Any]:
         """The engine's keywords of one step (everything but name, module, undo and fallback)."""
         kw: dict[str, Any] = {}
-        for key in ("register", "delegate_to", "become_user"):
+        for key in ("register", "delegate_to", *become.KEYWORDS):
             if key in raw and raw[key] is not None and self.typed(raw[key], (str,), key, kloc(key)):
                 kw[key] = raw[key]
+        self.become(kw, kloc)
+        for key in become.KEYWORDS:  # the runbook's defaults (checked where they are written)
+            if key not in kw and defaults.get(key) is not None:
+                kw[key] = defaults[key]
         if kw.get("register") and not is_variable_name(kw["register"]):
             self.err(
                 f"register name '{kw['register']}' is not a valid variable name",

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from runbook.model import shellwords
+from runbook.model.become import Become
 
 
 def q(word: object) -> str:
@@ -53,6 +56,9 @@ class Command:
     stdin: bytes | None = None
     become: bool = False
     become_user: str = "root"
+    become_method: str = "sudo"  # sudo | su (runbook.model.become.METHODS)
+    become_flags: str = ""  # extra sudo/su options, shell words (each passed as one argument)
+    become_password: str | None = field(default=None, repr=False, compare=False)  # never shown
     masked: tuple[str, ...] = ()  # extra literal values to hide whenever this command is displayed
     private: bool = False  # the script holds a secret: transports keep it off command lines
 
@@ -63,6 +69,25 @@ class Command:
     @classmethod
     def exec(cls, argv: Iterable[str], **kw) -> Command:
         return cls(argv=tuple(argv), **kw)
+
+    def as_user(self, privilege: Become) -> Command:
+        """This command, if it asks for privilege, run as ``privilege`` says (user, method, flags)."""
+        if not self.become:
+            return self
+        return replace(
+            self,
+            become_user=privilege.user,
+            become_method=privilege.method,
+            become_flags=privilege.flags,
+            become_password=privilege.password,
+        )
+
+    @property
+    def privilege(self) -> Become | None:
+        """Who the command runs as when it asks for privilege (None when it does not)."""
+        if not self.become:
+            return None
+        return Become(self.become_user, self.become_method, self.become_flags, self.become_password)
 
     def __post_init__(self) -> None:
         if (self.argv is None) == (self.script is None):
@@ -97,8 +122,14 @@ class Command:
             f"{k}={'***' if isinstance(v, Masked) else shlex.quote(v)}" for k, v in self.env.items()
         )
         prefix = f"cd {shlex.quote(self.cwd)} && " if self.cwd else ""
-        sudo = f"sudo -u {self.become_user} " if self.become else ""
-        return f"{prefix}{sudo}{env + ' ' if env else ''}{text}"
+        body = f"{env + ' ' if env else ''}{text}"
+        if not self.become:
+            return f"{prefix}{body}"
+        flags = " ".join(shlex.quote(f) for f in shellwords.split(self.become_flags))
+        user = shlex.quote(self.become_user)
+        if self.become_method == "su":
+            return f"{prefix}su {flags + ' ' if flags else ''}{user} -c {shlex.quote(body)}"
+        return f"{prefix}{self.become_method} -u {user} {flags + ' ' if flags else ''}{body}"
 
     def __str__(self) -> str:
         return self.display()

@@ -50,6 +50,7 @@ def json_schema() -> dict[str, Any]:
         "retries": _NUM, "delay": _NUM, "backoff": _NUM, "timeout": _NUM,
         "tags": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "become": {"type": ["boolean", "string"]}, "become_user": {"type": "string"},
+        "become_method": {"type": "string", "examples": ["sudo", "su"]}, "become_flags": {"type": "string"},
         "no_log": {"type": ["boolean", "string"]}, "ignore_errors": {"type": ["boolean", "string"]},
         "run_once": {"type": ["boolean", "string"]}, "changes": {"type": ["boolean", "string"]},
         "delegate_to": {"type": "string"}, "vars": {"type": "object"},
@@ -110,6 +111,9 @@ def json_schema() -> dict[str, Any]:
         "always": steps,
         "tags": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "become": {"type": "boolean"},
+        "become_user": {"type": "string"},
+        "become_method": {"enum": ["sudo", "su"]},
+        "become_flags": {"type": "string"},
         "timeout": {"type": "number"},
     }
     for k, desc in RUNBOOK_KEYS.items():

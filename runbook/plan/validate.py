@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
+from runbook.model import become
 from runbook.model.checks import number_problem
 from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of, load_runbook
@@ -207,7 +208,8 @@ def check_static(rb: Runbook) -> list[Problem]:
 
 
 _TEMPLATED_KEYWORDS = (
-    "name", "loop", "retries", "delay", "backoff", "timeout", "become", "become_user", "no_log",
+    "name", "loop", "retries", "delay", "backoff", "timeout", "become", "become_user", "become_method",
+    "become_flags", "no_log",
     "ignore_errors", "run_once", "changes", "delegate_to", "loop_label",
 )  # fmt: skip
 
@@ -353,6 +355,7 @@ def check_host(
             if step.loop is not None:
                 _check_loop(templar.render(step.loop, scope, step.loc("loop")), step)
             _check_numbers(step, templar, scope)
+            _check_become(step, templar, scope)
             step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
             args = templar.render(kind.normalize(step.args), step_scope, step.location)
             if step.module in ("template", "copy") and isinstance(args, Mapping) and args.get("src"):
@@ -378,6 +381,30 @@ def _check_loop(items: Any, step: Any) -> None:
         location=step.loc("loop"),
         hint="use '| dict2items' for a mapping" if isinstance(items, Mapping) else "e.g. loop: [a, b]",
     )
+
+
+def _check_become(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None:
+    """A step that becomes another user does so through a method the transports implement, whether
+    the runbook (a template) or the host's ansible_become_method variable names it."""
+    asked = step.become if step.become is not None else become.pick(scope, "become")
+    if isinstance(asked, str) and tpl.is_template(asked):
+        asked = templar.render(asked, scope, step.loc("become"))
+    if isinstance(asked, Anything) or not asked or str(asked).strip().lower() in ("false", "no", "0", "off"):
+        return
+    method = step.become_method
+    if method is None:
+        method = become.pick(scope, "method")
+        if method is not None and not isinstance(method, Anything) and become.method_problem(method):
+            raise RenderError(
+                f"{become.method_problem(method)}: the host's ansible_become_method says so",
+                location=step.location,
+                hint="set ansible_become_method to sudo or su in the inventory, or become_method on the step",
+            )
+        return
+    if tpl.is_template(method):
+        method = templar.render(method, scope, step.loc("become_method"))
+    if not isinstance(method, Anything) and become.method_problem(method):
+        raise RenderError(str(become.method_problem(method)), location=step.loc("become_method"))
 
 
 def _check_numbers(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None:

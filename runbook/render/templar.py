@@ -337,6 +337,19 @@ class Templar:
             raise RenderError(f"template error: TypeError: {exc}", location=location) from None
         except FilterError as exc:
             raise RenderError(f"template error: {exc}", location=location) from None
+        except OverflowError as exc:  # 10**400 * 1.0, a huge int | float, a float too large for int
+            raise RenderError(
+                f"template error: a number is too large ({exc})",
+                location=location,
+                hint="floats hold numbers up to about 1.8e308; keep very large integers as integers",
+            ) from None
+        except ValueError as exc:
+            if "integer string conversion" not in str(exc):
+                raise RenderError(f"template error: ValueError: {exc}", location=location) from None
+            raise RenderError(  # Python's limit on int <-> text conversions
+                "template error: an integer with more than 4300 digits cannot be turned into text",
+                location=location,
+            ) from None
         except re.error as exc:
             raise RenderError(
                 f"template error: invalid regular expression {exc.pattern!r}: {exc}",

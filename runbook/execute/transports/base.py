@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runbook.model.become import Become
 from runbook.plan.actions import CommandResult, FileStat
 from runbook.plan.commands import Command
 
@@ -87,11 +88,11 @@ class Transport(ABC):
         rc=124 with timed_out=True; a lost connection raises TransportError."""
 
     @abstractmethod
-    def read_file(self, path: str, *, become: bool = False) -> bytes | None:
+    def read_file(self, path: str, *, become: bool | Become = False) -> bytes | None:
         """Content of a file, or None if it does not exist."""
 
     @abstractmethod
-    def stat(self, path: str, *, become: bool = False) -> FileStat:
+    def stat(self, path: str, *, become: bool | Become = False) -> FileStat:
         """lstat() of a path (exists=False when missing)."""
 
     @abstractmethod
@@ -103,9 +104,11 @@ class Transport(ABC):
         mode: int | None = None,
         owner: str | None = None,
         group: str | None = None,
-        become: bool = False,
+        become: bool | Become = False,
     ) -> None:
-        """Atomically replace a file (temp file in the same directory + rename)."""
+        """Atomically replace a file (temp file in the same directory + rename). ``become``: True
+        (the host's become user) or a Become (that user, through that method): the file is written
+        by that user, with its permissions, and belongs to it."""
 
     @contextlib.contextmanager
     def tunnel(self, host: str, port: int) -> Iterator[tuple[str, int]]:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
+import shutil
 import signal
 import stat as statmod
 import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import replace
 
-from runbook.execute.transports import handoff
+from runbook.execute.transports import become, handoff, ssh_exec, ssh_files
 from runbook.execute.transports.base import Transport
+from runbook.execute.transports.become import host_privilege
+from runbook.model import shellwords
+from runbook.model.become import Become
 from runbook.plan.actions import CommandResult, FileStat
 from runbook.plan.commands import Command
 
@@ -24,25 +30,73 @@ class LocalTransport(Transport):
         self._procs: set[subprocess.Popen] = set()  # every running command (hosts share a delegate)
         self._lock = threading.Lock()
 
-    def _argv(self, command: Command) -> list[str]:
+    def _privilege(self, command: Command) -> Become | None:
+        """Who the command must run as, or None when this process already is that user."""
+        priv = host_privilege(self.spec, command)
+        if priv is None:
+            return None
+        uid = os.geteuid()
+        try:
+            me = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            me = str(uid)
+        if priv.user in (me, str(uid)) or (priv.user == "root" and uid == 0):
+            return None
+        return priv
+
+    def _spawn(self, command: Command) -> tuple[list[str], bytes | None]:
+        """argv and stdin of the process that runs ``command`` (through sudo/su when it must)."""
         argv = list(command.argv) if command.argv is not None else ["/bin/sh", "-c", command.script or ""]
-        become = command.become or self.spec.become
-        if become and (os.geteuid() != 0 or command.become_user != "root"):
-            argv = ["sudo", "-n", "-u", command.become_user, "--", *argv]
-        return argv
+        priv = self._privilege(command)
+        if priv is None:
+            return argv, command.stdin
+        uid = os.geteuid()
+        method = become.how(priv, uid=uid, has_sudo=shutil.which("sudo") is not None)
+        needed = become.password_needed(method, uid=uid) if priv.password is not None else False
+        if needed is None:  # sudo: do the sudoers rules ask for a password?
+            probe = ["sudo", "-n", "-H", *shellwords.split(priv.flags), "-u", priv.user, "true"]
+            try:
+                needed = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=30).returncode != 0
+            except (OSError, subprocess.SubprocessError):
+                needed = True
+        text = become.body(
+            ssh_exec.inner_text(command),
+            priv.user,
+            method=method,
+            flags=priv.flags,
+            password=priv.password,
+            persistent=False,
+            has_stdin=command.stdin is not None,
+            password_needed=needed,
+        )
+        stdin = command.stdin
+        if needed and priv.password is not None:
+            stdin = priv.password.encode() + b"\n" + (stdin or b"")
+        return ["/bin/sh", "-c", text], stdin
 
     def _handoff(self, command: Command) -> tuple[list[str], bytes | None]:
         """(argv, stdin): a private script comes first on stdin, not in argv (see handoff)."""
-        argv = self._argv(command)
+        argv, stdin = self._spawn(command)
         if not command.private or command.script is None or argv[:3] != ["/bin/sh", "-c", command.script]:
-            return argv, command.stdin  # not private, or via sudo (it stays an argument then)
+            return argv, stdin  # not private, or via sudo (it stays an argument then)
         text, line = handoff.stdin_body(command.script)
         return ["/bin/sh", "-c", text], line + (command.stdin or b"")
 
     def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+        start = time.monotonic()
+        rc, out, err, timed_out = self._raw(command, timeout)
+        return CommandResult(
+            rc=rc,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            duration=time.monotonic() - start,
+            timed_out=timed_out,
+        )
+
+    def _raw(self, command: Command, timeout: float | None = None) -> tuple[int, bytes, bytes, bool]:
+        """(rc, stdout, stderr, timed out) of a command, bytes as they came."""
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in command.env.items()})
-        start = time.monotonic()
         argv, stdin = self._handoff(command)
         try:
             proc = subprocess.Popen(
@@ -55,12 +109,10 @@ class LocalTransport(Transport):
                 start_new_session=True,  # own process group: a timeout or Ctrl-C kills the whole tree
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-            return CommandResult(rc=127, stderr=f"{exc}\n", duration=time.monotonic() - start)
+            return 127, b"", f"{exc}\n".encode(), False
         except OSError as exc:  # e.g. E2BIG: a multi-megabyte command line
             why = exc.strerror or str(exc)
-            return CommandResult(
-                rc=126, stderr=f"cannot start the command: {why}\n", duration=time.monotonic() - start
-            )
+            return 126, b"", f"cannot start the command: {why}\n".encode(), False
         with self._lock:
             self._procs.add(proc)
         timed_out = False
@@ -81,13 +133,17 @@ class LocalTransport(Transport):
             rc = 124
         elif rc < 0:  # killed by a signal: report it the way a shell would
             rc = 128 - rc
-        return CommandResult(
-            rc=rc,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
-            duration=time.monotonic() - start,
-            timed_out=timed_out,
-        )
+        return rc, out, err, timed_out
+
+    def _as(self, become: bool | Become) -> Command | None:
+        """A command skeleton that runs as ``become`` says, or None when no switch is needed."""
+        probe = Command.shell("true", become=bool(become))
+        probe = probe.as_user(become) if isinstance(become, Become) else probe
+        return probe if self._privilege(probe) is not None else None
+
+    def _file_op(self, how: Command, script: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
+        rc, out, err, _ = self._raw(replace(how, script=script, stdin=stdin))
+        return rc, out, err
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:
@@ -109,7 +165,15 @@ class LocalTransport(Transport):
             if proc.poll() is None:
                 self._kill(proc)
 
-    def read_file(self, path: str, *, become: bool = False) -> bytes | None:
+    def read_file(self, path: str, *, become: bool | Become = False) -> bytes | None:
+        how = self._as(become)
+        if how is not None:  # as another user: through sudo/su, with that user's permissions
+            rc, out, err = self._file_op(how, ssh_files.read_script(path))
+            if rc in (ssh_files.MISSING, ssh_files.ISDIR):
+                return None
+            if rc != 0:
+                raise OSError(errno.EACCES, f"cannot read {path}: {err.decode('utf-8', 'replace').strip()}")
+            return out
         try:
             with open(path, "rb") as fh:
                 return fh.read()
@@ -118,7 +182,14 @@ class LocalTransport(Transport):
         except IsADirectoryError:
             return None
 
-    def stat(self, path: str, *, become: bool = False) -> FileStat:
+    def stat(self, path: str, *, become: bool | Become = False) -> FileStat:
+        how = self._as(become)
+        if how is not None:
+            rc, out, err = self._file_op(how, ssh_files.stat_script(path))
+            st = ssh_files.parse_stat(path, rc, out)
+            if st is None:
+                raise OSError(errno.EACCES, f"cannot stat {path}: {err.decode('utf-8', 'replace').strip()}")
+            return st
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -145,6 +216,13 @@ class LocalTransport(Transport):
         )
 
     def write_file(self, path, content, *, mode=None, owner=None, group=None, become=False) -> None:
+        how = self._as(become)
+        if how is not None:  # the file belongs to the become user, written with its permissions
+            script = ssh_files.write_script(path, mode=mode, owner=owner, group=group)
+            rc, _, err = self._file_op(how, script, content)
+            if rc != 0:
+                raise OSError(errno.EACCES, f"cannot write {path}: {err.decode('utf-8', 'replace').strip()}")
+            return
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         old_mode = None

@@ -13,11 +13,13 @@ import shlex
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from runbook.errors import TransportError
-from runbook.execute.transports import ssh_files
+from runbook.execute.transports import become, ssh_files
 from runbook.execute.transports.base import HostSpec, Transport, _truthy
+from runbook.execute.transports.become import host_privilege
 from runbook.execute.transports.hostkeys import trust_new_from_vars
 from runbook.execute.transports.paramiko_import import load_paramiko
 from runbook.execute.transports.pshell import (
@@ -32,6 +34,7 @@ from runbook.execute.transports.pshell import (
 from runbook.execute.transports.ssh_config import Endpoint, resolve
 from runbook.execute.transports.ssh_connect import Connection, ConnectOptions, connect
 from runbook.execute.transports.ssh_exec import become_body, exec_run, plain_body
+from runbook.model.become import Become
 from runbook.plan.actions import CommandResult, FileStat
 from runbook.plan.commands import Command
 
@@ -77,6 +80,7 @@ class SSHTransport(Transport):
         self._lock = threading.RLock()
         self._cancel = threading.Event()
         self.names: dict[tuple[str, object], str | None] = {}  # (kind, id or name) -> name/id cache
+        self._passwords: set[str] = set()  # become passwords commands brought (masked in messages)
 
     # ----------------------------------------------------------------------------- connection
     def connect(self) -> None:
@@ -129,7 +133,7 @@ class SSHTransport(Transport):
             self._drop()
 
     def _redact(self, text: str) -> str:
-        for secret in (self.spec.become_password, self.spec.password):
+        for secret in (self.spec.become_password, self.spec.password, *self._passwords):
             if secret:
                 text = text.replace(secret, "***")
         return text
@@ -179,27 +183,36 @@ class SSHTransport(Transport):
                 self._facts = Facts(uid, user, "", lines[0] == "setsid", lines[1] == "1")
         return self._facts
 
-    def become_user_for(self, become: bool, user: str | None = None) -> str | None:
-        """The user to switch to, or None when the login user already is that user."""
-        if not (become or self.spec.become):
+    def become_user_for(self, become: bool | Become) -> str | None:
+        """The user file operations switch to, or None when the login user already is that user."""
+        probe = Command.shell("true", become=bool(become))
+        priv = self.privilege(probe.as_user(become) if isinstance(become, Become) else probe)
+        return priv.user if priv is not None else None
+
+    def privilege(self, command: Command) -> Become | None:
+        """Who ``command`` must run as (user, method, flags, password), or None when it runs as the
+        login user: it asks for no privilege, or the login user already is the one it asks for."""
+        priv = host_privilege(self.spec, command)
+        if priv is None:
             return None
-        target = user if (become and user) else self.spec.become_user or "root"
         f = self.facts
-        if target == f.user or (target == "root" and f.uid == 0):
+        if priv.user == f.user or (priv.user == "root" and f.uid == 0):
             return None
-        return target
+        if priv.password:
+            self._passwords.add(priv.password)
+        return priv
 
     def _body(self, command: Command, persistent: bool, needed: bool | None = None) -> str:
-        user = self.become_user_for(command.become, command.become_user if command.become else None)
-        if user is None:
+        priv = self.privilege(command)
+        if priv is None:
             return plain_body(command)
         f = self.facts
-        how = "sudo" if f.sudo or f.uid != 0 else "su"
         return become_body(
             command,
-            user,
-            how=how,
-            password=self.spec.become_password,
+            priv.user,
+            how=become.how(priv, uid=f.uid, has_sudo=f.sudo),
+            flags=priv.flags,
+            password=priv.password,
             persistent=persistent,
             has_stdin=command.stdin is not None,
             password_needed=needed,
@@ -249,20 +262,17 @@ class SSHTransport(Transport):
                     hint="the step's effect on the host is unknown; the next step gets a new shell",
                 ) from None
         needed = None
-        if self.spec.become_password is not None and self.become_user_for(
-            command.become, command.become_user if command.become else None
-        ):
-            needed = (
-                self._exec(
-                    conn, self._body(Command.shell("true", become=command.become), False), None, 60, False
-                ).rc
-                != 0
-            )
+        priv = self.privilege(command)
+        if priv is not None and priv.password is not None:
+            method = become.how(priv, uid=self.facts.uid, has_sudo=self.facts.sudo)
+            needed = become.password_needed(method, uid=self.facts.uid)
+            if needed is None:  # sudo: do the sudoers rules ask for it? (`sudo -n true` says)
+                probe = replace(command, script="true", argv=None, stdin=None, env={}, cwd=None)
+                needed = self._exec(conn, self._body(probe, False), None, 60, False).rc != 0
         body = self._body(command, False, needed)
         stdin = command.stdin
-        if needed:
-            pw = (self.spec.become_password or "").encode() + b"\n"
-            stdin = pw + (stdin or b"")
+        if needed and priv is not None:
+            stdin = (priv.password or "").encode() + b"\n" + (stdin or b"")
         return self._exec(conn, body, stdin, timeout, True, command)
 
     def _exec(

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from runbook.execute.transports import handoff
-from runbook.execute.transports.pshell import KILL_GRACE, POLL, Raw, ShellLost, octal_format
+from runbook.execute.transports import become, handoff
+from runbook.execute.transports.pshell import KILL_GRACE, POLL, Raw, ShellLost
 from runbook.plan.commands import Command
 
 q = shlex.quote
@@ -46,8 +46,12 @@ def plain_body(command: Command) -> str:
     return "\n".join(lines)
 
 
-def _inner(command: Command) -> str:
+def inner_text(command: Command) -> str:
+    """sh text of the command with its cd and environment (run by the become user's shell)."""
     return "\n".join([*_cd_line(command), *_env_lines(command), command.to_shell()])
+
+
+_inner = inner_text
 
 
 def become_body(
@@ -59,33 +63,19 @@ def become_body(
     persistent: bool,
     has_stdin: bool,
     password_needed: bool | None = None,
+    flags: str = "",
 ) -> str:
-    """Subshell text that runs the command as ``user``.
-
-    ``how`` is "sudo" or "su" (root without sudo). With sudo and a password, the persistent shell
-    decides on the host (``sudo -n true`` first, so the password line is never fed to a command that
-    did not ask for it) and feeds the password through a fifo; the exec fallback is told by the
-    caller (``password_needed``) and writes the password on the channel's stdin itself.
-    """
-    inner = q(_inner(command))
-    u = q(user)
-    if how == "su":
-        return f"exec $__rb_ss su -s /bin/sh {u} -c {inner}"
-    nopw = f"exec $__rb_ss sudo -n -H -u {u} -- /bin/sh -c {inner}"
-    withpw = f"exec $__rb_ss sudo -S -p '' -H -u {u} -- /bin/sh -c {inner}"
-    if password is None:
-        return nopw
-    if not persistent:
-        return withpw if password_needed else nopw
-    pw_line = octal_format(password.encode() + b"\n", all_bytes=True)
-    cat = '; exec cat "$__rb_d/i"' if has_stdin else ""
-    writer = f'[ -p "$__rb_d/f" ] || mkfifo -m 600 "$__rb_d/f"; ( printf {pw_line}{cat} ) >"$__rb_d/f" &'
-    return "\n".join(
-        [
-            f"if sudo -n -H -u {u} true 2>/dev/null; then {nopw}; fi",
-            writer,
-            f'{withpw} <"$__rb_d/f"',
-        ]
+    """Subshell text that runs the command as ``user`` through ``how`` (sudo or su): see
+    runbook.execute.transports.become."""
+    return become.body(
+        _inner(command),
+        user,
+        method=how,
+        flags=flags,
+        password=password,
+        persistent=persistent,
+        has_stdin=has_stdin,
+        password_needed=password_needed,
     )
 
 

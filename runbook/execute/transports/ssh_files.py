@@ -11,6 +11,7 @@ import stat as statmod
 from typing import TYPE_CHECKING
 
 from runbook.errors import RunbookError
+from runbook.model.become import Become
 from runbook.plan.actions import FileStat
 from runbook.plan.commands import Command
 
@@ -18,15 +19,17 @@ if TYPE_CHECKING:
     from runbook.execute.transports.ssh import SSHTransport
 
 q = shlex.quote
-_MISSING, _ISDIR = 44, 45
+MISSING, ISDIR = 44, 45  # exit codes of read_script/stat_script
+_MISSING, _ISDIR = MISSING, ISDIR
 
 
-def _become(t: SSHTransport, become: bool) -> bool:
+def _become(t: SSHTransport, become: bool | Become) -> bool:
     return t.become_user_for(become) is not None
 
 
-def _cmd(t: SSHTransport, script: str, *, become: bool, stdin: bytes | None = None):
-    raw = t.run_raw(Command.shell(script, become=become, stdin=stdin), timeout=None)
+def _cmd(t: SSHTransport, script: str, *, become: bool | Become, stdin: bytes | None = None):
+    command = Command.shell(script, become=bool(become), stdin=stdin)
+    raw = t.run_raw(command.as_user(become) if isinstance(become, Become) else command, timeout=None)
     return raw
 
 
@@ -36,12 +39,9 @@ def _oserror(t: SSHTransport, code: int, what: str, path: str, detail: str = "")
 
 
 # ------------------------------------------------------------------------------------------ read
-def read_file(t: SSHTransport, path: str, *, become: bool = False) -> bytes | None:
+def read_file(t: SSHTransport, path: str, *, become: bool | Become = False) -> bytes | None:
     if _become(t, become):
-        p = q(path)
-        raw = _cmd(
-            t, f"[ -e {p} ] || exit {_MISSING}; [ -d {p} ] && exit {_ISDIR}; exec cat -- {p}", become=become
-        )
+        raw = _cmd(t, read_script(path), become=become)
         if raw.rc in (_MISSING, _ISDIR):
             return None
         if raw.rc != 0:
@@ -85,32 +85,13 @@ def _names(t: SSHTransport, uid: int, gid: int) -> tuple[str | None, str | None]
     return t.names[key_u], t.names[key_g]
 
 
-def stat(t: SSHTransport, path: str, *, become: bool = False) -> FileStat:
+def stat(t: SSHTransport, path: str, *, become: bool | Become = False) -> FileStat:
     if _become(t, become):
-        p = q(path)
-        raw = _cmd(
-            t,
-            f"[ -e {p} ] || [ -L {p} ] || exit {_MISSING}; exec stat -c '%f %u %g %s %U %G' -- {p}",
-            become=become,
-        )
-        if raw.rc == _MISSING:
-            return FileStat(path=path, exists=False)
-        parts = raw.stdout.decode("utf-8", "replace").split()
-        if raw.rc != 0 or len(parts) != 6:
+        raw = _cmd(t, stat_script(path), become=become)
+        st = parse_stat(path, raw.rc, raw.stdout)
+        if st is None:
             raise _oserror(t, errno.EACCES, "stat", path, raw.stderr.decode("utf-8", "replace"))
-        mode = int(parts[0], 16)
-        return FileStat(
-            path=path,
-            exists=True,
-            is_dir=statmod.S_ISDIR(mode),
-            is_link=statmod.S_ISLNK(mode),
-            mode=statmod.S_IMODE(mode),
-            uid=int(parts[1]),
-            gid=int(parts[2]),
-            size=int(parts[3]),
-            owner=None if parts[4] == "UNKNOWN" else parts[4],
-            group=None if parts[5] == "UNKNOWN" else parts[5],
-        )
+        return st
     with t.guard(f"while checking {path}"):
         try:
             st = t.sftp().lstat(path)
@@ -180,7 +161,7 @@ def write_file(
     mode: int | None = None,
     owner: str | None = None,
     group: str | None = None,
-    become: bool = False,
+    become: bool | Become = False,
 ) -> None:
     if _become(t, become):
         _write_as(t, path, content, mode=mode, owner=owner, group=group, become=become)
@@ -236,8 +217,52 @@ def _write_as(
     mode: int | None,
     owner: str | None,
     group: str | None,
-    become: bool,
+    become: bool | Become,
 ) -> None:
+    script = write_script(path, mode=mode, owner=owner, group=group)
+    raw = _cmd(t, script, become=become, stdin=content)
+    if raw.rc != 0:
+        raise _oserror(t, errno.EACCES, "write", path, raw.stderr.decode("utf-8", "replace"))
+
+
+# ------------------------------------------------------------------- as another user: sh scripts
+def read_script(path: str) -> str:
+    """sh: the file's bytes on stdout; exit _MISSING (no such file) or _ISDIR (a directory)."""
+    p = q(path)
+    return f"[ -e {p} ] || exit {_MISSING}; [ -d {p} ] && exit {_ISDIR}; exec cat -- {p}"
+
+
+def stat_script(path: str) -> str:
+    """sh: ``lstat`` of the path as one line (see parse_stat); exit _MISSING when it does not exist."""
+    p = q(path)
+    return f"[ -e {p} ] || [ -L {p} ] || exit {_MISSING}; exec stat -c '%f %u %g %s %U %G' -- {p}"
+
+
+def parse_stat(path: str, rc: int, out: bytes) -> FileStat | None:
+    """The FileStat stat_script printed (None: it failed)."""
+    if rc == _MISSING:
+        return FileStat(path=path, exists=False)
+    parts = out.decode("utf-8", "replace").split()
+    if rc != 0 or len(parts) != 6:
+        return None
+    mode = int(parts[0], 16)
+    return FileStat(
+        path=path,
+        exists=True,
+        is_dir=statmod.S_ISDIR(mode),
+        is_link=statmod.S_ISLNK(mode),
+        mode=statmod.S_IMODE(mode),
+        uid=int(parts[1]),
+        gid=int(parts[2]),
+        size=int(parts[3]),
+        owner=None if parts[4] == "UNKNOWN" else parts[4],
+        group=None if parts[5] == "UNKNOWN" else parts[5],
+    )
+
+
+def write_script(path: str, *, mode: int | None, owner: str | None, group: str | None) -> str:
+    """sh: stdin to a temp file next to the path (mode and owner set), renamed over it: the file
+    belongs to whoever runs the script unless owner/group say otherwise."""
     p = q(path)
     if mode is not None:
         chmod = f'chmod {mode:o} "$t"'
@@ -246,12 +271,11 @@ def _write_as(
             f'if [ -e {p} ]; then chmod "$(stat -c %a -- {p})" "$t"; '
             'else chmod "$(printf %o $((0666 & ~$(umask))))" "$t"; fi'
         )
-    chown = ""
     if owner or group:
         chown = f'chown -- {q((owner or "") + (":" + group if group else ""))} "$t"'
     else:
         chown = f'if [ -e {p} ] && [ "$(id -u)" = 0 ]; then chown "$(stat -c %u:%g -- {p})" "$t"; fi'
-    script = "\n".join(
+    return "\n".join(
         [
             "set -e",
             f"d=$(dirname -- {p})",
@@ -265,6 +289,3 @@ def _write_as(
             "trap - EXIT",
         ]
     )
-    raw = _cmd(t, script, become=become, stdin=content)
-    if raw.rc != 0:
-        raise _oserror(t, errno.EACCES, "write", path, raw.stderr.decode("utf-8", "replace"))
