@@ -75,6 +75,7 @@ class Attempts:
         run_id: str
         persist: Callable[..., None]
         delegate: Callable[[str], HostRun] | None
+        pinned: Callable[[], frozenset[str]]
         active: dict[str, tuple[Drive, Any]]
         _lock: threading.Lock
 
@@ -160,15 +161,23 @@ class Attempts:
         entry: Entry | None,
         changed: bool,
     ) -> None:
-        """Keep what rollback needs: the snapshot entry's outcome, or an entry for a step's undo:."""
+        """Keep what rollback needs: the snapshot entry's outcome, or an entry for a change without
+        a snapshot (undone by the step's undo:, else reported as not undone: runbook.plan.undo)."""
         if changed and not self.dry_run:
             hr.changed_anything = True
         if entry is not None:
             entry.status = rec.outcome
             entry.changed = changed or entry.changed
             self.persist(durable=False)
-        elif changed and step.undo is not None and not self.dry_run:
+        elif changed and not self.dry_run and (
+            step.undo is not None or (item.phase == "steps" and rec.outcome != "failed")
+        ):
+            # a change with no snapshot: its undo: step, or a rollback says it was NOT undone (the
+            # step that failed is the failure itself: not counted as a change it completed)
             entry = self.new_entry(hr, target, step, item)
+            if step.undo is None:  # only reported by a rollback: keep no argument, no item
+                entry.args = entry.ran_args = entry.item = None
+                entry.rendered = entry.rendered_item = None
             entry.status, entry.changed = rec.outcome, True
             hr.state.entries.append(entry)
             self.persist()
@@ -294,6 +303,7 @@ class Attempts:
             become=bool(step.become) if step.become is not None else target.spec.become,
             render_str=render_str,
             loader_dirs=self.loader_dirs,
+            pinned=self.pinned,
         )
         cancel = threading.Event()
         holder: dict[str, Entry | None] = {"entry": entry}

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from runbook.errors import RunbookError
-from runbook.execute import leftovers
+from runbook.execute import leftovers, pins
 from runbook.execute import lock as locks
 from runbook.execute.driver import Cancelled
 from runbook.execute.events import EventBus
@@ -99,7 +99,7 @@ class Engine:
             bus=bus, run_id=self.run_id, templar=self.templar, redactor=self.redactor,
             project_dir=options.project_dir, loader_dirs=(runbook.path.parent, runbook.path.parent.parent),
             cancel=self.cancel, dry_run=options.dry_run, persist=self.persist, approve=self._approve,
-            delegate=self.host_run,
+            delegate=self.host_run, pinned=pins.Pinned(options.state_root),
         )  # fmt: skip
         self.rollback = Rollback(self)
         self._persist_lock = threading.Lock()
@@ -252,6 +252,7 @@ class Engine:
         status, code = ("rollback_failed", EXIT_ROLLBACK_FAILED) if bad else ("rolled_back", EXIT_OK)
         if bad:
             msg = "rollback FAILED on " + ", ".join(f"{h} ({self.hosts[h].failure})" for h in bad)
+            msg += "".join(f"\n{p}" for h in bad for p in self.hosts[h].rollback_problems)
         elif self.rb.rollback == "none":
             msg = f"run {self.state.run_id}: nothing undone (the runbook says rollback: none)"
         else:

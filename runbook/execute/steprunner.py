@@ -53,6 +53,7 @@ class StepRunner(Attempts):
     persist: Callable[..., None] = lambda durable=True: None
     approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str]] | None = None
     delegate: Callable[[str], HostRun] | None = None
+    pinned: Callable[[], frozenset[str]] = frozenset  # releases unfinished runs may roll back to
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     _lock: threading.Lock = field(default_factory=threading.Lock)

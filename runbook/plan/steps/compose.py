@@ -36,6 +36,7 @@ from runbook.plan.steps.compose_release import (
     resolve,
     restore,
     snapshot,
+    verify,
 )
 
 Gen = Generator[Action, Any, Any]
@@ -241,7 +242,7 @@ class ComposeUp(StepKind):
             after = yield from containers(args, ctx, project)
         except Failed as exc:
             return exc.outcome
-        rec = yield from record(args, ctx, snap["store"], ctx.run_id, after)
+        rec = yield from record(args, ctx, snap, snap["release"], after)
         if not rec.ok:
             return Outcome.failure(f"{project}: up, but the release record failed: {tail(rec.stderr)}")
         changed = sorted(c.id for c in after) != sorted(c.id for c in before)
@@ -253,7 +254,7 @@ class ComposeUp(StepKind):
             stderr=res.stderr,
             data={
                 "project": project,
-                "release": ctx.run_id,
+                "release": snap["release"],
                 "previous_release": snap["previous_release"],
                 "services": running,
             },
@@ -261,6 +262,15 @@ class ComposeUp(StepKind):
 
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         return (yield from restore(args, dict(snapshot), ctx))
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(args, dict(snapshot), ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"compose:{args.get('docker_host') or ''}:{snapshot.get('project')}"
+
+    def needed_records(self, snapshot: Any) -> list[str]:
+        return [str(snapshot["previous_release"])] if snapshot.get("previous_release") else []
 
 
 @register
@@ -304,6 +314,15 @@ class ComposeDown(StepKind):
 
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         return (yield from restore(args, dict(snapshot), ctx))
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(args, dict(snapshot), ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"compose:{args.get('docker_host') or ''}:{snapshot.get('project')}"
+
+    def needed_records(self, snapshot: Any) -> list[str]:
+        return [str(snapshot["previous_release"])] if snapshot.get("previous_release") else []
 
 
 @register
