@@ -76,6 +76,7 @@ class Attempts:
         persist: Callable[..., None]
         delegate: Callable[[str], HostRun] | None
         pinned: Callable[[], frozenset[str]]
+        inflight: leftovers.InFlight
         active: dict[str, tuple[Drive, Any]]
         _lock: threading.Lock
 
@@ -334,10 +335,11 @@ class Attempts:
             on_note=lambda line: self.emit("step.output", hr, step, phase=item.phase, data={"line": line}),
             redact=self.redactor.redact,
             deadline=time.monotonic() + float(timeout) if timeout else None,
-            env={leftovers.ENV: self.run_id},
         )
         if self.cancel.is_set():
             raise Cancelled("interrupted")
+        token = self.inflight.start(target.name, step.label)  # on disk before its first command
+        drive.env = self.inflight.env(self.run_id, token)
         with self._lock:
             self.active[hr.name] = (drive, transport)
         timer = None
@@ -367,6 +369,7 @@ class Attempts:
                 timer.cancel()
             with self._lock:
                 self.active.pop(hr.name, None)
+            self.inflight.end(token)
         if drive.timed_out and not out.ok:
             out = Outcome.failure(
                 f"timed out after {timeout:g}s",

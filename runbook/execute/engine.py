@@ -100,6 +100,7 @@ class Engine:
             project_dir=options.project_dir, loader_dirs=(runbook.path.parent, runbook.path.parent.parent),
             cancel=self.cancel, dry_run=options.dry_run, persist=self.persist, approve=self._approve,
             delegate=self.host_run, pinned=pins.Pinned(options.state_root),
+            inflight=leftovers.InFlight(None if options.dry_run else self.state.dir / "inflight"),
         )  # fmt: skip
         self.rollback = Rollback(self)
         self._persist_lock = threading.Lock()
@@ -234,7 +235,7 @@ class Engine:
                 hr.rollback_status = "failed"
                 return
             try:
-                self._stop_leftovers(hr, [self.state.run_id, f"{self.state.run_id}-resume"])
+                self._stop_leftovers(hr)
                 self.rollback.host(hr, "requested by the operator")
             finally:
                 if locked:
@@ -371,7 +372,7 @@ class Engine:
                 return
             resume_after = -1
             if self.opt.resume is not None:
-                self._stop_leftovers(hr, [self.state.run_id])
+                self._stop_leftovers(hr)
                 resume_after = hr.state.resume_after()
             for step in steps:
                 if step.index < start_index or step.index <= resume_after:
@@ -417,16 +418,25 @@ class Engine:
             self.runner.emit("step.output", hr, None, phase="steps", data={"line": res.message})
         return True
 
-    def _stop_leftovers(self, hr: HostRun, run_ids: list[str]) -> None:
-        """Before undoing or resuming a dead run on a host: stop the commands it left running there."""
+    def _stop_leftovers(self, hr: HostRun) -> None:
+        """Before undoing or resuming a dead run on a host: stop the commands of the steps that were
+        in flight when it died (never what a completed step left running on purpose)."""
         if self.opt.dry_run or not leftovers.run_is_dead(self._earlier_owner):
             return
+        left = self.runner.inflight.left(hr.name)
+        if not left:
+            return
         try:
-            pids = leftovers.stop_leftovers(hr.transport(), run_ids)
+            pids = leftovers.stop_leftovers(hr.transport(), left)
         except RunbookError:
             return  # unreachable: the undo that follows says so
+        self.runner.inflight.forget(left)
+        steps = ", ".join(sorted({f"'{s}'" for s in left.values()}))
         if pids:
-            msg = f"stopped {len(pids)} process(es) run {self.state.run_id} left running: {' '.join(map(str, pids))}"
+            msg = (
+                f"stopped {len(pids)} process(es) run {self.state.run_id} left running: "
+                f"{' '.join(map(str, pids))} (in flight in {steps})"
+            )
             self.runner.emit("step.output", hr, None, data={"line": msg})
 
     # ------------------------------------------------------------------------------ always

@@ -9,14 +9,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RunbookError
-from runbook.execute import leftovers
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
 from runbook.model.runbook import Step
 from runbook.plan import undo as undo_rules
 from runbook.plan.steps import base as kinds
-from runbook.plan.steps.base import StepContext
+from runbook.plan.steps.base import Outcome, StepContext
 from runbook.plan.validate import coerce
 from runbook.render.secrets import MASK
 
@@ -131,7 +130,7 @@ class Rollback:
             start = time.monotonic()
             try:
                 where, args, ctx = self._context(hr, entry, step, kind)
-                out = self._drive(hr, where).run(kind.verify_undo(args, snap, ctx))
+                out = self._drive(hr, where, kind.verify_undo(args, snap, ctx), f"verify: {entry.name}")
                 good, msg = out.ok, out.msg
             except (RunbookError, Cancelled) as exc:
                 good, msg = False, f"could not be checked: {exc}"
@@ -198,14 +197,21 @@ class Rollback:
         variables = hr.vars(step.vars if step else None, self._loop_vars(hr, entry, step))
         return self.undo_args(entry, step, kind, variables)
 
-    def _drive(self, hr: HostRun, where: HostRun) -> Drive:
+    def _drive(self, hr: HostRun, where: HostRun, gen: kinds.StepGen, what: str) -> Outcome:
+        """Run an undo's (or a check's) actions where the step ran (its delegate_to host), its
+        commands tagged as one in-flight attempt (runbook.execute.leftovers)."""
         e = self.e
-        return Drive(
-            transport=where.transport(),  # where the step ran (its delegate_to host)
-            redact=e.redactor.redact,
-            on_note=lambda line: e.runner.emit("step.output", hr, None, data={"line": line}),
-            env={leftovers.ENV: e.run_id},
-        )
+        token = e.runner.inflight.start(where.name, what)
+        try:
+            drive = Drive(
+                transport=where.transport(),
+                redact=e.redactor.redact,
+                on_note=lambda line: e.runner.emit("step.output", hr, None, data={"line": line}),
+                env=e.runner.inflight.env(e.run_id, token),
+            )
+            return drive.run(gen)
+        finally:
+            e.runner.inflight.end(token)
 
     def _undo_snapshots(
         self, hr: HostRun, entry: Entry, step: Step | None, kind: kinds.StepKind
@@ -213,7 +219,7 @@ class Rollback:
         where, args, ctx = self._context(hr, entry, step, kind)
         msg = ""
         for snap in reversed(entry.snapshots):
-            out = self._drive(hr, where).run(kind.undo(args, snap, ctx))
+            out = self._drive(hr, where, kind.undo(args, snap, ctx), f"undo: {entry.name}")
             msg = out.msg
             if not out.ok:
                 return "failed", msg

@@ -141,6 +141,7 @@ class ComposePull(StepKind):
     name = "compose.pull"
     description = "Pull the compose file's images that are not present locally (policy: always pulls all)."
     mutating = True
+    no_undo_needed = "pulled images only add to the host's image cache; nothing running changed"
     schema = {
         "type": "object",
         "properties": {**_TARGET, "policy": {"enum": ["missing", "always"]}, "timeout": _TIMEOUT},
