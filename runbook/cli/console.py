@@ -96,6 +96,14 @@ class ConsoleRenderer:
                 f"  [{style}]{MARK.get(ev.outcome or '', ev.outcome)}[/] {escape(ev.host or '')} | undo {escape(str(ev.data.get('step')))}"
                 + (f" [dim]{escape(msg)}[/]" if msg else "")
             )
+        elif k == "rollback.verify":
+            msg = escape(str(ev.data.get("msg") or ""))
+            if ev.outcome != "ok":
+                self.c.print(
+                    f"  [bold red]NOT AS BEFORE[/] {escape(ev.host or '')} | {escape(str(ev.data.get('step')))}: [red]{msg}[/]"
+                )
+            elif self.verbose:
+                self.c.print(f"  [dim]checked {escape(ev.host or '')} | {escape(str(ev.data.get('step')))}: {msg}[/]")
         elif k == "rollback.end":
             style = "magenta" if ev.outcome == "ok" else "bold red"
             self.c.print(

@@ -79,6 +79,8 @@ def validate_cmd(
                 )
         for p in problems:
             click.secho(f"error: {p}", fg="red", err=True)
+        for w in v.undo_warnings(rb):
+            click.secho(f"warning: {w}", fg="yellow", err=True)
         total += len(problems)
         if not problems:
             click.secho(f"ok: {path} ({len(rb.all_steps())} steps)", fg="green")
@@ -180,6 +182,18 @@ def show_cmd(name: str) -> None:
             _show_step(c, s, f"{s.index + 1:>2}.", 2)
 
 
+def _undo_note(s: Any) -> list[str]:
+    """What `show` says about a step a rollback cannot undo (or that declares it needs none)."""
+    from runbook.plan import undo
+
+    why = undo.cannot_undo(s)
+    if why:
+        return [f"CANNOT BE UNDONE ({why})"]
+    if s.undo_none is not None:
+        return [f"undo: none ({s.undo_none})" if s.undo_none else "undo: none"]
+    return []
+
+
 def _show_step(c: Any, s: Any, number: str, indent: int) -> None:
     """One step of `runbook show`, its fallback steps indented under it."""
     from rich.markup import escape
@@ -193,6 +207,7 @@ def _show_step(c: Any, s: Any, number: str, indent: int) -> None:
         extras.append(f"tags {','.join(s.tags)}")
     if s.undo:
         extras.append(f"undo: {s.undo.module}")
+    extras += _undo_note(s)
     if s.fallback:
         extras.append(f"fallback: {len(s.fallback)} step(s)")
     where = f"line {s.location.line}" if s.location.line else ""

@@ -7,10 +7,13 @@ from typing import Any
 
 
 def json_document(result: Any, runbook: Any, audit_path: str | None, dry_run: bool) -> str:
+    from runbook.plan import undo
+
     doc = result.as_dict()
     doc.update(
         {"runbook": runbook.name, "runbook_file": str(runbook.path), "dry_run": dry_run, "audit": audit_path}
     )
+    doc["cannot_undo"] = undo.as_dicts(runbook)  # steps whose changes a rollback cannot undo
     return json.dumps(doc, indent=2, default=str)
 
 

@@ -232,9 +232,26 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         click.echo(junit_xml(result, rb), nl=False)
     elif console is not None:
         recap(console, result, audit_path)
+        if dry_run:
+            _say_cannot_undo(console, rb)
     if junit_file:
         Path(junit_file).write_text(junit_xml(result, rb))
     return result.exit_code
+
+
+def _say_cannot_undo(console: Any, rb: Any) -> None:
+    """The plan names the steps whose changes a rollback could not undo (runbook.plan.undo)."""
+    from rich.markup import escape
+
+    from runbook.plan import undo
+
+    gaps = list(undo.gaps(rb))
+    if not gaps:
+        return
+    console.print(f"[yellow]{len(gaps)} step(s) a rollback cannot undo:[/]")
+    for step, why in gaps:
+        console.print(f"  [yellow]{escape(undo.describe(step, why))}[/]")
+    console.print(f"  [dim]{escape(undo.DECLARE_HINT)}[/]")
 
 
 def _sources(inventories: tuple[str, ...]) -> list[str]:

@@ -95,6 +95,8 @@ class Attempts:
         run_id: str
         persist: Callable[..., None]
         delegate: Callable[[str], HostRun] | None
+        pinned: Callable[[], frozenset[str]]
+        inflight: leftovers.InFlight
         active: dict[str, tuple[Drive, Any]]
         _lock: threading.Lock
 
@@ -180,15 +182,23 @@ class Attempts:
         entry: Entry | None,
         changed: bool,
     ) -> None:
-        """Keep what rollback needs: the snapshot entry's outcome, or an entry for a step's undo:."""
+        """Keep what rollback needs: the snapshot entry's outcome, or an entry for a change without
+        a snapshot (undone by the step's undo:, else reported as not undone: runbook.plan.undo)."""
         if changed and not self.dry_run:
             hr.changed_anything = True
         if entry is not None:
             entry.status = rec.outcome
             entry.changed = changed or entry.changed
             self.persist(durable=False)
-        elif changed and step.undo is not None and not self.dry_run:
+        elif changed and not self.dry_run and (
+            step.undo is not None or (item.phase == "steps" and rec.outcome != "failed")
+        ):
+            # a change with no snapshot: its undo: step, or a rollback says it was NOT undone (the
+            # step that failed is the failure itself: not counted as a change it completed)
             entry = self.new_entry(hr, target, step, item)
+            if step.undo is None:  # only reported by a rollback: keep no argument, no item
+                entry.args = entry.ran_args = entry.item = None
+                entry.rendered = entry.rendered_item = None
             entry.status, entry.changed = rec.outcome, True
             hr.state.entries.append(entry)
             self.persist()
@@ -323,6 +333,7 @@ class Attempts:
             become=bool(step.become) if step.become is not None else target.spec.become,
             render_str=render_str,
             loader_dirs=self.loader_dirs,
+            pinned=self.pinned,
         )
         cancel = threading.Event()
         holder: dict[str, Entry | None] = {"entry": entry}
@@ -354,11 +365,12 @@ class Attempts:
             redact=self.redactor.redact,
             learn=self.redactor.add,
             deadline=time.monotonic() + float(timeout) if timeout else None,
-            env={leftovers.ENV: self.run_id},
             privilege=item.privilege,
         )
         if self.cancel.is_set():
             raise Cancelled("interrupted")
+        token = self.inflight.start(target.name, step.label)  # on disk before its first command
+        drive.env = self.inflight.env(self.run_id, token)
         with self._lock:
             self.active[hr.name] = (drive, transport)
         timer = None
@@ -388,6 +400,7 @@ class Attempts:
                 timer.cancel()
             with self._lock:
                 self.active.pop(hr.name, None)
+            self.inflight.end(token)
         if drive.timed_out and not out.ok:
             out = Outcome.failure(
                 f"timed out after {timeout:g}s",

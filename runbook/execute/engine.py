@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from runbook.errors import RunbookError
-from runbook.execute import leftovers
+from runbook.execute import leftovers, pins
 from runbook.execute import lock as locks
 from runbook.execute.driver import Cancelled
 from runbook.execute.events import EventBus
@@ -101,7 +101,8 @@ class Engine:
             bus=bus, run_id=self.run_id, templar=self.templar, redactor=self.redactor,
             project_dir=options.project_dir, loader_dirs=(runbook.path.parent, runbook.path.parent.parent),
             cancel=self.cancel, dry_run=options.dry_run, persist=self.persist, approve=self._approve,
-            delegate=self.host_run,
+            delegate=self.host_run, pinned=pins.Pinned(options.state_root),
+            inflight=leftovers.InFlight(None if options.dry_run else self.state.dir / "inflight"),
         )  # fmt: skip
         self.rollback = Rollback(self)
         self._persist_lock = threading.Lock()
@@ -236,7 +237,7 @@ class Engine:
                 hr.rollback_status = "failed"
                 return
             try:
-                self._stop_leftovers(hr, [self.state.run_id, f"{self.state.run_id}-resume"])
+                self._stop_leftovers(hr)
                 self.rollback.host(hr, "requested by the operator")
             finally:
                 if locked:
@@ -254,6 +255,7 @@ class Engine:
         status, code = ("rollback_failed", EXIT_ROLLBACK_FAILED) if bad else ("rolled_back", EXIT_OK)
         if bad:
             msg = "rollback FAILED on " + ", ".join(f"{h} ({self.hosts[h].failure})" for h in bad)
+            msg += "".join(f"\n{p}" for h in bad for p in self.hosts[h].rollback_problems)
         elif self.rb.rollback == "none":
             msg = f"run {self.state.run_id}: nothing undone (the runbook says rollback: none)"
         else:
@@ -372,7 +374,7 @@ class Engine:
                 return
             resume_after = -1
             if self.opt.resume is not None:
-                self._stop_leftovers(hr, [self.state.run_id])
+                self._stop_leftovers(hr)
                 resume_after = hr.state.resume_after()
             for step in steps:
                 if step.index < start_index or step.index <= resume_after:
@@ -418,16 +420,25 @@ class Engine:
             self.runner.emit("step.output", hr, None, phase="steps", data={"line": res.message})
         return True
 
-    def _stop_leftovers(self, hr: HostRun, run_ids: list[str]) -> None:
-        """Before undoing or resuming a dead run on a host: stop the commands it left running there."""
+    def _stop_leftovers(self, hr: HostRun) -> None:
+        """Before undoing or resuming a dead run on a host: stop the commands of the steps that were
+        in flight when it died (never what a completed step left running on purpose)."""
         if self.opt.dry_run or not leftovers.run_is_dead(self._earlier_owner):
             return
+        left = self.runner.inflight.left(hr.name)
+        if not left:
+            return
         try:
-            pids = leftovers.stop_leftovers(hr.transport(), run_ids)
+            pids = leftovers.stop_leftovers(hr.transport(), left)
         except RunbookError:
             return  # unreachable: the undo that follows says so
+        self.runner.inflight.forget(left)
+        steps = ", ".join(sorted({f"'{s}'" for s in left.values()}))
         if pids:
-            msg = f"stopped {len(pids)} process(es) run {self.state.run_id} left running: {' '.join(map(str, pids))}"
+            msg = (
+                f"stopped {len(pids)} process(es) run {self.state.run_id} left running: "
+                f"{' '.join(map(str, pids))} (in flight in {steps})"
+            )
             self.runner.emit("step.output", hr, None, data={"line": msg})
 
     # ------------------------------------------------------------------------------ always

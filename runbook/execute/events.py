@@ -19,7 +19,9 @@ Event kinds (``Event.kind``):
   approval       host?, step, data: {approved_by, method}
   rollback.start host, data: {reason}
   rollback.step  host, step, outcome, rc, duration, data: {msg}
-  rollback.end   host, outcome (ok|failed)
+  rollback.verify host, outcome (ok|failed), data: {step, module, index, msg}: the restored state
+                 checked against the step's oldest snapshot (msg names what differs)
+  rollback.end   host, outcome (ok|failed), data: {problems: what a failed rollback left, per step}
   host.end       host, outcome, data: {stats}
   run.end        outcome (success|failed|rolled_back|preflight_failed|rollback_failed|interrupted),
                  data: {exit_code, stats per host}

@@ -69,6 +69,7 @@ class HostRun:
     changed_anything: bool = False
     render_error: bool = False  # the failure is a template/argument problem (dry-run: exit 2)
     rollback_status: str | None = None  # None | ok | failed
+    rollback_problems: list[str] = field(default_factory=list)  # what a failed rollback left (host, step, diff)
     transport_factory: Callable[[HostSpec], Transport] | None = None
     _transport: Transport | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)

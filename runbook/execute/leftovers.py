@@ -1,28 +1,100 @@
-"""Commands a dead run left running on a host.
+"""Commands a dead run left running on a host — only those of the steps that were in flight.
 
-Every command a step (or an undo) starts carries ``RUNBOOK_RUN_ID=<run id>`` in its environment,
-and so does everything it starts in turn. A runbook process that is SIGKILLed (or whose machine
-dies) cannot stop what it had started: a ``docker compose up`` or a migration keeps going in its own
-process group. Before `runbook rollback` undoes such a run, or `--resume` carries it on, the host is
-searched for processes tagged with that run's id (``/proc/*/environ``, the same user's only), which
-get SIGTERM, then SIGKILL after a grace period, so the undo does not race them.
+Every command a step (or an undo) starts carries ``RUNBOOK_RUN_ID=<run id>`` and
+``RUNBOOK_STEP=<token>`` in its environment, and so does everything it starts in turn. The token is
+one attempt of one step on one host; while it runs, a marker file ``<run state dir>/inflight/<token>``
+says so (written before its first command, removed when the attempt ends, whatever the outcome).
 
-This is done only when the run is known to be dead: it ran on this control machine and its PID is
-gone. A run still alive elsewhere is never touched (the deploy lock refuses the rollback then).
+A runbook process that is SIGKILLed (or whose machine dies) cannot stop what it had started: a
+``docker compose up`` or a migration keeps going in its own process group. Before `runbook rollback`
+undoes such a run, or `--resume` carries it on, the markers it left name the attempts that were in
+flight; the host is searched for processes tagged with those tokens (``/proc/*/environ``, the same
+user's only), which get SIGTERM, then SIGKILL after a grace period, so the undo does not race them.
+
+What a completed step left running on purpose (a service it launched, a ``nohup`` worker) carries a
+token whose attempt ended: it is never touched, and a finished run leaves no marker at all. This is
+done only when the run is known to be dead: it ran on this control machine and its PID is gone. A
+run still alive elsewhere is never touched (the deploy lock refuses the rollback then).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shlex
 import socket
+import threading
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from runbook.execute.transports.base import Transport
 from runbook.plan.commands import Command
 
 ENV = "RUNBOOK_RUN_ID"
+STEP_ENV = "RUNBOOK_STEP"
+
+
+class InFlight:
+    """Marker files of the attempts whose commands are running now (``directory``: the run state's
+    ``inflight/``). ``None`` as the directory records nothing (a dry-run)."""
+
+    def __init__(self, directory: Path | None):
+        self.dir = directory
+        self._mine: set[str] = set()  # this process's attempts: never stopped as leftovers
+        self._lock = threading.Lock()
+        self._made = False
+
+    def start(self, host: str, step: str) -> str:
+        """A new token for an attempt on ``host``; its marker is on disk before this returns."""
+        token = secrets.token_hex(8)
+        with self._lock:
+            self._mine.add(token)
+        if self.dir is None:
+            return token
+        if not self._made:
+            self.dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the run state's, private
+            self.dir.mkdir(exist_ok=True, mode=0o700)
+            self._made = True
+        tmp = self.dir / f".{token}.tmp"
+        tmp.write_text(json.dumps({"host": host, "step": step, "pid": os.getpid()}))
+        os.replace(tmp, self.dir / token)
+        return token
+
+    def end(self, token: str) -> None:
+        with self._lock:
+            self._mine.discard(token)
+        if self.dir is not None:
+            try:
+                (self.dir / token).unlink()
+            except FileNotFoundError:
+                pass
+
+    def left(self, host: str) -> dict[str, str]:
+        """{token: step} of the attempts on ``host`` that another (dead) process left in flight."""
+        if self.dir is None or not self.dir.is_dir():
+            return {}
+        out: dict[str, str] = {}
+        for path in self.dir.iterdir():
+            if path.name.startswith(".") or path.name in self._mine:
+                continue
+            try:
+                doc = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(doc, dict) and doc.get("host") == host:
+                out[path.name] = str(doc.get("step") or "")
+        return out
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        """Drop the markers of attempts whose processes were stopped."""
+        for token in tokens:
+            self.end(token)
+
+    def env(self, run_id: str, token: str) -> dict[str, str]:
+        """The environment every command of the attempt carries."""
+        return {ENV: run_id, STEP_ENV: token}
 
 
 def owner_meta() -> dict[str, Any]:
@@ -46,11 +118,11 @@ def run_is_dead(meta: Mapping[str, Any]) -> bool:
     return False
 
 
-def reap_script(run_ids: Iterable[str], grace: float) -> str:
-    """sh text: print the PIDs tagged with one of ``run_ids``, TERM them, KILL what is left after
-    ``grace`` seconds. GNU grep's -z (NUL-separated environ entries) with -x: exact values only, so
-    ``ID-rollback`` never matches ``ID``."""
-    pats = " ".join(f"-e {shlex.quote(f'{ENV}={r}')}" for r in run_ids)
+def reap_script(tokens: Iterable[str], grace: float) -> str:
+    """sh text: print the PIDs tagged with one of the attempt ``tokens``, TERM them, KILL what is
+    left after ``grace`` seconds. GNU grep's -z (NUL-separated environ entries) with -x: exact
+    values only."""
+    pats = " ".join(f"-e {shlex.quote(f'{STEP_ENV}={t}')}" for t in tokens)
     ticks = max(1, int(grace * 10))
     return (
         f"pids=$(grep -lzx {pats} /proc/[0-9]*/environ 2>/dev/null"
@@ -67,9 +139,12 @@ def reap_script(run_ids: Iterable[str], grace: float) -> str:
     )
 
 
-def stop_leftovers(transport: Transport, run_ids: Iterable[str], grace: float = 10.0) -> list[int]:
-    """Stop what runs ``run_ids`` left running on the host; the PIDs found (none: nothing was)."""
-    res = transport.run(Command.shell(reap_script(run_ids, grace)), timeout=grace + 30)
+def stop_leftovers(transport: Transport, tokens: Iterable[str], grace: float = 10.0) -> list[int]:
+    """Stop the processes of the in-flight attempts ``tokens`` on the host; the PIDs found."""
+    tokens = list(tokens)
+    if not tokens:
+        return []
+    res = transport.run(Command.shell(reap_script(tokens, grace)), timeout=grace + 30)
     if not res.ok:
         return []
     return [int(p) for p in res.stdout.split() if p.isdigit()]

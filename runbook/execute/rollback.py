@@ -9,14 +9,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RunbookError
-from runbook.execute import leftovers
 from runbook.execute.attempts import privilege
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
 from runbook.model.runbook import Step
+from runbook.plan import undo as undo_rules
 from runbook.plan.steps import base as kinds
-from runbook.plan.steps.base import StepContext
+from runbook.plan.steps.base import Outcome, StepContext
 from runbook.plan.validate import coerce
 from runbook.render.secrets import MASK
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 class Rollback:
     def __init__(self, engine: Engine):
         self.e = engine
+        self._records: dict[int, StepRecord] = {}  # entry -> its undo record (verify notes go there)
 
     def host(self, hr: HostRun, reason: str | None = None) -> None:
         """Roll one host back (after its failure, another host's with rollback_scope all, an
@@ -53,13 +54,20 @@ class Rollback:
         else:
             for x in reversed(entries):
                 ok = self.undo_entry(hr, x, e.rb.find_step(x.step_key)) and ok
+        if ok:  # "rolled back" only once the restored state is checked
+            ok = self.verify(hr, [x for x in entries if x.status == "rolled_back"])
         e.persist()
         hr.rollback_status = "ok" if ok else "failed"
         hr.state.status = "rolled_back" if ok else "rollback_failed"
-        e.runner.emit("rollback.end", hr, None, phase="rollback", outcome="ok" if ok else "failed")
+        e.runner.emit(
+            "rollback.end", hr, None, phase="rollback", outcome="ok" if ok else "failed",
+            data={"problems": list(hr.rollback_problems)},
+        )  # fmt: skip
 
     def undo_entry(self, hr: HostRun, entry: Entry, step: Step | None) -> bool:
-        """Undo one entry: the step's own undo: step wins over the module's snapshot-based undo."""
+        """Undo one entry: the step's own undo: step wins over the module's snapshot-based undo. A
+        change that neither can undo is reported as NOT undone (the rollback fails: a human must act),
+        unless the step declares it needs no undo (runbook.plan.undo)."""
         e = self.e
         kind = kinds.get(entry.module)
         start = time.monotonic()
@@ -69,19 +77,27 @@ class Rollback:
                 outcome, msg = self._undo_step(hr, entry, step)
             elif entry.snapshots and kind is not None and kind.can_undo:
                 outcome, msg = self._undo_snapshots(hr, entry, step, kind)
-            elif entry.changed:
-                outcome, msg = "skipped", "cannot be undone automatically (no snapshot, no undo:)"
-            else:
+            elif not entry.changed:
                 outcome, msg = "skipped", "nothing to undo"
+            elif step is not None and undo_rules.no_undo_reason(step) is not None:
+                outcome, msg = "skipped", f"needs no undo: {undo_rules.no_undo_reason(step)}"
+            else:
+                where = "the step is gone from the runbook" if step is None else "it has no undo:"
+                outcome = "failed"
+                msg = f"NOT undone: {entry.module} changed the host and {where}; {undo_rules.DECLARE_HINT}"
         except (RunbookError, Cancelled) as exc:
             outcome, msg = "failed", str(exc)
         duration = time.monotonic() - start
         entry.status = "rolled_back" if outcome in ("rolled_back", "skipped") else "rollback_failed"
+        if outcome == "failed":
+            on = entry.delegate_to or hr.name
+            hr.rollback_problems.append(f"{on}: step '{entry.name}': {e.redactor.redact(msg)}")
         rec = StepRecord(
             "rollback", entry.index, f"undo: {entry.name}", entry.module, outcome,
             duration=duration, msg=e.redactor.redact(msg),
         )  # fmt: skip
         hr.records.append(rec)
+        self._records[id(entry)] = rec
         if outcome == "rolled_back":
             hr.stats["rolled_back"] += 1
         elif outcome == "failed":
@@ -91,6 +107,61 @@ class Rollback:
             data={"step": entry.name, "module": entry.module, "index": entry.index, "msg": rec.msg},
         )  # fmt: skip
         return outcome != "failed"
+
+    def verify(self, hr: HostRun, entries: list[Entry]) -> bool:
+        """Check what the undone entries' kinds can check: each thing (a path, a compose project, a
+        migrations table) once, against its oldest snapshot in the run (what it was before). A
+        difference fails the rollback, named host, step, expected vs found."""
+        e = self.e
+        todo: dict[tuple[str, str], tuple[Entry, Step | None, kinds.StepKind, dict[str, Any]]] = {}
+        for n, entry in enumerate(entries):  # oldest first: the first snapshot of a thing wins
+            kind = kinds.get(entry.module)
+            if kind is None or not kind.can_verify_undo or not entry.snapshots:
+                continue
+            step = e.rb.find_step(entry.step_key)
+            for i, snap in enumerate(entry.snapshots):
+                try:
+                    target = kind.undo_target(self._args(hr, entry, step, kind), snap)
+                except (RunbookError, KeyError, TypeError):
+                    target = None
+                key = (entry.delegate_to or hr.name, target or f"#{n}.{i}")
+                todo.setdefault(key, (entry, step, kind, snap))
+        ok = True
+        for entry, step, kind, snap in todo.values():
+            start = time.monotonic()
+            try:
+                where, args, ctx, priv = self._context(hr, entry, step, kind)
+                out = self._drive(
+                    hr, where, kind.verify_undo(args, snap, ctx), f"verify: {entry.name}", priv
+                )
+                good, msg = out.ok, out.msg
+            except (RunbookError, Cancelled) as exc:
+                good, msg = False, f"could not be checked: {exc}"
+            msg = e.redactor.redact(msg)
+            duration = time.monotonic() - start
+            undo_rec = self._records.get(id(entry))
+            if good:
+                if undo_rec is not None:
+                    undo_rec.msg = (undo_rec.msg + "; " if undo_rec.msg else "") + f"checked: {msg}"
+            else:
+                ok = False
+                entry.status = "rollback_failed"
+                on = entry.delegate_to or hr.name
+                problem = f"{on}: step '{entry.name}' ({entry.module}) is not as before the run: {msg}"
+                hr.rollback_problems.append(problem)
+                hr.records.append(
+                    StepRecord(
+                        "rollback", entry.index, f"verify: {entry.name}", entry.module, "failed",
+                        duration=duration, msg=f"not as before the run: {msg}",
+                    )
+                )  # fmt: skip
+                hr.stats["failed"] += 1
+            e.runner.emit(
+                "rollback.verify", hr, None, phase="rollback", outcome="ok" if good else "failed",
+                duration=duration,
+                data={"step": entry.name, "module": entry.module, "index": entry.index, "msg": msg},
+            )  # fmt: skip
+        return ok
 
     def _undo_step(self, hr: HostRun, entry: Entry, step: Step) -> tuple[str, str]:
         assert step.undo is not None
@@ -105,9 +176,11 @@ class Rollback:
         hr.stats[rec.outcome] = max(0, hr.stats.get(rec.outcome, 0) - 1)
         return ("rolled_back" if rec.outcome != "failed" else "failed"), rec.msg
 
-    def _undo_snapshots(
+    def _context(
         self, hr: HostRun, entry: Entry, step: Step | None, kind: kinds.StepKind
-    ) -> tuple[str, str]:
+    ) -> tuple[HostRun, dict[str, Any], StepContext, Any]:
+        """Where the entry's step ran, the arguments it ran with, a context to undo it there, and
+        who its commands run as (RunbookError when that cannot be rendered)."""
         e = self.e
         where = e.host_run(entry.delegate_to) if entry.delegate_to else hr
         variables = hr.vars(step.vars if step else None, self._loop_vars(hr, entry, step))
@@ -120,21 +193,43 @@ class Rollback:
             become=bool(step and step.become) or hr.spec.become,
             render_str=lambda t: e.templar.render_str(t, variables),
             loader_dirs=e.runner.loader_dirs,
+            pinned=e.runner.pinned,
         )
-        msg = ""
+        return where, args, ctx, privilege(e.templar, step, variables)
+
+    def _args(self, hr: HostRun, entry: Entry, step: Step | None, kind: kinds.StepKind) -> dict[str, Any]:
+        variables = hr.vars(step.vars if step else None, self._loop_vars(hr, entry, step))
+        return self.undo_args(entry, step, kind, variables)
+
+    def _drive(
+        self, hr: HostRun, where: HostRun, gen: kinds.StepGen, what: str, priv: Any = None
+    ) -> Outcome:
+        """Run an undo's (or a check's) actions where the step ran (its delegate_to host), its
+        commands tagged as one in-flight attempt (runbook.execute.leftovers)."""
+        e = self.e
+        token = e.runner.inflight.start(where.name, what)
         try:
-            priv = privilege(e.templar, step, variables)
-        except RunbookError as exc:
-            return "failed", str(exc)
-        for snap in reversed(entry.snapshots):
             drive = Drive(
-                transport=where.transport(),  # where the step ran (its delegate_to host)
+                transport=where.transport(),
                 redact=e.redactor.redact,
                 on_note=lambda line: e.runner.emit("step.output", hr, None, data={"line": line}),
-                env={leftovers.ENV: e.run_id},
+                env=e.runner.inflight.env(e.run_id, token),
                 privilege=priv,
             )
-            out = drive.run(kind.undo(args, snap, ctx))
+            return drive.run(gen)
+        finally:
+            e.runner.inflight.end(token)
+
+    def _undo_snapshots(
+        self, hr: HostRun, entry: Entry, step: Step | None, kind: kinds.StepKind
+    ) -> tuple[str, str]:
+        try:
+            where, args, ctx, priv = self._context(hr, entry, step, kind)
+        except RunbookError as exc:
+            return "failed", str(exc)
+        msg = ""
+        for snap in reversed(entry.snapshots):
+            out = self._drive(hr, where, kind.undo(args, snap, ctx), f"undo: {entry.name}", priv)
             msg = out.msg
             if not out.ok:
                 return "failed", msg

@@ -65,6 +65,7 @@ class RunResult:
                     "failure": hr.failure,
                     "unreachable": hr.unreachable,
                     "rollback": hr.rollback_status,
+                    "rollback_problems": list(hr.rollback_problems),
                     "steps": [r.as_dict() for r in hr.records],
                 }
                 for h, hr in self.hosts.items()
@@ -87,6 +88,7 @@ def verdict(
         render = any(hosts[h].render_error for h in failed)
         return "failed", EXIT_USAGE if render else EXIT_FAILED, "\n".join(lines)
     if rb_failed:
+        lines += [p for h in rb_failed for p in hosts[h].rollback_problems]
         lines.append(
             "ROLLBACK FAILED on "
             + ", ".join(rb_failed)

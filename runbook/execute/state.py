@@ -64,7 +64,9 @@ class HostState:
         undone = [
             e.index
             for e in self.entries
-            if e.phase == "steps" and e.status in ("rolled_back", "rollback_failed")
+            if e.phase == "steps"
+            and e.status in ("rolled_back", "rollback_failed")
+            and (e.snapshots or e.has_undo_step)  # a change no rollback undoes is still there
         ]
         last = min(self.last_completed, min(undone) - 1) if undone else self.last_completed
         self.status = "pending"  # the resumed run decides the host's status again

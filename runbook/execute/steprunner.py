@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import RenderError, RunbookError
+from runbook.execute import leftovers
 from runbook.execute.attempts import Attempts, Item
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
@@ -53,6 +54,8 @@ class StepRunner(Attempts):
     persist: Callable[..., None] = lambda durable=True: None
     approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str]] | None = None
     delegate: Callable[[str], HostRun] | None = None
+    pinned: Callable[[], frozenset[str]] = frozenset  # releases unfinished runs may roll back to
+    inflight: leftovers.InFlight = field(default_factory=lambda: leftovers.InFlight(None))
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -35,7 +35,8 @@ STEP_KEYWORDS = {
     "ignore_errors": "carry on when the step fails",
     "delegate_to": "run the step on another inventory host (e.g. localhost)",
     "run_once": "run on the first host of the batch only, share the result",
-    "undo": "a step (module: args) that undoes this one during rollback (wins over the module's own undo)",
+    "undo": "a step (module: args) that undoes this one during rollback (wins over the module's own undo); "
+    "`undo: none` or `undo: {none: REASON}` declares that the step needs no undo",
     "fallback": "steps run when this step fails (like Ansible's rescue); if they all succeed the step "
     "counts as recovered",
     "vars": "variables for this step only",
@@ -86,6 +87,7 @@ class Step:
     delegate_to: str | None = None
     run_once: bool = False
     undo: Step | None = None
+    undo_none: str | None = None  # `undo: none` / `undo: {none: REASON}`: needs no undo (the reason)
     fallback: tuple[Step, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict)
     changes: bool | None = None
@@ -259,7 +261,7 @@ class StepParser:
             self.err(
                 f"undo must be one step (module: args), got {plain(raw)!r}"[:200],
                 loc,
-                hint="e.g. 'undo: {shell: systemctl restart app}'",
+                hint="e.g. 'undo: {shell: systemctl restart app}', or 'undo: none' when it needs none",
             )
             return None
         if isinstance(raw, str):
@@ -288,7 +290,10 @@ class StepParser:
         elif name is not None and not isinstance(name, str):
             name = str(name)
         kw = self._keywords(raw, kloc, defaults)
-        if "undo" in raw and raw["undo"] is not None:
+        declared = self._undo_none(raw.get("undo"), kloc("undo"))
+        if declared is not None:
+            kw["undo_none"] = declared
+        elif "undo" in raw and raw["undo"] is not None:
             undo = self.step(raw["undo"], f"{phase}[{index}].undo", 0, kloc("undo"), {})
             if undo is not None and not undo.name:  # shown as "undo: <step>", not as its module
                 undo = replace(undo, name=f"undo: {name or module}")
@@ -320,6 +325,25 @@ class StepParser:
             arg_locations=arg_locs,
             **kw,
         )
+
+    def _undo_none(self, value: Any, loc: Location | None) -> str | None:
+        """``undo: none`` / ``undo: false`` / ``undo: {none: REASON}``: the step needs no undo. Returns
+        the reason ("" when none is given), None when ``value`` is an undo step (or absent)."""
+        if value is False or (isinstance(value, str) and value.strip().lower() in ("none", "false")):
+            return ""
+        if isinstance(value, dict) and list(value) == ["none"]:
+            reason = value["none"]
+            if reason is None or isinstance(reason, bool):
+                return ""
+            if not isinstance(reason, str):
+                self.err(
+                    f"undo: {{none: ...}} takes the reason as a string, got {plain(reason)!r}"[:200],
+                    loc,
+                    hint="e.g. 'undo: {none: \"idempotent cache warm\"}'",
+                )
+                return ""
+            return reason.strip()
+        return None
 
     def _keywords(self, raw: dict, kloc: Any, defaults: dict) -> dict[str, Any]:
         """The engine's keywords of one step (everything but name, module, undo and fallback)."""

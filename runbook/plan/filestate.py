@@ -323,3 +323,72 @@ def _restore_entries(root: str, entries: list[list[Any]], ctx: StepContext) -> G
         for part in chunks(paths):
             yield Run(cmd(["chown", "-h", "--", spec, *part], ctx))
     return True
+
+
+# ----------------------------------------------------------------------------- verify after undo
+def _kind_of(st: FileStat) -> str:
+    return "link" if st.is_link else "directory" if st.is_dir else "file"
+
+
+def _digest_of(path: str, ctx: StepContext) -> Gen:
+    """sha256 of a file on the host (None when it cannot be read)."""
+    res = yield Run(cmd(["sha256sum", "--", path], ctx), changes=False)
+    return res.stdout.split()[0] if res.ok and res.stdout.split() else None
+
+
+def verify(snap: Mapping[str, Any], ctx: StepContext) -> Gen:
+    """Is ``path`` what ``capture`` saw (type, sha256 of the content, link target, mode, owner)?
+    An Outcome: failed naming each difference, expected vs found. Changes nothing."""
+    path = str(snap["path"])
+    st: FileStat = yield Stat(path, become=ctx.become)
+    if not snap.get("existed"):
+        if st.exists:
+            return Outcome.failure(f"{path}: expected absent (it did not exist before), found a {_kind_of(st)}")
+        return Outcome.success(f"{path} absent, as before")
+    want_kind = str(snap.get("type", "file"))
+    if not st.exists:
+        return Outcome.failure(f"{path}: expected a {want_kind}, found nothing")
+    if _kind_of(st) != want_kind:
+        return Outcome.failure(f"{path}: expected a {want_kind}, found a {_kind_of(st)}")
+    diffs: list[str] = []
+    if not snap.get("attrs_only"):
+        if want_kind == "file":
+            if "content_b64" in snap:
+                want = hashlib.sha256(base64.b64decode(snap["content_b64"])).hexdigest()
+            elif snap.get("backup"):
+                want = yield from _digest_of(str(snap["backup"]), ctx)
+            else:
+                want = None
+            if want is not None:
+                found = yield from _digest_of(path, ctx)
+                if found != want:
+                    diffs.append(f"sha256 expected {want[:16]}…, found {(found or 'unreadable')[:16]}…")
+        elif want_kind == "link":
+            res = yield Run(cmd(["readlink", "--", path], ctx), changes=False)
+            found_target = res.stdout.rstrip("\n") if res.ok else None
+            if found_target != snap.get("link_target"):
+                diffs.append(f"link target expected {snap.get('link_target')!r}, found {found_target!r}")
+    if want_kind != "link" and snap.get("mode") is not None and st.mode != int(str(snap["mode"]), 8):
+        diffs.append(f"mode expected {snap['mode']}, found {fmt_mode(st.mode)}")
+    uid, gid = snap.get("uid", -1), snap.get("gid", -1)
+    if isinstance(uid, int) and isinstance(gid, int) and uid >= 0 and (st.uid, st.gid) != (uid, gid):
+        diffs.append(f"owner expected {uid}:{gid}, found {st.uid}:{st.gid}")
+    entries = snap.get("entries") or []
+    if entries:
+        argv = ["find", path, "-mindepth", "1", "!", "-type", "l", "-printf", r"%m %U %G %P\0"]
+        res = yield Run(cmd(argv, ctx), changes=False)
+        now = {}
+        for rec in res.stdout.split("\0") if res.ok else []:
+            if rec.strip():
+                mode, u, g, rel = rec.lstrip("\n").split(" ", 3)
+                now[rel] = (f"{int(mode, 8):04o}", int(u), int(g))
+        for rel, mode, u, g in entries:
+            found_attrs = now.get(rel)
+            if found_attrs != (mode, u, g):
+                shown = f"{found_attrs[0]} {found_attrs[1]}:{found_attrs[2]}" if found_attrs else "nothing"
+                diffs.append(f"{rel}: expected {mode} {u}:{g}, found {shown}")
+                if len(diffs) > 20:
+                    break
+    if diffs:
+        return Outcome.failure(f"{path}: " + "; ".join(diffs))
+    return Outcome.success(f"{path} as before")

@@ -54,7 +54,13 @@ def json_schema() -> dict[str, Any]:
         "no_log": {"type": ["boolean", "string"]}, "ignore_errors": {"type": ["boolean", "string"]},
         "run_once": {"type": ["boolean", "string"]}, "changes": {"type": ["boolean", "string"]},
         "delegate_to": {"type": "string"}, "vars": {"type": "object"},
-        "undo": {"$ref": "#/$defs/step"},
+        "undo": {"oneOf": [
+            {"$ref": "#/$defs/step"},
+            {"enum": ["none", False], "description": "the step needs no undo (rollback says so, exit 1)"},
+            {"type": "object", "properties": {"none": {"type": "string", "minLength": 1}},
+             "required": ["none"], "additionalProperties": False,
+             "description": "the step needs no undo, and why: {none: \"idempotent cache warm\"}"},
+        ]},
         "fallback": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
     }  # fmt: skip
     for k, desc in STEP_KEYWORDS.items():

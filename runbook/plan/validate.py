@@ -461,3 +461,10 @@ def _check_source(
 
 def validation_errors(exc: ValidationError) -> list[Problem]:
     return [Problem(e) for e in errors_of(exc)]
+
+
+def undo_warnings(rb: Runbook) -> list[str]:
+    """Steps whose changes a rollback cannot undo (runbook.plan.undo): warnings, not errors."""
+    from runbook.plan import undo
+
+    return [f"{undo.describe(step, why)} ({undo.DECLARE_HINT})" for step, why in undo.gaps(rb)]

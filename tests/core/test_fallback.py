@@ -273,14 +273,14 @@ def test_a_steps_own_undo_wins_over_the_modules_undo(project: Project, t: Path) 
           - name: Config
             copy: {content: "new\\n", dest: "{{ t }}/app.conf"}
             undo:
-              shell: "echo custom > {{ t }}/undo-ran"
+              shell: "echo custom > {{ t }}/undo-ran; echo old > {{ t }}/app.conf"
           - fail: {msg: injected}
         """,
     )
     res, doc = project.exec_json("rb", "-e", f"t={t}")
     assert res.exit_code == 1, res.output
-    assert (t / "undo-ran").read_text() == "custom\n"
-    assert (t / "app.conf").read_text() == "new\n"  # the snapshot-based undo did not run
+    assert (t / "undo-ran").read_text() == "custom\n"  # the step's own undo ran ...
+    assert (t / "app.conf").read_text() == "old\n"  # ... and what it restored was checked
     assert doc["hosts"]["localhost"]["stats"]["rolled_back"] == 1
 
 

@@ -17,10 +17,12 @@ rollback: {rollback}
 steps:
   - name: A
     shell: "echo A >> {{{{ t }}}}/log"
+    undo: {{none: "appends to a log only"}}
   - name: Config
     copy: {{content: "new\\n", dest: "{{{{ t }}}}/app.conf", mode: "0600"}}
   - name: Gate
     shell: "echo Gate >> {{{{ t }}}}/log; test -e {{{{ t }}}}/open"
+    undo: none
   - name: Data
     copy: {{content: "data\\n", dest: "{{{{ t }}}}/data/file"}}
 """
@@ -69,7 +71,8 @@ def test_rollback_command_undoes_a_finished_run(project: Project, t: Path) -> No
 
     res = project.cli("rollback", "deploy", "--run", run_id[:12], "--yes")  # a unique prefix will do
     assert res.exit_code == 0, res.output
-    assert "localhost: will undo Data, Config" in res.stdout
+    assert "localhost: will undo Data, Gate, Config, A" in res.stdout
+    assert "needs no undo: appends to a log only" in res.stdout
     (t / "log").unlink()  # written by the shell steps, which have nothing to undo
     assert tree_state(t) == before
 

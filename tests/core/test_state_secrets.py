@@ -23,9 +23,11 @@ vars:
 steps:
   - name: Use every secret
     shell: "echo {{{{ api_token }}}} {{{{ db_password }}}} {{{{ service_token }}}}"
+    changes: false
     register: used  # saved in the run state for --resume: redacted
   - name: Fetch a private value
     shell: "echo {IN_NO_LOG}"
+    changes: false
     register: private
     no_log: true
   - name: Write a config holding them
@@ -136,6 +138,7 @@ def test_rollback_later_undoes_what_ran_not_what_renders_now(project: Project, t
         steps:
           - name: Where
             shell: "echo {{{{ t }}}}/{{{{ which }}}}.conf"
+            changes: false
             register: where
           - name: Write
             copy: {{content: "token={{{{ api_token }}}}", dest: "{{{{ where.stdout }}}}"}}

@@ -34,6 +34,10 @@ class AnsiblePlaybook(StepKind):
         "additionalProperties": False,
     }
 
+    def mutates(self, args: Any) -> bool:
+        """Check mode changes nothing."""
+        return not (isinstance(args, dict) and args.get("check") is True)
+
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
         playbook = ctx.find_file(args["playbook"], "playbooks")
         if not playbook.exists():

@@ -70,6 +70,8 @@ class StepContext:
     become: bool = False
     render_str: Callable[[str], str] = lambda s: s  # render Jinja2 text with the host's context
     loader_dirs: tuple[Path, ...] = ()  # where relative template/file sources are looked up
+    # records (compose releases) that the rollback of an unfinished run may still need: never pruned
+    pinned: Callable[[], frozenset[str]] = frozenset
 
     def find_file(self, name: str, kind: str = "templates") -> Path:
         """Resolve a control-machine source file (template, copy src, migrations dir)."""
@@ -96,6 +98,9 @@ class StepKind:
     # Arguments that are shell text (or split like it): ``runbook validate`` warns where a variable
     # lands in them unquoted (runbook.plan.shellvars).
     shell_args: ClassVar[tuple[str, ...]] = ()
+    # A mutating kind whose change needs no undo says why (a webhook message cannot be unsent);
+    # others without an undo are reported as "cannot be undone" (runbook.plan.undo)
+    no_undo_needed: ClassVar[str] = ""
 
     def normalize(self, args: Any) -> dict[str, Any]:
         """Turn the YAML value into the args mapping validated against ``schema``."""
@@ -123,6 +128,27 @@ class StepKind:
     @property
     def can_undo(self) -> bool:
         return type(self).undo is not StepKind.undo
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Mapping[str, Any], ctx: StepContext) -> StepGen:
+        """After a rollback: is what ``snapshot`` recorded back in place? Fails naming each
+        difference (expected vs found); read-only. Kinds that cannot check leave this as it is."""
+        return Outcome.success("not checked")
+        yield
+
+    @property
+    def can_verify_undo(self) -> bool:
+        return type(self).verify_undo is not StepKind.verify_undo
+
+    def needed_records(self, snapshot: Mapping[str, Any]) -> list[str]:
+        """Records on the host an undo from ``snapshot`` reads back (compose releases): kept while the
+        run that took it is unfinished."""
+        return []
+
+    def undo_target(self, args: dict[str, Any], snapshot: Mapping[str, Any]) -> str | None:
+        """What a snapshot is of (a path, a compose project, a migrations table), so that a rollback
+        checks each thing once, against the oldest snapshot of it (what it was before the run).
+        None: the snapshot is checked on its own."""
+        return None
 
 
 _REGISTRY: dict[str, type[StepKind]] = {}

@@ -36,6 +36,7 @@ from runbook.plan.steps.compose_release import (
     resolve,
     restore,
     snapshot,
+    verify,
 )
 
 Gen = Generator[Action, Any, Any]
@@ -140,6 +141,7 @@ class ComposePull(StepKind):
     name = "compose.pull"
     description = "Pull the compose file's images that are not present locally (policy: always pulls all)."
     mutating = True
+    no_undo_needed = "pulled images only add to the host's image cache; nothing running changed"
     schema = {
         "type": "object",
         "properties": {**_TARGET, "policy": {"enum": ["missing", "always"]}, "timeout": _TIMEOUT},
@@ -243,7 +245,7 @@ class ComposeUp(StepKind):
             after = yield from containers(args, ctx, project)
         except Failed as exc:
             return exc.outcome
-        rec = yield from record(args, ctx, snap["store"], ctx.run_id, after)
+        rec = yield from record(args, ctx, snap, snap["release"], after)
         if not rec.ok:
             return Outcome.failure(f"{project}: up, but the release record failed: {tail(rec.stderr)}")
         changed = sorted(c.id for c in after) != sorted(c.id for c in before)
@@ -255,7 +257,7 @@ class ComposeUp(StepKind):
             stderr=res.stderr,
             data={
                 "project": project,
-                "release": ctx.run_id,
+                "release": snap["release"],
                 "previous_release": snap["previous_release"],
                 "services": running,
             },
@@ -263,6 +265,15 @@ class ComposeUp(StepKind):
 
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         return (yield from restore(args, dict(snapshot), ctx))
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(args, dict(snapshot), ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"compose:{args.get('docker_host') or ''}:{snapshot.get('project')}"
+
+    def needed_records(self, snapshot: Any) -> list[str]:
+        return [str(snapshot["previous_release"])] if snapshot.get("previous_release") else []
 
 
 @register
@@ -306,6 +317,15 @@ class ComposeDown(StepKind):
 
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         return (yield from restore(args, dict(snapshot), ctx))
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(args, dict(snapshot), ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"compose:{args.get('docker_host') or ''}:{snapshot.get('project')}"
+
+    def needed_records(self, snapshot: Any) -> list[str]:
+        return [str(snapshot["previous_release"])] if snapshot.get("previous_release") else []
 
 
 @register

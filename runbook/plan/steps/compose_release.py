@@ -15,6 +15,7 @@ from typing import Any
 
 from runbook.plan.actions import Action, ReadFile, Run
 from runbook.plan.commands import Command, q
+from runbook.plan.facts import releases as retention
 from runbook.plan.facts.compose import Container, parse_inspect, problems_of, tail
 from runbook.plan.steps.base import Outcome, StepContext, StepGen
 
@@ -109,22 +110,60 @@ def images_of(cs: Iterable[Container]) -> dict[str, dict[str, str]]:
     return {c.service: {"image": c.image, "id": c.image_id} for c in cs if c.running}
 
 
-def record(args: dict[str, Any], ctx: StepContext, store: str, release: str, cs: list[Container]) -> Gen:
-    """Keep the compose file and env files that are now live as release ``release``."""
+def record(
+    args: dict[str, Any], ctx: StepContext, snap: dict[str, Any], release: str, cs: list[Container]
+) -> Gen:
+    """Keep the compose file and env files that are now live as release ``release``, make it the
+    live one, then prune old records (never one a rollback could still need: facts.releases)."""
+    store = snap["store"]
     d = posixpath.join(store, release)
-    manifest = {"file": str(args["file"]), "env_files": env_files(args), "images": images_of(cs)}
-    lines = ["set -e", "umask 077", f"mkdir -p -- {q(d)}", f"cp -p -- {q(str(args['file']))} {q(d)}/compose.yml"]
+    manifest = {
+        "file": str(args["file"]),
+        "env_files": env_files(args),
+        "images": images_of(cs),
+        "previous": snap.get("previous_release"),
+        "run_id": ctx.run_id,
+    }
+    lines = [
+        "set -e",
+        "umask 077",
+        f"rm -rf -- {q(d)}",
+        f"mkdir -p -- {q(d)}",
+        f"cp -p -- {q(str(args['file']))} {q(d)}/compose.yml",
+    ]
     for i, env in enumerate(env_files(args)):
         lines.append(f"if [ -f {q(env)} ]; then cp -p -- {q(env)} {q(d)}/env.{i}; fi")
     lines += [
-        f"printf '%s\\n' {q(json.dumps(manifest, sort_keys=True))} > {q(d)}/manifest.json",
+        f"printf '%s\\n' {q(json.dumps(manifest, sort_keys=True))} > {q(d)}/{retention.MANIFEST}",
         f"printf '%s\\n' {q(release)} > {q(store)}/current.tmp && mv -f {q(store)}/current.tmp {q(store)}/current",
-        # keep the newest releases (and always the live one)
-        f"cd -- {q(store)} && ls -1dt -- */ | sed 's,/$,,' | grep -vxF -e {q(release)} "
-        f'| tail -n +{int(args.get("keep_releases", 5))} | while read -r old; do rm -rf -- "$old"; done',
     ]
     res = yield Run(Command.shell("\n".join(lines), become=ctx.become), timeout=60)
+    if not res.ok:
+        return res
+    listing = yield Run(
+        Command.exec(retention.listing_argv(store), become=ctx.become), timeout=60, changes=False
+    )
+    if not listing.ok:
+        return listing
+    found = retention.parse_listing(listing.stdout)
+    keep = retention.protected(found, release, snap.get("previous_release"), ctx.pinned())
+    doomed = retention.to_prune(found, keep, int(args.get("keep_releases", 5)))
+    if doomed:
+        paths = [posixpath.join(store, name) for name in doomed]
+        res = yield Run(Command.exec(["rm", "-rf", "--", *paths], become=ctx.become), timeout=60)
     return res
+
+
+def release_name(ctx: StepContext, store: str) -> Gen:
+    """This run's release name: its run id, or run id.N when this run already recorded one (a
+    second compose.up of the same project in one run must not overwrite the first one's record)."""
+    name = ctx.run_id
+    for n in range(2, 1000):
+        seen = yield ReadFile(posixpath.join(store, name, retention.MANIFEST), become=ctx.become)
+        if seen is None:
+            return name
+        name = f"{ctx.run_id}.{n}"
+    return name
 
 
 def snapshot(args: dict[str, Any], ctx: StepContext) -> Gen:
@@ -133,8 +172,10 @@ def snapshot(args: dict[str, Any], ctx: StepContext) -> Gen:
     current = yield ReadFile(posixpath.join(store, "current"), become=ctx.become)
     prev = (current or b"").decode("utf-8", "replace").strip() or None
     before = yield from containers(args, ctx, project)
+    release = yield from release_name(ctx, store)
     snap = {
         "project": project,
+        "release": release,  # the record this step makes if it succeeds (undo marks it undone)
         "file": str(args["file"]),
         "env_files": env_files(args),
         "store": store,
@@ -146,10 +187,15 @@ def snapshot(args: dict[str, Any], ctx: StepContext) -> Gen:
 
 
 def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> StepGen:
-    """Bring back the release a snapshot names (files, images by ID, containers) and verify it."""
+    """Bring back the release a snapshot names (files, images by ID, containers), wait until it is
+    healthy, and mark the release it replaced as undone. ``verify`` then checks what runs."""
     project, store, prev = snap["project"], snap["store"], snap.get("previous_release")
     images: dict[str, dict[str, str]] = dict(snap.get("images") or {})
     timeout = int(args.get("timeout", 120))
+    undone = snap.get("release")
+    if not undone:  # a snapshot from before releases were named in it: the one live now
+        raw = yield ReadFile(posixpath.join(store, "current"), become=ctx.become)
+        undone = (raw or b"").decode("utf-8", "replace").strip() or None
     if not prev:
         if snap.get("had_containers"):
             was = ", ".join(f"{s}={i.get('image')}" for s, i in sorted(images.items()))
@@ -169,9 +215,14 @@ def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> Ste
         res = yield Run(Command.exec(["rm", "-f", "--", marker], become=ctx.become), timeout=60)
         if not res.ok:
             return Outcome.failure(f"{project}: down, but could not remove {marker}: {tail(res.stderr)}")
-        return Outcome.success(f"{project}: first release removed (nothing ran before)", changed=True)
+        yield from _mark_undone(ctx, store, undone, None)
+        return Outcome.success(
+            f"{project}: first release removed (nothing ran before)",
+            changed=True,
+            data={"release": None, "undone": undone},
+        )
     d = posixpath.join(store, prev)
-    raw = yield ReadFile(posixpath.join(d, "manifest.json"), become=ctx.become)
+    raw = yield ReadFile(posixpath.join(d, retention.MANIFEST), become=ctx.become)
     if raw is None:
         return Outcome.failure(f"{project}: release {prev} is missing from {store} (pruned or deleted?)")
     manifest = json.loads(raw)
@@ -179,7 +230,9 @@ def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> Ste
     for i, env in enumerate(snap.get("env_files") or []):
         if i < len(manifest.get("env_files") or []):
             lines.append(f"if [ -f {q(d)}/env.{i} ]; then cp -p -- {q(d)}/env.{i} {q(env)}; fi")
-    lines.append(f"printf '%s\\n' {q(prev)} > {q(store)}/current")
+    lines.append(
+        f"printf '%s\\n' {q(prev)} > {q(store)}/current.tmp && mv -f {q(store)}/current.tmp {q(store)}/current"
+    )
     res = yield Run(Command.shell("\n".join(lines), become=ctx.become), timeout=60)
     if not res.ok:
         return Outcome.failure(f"{project}: could not restore release {prev}: {tail(res.stderr)}")
@@ -220,18 +273,69 @@ def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> Ste
         after = yield from containers(args, ctx, project)
     except Failed as exc:
         return exc.outcome
-    running = {c.service: c for c in after if c.running}
-    bad = [
-        f"{s} not running" if s not in running else f"{s} runs {running[s].image_id[:19]}, not {i['id'][:19]}"
-        for s, i in images.items()
-        if s not in running or (i.get("id") and running[s].image_id != i["id"])
-    ]
-    bad += [p for c in after for p in problems_of(c, max_restarts=None)]
+    bad = [p for c in after for p in problems_of(c, max_restarts=None)]
     if bad:
         return Outcome.failure(f"{project}: release {prev} restored but not healthy: {'; '.join(bad)}")
+    if undone != prev:
+        yield from _mark_undone(ctx, store, undone, prev)
+    running = sorted({c.service for c in after if c.running})
     extra = f"; re-tagged {', '.join(retagged)}" if retagged else ""
+    replaced = f" (instead of {undone})" if undone and undone != prev else ""
     return Outcome.success(
-        f"{project}: release {prev} restored and healthy ({', '.join(sorted(running))}){extra}",
+        f"{project}: release {prev} is live again{replaced}, healthy ({', '.join(running)}){extra}",
         changed=True,
-        data={"release": prev, "services": sorted(running)},
+        data={"release": prev, "undone": undone, "services": running},
     )
+
+
+def _mark_undone(ctx: StepContext, store: str, undone: str | None, live: str | None) -> Gen:
+    """Mark a release a rollback replaced (it is no longer a candidate for 'last successful')."""
+    if not undone:
+        return None
+    d = posixpath.join(store, undone)
+    note = json.dumps({"undone_by": ctx.run_id, "live_again": live}, sort_keys=True)
+    script = f"if [ -d {q(d)} ]; then printf '%s\\n' {q(note)} > {q(d)}/{retention.UNDONE}; fi"
+    yield Run(Command.shell(script, become=ctx.become), timeout=60)
+    return None
+
+
+def verify(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> StepGen:
+    """After a rollback: does the project run exactly the snapshot's stack? The running containers'
+    image IDs against the snapshot's, the tags they were started from, and the live release record."""
+    project, store, prev = snap["project"], snap["store"], snap.get("previous_release")
+    images: dict[str, dict[str, str]] = dict(snap.get("images") or {})
+    try:
+        after = yield from containers(args, ctx, project)
+    except Failed as exc:
+        return exc.outcome
+    running = {c.service: c for c in after if c.running}
+    diffs = []
+    for svc, img in sorted(images.items()):
+        want = img.get("id", "")
+        if svc not in running:
+            diffs.append(f"service {svc}: expected a running container of {want[:19]}, found none")
+        elif want and running[svc].image_id != want:
+            diffs.append(
+                f"service {svc}: expected image {want[:19]}, found {running[svc].image_id[:19]} running"
+            )
+    diffs += [
+        f"service {svc}: expected not running (not in the snapshot), found {c.image_id[:19]} running"
+        for svc, c in sorted(running.items())
+        if svc not in images
+    ]
+    for _svc, img in sorted(images.items()):
+        ref, want = img.get("image", ""), img.get("id", "")
+        if not ref or not want or ref.startswith("sha256:"):
+            continue
+        res = yield Run(docker(args, ctx, "image", "inspect", "--format", "{{.Id}}", ref), changes=False)
+        found = res.stdout.strip() if res.ok else "no such image"
+        if found != want:
+            diffs.append(f"image {ref}: expected {want[:19]}, found {found[:19]} (a later up would run it)")
+    raw = yield ReadFile(posixpath.join(store, "current"), become=ctx.become)
+    current = (raw or b"").decode("utf-8", "replace").strip() or None
+    if current != prev:
+        diffs.append(f"live release record: expected {prev or 'none'}, found {current or 'none'}")
+    if diffs:
+        return Outcome.failure(f"{project}: " + "; ".join(diffs))
+    shown = ", ".join(f"{s}={i.get('id', '')[:19]}" for s, i in sorted(images.items())) or "nothing running"
+    return Outcome.success(f"{project}: runs release {prev or 'none'} ({shown})")

@@ -27,6 +27,7 @@ from runbook.plan.filestate import (
     owner_matches,
     parse_mode,
     restore,
+    verify,
 )
 from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
 
@@ -152,6 +153,12 @@ class Copy(StepKind):
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         return (yield from restore(snapshot, ctx))
 
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(snapshot, ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"path:{snapshot.get('path')}"
+
 
 @register
 class Template(StepKind):
@@ -186,6 +193,12 @@ class Template(StepKind):
 
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         return (yield from restore(snapshot, ctx))
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(snapshot, ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"path:{snapshot.get('path')}"
 
 
 _STATES = ("file", "directory", "absent", "touch", "link")
@@ -241,6 +254,12 @@ class File(StepKind):
 
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         return (yield from restore(snapshot, ctx))
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(snapshot, ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"path:{snapshot.get('path')}"
 
     # ---------------------------------------------------------------------------------- states
     def _run_all(self, cmds: list[list[str]], ctx: StepContext) -> StepGen:

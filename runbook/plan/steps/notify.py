@@ -42,6 +42,7 @@ class NotifyWebhook(StepKind):
     name = "notify.webhook"
     description = "POST a message to a webhook (Slack-compatible {text}); a failure is only a warning."
     mutating = True  # not sent in a dry-run (listed as planned); nothing to undo
+    no_undo_needed = "a message sent cannot be unsent; nothing on a host changed"
     schema = {
         "type": "object",
         "properties": {

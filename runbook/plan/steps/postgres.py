@@ -345,6 +345,36 @@ class PostgresMigrate(StepKind):
         verb = "would apply" if ctx.dry_run else "applied"
         return Outcome.success(f"{verb} {names}", changed=True, data=data)
 
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        """The tracking table lists exactly the versions applied before the run."""
+        common = self._common(args)
+        state = yield Client(
+            "postgres", "migrations_applied", {"dsn": common["dsn"], "table": snapshot["table"]}
+        )
+        if not state.get("ok"):
+            return Outcome.failure(f"{mask_dsn(common['dsn'])}: {state.get('error')}")
+        want = sorted(snapshot.get("applied_before") or [], key=int)
+        found = sorted(state.get("versions") or {}, key=int)
+        if found != want:
+            extra = [v for v in found if v not in want]
+            missing = [v for v in want if v not in found]
+            detail = "; ".join(
+                part
+                for part in (
+                    f"still applied: {', '.join(extra)}" if extra else "",
+                    f"missing: {', '.join(missing)}" if missing else "",
+                )
+                if part
+            )
+            return Outcome.failure(
+                f"{mask_dsn(common['dsn'])} {snapshot['table']}: expected applied "
+                f"[{', '.join(want)}], found [{', '.join(found)}] ({detail})"
+            )
+        return Outcome.success(f"{snapshot['table']}: applied [{', '.join(want)}], as before")
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"migrations:{mask_dsn(str(args['dsn']))}:{snapshot.get('table')}"
+
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         common = self._common(args)
         state = yield Client(
