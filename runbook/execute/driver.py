@@ -39,6 +39,10 @@ class Cancelled(Exception):
     """The step was stopped (timeout or the run being interrupted)."""
 
 
+class SnapshotNotSaved(RunbookError):
+    """A snapshot could not be made durable: the step stops before the change it guards."""
+
+
 class NotReadOnly(RunbookError):
     """A read-only phase (preflight) tried to change something."""
 
@@ -81,6 +85,9 @@ class Drive:
                     raise Cancelled("cancelled")
                 try:
                     result = self.perform(action)
+                except SnapshotNotSaved:  # never into the step: it must not go on to the change
+                    gen.close()
+                    raise
                 except BaseException as exc:  # let the step see transport errors where it wants to
                     action = gen.throw(exc)
                     continue
@@ -154,7 +161,10 @@ class Drive:
             data = dict(action.data)
             self.snapshots.append(data)
             if self.on_snapshot is not None and not self.dry_run:
-                self.on_snapshot(data)
+                try:
+                    self.on_snapshot(data)  # durable (written whole, fsynced) before the change
+                except Exception as exc:
+                    raise SnapshotNotSaved(f"snapshot not saved, nothing changed: {exc}") from exc
             return None
         if isinstance(action, Note):
             if self.on_note is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import RenderError, RunbookError
+from runbook.execute import faults
 from runbook.execute.attempts import Attempts, Item
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
@@ -53,6 +54,7 @@ class StepRunner(Attempts):
     persist: Callable[..., None] = lambda durable=True: None
     approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str]] | None = None
     delegate: Callable[[str], HostRun] | None = None
+    fault: Callable[[], str | None] = lambda: None  # a run-level fault (audit/state): steps stop
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -125,7 +127,18 @@ class StepRunner(Attempts):
         variables = hr.vars(step.vars)
         self._start(hr, step, phase)
         at = len(hr.records)  # the step's record goes before those of its fallback steps
-        rec, ignorable = self._body(hr, step, variables, read_only, phase)
+        try:
+            fault = self.fault() if phase == "steps" else None  # rollback and always: still run
+            if fault:
+                rec = StepRecord(phase, step.index, step.label, step.module, "failed", msg=f"not run: {fault}")
+                rec.error, ignorable = "fault", False
+            else:
+                rec, ignorable = self._body(hr, step, variables, read_only, phase)
+        except Cancelled:
+            raise
+        except Exception as exc:  # a bug or an unexpected library error: this step's failure
+            msg = faults.describe(exc, self.redactor.redact, f"{step.label} on {hr.name}")
+            rec, ignorable = StepRecord(phase, step.index, step.label, step.module, "failed", msg=msg), True
         if step.fallback and self._falls_back(rec):
             rec = self._fallback(hr, step, rec, read_only, phase)
         rec.duration = time.monotonic() - start
@@ -258,6 +271,8 @@ class StepRunner(Attempts):
         broken: a template or argument that cannot render); a `when` that is false skips them too."""
         if rec.outcome == "skipped" and rec.msg.startswith(CONDITION_FALSE):
             return False
+        if rec.error == "fault":  # the run is stopping (its audit or state cannot be written)
+            return False
         if rec.outcome == "failed":
             return not (self.dry_run and rec.error == "render")
         return self.dry_run
@@ -361,6 +376,7 @@ class StepRunner(Attempts):
             return rec
         if self.approve is None:
             rec.outcome, rec.msg = "failed", "approval required but no way to ask (rerun with --yes)"
+            rec.error = "refused"
             return rec
         ok, who = self.approve(hr, step, args)
         self.emit(
@@ -372,4 +388,5 @@ class StepRunner(Attempts):
         )
         rec.outcome = "ok" if ok else "failed"
         rec.msg = f"approved by {who}" if ok else f"not approved ({who})"
+        rec.error = None if ok else "refused"
         return rec
