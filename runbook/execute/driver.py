@@ -164,7 +164,8 @@ class Drive:
                 try:
                     self.on_snapshot(data)  # durable (written whole, fsynced) before the change
                 except Exception as exc:
-                    raise SnapshotNotSaved(f"snapshot not saved, nothing changed: {exc}") from exc
+                    why = exc.message if isinstance(exc, RunbookError) else f"{type(exc).__name__}: {exc}"
+                    raise SnapshotNotSaved(f"snapshot not saved, nothing changed: {why}") from exc
             return None
         if isinstance(action, Note):
             if self.on_note is not None:

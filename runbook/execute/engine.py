@@ -102,7 +102,7 @@ class Engine:
             bus=bus, run_id=self.run_id, templar=self.templar, redactor=self.redactor,
             project_dir=options.project_dir, loader_dirs=(runbook.path.parent, runbook.path.parent.parent),
             cancel=self.cancel, dry_run=options.dry_run, persist=self.persist, approve=self._approve,
-            delegate=self.host_run, fault=self.fault,
+            delegate=self.host_run, fault=self.fault, once_hosts=self._once_hosts,
         )  # fmt: skip
         self.rollback = Rollback(self)
         self._persist_lock = threading.Lock()
@@ -185,7 +185,24 @@ class Engine:
 
     def _parallel(self, hosts: Sequence[str], fn: Callable[[HostRun], Any]) -> None:
         forks = self.opt.forks or self.rb.forks or 10
-        run_parallel(hosts, self.host_run, fn, forks=forks, runner=self.runner, cancel=self.cancel)
+        for h in hosts:  # all of them before any starts: run_once waits for the batch's first host
+            self.host_run(h).in_phase = True
+
+        def one(hr: HostRun) -> Any:
+            try:
+                return fn(hr)
+            finally:
+                hr.in_phase = False
+
+        run_parallel(hosts, self.host_run, one, forks=forks, runner=self.runner, cancel=self.cancel)
+
+    def _once_hosts(self, phase: str) -> list[str]:
+        """The hosts, in batch order, that may still reach a step of ``phase`` (run_once's first)."""
+        hosts = self.play.batch if phase == "steps" else self.host_names
+        return [
+            h for h in hosts
+            if h in self.hosts and self.hosts[h].in_phase and not (phase == "steps" and self.hosts[h].failed)
+        ]  # fmt: skip
 
     def stop_active(self) -> None:
         stop_active(self.runner, self.cancel)
@@ -219,7 +236,8 @@ class Engine:
             status, code, message = "interrupted", EXIT_INTERRUPTED, self.rollback.after_interrupt()
         except Exception as exc:  # a bug outside any step: still roll back, run always:, report
             status, code, message = self._after_crash(exc)
-        self.run_info["status"] = status
+        status, code, message = self._fault_verdict(status, code, message)
+        self.run_info["status"] = status  # what always: sees (notifications: the real outcome)
         try:
             if not self.interrupted:
                 self.cancel.clear()
@@ -234,9 +252,7 @@ class Engine:
                 if hr.state.status == "pending":
                     hr.state.status = "failed" if hr.failed else "ok"
             self.persist()
-        if self.fault() and code in (EXIT_OK, EXIT_FAILED):  # the run's record is incomplete
-            status, code = "aborted", EXIT_FAULT
-            message = (message + "\n" if message else "") + f"run stopped: {self.fault()}"
+        status, code, message = self._fault_verdict(status, code, message)
         result = RunResult(self.run_id, status, code, self._targeted(), started, time.monotonic(), message)
         self.runner.emit(
             "run.end", None, outcome=status, duration=result.ended - started,
@@ -247,6 +263,17 @@ class Engine:
             result.status, result.exit_code = "aborted", EXIT_FAULT
             result.message = f"the run succeeded but {self.fault()}"
         return result
+
+    def _fault_verdict(self, status: str, code: int, message: str) -> tuple[str, int, str]:
+        """The audit trail or the state could not be written: nothing changed is a refusal (3);
+        else the run stopped and rolled back what it changed (5; 4 if that rollback failed)."""
+        fault = self.fault()
+        if not fault or code not in (EXIT_OK, EXIT_FAILED) or status in ("aborted", "refused"):
+            return status, code, message
+        message = (message + "\n" if message else "") + f"run stopped: {fault}"
+        if not any(hr.changed for hr in self.hosts.values()):
+            return "refused", EXIT_PREFLIGHT, message + "; nothing was changed"
+        return "aborted", EXIT_FAULT, message
 
     def _after_crash(self, exc: Exception) -> tuple[str, int, str]:
         """An unexpected exception escaped a phase (not a step: those are the step's failure). Roll

@@ -68,6 +68,7 @@ class HostRun:
     unreachable: bool = False
     changed_anything: bool = False
     render_error: bool = False  # the failure is a template/argument problem (dry-run: exit 2)
+    in_phase: bool = False  # running the current phase's steps (run_once waits for the first host)
     refused: bool = False  # failed before changing anything: lock held, host key, unreachable, denied
     rollback_status: str | None = None  # None | ok | failed
     transport_factory: Callable[[HostSpec], Transport] | None = None
