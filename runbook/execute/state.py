@@ -220,7 +220,8 @@ def encode(value: Any) -> Any:
     if isinstance(value, tuple):
         return {TAG: "tuple", "items": [encode(v) for v in value]}
     if isinstance(value, (set, frozenset)):
-        return {TAG: "set", "items": [encode(v) for v in value]}
+        kind = "frozenset" if isinstance(value, frozenset) else "set"
+        return {TAG: kind, "items": [encode(v) for v in value]}
     if isinstance(value, dt.datetime):
         return {TAG: "datetime", "iso": value.isoformat()}
     if isinstance(value, dt.date):
@@ -243,8 +244,9 @@ def decode(value: Any) -> Any:
         return {_hashable(decode(k)): decode(v) for k, v in value["items"]}
     if kind == "tuple":
         return tuple(decode(v) for v in value["items"])
-    if kind == "set":
-        return {_hashable(decode(v)) for v in value["items"]}
+    if kind in ("set", "frozenset"):
+        items = {_hashable(decode(v)) for v in value["items"]}
+        return frozenset(items) if kind == "frozenset" else items
     if kind == "datetime":
         return dt.datetime.fromisoformat(value["iso"])
     if kind == "date":
@@ -257,7 +259,10 @@ def decode(value: Any) -> Any:
 
 
 def _hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+    """A key as a mapping or set needs it (a set among keys is a frozenset, a list a tuple)."""
+    if isinstance(value, list):
+        return tuple(value)
+    return frozenset(value) if isinstance(value, set) else value
 
 
 def _fsync_dir(directory: Path) -> None:
