@@ -84,7 +84,10 @@ def _run_options(fn: Any) -> Any:
             help="Also write audit records to this PostgreSQL database.",
         ),
         click.option("--force-window", is_flag=True, help="Run outside the runbook's maintenance window."),
-        click.option("-v", "--verbose", count=True, help="Show skipped steps and messages."),
+        click.option(
+            "-v", "--verbose", count=True,
+            help="Show skipped steps and messages (-vvv: the traceback of an unexpected error).",
+        ),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -107,7 +110,22 @@ def _run_options(fn: Any) -> Any:
 @click.option("--resume", "resume", help="Resume a failed/interrupted run from its saved state.")
 @handle_errors
 def exec_cmd(**kw: Any) -> None:
-    """Run runbook NAME (playbooks/NAME.yml) against the inventory."""
+    """Run runbook NAME (playbooks/NAME.yml) against the inventory.
+
+    \b
+    Exit codes:
+      0    success
+      1    a step failed and rollback succeeded
+      2    usage or validation error
+      3    pre-flight failed, or refused before any change (window closed,
+           deploy lock held, host key unknown/changed, host unreachable, audit
+           directory in use or not writable, .runbook/ not writable, approval
+           declined): nothing changed
+      4    rollback failed (a human must act)
+      5    the audit trail or the run state could not be written (disk full,
+           read-only): the run stopped and rolled back what it had changed
+      130  interrupted
+    """
     sys.exit(_execute(**kw))
 
 
