@@ -164,7 +164,7 @@ def ssh_inv(ssh_lab: SshLab, tmp_path: Path) -> Iterator[tuple[Path, Any]]:  # n
 @pytest.mark.slow
 @pytest.mark.ssh
 def test_an_unknown_host_key(project: Project, t: Path, ssh_inv: tuple[Path, Any], tmp_path: Path) -> None:
-    inv, host = ssh_inv
+    inv, _host = ssh_inv
     kh = tmp_path / "known_hosts"
     kh.write_text("")
     runbook(project)
