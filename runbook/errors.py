@@ -68,3 +68,10 @@ class AuditError(RunbookError):
 
 class UsageError(RunbookError):
     """Bad command-line usage."""
+
+
+class RefusedError(RunbookError):
+    """The run was refused before it changed anything (window closed, audit directory in use or not
+    writable): exit 3, as for a failed pre-flight."""
+
+    exit_code = 3

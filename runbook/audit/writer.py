@@ -74,6 +74,8 @@ class _Run:
 
 
 class AuditWriter:
+    fault_name = "audit trail"  # what the run says when this subscriber fails (disk full, read-only)
+
     def __init__(
         self,
         directory: str | os.PathLike[str] = "audit",

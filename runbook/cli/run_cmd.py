@@ -20,7 +20,7 @@ from runbook.cli.common import (
     secret_names,
     select_hosts,
 )
-from runbook.errors import UsageError, ValidationError
+from runbook.errors import AuditError, Location, RefusedError, UsageError, ValidationError
 
 
 def _run_options(fn: Any) -> Any:
@@ -93,7 +93,10 @@ def _run_options(fn: Any) -> Any:
             help="Also write audit records to this PostgreSQL database.",
         ),
         click.option("--force-window", is_flag=True, help="Run outside the runbook's maintenance window."),
-        click.option("-v", "--verbose", count=True, help="Show skipped steps and messages."),
+        click.option(
+            "-v", "--verbose", count=True,
+            help="Show skipped steps and messages (-vvv: the traceback of an unexpected error).",
+        ),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -116,7 +119,22 @@ def _run_options(fn: Any) -> Any:
 @click.option("--resume", "resume", help="Resume a failed/interrupted run from its saved state.")
 @handle_errors
 def exec_cmd(**kw: Any) -> None:
-    """Run runbook NAME (playbooks/NAME.yml) against the inventory."""
+    """Run runbook NAME (playbooks/NAME.yml) against the inventory.
+
+    \b
+    Exit codes:
+      0    success
+      1    a step failed and rollback succeeded
+      2    usage or validation error
+      3    pre-flight failed, or refused before any change (window closed,
+           deploy lock held, host key unknown/changed, host unreachable, audit
+           directory in use or not writable, .runbook/ not writable, approval
+           declined): nothing changed
+      4    rollback failed (a human must act)
+      5    the audit trail or the run state could not be written (disk full,
+           read-only): the run stopped and rolled back what it had changed
+      130  interrupted
+    """
     sys.exit(_execute(**kw))
 
 
@@ -169,7 +187,15 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
 
         ok, desc = inside(rb.window)
         if not ok:
-            raise UsageError(f"outside the {desc}", hint="wait for the window, or pass --force-window")
+            raise RefusedError(
+                f"outside the {desc}: refused, nothing was changed",
+                hint="wait for the window, or pass --force-window",
+            )
+    if verbose >= 3:  # -vvv: the traceback of an unexpected error inside a step (redacted)
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+        logging.getLogger("runbook.execute").setLevel(logging.DEBUG)
     machine = output != "text"
     console = None
     if not machine or verbose:  # rich only when a human reads the output (json/junit: stdout is data)
@@ -289,11 +315,17 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
         default = Path(default_key_path())
         key = str(default) if default.exists() else None
     sinks = []
-    if dsn:
-        from runbook.audit.sinks.postgres import PostgresSink
+    try:
+        if dsn:
+            from runbook.audit.sinks.postgres import PostgresSink
 
-        sinks.append(PostgresSink(dsn))
-    return AuditWriter(directory, signing_key=key, redact=redactor.redact, sinks=sinks)
+            sinks.append(PostgresSink(dsn))
+        return AuditWriter(directory, signing_key=key, redact=redactor.redact, sinks=sinks)
+    except (AuditError, OSError) as exc:  # in use, read-only, full: refused before any change
+        text = exc.message if isinstance(exc, AuditError) else f"{exc.strerror or exc}"
+        where = exc.location if isinstance(exc, AuditError) else Location(directory)
+        hint = exc.hint if isinstance(exc, AuditError) and exc.hint else "fix the audit directory, or give --audit-dir"
+        raise RefusedError(f"audit trail cannot be written: {text}; nothing was changed", location=where, hint=hint) from None
 
 
 @click.command("rollback")
@@ -391,7 +423,10 @@ def rollback_cmd(
     finally:
         renderer.close()
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except Exception as exc:  # the rollback's outcome stands; say the audit could not be sealed
+                click.secho(f"audit: could not seal the run: {exc}", fg="red", err=True)
     if output == "json":
         click.echo(json_document(result, rb, str(writer.path) if writer else None, False))
     else:

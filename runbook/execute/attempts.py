@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RenderError, RunbookError, TransportError
-from runbook.execute import leftovers
+from runbook.execute import faults, leftovers
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
@@ -337,13 +337,22 @@ class Attempts:
         )
         cancel = threading.Event()
         holder: dict[str, Entry | None] = {"entry": entry}
+        entry_before = entry  # an earlier attempt's entry (retries) stays
 
         def on_snapshot(data: dict[str, Any]) -> None:
-            if holder["entry"] is None:
-                holder["entry"] = self.new_entry(hr, target, step, item)
-                hr.state.entries.append(holder["entry"])
-            holder["entry"].snapshots.append(data)
-            self.persist()
+            entry = holder["entry"]
+            if entry is None:
+                entry = holder["entry"] = self.new_entry(hr, target, step, item)
+                hr.state.entries.append(entry)
+            entry.snapshots.append(data)
+            try:
+                self.persist(guard=True)
+            except Exception:  # not durable: the change does not happen, so nothing to undo for it
+                entry.snapshots.pop()
+                if not entry.snapshots and entry is not entry_before:
+                    hr.state.entries.remove(entry)
+                    holder["entry"] = None
+                raise
             digest = hashlib.sha256(repr(sorted(data.items())).encode()).hexdigest()
             self.emit(
                 "snapshot", hr, step, phase=item.phase,
@@ -352,9 +361,10 @@ class Attempts:
 
         try:
             transport = target.transport()
-        except TransportError as exc:
+        except Exception as exc:  # TransportError, or whatever a connection library raised
             hr.unreachable = target is hr
-            return Attempt(Outcome.failure(f"unreachable: {exc}")), holder["entry"]
+            msg = str(exc) if isinstance(exc, TransportError) else faults.describe(exc, self.redactor.redact)
+            return Attempt(Outcome.failure(f"unreachable: {msg}")), holder["entry"]
         drive = Drive(
             transport=transport,
             dry_run=self.dry_run and not item.read_only,
@@ -395,6 +405,8 @@ class Attempts:
             out = Outcome.failure(f"connection to {target.name} lost: {exc.message}")
         except RunbookError as exc:
             out = Outcome.failure(str(exc))
+        except Exception as exc:  # anything else inside the step (a client, a probe, a snapshot)
+            out = Outcome.failure(faults.describe(exc, self.redactor.redact, f"{step.label} on {hr.name}"))
         finally:
             if timer:
                 timer.cancel()

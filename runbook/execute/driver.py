@@ -40,6 +40,10 @@ class Cancelled(Exception):
     """The step was stopped (timeout or the run being interrupted)."""
 
 
+class SnapshotNotSaved(RunbookError):
+    """A snapshot could not be made durable: the step stops before the change it guards."""
+
+
 class NotReadOnly(RunbookError):
     """A read-only phase (preflight) tried to change something."""
 
@@ -84,6 +88,9 @@ class Drive:
                     raise Cancelled("cancelled")
                 try:
                     result = self.perform(action)
+                except SnapshotNotSaved:  # never into the step: it must not go on to the change
+                    gen.close()
+                    raise
                 except BaseException as exc:  # let the step see transport errors where it wants to
                     action = gen.throw(exc)
                     continue
@@ -160,7 +167,11 @@ class Drive:
             data = dict(action.data)
             self.snapshots.append(data)
             if self.on_snapshot is not None and not self.dry_run:
-                self.on_snapshot(data)
+                try:
+                    self.on_snapshot(data)  # durable (written whole, fsynced) before the change
+                except Exception as exc:
+                    why = exc.message if isinstance(exc, RunbookError) else f"{type(exc).__name__}: {exc}"
+                    raise SnapshotNotSaved(f"snapshot not saved, nothing changed: {why}") from exc
             return None
         if isinstance(action, Note):
             if self.on_note is not None:

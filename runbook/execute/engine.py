@@ -13,17 +13,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runbook.errors import RunbookError
-from runbook.execute import leftovers, pins
+from runbook.errors import RunbookError, TransportError
+from runbook.execute import faults, leftovers, pins
 from runbook.execute import lock as locks
 from runbook.execute.driver import Cancelled
 from runbook.execute.events import EventBus
+from runbook.execute.faults import StateWriteError
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.magic import HostVars, Play, git_commit, host_magic, operator
 from runbook.execute.parallel import run_parallel, stop_active
 from runbook.execute.rollback import Rollback
 from runbook.execute.runresult import (
     EXIT_FAILED,
+    EXIT_FAULT,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PREFLIGHT,
@@ -44,6 +46,7 @@ from runbook.render.templar import LazyVars, Templar
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_FAULT",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PREFLIGHT",
@@ -103,16 +106,20 @@ class Engine:
             cancel=self.cancel, dry_run=options.dry_run, persist=self.persist, approve=self._approve,
             delegate=self.host_run, pinned=pins.Pinned(options.state_root),
             inflight=leftovers.InFlight(None if options.dry_run else self.state.dir / "inflight"),
+            fault=self.fault, once_hosts=self._once_hosts,
         )  # fmt: skip
         self.rollback = Rollback(self)
         self._persist_lock = threading.Lock()
         self._last_save = 0.0
+        self.state_fault: str | None = None
 
     # ------------------------------------------------------------------------------ setup
-    def persist(self, durable: bool = True) -> None:
+    def persist(self, durable: bool = True, *, guard: bool = False) -> None:
         """Save the run state. Snapshots (durable) are written and fsynced at once, before the change
         they describe; progress markers are coalesced (at most one write per 0.25 s, and always at
-        the end of the run), so a crash can at worst make --resume repeat the last few steps."""
+        the end of the run), so a crash can at worst make --resume repeat the last few steps.
+        A state that cannot be written is a run-level fault (the run's steps stop, see ``fault``);
+        with ``guard`` (a snapshot before its change) it also raises, so the change is not made."""
         if self.opt.dry_run:
             return
         now = time.monotonic()
@@ -120,7 +127,16 @@ class Engine:
             return
         with self._persist_lock:
             self._last_save = now
-            self.state.save(durable)
+            try:
+                self.state.save(durable)
+            except StateWriteError as exc:
+                self.state_fault = self.state_fault or exc.message
+                if guard:
+                    raise
+
+    def fault(self) -> str | None:
+        """A run-level fault: the audit trail or the run state cannot be written (the run stops)."""
+        return self.bus.fault or self.state_fault
 
     def host_run(self, name: str) -> HostRun:
         """The host's context (made on first use: targeted hosts, delegate_to and hostvars ones)."""
@@ -173,7 +189,24 @@ class Engine:
 
     def _parallel(self, hosts: Sequence[str], fn: Callable[[HostRun], Any]) -> None:
         forks = self.opt.forks or self.rb.forks or 10
-        run_parallel(hosts, self.host_run, fn, forks=forks, runner=self.runner, cancel=self.cancel)
+        for h in hosts:  # all of them before any starts: run_once waits for the batch's first host
+            self.host_run(h).in_phase = True
+
+        def one(hr: HostRun) -> Any:
+            try:
+                return fn(hr)
+            finally:
+                hr.in_phase = False
+
+        run_parallel(hosts, self.host_run, one, forks=forks, runner=self.runner, cancel=self.cancel)
+
+    def _once_hosts(self, phase: str) -> list[str]:
+        """The hosts, in batch order, that may still reach a step of ``phase`` (run_once's first)."""
+        hosts = self.play.batch if phase == "steps" else self.host_names
+        return [
+            h for h in hosts
+            if h in self.hosts and self.hosts[h].in_phase and not (phase == "steps" and self.hosts[h].failed)
+        ]  # fmt: skip
 
     def stop_active(self) -> None:
         stop_active(self.runner, self.cancel)
@@ -188,8 +221,12 @@ class Engine:
         self.state.meta.update(self._state_meta())
         try:
             self.runner.emit("run.start", None, data=self._start_data())
-            preflight_failed = self._phase_preflight()
-            if preflight_failed:
+            self.persist()  # the state directory must take the run's state before anything changes
+            preflight_failed = self._phase_preflight() if not self.fault() else []
+            if self.fault():  # the audit trail or the state cannot be written: refuse to start
+                status, code = "refused", EXIT_PREFLIGHT
+                message = f"{self.fault()}; nothing was changed"
+            elif preflight_failed:
                 status, code = "preflight_failed", EXIT_PREFLIGHT
                 message = "pre-flight failed on " + ", ".join(preflight_failed) + "; nothing was changed"
                 if self.opt.dry_run and any(self.hosts[h].render_error for h in preflight_failed):
@@ -201,25 +238,59 @@ class Engine:
             self.interrupted = True
             self.cancel.set()
             status, code, message = "interrupted", EXIT_INTERRUPTED, self.rollback.after_interrupt()
-        self.run_info["status"] = status
+        except Exception as exc:  # a bug outside any step: still roll back, run always:, report
+            status, code, message = self._after_crash(exc)
+        status, code, message = self._fault_verdict(status, code, message)
+        self.run_info["status"] = status  # what always: sees (notifications: the real outcome)
         try:
             if not self.interrupted:
                 self.cancel.clear()
                 self._phase_always()
+        except Exception as exc:  # the outcome stands; always: itself broke (never a traceback)
+            message = (message + "\n" if message else "") + "always: " + faults.describe(exc, self.redactor.redact)
         finally:
             for hr in self.hosts.values():
-                hr.close()
+                with contextlib.suppress(Exception):
+                    hr.close()
             for hr in self.hosts.values():
                 if hr.state.status == "pending":
                     hr.state.status = "failed" if hr.failed else "ok"
             self.persist()
+        status, code, message = self._fault_verdict(status, code, message)
         result = RunResult(self.run_id, status, code, self._targeted(), started, time.monotonic(), message)
         self.runner.emit(
             "run.end", None, outcome=status, duration=result.ended - started,
             data={"exit_code": code, "message": self.redactor.redact(message), "stats": {h: hr.stats for h, hr in result.hosts.items()}},
         )  # fmt: skip
         self.bus.close()
+        if self.fault() and result.exit_code == EXIT_OK:  # only the end of the audit trail failed
+            result.status, result.exit_code = "aborted", EXIT_FAULT
+            result.message = f"the run succeeded but {self.fault()}"
         return result
+
+    def _fault_verdict(self, status: str, code: int, message: str) -> tuple[str, int, str]:
+        """The audit trail or the state could not be written: nothing changed is a refusal (3);
+        else the run stopped and rolled back what it changed (5; 4 if that rollback failed)."""
+        fault = self.fault()
+        if not fault or code not in (EXIT_OK, EXIT_FAILED) or status in ("aborted", "refused"):
+            return status, code, message
+        message = (message + "\n" if message else "") + f"run stopped: {fault}"
+        if not any(hr.changed for hr in self.hosts.values()):
+            return "refused", EXIT_PREFLIGHT, message + "; nothing was changed"
+        return "aborted", EXIT_FAULT, message
+
+    def _after_crash(self, exc: Exception) -> tuple[str, int, str]:
+        """An unexpected exception escaped a phase (not a step: those are the step's failure). Roll
+        back every host that changed something, as after a failure; the verdict says how it went."""
+        msg = "internal error: " + faults.describe(exc, self.redactor.redact, "run")
+        self.stop_active()
+        self.cancel.clear()
+        for hr in self.hosts.values():
+            if not hr.failed:
+                hr.failed, hr.failure = True, msg
+            if hr.rollback_status is None and hr.changed:
+                self._roll_back(hr, msg)
+        return verdict(self.hosts, self.host_names, "", self.opt.dry_run)
 
     def rollback_run(self) -> RunResult:
         """`runbook rollback`: undo, from the saved state, everything a previous run changed."""
@@ -348,12 +419,29 @@ class Engine:
         self.play.batch = list(self.host_names)
         any_failed = any(self.hosts[h].failed for h in done_hosts)
         if any_failed and self.rb.rollback_scope == "all" and not self.opt.dry_run:
-            # every host changed in this run goes back, not only the failed ones
+            # every host that changed goes back, not only the failed ones: in every batch, and what
+            # the run a --resume continues changed too (its snapshots are in the same state)
             self._parallel(
-                [h for h in done_hosts if not self.hosts[h].failed and self.hosts[h].changed_anything],
-                lambda hr: self.rollback.host(hr, "another host failed (rollback_scope: all)"),
+                [
+                    h
+                    for h in self.host_names
+                    if self.hosts[h].rollback_status is None and self.hosts[h].changed
+                ],
+                lambda hr: self._roll_back(hr, "another host failed (rollback_scope: all)"),
             )
         return verdict(self.hosts, self.host_names, aborted, self.opt.dry_run)
+
+    def _roll_back(self, hr: HostRun, reason: str | None = None) -> None:
+        """Roll a host back; a crash of the rollback itself is its failure (exit 4), never a traceback."""
+        if self.opt.dry_run:
+            return
+        try:
+            self.rollback.host(hr, reason)
+        except (KeyboardInterrupt, Cancelled):
+            raise
+        except Exception as exc:
+            hr.rollback_status = "failed"
+            hr.failure = f"{hr.failure}; rollback: {faults.describe(exc, self.redactor.redact)}"
 
     def _start_index(self) -> int:
         if not self.opt.start_at:
@@ -384,23 +472,27 @@ class Engine:
                     hr.failed = True
                     hr.render_error = rec.error == "render"
                     hr.failure = f"step '{rec.name}' failed: {rec.msg}"
+                    # refused, not failed: nothing was changed on the host when it stopped
+                    hr.refused = (rec.error in ("refused", "fault") or hr.unreachable) and not hr.changed
                     if hr.unreachable:
                         hr.stats["unreachable"] = 1
-                    if not self.opt.dry_run:
-                        self.rollback.host(hr)
+                    self._roll_back(hr)
                     break
                 hr.state.last_completed = step.index
                 self.persist(durable=False)
-        except RunbookError as exc:
-            hr.failed, hr.failure = True, str(exc)
-            if not self.opt.dry_run:
-                self.rollback.host(hr)
+        except (KeyboardInterrupt, Cancelled):
+            raise
+        except Exception as exc:  # the lock's transport, a bug between steps: the host's failure
+            hr.failed, hr.failure = True, faults.describe(exc, self.redactor.redact)
+            hr.refused = isinstance(exc, TransportError) and not hr.changed
+            hr.unreachable = hr.unreachable or isinstance(exc, TransportError)
+            if hr.unreachable:
+                hr.stats["unreachable"] = 1
+            self._roll_back(hr)
         finally:
             if locked:
-                try:
+                with contextlib.suppress(Exception):
                     locks.release(hr.transport(), self.rb.lock or "", self.run_id, hr.name)
-                except RunbookError:
-                    pass
 
     def _lock(self, hr: HostRun) -> bool | None:
         """Take the host's deploy lock (True), none is wanted (False), or it is held (None: failed)."""
@@ -408,7 +500,7 @@ class Engine:
             return False
         res = locks.acquire(hr.transport(), self.rb.lock, self.run_id, hr.name)
         if not res.acquired:
-            hr.failed, hr.failure = True, res.message
+            hr.failed, hr.failure, hr.refused = True, res.message, not hr.changed
             self.runner.emit(
                 "step.end", hr, None, phase="steps", step_name="deploy lock", outcome="failed",
                 data={"msg": res.message, "module": "lock"},

@@ -78,6 +78,9 @@ class EventBus:
         self._subs: list[Subscriber] = []
         self._barriers: list[Callable[[], None]] = []
         self._lock = threading.RLock()
+        # the first subscriber failure (the audit trail cannot be written: disk full, read-only):
+        # emit never raises it into the step that emitted; the engine reads it and stops the run
+        self.fault: str | None = None
 
     def subscribe(self, fn: Subscriber) -> None:
         """``fn(event)`` is called under the bus lock. A subscriber with a ``barrier()`` method (the
@@ -91,13 +94,30 @@ class EventBus:
     def emit(self, event: Event) -> None:
         with self._lock:
             for fn in list(self._subs):
-                fn(event)
+                try:
+                    fn(event)
+                except Exception as exc:
+                    self._failed(fn, exc)
         for barrier in self._barriers:
-            barrier()
+            try:
+                barrier()
+            except Exception as exc:
+                self._failed(barrier, exc)
+
+    def _failed(self, fn: Any, exc: Exception) -> None:
+        with self._lock:
+            if self.fault is None:
+                who = getattr(fn, "__self__", fn)
+                name = getattr(who, "fault_name", type(who).__name__)  # e.g. "audit trail"
+                text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                self.fault = f"{name} cannot be written: {text}"
 
     def close(self) -> None:
         """Tell subscribers with a ``close`` method that the stream has ended."""
         for fn in self._subs:
             close = getattr(fn, "close", None)
             if callable(close):
-                close()
+                try:
+                    close()
+                except Exception as exc:  # the audit's seal could not be written
+                    self._failed(close, exc)

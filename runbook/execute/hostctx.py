@@ -68,11 +68,20 @@ class HostRun:
     unreachable: bool = False
     changed_anything: bool = False
     render_error: bool = False  # the failure is a template/argument problem (dry-run: exit 2)
+    in_phase: bool = False  # running the current phase's steps (run_once waits for the first host)
+    refused: bool = False  # failed before changing anything: lock held, host key, unreachable, denied
     rollback_status: str | None = None  # None | ok | failed
     rollback_problems: list[str] = field(default_factory=list)  # what a failed rollback left (host, step, diff)
     transport_factory: Callable[[HostSpec], Transport] | None = None
     _transport: Transport | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def changed(self) -> bool:
+        """Did this host change anything (this run, or the run it resumes) not undone yet?"""
+        return self.changed_anything or any(
+            e.phase == "steps" and e.status != "rolled_back" for e in self.state.entries
+        )
 
     def transport(self) -> Transport:
         """The host's transport, connected on first use (one connection reused for the run)."""

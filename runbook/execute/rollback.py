@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RunbookError
+from runbook.execute import faults
 from runbook.execute.attempts import privilege
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
@@ -87,6 +88,8 @@ class Rollback:
                 msg = f"NOT undone: {entry.module} changed the host and {where}; {undo_rules.DECLARE_HINT}"
         except (RunbookError, Cancelled) as exc:
             outcome, msg = "failed", str(exc)
+        except Exception as exc:  # an undo's unexpected error is that undo's failure (exit 4)
+            outcome, msg = "failed", faults.describe(exc, e.redactor.redact, f"undo {entry.name} on {hr.name}")
         duration = time.monotonic() - start
         entry.status = "rolled_back" if outcome in ("rolled_back", "skipped") else "rollback_failed"
         if outcome == "failed":

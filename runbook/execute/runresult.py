@@ -14,6 +14,8 @@ from runbook.execute.state import RunState
 from runbook.execute.transports import HostSpec, Transport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PREFLIGHT, EXIT_ROLLBACK_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+# 3 also: refused before any change (window, deploy lock, host key, unreachable, audit/state dir)
+EXIT_FAULT = 5  # the audit trail or the run state could not be written: the run stopped, rolled back
 
 
 def new_run_id() -> str:
@@ -87,6 +89,9 @@ def verdict(
     if dry_run:
         render = any(hosts[h].render_error for h in failed)
         return "failed", EXIT_USAGE if render else EXIT_FAILED, "\n".join(lines)
+    if all(hosts[h].refused for h in failed) and not any(hosts[h].changed for h in names):
+        lines.append("refused before any change: nothing was changed")
+        return "refused", EXIT_PREFLIGHT, "\n".join(lines)
     if rb_failed:
         lines += [p for h in rb_failed for p in hosts[h].rollback_problems]
         lines.append(

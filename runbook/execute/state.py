@@ -10,6 +10,9 @@ hold previous file contents, which can include secrets.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import datetime as dt
 import json
 import os
 import threading
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import RunbookError
+from runbook.execute.faults import StateWriteError
 from runbook.render.secrets import MASK, Redactor, collect_secrets, is_secret_name
 
 
@@ -100,17 +104,29 @@ class RunState:
                     h: _host_doc(s, self.redact_obj, self.private_facts) for h, s in self.hosts.items()
                 },
             }
-            data = json.dumps(doc, default=str, indent=1).encode()
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            data = json.dumps(encode(doc), indent=1).encode()
         tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, data)
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:  # a short write (disk full) is never taken for the whole file
+                    view = view[os.write(fd, view) :]
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)  # the old state stays whole until the new one is
             if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.path)
+                _fsync_dir(self.dir)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise StateWriteError(
+                f"cannot write the run state {self.path}: {exc.strerror or exc}",
+                hint="free disk space or make .runbook/ writable; the change this state guards was not made",
+            ) from None
 
     @classmethod
     def load(cls, root: Path, run_id: str) -> RunState:
@@ -131,7 +147,13 @@ class RunState:
                     hint="give the run id printed at the end of the run (or its unique prefix)",
                 )
             path = matches[0] / "state.json"
-        doc = json.loads(path.read_text())
+        try:
+            doc = decode(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise RunbookError(
+                f"the saved state of run {run_id} cannot be read ({path}): {exc}",
+                hint="the file is damaged; its snapshots cannot be used",
+            ) from None
         st = cls(root, doc["run_id"], doc.get("meta", {}))
         for h, hs in doc.get("hosts", {}).items():
             entries = [Entry(**e) for e in hs.get("entries", [])]
@@ -177,3 +199,78 @@ def mask_extra_vars(values: Mapping[str, Any], redactor: Redactor) -> tuple[dict
         else:
             saved[k] = v
     return saved, masked
+
+
+# ------------------------------------------------------------------------------ lossless encoding
+TAG = "__runbook_type__"
+_BIG_INT = 10**4000  # json refuses ints of more than 4300 digits: those are kept as hex
+
+
+def encode(value: Any) -> Any:
+    """A value as plain JSON without loss: non-string keys, tuples, sets, dates, bytes and huge ints
+    are tagged (so a resumed run gets back ``{1: 'a'}``, not ``{'1': 'a'}``); see ``decode``."""
+    if value is None or isinstance(value, (bool, float, str)):
+        return value
+    if isinstance(value, int):
+        return value if -_BIG_INT < value < _BIG_INT else {TAG: "int", "hex": hex(value)}
+    if isinstance(value, Mapping):
+        if all(isinstance(k, str) for k in value) and TAG not in value:
+            return {str(k): encode(v) for k, v in value.items()}
+        return {TAG: "map", "items": [[encode(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, tuple):
+        return {TAG: "tuple", "items": [encode(v) for v in value]}
+    if isinstance(value, (set, frozenset)):
+        kind = "frozenset" if isinstance(value, frozenset) else "set"
+        return {TAG: kind, "items": [encode(v) for v in value]}
+    if isinstance(value, dt.datetime):
+        return {TAG: "datetime", "iso": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {TAG: "date", "iso": value.isoformat()}
+    if isinstance(value, (bytes, bytearray)):
+        return {TAG: "bytes", "b64": base64.b64encode(bytes(value)).decode()}
+    return str(value)  # anything else (a placeholder of a dry-run): its text, as before
+
+
+def decode(value: Any) -> Any:
+    """The inverse of ``encode`` (plain JSON from older state files decodes to itself)."""
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    kind = value.get(TAG)
+    if kind is None:
+        return {k: decode(v) for k, v in value.items()}
+    if kind == "map":
+        return {_hashable(decode(k)): decode(v) for k, v in value["items"]}
+    if kind == "tuple":
+        return tuple(decode(v) for v in value["items"])
+    if kind in ("set", "frozenset"):
+        items = {_hashable(decode(v)) for v in value["items"]}
+        return frozenset(items) if kind == "frozenset" else items
+    if kind == "datetime":
+        return dt.datetime.fromisoformat(value["iso"])
+    if kind == "date":
+        return dt.date.fromisoformat(value["iso"])
+    if kind == "bytes":
+        return base64.b64decode(value["b64"])
+    if kind == "int":
+        return int(value["hex"], 16)
+    raise ValueError(f"unknown encoded type {kind!r}")
+
+
+def _hashable(value: Any) -> Any:
+    """A key as a mapping or set needs it (a set among keys is a frozenset, a list a tuple)."""
+    if isinstance(value, list):
+        return tuple(value)
+    return frozenset(value) if isinstance(value, set) else value
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (the new state file's name is on disk too)."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

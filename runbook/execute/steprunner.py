@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import RenderError, RunbookError
-from runbook.execute import leftovers
+from runbook.execute import faults, leftovers
 from runbook.execute.attempts import Attempts, Item
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
@@ -33,7 +33,8 @@ PURE_KINDS = frozenset({"set_fact", "debug", "assert", "fail", "approve"})
 class _Once:
     """The shared result of a run_once step within one batch."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    running: bool = False  # a host is running it now
     host: str = ""
     record: StepRecord | None = None
     registered: Any = None
@@ -56,6 +57,8 @@ class StepRunner(Attempts):
     delegate: Callable[[str], HostRun] | None = None
     pinned: Callable[[], frozenset[str]] = frozenset  # releases unfinished runs may roll back to
     inflight: leftovers.InFlight = field(default_factory=lambda: leftovers.InFlight(None))
+    fault: Callable[[], str | None] = lambda: None  # a run-level fault (audit/state): steps stop
+    once_hosts: Callable[[str], list[str]] | None = None  # hosts, in batch order, still in the phase
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -87,22 +90,50 @@ class StepRunner(Attempts):
             return self._run_step(hr, step, read_only=read_only, phase=phase)
         with self._lock:
             once = self._once.setdefault((self.batch, phase, step.key), _Once())
-        with once.lock:  # the first host of the batch to get here runs it; the others wait
-            if self.cancel.is_set():
-                raise Cancelled("interrupted")
-            if once.record is None:
-                rec = self._run_step(hr, step, read_only=read_only, phase=phase)
-                once.host, once.record = hr.name, rec
-                once.registered = hr.facts.get(step.register) if step.register else None
-                return rec
+        if self._waits_for_another(hr, step, phase, once):
+            return self._once_copy(hr, step, phase, once)
+        try:
+            rec = self._run_step(hr, step, read_only=read_only, phase=phase)
+        except BaseException:
+            with once.cond:
+                once.running = False  # interrupted: another host may not take its place
+                once.cond.notify_all()
+            raise
+        with once.cond:
+            once.host, once.record = hr.name, rec
+            once.registered = hr.facts.get(step.register) if step.register else None
+            once.cond.notify_all()
+        return rec
+
+    def _waits_for_another(self, hr: HostRun, step: Step, phase: str, once: _Once) -> bool:
+        """Is the run_once step's result another host's? As in Ansible it runs on the batch's first
+        host (the first one still in the play: a host that failed or left the phase does not count);
+        the others wait for it. A fallback step's run_once: the first host to get there."""
+        first_only = step.phase == step.top_phase and self.once_hosts is not None
+        with once.cond:
+            while once.record is None:
+                if self.cancel.is_set():
+                    raise Cancelled("interrupted")
+                if not once.running:
+                    candidates = self.once_hosts(phase) if first_only and self.once_hosts else []
+                    if not candidates or candidates[0] == hr.name or hr.name not in candidates:
+                        once.running = True
+                        return False
+                once.cond.wait(0.05)  # the first host runs it, or fails/leaves before it gets there
+        return True
+
+    def _once_copy(self, hr: HostRun, step: Step, phase: str, once: _Once) -> StepRecord:
+        """The run_once result on another host: its outcome (failed, skipped; ran is ok here: the
+        change was made on the first host) and its registered result, as Ansible shares it."""
         first = once.record
+        assert first is not None
         if step.register and once.registered is not None:
             hr.facts[step.register] = once.registered
-        failed = first.outcome == "failed"
+        outcome = first.outcome if first.outcome in ("failed", "skipped") else "ok"
+        detail = f": {first.msg}" if outcome != "ok" and first.msg else ""
         rec = StepRecord(
-            phase, step.index, step.label, step.module, "failed" if failed else "ok",
-            rc=first.rc, msg=f"run_once: {'failed' if failed else 'ran'} on {once.host}"
-            + (f": {first.msg}" if failed and first.msg else ""),
+            phase, step.index, step.label, step.module, outcome, rc=first.rc,
+            msg=f"run_once: {'ran' if outcome == 'ok' else outcome} on {once.host}{detail}",
         )  # fmt: skip
         self._start(hr, step, phase)
         self._finish(hr, step, rec)
@@ -128,7 +159,18 @@ class StepRunner(Attempts):
         variables = hr.vars(step.vars)
         self._start(hr, step, phase)
         at = len(hr.records)  # the step's record goes before those of its fallback steps
-        rec, ignorable = self._body(hr, step, variables, read_only, phase)
+        try:
+            fault = self.fault() if phase == "steps" else None  # rollback and always: still run
+            if fault:
+                rec = StepRecord(phase, step.index, step.label, step.module, "failed", msg=f"not run: {fault}")
+                rec.error, ignorable = "fault", False
+            else:
+                rec, ignorable = self._body(hr, step, variables, read_only, phase)
+        except Cancelled:
+            raise
+        except Exception as exc:  # a bug or an unexpected library error: this step's failure
+            msg = faults.describe(exc, self.redactor.redact, f"{step.label} on {hr.name}")
+            rec, ignorable = StepRecord(phase, step.index, step.label, step.module, "failed", msg=msg), True
         if step.fallback and self._falls_back(rec):
             rec = self._fallback(hr, step, rec, read_only, phase)
         rec.duration = time.monotonic() - start
@@ -261,6 +303,8 @@ class StepRunner(Attempts):
         broken: a template or argument that cannot render); a `when` that is false skips them too."""
         if rec.outcome == "skipped" and rec.msg.startswith(CONDITION_FALSE):
             return False
+        if rec.error == "fault":  # the run is stopping (its audit or state cannot be written)
+            return False
         if rec.outcome == "failed":
             return not (self.dry_run and rec.error == "render")
         return self.dry_run
@@ -369,6 +413,7 @@ class StepRunner(Attempts):
             return rec
         if self.approve is None:
             rec.outcome, rec.msg = "failed", "approval required but no way to ask (rerun with --yes)"
+            rec.error = "refused"
             return rec
         ok, who = self.approve(hr, step, args)
         self.emit(
@@ -380,4 +425,5 @@ class StepRunner(Attempts):
         )
         rec.outcome = "ok" if ok else "failed"
         rec.msg = f"approved by {who}" if ok else f"not approved ({who})"
+        rec.error = None if ok else "refused"
         return rec

@@ -31,7 +31,7 @@ def test_outside_the_window_is_refused_unless_forced(project: Project, tmp_path:
     )
     marker = tmp_path / "ran"
     res = project.exec("win", "-e", f"marker={marker}")
-    assert res.exit_code == 2
+    assert res.exit_code == 3  # refused before any change
     assert "outside the maintenance window" in res.stderr and "--force-window" in res.stderr
     assert not marker.exists()
     assert project.plan("win", "-e", f"marker={marker}").exit_code == 0  # a dry-run may run any time
@@ -107,7 +107,7 @@ def test_a_held_lock_stops_the_host(project: Project, lock_name: str, tmp_path: 
     d = hold_lock(lock_name, os.getpid())  # a live process holds it
     project.runbook("lk", f"hosts: localhost\nlock: {lock_name}\nsteps:\n  - shell: 'touch {{{{ out }}}}'\n")
     res = project.exec("lk", "-e", f"out={tmp_path / 'ran'}")
-    assert res.exit_code == 1
+    assert res.exit_code == 3  # refused: nothing was changed
     assert f"deploy lock '{lock_name}' is held by run other-run by bob@" in res.stdout
     assert "deploy lock" in res.stdout.split("STEPS")[1]
     assert not (tmp_path / "ran").exists()
@@ -138,7 +138,7 @@ steps:
 def test_approve_needs_yes_when_nobody_can_be_asked(project: Project, tmp_path: Path) -> None:
     project.runbook("ap", APPROVE)
     res = project.exec("ap", "-e", f"out={tmp_path / 'ran'}")
-    assert res.exit_code == 1
+    assert res.exit_code == 3  # refused: nothing was changed
     assert "no terminal to ask and --yes not given" in res.stdout
     assert not (tmp_path / "ran").exists()
     res, doc = project.exec_json("ap", "-e", f"out={tmp_path / 'ran'}", "--yes")

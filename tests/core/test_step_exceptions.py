@@ -1,0 +1,223 @@
+"""Anything that goes wrong inside a step is that step's failure: an exception nobody expected, in
+any module's build, execute, snapshot or undo path, never escapes as "internal error" (exit 70).
+The run goes on to rollback and always:, ends with its JSON document and a sealed audit trail.
+
+The fuzz below takes every registered module in turn and makes its own code raise (the generator
+cannot be built; it raises while it runs; its snapshot cannot be saved; its undo raises)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runbook.plan.actions import Run, Snapshot, WriteFile
+from runbook.plan.commands import Command
+from runbook.plan.steps import base as kinds
+from runbook.plan.steps.base import Outcome
+from tests.core.conftest import Project
+
+DSN = "host=127.0.0.1 port=1 dbname=app user=app"
+# arguments each module validates with (the injected fault strikes before any service is reached)
+SAMPLE_ARGS: dict[str, dict[str, Any]] = {
+    "ansible.playbook": {"playbook": "site.yml"},
+    "approve": {"prompt": "go?"},
+    "assert": {"that": ["1 == 1"]},
+    "check.disk": {"path": "/", "min_free_gb": 0},
+    "check.env_file": {"path": "/nonexistent/.env"},
+    "check.memory": {"min_mb": 1},
+    "check.port": {"port": 1},
+    "check.version": {"of": "docker", "min": "1.0"},
+    "command": {"argv": ["true"]},
+    "compose.budget": {"file": "/nonexistent/compose.yml", "total_mb": 100},
+    "compose.down": {"file": "/nonexistent/compose.yml"},
+    "compose.ps": {"file": "/nonexistent/compose.yml"},
+    "compose.pull": {"file": "/nonexistent/compose.yml"},
+    "compose.up": {"file": "/nonexistent/compose.yml"},
+    "coolify.deploy": {"url": "http://127.0.0.1:1", "token": "tok-123456", "uuid": "abc"},
+    "coolify.status": {"url": "http://127.0.0.1:1", "token": "tok-123456", "uuid": "abc"},
+    "copy": {"content": "x\n", "dest": "/nonexistent/x"},
+    "debug": {"msg": "hello"},
+    "fail": {"msg": "no"},
+    "file": {"path": "/nonexistent/x", "state": "absent"},
+    "http.get": {"url": "http://127.0.0.1:1/"},
+    "http.request": {"url": "http://127.0.0.1:1/", "method": "POST"},
+    "notify.webhook": {"url": "http://127.0.0.1:1/hook", "text": "hi"},
+    "postgres.backup": {"dsn": DSN, "dest": "/nonexistent/backup.dump"},
+    "postgres.migrate": {"dsn": DSN, "dir": "migrations"},
+    "postgres.query": {"dsn": DSN, "sql": "select 1"},
+    "postgres.restore": {"dsn": DSN, "src": "/nonexistent/backup.dump"},
+    "prometheus.query": {"url": "http://127.0.0.1:1", "query": "up"},
+    "redis.ping": {"url": "redis://127.0.0.1:1/0"},
+    "set_fact": {"x": 1},
+    "shell": {"cmd": "true"},
+    "template": {"src": "t.j2", "dest": "/nonexistent/x"},
+    "wait": {"seconds": 0},
+}
+MODULES = sorted(kinds.registry())
+# approve never reaches its module's run (the runner asks the operator): its fault paths are the
+# operator's answer (test_refusal_exit_codes)
+RUN_PATH = [m for m in MODULES if m != "approve"]
+
+
+def test_every_module_has_sample_arguments() -> None:
+    assert sorted(SAMPLE_ARGS) == MODULES  # a new module joins the fuzz below
+
+
+RUNBOOK = """
+hosts: localhost
+steps:
+  - name: before
+    {before}
+  - name: target
+    {module}: {args}
+  - name: after
+    {after}
+always:
+  - name: notify
+    {notify}
+"""
+
+
+def writes(module: str, name: str, text: str) -> str:
+    """A step writing a file with copy (or template, when copy is the module under test)."""
+    if module != "copy":
+        return f'copy: {{content: "{text}\\n", dest: "{{{{ t }}}}/{name}"}}'
+    return f'template: {{src: "{name}.j2", dest: "{{{{ t }}}}/{name}"}}'
+
+
+def write_runbook(project: Project, module: str, fail_after: bool = False) -> None:
+    project.template("before.conf.j2", "new\n")
+    project.template("always.j2", "{{ run.status }}\n")
+    failing = "fail: {msg: stop here}" if module != "fail" else "assert: {that: ['1 == 2']}"
+    text = RUNBOOK.format(
+        before=writes(module, "before.conf", "new"),
+        module=module,
+        args=json.dumps(SAMPLE_ARGS[module]),
+        after=failing if fail_after else "debug: {msg: after}",
+        notify=writes(module, "always", "{{ run.status }}"),
+    )
+    project.runbook("fz", text)
+
+
+@pytest.fixture
+def t(project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "t"
+    d.mkdir()
+    monkeypatch.setenv("RUNBOOK_AUDIT", "1")
+    monkeypatch.setenv("RUNBOOK_AUDIT_KEY", "")
+    project.template("t.j2", "x\n")
+    return d
+
+
+def run(project: Project, t: Path) -> tuple[int, dict[str, Any]]:
+    res = project.exec("fz", "-e", f"t={t}", "--output", "json", "--audit-dir", str(t.parent / "audit"))
+    assert res.exit_code != 70, res.output
+    assert "internal error" not in res.output and "Traceback" not in res.output
+    doc = json.loads(res.stdout)  # one JSON document, whatever happened
+    assert doc["exit_code"] == res.exit_code
+    last = json.loads((t.parent / "audit").glob("*.jsonl").__next__().read_text().splitlines()[-1])
+    assert last["event"] == "seal" and last["final"] is True  # the audit trail is sealed
+    return res.exit_code, doc
+
+
+def assert_failed_and_rolled_back(project: Project, t: Path, doc: dict[str, Any], text: str) -> None:
+    target = project.steps(doc)["target"]
+    assert target["outcome"] == "failed" and text in target["msg"], target
+    assert "after" not in project.steps(doc)
+    assert not (t / "before.conf").exists()  # the earlier step's change was undone
+    assert (t / "always").read_text().strip() == "rolled_back"  # always: ran, and knows the outcome
+
+
+def raising_run(self: Any, args: Any, ctx: Any) -> Any:
+    raise RuntimeError("injected while building")
+
+
+def raising_gen(self: Any, args: Any, ctx: Any) -> Iterator[Any]:
+    yield Run(Command(argv=("true",)))
+    raise KeyError("injected while running")
+
+
+@pytest.mark.parametrize("module", RUN_PATH)
+def test_an_exception_building_the_step(
+    project: Project, t: Path, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kinds.registry()[module], "run", raising_run)
+    write_runbook(project, module)
+    code, doc = run(project, t)
+    assert code == 1
+    assert_failed_and_rolled_back(project, t, doc, "RuntimeError: injected while building")
+
+
+@pytest.mark.parametrize("module", RUN_PATH)
+def test_an_exception_while_the_step_runs(
+    project: Project, t: Path, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kinds.registry()[module], "run", raising_gen)
+    write_runbook(project, module)
+    code, doc = run(project, t)
+    assert code == 1
+    assert_failed_and_rolled_back(project, t, doc, "KeyError: 'injected while running'")
+
+
+def changing_gen(self: Any, args: Any, ctx: Any) -> Iterator[Any]:
+    marker = Path(ctx.vars["t"]) / "changed"
+    yield Snapshot({"existed": False, "path": str(marker)})
+    yield WriteFile(str(marker), b"changed\n")
+    return Outcome.success("changed it", changed=True)
+
+
+@pytest.mark.parametrize("module", RUN_PATH)
+def test_a_snapshot_that_cannot_be_saved_stops_the_change(
+    project: Project, t: Path, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kinds.registry()[module], "run", changing_gen)
+    real_write = os.write
+    full = {"now": False, "done": False}
+
+    def disk_full_for_the_snapshot(fd: int, data: Any) -> int:  # the state file's write only
+        if not full["done"] and os.readlink(f"/proc/self/fd/{fd}").endswith("state.tmp"):
+            if full["now"]:  # the rest of the file: no space left
+                full["now"], full["done"] = False, True
+                raise OSError(errno.ENOSPC, "No space left on device")
+            if b'"name": "target"' in bytes(data):  # the snapshot of the step under test
+                full["now"] = True
+                return real_write(fd, bytes(data)[: len(data) // 2])  # a short write first
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", disk_full_for_the_snapshot)
+    write_runbook(project, module)
+    code, doc = run(project, t)
+    assert code == 5  # the run stopped on its state; what it changed was rolled back
+    target = project.steps(doc)["target"]
+    assert target["outcome"] == "failed" and "snapshot not saved, nothing changed" in target["msg"]
+    assert "No space left on device" in target["msg"]
+    assert not (t / "changed").exists()  # the change it guards did not happen
+    assert not (t / "before.conf").exists()
+    assert (t / "always").read_text().strip() == "aborted"
+
+
+def raising_undo(self: Any, args: Any, snapshot: Any, ctx: Any) -> Any:
+    raise ValueError("injected while undoing")
+
+
+@pytest.mark.parametrize("module", RUN_PATH)
+def test_an_exception_while_undoing(
+    project: Project, t: Path, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cls = kinds.registry()[module]
+    monkeypatch.setattr(cls, "run", changing_gen)
+    monkeypatch.setattr(cls, "undo", raising_undo)
+    write_runbook(project, module, fail_after=True)
+    code, doc = run(project, t)
+    assert code == 4  # the rollback failed: a human must act
+    assert doc["status"] == "rollback_failed"
+    undo = project.steps(doc)["undo: target"]
+    assert undo["outcome"] == "failed" and "ValueError: injected while undoing" in undo["msg"]
+    assert not (t / "before.conf").exists()  # the rest of the rollback still ran
+    assert (t / "always").read_text().strip() == "rollback_failed"
