@@ -69,6 +69,7 @@ class Drive:
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # display forms of every command run
+    elided: list[dict[str, Any]] = field(default_factory=list)  # output streams cut (sizes, sha256)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def run(self, gen: StepGen) -> Outcome:
@@ -111,7 +112,9 @@ class Drive:
             command = action.command
             if self.env:
                 command = replace(command, env={**self.env, **command.env})
-            res = self.transport.run(command, timeout=timeout)
+            res = self.transport.run(command, timeout=timeout, redact=self.redact)
+            if res.elided:
+                self.elided.append({"command": shown, **res.elided})
             if res.timed_out and self.deadline is not None and time.monotonic() >= self.deadline - 0.05:
                 self.timed_out = True  # the step's timeout, not the command's own
             return res
