@@ -68,3 +68,8 @@ class AuditError(RunbookError):
 
 class UsageError(RunbookError):
     """Bad command-line usage."""
+
+
+class Aborted(BaseException):
+    """Ctrl-C a second time: stop at once — no rollback, no further step; the state is saved and
+    the audit sealed on the way out (exit 130). Raised in the main thread by the CLI's handler."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runbook.errors import RunbookError
+from runbook.errors import Aborted, RunbookError
 from runbook.execute import clients
 from runbook.execute.transports.base import Transport
 from runbook.plan.actions import (
@@ -33,6 +33,8 @@ from runbook.plan.actions import (
     WriteFile,
 )
 from runbook.plan.steps.base import Outcome, StepGen
+
+__all__ = ["Aborted", "Cancelled", "Drive", "NotReadOnly", "PlannedChange"]
 
 
 class Cancelled(Exception):

@@ -16,7 +16,7 @@ from typing import Any
 from runbook.errors import RunbookError
 from runbook.execute import leftovers
 from runbook.execute import lock as locks
-from runbook.execute.driver import Cancelled
+from runbook.execute.driver import Aborted, Cancelled
 from runbook.execute.events import EventBus
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.magic import HostVars, Play, git_commit, host_magic, operator
@@ -194,10 +194,11 @@ class Engine:
                     message += "\n" + "\n".join(f"{h}: {self.hosts[h].failure}" for h in preflight_failed)
             else:
                 status, code, message = self._phase_steps()
-        except (KeyboardInterrupt, Cancelled):
+        except (KeyboardInterrupt, Cancelled, Aborted) as exc:
             self.interrupted = True
             self.cancel.set()
-            status, code, message = "interrupted", EXIT_INTERRUPTED, self.rollback.after_interrupt()
+            aborted = isinstance(exc, Aborted)  # Ctrl-C twice: no rollback, out at once
+            status, code, message = "interrupted", EXIT_INTERRUPTED, self.rollback.after_interrupt(aborted)
         self.run_info["status"] = status
         try:
             if not self.interrupted:
@@ -444,5 +445,5 @@ class Engine:
 
         try:
             self._parallel(self.host_names, run_host)
-        except (KeyboardInterrupt, Cancelled):
+        except (KeyboardInterrupt, Cancelled, Aborted):
             self.interrupted = True

@@ -92,6 +92,11 @@ class Transport(ABC):
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def unreachable(self) -> str | None:
+        """Why the host cannot be reached (connection lost, a new one failed), else None."""
+        return None
+
     def connect(self) -> None:  # noqa: B027 - optional hook
         """Open the connection (idempotent). Raises TransportError (or HostKeyError) on failure."""
 

@@ -80,6 +80,7 @@ class SSHTransport(Transport):
         self._sftp: Any = None
         self._lock = threading.RLock()
         self._cancel = threading.Event()
+        self._down: str | None = None  # the connection was lost, or could not be made
         self.names: dict[tuple[str, object], str | None] = {}  # (kind, id or name) -> name/id cache
 
     # ----------------------------------------------------------------------------- connection
@@ -90,7 +91,12 @@ class SSHTransport(Transport):
             self._drop()
             if self.endpoint is None:
                 self.endpoint = resolve(self.spec, self.ssh_config)
-            self._conn = connect(self.endpoint, self.options)
+            try:
+                self._conn = connect(self.endpoint, self.options)
+            except TransportError as exc:
+                self._down = exc.message
+                raise
+            self._down = None
             if self.persistent and self._shell_failed is None:
                 self._open_shell()
 
@@ -152,6 +158,10 @@ class SSHTransport(Transport):
             time.sleep(0.02)
         return True
 
+    @property
+    def unreachable(self) -> str | None:
+        return self._down
+
     def _lost(self, what: str) -> TransportError:
         ep = self.endpoint.display if self.endpoint else self.spec.address
         why = "the server closed the connection"
@@ -161,6 +171,7 @@ class SSHTransport(Transport):
                 why = self._conn.dead_reason
             elif exc is not None and str(exc):
                 why = f"{type(exc).__name__}: {exc}"
+        self._down = f"connection to {ep} lost ({why})"
         return TransportError(
             f"host {self.name}: connection to {ep} lost {self._redact(what)} ({why})",
             hint="the host, its sshd or the network went away; the step's effect on the host is unknown",
