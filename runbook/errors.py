@@ -75,3 +75,8 @@ class RefusedError(RunbookError):
     writable): exit 3, as for a failed pre-flight."""
 
     exit_code = 3
+
+
+class Aborted(BaseException):
+    """Ctrl-C a second time: stop at once — no rollback, no further step; the state is saved and
+    the audit sealed on the way out (exit 130). Raised in the main thread by the CLI's handler."""

@@ -11,6 +11,7 @@ from typing import NoReturn
 import click
 
 from runbook import __version__
+from runbook.errors import Aborted
 
 # name -> (module, attribute, short help). Modules are imported only when the command runs.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -73,7 +74,7 @@ def main() -> None:
     # not click's standalone mode: it turns Ctrl-C into "Aborted!" with exit 1; ours is 130
     try:
         rv = cli.main(prog_name="runbook", standalone_mode=False)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort, Aborted):
         sys.stderr.write("interrupted\n")
         _exit(130)
     except click.exceptions.ClickException as exc:

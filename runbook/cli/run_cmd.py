@@ -20,7 +20,7 @@ from runbook.cli.common import (
     secret_names,
     select_hosts,
 )
-from runbook.errors import AuditError, Location, RefusedError, UsageError, ValidationError
+from runbook.errors import Aborted, AuditError, Location, RefusedError, UsageError, ValidationError
 
 
 def _run_options(fn: Any) -> Any:
@@ -94,6 +94,12 @@ def _run_options(fn: Any) -> Any:
         ),
         click.option("--force-window", is_flag=True, help="Run outside the runbook's maintenance window."),
         click.option(
+            "--max-output",
+            default=None,
+            help="Output kept per stream of each command (head and tail, e.g. 1M, 256k; default 1M; "
+            "a host's runbook_max_output wins). The rest is elided with a marker; its sha256 is audited.",
+        ),
+        click.option(
             "-v", "--verbose", count=True,
             help="Show skipped steps and messages (-vvv: the traceback of an unexpected error).",
         ),
@@ -149,7 +155,7 @@ def plan_cmd(**kw: Any) -> None:
 def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...], secret: tuple[str, ...], tags: str, skip_tags: str,
              forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
              audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
-             dry_run: bool, start_at: str | None, resume: str | None) -> int:  # fmt: skip
+             max_output: str | None, dry_run: bool, start_at: str | None, resume: str | None) -> int:  # fmt: skip
     from runbook.cli.output import json_document, junit_xml
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
@@ -220,6 +226,13 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     transport_options: dict[str, Any] = {"trust_new_hosts": trust_new_hosts}
     if known_hosts:
         transport_options["known_hosts"] = known_hosts
+    if max_output:
+        from runbook.execute.transports.capture import parse_size
+
+        try:
+            transport_options["max_output"] = parse_size(max_output)
+        except ValueError as exc:
+            raise UsageError(f"--max-output: {exc}", hint="a size such as 1M, 256k or 1048576") from None
     redactor = Redactor()
     bus = EventBus()
     options = RunOptions(
@@ -238,12 +251,14 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         writer = _audit_writer(audit_dir, audit_key, audit_dsn, redactor)
         if writer is not None:
             bus.subscribe(writer)
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGINT, _Interrupts())
     try:
         result = engine.run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
         if renderer:
             renderer.close()
         if writer is not None:
@@ -296,6 +311,25 @@ def _same_runbook(state: Any, path: Path) -> None:
 
 def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+class _Interrupts:
+    """SIGINT during a run. First: stop starting steps, stop the running ones, roll back (with
+    --yes). Second: abort at once (Aborted: no rollback; state saved, audit sealed, exit 130).
+    A third while that is under way: leave now."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count == 1:
+            raise KeyboardInterrupt
+        if self.count == 2:
+            sys.stderr.write("\ninterrupted again: aborting now (state saved; nothing rolled back)\n")
+            raise Aborted("Ctrl-C twice")
+        sys.stderr.write("\ninterrupted a third time: exiting\n")
+        os._exit(130)
 
 
 def _split(text: str) -> frozenset[str]:

@@ -53,6 +53,7 @@ class Attempt:
     commands: list[str] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     render_error: bool = False  # the step's own rendering (a template file) failed
+    elided: list[dict[str, Any]] = field(default_factory=list)  # output streams cut (see Drive)
 
 
 def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> Become:
@@ -156,6 +157,7 @@ class Attempts:
         rec.attempts = attempt_no
         rec.rc, rec.stdout, rec.stderr = out.rc, out.stdout, out.stderr
         rec.command = out.command or ("\n".join(attempt.commands) if attempt.commands else None)
+        rec.elided = attempt.elided
         rec.planned = attempt.planned
         final_ok = ok and until_ok
         rec.msg = out.msg if final_ok or out.msg else "until condition not met"
@@ -424,7 +426,9 @@ class Attempts:
         if self.cancel.is_set():
             raise Cancelled("interrupted")
         planned = [{"kind": p.kind, "summary": p.summary, "diff": p.diff} for p in drive.planned]
-        attempt = Attempt(out, planned, drive.commands, drive.snapshots, render_error=bool(render_failed))
+        attempt = Attempt(
+            out, planned, drive.commands, drive.snapshots, render_error=bool(render_failed), elided=drive.elided
+        )
         return attempt, holder["entry"]
 
 

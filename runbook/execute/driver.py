@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runbook.errors import RunbookError
+from runbook.errors import Aborted, RunbookError
 from runbook.execute import clients
 from runbook.execute.transports.base import Transport
 from runbook.model.become import Become
@@ -34,6 +34,8 @@ from runbook.plan.actions import (
     WriteFile,
 )
 from runbook.plan.steps.base import Outcome, StepGen
+
+__all__ = ["Aborted", "Cancelled", "Drive", "NotReadOnly", "PlannedChange"]
 
 
 class Cancelled(Exception):
@@ -76,6 +78,7 @@ class Drive:
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # display forms of every command run
+    elided: list[dict[str, Any]] = field(default_factory=list)  # output streams cut (sizes, sha256)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def run(self, gen: StepGen) -> Outcome:
@@ -124,7 +127,9 @@ class Drive:
                 command = replace(command, env={**self.env, **command.env})
             if command.script is not None and self.redact(command.script) != command.script:
                 command = replace(command, private=True)  # hand it over off the command line
-            res = self.transport.run(command, timeout=timeout)
+            res = self.transport.run(command, timeout=timeout, redact=self.redact)
+            if res.elided:
+                self.elided.append({"command": shown, **res.elided})
             if res.timed_out and self.deadline is not None and time.monotonic() >= self.deadline - 0.05:
                 self.timed_out = True  # the step's timeout, not the command's own
             return res

@@ -16,7 +16,7 @@ from typing import Any
 from runbook.errors import RunbookError, TransportError
 from runbook.execute import faults, leftovers, pins
 from runbook.execute import lock as locks
-from runbook.execute.driver import Cancelled
+from runbook.execute.driver import Aborted, Cancelled
 from runbook.execute.events import EventBus
 from runbook.execute.faults import StateWriteError
 from runbook.execute.hostctx import HostRun, StepRecord
@@ -234,10 +234,11 @@ class Engine:
                     message += "\n" + "\n".join(f"{h}: {self.hosts[h].failure}" for h in preflight_failed)
             else:
                 status, code, message = self._phase_steps()
-        except (KeyboardInterrupt, Cancelled):
+        except (KeyboardInterrupt, Cancelled, Aborted) as exc:
             self.interrupted = True
             self.cancel.set()
-            status, code, message = "interrupted", EXIT_INTERRUPTED, self.rollback.after_interrupt()
+            aborted = isinstance(exc, Aborted)  # Ctrl-C twice: no rollback, out at once
+            status, code, message = "interrupted", EXIT_INTERRUPTED, self.rollback.after_interrupt(aborted)
         except Exception as exc:  # a bug outside any step: still roll back, run always:, report
             status, code, message = self._after_crash(exc)
         status, code, message = self._fault_verdict(status, code, message)
@@ -549,5 +550,5 @@ class Engine:
 
         try:
             self._parallel(self.host_names, run_host)
-        except (KeyboardInterrupt, Cancelled):
+        except (KeyboardInterrupt, Cancelled, Aborted):
             self.interrupted = True

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runbook.errors import TransportError
 from runbook.execute.state import HostState
 from runbook.execute.transports import HostSpec, Transport, open_transport
 from runbook.render.templar import LazyVars
@@ -30,6 +31,7 @@ class StepRecord:
     planned: list[dict[str, str]] = field(default_factory=list)
     attempts: int = 1
     error: str | None = None  # "render": a template or argument problem, not the host's
+    elided: list[dict[str, Any]] = field(default_factory=list)  # output cut: full sizes and sha256
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class HostRun:
     rollback_status: str | None = None  # None | ok | failed
     rollback_problems: list[str] = field(default_factory=list)  # what a failed rollback left (host, step, diff)
     transport_factory: Callable[[HostSpec], Transport] | None = None
+    connect_error: str | None = None  # why the last attempt to connect failed
     _transport: Transport | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -89,9 +92,21 @@ class HostRun:
             if self._transport is None:
                 factory = self.transport_factory or (lambda s: open_transport(s, **self.transport_options))
                 t = factory(self.spec)
-                t.connect()
+                try:
+                    t.connect()
+                except TransportError as exc:
+                    self.connect_error = exc.message
+                    raise
+                self.connect_error = None
                 self._transport = t
             return self._transport
+
+    @property
+    def down(self) -> str | None:
+        """Why the host cannot be reached now (its connection was lost and could not be made
+        again), or None."""
+        t = self._transport
+        return self.connect_error if t is None else t.unreachable
 
     def close(self) -> None:
         with self._lock:

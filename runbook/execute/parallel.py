@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from runbook.execute.driver import Cancelled
@@ -42,20 +42,33 @@ def run_parallel(
         fn(host_run(hosts[0]))
         return
     workers = max(1, min(forks, len(hosts)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runbook-host") as pool:
-        futures = [pool.submit(fn, host_run(h)) for h in hosts]
-        try:
-            pending = set(futures)
-            while pending:  # a bounded wait keeps the main thread responsive to Ctrl-C / SIGTERM
-                _, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
-        except KeyboardInterrupt:
-            stop_active(runner, cancel)
-            for f in futures:
-                f.cancel()
-            raise
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runbook-host")
+    futures = [pool.submit(fn, host_run(h)) for h in hosts]
+    try:
+        _wait_all(futures)  # a bounded wait keeps the main thread responsive to Ctrl-C / SIGTERM
+    except KeyboardInterrupt:
+        stop_active(runner, cancel)
         for f in futures:
-            exc = f.exception()
-            if exc is not None and not isinstance(exc, Cancelled):
-                raise exc
-        if cancel.is_set():
-            raise Cancelled("interrupted")
+            f.cancel()
+        try:
+            _wait_all(futures)  # the running steps were told to stop; a second Ctrl-C cuts this short
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    except BaseException:  # Aborted (Ctrl-C twice): leave the workers, whatever they wait on
+        stop_active(runner, cancel)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    for f in futures:
+        exc = f.exception()
+        if exc is not None and not isinstance(exc, Cancelled):
+            raise exc
+    if cancel.is_set():
+        raise Cancelled("interrupted")
+
+
+def _wait_all(futures: list[Future]) -> None:
+    pending = set(futures)
+    while pending:
+        _, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from runbook.errors import RunbookError
 from runbook.execute import faults
 from runbook.execute.attempts import privilege
-from runbook.execute.driver import Cancelled, Drive
+from runbook.execute.driver import Aborted, Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
 from runbook.model.runbook import Step
@@ -50,11 +50,18 @@ class Rollback:
             for step in e.rb.rollback:
                 rec = e.runner.run_step(hr, step, phase="rollback")
                 ok = ok and rec.outcome != "failed"
+                if rec.outcome == "failed" and self._gave_up(hr, hr, []):
+                    break
             for x in entries:
                 x.status = "rolled_back" if ok else "rollback_failed"
         else:
-            for x in reversed(entries):
-                ok = self.undo_entry(hr, x, e.rb.find_step(x.step_key)) and ok
+            todo = list(reversed(entries))
+            for i, x in enumerate(todo):
+                done = self.undo_entry(hr, x, e.rb.find_step(x.step_key))
+                ok = done and ok
+                where = e.host_run(x.delegate_to) if x.delegate_to else hr
+                if not done and self._gave_up(hr, where, todo[i + 1 :]):
+                    break
         if ok:  # "rolled back" only once the restored state is checked
             ok = self.verify(hr, [x for x in entries if x.status == "rolled_back"])
         e.persist()
@@ -64,6 +71,27 @@ class Rollback:
             "rollback.end", hr, None, phase="rollback", outcome="ok" if ok else "failed",
             data={"problems": list(hr.rollback_problems)},
         )  # fmt: skip
+
+    def _gave_up(self, hr: HostRun, where: HostRun, rest: list[Entry]) -> bool:
+        """After a failed undo: if ``where`` cannot be reached (connection lost and a new one
+        refused or unanswered: each bounded by the SSH timeouts), give up on this host at once —
+        the rest of its entries are reported not undone — so the other hosts go on."""
+        why = where.down
+        if not why:
+            return False
+        e = self.e
+        note = f"not undone: {where.name} is unreachable ({why})"
+        for x in rest:
+            x.status = "rollback_failed"
+            rec = StepRecord("rollback", x.index, f"undo: {x.name}", x.module, "failed", msg=e.redactor.redact(note))
+            hr.records.append(rec)
+            hr.stats["failed"] += 1
+            e.runner.emit(
+                "rollback.step", hr, None, phase="rollback", outcome="failed",
+                data={"step": x.name, "module": x.module, "index": x.index, "msg": rec.msg},
+            )  # fmt: skip
+        hr.failure = f"{hr.failure}; rollback gave up: {where.name} unreachable ({why})".lstrip("; ")
+        return True
 
     def undo_entry(self, hr: HostRun, entry: Entry, step: Step | None) -> bool:
         """Undo one entry: the step's own undo: step wins over the module's snapshot-based undo. A
@@ -289,9 +317,10 @@ class Rollback:
         return {step.loop_var: items[entry.loop_index]}
 
     # ------------------------------------------------------------------------------ interrupt
-    def after_interrupt(self) -> str:
+    def after_interrupt(self, aborted: bool = False) -> str:
         """Ctrl-C: roll back what changed if the operator agrees (or --yes), else say how to later.
-        Returns the run's message."""
+        Ctrl-C twice (``aborted``, or again while asking or rolling back): nothing more is done on
+        any host; the state is kept for `runbook rollback`. Returns the run's message."""
         e = self.e
         e.stop_active()
         changed = [
@@ -299,24 +328,32 @@ class Rollback:
             for h, hr in e.hosts.items()
             if any(x.status != "rolled_back" for x in hr.state.entries if x.phase == "steps")
         ]
+        later = f"run `runbook rollback {e.rb.name} --run {e.state.run_id}`"
         msg = "interrupted"
-        if changed and not e.opt.dry_run:
-            question = f"Interrupted. Roll back what changed on {', '.join(changed)}?"
-            do_it = e.opt.yes or (e.opt.confirm is not None and e.opt.confirm(question))
-            if do_it:
-                e.cancel.clear()
-                for h in changed:
-                    try:
-                        self.host(e.hosts[h], "interrupted by the operator")
-                    except (KeyboardInterrupt, Cancelled):
-                        msg = "interrupted again during rollback: state kept, run `runbook rollback`"
-                        break
-                else:
-                    msg = "interrupted; rolled back " + ", ".join(changed)
-            else:
-                msg = f"interrupted; NOT rolled back: {', '.join(changed)} (run `runbook rollback {e.rb.name} --run {e.state.run_id}`)"
+        if aborted:
+            msg = "aborted (Ctrl-C twice)" + (f"; NOT rolled back: {', '.join(changed)} ({later})" if changed else "")
+        elif changed and not e.opt.dry_run:
+            try:
+                msg = self._interrupted(changed, later)
+            except Aborted:
+                e.stop_active()
+                msg = f"aborted (Ctrl-C twice) during rollback: state kept; {later}"
         e.persist()
         return msg
+
+    def _interrupted(self, changed: list[str], later: str) -> str:
+        e = self.e
+        question = f"Interrupted. Roll back what changed on {', '.join(changed)}?"
+        do_it = e.opt.yes or (e.opt.confirm is not None and e.opt.confirm(question))
+        if not do_it:
+            return f"interrupted; NOT rolled back: {', '.join(changed)} ({later})"
+        e.cancel.clear()
+        for h in changed:
+            try:
+                self.host(e.hosts[h], "interrupted by the operator")
+            except (KeyboardInterrupt, Cancelled):
+                return f"interrupted again during rollback: state kept; {later}"
+        return "interrupted; rolled back " + ", ".join(changed)
 
 
 def _has_mask(value: Any) -> bool:

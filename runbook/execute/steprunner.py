@@ -377,6 +377,8 @@ class StepRunner(Attempts):
         }
         if ignored:
             data["ignored"] = True
+        if rec.elided and not step.no_log:  # the whole streams' sizes and digests (kept: head+tail)
+            data["elided"] = rec.elided
         if rec.error:
             data["error"] = rec.error
         if rec.planned:

@@ -31,6 +31,8 @@ class CommandResult:
     duration: float = 0.0
     timed_out: bool = False
     dry_run: bool = False  # True when the command was not run (dry-run of a mutating command)
+    # streams too long to keep whole: {"stdout": {"bytes": total, "kept": n, "sha256": of all}, ...}
+    elided: Mapping[str, Mapping[str, Any]] | None = None
 
     @property
     def ok(self) -> bool:

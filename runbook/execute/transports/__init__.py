@@ -10,7 +10,7 @@ def open_transport(spec: HostSpec, **options: object) -> Transport:
     if spec.connection == "local":
         from runbook.execute.transports.local import LocalTransport
 
-        return LocalTransport(spec)
+        return LocalTransport(spec, **options)  # type: ignore[arg-type]
     if spec.connection in ("ssh", "paramiko", "smart"):
         from runbook.execute.transports.ssh import SSHTransport
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,19 @@ class HostSpec:
         )
 
 
+def output_limit(spec: HostSpec, option: object = None) -> int:
+    """Bytes kept per output stream: the host's ``runbook_max_output``, else the run's --max-output,
+    else $RUNBOOK_MAX_OUTPUT, else 1 MiB."""
+    from runbook.errors import TransportError
+    from runbook.execute.transports.capture import default_limit, parse_size
+
+    value = (spec.vars or {}).get("runbook_max_output") or option
+    try:
+        return parse_size(value) if value not in (None, "") else default_limit()
+    except ValueError as exc:
+        raise TransportError(f"host {spec.name}: bad output limit: {exc}") from None
+
+
 def _truthy(v: Any) -> bool:
     if isinstance(v, str):
         return v.strip().lower() in ("1", "true", "yes", "on", "y")
@@ -72,20 +85,30 @@ def _truthy(v: Any) -> bool:
 class Transport(ABC):
     """Run commands and move files on one host."""
 
-    def __init__(self, spec: HostSpec):
+    def __init__(self, spec: HostSpec, *, max_output: object = None):
         self.spec = spec
+        self.output_limit = output_limit(spec, max_output)
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def unreachable(self) -> str | None:
+        """Why the host cannot be reached (connection lost, a new one failed), else None."""
+        return None
+
     def connect(self) -> None:  # noqa: B027 - optional hook
         """Open the connection (idempotent). Raises TransportError (or HostKeyError) on failure."""
 
     @abstractmethod
-    def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float | None = None, redact: Callable[[str], str] | None = None
+    ) -> CommandResult:
         """Run a command to completion. rc != 0 is a result, not an exception; a timeout returns
-        rc=124 with timed_out=True; a lost connection raises TransportError."""
+        rc=124 with timed_out=True; a lost connection raises TransportError. Output streams in; of
+        each stream at most ``output_limit`` bytes are kept (head and tail, see capture.Capture),
+        cut where ``redact`` leaves no partial secret."""
 
     @abstractmethod
     def read_file(self, path: str, *, become: bool | Become = False) -> bytes | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import grp
 import os
 import pwd
+import selectors
 import shutil
 import signal
 import stat as statmod
@@ -13,20 +15,78 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from runbook.execute.transports import become, handoff, ssh_exec, ssh_files
 from runbook.execute.transports.base import Transport
 from runbook.execute.transports.become import host_privilege
+from runbook.execute.transports.capture import Capture, elided
 from runbook.model import shellwords
 from runbook.model.become import Become
 from runbook.plan.actions import CommandResult, FileStat
 from runbook.plan.commands import Command
 
+KILL_WAIT = 5.0  # after the kill of a timed-out command, the longest wait for its pipes and exit
+
+
+def _pump(
+    proc: subprocess.Popen, stdin: bytes | None, out: Capture, err: Capture, deadline: float | None
+) -> bool:
+    """Stream the command's stdout/stderr into the captures (and feed its stdin) until both pipes
+    close; True if the ``deadline`` (monotonic) passed first. Memory stays bounded whatever the
+    command prints."""
+    sel = selectors.DefaultSelector()
+    try:
+        for fh, cap in ((proc.stdout, out), (proc.stderr, err)):
+            if fh is not None and not fh.closed:
+                sel.register(fh, selectors.EVENT_READ, cap)
+        todo = memoryview(stdin or b"")
+        if proc.stdin is not None:
+            if stdin:
+                os.set_blocking(proc.stdin.fileno(), False)
+                sel.register(proc.stdin, selectors.EVENT_WRITE, None)
+            else:
+                proc.stdin.close()
+        while sel.get_map():
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                return True
+            for key, _ in sel.select(wait):
+                if key.data is None:  # stdin
+                    try:
+                        n = os.write(key.fd, todo[: 1 << 16])
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:
+                        n = len(todo)
+                    todo = todo[n:]
+                    if not todo:
+                        sel.unregister(key.fileobj)
+                        key.fileobj.close()
+                    continue
+                data = os.read(key.fd, 1 << 17)
+                if data:
+                    key.data.write(data)
+                else:
+                    sel.unregister(key.fileobj)
+        return False
+    finally:
+        sel.close()
+        if proc.stdin is not None and not proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+
+
+def _said(text: str) -> Capture:
+    cap = Capture(None)
+    cap.write(text.encode())
+    return cap
+
 
 class LocalTransport(Transport):
-    def __init__(self, spec):
-        super().__init__(spec)
+    def __init__(self, spec, *, max_output: object = None, **_other: object):
+        super().__init__(spec, max_output=max_output)
         self._procs: set[subprocess.Popen] = set()  # every running command (hosts share a delegate)
         self._lock = threading.Lock()
 
@@ -82,19 +142,26 @@ class LocalTransport(Transport):
         text, line = handoff.stdin_body(command.script)
         return ["/bin/sh", "-c", text], line + (command.stdin or b"")
 
-    def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float | None = None, redact: Callable[[str], str] | None = None
+    ) -> CommandResult:
         start = time.monotonic()
-        rc, out, err, timed_out = self._raw(command, timeout)
+        rc, out, err, timed_out = self._raw(command, timeout, self.output_limit)
         return CommandResult(
             rc=rc,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
+            stdout=out.text(redact),
+            stderr=err.text(redact),
             duration=time.monotonic() - start,
             timed_out=timed_out,
+            elided=elided(stdout=out, stderr=err),
         )
 
-    def _raw(self, command: Command, timeout: float | None = None) -> tuple[int, bytes, bytes, bool]:
-        """(rc, stdout, stderr, timed out) of a command, bytes as they came."""
+    def _raw(
+        self, command: Command, timeout: float | None = None, limit: int | None = None
+    ) -> tuple[int, Capture, Capture, bool]:
+        """(rc, stdout, stderr, timed out) of a command, streamed into captures bounded by ``limit``
+        (None: everything, for file contents read through a command)."""
+        start = time.monotonic()
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in command.env.items()})
         argv, stdin = self._handoff(command)
@@ -109,26 +176,36 @@ class LocalTransport(Transport):
                 start_new_session=True,  # own process group: a timeout or Ctrl-C kills the whole tree
             )
         except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-            return 127, b"", f"{exc}\n".encode(), False
+            return 127, Capture(None), _said(f"{exc}\n"), False
         except OSError as exc:  # e.g. E2BIG: a multi-megabyte command line
             why = exc.strerror or str(exc)
-            return 126, b"", f"cannot start the command: {why}\n".encode(), False
+            return 126, Capture(None), _said(f"cannot start the command: {why}\n"), False
         with self._lock:
             self._procs.add(proc)
-        timed_out = False
+        out, err = Capture(limit), Capture(limit)
         try:
-            out, err = proc.communicate(stdin, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            self._kill(proc)
-            out, err = proc.communicate()
+            deadline = None if timeout is None else start + timeout
+            timed_out = _pump(proc, stdin, out, err, deadline)
+            if not timed_out:  # its pipes are closed; it may still run (or have left a child)
+                try:
+                    proc.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+            if timed_out:
+                self._kill(proc)
+                _pump(proc, None, out, err, time.monotonic() + KILL_WAIT)  # what it printed while dying
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(KILL_WAIT)
         except BaseException:  # Ctrl-C while waiting: never leave the command running
             self._kill(proc)
             raise
         finally:
             with self._lock:
                 self._procs.discard(proc)
-        rc = proc.returncode
+            for fh in (proc.stdout, proc.stderr):
+                if fh is not None:
+                    fh.close()
+        rc = proc.returncode if proc.returncode is not None else -9
         if timed_out:
             rc = 124
         elif rc < 0:  # killed by a signal: report it the way a shell would
@@ -143,7 +220,7 @@ class LocalTransport(Transport):
 
     def _file_op(self, how: Command, script: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes]:
         rc, out, err, _ = self._raw(replace(how, script=script, stdin=stdin))
-        return rc, out, err
+        return rc, out.value(), err.value()
 
     @staticmethod
     def _kill(proc: subprocess.Popen) -> None:

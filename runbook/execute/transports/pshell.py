@@ -2,25 +2,32 @@
 fork or two on the host instead of a new SSH session plus the login shell's rc files (``pyenv init``
 in ~/.bashrc is ~150 ms per command on real hosts).
 
-Protocol (all on the channel's stdout, which carries nothing else: steps write to files):
+Protocol (a step's output streams straight through: nothing is kept in a file on the host):
 
-    client -> sh:  ( <env/cd/become>; exec setsid /bin/sh -c '<script>' ) <IN >$D/o 2>$D/e &
-                   printf '%s START %s\\n' TOKEN "$!"; wait "$!"; printf '%s END %s\\n' TOKEN "$?"
-                   cat $D/o; printf '\\nTOKEN-SEP\\n'; cat $D/e; printf '\\nTOKEN-SEP\\n'
-    sh -> client:  TOKEN START <pid> / TOKEN END <rc> / stdout bytes, separator / stderr bytes, separator
+    client -> sh:  ( <env/cd/become>; exec setsid /bin/sh -c '<script>' ) <IN &
+                   printf '%s START %s\\n' TOKEN "$!"; wait "$!"
+                   printf '%s END %s\\n' TOKEN "$?"; printf '%s END\\n' TOKEN >&2
+    sh -> client:  stdout: the step's stdout with the frames ``TOKEN START <pid>`` and ``TOKEN END
+                   <rc>`` cut into it; stderr: the step's stderr, then ``TOKEN END``
 
-``$D`` is a private ``mktemp -d`` directory removed when the shell exits. TOKEN is 80 random bits
-per shell, in no process's argv or environment, so no output can fake a frame: output is binary-safe
-and exactly separated (cat runs only for non-empty files: a step costs one to three forks). A step's
-stdin is a file written through the protocol (printf octal escapes) or by sftp, else /dev/null. Each
-step is its own session (setsid), so a timeout or cancel kills its whole process group, from a side
-channel (the shell itself is busy waiting).
+TOKEN is 80 random bits per shell, in no process's argv or environment, so no output can fake a
+frame; frames are found anywhere in the stream (START is written while the step may be writing too:
+one write(), so it lands whole between two of the step's writes and cutting it out restores the
+step's bytes exactly). Output is binary-safe; only a bounded head and tail of it is kept (Capture).
+
+``$D`` is a private ``mktemp -d`` directory removed when the shell exits; its name carries the boot
+id and the shell's pid, so a later shell removes the ones whose shell is gone (killed connections,
+SIGKILLed shells: see ``LEFTOVERS``). A step's stdin is a file there, written through the protocol
+(printf octal escapes) or by sftp, else /dev/null. Each step is its own session (setsid), so a
+timeout or cancel kills its whole process group, from a side channel (the shell itself is busy).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+import select
 import shlex
 import socket
 import time
@@ -28,8 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from runbook.execute.transports.capture import Capture
+
 POLL = 0.2  # seconds between checks of deadline/cancel while waiting for output
 KILL_GRACE = 3.0  # after TERM, wait this long for the step to end before KILL; then as long again
+STALL = 60.0  # after a step ended, the longest silence before its stderr's END frame
 
 
 class ShellLost(Exception):
@@ -43,10 +53,57 @@ class ShellWedged(Exception):
 @dataclass
 class Raw:
     rc: int
-    stdout: bytes
-    stderr: bytes
+    stdout_bytes: bytes = b""
+    stderr_bytes: bytes = b""
     timed_out: bool = False
     cancelled: bool = False
+    out: Capture | None = None  # the streams as received (sizes, digests, bounded head and tail)
+    err: Capture | None = None
+
+    @property
+    def stdout(self) -> bytes:
+        return self.out.value() if self.out is not None else self.stdout_bytes
+
+    @property
+    def stderr(self) -> bytes:
+        return self.err.value() if self.err is not None else self.stderr_bytes
+
+
+def _discard(data: bytes) -> None:
+    """Output that arrives between steps (a background child still writing): dropped."""
+
+
+class Frames:
+    """Cuts the shell's frames (``TOKEN WORD [ARG]\\n``) out of a stream; the rest goes to ``sink``."""
+
+    def __init__(self, token: str):
+        self.token = token.encode()
+        self.sink: Callable[[bytes], None] = _discard
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> list[list[bytes]]:
+        if not data:
+            return []
+        buf = self._pending
+        buf += data
+        frames: list[list[bytes]] = []
+        keep = len(self.token) - 1
+        while True:
+            i = buf.find(self.token)
+            if i < 0:
+                cut = max(0, len(buf) - keep)
+                if cut:
+                    self.sink(bytes(buf[:cut]))
+                    del buf[:cut]
+                return frames
+            if i:
+                self.sink(bytes(buf[:i]))
+                del buf[:i]
+            nl = buf.find(b"\n", len(self.token))
+            if nl < 0:
+                return frames  # the rest of the frame is still on its way
+            frames.append(bytes(buf[len(self.token) : nl]).split())
+            del buf[: nl + 1]
 
 
 @dataclass(frozen=True)
@@ -58,6 +115,25 @@ class Facts:
     tmpdir: str  # the shell's private directory ($D)
     setsid: bool
     sudo: bool
+
+
+# Remove the private directories of shells that are gone: ``.runbook-<boot id>-<pid>-<random>``
+# whose boot id (its first 8 hex digits) is another boot's, or whose pid is not running (``kill -0``).
+# Only the login user's own directories (``-O``: so the pid was one of the user's own shells); any
+# other name is left alone. Builtins only, plus rm for what is removed.
+H = "[0-9a-f]"
+LEFTOVERS = (
+    "__rb_b=00000000; [ -r /proc/sys/kernel/random/boot_id ] && "
+    "read -r __rb_b </proc/sys/kernel/random/boot_id; __rb_b=${__rb_b%%-*}\n"
+    'for __rb_x in "${TMPDIR:-/tmp}"/.runbook-*-*-*; do\n'
+    '  [ -d "$__rb_x" ] && [ -O "$__rb_x" ] || continue\n'
+    '  __rb_n=${__rb_x##*/.runbook-}; __rb_xb=${__rb_n%%-*}; __rb_n=${__rb_n#*-}; __rb_xp=${__rb_n%%-*}\n'
+    f"  case $__rb_xb in {H * 8}) ;; *) continue;; esac\n"
+    '  case $__rb_xp in ""|*[!0-9]*) continue;; esac\n'
+    '  [ "$__rb_xb" = "$__rb_b" ] && kill -0 "$__rb_xp" 2>/dev/null && continue\n'
+    '  rm -rf -- "$__rb_x"\n'
+    "done\n"
+)
 
 
 def parse_id(text: str) -> tuple[int, str]:
@@ -96,12 +172,15 @@ class PersistentShell:
         self.redact = redact
         self._buf = bytearray()
         self._err = bytearray()
+        self._out, self._errs = Frames(self.token), Frames(self.token)
+        self.broken = False  # left in the middle of a step (interrupted): must not be reused
         self.chan = transport.open_session(timeout=timeout)
         try:
             # run by the login shell once (its rc files run once); `exec` leaves a plain sh
             self.chan.exec_command("exec /bin/sh")
             hello = (  # two forks on the host (mktemp, id); everything else is builtins
-                '__rb_d=$(mktemp -d "${TMPDIR:-/tmp}/.runbook-XXXXXXXXXX") || exit 97\n'
+                LEFTOVERS
+                + '__rb_d=$(mktemp -d "${TMPDIR:-/tmp}/.runbook-$__rb_b-$$-XXXXXXXXXX") || exit 97\n'
                 "trap 'rm -rf \"$__rb_d\"' EXIT; trap 'exit 129' HUP; trap 'exit 143' TERM\n"
                 "if command -v setsid >/dev/null 2>&1; then __rb_ss=setsid; else __rb_ss=; fi\n"
                 "if command -v sudo >/dev/null 2>&1; then __rb_su=1; else __rb_su=0; fi\n"
@@ -127,30 +206,43 @@ class PersistentShell:
             raise
 
     # ------------------------------------------------------------------------------------ reading
+    def _recv(self, wait: float) -> tuple[bytes, bytes]:
+        """Whatever arrived on stdout and stderr within ``wait`` seconds; ShellLost on EOF."""
+        chan = self.chan
+        if not (chan.recv_ready() or chan.recv_stderr_ready()):
+            if chan.closed or chan.eof_received:
+                raise ShellLost(self._exit_reason())
+            with contextlib.suppress(OSError, ValueError):
+                select.select([chan], [], [], max(0.0, wait))
+        out = err = b""
+        try:
+            if chan.recv_stderr_ready():
+                err = chan.recv_stderr(1 << 17)
+            if chan.recv_ready():
+                out = chan.recv(1 << 17)
+                if not out:
+                    raise ShellLost(self._exit_reason())
+        except (socket.error, EOFError) as exc:  # noqa: UP024 - paramiko raises socket.error subclasses
+            raise ShellLost(str(exc) or type(exc).__name__) from None
+        if not out and not err and (chan.closed or (chan.eof_received and not chan.recv_ready())):
+            raise ShellLost(self._exit_reason())
+        return out, err
+
+    def _exit_reason(self) -> str:
+        why = self.redact(bytes(self._err[-400:]).decode("utf-8", "replace").strip())
+        return f"the remote shell exited{': ' + why if why else ''}"
+
     def _fill(self, deadline: float) -> bool:
-        """Receive more stdout into the buffer; False on timeout; ShellLost on EOF."""
-        self._drain_stderr()
+        """Receive more stdout into the buffer (handshake only); False on timeout."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        self.chan.settimeout(min(POLL, remaining))
-        try:
-            data = self.chan.recv(1 << 16)
-        except TimeoutError:
-            return False
-        except (socket.error, EOFError) as exc:  # noqa: UP024 - paramiko raises socket.error subclasses
-            raise ShellLost(str(exc) or type(exc).__name__) from None
-        if not data:
-            self._drain_stderr()
-            why = self.redact(bytes(self._err[-400:]).decode("utf-8", "replace").strip())
-            raise ShellLost(f"the remote shell exited{': ' + why if why else ''}")
-        self._buf += data
-        return True
-
-    def _drain_stderr(self) -> None:
-        while self.chan.recv_stderr_ready():
-            self._err += self.chan.recv_stderr(1 << 16)
+        out, err = self._recv(min(POLL, remaining))
+        if err:
+            self._err += err
             del self._err[:-4096]
+        self._buf += out
+        return bool(out)
 
     def _readline(self, deadline: float) -> bytes | None:
         while True:
@@ -162,22 +254,6 @@ class PersistentShell:
             if not self._fill(deadline) and time.monotonic() >= deadline:
                 return None
 
-    def _read_until(self, sep: bytes, stall: float = 60.0) -> bytes:
-        """Bytes up to the separator (consumed). The separator carries the shell's random token, so
-        no output contains it by accident."""
-        last, start = time.monotonic(), 0
-        while True:
-            i = self._buf.find(sep, start)
-            if i >= 0:
-                out = bytes(self._buf[:i])
-                del self._buf[: i + len(sep)]
-                return out
-            start = max(0, len(self._buf) - len(sep) + 1)
-            if self._fill(last + stall):
-                last = time.monotonic()
-            elif time.monotonic() >= last + stall:
-                raise ShellLost(f"output stalled for {stall:g}s")
-
     # ------------------------------------------------------------------------------------ running
     def run(
         self,
@@ -188,9 +264,14 @@ class PersistentShell:
         cancelled: Callable[[], bool],
         kill: Callable[[int, str, bool], None],
         put_file: Callable[[str, bytes], None] | None = None,
+        limit: int | None = None,
     ) -> Raw:
-        """Run one step. ``body`` is sh text run in a subshell with redirected stdio; it must end by
-        exec-ing the step. ``kill(pid, signal, group)`` is called (from this thread) on timeout/cancel."""
+        """Run one step. ``body`` is sh text run in a subshell with redirected stdin; it must end by
+        exec-ing the step. Its stdout and stderr stream straight onto the channel's two streams (never
+        a file on the host); ``limit`` bounds what is kept of each (see Capture). ``kill(pid,
+        signal, group)`` is called (from this thread) on timeout/cancel."""
+        if self.broken:
+            raise ShellLost("the shell was left in the middle of a step")
         d = '"$__rb_d"'
         pre = ""
         if stdin is None:
@@ -201,50 +282,65 @@ class PersistentShell:
                 put_file(f"{self.facts.tmpdir}/i", stdin)
             else:
                 pre = printf_octal(stdin, f"{d}/i") + "\n"
+        tok = self.token
         script = (
-            f"{pre}(\n{body}\n) <{src} >{d}/o 2>{d}/e &\n"
-            f"__rb_p=$!; printf '%s START %s\\n' {self.token} \"$__rb_p\"\n"
-            f'wait "$__rb_p"; __rb_rc=$?\nprintf \'%s END %s\\n\' {self.token} "$__rb_rc"\n'
-            f"[ -s {d}/o ] && cat {d}/o; printf '\\n%s-SEP\\n' {self.token}\n"
-            f"[ -s {d}/e ] && cat {d}/e; printf '\\n%s-SEP\\n' {self.token}\n"
-            f": >{d}/o; : >{d}/e{'; : >' + d + '/i' if stdin is not None else ''}\n"
+            f"{pre}(\n{body}\n) <{src} &\n"
+            f"__rb_p=$!; printf '%s START %s\\n' {tok} \"$__rb_p\"\n"
+            f'wait "$__rb_p"; __rb_rc=$?\n'
+            f"printf '%s END %s\\n' {tok} \"$__rb_rc\"; printf '%s END\\n' {tok} >&2\n"
+            + (f": >{d}/i\n" if stdin is not None else "")
         )
-        self.chan.sendall(script.encode())
-        start = time.monotonic()
+        out, err = Capture(limit), Capture(limit)
+        self._out.sink, self._errs.sink = out.write, err.write
+        self.broken = True  # until both END frames are read, the shell is mid-step
         pid: int | None = None
-        rc: int | None = None
-        timed_out = was_cancelled = False
-        kill_stage = 0
-        next_kill = float("inf")
-        while rc is None:
-            now = time.monotonic()
-            if kill_stage == 0:
-                if timeout is not None and now - start >= timeout:
-                    timed_out = True
-                elif cancelled():
-                    was_cancelled = True
-                if timed_out or was_cancelled:
-                    if pid is not None:
-                        kill(pid, "TERM", self.facts.setsid)
-                    kill_stage, next_kill = 1, now + KILL_GRACE
-            elif now >= next_kill:
-                if kill_stage == 2 or pid is None:
-                    raise ShellWedged(f"the step (pid {pid}) did not end after it was killed")
-                kill(pid, "KILL", self.facts.setsid)
-                kill_stage, next_kill = 2, now + KILL_GRACE
-            line = self._readline(now + POLL)
-            if line is None:
-                continue
-            parts = line.split()
-            if len(parts) == 3 and parts[0].decode(errors="replace") == self.token:
-                if parts[1] == b"START":
-                    pid = int(parts[2])
-                elif parts[1] == b"END":
-                    rc = int(parts[2])
-        sep = f"\n{self.token}-SEP\n".encode()
-        out = self._read_until(sep)
-        err = self._read_until(sep)
-        return Raw(rc, out, err, timed_out=timed_out, cancelled=was_cancelled)
+        try:
+            self.chan.sendall(script.encode())
+            start = time.monotonic()
+            rc: int | None = None
+            err_done = False
+            timed_out = was_cancelled = False
+            kill_stage = 0
+            next_kill = float("inf")
+            last = start
+            while rc is None or not err_done:
+                now = time.monotonic()
+                if rc is None and kill_stage == 0:
+                    if timeout is not None and now - start >= timeout:
+                        timed_out = True
+                    elif cancelled():
+                        was_cancelled = True
+                    if timed_out or was_cancelled:
+                        if pid is not None:
+                            kill(pid, "TERM", self.facts.setsid)
+                        kill_stage, next_kill = 1, now + KILL_GRACE
+                elif rc is None and now >= next_kill:
+                    if kill_stage == 2 or pid is None:
+                        raise ShellWedged(f"the step (pid {pid}) did not end after it was killed")
+                    kill(pid, "KILL", self.facts.setsid)
+                    kill_stage, next_kill = 2, now + KILL_GRACE
+                elif rc is not None and now - last > STALL:
+                    raise ShellLost(f"the step's stderr did not end within {STALL:g}s of its exit")
+                o, e = self._recv(POLL)
+                if o or e:
+                    last = now
+                for frame in self._out.feed(o):
+                    if frame[:1] == [b"START"] and len(frame) == 2:
+                        pid = int(frame[1])
+                    elif frame[:1] == [b"END"] and len(frame) == 2:
+                        rc = int(frame[1])
+                for frame in self._errs.feed(e):
+                    if frame == [b"END"]:
+                        err_done = True
+            self.broken = False
+        except BaseException:
+            if pid is not None and self.broken:  # Ctrl-C, a lost channel ...: never leave it running
+                with contextlib.suppress(Exception):
+                    kill(pid, "KILL", self.facts.setsid)
+            raise
+        finally:
+            self._out.sink = self._errs.sink = _discard
+        return Raw(rc, out.value(), err.value(), timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
 
     def close(self) -> None:
         try:

@@ -12,7 +12,7 @@ import contextlib
 import shlex
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +20,7 @@ from runbook.errors import TransportError
 from runbook.execute.transports import become, ssh_files
 from runbook.execute.transports.base import HostSpec, Transport, _truthy
 from runbook.execute.transports.become import host_privilege
+from runbook.execute.transports.capture import elided
 from runbook.execute.transports.hostkeys import trust_new_from_vars
 from runbook.execute.transports.paramiko_import import load_paramiko
 from runbook.execute.transports.pshell import (
@@ -33,7 +34,7 @@ from runbook.execute.transports.pshell import (
 )
 from runbook.execute.transports.ssh_config import Endpoint, resolve
 from runbook.execute.transports.ssh_connect import Connection, ConnectOptions, connect
-from runbook.execute.transports.ssh_exec import become_body, exec_run, plain_body
+from runbook.execute.transports.ssh_exec import become_body, close_quietly, exec_run, plain_body
 from runbook.model.become import Become
 from runbook.plan.actions import CommandResult, FileStat
 from runbook.plan.commands import Command
@@ -50,11 +51,13 @@ class SSHTransport(Transport):
         connect_timeout: float = 10.0,
         command_timeout: float | None = None,
         keepalive: float = 15.0,
+        keepalive_count: int = 3,
         allow_agent: bool = True,
         persistent_shell: bool | None = None,
+        max_output: object = None,
         **_other: object,  # options meant for other transports are ignored
     ):
-        super().__init__(spec)
+        super().__init__(spec, max_output=max_output)
         hv = spec.vars or {}
         self.ssh_config = ssh_config
         self.command_timeout = command_timeout
@@ -68,6 +71,7 @@ class SSHTransport(Transport):
             trust_new_hosts=trust_new_hosts or trust_new_from_vars(hv),
             connect_timeout=float(connect_timeout),
             keepalive=float(keepalive),
+            keepalive_count=int(keepalive_count),
             allow_agent=allow_agent,
             host=spec.name,
         )
@@ -79,6 +83,7 @@ class SSHTransport(Transport):
         self._sftp: Any = None
         self._lock = threading.RLock()
         self._cancel = threading.Event()
+        self._down: str | None = None  # the connection was lost, or could not be made
         self.names: dict[tuple[str, object], str | None] = {}  # (kind, id or name) -> name/id cache
         self._passwords: set[str] = set()  # become passwords commands brought (masked in messages)
 
@@ -90,7 +95,12 @@ class SSHTransport(Transport):
             self._drop()
             if self.endpoint is None:
                 self.endpoint = resolve(self.spec, self.ssh_config)
-            self._conn = connect(self.endpoint, self.options)
+            try:
+                self._conn = connect(self.endpoint, self.options)
+            except TransportError as exc:
+                self._down = exc.message
+                raise
+            self._down = None
             if self.persistent and self._shell_failed is None:
                 self._open_shell()
 
@@ -122,10 +132,14 @@ class SSHTransport(Transport):
             return self._conn
 
     def _drop(self) -> None:
-        for closer in (self._sftp, self._shell, self._conn):
+        """Close everything; never waits long (a polite close to a server that stopped reading
+        would wait until the connection is declared dead), the connection itself is always closed."""
+        for closer in (self._sftp, self._shell):
             if closer is not None:
-                with contextlib.suppress(Exception):
-                    closer.close()
+                close_quietly(closer, wait=1.0 if self._conn is not None and self._conn.active else 0.0)
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
         self._sftp = self._shell = self._conn = None
 
     def close(self) -> None:
@@ -148,13 +162,20 @@ class SSHTransport(Transport):
             time.sleep(0.02)
         return True
 
+    @property
+    def unreachable(self) -> str | None:
+        return self._down
+
     def _lost(self, what: str) -> TransportError:
         ep = self.endpoint.display if self.endpoint else self.spec.address
         why = "the server closed the connection"
         if self._conn is not None:
             exc = self._conn.transport.get_exception()
-            if exc is not None and str(exc):
+            if self._conn.dead_reason:
+                why = self._conn.dead_reason
+            elif exc is not None and str(exc):
                 why = f"{type(exc).__name__}: {exc}"
+        self._down = f"connection to {ep} lost ({why})"
         return TransportError(
             f"host {self.name}: connection to {ep} lost {self._redact(what)} ({why})",
             hint="the host, its sshd or the network went away; the step's effect on the host is unknown",
@@ -219,19 +240,24 @@ class SSHTransport(Transport):
         )
 
     # ----------------------------------------------------------------------------- commands
-    def run(self, command: Command, *, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, command: Command, *, timeout: float | None = None, redact: Callable[[str], str] | None = None
+    ) -> CommandResult:
         start = time.monotonic()
-        raw = self.run_raw(command, timeout=timeout)
+        raw = self.run_raw(command, timeout=timeout, limit=self.output_limit)
+        out, err = raw.out, raw.err
         return CommandResult(
             rc=124 if raw.timed_out else raw.rc,
-            stdout=raw.stdout.decode("utf-8", "replace"),
-            stderr=raw.stderr.decode("utf-8", "replace"),
+            stdout=out.text(redact) if out is not None else raw.stdout.decode("utf-8", "replace"),
+            stderr=err.text(redact) if err is not None else raw.stderr.decode("utf-8", "replace"),
             duration=time.monotonic() - start,
             timed_out=raw.timed_out,
+            elided=elided(stdout=out, stderr=err),
         )
 
-    def run_raw(self, command: Command, *, timeout: float | None = None) -> Raw:
-        """Run a command; bytes out. TransportError if the connection is lost meanwhile."""
+    def run_raw(self, command: Command, *, timeout: float | None = None, limit: int | None = None) -> Raw:
+        """Run a command; bytes out (all of them unless ``limit``: then a bounded head and tail per
+        stream). TransportError if the connection is lost meanwhile."""
         self._cancel.clear()
         if timeout is None:
             timeout = self.command_timeout
@@ -248,12 +274,16 @@ class SSHTransport(Transport):
                     cancelled=self._cancel.is_set,
                     kill=self._kill,
                     put_file=self._put_file,
+                    limit=limit,
                 )
             except ShellWedged:
                 self._discard_shell()
-                return Raw(124 if not self._cancel.is_set() else 143, b"", b"", not self._cancel.is_set())
-            except (ShellLost, OSError, EOFError) as exc:
-                self._discard_shell()
+                return Raw(124 if not self._cancel.is_set() else 143, timed_out=not self._cancel.is_set())
+            except BaseException as exc:
+                if shell.broken:  # interrupted mid-step (Ctrl-C ...): the shell is out of step
+                    self._discard_shell()
+                if not isinstance(exc, (ShellLost, OSError, EOFError)):
+                    raise
                 if self._dead(conn):
                     raise self._lost(f"while running `{self._redact(command.display())}`") from None
                 raise TransportError(
@@ -273,7 +303,7 @@ class SSHTransport(Transport):
         stdin = command.stdin
         if needed and priv is not None:
             stdin = (priv.password or "").encode() + b"\n" + (stdin or b"")
-        return self._exec(conn, body, stdin, timeout, True, command)
+        return self._exec(conn, body, stdin, timeout, True, command, limit)
 
     def _exec(
         self,
@@ -283,6 +313,7 @@ class SSHTransport(Transport):
         timeout: float | None,
         cancellable: bool,
         command: Command | None = None,
+        limit: int | None = None,
     ) -> Raw:
         try:
             return exec_run(
@@ -292,6 +323,7 @@ class SSHTransport(Transport):
                 timeout=timeout,
                 cancelled=self._cancel.is_set if cancellable else (lambda: False),
                 kill=self._kill,
+                limit=limit,
             )
         except (ShellLost, OSError, EOFError) as exc:
             shown = f"`{self._redact(command.display())}`" if command else "a command"
@@ -304,8 +336,7 @@ class SSHTransport(Transport):
     def _discard_shell(self) -> None:
         with self._lock:
             if self._shell is not None:
-                with contextlib.suppress(Exception):
-                    self._shell.chan.close()
+                close_quietly(self._shell.chan)
                 self._shell = None
 
     def _kill(self, pid: int, signal: str, group: bool) -> None:

@@ -42,6 +42,8 @@ class Endpoint:
     host_key_alias: str | None = None
     strict_host_key_checking: str | None = None  # ssh_config StrictHostKeyChecking value
     connect_timeout: float | None = None
+    server_alive_interval: float | None = None  # ServerAliveInterval (None: the transport's default)
+    server_alive_count_max: int | None = None  # ServerAliveCountMax
 
     @property
     def display(self) -> str:
@@ -104,9 +106,15 @@ def parse_jump(text: str) -> list[tuple[str | None, str, int | None]]:
     return hops
 
 
-def jump_from_args(hv: Any) -> str | None:
-    """A ProxyJump given the Ansible way: ansible_ssh_common_args / ansible_ssh_extra_args."""
-    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args"):
+ARG_OPTIONS = ("proxyjump", "connecttimeout", "serveraliveinterval", "serveralivecountmax")
+
+
+def options_from_args(hv: Any) -> dict[str, str]:
+    """ssh options given the Ansible way (``-o Key=value``, ``-J hops``) in the host's
+    ansible_ssh_common_args / ansible_ssh_extra_args / ansible_ssh_args: lower-case key -> value, the
+    first value of each winning (as with ssh). Only the options this transport honours."""
+    found: dict[str, str] = {}
+    for var in ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args"):
         raw = (hv or {}).get(var)
         if not raw:
             continue
@@ -115,18 +123,26 @@ def jump_from_args(hv: Any) -> str | None:
         except ValueError:
             continue
         for i, w in enumerate(words):
+            key = val = None
             if w == "-J" and i + 1 < len(words):
-                return words[i + 1]
-            if w.startswith("-J") and len(w) > 2:
-                return w[2:]
-            opt = w[2:] if w.startswith("-o") and len(w) > 2 else None
-            if w == "-o" and i + 1 < len(words):
-                opt = words[i + 1]
-            if opt:
-                key, _, val = opt.replace("=", " ", 1).partition(" ")
-                if key.lower() == "proxyjump" and val.strip():
-                    return val.strip()
-    return None
+                key, val = "proxyjump", words[i + 1]
+            elif w.startswith("-J") and len(w) > 2:
+                key, val = "proxyjump", w[2:]
+            else:
+                opt = w[2:] if w.startswith("-o") and len(w) > 2 else None
+                if w == "-o" and i + 1 < len(words):
+                    opt = words[i + 1]
+                if opt:
+                    k, _, v = opt.strip().replace("=", " ", 1).partition(" ")
+                    key, val = k.lower(), v
+            if key in ARG_OPTIONS and val and val.strip() and key not in found:
+                found[key] = val.strip()
+    return found
+
+
+def jump_from_args(hv: Any) -> str | None:
+    """A ProxyJump given the Ansible way: ansible_ssh_common_args / ansible_ssh_extra_args."""
+    return options_from_args(hv).get("proxyjump")
 
 
 def _split_files(value: Any) -> tuple[str, ...]:
@@ -148,6 +164,7 @@ def _endpoint(
     jump_override: str | None,
     depth: int,
     fallback_keys: tuple[str, ...] = (),
+    overrides: dict[str, str] | None = None,
 ) -> Endpoint:
     if depth > _MAX_HOPS:
         raise TransportError(
@@ -155,6 +172,7 @@ def _endpoint(
             hint="check the ProxyJump lines in ~/.ssh/config",
         )
     c = cfg.lookup(alias)
+    c = {**c, **(overrides or {})}  # the inventory's ssh args win over ssh_config (as ssh -o does)
     try:
         port_num = port or int(c.get("port", 22))
     except ValueError:
@@ -183,6 +201,8 @@ def _endpoint(
         flat.extend(j.jumps)
         flat.append(_strip_jumps(j))
     timeout = c.get("connecttimeout")
+    alive = _number(c, "serveraliveinterval", alias)
+    count = _number(c, "serveralivecountmax", alias)
     return Endpoint(
         alias=alias,
         hostname=c.get("hostname", alias),
@@ -198,7 +218,22 @@ def _endpoint(
         host_key_alias=c.get("hostkeyalias"),
         strict_host_key_checking=(c.get("stricthostkeychecking") or None),
         connect_timeout=float(timeout) if timeout else None,
+        server_alive_interval=alive,
+        server_alive_count_max=int(count) if count is not None else None,
     )
+
+
+def _number(c: Any, key: str, alias: str) -> float | None:
+    raw = c.get(key)
+    if raw in (None, ""):
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise TransportError(f"ssh options for {alias!r}: {key} must be a number, not {raw!r}") from None
+    if value < 0 or value != value or value == float("inf"):
+        raise TransportError(f"ssh options for {alias!r}: {key} must be a number >= 0, not {raw!r}")
+    return value
 
 
 def _proxy_command(c: Any) -> str | None:
@@ -226,6 +261,7 @@ def resolve(spec: HostSpec, ssh_config: str | None = None) -> Endpoint:
     """The endpoint (with its jump hosts) for one inventory host."""
     cfg = load_ssh_config(ssh_config)
     keys = (os.path.expanduser(spec.private_key_file),) if spec.private_key_file else ()
+    args = options_from_args(spec.vars)
     return _endpoint(
         cfg,
         spec.address,
@@ -233,6 +269,7 @@ def resolve(spec: HostSpec, ssh_config: str | None = None) -> Endpoint:
         port=spec.port,
         keys=keys,
         password=spec.password,
-        jump_override=jump_from_args(spec.vars),
+        jump_override=args.get("proxyjump"),
         depth=0,
+        overrides={k: v for k, v in args.items() if k != "proxyjump"},
     )

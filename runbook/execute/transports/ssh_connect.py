@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.errors import HostKeyError, TransportError
+from runbook.execute.transports import liveness
 from runbook.execute.transports.hostkeys import KnownHosts, host_pattern
 from runbook.execute.transports.paramiko_import import load_paramiko
 from runbook.execute.transports.ssh_config import Endpoint
@@ -22,7 +23,8 @@ class ConnectOptions:
     known_hosts: str | None = None  # None: ssh_config UserKnownHostsFile, else ~/.ssh/known_hosts
     trust_new_hosts: bool = False
     connect_timeout: float = 10.0
-    keepalive: float = 15.0
+    keepalive: float = 15.0  # ServerAliveInterval (0: no dead-peer detection), unless ssh_config says
+    keepalive_count: int = 3  # ServerAliveCountMax
     allow_agent: bool = True
     look_for_keys: bool = True
     host: str = ""  # inventory name, for messages
@@ -34,7 +36,7 @@ def tune_socket(sock: socket.socket, keepalive: float) -> None:
     plus TCP_USER_TIMEOUT so a silently dead peer is noticed instead of hanging for minutes."""
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    idle = max(1, int(keepalive))
+    idle = max(1, int(keepalive or 15))
     for opt, val in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", max(1, idle // 3)), ("TCP_KEEPCNT", 3)):
         if hasattr(socket, opt):
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, opt), val)
@@ -53,6 +55,15 @@ class Connection:
     @property
     def active(self) -> bool:
         return bool(self.transport.is_active()) and all(h.is_active() for h in self.hops)
+
+    @property
+    def dead_reason(self) -> str | None:
+        """Why the connection was declared dead (the server stopped answering), if it was."""
+        for t in [self.transport, *self.hops]:
+            why = liveness.reason(t)
+            if why:
+                return why if t is self.transport else f"jump host: {why}"
+        return None
 
     def close(self) -> None:
         for t in [self.transport, *reversed(self.hops)]:
@@ -145,6 +156,8 @@ def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | Non
     label = _label(opts, ep, is_target)
     timeout = ep.connect_timeout or opts.connect_timeout
     t = paramiko.Transport(sock)
+    t.banner_timeout = t.handshake_timeout = t.auth_timeout = timeout  # every wait of the handshake
+    t.channel_timeout = timeout
     try:
         names = [ep.host_key_alias] if ep.host_key_alias else [host_pattern(ep.hostname, ep.port)]
         files = (
@@ -174,8 +187,9 @@ def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | Non
             jump=jump,
         )
         _authenticate(t, ep, opts, label)
-        if opts.keepalive:
-            t.set_keepalive(int(max(1, opts.keepalive)))
+        interval = ep.server_alive_interval if ep.server_alive_interval is not None else opts.keepalive
+        count = ep.server_alive_count_max if ep.server_alive_count_max is not None else opts.keepalive_count
+        liveness.MONITOR.watch(t, interval, count, label)
         return t
     except (TransportError, HostKeyError):
         t.close()

@@ -7,7 +7,9 @@ it is in no process's argv) or on a channel's stdin; it is never in a display st
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import select
 import shlex
 import threading
 import time
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runbook.execute.transports import become, handoff
+from runbook.execute.transports.capture import Capture
 from runbook.execute.transports.pshell import KILL_GRACE, POLL, Raw, ShellLost
 from runbook.plan.commands import Command
 
@@ -100,11 +103,16 @@ def exec_run(
     cancelled: Callable[[], bool],
     kill: Callable[[int, str, bool], None],
     open_timeout: float = 30.0,
+    limit: int | None = None,
 ) -> Raw:
     """Run ``body`` on a fresh exec channel (the fallback path). The first stderr line carries the
-    pid so a timeout or cancel can signal the process group from a side channel."""
+    pid so a timeout or cancel can signal the process group from a side channel. Output streams
+    into two Captures (bounded by ``limit``)."""
     token = "RBK" + secrets.token_hex(10)
     chan = transport.open_session(timeout=open_timeout)
+    out, err = Capture(limit), Capture(limit)
+    pid: int | None = None
+    finished = False
     try:
         reader, first = handoff.stdin_body(body)  # the body (env, script) comes on stdin, not argv
         chan.exec_command("/bin/sh -c " + q(f"printf '%s %s\\n' {token} \"$$\" >&2\n{reader}"))
@@ -119,32 +127,44 @@ def exec_run(
 
         # a thread, so a command that writes before it reads cannot deadlock us
         threading.Thread(target=feed, daemon=True, name="runbook-ssh-stdin").start()
-        out, err = bytearray(), bytearray()
-        pid: int | None = None
+        head = bytearray()  # stderr until the pid line is complete
         start = time.monotonic()
         timed_out = was_cancelled = False
         stage, next_kill = 0, float("inf")
-        while True:
-            chan.settimeout(POLL)
+
+        def drain() -> bool:
+            nonlocal pid
+            got = False
             while chan.recv_stderr_ready():
-                err += chan.recv_stderr(1 << 16)
-            if pid is None:
-                pid = _take_pid(err, token)
-            try:
-                data = chan.recv(1 << 16)
-                if data:
-                    out += data
-                elif not chan.closed:
-                    time.sleep(0.005)  # EOF already seen: wait for exit-status without spinning
-            except TimeoutError:
-                pass
-            done = chan.closed or (chan.exit_status_ready() and chan.eof_received)
-            if done and not chan.recv_ready():  # (data can land between recv's timeout and here)
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(1 << 16)
+                data = chan.recv_stderr(1 << 17)
+                got = got or bool(data)
                 if pid is None:
-                    pid = _take_pid(err, token)
+                    head.extend(data)
+                    pid = _take_pid(head, token)
+                    if pid is not None:
+                        err.write(bytes(head))
+                        head.clear()
+                else:
+                    err.write(data)
+            while chan.recv_ready():
+                data = chan.recv(1 << 17)
+                if not data:
+                    break
+                got = True
+                out.write(data)
+            return got
+
+        while True:
+            if not (chan.recv_ready() or chan.recv_stderr_ready() or chan.closed or chan.eof_received):
+                with contextlib.suppress(OSError, ValueError):
+                    select.select([chan], [], [], POLL)
+            got = drain()
+            done = chan.closed or (chan.exit_status_ready() and chan.eof_received)
+            if done and not got and not chan.recv_ready() and not chan.recv_stderr_ready():
+                drain()
                 break
+            if not got and chan.eof_received and not chan.exit_status_ready():
+                time.sleep(0.005)  # EOF already seen: wait for exit-status without spinning
             now = time.monotonic()
             if stage == 0:
                 if timeout is not None and now - start >= timeout:
@@ -157,9 +177,13 @@ def exec_run(
                     stage, next_kill = 1, now + KILL_GRACE
             elif now >= next_kill:
                 if stage == 2 or pid is None or pid <= 1:
-                    return Raw(124 if timed_out else 143, bytes(out), bytes(err), timed_out, was_cancelled)
+                    finished = True
+                    return Raw(124 if timed_out else 143, b"", b"", timed_out, was_cancelled, out, err)
                 kill(pid, "KILL", True)
                 stage, next_kill = 2, now + KILL_GRACE
+        if head:
+            err.write(bytes(head))
+        finished = True
         rc = chan.recv_exit_status() if chan.status_event.is_set() else -1
         if rc == -1:  # no exit-status: killed by a signal (exit-signal) or the connection went away
             deadline = time.monotonic() + 1  # the transport may notice a dead socket a moment later
@@ -168,6 +192,24 @@ def exec_run(
             if not transport.is_active():
                 raise ShellLost("the connection closed before the command finished")
             rc = 143
-        return Raw(rc, bytes(out), bytes(err), timed_out, was_cancelled)
+        return Raw(rc, b"", b"", timed_out, was_cancelled, out, err)
+    except BaseException:
+        if not finished and pid is not None and pid > 1:  # Ctrl-C mid-command: never leave it running
+            with contextlib.suppress(Exception):
+                kill(pid, "KILL", True)
+        raise
     finally:
+        close_quietly(chan)
+
+
+def close_quietly(chan: Any, wait: float = 2.0) -> None:
+    """Close a channel without ever blocking for long (closing sends a message: on a connection
+    whose peer stopped reading that can wait until the connection is declared dead)."""
+    t = threading.Thread(target=_close, args=(chan,), daemon=True, name="runbook-ssh-close")
+    t.start()
+    t.join(wait)
+
+
+def _close(chan: Any) -> None:
+    with contextlib.suppress(Exception):
         chan.close()
