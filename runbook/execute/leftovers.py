@@ -53,13 +53,18 @@ class InFlight:
             self._mine.add(token)
         if self.dir is None:
             return token
-        if not self._made:
-            self.dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the run state's, private
-            self.dir.mkdir(exist_ok=True, mode=0o700)
-            self._made = True
-        tmp = self.dir / f".{token}.tmp"
-        tmp.write_text(json.dumps({"host": host, "step": step, "pid": os.getpid()}))
-        os.replace(tmp, self.dir / token)
+        try:
+            if not self._made:
+                self.dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the run state's, private
+                self.dir.mkdir(exist_ok=True, mode=0o700)
+                self._made = True
+            tmp = self.dir / f".{token}.tmp"
+            tmp.write_text(json.dumps({"host": host, "step": step, "pid": os.getpid()}))
+            os.replace(tmp, self.dir / token)
+        except OSError:
+            # the state directory is full or read-only: the run already stops on that fault (its
+            # always: steps still run); the attempt goes on unmarked rather than not at all
+            pass
         return token
 
     def end(self, token: str) -> None:
@@ -68,7 +73,7 @@ class InFlight:
         if self.dir is not None:
             try:
                 (self.dir / token).unlink()
-            except FileNotFoundError:
+            except OSError:
                 pass
 
     def left(self, host: str) -> dict[str, str]:

@@ -120,6 +120,7 @@ def test_the_state_directory_filling_up_mid_run_stops_and_rolls_back(project: Pr
             copy: {content: "v2\\n", dest: "{{ t }}/small.conf"}
           - name: the disk fills up
             shell: "cat /dev/zero > {{ state_dir }}/filler 2>/dev/null; true"
+            undo: none
           - name: big
             copy: {content: "tiny\\n", dest: "{{ t }}/big.conf"}
         always:
@@ -146,6 +147,7 @@ steps:
     copy: {content: "v2\\n", dest: "{{ t }}/small.conf"}
   - name: the audit disk fills up
     shell: "cat /dev/zero > {{ audit }}/filler 2>/dev/null; true"
+    undo: none
   - name: after
     copy: {content: "never\\n", dest: "{{ t }}/after.conf"}
 always:

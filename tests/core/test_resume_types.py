@@ -68,12 +68,14 @@ steps:
   - name: probe
     shell: "echo {{ m[1] }}"
     register: probed
+    changes: false
   - name: wait
     shell: |
       test {{ inventory_hostname }} = h2 || exit 0
       touch {{ d }}/h2.waiting
       test -e {{ d }}/fail && exit 7
       while [ ! -e {{ d }}/go ]; do sleep 0.05; done
+    changes: false
   - name: use
     debug:
       msg: "{{ m[1] }}|{{ m[2.5] }}|{{ m[false] }}|{{ m.nested[1][3][1] is none }}|{{ (big // 2) }}|{{ day.year }}|{{ probed.stdout }}"

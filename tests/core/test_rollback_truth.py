@@ -28,7 +28,7 @@ steps:
   - name: Config
     copy: {{content: "new\\n", dest: "{{{{ t }}}}/app.conf"}}
   - name: Warm the cache
-    shell: "echo warm > {{{{ t }}}}/cache"
+    shell: "echo warm > {{{{ (t ~ '/cache') | quote }}}}"
 {declare}
   - name: Boom
     fail: {{msg: injected}}

@@ -241,20 +241,24 @@ steps:
     register: api
   - name: Show what the API saw
     shell: "echo {{{{ (api.json.headers, login.json.headers) | to_json | quote }}}}"
+    changes: false
   - name: Use every secret while the step runs
     shell: "echo {ALL}; sleep {{{{ linger | default(0) }}}}"
     undo:
       shell: "echo undo {ALL}"
   - name: A private step
     shell: "echo private {ALL}"
+    changes: false
     no_log: true
   - name: Fail with every secret in the message
     shell: "echo {ALL} >&2; exit 3"
+    changes: false
     when: "{{{{ fail | default(false) | bool }}}}"
     ignore_errors: true
   - name: Judge a secret
     shell: "true"
     when: "{{{{ fail | default(false) | bool and (pwd | bool) }}}}"
+    changes: false
 """
     (p.root / "playbooks" / "canary.yml").write_text(common + steps)
     # validate: every secret in a problem's message ('cannot interpret ... as a boolean')
