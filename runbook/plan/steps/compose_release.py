@@ -118,7 +118,7 @@ def record(args: dict[str, Any], ctx: StepContext, store: str, release: str, cs:
         lines.append(f"if [ -f {q(env)} ]; then cp -p -- {q(env)} {q(d)}/env.{i}; fi")
     lines += [
         f"printf '%s\\n' {q(json.dumps(manifest, sort_keys=True))} > {q(d)}/manifest.json",
-        f"printf '%s\\n' {q(release)} > {q(store)}/current.tmp && mv -f {q(store)}/current.tmp {q(store)}/current",
+        f"printf '%s\\n' {q(release)} > {q(store)}/current.tmp && mv -f -- {q(store)}/current.tmp {q(store)}/current",
         # keep the newest releases (and always the live one)
         f"cd -- {q(store)} && ls -1dt -- */ | sed 's,/$,,' | grep -vxF -e {q(release)} "
         f'| tail -n +{int(args.get("keep_releases", 5))} | while read -r old; do rm -rf -- "$old"; done',
