@@ -149,10 +149,12 @@ def octal_format(data: bytes, *, all_bytes: bool = False) -> str:
     """A single-quoted printf format that prints exactly ``data`` (any bytes); ``all_bytes`` escapes
     printable ones too (for secrets: never readable even in a debug dump of the protocol)."""
 
-    def esc(b: int) -> str:
-        return chr(b) if not all_bytes and 32 <= b < 127 and b not in (37, 39, 92) else f"\\{b:03o}"
+    def esc(i: int, b: int) -> str:
+        # a leading `-` is escaped too: printf would read a format starting with it as an option
+        plain = not all_bytes and 32 <= b < 127 and b not in (37, 39, 92) and not (i == 0 and b == 45)
+        return chr(b) if plain else f"\\{b:03o}"
 
-    return "'" + "".join(esc(b) for b in data) + "'"
+    return "'" + "".join(esc(i, b) for i, b in enumerate(data)) + "'"
 
 
 def printf_octal(data: bytes, target: str, chunk: int = 8192) -> str:

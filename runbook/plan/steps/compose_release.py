@@ -135,7 +135,7 @@ def record(
         lines.append(f"if [ -f {q(env)} ]; then cp -p -- {q(env)} {q(d)}/env.{i}; fi")
     lines += [
         f"printf '%s\\n' {q(json.dumps(manifest, sort_keys=True))} > {q(d)}/{retention.MANIFEST}",
-        f"printf '%s\\n' {q(release)} > {q(store)}/current.tmp && mv -f {q(store)}/current.tmp {q(store)}/current",
+        f"printf '%s\\n' {q(release)} > {q(store)}/current.tmp && mv -f -- {q(store)}/current.tmp {q(store)}/current",
     ]
     res = yield Run(Command.shell("\n".join(lines), become=ctx.become), timeout=60)
     if not res.ok:
