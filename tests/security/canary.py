@@ -19,7 +19,6 @@ import os
 import secrets
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator

@@ -12,7 +12,6 @@ temp directory, and the command line of every process while a step that uses the
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 from collections.abc import Iterator
@@ -21,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from tests.security.canary import (
-    ALL,
     CanaryProject,
     echo_server,
     files_text,
