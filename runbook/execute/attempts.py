@@ -294,6 +294,7 @@ class Attempts:
             become=bool(step.become) if step.become is not None else target.spec.become,
             render_str=render_str,
             loader_dirs=self.loader_dirs,
+            holds_secret=lambda text: self.redactor.redact(text) != text,
         )
         cancel = threading.Event()
         holder: dict[str, Entry | None] = {"entry": entry}

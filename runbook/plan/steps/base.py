@@ -70,6 +70,7 @@ class StepContext:
     become: bool = False
     render_str: Callable[[str], str] = lambda s: s  # render Jinja2 text with the host's context
     loader_dirs: tuple[Path, ...] = ()  # where relative template/file sources are looked up
+    holds_secret: Callable[[str], bool] = lambda text: False  # does this text hold a known secret?
 
     def find_file(self, name: str, kind: str = "templates") -> Path:
         """Resolve a control-machine source file (template, copy src, migrations dir)."""
