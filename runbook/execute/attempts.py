@@ -336,6 +336,7 @@ class Attempts:
             render_str=render_str,
             loader_dirs=self.loader_dirs,
             pinned=self.pinned,
+            holds_secret=lambda text: self.redactor.redact(text) != text,
         )
         cancel = threading.Event()
         holder: dict[str, Entry | None] = {"entry": entry}

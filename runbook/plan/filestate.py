@@ -186,8 +186,11 @@ def capture(
     else:
         if content is None:
             content = yield ReadFile(path, become=ctx.become)
-        if content is not None and len(content) <= INLINE_MAX:
+        if content is not None and len(content) <= INLINE_MAX and not ctx.holds_secret(
+            content.decode("utf-8", "replace")
+        ):
             snap["content_b64"] = base64.b64encode(content).decode("ascii")
+        # else (large, or holding a secret: never copied into the run state): a copy on the host
         else:
             backup = backup_path(ctx, path, ".bak")
             yield Run(cmd(["mkdir", "-p", "-m", "0700", "--", posixpath.dirname(backup)], ctx))

@@ -68,9 +68,14 @@ def url_credentials(text: str) -> list[tuple[int, int]]:
 
 def kv_credentials(text: str) -> list[tuple[int, int]]:
     """(start, end) of each value of ``password=VALUE``-like pairs (``PGPASSWORD=x``, ``api_key: x``,
-    ``?access_token=x``, quoted values too). Linear: the keyword is found by a literal alternation,
-    then the word around it, the separator and the value are walked once."""
-    spans: list[tuple[int, int]] = []
+    ``?access_token=x``, quoted values too)."""
+    return [(a, b) for a, b, _ in _kv_pairs(text)]
+
+
+def _kv_pairs(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, keyword) of each credential pair's value. Linear: the keyword is found by a
+    literal alternation, then the word around it, the separator and the value are walked once."""
+    spans: list[tuple[int, int, str]] = []
     n = len(text)
     pos = 0
     while True:
@@ -102,22 +107,17 @@ def kv_credentials(text: str) -> list[tuple[int, int]]:
             while end < n and text[end] not in _VALUE_STOP:
                 end += 1
         if end > start and text[start:end] != MASK:
-            spans.append((start, end))
+            spans.append((start, end, m.group(0).lower()))
         pos = max(end, k)
 
 
 def url_passwords(text: str) -> list[str]:
     """Passwords embedded in URLs/DSNs (``postgresql://u:pw@h/db``) and ``password=...`` pairs."""
-    out = [text[a:b] for a, b in url_credentials(text)]
-    out += [text[a:b] for a, b in kv_credentials(text) if _is_password_kv(text, a)]
+    out = [text[a:b] for a, b in url_credentials(text)] if "://" in text else []
+    if "=" in text:  # only password/passwd/pwd=VALUE pairs teach a secret (``token: x`` in free
+        # text is masked when shown, but not learnt as a secret everywhere)
+        out += [text[a:b] for a, b, word in _kv_pairs(text) if word in ("password", "passwd", "pwd")]
     return [p for p in out if p and p != MASK]
-
-
-def _is_password_kv(text: str, value_start: int) -> bool:
-    """Only ``password/passwd/pwd = value`` pairs register their value (``token: abc`` in free text
-    is masked when shown, but not learnt as a secret everywhere)."""
-    head = text[max(0, value_start - 40) : value_start].lower()
-    return any(w in head for w in ("password", "passwd", "pwd"))
 
 
 def _masked(text: str, spans: Iterable[tuple[int, int]]) -> str:

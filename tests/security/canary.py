@@ -16,10 +16,10 @@ import base64
 import http.server
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -219,12 +219,13 @@ vars:
   db_url: "postgres://app:{{{{ gv_db_pw }}}}@db.internal/app"
   gv_b64: "{{{{ gv_db_pw | b64encode }}}}"
   conf: "{{{{ t }}}}/app.conf"
+  runbook_backup_dir: "{p.root / 'host-backups'}"  # the host's copies of files it had
 """
     steps = f"""\
 steps:
   - name: Write the config
     copy:
-      content: "{ALL}\\n"
+      content: "{ALL} failing={{{{ fail | default(false) }}}}\\n"
       dest: "{{{{ conf }}}}"
       mode: "0600"
   - name: Log in with the URL's userinfo
@@ -272,14 +273,21 @@ steps:
 
 
 # ------------------------------------------------------------------------------------ artefacts
+_B64 = re.compile(r'"(?:content_b64|[a-z_]*_b64)": "([A-Za-z0-9+/=]+)"')
+
+
 def files_text(*dirs: Path) -> dict[str, str]:
+    """Every file under the directories, as text; base64 values of the run state (snapshots'
+    ``content_b64``) decoded too, so an encoded copy of a secret counts as a leak."""
     out: dict[str, str] = {}
     for d in dirs:
         if not d.exists():
             continue
         for f in d.rglob("*"):
             if f.is_file():
-                out[str(f)] = f.read_bytes().decode("utf-8", "replace")
+                text = f.read_bytes().decode("utf-8", "replace")
+                decoded = [base64.b64decode(m).decode("utf-8", "replace") for m in _B64.findall(text)]
+                out[str(f)] = "\n".join([text, *decoded])
     return out
 
 

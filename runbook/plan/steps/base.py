@@ -72,6 +72,7 @@ class StepContext:
     loader_dirs: tuple[Path, ...] = ()  # where relative template/file sources are looked up
     # records (compose releases) that the rollback of an unfinished run may still need: never pruned
     pinned: Callable[[], frozenset[str]] = frozenset
+    holds_secret: Callable[[str], bool] = lambda text: False  # does this text hold a known secret?
 
     def find_file(self, name: str, kind: str = "templates") -> Path:
         """Resolve a control-machine source file (template, copy src, migrations dir)."""

@@ -1,0 +1,62 @@
+"""The secret canary over real SSH (tests/fixtures/sshd.py): every origin's value is used by a step
+that runs for a while on the host, whose process list (every process's command line, what
+``ps -eo args`` shows) is read meanwhile; then the console, JSON, audit, state and the host's
+/tmp/.runbook-* directories are searched. Both the persistent remote shell and one exec channel per
+command (``runbook_ssh_persistent_shell=false``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.sshd import SshLab, ssh_lab  # noqa: F401 - fixture
+from tests.security.canary import (
+    echo_server,
+    files_text,
+    leaks,
+    make_project,
+    new_canaries,
+    watch_command_lines,
+)
+
+pytest.importorskip("ansible", reason="ansible-core not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.ssh]
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent-shell", "exec-per-command"])
+def test_no_secret_on_the_remote_command_lines_or_in_any_artefact(
+    ssh_lab: SshLab,  # noqa: F811
+    tmp_path: Path,
+    persistent: bool,
+) -> None:
+    host = ssh_lab.hosts[0]
+    line = (
+        f"{host.name} ansible_host={host.address} ansible_port={host.port} ansible_user=root "
+        f"ansible_ssh_private_key_file={ssh_lab.key} runbook_ssh_persistent_shell={str(persistent).lower()}"
+    )
+    before = {str(p) for p in Path("/tmp").glob(".runbook-*")}
+    with echo_server() as (port, seen):
+        p = make_project(tmp_path / "project", new_canaries(), port, host_line=line, host=host.name)
+        p.extra_args = ["--known-hosts", str(ssh_lab.known_hosts)]
+        t = tmp_path / "remote"
+        proc = p.start("exec", "canary", "-v", "--output", "json", "-e", f"t={t}", "-e", "linger=2.5")
+        running, on_command_lines = watch_command_lines(proc, p.canary, "sleep 2.5")
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out + err
+        assert running, "the step that uses every secret was never seen running"
+        assert on_command_lines == []
+        doc = json.loads(out)
+        assert doc["status"] == "success"
+        conf = (t / "app.conf").read_text()  # the host used them (the host is this machine)
+        assert p.canary["vault_group_vars"] in conf and p.canary["cli_secret"] in conf
+        assert seen[0]["Authorization"] == "Basic " + p.canary["url_userinfo_basic"]  # through the tunnel
+
+        res = p.run("exec", "canary", "-e", f"t={tmp_path / 'failed'}", "-e", "fail=true")
+        assert res.returncode == 1, res.stdout + res.stderr
+
+    remote_tmp = [Path(d) for d in {str(p) for p in Path("/tmp").glob(".runbook-*")} - before]
+    artefacts = {"exec console": out + err, "failed exec console": res.stdout + res.stderr}
+    artefacts |= files_text(p.root / "audit", p.root / ".runbook", p.tmpdir, *remote_tmp)
+    assert leaks(p.canary, artefacts) == []
