@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +38,16 @@ def _directory(p: Path) -> None:
     p.mkdir()
 
 
+def _socket(p: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(p.parent)  # a relative name: socket paths are limited to 108 bytes
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(p.name)  # the socket file stays after close; opening it fails with ENXIO
+    finally:
+        os.chdir(cwd)
+
+
 def _symlink_to_fifo(p: Path) -> None:
     target = p.with_name(p.name + ".real-fifo")
     os.mkfifo(target)
@@ -49,6 +60,7 @@ HOSTILE: dict[str, tuple[Maker, str]] = {
     "sparse-100MB": (_sparse, "is 100 MiB, larger than the 1 MiB limit: refused"),
     "directory": (_directory, "is a directory, not a regular file: refused"),
     "symlink-to-fifo": (_symlink_to_fifo, "is a FIFO (named pipe), not a regular file: refused"),
+    "socket": (_socket, "is a socket, not a regular file: refused"),
 }
 CASES = [pytest.param(m, e, id=i) for i, (m, e) in HOSTILE.items()]
 
@@ -112,6 +124,7 @@ RUN_FILE_CASES = [
     pytest.param(_dev_zero, "is a character device, not a regular file: refused (not read)", id="dev-zero"),
     pytest.param(_directory, "is a directory, not a regular file: refused (not read)", id="directory"),
     pytest.param(_symlink_to_fifo, "is a FIFO (named pipe), not a regular file", id="symlink-to-fifo"),
+    pytest.param(_socket, "is a socket, not a regular file: refused", id="socket"),
     pytest.param(lambda p: _sparse(p, (1 << 30) + 1), "is 1073741825 bytes, larger than the 1 GiB limit", id="sparse-1GiB"),
 ]
 
@@ -191,6 +204,16 @@ def test_show_and_export_latest_when_the_newest_entry_is_hostile(
     assert res.exit_code == 2 and expected in res.output, res.output
     res = cli("export", "latest", "--dir", str(trail), "--out", str(tmp_path / "b.tar.gz"))
     assert res.exit_code == 2 and expected in res.output, res.output
+
+
+@pytest.mark.timeout(20)
+def test_show_counts_a_huge_line_as_corrupt(trail: Path) -> None:
+    newest = runs(trail)[-1]
+    data = newest.read_bytes().split(b"\n")
+    data.insert(2, b"Z" * (MAX_LINE + 10))
+    newest.write_bytes(b"\n".join(data))
+    res = cli("show", "latest", "--dir", str(trail))
+    assert res.exit_code == 1 and "1 corrupt line(s) in this run file (line 3)" in res.output, res.output
 
 
 @pytest.mark.timeout(20)
