@@ -203,6 +203,9 @@ def verify_cmd(
     directory, or an exported bundle; default ./audit or $RUNBOOK_AUDIT_DIR), and that the chain
     still contains its expected heads. Exit 0 only if all of it verifies."""
     target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
+    source = click.get_current_context().get_parameter_source("dsn")
+    if dsn and source == click.core.ParameterSource.ENVIRONMENT and not target.is_dir():
+        dsn = None  # $RUNBOOK_AUDIT_DSN cross-checks directories; a bundle or a run file is verified alone
     report = _verified(
         target, _trust(allowed_signers), allow_unsigned, expect_heads, not no_local_head, dsn, table
     )

@@ -282,3 +282,48 @@ def test_garbled_local_head_file(local: Path, pristine: Pristine) -> None:
     local_head_path(local).write_text("# nothing here\n")
     out = verify(local, pristine.signers)
     assert out.exit_code == 2 and "holds no head" in out.output
+
+
+def test_whole_trail_rewritten_unsigned(trail: Path, pristine: Pristine) -> None:
+    """Every run stripped of its signatures and re-chained: unsigned from its start, so
+    --allow-unsigned admits it -- the signed head does not."""
+    from .helpers import unsigned
+
+    line = _head(trail, pristine.signers)
+    prev = None
+    for p in runs(trail):
+        recs = records(p)
+        put(p, unsigned(recs, after=prev) if prev else unsigned(recs))
+        prev = records(p)[-1]
+    assert verify(trail, pristine.signers, "--allow-unsigned").exit_code == 0  # the limit without a head
+    out = failed(trail, pristine.signers, "--allow-unsigned", "--expect-head", line)
+    assert "when the head was taken, and is unsigned now (its signatures stripped or replaced)" in out
+
+
+def test_expect_head_on_an_emptied_directory(trail: Path, pristine: Pristine) -> None:
+    line = _head(trail, pristine.signers)
+    for p in runs(trail):
+        p.unlink()
+    out = failed(trail, pristine.signers, "--expect-head", line)
+    assert "is missing: the directory holds no readable run" in out
+
+
+def test_expect_head_with_a_bundle(trail: Path, pristine: Pristine, tmp_path: Path) -> None:
+    line = _head(trail, pristine.signers)
+    newest, older = tmp_path / "newest.tar.gz", tmp_path / "older.tar.gz"
+    assert cli("export", "latest", "--dir", str(trail), "--out", str(newest)).exit_code == 0
+    assert cli("export", runs(trail)[0].name, "--dir", str(trail), "--out", str(older)).exit_code == 0
+    assert verify(newest, pristine.signers, "--expect-head", line).exit_code == 0
+    assert "is missing" in failed(older, pristine.signers, "--expect-head", line)
+
+
+def test_dsn_from_the_environment_is_not_used_for_a_bundle(
+    trail: Path, pristine: Pristine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$RUNBOOK_AUDIT_DSN (set for `exec`) cross-checks directories; a bundle verifies offline."""
+    bundle = tmp_path / "b.tar.gz"
+    assert cli("export", "latest", "--dir", str(trail), "--out", str(bundle)).exit_code == 0
+    monkeypatch.setenv("RUNBOOK_AUDIT_DSN", "postgresql://nobody@127.0.0.1:1/none")
+    assert verify(bundle, pristine.signers).exit_code == 0
+    out = verify(bundle, pristine.signers, "--audit-dsn", "postgresql://nobody@127.0.0.1:1/none")
+    assert out.exit_code == 2 and "--audit-dsn cross-checks an audit directory" in out.output
