@@ -77,7 +77,7 @@ _EXPECT_HEAD_OPTION = click.option(
     "expect_heads",
     multiple=True,
     metavar="HEAD",
-    help="A head printed earlier by `runbook audit head` (the line, or its JSON): fail unless the chain "
+    help="A head printed earlier by `runbook audit head` (the line, its JSON, or @FILE): fail unless the chain "
     "still contains that run, unaltered (newest runs deleted, directory rolled back, another chain).",
 )
 _DSN_OPTION = click.option(
@@ -102,6 +102,26 @@ _NO_LOCAL_HEAD_OPTION = click.option(
 )
 
 
+def _expected_head(text: str) -> tuple[Any, str]:
+    """An --expect-head value: the line, its JSON, or @FILE holding either."""
+    from runbook.audit.head import Head, HeadError
+    from runbook.audit.safeio import MAX_SMALL, read_regular
+
+    if not text.startswith("@"):
+        return Head.parse(text), "--expect-head"
+    path = Path(text[1:]).expanduser()
+    try:
+        content = read_regular(path, "head file", MAX_SMALL).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HeadError(
+            f"cannot read head file: {getattr(exc, 'strerror', None) or exc}", location=Location(str(path))
+        )
+    lines = [ln for ln in content.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return Head.parse(
+        lines[-1] if lines and not content.lstrip().startswith("{") else content, str(path)
+    ), str(path)
+
+
 def _verified(
     target: Path,
     trust: Any,
@@ -113,10 +133,10 @@ def _verified(
 ) -> Any:
     """The verify report of an audit directory, a bundle or a run file, expected heads checked."""
     from runbook.audit import export, verify
-    from runbook.audit.head import Head, apply_heads, load_local_head, local_head_path
+    from runbook.audit.head import apply_heads, load_local_head, local_head_path
     from runbook.audit.safeio import MAX_RUN_FILE, open_regular
 
-    heads = [(Head.parse(text), "--expect-head") for text in expect_heads]
+    heads = [_expected_head(text) for text in expect_heads]
     if dsn and not target.is_dir():
         raise UsageError("--audit-dsn cross-checks an audit directory", location=Location(str(target)))
     if not target.is_dir() and (target.exists() or target.is_symlink()):

@@ -327,3 +327,24 @@ def test_dsn_from_the_environment_is_not_used_for_a_bundle(
     assert verify(bundle, pristine.signers).exit_code == 0
     out = verify(bundle, pristine.signers, "--audit-dsn", "postgresql://nobody@127.0.0.1:1/none")
     assert out.exit_code == 2 and "--audit-dsn cross-checks an audit directory" in out.output
+
+
+def test_expect_head_from_a_file(trail: Path, pristine: Pristine, tmp_path: Path) -> None:
+    ticket = tmp_path / "CHG-123.head"
+    ticket.write_text("# pinned in change CHG-123\n" + _head(trail, pristine.signers) + "\n")
+    out = verify(trail, pristine.signers, "--expect-head", f"@{ticket}")
+    assert out.exit_code == 0 and f"expected head ({ticket}): run" in out.output, out.output
+    runs(trail)[-1].unlink()
+    assert f"expected head ({ticket}): run" in failed(trail, pristine.signers, "--expect-head", f"@{ticket}")
+
+
+@pytest.mark.timeout(20)
+def test_expect_head_file_that_is_a_fifo(trail: Path, pristine: Pristine, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "head")
+    out = verify(trail, pristine.signers, "--expect-head", f"@{tmp_path / 'head'}")
+    assert out.exit_code == 2 and "head file is a FIFO" in out.output, out.output
+
+
+def test_head_line_wrapped_by_a_ticket_system(trail: Path, pristine: Pristine) -> None:
+    wrapped = _head(trail, pristine.signers).replace(" sig=", "\n  sig=").replace(" final=", "\r\nfinal=")
+    assert verify(trail, pristine.signers, "--expect-head", wrapped).exit_code == 0
