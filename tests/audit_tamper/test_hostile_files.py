@@ -48,6 +48,12 @@ def _socket(p: Path) -> None:
         os.chdir(cwd)
 
 
+def _via_symlink(p: Path, make: Maker) -> None:
+    target = p.with_name(p.name + ".target")
+    make(target)
+    p.symlink_to(target)
+
+
 def _symlink_to_fifo(p: Path) -> None:
     target = p.with_name(p.name + ".real-fifo")
     os.mkfifo(target)
@@ -61,6 +67,8 @@ HOSTILE: dict[str, tuple[Maker, str]] = {
     "directory": (_directory, "is a directory, not a regular file: refused"),
     "symlink-to-fifo": (_symlink_to_fifo, "is a FIFO (named pipe), not a regular file: refused"),
     "socket": (_socket, "is a socket, not a regular file: refused"),
+    "symlink-to-sparse": (lambda p: _via_symlink(p, _sparse), "is 100 MiB, larger than the 1 MiB limit: refused"),
+    "symlink-to-directory": (lambda p: _via_symlink(p, _directory), "is a directory, not a regular file: refused"),
 }
 CASES = [pytest.param(m, e, id=i) for i, (m, e) in HOSTILE.items()]
 
@@ -79,7 +87,7 @@ def test_hostile_allowed_signers_via_environment(
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("make, expected", [c for c in CASES if c.id != "directory"])
+@pytest.mark.parametrize("make, expected", [c for c in CASES if "directory" not in c.id])
 def test_hostile_allowed_signers_option(trail: Path, tmp_path: Path, make: Maker, expected: str) -> None:
     signers = tmp_path / "allowed_signers"
     make(signers)
@@ -95,7 +103,7 @@ def test_allowed_signers_directory_option_is_a_usage_error(trail: Path, tmp_path
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("make, expected", [c for c in CASES if c.id != "directory"])
+@pytest.mark.parametrize("make, expected", [c for c in CASES if "directory" not in c.id])
 def test_hostile_default_allowed_signers(trail: Path, tmp_path: Path, make: Maker, expected: str) -> None:
     """~/.config/runbook/allowed_signers itself is a FIFO or a device: refused, not skipped or read."""
     signers = tmp_path / "xdg" / "runbook" / "allowed_signers"  # XDG_CONFIG_HOME is tmp_path/xdg
@@ -103,6 +111,13 @@ def test_hostile_default_allowed_signers(trail: Path, tmp_path: Path, make: Make
     make(signers)
     out = verify(trail, None)
     assert out.exit_code == 2 and f"allowed signers file {expected}" in out.output, out.output
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_device_given_directly_as_allowed_signers(trail: Path, device: str) -> None:
+    out = verify(trail, Path(device))
+    assert out.exit_code == 2 and "is a character device, not a regular file: refused" in out.output, out.output
 
 
 @pytest.mark.timeout(20)
@@ -174,7 +189,7 @@ def test_huge_line_between_genuine_records(trail: Path, pristine: Pristine) -> N
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("make, expected", [c for c in CASES if c.id != "directory"])
+@pytest.mark.parametrize("make, expected", [c for c in CASES if "directory" not in c.id])
 def test_hostile_path_given_to_verify_show_export(
     trail: Path, tmp_path: Path, pristine: Pristine, make: Maker, expected: str
 ) -> None:
