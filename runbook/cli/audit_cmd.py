@@ -287,8 +287,12 @@ def head_cmd(
 
 
 def _print_report(report: Any) -> None:
+    """The report as text; every value that came from the files (run ids, signer names, outcomes,
+    problems quoting them) is shown with control characters escaped, never sent to the terminal."""
+    from runbook.audit.show import printable as p
+
     for w in report.warnings:
-        click.secho(f"warning: {w}", fg="yellow", err=True)
+        click.secho(f"warning: {p(w)}", fg="yellow", err=True)
     for r in report.runs:
         if r.key_id is None:
             signer = "unsigned"
@@ -296,25 +300,25 @@ def _print_report(report: Any) -> None:
             signer = f"signed by {r.signer} ({r.key_id})"
         else:
             signer = f"signed by {r.key_id}"
-        summary = f"{r.records} records, {r.seals} seals, {signer}, outcome {r.outcome or '?'}"
+        summary = p(f"{r.label}: {r.records} records, {r.seals} seals, {signer}, outcome {r.outcome or '?'}")
         if r.ok:
-            click.echo(click.style("OK    ", fg="green") + f"{r.label}: {summary}")
+            click.echo(click.style("OK    ", fg="green") + summary)
         else:
-            click.echo(click.style("FAIL  ", fg="red") + f"{r.label}: {summary}")
-            for p in r.problems:
-                click.echo(f"      {p}")
+            click.echo(click.style("FAIL  ", fg="red") + summary)
+            for problem in r.problems:
+                click.echo(f"      {p(problem)}")
         for n in r.notes:
-            click.echo(f"      note: {n}")
-    for p in report.problems:
-        click.echo(click.style("FAIL  ", fg="red") + p)
+            click.echo(f"      note: {p(n)}")
+    for problem in report.problems:
+        click.echo(click.style("FAIL  ", fg="red") + p(problem))
     for h in report.heads:
         if h["ok"]:
             click.echo(
                 click.style("OK    ", fg="green")
-                + f"expected head ({h['source']}): run {h['run_id']} is in the chain"
+                + p(f"expected head ({h['source']}): run {h['run_id']} is in the chain")
             )
     for n in report.notes:
-        click.echo(f"note: {n}")
+        click.echo(f"note: {p(n)}")
     total = len(report.all_problems())
     if report.ok:
         click.secho(f"OK: {len(report.runs)} run(s), {report.records} records verified", fg="green")

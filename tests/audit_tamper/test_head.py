@@ -348,3 +348,17 @@ def test_expect_head_file_that_is_a_fifo(trail: Path, pristine: Pristine, tmp_pa
 def test_head_line_wrapped_by_a_ticket_system(trail: Path, pristine: Pristine) -> None:
     wrapped = _head(trail, pristine.signers).replace(" sig=", "\n  sig=").replace(" final=", "\r\nfinal=")
     assert verify(trail, pristine.signers, "--expect-head", wrapped).exit_code == 0
+
+
+def test_control_characters_from_files_and_heads_never_reach_the_terminal(trail: Path, pristine: Pristine) -> None:
+    from .helpers import unsigned
+
+    newest = runs(trail)[-1]
+    recs = records(newest)
+    evil = "x\x1b]0;pwned\x07\x1b[2J"
+    put(newest, unsigned(recs, run_id=evil))
+    head = Head(evil + "\r", 3, "0" * 64, "1" * 64, "2" * 64, None, None)
+    out = verify(trail, pristine.signers, "--expect-head", head.line())
+    assert out.exit_code == 1
+    assert "\x1b" not in out.output and "\x07" not in out.output and "\r" not in out.output
+    assert "x\\x1b]0;pwned\\x07\\x1b[2J" in out.output
