@@ -33,7 +33,7 @@ _SIGNERS_OPTION = click.option(
 
 @click.group("audit")
 def audit() -> None:
-    """The signed, hash-chained audit trail: create keys, verify, inspect and export runs."""
+    """The signed, hash-chained audit trail: create keys, verify, pin its head, inspect and export runs."""
 
 
 @audit.command("keygen")
@@ -85,6 +85,7 @@ _DSN_OPTION = click.option(
     "dsn",
     envvar="RUNBOOK_AUDIT_DSN",
     default=None,
+    metavar="DSN",
     help="Also cross-check the directory against the PostgreSQL sink's append-only table: runs and "
     "records there but missing from the files, or different, fail verification.",
 )
@@ -93,6 +94,7 @@ _TABLE_OPTION = click.option(
     "table",
     default="runbook_audit",
     show_default=True,
+    metavar="TABLE",
     help="The sink's table (NAME or SCHEMA.NAME).",
 )
 _NO_LOCAL_HEAD_OPTION = click.option(
@@ -202,7 +204,11 @@ def _cross_check(report: Any, directory: Path, dsn: str, table: str) -> None:
 @audit.command("verify")
 @click.argument("path", required=False, default=None)
 @_SIGNERS_OPTION
-@click.option("--allow-unsigned", is_flag=True, help="Accept runs written without a signing key.")
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Accept runs written without a signing key before the first signed one (never after it).",
+)
 @_EXPECT_HEAD_OPTION
 @_NO_LOCAL_HEAD_OPTION
 @_DSN_OPTION
