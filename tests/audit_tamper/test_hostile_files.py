@@ -15,7 +15,7 @@ import pytest
 from runbook.audit.chain import chain_tail, last_valid
 from runbook.audit.safeio import MAX_LINE
 
-from .conftest import Pristine
+from .conftest import Pristine, exec_run
 from .helpers import cli, failed, records, runs, verify
 
 Maker = Callable[[Path], None]
@@ -260,3 +260,16 @@ def test_a_copy_of_the_trail_is_untouched_by_the_refusals(trail: Path, pristine:
     (trail / name).unlink()
     assert verify(trail, pristine.signers).exit_code == 0
     shutil.rmtree(trail)
+
+
+@pytest.mark.timeout(60)
+def test_exec_into_a_directory_holding_a_fifo_run(trail: Path, pristine: Pristine) -> None:
+    """`runbook exec` itself never blocks on a FIFO planted in its audit directory."""
+    genuine = records(runs(trail)[-1])[-1]["hash"]
+    fifo = trail / _newest_name(trail)
+    _fifo(fifo)
+    exec_run(pristine.project, trail, pristine.key)
+    new = records(runs(trail)[-1])
+    assert new[0]["prev"] == genuine  # chained to the newest readable run
+    out = failed(trail, pristine.signers)
+    assert f"run file {fifo.name} is a FIFO (named pipe), not a regular file: refused (not read)" in out
