@@ -193,6 +193,12 @@ def check_head(runs: Sequence[RunLike], head: Head, trust: AllowedSigners | None
     match = [r for r in runs if r.run_id == head.run_id]
     if match:
         r = match[-1]
+        if r.key_id != head.key_id and head.key_id is not None:
+            now = f"signed by {r.key_id}" if r.key_id else "unsigned"
+            problems.append(
+                f"{what}: run {head.run_id} was signed by {head.key_id} when the head was taken, and is {now} "
+                "now (its signatures stripped or replaced)"
+            )
         if r.final_hash == head.final and r.last_seq == head.records:
             return problems
         have = r.last_seq or r.records
@@ -219,7 +225,9 @@ def check_head(runs: Sequence[RunLike], head: Head, trust: AllowedSigners | None
         else "the directory holds no readable run"
     )
     pred = next((i for i, r in enumerate(present) if r.final_hash == head.link), None)
-    if pred is not None and pred == len(present) - 1:
+    if newest is None:
+        problems.append(f"{what}: {name} is missing: {where}")
+    elif pred is not None and pred == len(present) - 1:
         problems.append(
             f"{what}: {name} is missing; it followed run {present[pred].label}, which is where the directory's "
             "chain now ends (the newest run was deleted, or the directory rolled back to an older copy)"

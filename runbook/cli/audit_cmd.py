@@ -33,7 +33,7 @@ _SIGNERS_OPTION = click.option(
 
 @click.group("audit")
 def audit() -> None:
-    """The signed, hash-chained audit trail: create keys, verify, inspect and export runs."""
+    """The signed, hash-chained audit trail: create keys, verify, pin its head, inspect and export runs."""
 
 
 @audit.command("keygen")
@@ -77,7 +77,7 @@ _EXPECT_HEAD_OPTION = click.option(
     "expect_heads",
     multiple=True,
     metavar="HEAD",
-    help="A head printed earlier by `runbook audit head` (the line, or its JSON): fail unless the chain "
+    help="A head printed earlier by `runbook audit head` (the line, its JSON, or @FILE): fail unless the chain "
     "still contains that run, unaltered (newest runs deleted, directory rolled back, another chain).",
 )
 _DSN_OPTION = click.option(
@@ -85,6 +85,7 @@ _DSN_OPTION = click.option(
     "dsn",
     envvar="RUNBOOK_AUDIT_DSN",
     default=None,
+    metavar="DSN",
     help="Also cross-check the directory against the PostgreSQL sink's append-only table: runs and "
     "records there but missing from the files, or different, fail verification.",
 )
@@ -93,6 +94,7 @@ _TABLE_OPTION = click.option(
     "table",
     default="runbook_audit",
     show_default=True,
+    metavar="TABLE",
     help="The sink's table (NAME or SCHEMA.NAME).",
 )
 _NO_LOCAL_HEAD_OPTION = click.option(
@@ -100,6 +102,26 @@ _NO_LOCAL_HEAD_OPTION = click.option(
     is_flag=True,
     help="Do not check the directory against its local head file (kept outside it by the writer).",
 )
+
+
+def _expected_head(text: str) -> tuple[Any, str]:
+    """An --expect-head value: the line, its JSON, or @FILE holding either."""
+    from runbook.audit.head import Head, HeadError
+    from runbook.audit.safeio import MAX_SMALL, read_regular
+
+    if not text.startswith("@"):
+        return Head.parse(text), "--expect-head"
+    path = Path(text[1:]).expanduser()
+    try:
+        content = read_regular(path, "head file", MAX_SMALL).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HeadError(
+            f"cannot read head file: {getattr(exc, 'strerror', None) or exc}", location=Location(str(path))
+        )
+    lines = [ln for ln in content.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return Head.parse(
+        lines[-1] if lines and not content.lstrip().startswith("{") else content, str(path)
+    ), str(path)
 
 
 def _verified(
@@ -113,10 +135,10 @@ def _verified(
 ) -> Any:
     """The verify report of an audit directory, a bundle or a run file, expected heads checked."""
     from runbook.audit import export, verify
-    from runbook.audit.head import Head, apply_heads, load_local_head, local_head_path
+    from runbook.audit.head import apply_heads, load_local_head, local_head_path
     from runbook.audit.safeio import MAX_RUN_FILE, open_regular
 
-    heads = [(Head.parse(text), "--expect-head") for text in expect_heads]
+    heads = [_expected_head(text) for text in expect_heads]
     if dsn and not target.is_dir():
         raise UsageError("--audit-dsn cross-checks an audit directory", location=Location(str(target)))
     if not target.is_dir() and (target.exists() or target.is_symlink()):
@@ -182,7 +204,11 @@ def _cross_check(report: Any, directory: Path, dsn: str, table: str) -> None:
 @audit.command("verify")
 @click.argument("path", required=False, default=None)
 @_SIGNERS_OPTION
-@click.option("--allow-unsigned", is_flag=True, help="Accept runs written without a signing key.")
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Accept runs written without a signing key before the first signed one (never after it).",
+)
 @_EXPECT_HEAD_OPTION
 @_NO_LOCAL_HEAD_OPTION
 @_DSN_OPTION
@@ -203,6 +229,9 @@ def verify_cmd(
     directory, or an exported bundle; default ./audit or $RUNBOOK_AUDIT_DIR), and that the chain
     still contains its expected heads. Exit 0 only if all of it verifies."""
     target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
+    source = click.get_current_context().get_parameter_source("dsn")
+    if dsn and source == click.core.ParameterSource.ENVIRONMENT and not target.is_dir():
+        dsn = None  # $RUNBOOK_AUDIT_DSN cross-checks directories; a bundle or a run file is verified alone
     report = _verified(
         target, _trust(allowed_signers), allow_unsigned, expect_heads, not no_local_head, dsn, table
     )
@@ -264,8 +293,12 @@ def head_cmd(
 
 
 def _print_report(report: Any) -> None:
+    """The report as text; every value that came from the files (run ids, signer names, outcomes,
+    problems quoting them) is shown with control characters escaped, never sent to the terminal."""
+    from runbook.audit.show import printable as p
+
     for w in report.warnings:
-        click.secho(f"warning: {w}", fg="yellow", err=True)
+        click.secho(f"warning: {p(w)}", fg="yellow", err=True)
     for r in report.runs:
         if r.key_id is None:
             signer = "unsigned"
@@ -273,25 +306,25 @@ def _print_report(report: Any) -> None:
             signer = f"signed by {r.signer} ({r.key_id})"
         else:
             signer = f"signed by {r.key_id}"
-        summary = f"{r.records} records, {r.seals} seals, {signer}, outcome {r.outcome or '?'}"
+        summary = p(f"{r.label}: {r.records} records, {r.seals} seals, {signer}, outcome {r.outcome or '?'}")
         if r.ok:
-            click.echo(click.style("OK    ", fg="green") + f"{r.label}: {summary}")
+            click.echo(click.style("OK    ", fg="green") + summary)
         else:
-            click.echo(click.style("FAIL  ", fg="red") + f"{r.label}: {summary}")
-            for p in r.problems:
-                click.echo(f"      {p}")
+            click.echo(click.style("FAIL  ", fg="red") + summary)
+            for problem in r.problems:
+                click.echo(f"      {p(problem)}")
         for n in r.notes:
-            click.echo(f"      note: {n}")
-    for p in report.problems:
-        click.echo(click.style("FAIL  ", fg="red") + p)
+            click.echo(f"      note: {p(n)}")
+    for problem in report.problems:
+        click.echo(click.style("FAIL  ", fg="red") + p(problem))
     for h in report.heads:
         if h["ok"]:
             click.echo(
                 click.style("OK    ", fg="green")
-                + f"expected head ({h['source']}): run {h['run_id']} is in the chain"
+                + p(f"expected head ({h['source']}): run {h['run_id']} is in the chain")
             )
     for n in report.notes:
-        click.echo(f"note: {n}")
+        click.echo(f"note: {p(n)}")
     total = len(report.all_problems())
     if report.ok:
         click.secho(f"OK: {len(report.runs)} run(s), {report.records} records verified", fg="green")

@@ -16,6 +16,7 @@ def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # local audit heads
     for var in (
         "RUNBOOK_AUDIT_HEADS",
+        "RUNBOOK_AUDIT_DSN",
         "RUNBOOK_ALLOWED_SIGNERS",
         "RUNBOOK_AUDIT_KEY",
         "RUNBOOK_AUDIT_KEY_PASSPHRASE",

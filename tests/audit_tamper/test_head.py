@@ -282,3 +282,83 @@ def test_garbled_local_head_file(local: Path, pristine: Pristine) -> None:
     local_head_path(local).write_text("# nothing here\n")
     out = verify(local, pristine.signers)
     assert out.exit_code == 2 and "holds no head" in out.output
+
+
+def test_whole_trail_rewritten_unsigned(trail: Path, pristine: Pristine) -> None:
+    """Every run stripped of its signatures and re-chained: unsigned from its start, so
+    --allow-unsigned admits it -- the signed head does not."""
+    from .helpers import unsigned
+
+    line = _head(trail, pristine.signers)
+    prev = None
+    for p in runs(trail):
+        recs = records(p)
+        put(p, unsigned(recs, after=prev) if prev else unsigned(recs))
+        prev = records(p)[-1]
+    assert verify(trail, pristine.signers, "--allow-unsigned").exit_code == 0  # the limit without a head
+    out = failed(trail, pristine.signers, "--allow-unsigned", "--expect-head", line)
+    assert "when the head was taken, and is unsigned now (its signatures stripped or replaced)" in out
+
+
+def test_expect_head_on_an_emptied_directory(trail: Path, pristine: Pristine) -> None:
+    line = _head(trail, pristine.signers)
+    for p in runs(trail):
+        p.unlink()
+    out = failed(trail, pristine.signers, "--expect-head", line)
+    assert "is missing: the directory holds no readable run" in out
+
+
+def test_expect_head_with_a_bundle(trail: Path, pristine: Pristine, tmp_path: Path) -> None:
+    line = _head(trail, pristine.signers)
+    newest, older = tmp_path / "newest.tar.gz", tmp_path / "older.tar.gz"
+    assert cli("export", "latest", "--dir", str(trail), "--out", str(newest)).exit_code == 0
+    assert cli("export", runs(trail)[0].name, "--dir", str(trail), "--out", str(older)).exit_code == 0
+    assert verify(newest, pristine.signers, "--expect-head", line).exit_code == 0
+    assert "is missing" in failed(older, pristine.signers, "--expect-head", line)
+
+
+def test_dsn_from_the_environment_is_not_used_for_a_bundle(
+    trail: Path, pristine: Pristine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$RUNBOOK_AUDIT_DSN (set for `exec`) cross-checks directories; a bundle verifies offline."""
+    bundle = tmp_path / "b.tar.gz"
+    assert cli("export", "latest", "--dir", str(trail), "--out", str(bundle)).exit_code == 0
+    monkeypatch.setenv("RUNBOOK_AUDIT_DSN", "postgresql://nobody@127.0.0.1:1/none")
+    assert verify(bundle, pristine.signers).exit_code == 0
+    out = verify(bundle, pristine.signers, "--audit-dsn", "postgresql://nobody@127.0.0.1:1/none")
+    assert out.exit_code == 2 and "--audit-dsn cross-checks an audit directory" in out.output
+
+
+def test_expect_head_from_a_file(trail: Path, pristine: Pristine, tmp_path: Path) -> None:
+    ticket = tmp_path / "CHG-123.head"
+    ticket.write_text("# pinned in change CHG-123\n" + _head(trail, pristine.signers) + "\n")
+    out = verify(trail, pristine.signers, "--expect-head", f"@{ticket}")
+    assert out.exit_code == 0 and f"expected head ({ticket}): run" in out.output, out.output
+    runs(trail)[-1].unlink()
+    assert f"expected head ({ticket}): run" in failed(trail, pristine.signers, "--expect-head", f"@{ticket}")
+
+
+@pytest.mark.timeout(20)
+def test_expect_head_file_that_is_a_fifo(trail: Path, pristine: Pristine, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "head")
+    out = verify(trail, pristine.signers, "--expect-head", f"@{tmp_path / 'head'}")
+    assert out.exit_code == 2 and "head file is a FIFO" in out.output, out.output
+
+
+def test_head_line_wrapped_by_a_ticket_system(trail: Path, pristine: Pristine) -> None:
+    wrapped = _head(trail, pristine.signers).replace(" sig=", "\n  sig=").replace(" final=", "\r\nfinal=")
+    assert verify(trail, pristine.signers, "--expect-head", wrapped).exit_code == 0
+
+
+def test_control_characters_from_files_and_heads_never_reach_the_terminal(trail: Path, pristine: Pristine) -> None:
+    from .helpers import unsigned
+
+    newest = runs(trail)[-1]
+    recs = records(newest)
+    evil = "x\x1b]0;pwned\x07\x1b[2J"
+    put(newest, unsigned(recs, run_id=evil))
+    head = Head(evil + "\r", 3, "0" * 64, "1" * 64, "2" * 64, None, None)
+    out = verify(trail, pristine.signers, "--expect-head", head.line())
+    assert out.exit_code == 1
+    assert "\x1b" not in out.output and "\x07" not in out.output and "\r" not in out.output
+    assert "x\\x1b]0;pwned\\x07\\x1b[2J" in out.output

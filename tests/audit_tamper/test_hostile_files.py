@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from runbook.audit.chain import chain_tail, last_valid
 from runbook.audit.safeio import MAX_LINE
 
-from .conftest import Pristine
+from .conftest import Pristine, exec_run
 from .helpers import cli, failed, records, runs, verify
 
 Maker = Callable[[Path], None]
@@ -37,6 +38,22 @@ def _directory(p: Path) -> None:
     p.mkdir()
 
 
+def _socket(p: Path) -> None:
+    cwd = os.getcwd()
+    os.chdir(p.parent)  # a relative name: socket paths are limited to 108 bytes
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(p.name)  # the socket file stays after close; opening it fails with ENXIO
+    finally:
+        os.chdir(cwd)
+
+
+def _via_symlink(p: Path, make: Maker) -> None:
+    target = p.with_name(p.name + ".target")
+    make(target)
+    p.symlink_to(target)
+
+
 def _symlink_to_fifo(p: Path) -> None:
     target = p.with_name(p.name + ".real-fifo")
     os.mkfifo(target)
@@ -49,6 +66,9 @@ HOSTILE: dict[str, tuple[Maker, str]] = {
     "sparse-100MB": (_sparse, "is 100 MiB, larger than the 1 MiB limit: refused"),
     "directory": (_directory, "is a directory, not a regular file: refused"),
     "symlink-to-fifo": (_symlink_to_fifo, "is a FIFO (named pipe), not a regular file: refused"),
+    "socket": (_socket, "is a socket, not a regular file: refused"),
+    "symlink-to-sparse": (lambda p: _via_symlink(p, _sparse), "is 100 MiB, larger than the 1 MiB limit: refused"),
+    "symlink-to-directory": (lambda p: _via_symlink(p, _directory), "is a directory, not a regular file: refused"),
 }
 CASES = [pytest.param(m, e, id=i) for i, (m, e) in HOSTILE.items()]
 
@@ -67,7 +87,7 @@ def test_hostile_allowed_signers_via_environment(
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("make, expected", [c for c in CASES if c.id != "directory"])
+@pytest.mark.parametrize("make, expected", [c for c in CASES if "directory" not in c.id])
 def test_hostile_allowed_signers_option(trail: Path, tmp_path: Path, make: Maker, expected: str) -> None:
     signers = tmp_path / "allowed_signers"
     make(signers)
@@ -83,7 +103,7 @@ def test_allowed_signers_directory_option_is_a_usage_error(trail: Path, tmp_path
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("make, expected", [c for c in CASES if c.id != "directory"])
+@pytest.mark.parametrize("make, expected", [c for c in CASES if "directory" not in c.id])
 def test_hostile_default_allowed_signers(trail: Path, tmp_path: Path, make: Maker, expected: str) -> None:
     """~/.config/runbook/allowed_signers itself is a FIFO or a device: refused, not skipped or read."""
     signers = tmp_path / "xdg" / "runbook" / "allowed_signers"  # XDG_CONFIG_HOME is tmp_path/xdg
@@ -91,6 +111,13 @@ def test_hostile_default_allowed_signers(trail: Path, tmp_path: Path, make: Make
     make(signers)
     out = verify(trail, None)
     assert out.exit_code == 2 and f"allowed signers file {expected}" in out.output, out.output
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_device_given_directly_as_allowed_signers(trail: Path, device: str) -> None:
+    out = verify(trail, Path(device))
+    assert out.exit_code == 2 and "is a character device, not a regular file: refused" in out.output, out.output
 
 
 @pytest.mark.timeout(20)
@@ -112,6 +139,7 @@ RUN_FILE_CASES = [
     pytest.param(_dev_zero, "is a character device, not a regular file: refused (not read)", id="dev-zero"),
     pytest.param(_directory, "is a directory, not a regular file: refused (not read)", id="directory"),
     pytest.param(_symlink_to_fifo, "is a FIFO (named pipe), not a regular file", id="symlink-to-fifo"),
+    pytest.param(_socket, "is a socket, not a regular file: refused", id="socket"),
     pytest.param(lambda p: _sparse(p, (1 << 30) + 1), "is 1073741825 bytes, larger than the 1 GiB limit", id="sparse-1GiB"),
 ]
 
@@ -161,7 +189,7 @@ def test_huge_line_between_genuine_records(trail: Path, pristine: Pristine) -> N
 
 
 @pytest.mark.timeout(20)
-@pytest.mark.parametrize("make, expected", [c for c in CASES if c.id != "directory"])
+@pytest.mark.parametrize("make, expected", [c for c in CASES if "directory" not in c.id])
 def test_hostile_path_given_to_verify_show_export(
     trail: Path, tmp_path: Path, pristine: Pristine, make: Maker, expected: str
 ) -> None:
@@ -194,6 +222,16 @@ def test_show_and_export_latest_when_the_newest_entry_is_hostile(
 
 
 @pytest.mark.timeout(20)
+def test_show_counts_a_huge_line_as_corrupt(trail: Path) -> None:
+    newest = runs(trail)[-1]
+    data = newest.read_bytes().split(b"\n")
+    data.insert(2, b"Z" * (MAX_LINE + 10))
+    newest.write_bytes(b"\n".join(data))
+    res = cli("show", "latest", "--dir", str(trail))
+    assert res.exit_code == 1 and "1 corrupt line(s) in this run file (line 3)" in res.output, res.output
+
+
+@pytest.mark.timeout(20)
 @pytest.mark.parametrize("make, expected", [c for c in CASES if c.id in ("fifo", "dev-zero-symlink")])
 def test_hostile_bundle(tmp_path: Path, pristine: Pristine, make: Maker, expected: str) -> None:
     bundle = tmp_path / "bundle.json"
@@ -222,3 +260,16 @@ def test_a_copy_of_the_trail_is_untouched_by_the_refusals(trail: Path, pristine:
     (trail / name).unlink()
     assert verify(trail, pristine.signers).exit_code == 0
     shutil.rmtree(trail)
+
+
+@pytest.mark.timeout(60)
+def test_exec_into_a_directory_holding_a_fifo_run(trail: Path, pristine: Pristine) -> None:
+    """`runbook exec` itself never blocks on a FIFO planted in its audit directory."""
+    genuine = records(runs(trail)[-1])[-1]["hash"]
+    fifo = trail / _newest_name(trail)
+    _fifo(fifo)
+    exec_run(pristine.project, trail, pristine.key)
+    new = records(runs(trail)[-1])
+    assert new[0]["prev"] == genuine  # chained to the newest readable run
+    out = failed(trail, pristine.signers)
+    assert f"run file {fifo.name} is a FIFO (named pipe), not a regular file: refused (not read)" in out

@@ -158,7 +158,16 @@ class AuditTable:
         self.label = f"{safe_dsn(dsn)} table {table}"
         try:
             self._conn = psycopg.connect(
-                dsn, connect_timeout=connect_timeout, application_name="runbook-audit-verify", autocommit=True
+                dsn,
+                connect_timeout=connect_timeout,
+                application_name="runbook-audit-verify",
+                autocommit=True,
+                # a peer that goes silent mid-query is given up on, not waited for
+                keepalives=1,
+                keepalives_idle=10,
+                keepalives_interval=5,
+                keepalives_count=3,
+                tcp_user_timeout=30_000,
             )
             self._conn.execute(f"SET statement_timeout = {int(statement_timeout) * 1000}")
             self._conn.execute("SET default_transaction_read_only = on")
