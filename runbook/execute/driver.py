@@ -18,6 +18,7 @@ from runbook.errors import RunbookError
 from runbook.execute import clients
 from runbook.execute.transports.base import Transport
 from runbook.model.become import Become
+from runbook.model.checks import LARGEST
 from runbook.plan.actions import (
     Action,
     Client,
@@ -34,6 +35,12 @@ from runbook.plan.actions import (
     WriteFile,
 )
 from runbook.plan.steps.base import Outcome, StepGen
+
+
+def _bounded(seconds: float | None) -> float | None:
+    """A duration the OS accepts: the clocks, selects and waits refuse values past about 1e9-1e10
+    seconds (OverflowError); longer ones mean "forever" and LARGEST (31 years) is as good."""
+    return None if seconds is None else min(float(seconds), float(LARGEST))
 
 
 class Cancelled(Exception):
@@ -107,7 +114,7 @@ class Drive:
                 self.planned.append(PlannedChange("command", shown))
                 return CommandResult(rc=0, dry_run=True)
             self.commands.append(shown)
-            timeout = action.timeout
+            timeout = _bounded(action.timeout)
             if self.deadline is not None:
                 left = max(0.01, self.deadline - time.monotonic())
                 timeout = left if timeout is None else min(timeout, left)
@@ -140,7 +147,9 @@ class Drive:
                 from runbook.plan.actions import HttpResponse
 
                 return HttpResponse(status=0, error="dry-run: not sent")
-            return clients.http_request(action, self.transport, self._stack)
+            return clients.http_request(
+                replace(action, timeout=_bounded(action.timeout)), self.transport, self._stack
+            )
         if isinstance(action, Tunnel):
             return self._stack.enter_context(self.transport.tunnel(action.host, action.port))
         if isinstance(action, Client):
@@ -150,7 +159,7 @@ class Drive:
             return clients.call(action, self.transport, self._stack, self.cancel)
         if isinstance(action, Sleep):
             if not self.dry_run:
-                self.cancel.wait(action.seconds)
+                self.cancel.wait(_bounded(action.seconds))
             return None
         if isinstance(action, Snapshot):
             data = dict(action.data)
