@@ -18,6 +18,7 @@ from runbook.errors import Aborted, RunbookError
 from runbook.execute import clients
 from runbook.execute.transports.base import Transport
 from runbook.model.become import Become
+from runbook.model.checks import LARGEST
 from runbook.plan.actions import (
     Action,
     Client,
@@ -36,6 +37,12 @@ from runbook.plan.actions import (
 from runbook.plan.steps.base import Outcome, StepGen
 
 __all__ = ["Aborted", "Cancelled", "Drive", "NotReadOnly", "PlannedChange"]
+
+
+def _bounded(seconds: float | None) -> float | None:
+    """A duration the OS accepts: the clocks, selects and waits refuse values past about 1e9-1e10
+    seconds (OverflowError); longer ones mean "forever" and LARGEST (31 years) is as good."""
+    return None if seconds is None else min(float(seconds), float(LARGEST))
 
 
 class Cancelled(Exception):
@@ -119,7 +126,7 @@ class Drive:
                 self.planned.append(PlannedChange("command", shown))
                 return CommandResult(rc=0, dry_run=True)
             self.commands.append(shown)
-            timeout = action.timeout
+            timeout = _bounded(action.timeout)
             if self.deadline is not None:
                 left = max(0.01, self.deadline - time.monotonic())
                 timeout = left if timeout is None else min(timeout, left)
@@ -156,7 +163,9 @@ class Drive:
                 from runbook.plan.actions import HttpResponse
 
                 return HttpResponse(status=0, error="dry-run: not sent")
-            return clients.http_request(action, self.transport, self._stack)
+            return clients.http_request(
+                replace(action, timeout=_bounded(action.timeout)), self.transport, self._stack
+            )
         if isinstance(action, Tunnel):
             return self._stack.enter_context(self.transport.tunnel(action.host, action.port))
         if isinstance(action, Client):
@@ -166,7 +175,7 @@ class Drive:
             return clients.call(action, self.transport, self._stack, self.cancel)
         if isinstance(action, Sleep):
             if not self.dry_run:
-                self.cancel.wait(action.seconds)
+                self.cancel.wait(_bounded(action.seconds))
             return None
         if isinstance(action, Snapshot):
             data = dict(action.data)

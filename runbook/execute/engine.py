@@ -231,7 +231,8 @@ class Engine:
                 message = "pre-flight failed on " + ", ".join(preflight_failed) + "; nothing was changed"
                 if self.opt.dry_run and any(self.hosts[h].render_error for h in preflight_failed):
                     code = EXIT_USAGE  # the plan could not be made: a template or argument is wrong
-                    message += "\n" + "\n".join(f"{h}: {self.hosts[h].failure}" for h in preflight_failed)
+                # why, per host (a template or argument error names its file:line)
+                message += "\n" + "\n".join(f"{h}: {self.hosts[h].failure}" for h in preflight_failed)
             else:
                 status, code, message = self._phase_steps()
         except (KeyboardInterrupt, Cancelled, Aborted) as exc:

@@ -228,10 +228,13 @@ class SSHTransport(Transport):
         if priv is None:
             return plain_body(command)
         f = self.facts
+        method = become.how(priv, uid=f.uid, has_sudo=f.sudo)
+        if needed is None:
+            needed = become.password_needed(method, uid=f.uid)
         return become_body(
             command,
             priv.user,
-            how=become.how(priv, uid=f.uid, has_sudo=f.sudo),
+            how=method,
             flags=priv.flags,
             password=priv.password,
             persistent=persistent,

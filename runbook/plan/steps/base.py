@@ -8,11 +8,14 @@ anything, and implement ``undo(args, snapshot, ctx)`` the same way.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from runbook.model.checks import shown_number
 from runbook.plan.actions import Action
 
 StepGen = Generator[Action, Any, "Outcome"]
@@ -203,11 +206,37 @@ def validator_for(schema: dict[str, Any]) -> Any:
     ``jsonschema.validate`` does, re-checks the schema itself and costs ~15 ms every time)."""
     v = _VALIDATORS.get(id(schema))
     if v is None:
-        import jsonschema
-
-        v = jsonschema.Draft202012Validator(schema)
+        v = _finite_validator_class()(schema)
         _VALIDATORS[id(schema)] = v
     return v
+
+
+def usable_number(value: Any) -> bool:
+    """A number a step can compute with: finite and within float range (YAML's .inf, 1e400 and
+    integers of hundreds of digits are numbers to JSON Schema, and crash ``float()`` or sleeps)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value.bit_length() <= 1023
+    return True
+
+
+@functools.cache
+def _finite_validator_class() -> Any:
+    """Draft 2020-12, where "number" and "integer" also mean usable_number."""
+    import jsonschema
+    from jsonschema.exceptions import ValidationError as SchemaError
+
+    base = jsonschema.Draft202012Validator
+    check_type = base.VALIDATORS["type"]
+
+    def finite_type(validator: Any, types: Any, instance: Any, schema: Any) -> Any:
+        yield from check_type(validator, types, instance, schema)
+        names = [types] if isinstance(types, str) else list(types)
+        if ("number" in names or "integer" in names) and not usable_number(instance):
+            yield SchemaError(f"{shown_number(instance)} is not a finite number (the limit is about 1.8e308)")
+
+    return jsonschema.validators.extend(base, {"type": finite_type})
 
 
 _SIMPLE_KEYS = frozenset({"type", "description", "minLength", "default", "title", "examples"})
@@ -228,6 +257,8 @@ def plainly_valid(schema: Any, value: Any) -> bool:
     types = schema.get("type")
     names = [types] if isinstance(types, str) else types
     if not isinstance(names, list) or not names:
+        return False
+    if not usable_number(value):
         return False
     ok = False
     for name in names:
