@@ -259,3 +259,37 @@ def test_the_runbook_in_this_file_validates(tmp_path: Path, monkeypatch: pytest.
     res = CliRunner().invoke(cli, ["validate", "app", "-e", json.dumps(
         {"dir": "/x", "project": "p", "port": 1, "image": "i", "good": "i", "tamper": "true", "hold": 0})])  # fmt: skip
     assert res.exit_code == 0 and "warning" not in res.output, res.output
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_two_ups_of_one_project_in_one_run_keep_two_records(app: App) -> None:
+    """The second compose.up of a run must not overwrite the first one's record: undoing the second
+    brings back the first, undoing the first what ran before the run."""
+    from runbook.plan.steps import base as kinds
+    from tests.deploy.conftest import Runner
+
+    r = Runner(project_dir=app.root)
+    ctx = r.ctx(run_id="R1")
+    compose = app.dir / "compose.yml"
+    args = {"file": str(compose), "project": app.project, "timeout": 60}
+    snaps = []
+    for image in (GOOD, BAD):
+        compose.write_text(COMPOSE.replace("{{ image }}", image).replace("{{ port }}", str(app.port)))
+        out = r.run("compose.up", args, ctx)
+        assert out.ok, out.msg
+        snaps.append(r.last.snapshots[0])
+    assert [s["release"] for s in snaps] == ["R1", "R1.2"]
+    assert snaps[1]["previous_release"] == "R1"
+    assert app.releases() == {"R1", "R1.2"} and app.current() == "R1.2"
+    kind = kinds.get("compose.up")
+    out = r.undo("compose.up", args, snaps[1], ctx)
+    assert out.ok and "release R1 is live again (instead of R1.2)" in out.msg, out.msg
+    assert app.running_images() == [app.image_id(GOOD)]
+    assert r.last.run(kind.verify_undo(args, snaps[1], ctx)).ok
+    out = r.undo("compose.up", args, snaps[0], ctx)
+    assert out.ok and "first release removed" in out.msg, out.msg
+    assert app.running_images() == []
+    check = r.last.run(kind.verify_undo(args, snaps[0], ctx))
+    assert check.ok, check.msg
+    assert not (app.dir / ".runbook-releases" / app.project / "current").exists()
