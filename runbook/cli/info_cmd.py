@@ -179,14 +179,14 @@ def show_cmd(name: str) -> None:
             continue
         c.print(f"\n[bold blue]{phase.upper()}[/]")
         for s in steps:
-            _show_step(c, s, f"{s.index + 1:>2}.", 2)
+            _show_step(c, s, f"{s.index + 1:>2}.", 2, rb.rollback == "auto")
 
 
-def _undo_note(s: Any) -> list[str]:
+def _undo_note(s: Any, auto: bool) -> list[str]:
     """What `show` says about a step a rollback cannot undo (or that declares it needs none)."""
     from runbook.plan import undo
 
-    why = undo.cannot_undo(s)
+    why = undo.cannot_undo(s) if auto else None
     if why:
         return [f"CANNOT BE UNDONE ({why})"]
     if s.undo_none is not None:
@@ -194,7 +194,7 @@ def _undo_note(s: Any) -> list[str]:
     return []
 
 
-def _show_step(c: Any, s: Any, number: str, indent: int) -> None:
+def _show_step(c: Any, s: Any, number: str, indent: int, auto: bool = True) -> None:
     """One step of `runbook show`, its fallback steps indented under it."""
     from rich.markup import escape
 
@@ -207,7 +207,7 @@ def _show_step(c: Any, s: Any, number: str, indent: int) -> None:
         extras.append(f"tags {','.join(s.tags)}")
     if s.undo:
         extras.append(f"undo: {s.undo.module}")
-    extras += _undo_note(s)
+    extras += _undo_note(s, auto)
     if s.fallback:
         extras.append(f"fallback: {len(s.fallback)} step(s)")
     where = f"line {s.location.line}" if s.location.line else ""
@@ -216,7 +216,7 @@ def _show_step(c: Any, s: Any, number: str, indent: int) -> None:
         + f"{number} [bold]{escape(s.label)}[/] [dim]{s.module}{'  ' + '; '.join(extras) if extras else ''}  ({where})[/]"
     )
     for fb in s.fallback:
-        _show_step(c, fb, f"fallback {fb.index + 1}.", indent + 6)
+        _show_step(c, fb, f"fallback {fb.index + 1}.", indent + 6, auto)
 
 
 @click.command("schema")

@@ -203,7 +203,7 @@ class Attempts:
                 entry.rendered = entry.rendered_item = None
             entry.status, entry.changed = rec.outcome, True
             hr.state.entries.append(entry)
-            self.persist()
+            self.persist(durable=step.undo is not None)  # a bare record guards no change: no fsync
 
     def new_entry(self, hr: HostRun, target: HostRun, step: Step, item: Item) -> Entry:
         """A state entry for a step that changed something (no secret in clear: see runbook.execute.state)."""

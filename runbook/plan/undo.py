@@ -56,7 +56,10 @@ def cannot_undo(step: Step) -> str | None:
 
 
 def gaps(rb: Runbook) -> Iterator[tuple[Step, str]]:
-    """The steps of ``rb`` whose changes a rollback cannot undo, with why."""
+    """The steps of ``rb`` whose changes a rollback cannot undo, with why (none when the runbook
+    gives its own rollback steps, or says ``rollback: none``: no step is undone one by one then)."""
+    if rb.rollback != "auto":
+        return
     for step in rb.all_steps():
         why = cannot_undo(step)
         if why:

@@ -306,3 +306,11 @@ def test_a_faithful_rollback_is_checked_and_says_so(project: Project, t: Path) -
     assert f"checked: {t}/app.conf as before" in undo["undo: One"]["msg"]  # the oldest snapshot of it
     assert "checked" not in undo["undo: Two"]["msg"]  # one check per path
     assert "checked: " in undo["undo: Link"]["msg"] and "checked: " in undo["undo: Gone"]["msg"]
+
+
+@pytest.mark.parametrize("rollback", ["none", "[{debug: {msg: undo by hand}}]"])
+def test_no_warning_when_steps_are_not_undone_one_by_one(project: Project, t: Path, rollback: str) -> None:
+    project.runbook("rb", f"rollback: {rollback}\n" + NO_UNDO.format(declare=""))
+    res = project.cli("validate", "rb", "-e", f"t={t}")
+    assert res.exit_code == 0 and "warning" not in res.stderr, res.output
+    assert "CANNOT BE UNDONE" not in project.cli("show", "rb").stdout
