@@ -180,11 +180,6 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
                 f"outside the {desc}: refused, nothing was changed",
                 hint="wait for the window, or pass --force-window",
             )
-    if verbose >= 3:  # -vvv: the traceback of an unexpected error inside a step (redacted)
-        import logging
-
-        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-        logging.getLogger("runbook.execute").setLevel(logging.DEBUG)
     machine = output != "text"
     console = None
     if not machine or verbose:  # rich only when a human reads the output (json/junit: stdout is data)
@@ -229,10 +224,13 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
             bus.subscribe(writer)
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _sigterm)
+    debug = _debug_log(verbose)
     try:
         result = engine.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if debug is not None:
+            debug()
         if renderer:
             renderer.close()
         if writer is not None:
@@ -250,6 +248,27 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     if junit_file:
         Path(junit_file).write_text(junit_xml(result, rb))
     return result.exit_code
+
+
+def _debug_log(verbose: int) -> Any:
+    """-vvv: the (redacted) traceback of an unexpected error inside a step goes to stderr. Returns
+    what removes the handler again (None below -vvv)."""
+    if verbose < 3:
+        return None
+    import logging
+
+    log = logging.getLogger("runbook.execute")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+
+    def remove() -> None:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+    return remove
 
 
 def _sources(inventories: tuple[str, ...]) -> list[str]:
