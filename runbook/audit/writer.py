@@ -74,7 +74,7 @@ class _Run:
 
 
 class AuditWriter:
-    fault_name = "audit trail"  # what the run says when this subscriber fails (disk full, read-only)
+    fault_name = "audit trail cannot be written"  # what the run says when this fails (disk full)
 
     def __init__(
         self,

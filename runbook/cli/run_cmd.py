@@ -197,11 +197,6 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
                 f"outside the {desc}: refused, nothing was changed",
                 hint="wait for the window, or pass --force-window",
             )
-    if verbose >= 3:  # -vvv: the traceback of an unexpected error inside a step (redacted)
-        import logging
-
-        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
-        logging.getLogger("runbook.execute").setLevel(logging.DEBUG)
     machine = output != "text"
     console = None
     if not machine or verbose:  # rich only when a human reads the output (json/junit: stdout is data)
@@ -254,11 +249,14 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGTERM, _sigterm)
     signal.signal(signal.SIGINT, _Interrupts())
+    debug = _debug_log(verbose)
     try:
         result = engine.run()
     finally:
         signal.signal(signal.SIGTERM, previous[0])
         signal.signal(signal.SIGINT, previous[1])
+        if debug is not None:
+            debug()
         if renderer:
             renderer.close()
         if writer is not None:
@@ -293,6 +291,27 @@ def _say_cannot_undo(console: Any, rb: Any) -> None:
     for step, why in gaps:
         console.print(f"  [yellow]{escape(undo.describe(step, why))}[/]")
     console.print(f"  [dim]{escape(undo.DECLARE_HINT)}[/]")
+
+
+def _debug_log(verbose: int) -> Any:
+    """-vvv: the (redacted) traceback of an unexpected error inside a step goes to stderr. Returns
+    what removes the handler again (None below -vvv)."""
+    if verbose < 3:
+        return None
+    import logging
+
+    log = logging.getLogger("runbook.execute")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(message)s"))
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+
+    def remove() -> None:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+    return remove
 
 
 def _sources(inventories: tuple[str, ...]) -> list[str]:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from runbook.errors import RunbookError, TransportError
+from runbook.errors import InventoryError, RunbookError, TransportError
 from runbook.execute import faults, leftovers, pins
 from runbook.execute import lock as locks
 from runbook.execute.driver import Aborted, Cancelled
@@ -156,9 +156,17 @@ class Engine:
             self.templar,
         )
         spec_vars = base.child((self.opt.extra_vars, False))
-        spec = HostSpec.from_vars(
-            name, {k: spec_vars[k] for k in spec_vars if k.startswith(("ansible_", "runbook_"))}
-        )
+        try:
+            spec = HostSpec.from_vars(
+                name, {k: spec_vars[k] for k in spec_vars if k.startswith(("ansible_", "runbook_"))}
+            )
+        except RunbookError:
+            raise
+        except Exception as exc:  # ansible_port=abc: the inventory's error, before anything runs
+            raise InventoryError(
+                f"host {name}: its connection variables are invalid: {faults.describe(exc, self.redactor.redact)}",
+                hint="check the host's ansible_* variables in the inventory",
+            ) from None
         hr = HostRun(
             name=name, spec=spec, base_vars=base, state=self.state.host(name),
             transport_options=self.opt.transport_options, extra_vars=self.opt.extra_vars,
@@ -305,16 +313,22 @@ class Engine:
         def undo_host(hr: HostRun) -> None:
             # the deploy lock, as for a deploy: never undo under a run that is still live on the host
             # (a killed run's lock is broken as stale: same control host, dead PID, or past its TTL)
-            locked = self._lock(hr)
-            if locked is None:
-                hr.rollback_status = "failed"
-                return
+            locked: bool | None = False
             try:
+                locked = self._lock(hr)
+                if locked is None:
+                    hr.rollback_status = "failed"
+                    return
                 self._stop_leftovers(hr)
-                self.rollback.host(hr, "requested by the operator")
+                self._roll_back(hr, "requested by the operator")
+            except (KeyboardInterrupt, Cancelled, Aborted):
+                raise
+            except Exception as exc:  # the host cannot be reached, a bug: that host's rollback failed
+                hr.rollback_status = "failed"
+                hr.failure = faults.describe(exc, self.redactor.redact)
             finally:
                 if locked:
-                    with contextlib.suppress(RunbookError):
+                    with contextlib.suppress(Exception):
                         locks.release(hr.transport(), self.rb.lock or "", self.run_id, hr.name)
 
         try:
@@ -322,7 +336,8 @@ class Engine:
         except (KeyboardInterrupt, Cancelled):
             self.stop_active()
         for hr in self.hosts.values():
-            hr.close()
+            with contextlib.suppress(Exception):
+                hr.close()
         self.persist()
         bad = [h for h, hr in self.hosts.items() if hr.rollback_status == "failed"]
         status, code = ("rollback_failed", EXIT_ROLLBACK_FAILED) if bad else ("rolled_back", EXIT_OK)
@@ -333,6 +348,9 @@ class Engine:
             msg = f"run {self.state.run_id}: nothing undone (the runbook says rollback: none)"
         else:
             msg = f"run {self.state.run_id} rolled back"
+        if self.fault() and code == EXIT_OK:  # undone, but the state (or audit) does not say so
+            status, code = "aborted", EXIT_FAULT
+            msg += f"; {self.fault()}"
         result = RunResult(self.run_id, status, code, self._targeted(), started, time.monotonic(), msg)
         self.runner.emit("run.end", None, outcome=status, data={"exit_code": code, "message": msg})
         self.bus.close()
@@ -439,7 +457,7 @@ class Engine:
             return
         try:
             self.rollback.host(hr, reason)
-        except (KeyboardInterrupt, Cancelled):
+        except (KeyboardInterrupt, Cancelled, Aborted):
             raise
         except Exception as exc:
             hr.rollback_status = "failed"

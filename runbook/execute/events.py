@@ -23,7 +23,8 @@ Event kinds (``Event.kind``):
                  checked against the step's oldest snapshot (msg names what differs)
   rollback.end   host, outcome (ok|failed), data: {problems: what a failed rollback left, per step}
   host.end       host, outcome, data: {stats}
-  run.end        outcome (success|failed|rolled_back|preflight_failed|rollback_failed|interrupted),
+  run.end        outcome (success|failed|rolled_back|preflight_failed|refused|aborted|rollback_failed|
+                 interrupted; refused: nothing changed, aborted: the audit/state could not be written),
                  data: {exit_code, stats per host}
 Everything in ``data`` is JSON-serialisable and already redacted.
 """
@@ -108,9 +109,9 @@ class EventBus:
         with self._lock:
             if self.fault is None:
                 who = getattr(fn, "__self__", fn)
-                name = getattr(who, "fault_name", type(who).__name__)  # e.g. "audit trail"
+                what = getattr(who, "fault_name", f"{type(who).__name__} failed")  # "audit trail ..."
                 text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                self.fault = f"{name} cannot be written: {text}"
+                self.fault = f"{what}: {text}"
 
     def close(self) -> None:
         """Tell subscribers with a ``close`` method that the stream has ended."""

@@ -98,7 +98,12 @@ class DirectoryLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640)
+        except OSError as exc:  # read-only, full (no inode), not ours
+            raise AuditError(
+                f"cannot create the audit directory lock: {exc.strerror}", location=Location(str(self.path))
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -112,8 +117,14 @@ class DirectoryLock:
                 hint="runs sharing an audit directory are chained one after another; wait for the other "
                 "run to finish, or give this one its own audit directory",
             )
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # a full disk: the lock is not kept half-taken
+            os.close(fd)
+            raise AuditError(
+                f"cannot write the audit directory lock: {exc.strerror}", location=Location(str(self.path))
+            ) from None
         self._fd = fd
 
     def release(self) -> None:
