@@ -75,6 +75,7 @@ class Attempts:
         run_id: str
         persist: Callable[..., None]
         delegate: Callable[[str], HostRun] | None
+        fault: Callable[[], str | None]
         active: dict[str, tuple[Drive, Any]]
         _lock: threading.Lock
 
@@ -123,6 +124,7 @@ class Attempts:
                 or attempt_no > retries
                 or self.dry_run
                 or self.cancel.is_set()
+                or self.fault()  # the audit/state cannot be written: no retry, the run stops
             ):
                 break
             why = out.msg or ("until condition not met" if ok else "failed")
