@@ -98,6 +98,7 @@ class Attempts:
         delegate: Callable[[str], HostRun] | None
         pinned: Callable[[], frozenset[str]]
         inflight: leftovers.InFlight
+        fault: Callable[[], str | None]
         active: dict[str, tuple[Drive, Any]]
         _lock: threading.Lock
 
@@ -146,6 +147,7 @@ class Attempts:
                 or attempt_no > retries
                 or self.dry_run
                 or self.cancel.is_set()
+                or self.fault()  # the audit/state cannot be written: no retry, the run stops
             ):
                 break
             why = out.msg or ("until condition not met" if ok else "failed")

@@ -247,7 +247,7 @@ class Engine:
             self.interrupted = True
             self.cancel.set()
             aborted = isinstance(exc, Aborted)  # Ctrl-C twice: no rollback, out at once
-            status, code, message = "interrupted", EXIT_INTERRUPTED, self.rollback.after_interrupt(aborted)
+            status, code, message = "interrupted", EXIT_INTERRUPTED, self._after_interrupt(aborted)
         except Exception as exc:  # a bug outside any step: still roll back, run always:, report
             status, code, message = self._after_crash(exc)
         status, code, message = self._fault_verdict(status, code, message)
@@ -277,6 +277,15 @@ class Engine:
             result.status, result.exit_code = "aborted", EXIT_FAULT
             result.message = f"the run succeeded but {self.fault()}"
         return result
+
+    def _after_interrupt(self, aborted: bool = False) -> str:
+        """Ctrl-C: the operator's choice (see Rollback.after_interrupt); its own crash is reported."""
+        try:
+            return self.rollback.after_interrupt(aborted)
+        except (KeyboardInterrupt, Cancelled, Aborted):
+            return "interrupted again: state kept, run `runbook rollback`"
+        except Exception as exc:
+            return f"interrupted; the rollback broke ({faults.describe(exc, self.redactor.redact)}): run `runbook rollback {self.rb.name} --run {self.state.run_id}`"
 
     def _fault_verdict(self, status: str, code: int, message: str) -> tuple[str, int, str]:
         """The audit trail or the state could not be written: nothing changed is a refusal (3);

@@ -93,9 +93,11 @@ class RunState:
             return self.hosts.setdefault(name, HostState())
 
     def save(self, durable: bool = True) -> None:
-        """Write the state atomically. ``durable`` also fsyncs (snapshots: they must be on disk before
-        the change they describe); progress markers skip the fsync (they survive a process crash,
-        which is what --resume is for)."""
+        """Write the state atomically: a temporary file written whole and fsynced, then renamed over
+        the old one (which stays whole until then: a crash or a full disk never leaves a cut-short
+        state, and never replaces a durable snapshot by an unsynced file). ``durable`` (snapshots:
+        on disk before the change they describe) also fsyncs the directory, so the new name is on
+        disk too; progress markers skip that. A write that fails raises StateWriteError."""
         with self._lock:
             doc = {
                 "run_id": self.run_id,
@@ -113,8 +115,7 @@ class RunState:
                 view = memoryview(data)
                 while view:  # a short write (disk full) is never taken for the whole file
                     view = view[os.write(fd, view) :]
-                if durable:
-                    os.fsync(fd)
+                os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, self.path)  # the old state stays whole until the new one is
