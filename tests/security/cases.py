@@ -339,7 +339,7 @@ def _release(p: str, s: Scratch, dry: bool) -> tuple[Outcome, RecordingDrive]:
     args = {"file": p, "env_file": [p + ".env"], "releases_dir": p + ".releases"}
     store = compose_release.store_dir(args, "proj")
     ctx = s.ctx(dry)
-    rec, drive = s.drive(compose_release.record(args, ctx, store, "rel1", []))
+    rec, drive = s.drive(compose_release.record(args, ctx, {"store": store}, "rel1", []))
     assert rec.ok, rec.stderr
     kept = s.dir / store / "rel1"
     assert (kept / "compose.yml").read_text() == COMPOSE and (kept / "env.0").read_text() == "A=1\n"

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from runbook.plan.commands import operand
+
 MANIFEST = "manifest.json"
 UNDONE = "undone"
 
@@ -33,7 +35,7 @@ class Release:
 
 def listing_argv(store: str) -> list[str]:
     """find(1) over the store: one line per release directory and per file directly in one."""
-    return ["find", store, "-mindepth", "1", "-maxdepth", "2", "-printf", r"%d\t%y\t%T@\t%P\n"]
+    return ["find", operand(store), "-mindepth", "1", "-maxdepth", "2", "-printf", r"%d\t%y\t%T@\t%P\n"]
 
 
 def parse_listing(text: str) -> list[Release]:
