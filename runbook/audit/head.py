@@ -35,7 +35,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, unquote
@@ -81,7 +81,17 @@ class Head:
         return " ".join([HEAD_FORMAT, *(f"{k}={v}" for k, v in zip(_FIELDS, values, strict=True))])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": HEAD_FORMAT, **asdict(self), "line": self.line()}
+        return {
+            "format": HEAD_FORMAT,
+            "run_id": self.run_id,
+            "records": self.records,
+            "final_hash": self.final,
+            "sealed_hash": self.sealed,
+            "prev_run_hash": self.link,
+            "key_id": self.key_id,
+            "signature": self.sig,
+            "line": self.line(),
+        }
 
     @classmethod
     def parse(cls, text: str, source: str = "--expect-head") -> Head:

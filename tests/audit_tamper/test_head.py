@@ -46,6 +46,9 @@ def test_head_as_json(trail: Path, pristine: Pristine) -> None:
     assert doc["line"] == _head(trail, pristine.signers)
     assert doc["run_id"] == _ids(trail)[-1] and doc["runs"] == 3 and doc["key_id"].startswith("ed25519:SHA256:")
     assert doc["chain_records"] == sum(len(records(p)) for p in runs(trail))
+    newest = records(runs(trail)[-1])
+    assert doc["final_hash"] == newest[-1]["hash"] and doc["signature"] == newest[-1]["sig"]
+    assert doc["records"] == len(newest) and doc["prev_run_hash"] == newest[0]["prev"]
     out = verify(trail, pristine.signers, "--expect-head", json.dumps(doc))  # the JSON is accepted too
     assert out.exit_code == 0, out.output
 
