@@ -82,6 +82,7 @@ _EXPECT_HEAD_OPTION = click.option(
 )
 _DSN_OPTION = click.option(
     "--audit-dsn",
+    "--dsn",
     "dsn",
     envvar="RUNBOOK_AUDIT_DSN",
     default=None,
@@ -214,6 +215,9 @@ def _cross_check(report: Any, directory: Path, dsn: str, table: str) -> None:
 @_DSN_OPTION
 @_TABLE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
+@click.option(
+    "--output", type=click.Choice(["text", "json"]), default="text", help="text, or json (same as --json)."
+)
 @handle_errors
 def verify_cmd(
     path: str | None,
@@ -224,6 +228,7 @@ def verify_cmd(
     dsn: str | None,
     table: str,
     as_json: bool,
+    output: str,
 ) -> None:
     """Check hashes, order, chain links, seals and signatures of PATH (a run file, an audit
     directory, or an exported bundle; default ./audit or $RUNBOOK_AUDIT_DIR), and that the chain
@@ -235,7 +240,7 @@ def verify_cmd(
     report = _verified(
         target, _trust(allowed_signers), allow_unsigned, expect_heads, not no_local_head, dsn, table
     )
-    if as_json:
+    if as_json or output == "json":
         click.echo(json.dumps(report.to_dict(), indent=1))
     else:
         _print_report(report)

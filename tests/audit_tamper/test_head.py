@@ -365,3 +365,22 @@ def test_control_characters_from_files_and_heads_never_reach_the_terminal(trail:
     assert out.exit_code == 1
     assert "\x1b" not in out.output and "\x07" not in out.output and "\r" not in out.output
     assert "x\\x1b]0;pwned\\x07\\x1b[2J" in out.output
+
+
+def test_json_reports_name_the_heads(trail: Path, pristine: Pristine) -> None:
+    line = _head(trail, pristine.signers)
+    runs(trail)[-1].unlink()
+    out = verify(trail, pristine.signers, "--expect-head", line, "--output", "json")
+    doc = json.loads(out.output)
+    assert out.exit_code == 1 and doc["ok"] is False
+    assert doc["heads"] == [{"source": "--expect-head", "run_id": Head.parse(line).run_id, "line": line, "ok": False}]
+    assert any("is missing; it followed run" in p for p in doc["problems"])
+    res = cli("head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json", "--no-local-head")
+    assert res.exit_code == 0 and json.loads(res.output)["run_id"] == _ids(trail)[-1]
+
+
+def test_head_of_a_failing_trail_as_json_is_an_error_document(trail: Path, pristine: Pristine) -> None:
+    runs(trail)[1].unlink()
+    res = cli("head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json")
+    doc = json.loads(res.output[res.output.index('{\n  "status"') :])
+    assert res.exit_code == 1 and doc["status"] == "error" and "no head printed" in doc["message"]

@@ -163,7 +163,7 @@ def test_unreachable_database(pg: Path, pristine: Pristine, pg_pristine: PgTrail
 
 
 def test_missing_table(pg: Path, pristine: Pristine, pg_pristine: PgTrail) -> None:
-    out = _check(pg, pristine, pg_pristine.dsn, "--audit-table", "no_such_table")
+    out = verify(pg, pristine.signers, "--dsn", pg_pristine.dsn, "--audit-table", "no_such_table")
     assert out.exit_code == 1 and "has no table no_such_table" in out.output
 
 
