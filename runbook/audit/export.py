@@ -216,7 +216,10 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     b = Bundle()
     total = 0
     try:
-        with open_regular(p, "audit bundle", MAX_RUN_FILE) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
+        with (
+            open_regular(p, "audit bundle", MAX_RUN_FILE) as raw,
+            tarfile.open(fileobj=raw, mode="r:*") as tar,
+        ):
             for member in tar:
                 if not member.isfile():
                     continue

@@ -267,7 +267,9 @@ def apply_heads(report: Any, heads: Sequence[tuple[Head, str]], trust: AllowedSi
     for head, source in heads:
         problems = check_head(report.runs, head, trust, f"expected head ({source})")
         report.problems.extend(problems)
-        report.heads.append({"source": source, "run_id": head.run_id, "line": head.line(), "ok": not problems})
+        report.heads.append(
+            {"source": source, "run_id": head.run_id, "line": head.line(), "ok": not problems}
+        )
 
 
 # -- the local head: written by the writer, checked by verify by default ---------------------------

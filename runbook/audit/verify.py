@@ -84,7 +84,9 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "runs": [{**{k: v for k, v in asdict(r).items() if k != "final_seal"}, "ok": r.ok} for r in self.runs],
+            "runs": [
+                {**{k: v for k, v in asdict(r).items() if k != "final_seal"}, "ok": r.ok} for r in self.runs
+            ],
             "records": self.records,
             "problems": self.all_problems(),
             "warnings": self.warnings,

@@ -42,9 +42,13 @@ def test_head_is_one_line_naming_the_newest_run(trail: Path, pristine: Pristine)
 
 
 def test_head_as_json(trail: Path, pristine: Pristine) -> None:
-    doc = json.loads(cli("head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json").output)
+    doc = json.loads(
+        cli("head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json").output
+    )
     assert doc["line"] == _head(trail, pristine.signers)
-    assert doc["run_id"] == _ids(trail)[-1] and doc["runs"] == 3 and doc["key_id"].startswith("ed25519:SHA256:")
+    assert (
+        doc["run_id"] == _ids(trail)[-1] and doc["runs"] == 3 and doc["key_id"].startswith("ed25519:SHA256:")
+    )
     assert doc["chain_records"] == sum(len(records(p)) for p in runs(trail))
     newest = records(runs(trail)[-1])
     assert doc["final_hash"] == newest[-1]["hash"] and doc["signature"] == newest[-1]["sig"]
@@ -72,7 +76,10 @@ def test_newest_run_deleted(trail: Path, pristine: Pristine) -> None:
     runs(trail)[-1].unlink()
     assert verify(trail, pristine.signers).exit_code == 0  # what the hashes alone cannot see
     out = failed(trail, pristine.signers, "--expect-head", line)
-    assert f"run {c} (" in out and f"is missing; it followed run {b}, which is where the directory's chain now ends" in out
+    assert (
+        f"run {c} (" in out
+        and f"is missing; it followed run {b}, which is where the directory's chain now ends" in out
+    )
     assert "(the newest run was deleted, or the directory rolled back to an older copy)" in out
 
 
@@ -353,7 +360,9 @@ def test_head_line_wrapped_by_a_ticket_system(trail: Path, pristine: Pristine) -
     assert verify(trail, pristine.signers, "--expect-head", wrapped).exit_code == 0
 
 
-def test_control_characters_from_files_and_heads_never_reach_the_terminal(trail: Path, pristine: Pristine) -> None:
+def test_control_characters_from_files_and_heads_never_reach_the_terminal(
+    trail: Path, pristine: Pristine
+) -> None:
     from .helpers import unsigned
 
     newest = runs(trail)[-1]
@@ -373,9 +382,13 @@ def test_json_reports_name_the_heads(trail: Path, pristine: Pristine) -> None:
     out = verify(trail, pristine.signers, "--expect-head", line, "--output", "json")
     doc = json.loads(out.output)
     assert out.exit_code == 1 and doc["ok"] is False
-    assert doc["heads"] == [{"source": "--expect-head", "run_id": Head.parse(line).run_id, "line": line, "ok": False}]
+    assert doc["heads"] == [
+        {"source": "--expect-head", "run_id": Head.parse(line).run_id, "line": line, "ok": False}
+    ]
     assert any("is missing; it followed run" in p for p in doc["problems"])
-    res = cli("head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json", "--no-local-head")
+    res = cli(
+        "head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json", "--no-local-head"
+    )
     assert res.exit_code == 0 and json.loads(res.output)["run_id"] == _ids(trail)[-1]
 
 
