@@ -283,24 +283,37 @@ def heads_dir() -> Path:
     return Path(base) / "runbook" / "audit-heads"
 
 
-def local_head_path(directory: str | os.PathLike[str]) -> Path:
-    """Where the local head of an audit directory lives (keyed by the directory's real path)."""
-    real = os.path.realpath(directory)
-    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(real))[:40] or "audit"
+def _head_file(key: str) -> Path:
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(key))[:40] or "audit"
     return heads_dir() / f"{base}-{digest}.head"
 
 
+def local_head_paths(directory: str | os.PathLike[str]) -> list[Path]:
+    """The local head files of an audit directory: one keyed by its absolute path as given, one by its
+    real path when that differs (so swapping the directory for a symlink to an older copy is still
+    checked against the head written under the path it is used by)."""
+    keys = [os.path.abspath(directory), os.path.realpath(directory)]
+    return [_head_file(k) for i, k in enumerate(keys) if k not in keys[:i]]
+
+
+def local_head_path(directory: str | os.PathLike[str]) -> Path:
+    """The main local head file of an audit directory (keyed by its absolute path)."""
+    return local_head_paths(directory)[0]
+
+
 def local_head_holds(directory: str | os.PathLike[str]) -> bool:
-    """Whether the directory still ends with (or extends) its local head, judged cheaply from the
+    """Whether the directory still ends with (or extends) its local heads, judged cheaply from the
     head run's file tail: the writer only moves the local head on when it does, so a deleted tail or a
     rolled-back directory keeps failing verify until a human looks (and removes the head file)."""
     try:
-        head = load_local_head(directory)
+        heads = load_local_heads(directory)
     except AuditError:
         return False
-    if head is None:
-        return True
+    return all(_tail_matches(directory, head) for head, _ in heads)
+
+
+def _tail_matches(directory: str | os.PathLike[str], head: Head) -> bool:
     for path in list_runs(directory):
         if named_after(path.name, head.run_id):
             tail = last_valid(path)
@@ -309,38 +322,42 @@ def local_head_holds(directory: str | os.PathLike[str]) -> bool:
     return False
 
 
-def load_local_head(directory: str | os.PathLike[str]) -> Head | None:
-    """The local head of ``directory``, None when there is none (HeadError if it is unreadable)."""
-    path = local_head_path(directory)
-    if not (path.exists() or path.is_symlink()):
-        return None
-    try:
-        text = read_regular(path, "local audit head file", MAX_SMALL).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HeadError(
-            f"cannot read the local audit head: {getattr(exc, 'strerror', None) or exc}",
-            location=Location(str(path)),
-        )
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-    if not lines:
-        raise HeadError("the local audit head file holds no head", location=Location(str(path)))
-    return Head.parse(lines[-1], str(path))
+def load_local_heads(directory: str | os.PathLike[str]) -> list[tuple[Head, Path]]:
+    """The local heads of ``directory`` with their files (none, one, or two when it is reached
+    through a symlink); HeadError if one is unreadable."""
+    out: list[tuple[Head, Path]] = []
+    for path in local_head_paths(directory):
+        if not (path.exists() or path.is_symlink()):
+            continue
+        try:
+            text = read_regular(path, "local audit head file", MAX_SMALL).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise HeadError(
+                f"cannot read the local audit head: {getattr(exc, 'strerror', None) or exc}",
+                location=Location(str(path)),
+            )
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        if not lines:
+            raise HeadError("the local audit head file holds no head", location=Location(str(path)))
+        out.append((Head.parse(lines[-1], str(path)), path))
+    return out
 
 
-def save_local_head(directory: str | os.PathLike[str], head: Head) -> Path:
-    """Replace the local head atomically (temporary file, fsync, rename); OSError on failure."""
-    path = local_head_path(directory)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    text = f"# runbook audit head of {os.path.realpath(directory)}\n{head.line()}\n"
-    fd, tmp = tempfile.mkstemp(prefix=".head-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+def save_local_head(directory: str | os.PathLike[str], head: Head) -> list[Path]:
+    """Replace the local head files atomically (temporary file, fsync, rename); OSError on failure."""
+    paths = local_head_paths(directory)
+    text = f"# runbook audit head of {os.path.abspath(directory)} ({os.path.realpath(directory)})\n{head.line()}\n"
+    for path in paths:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".head-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    return paths

@@ -136,7 +136,7 @@ def _verified(
 ) -> Any:
     """The verify report of an audit directory, a bundle or a run file, expected heads checked."""
     from runbook.audit import export, verify
-    from runbook.audit.head import apply_heads, load_local_head, local_head_path
+    from runbook.audit.head import apply_heads, load_local_heads
     from runbook.audit.safeio import MAX_RUN_FILE, open_regular
 
     heads = [_expected_head(text) for text in expect_heads]
@@ -146,9 +146,8 @@ def _verified(
         open_regular(target, "audit file", MAX_RUN_FILE).close()  # a FIFO, a device: refused (exit 2)
     if target.is_dir():
         report = verify.verify_directory(target, trust, allow_unsigned)
-        local = load_local_head(target) if local_head else None
-        if local is not None:
-            heads.append((local, f"local head {local_head_path(target)}"))
+        if local_head:
+            heads += [(head, f"local head {path}") for head, path in load_local_heads(target)]
     elif export.is_bundle(target) and target.suffix != ".jsonl":
         bundle = export.load_bundle(target)
         pre: list[str] = []
@@ -175,9 +174,14 @@ def _verified(
     apply_heads(report, heads, trust)
     if dsn:
         _cross_check(report, target, dsn, table)
-    if any(not h["ok"] and h["source"].startswith("local head") for h in report.heads):
+    stale = [
+        h["source"][len("local head ") :]
+        for h in report.heads
+        if not h["ok"] and h["source"].startswith("local head ")
+    ]
+    if stale:
         report.notes.append(
-            f"if the audit directory was reset or restored deliberately, remove {local_head_path(target)} "
+            f"if the audit directory was reset or restored deliberately, remove {' and '.join(stale)} "
             "(the next sealed run writes a new one)"
         )
     if trust is not None and not trust.keys:

@@ -397,3 +397,23 @@ def test_head_of_a_failing_trail_as_json_is_an_error_document(trail: Path, prist
     res = cli("head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json")
     doc = json.loads(res.output[res.output.index('{\n  "status"') :])
     assert res.exit_code == 1 and doc["status"] == "error" and "no head printed" in doc["message"]
+
+
+def test_audit_directory_swapped_for_a_symlink_to_an_older_copy(
+    pristine: Pristine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory is used through a symlink; the attacker points the symlink at a backup. The head
+    written under the path it is used by still names the newest run."""
+    real, old = tmp_path / "data" / "audit", tmp_path / "backup"
+    link = tmp_path / "audit"
+    real.parent.mkdir()
+    exec_run(pristine.project, real, pristine.key)
+    shutil.copytree(real, old)
+    link.symlink_to(real)
+    exec_run(pristine.project, link, pristine.key)
+    monkeypatch.setenv("XDG_STATE_HOME", str(pristine.project / "state"))
+    assert verify(link, pristine.signers).exit_code == 0
+    link.unlink()
+    link.symlink_to(old)
+    out = failed(link, pristine.signers)
+    assert f"expected head (local head {local_head_path(link)})" in out and "is missing" in out
