@@ -266,6 +266,8 @@ def head_cmd(
     directory (a change ticket). `runbook audit verify --expect-head HEAD` later fails if the
     chain no longer contains it. The directory is verified first; no head is printed for a chain
     that does not verify."""
+    from runbook.audit.chain import list_runs
+    from runbook.audit.export import embedded_signers
     from runbook.audit.head import head_of
 
     target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
@@ -275,7 +277,18 @@ def head_cmd(
             location=Location(str(target)),
             hint="pass the audit directory (default ./audit)",
         )
-    report = _verified(target, _trust(allowed_signers), allow_unsigned, (), not no_local_head)
+    trust = _trust(allowed_signers)
+    if trust is None:  # no allowed signers here: check the seals against the keys the runs name
+        trust = embedded_signers(list_runs(target))
+        if trust.keys:
+            click.secho(
+                "warning: no allowed signers given: seals checked against the keys the runs name ("
+                + ", ".join(trust.keys)
+                + "); `verify --expect-head` with --allowed-signers checks the head for real",
+                fg="yellow",
+                err=True,
+            )
+    report = _verified(target, trust, allow_unsigned, (), not no_local_head)
     head = head_of(report.runs[-1]) if report.runs else None
     if not report.ok or head is None:
         with contextlib.redirect_stdout(sys.stderr):

@@ -417,3 +417,22 @@ def test_audit_directory_swapped_for_a_symlink_to_an_older_copy(
     link.symlink_to(old)
     out = failed(link, pristine.signers)
     assert f"expected head (local head {local_head_path(link)})" in out and "is missing" in out
+
+
+def test_head_without_allowed_signers_checks_the_runs_own_keys(trail: Path, pristine: Pristine) -> None:
+    """On the operator's machine there may be no allowed_signers file: the head is still printed (the
+    seals checked against the keys the runs name), and verify with the auditors' file checks it."""
+    out = cli("head", str(trail))
+    assert out.exit_code == 0 and "no allowed signers given" in out.output, out.output
+    line = out.output.strip().splitlines()[-1]
+    assert line == _head(trail, pristine.signers)
+    assert verify(trail, pristine.signers, "--expect-head", line).exit_code == 0
+
+
+def test_head_without_allowed_signers_still_refuses_a_forged_seal(trail: Path, pristine: Pristine) -> None:
+    newest = runs(trail)[-1]
+    recs = records(newest)
+    recs[-1]["sig"] = recs[-2].get("sig") or "AAAA" + recs[-1]["sig"][4:]
+    put(newest, rehash_from(recs, len(recs) - 1))
+    out = cli("head", str(trail))
+    assert out.exit_code == 1 and "bad signature" in out.output and "no head printed" in out.output
