@@ -100,7 +100,7 @@ class Head:
         if text.startswith("{"):
             try:
                 doc = json.loads(text)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise HeadError(f"not a readable audit head ({exc})", location=Location(source))
             if not isinstance(doc, dict) or not isinstance(doc.get("line"), str):
                 raise HeadError('not an audit head (no "line" member)', location=Location(source))

@@ -186,7 +186,7 @@ def test_head_signed_by_a_key_nobody_trusts(trail: Path, pristine: Pristine, tmp
 @pytest.mark.parametrize(
     "bad",
     ["", "hello", f"{HEAD_FORMAT} run=x", f"{HEAD_FORMAT} run=x records=0 final=a sealed=b link=c key=- sig=-",
-     "{not json", '{"line": 5}'],
+     "{not json", '{"line": 5}', '{"a":' * 100000],
 )  # fmt: skip
 def test_malformed_head_is_a_usage_error(trail: Path, pristine: Pristine, bad: str) -> None:
     out = verify(trail, pristine.signers, "--expect-head", bad)
