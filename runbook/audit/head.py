@@ -322,25 +322,31 @@ def _tail_matches(directory: str | os.PathLike[str], head: Head) -> bool:
     return False
 
 
+def read_head_file(path: str | os.PathLike[str], what: str = "head file") -> Head:
+    """The head a file holds: its last line that is not a ``#`` comment, or the JSON ``audit head
+    --output json`` printed (read like every audit input: a regular file, bounded); HeadError if not."""
+    try:
+        text = read_regular(path, what, MAX_SMALL).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HeadError(
+            f"cannot read the {what}: {getattr(exc, 'strerror', None) or exc}", location=Location(str(path))
+        )
+    if text.lstrip().startswith("{"):
+        return Head.parse(text, str(path))
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise HeadError(f"the {what} holds no head", location=Location(str(path)))
+    return Head.parse(lines[-1], str(path))
+
+
 def load_local_heads(directory: str | os.PathLike[str]) -> list[tuple[Head, Path]]:
     """The local heads of ``directory`` with their files (none, one, or two when it is reached
     through a symlink); HeadError if one is unreadable."""
-    out: list[tuple[Head, Path]] = []
-    for path in local_head_paths(directory):
-        if not (path.exists() or path.is_symlink()):
-            continue
-        try:
-            text = read_regular(path, "local audit head file", MAX_SMALL).decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise HeadError(
-                f"cannot read the local audit head: {getattr(exc, 'strerror', None) or exc}",
-                location=Location(str(path)),
-            )
-        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-        if not lines:
-            raise HeadError("the local audit head file holds no head", location=Location(str(path)))
-        out.append((Head.parse(lines[-1], str(path)), path))
-    return out
+    return [
+        (read_head_file(path, "local audit head file"), path)
+        for path in local_head_paths(directory)
+        if path.exists() or path.is_symlink()
+    ]
 
 
 def save_local_head(directory: str | os.PathLike[str], head: Head) -> list[Path]:

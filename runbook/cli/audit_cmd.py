@@ -107,22 +107,11 @@ _NO_LOCAL_HEAD_OPTION = click.option(
 
 def _expected_head(text: str) -> tuple[Any, str]:
     """An --expect-head value: the line, its JSON, or @FILE holding either."""
-    from runbook.audit.head import Head, HeadError
-    from runbook.audit.safeio import MAX_SMALL, read_regular
+    from runbook.audit.head import Head, read_head_file
 
-    if not text.startswith("@"):
-        return Head.parse(text), "--expect-head"
-    path = Path(text[1:]).expanduser()
-    try:
-        content = read_regular(path, "head file", MAX_SMALL).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HeadError(
-            f"cannot read head file: {getattr(exc, 'strerror', None) or exc}", location=Location(str(path))
-        )
-    lines = [ln for ln in content.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    return Head.parse(
-        lines[-1] if lines and not content.lstrip().startswith("{") else content, str(path)
-    ), str(path)
+    if text.startswith("@"):
+        return read_head_file(Path(text[1:]).expanduser()), text[1:]
+    return Head.parse(text), "--expect-head"
 
 
 def _verified(
