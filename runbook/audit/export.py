@@ -20,9 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+
 from runbook.audit.chain import list_runs, parse_line
 from runbook.audit.keys import AllowedSigners, parse_public_line
-from runbook.audit.safeio import MAX_RUN_FILE, UnsafeFile, open_regular, read_regular
+from runbook.audit.safeio import MAX_RUN_FILE, UnsafeFile, bounded_lines, open_regular, read_regular
 from runbook.errors import AuditError, Location
 
 BUNDLE_FORMAT = "runbook-audit-bundle/1"
@@ -109,6 +111,29 @@ def _first_record(data: bytes) -> dict[str, Any]:
     return parse_line(line.strip()) or {}
 
 
+def add_embedded_key(first: dict[str, Any], signers: AllowedSigners) -> None:
+    """Add the public key a run's first record carries (``public_key``), if it is a readable one."""
+    if isinstance(first.get("public_key"), str):
+        try:
+            signers.add(parse_public_line(first["public_key"]), ("from-run-record",))
+        except (ValueError, UnsupportedAlgorithm):
+            pass
+
+
+def embedded_signers(paths: list[Path]) -> AllowedSigners:
+    """The keys the runs themselves name (first line of each run file, read bounded): what a trail
+    can be checked against for self-consistency when no allowed signers are given."""
+    signers = AllowedSigners(source="the runs' own public_key records")
+    for p in paths:
+        try:
+            with open_regular(p, "run file", MAX_RUN_FILE) as fh:
+                first = next(bounded_lines(fh), b"")
+        except (OSError, UnsafeFile):
+            continue
+        add_embedded_key(parse_line(first.strip()) or {}, signers)
+    return signers
+
+
 def export_runs(paths: list[Path], out: str | os.PathLike[str], trust: AllowedSigners | None = None) -> Path:
     """Write a bundle of run files; signer keys come from ``trust`` or, failing that, the runs."""
     dest = Path(out)
@@ -127,11 +152,8 @@ def export_runs(paths: list[Path], out: str | os.PathLike[str], trust: AllowedSi
             known = trust.get(kid) if trust is not None else None
             if known is not None:
                 signers.add(known.public_key, known.principals)
-            elif isinstance(first.get("public_key"), str):
-                try:
-                    signers.add(parse_public_line(first["public_key"]), ("from-run-record",))
-                except ValueError:
-                    pass
+            else:
+                add_embedded_key(first, signers)
         runs.append((p.name, data))
         manifest["runs"].append(
             {
@@ -216,7 +238,10 @@ def load_bundle(path: str | os.PathLike[str]) -> Bundle:
     b = Bundle()
     total = 0
     try:
-        with open_regular(p, "audit bundle", MAX_RUN_FILE) as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
+        with (
+            open_regular(p, "audit bundle", MAX_RUN_FILE) as raw,
+            tarfile.open(fileobj=raw, mode="r:*") as tar,
+        ):
             for member in tar:
                 if not member.isfile():
                     continue

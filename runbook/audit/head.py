@@ -35,7 +35,7 @@ import os
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, unquote
@@ -81,7 +81,17 @@ class Head:
         return " ".join([HEAD_FORMAT, *(f"{k}={v}" for k, v in zip(_FIELDS, values, strict=True))])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": HEAD_FORMAT, **asdict(self), "line": self.line()}
+        return {
+            "format": HEAD_FORMAT,
+            "run_id": self.run_id,
+            "records": self.records,
+            "final_hash": self.final,
+            "sealed_hash": self.sealed,
+            "prev_run_hash": self.link,
+            "key_id": self.key_id,
+            "signature": self.sig,
+            "line": self.line(),
+        }
 
     @classmethod
     def parse(cls, text: str, source: str = "--expect-head") -> Head:
@@ -90,7 +100,7 @@ class Head:
         if text.startswith("{"):
             try:
                 doc = json.loads(text)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise HeadError(f"not a readable audit head ({exc})", location=Location(source))
             if not isinstance(doc, dict) or not isinstance(doc.get("line"), str):
                 raise HeadError('not an audit head (no "line" member)', location=Location(source))
@@ -257,7 +267,9 @@ def apply_heads(report: Any, heads: Sequence[tuple[Head, str]], trust: AllowedSi
     for head, source in heads:
         problems = check_head(report.runs, head, trust, f"expected head ({source})")
         report.problems.extend(problems)
-        report.heads.append({"source": source, "run_id": head.run_id, "line": head.line(), "ok": not problems})
+        report.heads.append(
+            {"source": source, "run_id": head.run_id, "line": head.line(), "ok": not problems}
+        )
 
 
 # -- the local head: written by the writer, checked by verify by default ---------------------------
@@ -271,24 +283,37 @@ def heads_dir() -> Path:
     return Path(base) / "runbook" / "audit-heads"
 
 
-def local_head_path(directory: str | os.PathLike[str]) -> Path:
-    """Where the local head of an audit directory lives (keyed by the directory's real path)."""
-    real = os.path.realpath(directory)
-    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(real))[:40] or "audit"
+def _head_file(key: str) -> Path:
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(key))[:40] or "audit"
     return heads_dir() / f"{base}-{digest}.head"
 
 
+def local_head_paths(directory: str | os.PathLike[str]) -> list[Path]:
+    """The local head files of an audit directory: one keyed by its absolute path as given, one by its
+    real path when that differs (so swapping the directory for a symlink to an older copy is still
+    checked against the head written under the path it is used by)."""
+    keys = [os.path.abspath(directory), os.path.realpath(directory)]
+    return [_head_file(k) for i, k in enumerate(keys) if k not in keys[:i]]
+
+
+def local_head_path(directory: str | os.PathLike[str]) -> Path:
+    """The main local head file of an audit directory (keyed by its absolute path)."""
+    return local_head_paths(directory)[0]
+
+
 def local_head_holds(directory: str | os.PathLike[str]) -> bool:
-    """Whether the directory still ends with (or extends) its local head, judged cheaply from the
+    """Whether the directory still ends with (or extends) its local heads, judged cheaply from the
     head run's file tail: the writer only moves the local head on when it does, so a deleted tail or a
     rolled-back directory keeps failing verify until a human looks (and removes the head file)."""
     try:
-        head = load_local_head(directory)
+        heads = load_local_heads(directory)
     except AuditError:
         return False
-    if head is None:
-        return True
+    return all(_tail_matches(directory, head) for head, _ in heads)
+
+
+def _tail_matches(directory: str | os.PathLike[str], head: Head) -> bool:
     for path in list_runs(directory):
         if named_after(path.name, head.run_id):
             tail = last_valid(path)
@@ -297,38 +322,48 @@ def local_head_holds(directory: str | os.PathLike[str]) -> bool:
     return False
 
 
-def load_local_head(directory: str | os.PathLike[str]) -> Head | None:
-    """The local head of ``directory``, None when there is none (HeadError if it is unreadable)."""
-    path = local_head_path(directory)
-    if not (path.exists() or path.is_symlink()):
-        return None
+def read_head_file(path: str | os.PathLike[str], what: str = "head file") -> Head:
+    """The head a file holds: its last line that is not a ``#`` comment, or the JSON ``audit head
+    --output json`` printed (read like every audit input: a regular file, bounded); HeadError if not."""
     try:
-        text = read_regular(path, "local audit head file", MAX_SMALL).decode("utf-8")
+        text = read_regular(path, what, MAX_SMALL).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise HeadError(
-            f"cannot read the local audit head: {getattr(exc, 'strerror', None) or exc}",
-            location=Location(str(path)),
+            f"cannot read the {what}: {getattr(exc, 'strerror', None) or exc}", location=Location(str(path))
         )
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if text.lstrip().startswith("{"):
+        return Head.parse(text, str(path))
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
-        raise HeadError("the local audit head file holds no head", location=Location(str(path)))
+        raise HeadError(f"the {what} holds no head", location=Location(str(path)))
     return Head.parse(lines[-1], str(path))
 
 
-def save_local_head(directory: str | os.PathLike[str], head: Head) -> Path:
-    """Replace the local head atomically (temporary file, fsync, rename); OSError on failure."""
-    path = local_head_path(directory)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    text = f"# runbook audit head of {os.path.realpath(directory)}\n{head.line()}\n"
-    fd, tmp = tempfile.mkstemp(prefix=".head-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+def load_local_heads(directory: str | os.PathLike[str]) -> list[tuple[Head, Path]]:
+    """The local heads of ``directory`` with their files (none, one, or two when it is reached
+    through a symlink); HeadError if one is unreadable."""
+    return [
+        (read_head_file(path, "local audit head file"), path)
+        for path in local_head_paths(directory)
+        if path.exists() or path.is_symlink()
+    ]
+
+
+def save_local_head(directory: str | os.PathLike[str], head: Head) -> list[Path]:
+    """Replace the local head files atomically (temporary file, fsync, rename); OSError on failure."""
+    paths = local_head_paths(directory)
+    text = f"# runbook audit head of {os.path.abspath(directory)} ({os.path.realpath(directory)})\n{head.line()}\n"
+    for path in paths:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".head-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    return paths

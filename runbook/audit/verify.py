@@ -4,7 +4,10 @@ across runs. Never raises on bad input: garbage, partial lines and empty files b
 Messages name exactly what is wrong, e.g. ``run R: record 17 altered (hash mismatch)``,
 ``run R: record 17 missing (seq jumps 16 -> 18)``, ``run R: records 17 and 18 reordered``,
 ``run R: seal at record 40 signed by untrusted key ed25519:SHA256:...``,
-``run R truncated after record 23 (no final seal)``, ``run missing between A and B (...)``.
+``run R truncated after record 23 (no final seal)``, ``run missing between A and B (...)``,
+``run R is unsigned, but it follows signed run Q (...)`` (a downgrade: even with --allow-unsigned).
+Every file is read through ``safeio`` (regular files of bounded size, bounded lines). What the chain
+cannot show -- its newest runs missing -- is ``head``'s and ``crosscheck``'s to find.
 """
 
 from __future__ import annotations
@@ -84,7 +87,9 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
-            "runs": [{**{k: v for k, v in asdict(r).items() if k != "final_seal"}, "ok": r.ok} for r in self.runs],
+            "runs": [
+                {**{k: v for k, v in asdict(r).items() if k != "final_seal"}, "ok": r.ok} for r in self.runs
+            ],
             "records": self.records,
             "problems": self.all_problems(),
             "warnings": self.warnings,

@@ -82,6 +82,7 @@ _EXPECT_HEAD_OPTION = click.option(
 )
 _DSN_OPTION = click.option(
     "--audit-dsn",
+    "--dsn",
     "dsn",
     envvar="RUNBOOK_AUDIT_DSN",
     default=None,
@@ -106,22 +107,11 @@ _NO_LOCAL_HEAD_OPTION = click.option(
 
 def _expected_head(text: str) -> tuple[Any, str]:
     """An --expect-head value: the line, its JSON, or @FILE holding either."""
-    from runbook.audit.head import Head, HeadError
-    from runbook.audit.safeio import MAX_SMALL, read_regular
+    from runbook.audit.head import Head, read_head_file
 
-    if not text.startswith("@"):
-        return Head.parse(text), "--expect-head"
-    path = Path(text[1:]).expanduser()
-    try:
-        content = read_regular(path, "head file", MAX_SMALL).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HeadError(
-            f"cannot read head file: {getattr(exc, 'strerror', None) or exc}", location=Location(str(path))
-        )
-    lines = [ln for ln in content.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    return Head.parse(
-        lines[-1] if lines and not content.lstrip().startswith("{") else content, str(path)
-    ), str(path)
+    if text.startswith("@"):
+        return read_head_file(Path(text[1:]).expanduser()), text[1:]
+    return Head.parse(text), "--expect-head"
 
 
 def _verified(
@@ -135,7 +125,7 @@ def _verified(
 ) -> Any:
     """The verify report of an audit directory, a bundle or a run file, expected heads checked."""
     from runbook.audit import export, verify
-    from runbook.audit.head import apply_heads, load_local_head, local_head_path
+    from runbook.audit.head import apply_heads, load_local_heads
     from runbook.audit.safeio import MAX_RUN_FILE, open_regular
 
     heads = [_expected_head(text) for text in expect_heads]
@@ -145,9 +135,8 @@ def _verified(
         open_regular(target, "audit file", MAX_RUN_FILE).close()  # a FIFO, a device: refused (exit 2)
     if target.is_dir():
         report = verify.verify_directory(target, trust, allow_unsigned)
-        local = load_local_head(target) if local_head else None
-        if local is not None:
-            heads.append((local, f"local head {local_head_path(target)}"))
+        if local_head:
+            heads += [(head, f"local head {path}") for head, path in load_local_heads(target)]
     elif export.is_bundle(target) and target.suffix != ".jsonl":
         bundle = export.load_bundle(target)
         pre: list[str] = []
@@ -174,9 +163,14 @@ def _verified(
     apply_heads(report, heads, trust)
     if dsn:
         _cross_check(report, target, dsn, table)
-    if any(not h["ok"] and h["source"].startswith("local head") for h in report.heads):
+    stale = [
+        h["source"][len("local head ") :]
+        for h in report.heads
+        if not h["ok"] and h["source"].startswith("local head ")
+    ]
+    if stale:
         report.notes.append(
-            f"if the audit directory was reset or restored deliberately, remove {local_head_path(target)} "
+            f"if the audit directory was reset or restored deliberately, remove {' and '.join(stale)} "
             "(the next sealed run writes a new one)"
         )
     if trust is not None and not trust.keys:
@@ -214,6 +208,9 @@ def _cross_check(report: Any, directory: Path, dsn: str, table: str) -> None:
 @_DSN_OPTION
 @_TABLE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
+@click.option(
+    "--output", type=click.Choice(["text", "json"]), default="text", help="text, or json (same as --json)."
+)
 @handle_errors
 def verify_cmd(
     path: str | None,
@@ -224,6 +221,7 @@ def verify_cmd(
     dsn: str | None,
     table: str,
     as_json: bool,
+    output: str,
 ) -> None:
     """Check hashes, order, chain links, seals and signatures of PATH (a run file, an audit
     directory, or an exported bundle; default ./audit or $RUNBOOK_AUDIT_DIR), and that the chain
@@ -235,7 +233,7 @@ def verify_cmd(
     report = _verified(
         target, _trust(allowed_signers), allow_unsigned, expect_heads, not no_local_head, dsn, table
     )
-    if as_json:
+    if as_json or output == "json":
         click.echo(json.dumps(report.to_dict(), indent=1))
     else:
         _print_report(report)
@@ -257,6 +255,8 @@ def head_cmd(
     directory (a change ticket). `runbook audit verify --expect-head HEAD` later fails if the
     chain no longer contains it. The directory is verified first; no head is printed for a chain
     that does not verify."""
+    from runbook.audit.chain import list_runs
+    from runbook.audit.export import embedded_signers
     from runbook.audit.head import head_of
 
     target = Path(path or os.environ.get("RUNBOOK_AUDIT_DIR", "audit"))
@@ -266,7 +266,18 @@ def head_cmd(
             location=Location(str(target)),
             hint="pass the audit directory (default ./audit)",
         )
-    report = _verified(target, _trust(allowed_signers), allow_unsigned, (), not no_local_head)
+    trust = _trust(allowed_signers)
+    if trust is None:  # no allowed signers here: check the seals against the keys the runs name
+        trust = embedded_signers(list_runs(target))
+        if trust.keys:
+            click.secho(
+                "warning: no allowed signers given: seals checked against the keys the runs name ("
+                + ", ".join(trust.keys)
+                + "); `verify --expect-head` with --allowed-signers checks the head for real",
+                fg="yellow",
+                err=True,
+            )
+    report = _verified(target, trust, allow_unsigned, (), not no_local_head)
     head = head_of(report.runs[-1]) if report.runs else None
     if not report.ok or head is None:
         with contextlib.redirect_stdout(sys.stderr):

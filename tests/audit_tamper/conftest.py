@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.audit.conftest import _isolated_config  # noqa: F401 - the same autouse fixture
+from tests.fixtures.postgres import postgres_server  # noqa: F401 - session fixture (cross-check tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 

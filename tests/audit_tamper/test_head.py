@@ -42,10 +42,17 @@ def test_head_is_one_line_naming_the_newest_run(trail: Path, pristine: Pristine)
 
 
 def test_head_as_json(trail: Path, pristine: Pristine) -> None:
-    doc = json.loads(cli("head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json").output)
+    doc = json.loads(
+        cli("head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json").output
+    )
     assert doc["line"] == _head(trail, pristine.signers)
-    assert doc["run_id"] == _ids(trail)[-1] and doc["runs"] == 3 and doc["key_id"].startswith("ed25519:SHA256:")
+    assert (
+        doc["run_id"] == _ids(trail)[-1] and doc["runs"] == 3 and doc["key_id"].startswith("ed25519:SHA256:")
+    )
     assert doc["chain_records"] == sum(len(records(p)) for p in runs(trail))
+    newest = records(runs(trail)[-1])
+    assert doc["final_hash"] == newest[-1]["hash"] and doc["signature"] == newest[-1]["sig"]
+    assert doc["records"] == len(newest) and doc["prev_run_hash"] == newest[0]["prev"]
     out = verify(trail, pristine.signers, "--expect-head", json.dumps(doc))  # the JSON is accepted too
     assert out.exit_code == 0, out.output
 
@@ -69,7 +76,10 @@ def test_newest_run_deleted(trail: Path, pristine: Pristine) -> None:
     runs(trail)[-1].unlink()
     assert verify(trail, pristine.signers).exit_code == 0  # what the hashes alone cannot see
     out = failed(trail, pristine.signers, "--expect-head", line)
-    assert f"run {c} (" in out and f"is missing; it followed run {b}, which is where the directory's chain now ends" in out
+    assert (
+        f"run {c} (" in out
+        and f"is missing; it followed run {b}, which is where the directory's chain now ends" in out
+    )
     assert "(the newest run was deleted, or the directory rolled back to an older copy)" in out
 
 
@@ -176,7 +186,7 @@ def test_head_signed_by_a_key_nobody_trusts(trail: Path, pristine: Pristine, tmp
 @pytest.mark.parametrize(
     "bad",
     ["", "hello", f"{HEAD_FORMAT} run=x", f"{HEAD_FORMAT} run=x records=0 final=a sealed=b link=c key=- sig=-",
-     "{not json", '{"line": 5}'],
+     "{not json", '{"line": 5}', '{"a":' * 100000],
 )  # fmt: skip
 def test_malformed_head_is_a_usage_error(trail: Path, pristine: Pristine, bad: str) -> None:
     out = verify(trail, pristine.signers, "--expect-head", bad)
@@ -350,7 +360,9 @@ def test_head_line_wrapped_by_a_ticket_system(trail: Path, pristine: Pristine) -
     assert verify(trail, pristine.signers, "--expect-head", wrapped).exit_code == 0
 
 
-def test_control_characters_from_files_and_heads_never_reach_the_terminal(trail: Path, pristine: Pristine) -> None:
+def test_control_characters_from_files_and_heads_never_reach_the_terminal(
+    trail: Path, pristine: Pristine
+) -> None:
     from .helpers import unsigned
 
     newest = runs(trail)[-1]
@@ -362,3 +374,65 @@ def test_control_characters_from_files_and_heads_never_reach_the_terminal(trail:
     assert out.exit_code == 1
     assert "\x1b" not in out.output and "\x07" not in out.output and "\r" not in out.output
     assert "x\\x1b]0;pwned\\x07\\x1b[2J" in out.output
+
+
+def test_json_reports_name_the_heads(trail: Path, pristine: Pristine) -> None:
+    line = _head(trail, pristine.signers)
+    runs(trail)[-1].unlink()
+    out = verify(trail, pristine.signers, "--expect-head", line, "--output", "json")
+    doc = json.loads(out.output)
+    assert out.exit_code == 1 and doc["ok"] is False
+    assert doc["heads"] == [
+        {"source": "--expect-head", "run_id": Head.parse(line).run_id, "line": line, "ok": False}
+    ]
+    assert any("is missing; it followed run" in p for p in doc["problems"])
+    res = cli(
+        "head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json", "--no-local-head"
+    )
+    assert res.exit_code == 0 and json.loads(res.output)["run_id"] == _ids(trail)[-1]
+
+
+def test_head_of_a_failing_trail_as_json_is_an_error_document(trail: Path, pristine: Pristine) -> None:
+    runs(trail)[1].unlink()
+    res = cli("head", str(trail), "--allowed-signers", str(pristine.signers), "--output", "json")
+    doc = json.loads(res.output[res.output.index('{\n  "status"') :])
+    assert res.exit_code == 1 and doc["status"] == "error" and "no head printed" in doc["message"]
+
+
+def test_audit_directory_swapped_for_a_symlink_to_an_older_copy(
+    pristine: Pristine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The directory is used through a symlink; the attacker points the symlink at a backup. The head
+    written under the path it is used by still names the newest run."""
+    real, old = tmp_path / "data" / "audit", tmp_path / "backup"
+    link = tmp_path / "audit"
+    real.parent.mkdir()
+    exec_run(pristine.project, real, pristine.key)
+    shutil.copytree(real, old)
+    link.symlink_to(real)
+    exec_run(pristine.project, link, pristine.key)
+    monkeypatch.setenv("XDG_STATE_HOME", str(pristine.project / "state"))
+    assert verify(link, pristine.signers).exit_code == 0
+    link.unlink()
+    link.symlink_to(old)
+    out = failed(link, pristine.signers)
+    assert f"expected head (local head {local_head_path(link)})" in out and "is missing" in out
+
+
+def test_head_without_allowed_signers_checks_the_runs_own_keys(trail: Path, pristine: Pristine) -> None:
+    """On the operator's machine there may be no allowed_signers file: the head is still printed (the
+    seals checked against the keys the runs name), and verify with the auditors' file checks it."""
+    out = cli("head", str(trail))
+    assert out.exit_code == 0 and "no allowed signers given" in out.output, out.output
+    line = out.output.strip().splitlines()[-1]
+    assert line == _head(trail, pristine.signers)
+    assert verify(trail, pristine.signers, "--expect-head", line).exit_code == 0
+
+
+def test_head_without_allowed_signers_still_refuses_a_forged_seal(trail: Path, pristine: Pristine) -> None:
+    newest = runs(trail)[-1]
+    recs = records(newest)
+    recs[-1]["sig"] = recs[-2].get("sig") or "AAAA" + recs[-1]["sig"][4:]
+    put(newest, rehash_from(recs, len(recs) - 1))
+    out = cli("head", str(trail))
+    assert out.exit_code == 1 and "bad signature" in out.output and "no head printed" in out.output

@@ -67,8 +67,14 @@ HOSTILE: dict[str, tuple[Maker, str]] = {
     "directory": (_directory, "is a directory, not a regular file: refused"),
     "symlink-to-fifo": (_symlink_to_fifo, "is a FIFO (named pipe), not a regular file: refused"),
     "socket": (_socket, "is a socket, not a regular file: refused"),
-    "symlink-to-sparse": (lambda p: _via_symlink(p, _sparse), "is 100 MiB, larger than the 1 MiB limit: refused"),
-    "symlink-to-directory": (lambda p: _via_symlink(p, _directory), "is a directory, not a regular file: refused"),
+    "symlink-to-sparse": (
+        lambda p: _via_symlink(p, _sparse),
+        "is 100 MiB, larger than the 1 MiB limit: refused",
+    ),
+    "symlink-to-directory": (
+        lambda p: _via_symlink(p, _directory),
+        "is a directory, not a regular file: refused",
+    ),
 }
 CASES = [pytest.param(m, e, id=i) for i, (m, e) in HOSTILE.items()]
 
@@ -117,7 +123,9 @@ def test_hostile_default_allowed_signers(trail: Path, tmp_path: Path, make: Make
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
 def test_device_given_directly_as_allowed_signers(trail: Path, device: str) -> None:
     out = verify(trail, Path(device))
-    assert out.exit_code == 2 and "is a character device, not a regular file: refused" in out.output, out.output
+    assert out.exit_code == 2 and "is a character device, not a regular file: refused" in out.output, (
+        out.output
+    )
 
 
 @pytest.mark.timeout(20)
@@ -140,7 +148,11 @@ RUN_FILE_CASES = [
     pytest.param(_directory, "is a directory, not a regular file: refused (not read)", id="directory"),
     pytest.param(_symlink_to_fifo, "is a FIFO (named pipe), not a regular file", id="symlink-to-fifo"),
     pytest.param(_socket, "is a socket, not a regular file: refused", id="socket"),
-    pytest.param(lambda p: _sparse(p, (1 << 30) + 1), "is 1073741825 bytes, larger than the 1 GiB limit", id="sparse-1GiB"),
+    pytest.param(
+        lambda p: _sparse(p, (1 << 30) + 1),
+        "is 1073741825 bytes, larger than the 1 GiB limit",
+        id="sparse-1GiB",
+    ),
 ]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.fixtures.postgres import PgServer, postgres_server  # noqa: F401 - session fixture
+from tests.fixtures.postgres import PgServer
 
 from .conftest import Pristine, exec_run
 from .helpers import Outcome, failed, lines, put, records, rehash_from, runs, verify
@@ -26,7 +26,9 @@ class PgTrail:
 
 
 @pytest.fixture(scope="session")
-def pg_pristine(pristine: Pristine, postgres_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> PgTrail:  # noqa: F811
+def pg_pristine(
+    pristine: Pristine, postgres_server: PgServer, tmp_path_factory: pytest.TempPathFactory
+) -> PgTrail:
     base = tmp_path_factory.mktemp("tamper-pg")
     audit, other = base / "audit", base / "other"
     for _ in range(3):
@@ -110,7 +112,9 @@ def test_record_rewritten_consistently(pg: Path, pristine: Pristine, pg_pristine
     assert f"records 4-{len(recs)} differ from the audit database's copy (the run file was altered)" in out
 
 
-def test_directory_rolled_back_and_written_on(pristine: Pristine, pg_pristine: PgTrail, tmp_path: Path) -> None:
+def test_directory_rolled_back_and_written_on(
+    pristine: Pristine, pg_pristine: PgTrail, tmp_path: Path
+) -> None:
     """A backup put back, then a new run: the run lost in between is still in the table. (A chain of
     its own: runs written here must not extend the shared trail the other tests copy.)"""
     d, old = tmp_path / "fork", tmp_path / "backup"
@@ -163,10 +167,12 @@ def test_unreachable_database(pg: Path, pristine: Pristine, pg_pristine: PgTrail
 
 
 def test_missing_table(pg: Path, pristine: Pristine, pg_pristine: PgTrail) -> None:
-    out = _check(pg, pristine, pg_pristine.dsn, "--audit-table", "no_such_table")
+    out = verify(pg, pristine.signers, "--dsn", pg_pristine.dsn, "--audit-table", "no_such_table")
     assert out.exit_code == 1 and "has no table no_such_table" in out.output
 
 
-def test_dsn_with_a_single_run_file_is_a_usage_error(pg: Path, pristine: Pristine, pg_pristine: PgTrail) -> None:
+def test_dsn_with_a_single_run_file_is_a_usage_error(
+    pg: Path, pristine: Pristine, pg_pristine: PgTrail
+) -> None:
     out = _check(runs(pg)[0], pristine, pg_pristine.dsn)
     assert out.exit_code == 2 and "--audit-dsn cross-checks an audit directory" in out.output

@@ -236,7 +236,7 @@ def _row_problem(seq: int, h: str, prev: str, event: str, run_id: str, text: str
 
     try:
         rec = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "record is not JSON"
     if not isinstance(rec, dict):
         return "record is not an object"
@@ -247,6 +247,6 @@ def _row_problem(seq: int, h: str, prev: str, event: str, run_id: str, text: str
     try:
         if rehash(rec) != h:
             return "its record does not hash to its hash column"
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return "its record cannot be hashed"
     return ""
