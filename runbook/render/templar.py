@@ -134,6 +134,16 @@ def syntax_check(text: str, location: Location | None = None) -> None:
         compile_template(text, location)
 
 
+class Literal:
+    """A value that is data, not a template (a loop item, a registered result): wherever it sits in
+    a layer that templates its values (a step's ``vars:``), LazyVars hands it over as it is."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
 class LazyVars(Mapping[str, Any]):
     """A read-only variable mapping that renders template values on access (with cycle detection).
 
@@ -159,6 +169,8 @@ class LazyVars(Mapping[str, Any]):
             raise KeyError(key)
         if is_literal:
             return raw
+        if isinstance(raw, Literal):
+            return raw.value
         if key in self._resolving:
             raise RenderError(f"variable '{key}' refers to itself (recursive loop)")
         self._resolving.add(key)

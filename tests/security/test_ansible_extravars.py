@@ -27,7 +27,7 @@ def test_every_string_is_tagged_unsafe_and_the_document_reads_back() -> None:
 
     Loader.add_constructor("!unsafe", lambda loader, node: ("UNSAFE", loader.construct_scalar(node)))
     doc = {"a": "{{ x }}", "n": 3, "ok": True, "items": ["{{ y }}", {"k": "v"}], "none": None}
-    back = yaml.load(unsafe_extravars(doc), Loader=Loader)  # noqa: S506 - our own loader
+    back = yaml.load(unsafe_extravars(doc), Loader=Loader)
     assert back == {
         "a": ("UNSAFE", "{{ x }}"),
         "n": 3,
@@ -65,7 +65,10 @@ def test_ansible_never_templates_a_value_from_data(
                 "hosts": "all",
                 "steps": [
                     {"name": "read", "shell": "cat value.txt", "register": "got", "changes": False},
-                    {"name": "converge", "ansible.playbook": {"playbook": "site.yml", "extra_vars": {"x": "{{ got.stdout }}"}}},
+                    {
+                        "name": "converge",
+                        "ansible.playbook": {"playbook": "site.yml", "extra_vars": {"x": "{{ got.stdout }}"}},
+                    },
                 ],
             }
         )

@@ -312,3 +312,41 @@ def test_over_ssh_postgres_backup_and_restore_with_hostile_paths(
     case.execute(value, remote_scratch, False)
     remote_scratch.hold()
     TALLY.held(f"ssh-{remote[0].mode}", case.id, payload, "exec(real postgres)")
+
+
+def test_a_loop_item_from_data_stays_text_in_its_undo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    """Rollback runs an explicit undo with the item its step ran for: still data, never a template."""
+    root = tmp_path / "project"
+    (root / "playbooks").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    canary = tmp_path / "PWNED"
+    lines = [
+        "{{ 7 * 7 }}",
+        with_canary(TEMPLATE_PAYLOADS["cycler-globals"], canary),
+        "$(touch " + str(canary) + ")",
+    ]
+    (root / "lines.txt").write_text("\n".join(lines) + "\n")
+    (root / "playbooks" / "undo.yml").write_text(
+        textwrap.dedent(
+            """\
+            name: undo
+            hosts: localhost
+            steps:
+              - {name: read, shell: cat lines.txt, register: out, changes: false}
+              - name: each
+                shell: "printf '%s\\n' {{ item | quote }} >> done.txt"
+                loop: "{{ out.stdout_lines }}"
+                undo: {shell: "printf '%s\\n' {{ item | quote }} >> undone.txt"}
+              - {name: fail, shell: "exit 1"}
+            rollback: auto
+            """
+        )
+    )
+    (root / "inv").write_text("localhost ansible_connection=local\n")
+    res = cli("exec", "undo", "-i", "inv", "--yes")
+    assert res.exit_code == 1, res.output
+    assert (root / "done.txt").read_text().splitlines() == lines
+    assert sorted((root / "undone.txt").read_text().splitlines()) == sorted(lines)
+    assert not canary.exists()
