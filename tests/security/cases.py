@@ -417,6 +417,12 @@ CASES: list[Case] = [
         setup=_mkdirs("{p}"),
         check=in_argv("df", "--", "{p}"),
     ),
+    Case(  # a path still to be created is measured where it will be: below the working directory
+        "check.disk.path(to be created)",
+        "check.disk",
+        lambda p, s: {"path": p, "min_free_mb": 0},
+        check=in_argv("df", "--", "."),
+    ),
     Case(
         "check.env_file.path",
         "check.env_file",
