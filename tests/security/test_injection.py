@@ -57,8 +57,10 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Scratch:
 @pytest.mark.parametrize("payload", list(PAYLOADS))
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_module_argument_takes_the_value_literally(
-    case: Case, payload: str, dry_run: bool, scratch: Scratch
+    case: Case, payload: str, dry_run: bool, scratch: Scratch, request: pytest.FixtureRequest
 ) -> None:
+    if case.needs == "http":
+        scratch.vars["http_server"] = request.getfixturevalue("http_server")
     value = with_canary(PAYLOADS[payload], scratch.canary)
     case.execute(value, scratch, dry_run)
     scratch.hold()
