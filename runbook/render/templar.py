@@ -21,6 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
+from runbook.model.inventory_yaml import Unsafe
 from runbook.render.filters import FILTERS, TESTS, FilterError
 from runbook.render.secrets import Redactor, collect_secrets, is_secret_name
 
@@ -91,7 +92,13 @@ def single_expression(text: str) -> str | None:
 
 
 def is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
+    """Text to render. Never an ``!unsafe`` value (inventory ``!unsafe`` / ``__ansible_unsafe``, like
+    Ansible's): whatever it holds, it is data."""
+    return (
+        isinstance(value, str)
+        and not isinstance(value, Unsafe)
+        and ("{{" in value or "{%" in value or "{#" in value)
+    )
 
 
 def compile_template(text: str, location: Location | None = None) -> jinja2.Template:

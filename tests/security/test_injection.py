@@ -352,3 +352,34 @@ def test_a_loop_item_from_data_stays_text_in_its_undo(
     assert (root / "done.txt").read_text().splitlines() == lines
     assert sorted((root / "undone.txt").read_text().splitlines()) == sorted(lines)
     assert not canary.exists()
+
+
+@pytest.mark.parametrize("form", ["yaml", "json"])
+def test_an_unsafe_inventory_value_is_never_a_template(
+    form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    """``!unsafe`` (YAML) / ``__ansible_unsafe`` (JSON) in an inventory: text, as in Ansible."""
+    root = tmp_path / "project"
+    (root / "playbooks").mkdir(parents=True)
+    (root / "host_vars").mkdir()
+    monkeypatch.chdir(root)
+    canary = tmp_path / "PWNED"
+    values = {"calc": "{{ 7 * 7 }}", "escape": with_canary(TEMPLATE_PAYLOADS["cycler-globals"], canary)}
+    if form == "yaml":
+        text = "".join(f"{k}: !unsafe {json.dumps(v)}\n" for k, v in values.items())
+        (root / "host_vars" / "localhost.yml").write_text(text)
+    else:
+        doc = {k: {"__ansible_unsafe": v} for k, v in values.items()}
+        (root / "host_vars" / "localhost.json").write_text(json.dumps(doc))
+    (root / "playbooks" / "u.yml").write_text(
+        "name: u\nhosts: localhost\nsteps:\n"
+        '  - {name: calc, debug: {msg: "{{ calc }}"}}\n'
+        '  - {name: escape, shell: "printf %s {{ escape | quote }} > escape.txt"}\n'
+    )
+    (root / "inv").write_text("localhost ansible_connection=local\n")
+    res = cli("exec", "u", "-i", "inv", "--yes", "--output", "json")
+    assert res.exit_code == 0, res.output
+    steps = {s["name"]: s for s in json.loads(res.stdout)["hosts"]["localhost"]["steps"]}
+    assert steps["calc"]["msg"] == "{{ 7 * 7 }}"
+    assert (root / "escape.txt").read_text() == values["escape"]
+    assert not canary.exists()
