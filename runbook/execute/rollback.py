@@ -20,6 +20,7 @@ from runbook.plan.steps import base as kinds
 from runbook.plan.steps.base import Outcome, StepContext
 from runbook.plan.validate import coerce
 from runbook.render.secrets import MASK
+from runbook.render.templar import Literal
 
 if TYPE_CHECKING:
     from runbook.execute.engine import Engine
@@ -201,7 +202,8 @@ class Rollback:
             undo = replace(undo, delegate_to=step.delegate_to)
         loop = self._loop_vars(hr, entry, step) or {}
         if step.vars or loop:  # the undo sees the step's vars and its loop item
-            undo = replace(undo, vars={**step.vars, **undo.vars, **loop})
+            # the item is data (often a registered result): it must not be rendered as a template
+            undo = replace(undo, vars={**step.vars, **undo.vars, **{k: Literal(v) for k, v in loop.items()}})
         rec = self.e.runner.run_step(hr, undo, phase="rollback")
         hr.records[:] = [r for r in hr.records if r is not rec]  # recorded as the original's rollback
         hr.stats[rec.outcome] = max(0, hr.stats.get(rec.outcome, 0) - 1)

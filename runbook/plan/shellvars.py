@@ -10,8 +10,9 @@ Step kinds name the arguments a shell (or a shell-like split) reads in ``shell_a
 
 - outside quotes: the expression ends in ``| quote`` (or ``shell_quote``), or is a number, a boolean,
   a literal, a test or a comparison (``| int``, ``| float``, ``| length``, ``x is defined``, ``a > b``);
-- inside quotes: only numbers, booleans and literals — ``"{{ x | quote }}"`` still runs ``$(...)``
-  (the shell expands it inside double quotes), and a ``'`` in the value ends single quotes.
+- inside quotes or a here-document: only numbers, booleans and literals — ``"{{ x | quote }}"``
+  still runs ``$(...)`` (the shell expands it inside double quotes and here-documents), a ``'`` in
+  the value ends single quotes, a line equal to the end word ends a here-document.
 
 Warnings are advice with file:line, never errors: validate still exits 0 for them.
 """
@@ -74,34 +75,87 @@ def _safe(node: nodes.Node, quoted_ok: bool) -> bool:
     return False  # a variable, an attribute, a call, another filter: anything may come out
 
 
-def _advance(state: str, text: str) -> str:
-    """The shell's quoting state after ``text``: plain, single, double or comment."""
-    prev = " "
-    escaped = False
-    for ch in text:
-        if escaped:
-            escaped = False
-        elif state == "plain":
+class _Shell:
+    """Where the shell is in its text, fed piece by piece (the text between ``{{ }}``): plain,
+    single, double (quotes), comment, or heredoc (the body of a ``<<WORD`` here-document)."""
+
+    _WORD_END = frozenset(" \t\n;|&<>()")
+
+    def __init__(self) -> None:
+        self.state = "plain"
+        self.prev = " "
+        self.escaped = False
+        self.word: list[str] | None = None  # the here-document's end word being read
+        self.strip_tabs = False
+        self.pending: list[tuple[str, bool]] = []  # here-documents that start after this line
+        self.doc: tuple[str, bool] | None = None
+        self.line: list[str] = []
+        self.arith = 0  # inside $(( )): `<<` is a shift there, not a here-document
+        self.before = " "  # the character before prev
+
+    def feed(self, text: str) -> None:
+        for ch in text:
+            self._char(ch)
+            self.before, self.prev = self.prev, ch
+
+    def _char(self, ch: str) -> None:
+        if self.state == "heredoc":
+            if ch != "\n":
+                self.line.append(ch)
+                return
+            assert self.doc is not None
+            line = "".join(self.line)
+            self.line = []
+            if (line.lstrip("\t") if self.doc[1] else line) == self.doc[0]:
+                self.doc = self.pending.pop(0) if self.pending else None
+                self.state = "heredoc" if self.doc else "plain"
+            return
+        if self.word is not None and self.state == "plain":  # reading `<<[-] WORD`
+            if not self.word and ch == "-" and self.prev == "<" and not self.strip_tabs:
+                self.strip_tabs = True
+                return
+            if ch in " \t" and not self.word:
+                return
+            if ch not in self._WORD_END:
+                if ch not in "'\"\\":
+                    self.word.append(ch)
+                return
+            if self.word:
+                self.pending.append(("".join(self.word), self.strip_tabs))
+            self.word = None
+        if self.escaped:
+            self.escaped = False
+        elif self.state == "plain":
             if ch == "\\":
-                escaped = True
+                self.escaped = True
             elif ch == "'":
-                state = "single"
+                self.state = "single"
             elif ch == '"':
-                state = "double"
-            elif ch == "#" and (prev.isspace() or prev in ";&|()"):
-                state = "comment"
-        elif state == "single":
+                self.state = "double"
+            elif ch == "#" and (self.prev.isspace() or self.prev in ";&|()"):
+                self.state = "comment"
+            elif ch == "(" and self.prev == "(" and self.before == "$":
+                self.arith += 1
+            elif ch == ")" and self.prev == ")" and self.arith:
+                self.arith -= 1
+            elif ch == "<" and self.prev == "<" and not self.arith:
+                self.word, self.strip_tabs = [], False
+            elif ch == "\n" and self.pending:
+                self.doc = self.pending.pop(0)
+                self.state = "heredoc"
+        elif self.state == "single":
             if ch == "'":
-                state = "plain"
-        elif state == "double":
+                self.state = "plain"
+        elif self.state == "double":
             if ch == "\\":
-                escaped = True
+                self.escaped = True
             elif ch == '"':
-                state = "plain"
-        elif state == "comment" and ch == "\n":
-            state = "plain"
-        prev = ch
-    return state
+                self.state = "plain"
+        elif self.state == "comment" and ch == "\n":
+            self.state = "plain"
+            if self.pending:
+                self.doc = self.pending.pop(0)
+                self.state = "heredoc"
 
 
 def expressions(text: str) -> Iterator[tuple[str, int, str]]:
@@ -110,16 +164,17 @@ def expressions(text: str) -> Iterator[tuple[str, int, str]]:
         tokens = list(ENV.lex(text))
     except jinja2.TemplateSyntaxError:
         return  # reported as an error by validate's syntax check
-    state = "plain"
+    shell = _Shell()
     current: list[str] | None = None
     start = 1
     for lineno, kind, value in tokens:
         if kind == "data":
-            state = _advance(state, value)
+            shell.feed(value)
         elif kind == "variable_begin":
             current, start = [], lineno
         elif kind == "variable_end" and current is not None:
-            yield "".join(current).strip(), start, state
+            yield "".join(current).strip(), start, shell.state
+            shell.prev = "x"  # the value is a word: a `#` right after it starts no comment
             current = None
         elif current is not None:
             current.append(value)
@@ -148,6 +203,11 @@ def problem(expr: str, state: str) -> str | None:
         return (
             f"{{{{ {expr} }}}} is inside double quotes, where $(...) and `...` in its value still run "
             f"(| quote does not help there): drop the quotes and write {quoted}"
+        )
+    if state == "heredoc":
+        return (
+            f"{{{{ {expr} }}}} is inside a here-document, where $(...) in its value runs and a line "
+            f"equal to its end word ends it: pass it in env: instead, or write it with copy/template"
         )
     if state == "single":
         return (

@@ -21,6 +21,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
+from runbook.model.inventory_yaml import Unsafe
 from runbook.render.filters import FILTERS, TESTS, FilterError
 from runbook.render.secrets import Redactor, collect_secrets
 
@@ -117,7 +118,13 @@ def single_expression(text: str) -> str | None:
 
 
 def is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value or "{#" in value)
+    """Text to render. Never an ``!unsafe`` value (inventory ``!unsafe`` / ``__ansible_unsafe``, like
+    Ansible's): whatever it holds, it is data."""
+    return (
+        isinstance(value, str)
+        and not isinstance(value, Unsafe)
+        and ("{{" in value or "{%" in value or "{#" in value)
+    )
 
 
 def compile_template(text: str, location: Location | None = None) -> jinja2.Template:
@@ -160,6 +167,16 @@ def syntax_check(text: str, location: Location | None = None) -> None:
         compile_template(text, location)
 
 
+class Literal:
+    """A value that is data, not a template (a loop item, a registered result): wherever it sits in
+    a layer that templates its values (a step's ``vars:``), LazyVars hands it over as it is."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+
 class LazyVars(Mapping[str, Any]):
     """A read-only variable mapping that renders template values on access (with cycle detection).
 
@@ -191,6 +208,8 @@ class LazyVars(Mapping[str, Any]):
             if redactor.is_secret_var(key):
                 _read_secret()
             return raw
+        if isinstance(raw, Literal):
+            return raw.value
         if key in self._resolving:
             raise RenderError(f"variable '{key}' refers to itself (recursive loop)")
         self._resolving.add(key)

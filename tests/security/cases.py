@@ -263,6 +263,27 @@ def _services(p: str, s: Scratch, out: Outcome, drive: RecordingDrive, dry: bool
         assert not out.ok  # no daemon here: it fails listing containers, before any change
 
 
+def _url(s: Scratch, path: str) -> str:
+    return f"http://127.0.0.1:{_http(s).server_address[1]}{path}"
+
+
+def _http(s: Scratch) -> Any:
+    return s.vars["http_server"]
+
+
+def _notified(p: str, s: Scratch, out: Outcome, drive: RecordingDrive, dry: bool) -> None:
+    sent = [json.loads(body) for method, path, body, _ in _http(s).requests if path == "/echo"]
+    assert sent == ([] if dry else [{"text": p}])  # the payload is the message, byte for byte
+
+
+def _header(p: str, s: Scratch, out: Outcome, drive: RecordingDrive, dry: bool) -> None:
+    got = [h.get("X-Value") for _, path, _, h in _http(s).requests if path == "/echo"]
+    if "\n" in p:  # not a valid header value: refused before anything is sent
+        assert not out.ok and got == []
+    else:
+        assert out.ok and got == [p], (out.msg, got)
+
+
 def _link(p: str, s: Scratch, out: Outcome, drive: RecordingDrive, dry: bool) -> None:
     assert out.ok, out.msg
     assert dry or os.readlink(s.dir / "link") == p
@@ -417,6 +438,12 @@ CASES: list[Case] = [
         setup=_mkdirs("{p}"),
         check=in_argv("df", "--", "{p}"),
     ),
+    Case(  # a path still to be created is measured where it will be: below the working directory
+        "check.disk.path(to be created)",
+        "check.disk",
+        lambda p, s: {"path": p, "min_free_mb": 0},
+        check=in_argv("df", "--", "."),
+    ),
     Case(
         "check.env_file.path",
         "check.env_file",
@@ -496,6 +523,30 @@ CASES: list[Case] = [
     ),
     Case("compose.release(record+restore)", None, steps=_release),
     # reached only through files and requests, never a command: still nothing may run
+    # HTTP: the value is a message body, a header, part of a URL; never more than that
+    Case(
+        "notify.webhook.text",
+        "notify.webhook",
+        lambda p, s: {"url": _url(s, "/echo"), "text": p, "fail_on_error": True},
+        check=_notified,
+        needs="http",
+        remote=False,
+    ),
+    Case(
+        "http.request.header",
+        "http.request",
+        lambda p, s: {"url": _url(s, "/echo"), "headers": {"X-Value": p}, "changes": False},
+        check=_header,
+        needs="http",
+        remote=False,
+    ),
+    Case(
+        "http.get.url",
+        "http.get",
+        lambda p, s: {"url": _url(s, "/echo?q=") + p, "timeout": 2},
+        needs="http",
+        remote=False,
+    ),
     Case("wait.path", "wait", lambda p, s: {"path": p, "state": "present", "timeout": 0}, remote=False),
     Case("check.port.host", "check.port", lambda p, s: {"port": 1, "host": p}, remote=False),
     Case(

@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 from runbook.cli.main import cli as runbook_cli
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - session fixture
 from tests.fixtures.sshd import ssh_lab  # noqa: F401 - session fixture
+from tests.steps.support import http_server  # noqa: F401 - a real HTTP server
 
 
 class Tally:

@@ -65,7 +65,10 @@ def test_ansible_never_templates_a_value_from_data(
                 "hosts": "all",
                 "steps": [
                     {"name": "read", "shell": "cat value.txt", "register": "got", "changes": False},
-                    {"name": "converge", "ansible.playbook": {"playbook": "site.yml", "extra_vars": {"x": "{{ got.stdout }}"}}},
+                    {
+                        "name": "converge",
+                        "ansible.playbook": {"playbook": "site.yml", "extra_vars": {"x": "{{ got.stdout }}"}},
+                    },
                 ],
             }
         )

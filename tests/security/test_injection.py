@@ -57,8 +57,10 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Scratch:
 @pytest.mark.parametrize("payload", list(PAYLOADS))
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_module_argument_takes_the_value_literally(
-    case: Case, payload: str, dry_run: bool, scratch: Scratch
+    case: Case, payload: str, dry_run: bool, scratch: Scratch, request: pytest.FixtureRequest
 ) -> None:
+    if case.needs == "http":
+        scratch.vars["http_server"] = request.getfixturevalue("http_server")
     value = with_canary(PAYLOADS[payload], scratch.canary)
     case.execute(value, scratch, dry_run)
     scratch.hold()
@@ -312,3 +314,72 @@ def test_over_ssh_postgres_backup_and_restore_with_hostile_paths(
     case.execute(value, remote_scratch, False)
     remote_scratch.hold()
     TALLY.held(f"ssh-{remote[0].mode}", case.id, payload, "exec(real postgres)")
+
+
+def test_a_loop_item_from_data_stays_text_in_its_undo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    """Rollback runs an explicit undo with the item its step ran for: still data, never a template."""
+    root = tmp_path / "project"
+    (root / "playbooks").mkdir(parents=True)
+    monkeypatch.chdir(root)
+    canary = tmp_path / "PWNED"
+    lines = [
+        "{{ 7 * 7 }}",
+        with_canary(TEMPLATE_PAYLOADS["cycler-globals"], canary),
+        "$(touch " + str(canary) + ")",
+    ]
+    (root / "lines.txt").write_text("\n".join(lines) + "\n")
+    (root / "playbooks" / "undo.yml").write_text(
+        textwrap.dedent(
+            """\
+            name: undo
+            hosts: localhost
+            steps:
+              - {name: read, shell: cat lines.txt, register: out, changes: false}
+              - name: each
+                shell: "printf '%s\\n' {{ item | quote }} >> done.txt"
+                loop: "{{ out.stdout_lines }}"
+                undo: {shell: "printf '%s\\n' {{ item | quote }} >> undone.txt"}
+              - {name: fail, shell: "exit 1"}
+            rollback: auto
+            """
+        )
+    )
+    (root / "inv").write_text("localhost ansible_connection=local\n")
+    res = cli("exec", "undo", "-i", "inv", "--yes")
+    assert res.exit_code == 1, res.output
+    assert (root / "done.txt").read_text().splitlines() == lines
+    assert sorted((root / "undone.txt").read_text().splitlines()) == sorted(lines)
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("form", ["yaml", "json"])
+def test_an_unsafe_inventory_value_is_never_a_template(
+    form: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    """``!unsafe`` (YAML) / ``__ansible_unsafe`` (JSON) in an inventory: text, as in Ansible."""
+    root = tmp_path / "project"
+    (root / "playbooks").mkdir(parents=True)
+    (root / "host_vars").mkdir()
+    monkeypatch.chdir(root)
+    canary = tmp_path / "PWNED"
+    values = {"calc": "{{ 7 * 7 }}", "escape": with_canary(TEMPLATE_PAYLOADS["cycler-globals"], canary)}
+    if form == "yaml":
+        text = "".join(f"{k}: !unsafe {json.dumps(v)}\n" for k, v in values.items())
+        (root / "host_vars" / "localhost.yml").write_text(text)
+    else:
+        doc = {k: {"__ansible_unsafe": v} for k, v in values.items()}
+        (root / "host_vars" / "localhost.json").write_text(json.dumps(doc))
+    (root / "playbooks" / "u.yml").write_text(
+        "name: u\nhosts: localhost\nsteps:\n"
+        '  - {name: calc, debug: {msg: "{{ calc }}"}}\n'
+        '  - {name: escape, shell: "printf %s {{ escape | quote }} > escape.txt"}\n'
+    )
+    (root / "inv").write_text("localhost ansible_connection=local\n")
+    res = cli("exec", "u", "-i", "inv", "--yes", "--output", "json")
+    assert res.exit_code == 0, res.output
+    steps = {s["name"]: s for s in json.loads(res.stdout)["hosts"]["localhost"]["steps"]}
+    assert steps["calc"]["msg"] == "{{ 7 * 7 }}"
+    assert (root / "escape.txt").read_text() == values["escape"]
+    assert not canary.exists()

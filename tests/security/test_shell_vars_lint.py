@@ -57,6 +57,24 @@ def test_which_expressions_are_warned_about(cmd: str, warned: str | None, tmp_pa
         assert len(got) == 1 and warned in got[0], got
 
 
+@pytest.mark.parametrize(
+    "script, states",
+    [
+        ("cat > f <<EOF\n{{ a | quote }}\nEOF\necho {{ b | quote }}\n", ["here-document", None]),
+        ("cat <<'EOF'\n{{ a | quote }}\nEOF\n", ["here-document"]),  # a line 'EOF' in a ends it
+        ("cat <<-END | grep x\n\t{{ a }}\n\tEND\necho {{ b | quote }}\n", ["here-document", None]),
+        ("cat <<EOF\nn={{ n | int }}\nEOF\n", [None]),
+        ("echo $((1 << 2)) {{ a | quote }}\necho {{ b | quote }}\n", [None, None]),
+    ],
+)
+def test_here_documents_expand_like_double_quotes(
+    script: str, states: list[str | None], tmp_path: Path
+) -> None:
+    got = _warnings(tmp_path, "- shell: |\n" + textwrap.indent(script, "    "))
+    want = [s for s in states if s]
+    assert len(got) == len(want) and all(w in g for w, g in zip(want, got, strict=True)), got
+
+
 def test_every_shell_like_argument_is_checked_and_argv_is_not(tmp_path: Path) -> None:
     got = _warnings(
         tmp_path,

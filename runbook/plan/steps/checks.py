@@ -91,8 +91,9 @@ class CheckDisk(StepKind):
         path = str(args.get("path") or "/")
         probe_path = path
         st = yield Stat(probe_path)
-        while not st.exists and probe_path not in ("/", ""):  # a path to be created: check its parent
-            probe_path = posixpath.dirname(probe_path.rstrip("/")) or "/"
+        root = "/" if path.startswith("/") else "."  # a relative path is below the working directory
+        while not st.exists and probe_path not in ("/", ".", ""):  # a path to be created: its parent
+            probe_path = posixpath.dirname(probe_path.rstrip("/")) or root
             st = yield Stat(probe_path)
         res = yield Run(Command.exec(["df", "-Pk", "--", probe_path], env=_C), changes=False)
         row = parse_df(res.stdout) if res.ok else None
