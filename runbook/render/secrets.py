@@ -150,8 +150,9 @@ def mask_credentials(text: str) -> str:
 
 
 def leaves(value: Any) -> Iterable[str]:
-    """Every scalar inside a (nested) value, as text: what a secret-origin value contributes."""
-    if isinstance(value, Mapping):
+    """Every scalar inside a (nested) value, as text: what a secret-origin value contributes.
+    (Plain data only: a lazy mapping such as hostvars is not walked.)"""
+    if isinstance(value, dict):
         for v in value.values():
             yield from leaves(v)
     elif isinstance(value, (list, tuple, set, frozenset)):
