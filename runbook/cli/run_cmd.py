@@ -154,6 +154,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     extra_vars = parse_extra_vars(extra, declared)
     if resume_state is not None:  # the run's own inventory and -e, unless given again
         declared |= set(resume_state.meta.get("secret_extra_vars") or ())
+        declared |= set(resume_state.meta.get("secret_names") or ())
         _same_runbook(resume_state, path)
         inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
         extra_vars = restore_extra_vars(resume_state, extra_vars, "--resume")
@@ -343,6 +344,7 @@ def rollback_cmd(
     if not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
         raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
     declared = secret_names(secret) | set(state.meta.get("secret_extra_vars") or ())
+    declared |= set(state.meta.get("secret_names") or ())
     extra_vars = restore_extra_vars(state, parse_extra_vars(extra, declared), "rollback")
     inventories = inventories or tuple(state.meta.get("inventory") or ())
     inventory = load_inventory(inventories, playbook_dir=path.parent)

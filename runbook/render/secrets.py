@@ -15,10 +15,13 @@ long run of characters): a 2 MB value is redacted in milliseconds.
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 MASK = "***"
 MIN_SECRET = 3  # shorter strings are not registered: masking "ab" everywhere would hide everything
@@ -191,6 +194,22 @@ def collect_secrets(
     return found
 
 
+def variants(secret: str) -> set[str]:
+    """A secret as it may be printed: itself, JSON-escaped, shell-quoted (``'it'"'"'s'``),
+    percent-encoded, and each line of a multi-line one (output is masked line by line)."""
+    out = {secret}
+    if len(secret) < MIN_SECRET:
+        return out
+    if not secret.isalnum():
+        out.add(json.dumps(secret)[1:-1])
+        out.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+        out.add(shlex.quote(secret))
+        out.add(quote(secret, safe=""))
+    if "\n" in secret:
+        out.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 6)
+    return out
+
+
 class Redactor:
     """Thread-safe registry of secret strings and declared secret variable names; ``redact`` masks
     every occurrence of every secret (overlapping ones as one ``***``) in any text, in linear time
@@ -211,7 +230,8 @@ class Redactor:
             self.names = self.names | {str(n) for n in names}
 
     def add(self, secrets: Iterable[str]) -> None:
-        new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET and s != MASK}
+        new = {v for s in secrets if isinstance(s, str) for v in variants(s)}
+        new = {s for s in new if len(s) >= MIN_SECRET and s != MASK}
         with self._lock:
             if new - self._secrets:
                 self._secrets |= new

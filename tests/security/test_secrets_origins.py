@@ -58,10 +58,10 @@ def test_the_runbook_declares_secrets_whatever_their_names(project: Project) -> 
         "r",
         f"""
         hosts: localhost
-        secrets: [bearer, pwd]
-        vars: {{bearer: {S1}, pwd: {S2}, api_pat: "{{{{ bearer }}}}-x"}}
+        secrets: [opaque, pwd]
+        vars: {{opaque: {S1}, pwd: {S2}, api_pat: "{{{{ opaque }}}}-x"}}
         steps:
-          - shell: "echo {{{{ bearer }}}} {{{{ pwd }}}} {{{{ api_pat }}}}"
+          - shell: "echo {{{{ opaque }}}} {{{{ pwd }}}} {{{{ api_pat }}}}"
         """,
     )
     res, doc = project.exec_json("r")
@@ -73,8 +73,8 @@ def test_the_runbook_declares_secrets_whatever_their_names(project: Project) -> 
 
 
 def test_secret_on_the_command_line_declares_an_extra_var(project: Project) -> None:
-    project.runbook("r", 'hosts: localhost\nsteps:\n  - shell: "echo [{{ bearer }}]"\n')
-    res, doc = project.exec_json("r", "--secret", "bearer", "-e", f"bearer={S1}")
+    project.runbook("r", 'hosts: localhost\nsteps:\n  - shell: "echo [{{ opaque }}]"\n')
+    res, doc = project.exec_json("r", "--secret", "opaque", "-e", f"opaque={S1}")
     assert res.exit_code == 0, res.output
     assert doc["hosts"]["localhost"]["steps"][0]["stdout"] == "[***]\n"
     assert S1 not in shown(res)
@@ -95,7 +95,7 @@ def test_plan_and_validate_take_secret_too(project: Project) -> None:
 
 @pytest.mark.parametrize(
     ("declaration", "message"),
-    [("secrets: bearer token", "not a variable name"), ("secrets: {a: 1}", "must be a list"),
+    [("secrets: opaque token", "not a variable name"), ("secrets: {a: 1}", "must be a list"),
      ("secrets: [ok, 1x]", "'1x' is not a variable name")],
 )  # fmt: skip
 def test_a_wrong_secrets_declaration_is_a_validation_error(project: Project, declaration: str, message: str) -> None:
@@ -275,3 +275,47 @@ def test_a_script_holding_a_secret_is_private_others_are_not(project: Project) -
     assert out.stdout == f"{S1.upper()}\nin\n" and out.rc == 0
     drive.perform(Run(Command.shell("echo plain")))
     assert [c.private for c in ran] == [True, False]
+
+
+def test_declared_names_stay_secret_for_a_later_rollback(project: Project, tmp_path: Path) -> None:
+    """The state keeps the declared names (never values): `runbook rollback` masks them too."""
+    project.runbook(
+        "r",
+        f"""
+        hosts: localhost
+        vars: {{opaque: {S1}}}
+        steps:
+          - shell: "echo {{{{ opaque }}}}"
+            undo:
+              shell: "echo undone {{{{ opaque }}}} >&2; false"
+        """,
+    )
+    res, doc = project.exec_json("r", "--secret", "opaque")
+    assert res.exit_code == 0, res.output
+    state = json.loads((project.root / ".runbook" / "runs" / doc["run_id"] / "state.json").read_text())
+    assert state["meta"]["secret_names"] == ["opaque"]
+    res = project.cli("rollback", "r", "--run", doc["run_id"], "--yes")  # the undo fails, and says why
+    assert res.exit_code == 4, res.output
+    assert "undone ***" in res.output
+    assert S1 not in shown(res) and S1 not in audit_text(project)
+
+
+def test_a_secret_is_masked_as_printed_quoted_escaped_or_line_by_line(project: Project) -> None:
+    project.runbook(
+        "r",
+        """
+        hosts: localhost
+        secrets: [quoted, key]
+        vars:
+          quoted: "it's \\"{{ 'x' }}\\" S1"
+          key: "-----BEGIN KEY-----\\nAAAAB3NzaC1yc2EAAAADAQABAAABgQC\\n-----END KEY-----"
+        steps:
+          - shell: "echo {{ quoted | quote }}; echo {{ quoted | to_json | quote }}; echo {{ quoted | urlencode }}"
+          - shell: "printf '%s\\\\n' {{ key | quote }}"
+        """.replace("S1", S1),
+    )
+    res, doc = project.exec_json("r")
+    assert res.exit_code == 0, res.output
+    quoted, key = doc["hosts"]["localhost"]["steps"]
+    assert S1 not in shown(res) and "AAAAB3NzaC1yc2EAAAADAQABAAABgQC" not in shown(res)
+    assert quoted["stdout"].count("***") == 3 and "***" in key["stdout"]
