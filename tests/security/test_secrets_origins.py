@@ -319,3 +319,21 @@ def test_a_secret_is_masked_as_printed_quoted_escaped_or_line_by_line(project: P
     quoted, key = doc["hosts"]["localhost"]["steps"]
     assert S1 not in shown(res) and "AAAAB3NzaC1yc2EAAAADAQABAAABgQC" not in shown(res)
     assert quoted["stdout"].count("***") == 3 and "***" in key["stdout"]
+
+
+def test_every_variable_of_a_vault_encrypted_inventory_is_secret_but_not_its_hosts(
+    project: Project, tmp_path: Path, vault: Path
+) -> None:
+    (tmp_path / "hosts.yml").write_text(
+        encrypt(
+            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+            f"      release_tag: {S1}\n  vars:\n    region_code: {S2}\n"
+        )
+    )
+    loaded = load_inventory([str(tmp_path / "hosts.yml")])
+    assert sorted(v for d in loaded.vault_data for v in d.values()) == sorted([S1, S2])
+    project.runbook("r", 'hosts: all\nsteps:\n  - shell: "echo {{ inventory_hostname }} {{ release_tag }} {{ region_code }}"\n')
+    res = project.cli("exec", "r", "-i", str(tmp_path / "hosts.yml"), "--output", "json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["hosts"]["localhost"]["steps"][0]["stdout"] == "localhost *** ***\n"
+    assert S1 not in shown(res) and S2 not in shown(res)
