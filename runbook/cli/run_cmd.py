@@ -227,6 +227,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
             except Exception as exc:  # the run's outcome stands; say the audit could not be sealed
                 click.secho(f"audit: could not seal the run: {exc}", fg="red", err=True)
     audit_path = str(writer.path) if writer is not None and getattr(writer, "path", None) else None
+    _redact_result(result, redactor)
     if output == "json":
         click.echo(json_document(result, rb, audit_path, dry_run))
     elif output == "junit":
@@ -236,6 +237,15 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     if junit_file:
         Path(junit_file).write_text(junit_xml(result, rb))
     return result.exit_code
+
+
+def _redact_result(result: Any, redactor: Any) -> None:
+    """Every secret known by the end of the run masked in the records the reports are made of."""
+    for hr in result.hosts.values():
+        hr.failure = redactor.redact(hr.failure)
+        for rec in hr.records:
+            rec.redact(redactor.redact)
+    result.message = redactor.redact(result.message)
 
 
 def _sources(inventories: tuple[str, ...]) -> list[str]:
@@ -377,6 +387,7 @@ def rollback_cmd(
         renderer.close()
         if writer is not None:
             writer.close()
+    _redact_result(result, redactor)
     if output == "json":
         click.echo(json_document(result, rb, str(writer.path) if writer else None, False))
     else:

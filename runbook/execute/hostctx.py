@@ -31,6 +31,16 @@ class StepRecord:
     attempts: int = 1
     error: str | None = None  # "render": a template or argument problem, not the host's
 
+    def redact(self, redact: Callable[[str], str]) -> None:
+        """Mask every known secret in what the record shows (again at the end of a run: a secret
+        learnt after the step ended is masked in the JSON and JUnit output too)."""
+        self.name = redact(self.name)
+        self.msg = redact(self.msg)
+        self.stdout = redact(self.stdout)
+        self.stderr = redact(self.stderr)
+        self.command = redact(self.command) if self.command else None
+        self.planned = [{k: redact(v) if isinstance(v, str) else v for k, v in p.items()} for p in self.planned]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "phase": self.phase,

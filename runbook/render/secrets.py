@@ -187,7 +187,9 @@ def collect_secrets(
             if isinstance(value, str):
                 found.update(url_passwords(text))
         elif type(value).__name__ == "VaultValue":
-            pass  # decrypted on use; the renderer registers the plaintext then
+            plain = value.plaintext()  # known before its use (None: no vault password, yet)
+            if plain is not None and len(plain) >= MIN_SECRET:
+                found.add(plain)
 
     for k, v in values.items():
         visit(str(k), v, force or str(k) in declared or is_secret_name(str(k)))

@@ -337,3 +337,30 @@ def test_every_variable_of_a_vault_encrypted_inventory_is_secret_but_not_its_hos
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["hosts"]["localhost"]["steps"][0]["stdout"] == "localhost *** ***\n"
     assert S1 not in shown(res) and S2 not in shown(res)
+
+
+def test_a_vault_value_is_masked_even_where_it_shows_before_it_is_used(
+    project: Project, tmp_path: Path, vault: Path
+) -> None:
+    """An inline !vault value is decrypted before the run: a step that prints it (reading a config
+    that already holds it) before any template uses it, or without any, shows ***."""
+    (tmp_path / "app.conf").write_text(f"name=app\nsecond={S2}\n")
+    project.inventory("localhost ansible_connection=local\n")
+    (project.root / "host_vars").mkdir()
+    (project.root / "host_vars" / "localhost.yml").write_text(
+        f"old_secret: {inline_vault(S2)}never_used: {inline_vault(S3)}"
+    )
+    project.runbook(
+        "r",
+        f"""
+        hosts: localhost
+        steps:
+          - shell: "cat {tmp_path / 'app.conf'}; echo {S3}"
+          - shell: "echo {{{{ old_secret | length }}}}"
+        """,
+    )
+    res, doc = project.exec_json("r")
+    assert res.exit_code == 0, res.output
+    first = doc["hosts"]["localhost"]["steps"][0]
+    assert first["stdout"] == "name=app\nsecond=***\n***\n"
+    assert S2 not in shown(res) and S3 not in shown(res) and S2 not in audit_text(project)
