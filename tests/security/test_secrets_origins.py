@@ -364,3 +364,22 @@ def test_a_vault_value_is_masked_even_where_it_shows_before_it_is_used(
     first = doc["hosts"]["localhost"]["steps"][0]
     assert first["stdout"] == "name=app\nsecond=***\n***\n"
     assert S2 not in shown(res) and S3 not in shown(res) and S2 not in audit_text(project)
+
+
+def test_a_declared_secret_that_a_step_registers_is_masked(project: Project, tmp_path: Path) -> None:
+    project.runbook(
+        "r",
+        f"""
+        hosts: localhost
+        secrets: [issued]
+        steps:
+          - shell: "echo {S1}"
+            register: issued
+          - shell: "echo again {{{{ issued.stdout }}}} {{{{ issued.stdout | upper }}}}"
+        """,
+    )
+    res, doc = project.exec_json("r")
+    assert res.exit_code == 0, res.output
+    first, second = doc["hosts"]["localhost"]["steps"]
+    assert first["stdout"] == "***\n" and second["stdout"] == "again *** ***\n"
+    assert S1 not in shown(res) and S1.upper() not in shown(res) and S1 not in audit_text(project)
