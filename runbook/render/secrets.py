@@ -45,7 +45,9 @@ _SECRET_HEADER = re.compile(
 # keywords of ``key=value`` credential pairs in free text (a literal alternation: no backtracking)
 _KV_WORD = re.compile(r"password|passwd|pwd|passphrase|token|secret|api_?key", re.I)
 _URL_CRED = re.compile(r"://[^:/@\s]*:([^@/\s]+)@")
-_VALUE_STOP = frozenset(" \t\r\n\f\v;&,'\"")
+_WORD_REST = re.compile(r"\w*")
+_BLANKS = re.compile(r"[ \t]*")
+_VALUE = re.compile(r"[^\s;&,'\"]*")
 
 
 def is_secret_name(name: str) -> bool:
@@ -77,7 +79,8 @@ def kv_credentials(text: str) -> list[tuple[int, int]]:
 
 def _kv_pairs(text: str) -> list[tuple[int, int, str]]:
     """(start, end, keyword) of each credential pair's value. Linear: the keyword is found by a
-    literal alternation, then the word around it, the separator and the value are walked once."""
+    literal alternation, then the rest of its word, the separator and the value are each one
+    character class matched once (nothing can backtrack)."""
     spans: list[tuple[int, int, str]] = []
     n = len(text)
     pos = 0
@@ -85,30 +88,24 @@ def _kv_pairs(text: str) -> list[tuple[int, int, str]]:
         m = _KV_WORD.search(text, pos)
         if m is None:
             return spans
-        k = m.end()
-        while k < n and (text[k].isalnum() or text[k] == "_"):
-            k += 1
+        k = _WORD_REST.match(text, m.end()).end()  # type: ignore[union-attr]
         if k < n and text[k] in "\"'":
             k += 1
-        while k < n and text[k] in " \t":
-            k += 1
+        k = _BLANKS.match(text, k).end()  # type: ignore[union-attr]
         if k >= n or text[k] not in "=:" or (text[k] == ":" and text[k + 1 : k + 3] == "//"):
             pos = max(k, m.end())
             continue
-        k += 1
-        while k < n and text[k] in " \t":
-            k += 1
+        k = _BLANKS.match(text, k + 1).end()  # type: ignore[union-attr]
         if k < n and text[k] in "\"'":
-            quote = text[k]
-            end = text.find(quote, k + 1)
+            quote_char = text[k]
+            end = text.find(quote_char, k + 1)
             if end < 0:
                 pos = k + 1
                 continue
             start = k + 1
         else:
-            start = end = k
-            while end < n and text[end] not in _VALUE_STOP:
-                end += 1
+            start = k
+            end = _VALUE.match(text, k).end()  # type: ignore[union-attr]
         if end > start and text[start:end] != MASK:
             spans.append((start, end, m.group(0).lower()))
         pos = max(end, k)
