@@ -9,6 +9,8 @@ import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from runbook.render.secrets import url_passwords
+
 
 class Masked(str):
     """A command part that is a secret: it is passed to the transport as is, shown as ***."""
@@ -62,9 +64,11 @@ class Command:
         return " ".join(shlex.quote(a) for a in self.argv)
 
     def secrets(self) -> tuple[str, ...]:
-        """The secret values this command carries (masked parts, masked env values)."""
+        """The secret values this command carries: masked parts and env values, and the passwords
+        of URLs/DSNs written in it (``psql "postgresql://app:PW@db/app"``, ``password=PW``)."""
         parts = [*self.masked, *(a for a in self.argv or () if isinstance(a, Masked))]
         parts += [v for v in self.env.values() if isinstance(v, Masked)]
+        parts += url_passwords(self.script if self.script is not None else " ".join(self.argv or ()))
         return tuple(p for p in parts if p)
 
     def display(self) -> str:

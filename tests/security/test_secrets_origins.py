@@ -383,3 +383,20 @@ def test_a_declared_secret_that_a_step_registers_is_masked(project: Project, tmp
     first, second = doc["hosts"]["localhost"]["steps"]
     assert first["stdout"] == "***\n" and second["stdout"] == "again *** ***\n"
     assert S1 not in shown(res) and S1.upper() not in shown(res) and S1 not in audit_text(project)
+
+
+def test_a_password_written_in_a_command_or_a_client_dsn_is_a_secret(project: Project) -> None:
+    project.runbook(
+        "r",
+        f"""
+        hosts: localhost
+        steps:
+          - shell: "echo connecting; : 'host=db password={S1} dbname=app'; echo {S1} | rev | rev"
+          - shell: "echo postgresql://app:{S2}@127.0.0.1/app >/dev/null; echo {S2}"
+        """,
+    )
+    res, doc = project.exec_json("r")
+    assert res.exit_code == 0, res.output
+    first, second = doc["hosts"]["localhost"]["steps"]
+    assert first["stdout"] == "connecting\n***\n" and second["stdout"] == "***\n"
+    assert S1 not in shown(res) and S2 not in shown(res) and S1 not in audit_text(project)
