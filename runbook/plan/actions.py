@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from runbook.plan.commands import Command
-from runbook.render.secrets import is_secret_header, is_secret_name, url_passwords
+from runbook.render.secrets import collect_secrets, is_secret_header
 
 
 @dataclass(frozen=True)
@@ -231,13 +231,7 @@ class Client(Action):
 
     def secrets(self) -> tuple[str, ...]:
         """Passwords of DSNs/URLs in the parameters, and credential-named parameters."""
-        out: list[str] = []
-        for name, value in self.params.items():
-            if isinstance(value, str):
-                if is_secret_name(str(name)) and value:
-                    out.append(value)
-                out += url_passwords(value)
-        return tuple(out)
+        return tuple(collect_secrets(dict(self.params)))  # also nested: ansible extravars
 
 
 @dataclass(frozen=True)
