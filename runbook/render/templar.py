@@ -253,7 +253,12 @@ class LazyVars(Mapping[str, Any]):
             return redactor.is_secret_var(key) or (
                 isinstance(raw, (str, dict, list)) and redactor.holds(raw)
             )
-        self[key]  # resolving it decides
+        if key in self._resolving:
+            return False
+        try:
+            self[key]  # resolving it decides (the expression may not need it: never an error here)
+        except Exception:
+            return False
         return key in self._secret
 
     def __getitem__(self, key: str) -> Any:
