@@ -126,6 +126,8 @@ class Attempts:
             ):
                 break
             why = out.msg or ("until condition not met" if ok else "failed")
+            if step.no_log:  # a failure's message may quote the step's output
+                why = "until condition not met" if ok else "failed"
             line = f"attempt {attempt_no}/{retries + 1} failed ({why}); retrying in {delay:g}s"
             self.emit("step.output", hr, step, phase=phase, data={"line": self.redactor.redact(line)})
             if self.cancel.wait(delay):

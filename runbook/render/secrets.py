@@ -282,7 +282,7 @@ class Redactor:
             return self.redact(value)
         if isinstance(value, Mapping):
             return {
-                k: (
+                (self.redact(k) if isinstance(k, str) else k): (
                     MASK
                     if self.is_secret_var(str(k))
                     and isinstance(v, (str, int))
