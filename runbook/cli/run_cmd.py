@@ -178,6 +178,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     extra_vars = parse_extra_vars(extra, declared)
     if resume_state is not None:  # the run's own inventory and -e, unless given again
         declared |= set(resume_state.meta.get("secret_extra_vars") or ())
+        declared |= set(resume_state.meta.get("secret_names") or ())
         _same_runbook(resume_state, path)
         inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
         extra_vars = restore_extra_vars(resume_state, extra_vars, "--resume")
@@ -265,6 +266,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
             except Exception as exc:  # the run's outcome stands; say the audit could not be sealed
                 click.secho(f"audit: could not seal the run: {exc}", fg="red", err=True)
     audit_path = str(writer.path) if writer is not None and getattr(writer, "path", None) else None
+    _redact_result(result, redactor)
     if output == "json":
         click.echo(json_document(result, rb, audit_path, dry_run))
     elif output == "junit":
@@ -312,6 +314,15 @@ def _debug_log(verbose: int) -> Any:
         log.setLevel(level)
 
     return remove
+
+
+def _redact_result(result: Any, redactor: Any) -> None:
+    """Every secret known by the end of the run masked in the records the reports are made of."""
+    for hr in result.hosts.values():
+        hr.failure = redactor.redact(hr.failure)
+        for rec in hr.records:
+            rec.redact(redactor.redact)
+    result.message = redactor.redact(result.message)
 
 
 def _sources(inventories: tuple[str, ...]) -> list[str]:
@@ -445,6 +456,7 @@ def rollback_cmd(
     if not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
         raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
     declared = secret_names(secret) | set(state.meta.get("secret_extra_vars") or ())
+    declared |= set(state.meta.get("secret_names") or ())
     extra_vars = restore_extra_vars(state, parse_extra_vars(extra, declared), "rollback")
     inventories = inventories or tuple(state.meta.get("inventory") or ())
     inventory = load_inventory(inventories, playbook_dir=path.parent)
@@ -480,6 +492,7 @@ def rollback_cmd(
                 writer.close()
             except Exception as exc:  # the rollback's outcome stands; say the audit could not be sealed
                 click.secho(f"audit: could not seal the run: {exc}", fg="red", err=True)
+    _redact_result(result, redactor)
     if output == "json":
         click.echo(json_document(result, rb, str(writer.path) if writer else None, False))
     else:

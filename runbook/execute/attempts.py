@@ -25,7 +25,7 @@ from runbook.plan.steps import base as kinds
 from runbook.plan.steps.base import Outcome, StepContext
 from runbook.plan.validate import coerce
 from runbook.render.filters import to_bool
-from runbook.render.secrets import Redactor
+from runbook.render.secrets import Redactor, leaves
 from runbook.render.templar import LazyVars, Templar
 
 
@@ -151,6 +151,8 @@ class Attempts:
             ):
                 break
             why = out.msg or ("until condition not met" if ok else "failed")
+            if step.no_log:  # a failure's message may quote the step's output
+                why = "until condition not met" if ok else "failed"
             line = f"attempt {attempt_no}/{retries + 1} failed ({why}); retrying in {delay:g}s"
             self.emit("step.output", hr, step, phase=phase, data={"line": self.redactor.redact(line)})
             if self.cancel.wait(delay):
@@ -173,6 +175,11 @@ class Attempts:
         self._record_change(hr, target, step, item, rec, entry, changed)
         if step.no_log and not self.dry_run:
             self.redactor.add(line for line in out.stdout.splitlines() if len(line.strip()) >= 6)
+        if step.register and step.register in self.redactor.names and not self.dry_run:
+            # a declared secret that a step registers: what it printed is a secret
+            self.redactor.add(line.strip() for line in out.stdout.splitlines() if len(line.strip()) >= 6)
+            texts = (v for v in leaves(dict(out.data or {})) if len(v) >= 6 and not v.isdigit())
+            self.redactor.add(texts)
         rec._registered = registered  # type: ignore[attr-defined]
         return rec
 

@@ -393,6 +393,7 @@ class Engine:
         """What `runbook rollback` and --resume need to run again: no secret -e value in clear."""
         saved, secret = mask_extra_vars(self.opt.extra_vars, self.redactor)
         meta: dict[str, Any] = {"extra_vars": saved, "secret_extra_vars": secret, "limit": self.opt.limit}
+        meta["secret_names"] = sorted(self.redactor.names)  # declared ones: names only, never values
         meta.update(leftovers.owner_meta())  # so a later rollback can tell this process is gone
         if self.opt.inventory_sources:
             meta["inventory"] = list(self.opt.inventory_sources)

@@ -33,6 +33,16 @@ class StepRecord:
     error: str | None = None  # "render": a template or argument problem, not the host's
     elided: list[dict[str, Any]] = field(default_factory=list)  # output cut: full sizes and sha256
 
+    def redact(self, redact: Callable[[str], str]) -> None:
+        """Mask every known secret in what the record shows (again at the end of a run: a secret
+        learnt after the step ended is masked in the JSON and JUnit output too)."""
+        self.name = redact(self.name)
+        self.msg = redact(self.msg)
+        self.stdout = redact(self.stdout)
+        self.stderr = redact(self.stderr)
+        self.command = redact(self.command) if self.command else None
+        self.planned = [{k: redact(v) if isinstance(v, str) else v for k, v in p.items()} for p in self.planned]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "phase": self.phase,

@@ -352,14 +352,7 @@ class StepRunner(Attempts):
             rec.command = NO_LOG if rec.command else None
             rec.planned = [{"kind": p.get("kind", ""), "summary": NO_LOG, "diff": ""} for p in rec.planned]
         else:
-            rec.msg = self.redactor.redact(rec.msg)
-            rec.stdout = self.redactor.redact(rec.stdout)
-            rec.stderr = self.redactor.redact(rec.stderr)
-            rec.command = self.redactor.redact(rec.command) if rec.command else None
-            rec.planned = [
-                {k: self.redactor.redact(v) if isinstance(v, str) else v for k, v in p.items()}
-                for p in rec.planned
-            ]
+            rec.redact(self.redactor.redact)
         hr.records.insert(len(hr.records) if at is None else at, rec)
         key = "ok" if ignored else rec.outcome
         if key in hr.stats:

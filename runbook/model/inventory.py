@@ -275,7 +275,35 @@ class Inventory(InventoryData):
 # --- loading -----------------------------------------------------------------------------------
 
 
+# how a host is reached, not a secret of it: not masked even from a vault-encrypted inventory
+_CONNECTION_VARS = frozenset(
+    {"ansible_host", "ansible_port", "ansible_user", "ansible_connection", "ansible_python_interpreter",
+     "ansible_ssh_host", "ansible_ssh_port", "ansible_ssh_user", "ansible_become_user"}
+)  # fmt: skip
+
+
 def _parse_file(inv: Inventory, path: str) -> None:
+    if not is_vault_file(path):
+        _parse_plain_file(inv, path)
+        return
+    # a vault-encrypted inventory: every variable value it sets is a secret (its names are not)
+    before = {**_var_ids(inv.hosts, "h"), **_var_ids(inv.groups, "g")}
+    _parse_plain_file(inv, path)
+    new: dict[str, Any] = {}
+    for kind, table in (("h", inv.hosts), ("g", inv.groups)):
+        for name, item in table.items():
+            for k, v in item.vars.items():
+                if k not in _CONNECTION_VARS and before.get((kind, name, k)) != id(v):
+                    new[f"{kind}:{name}:{k}"] = v
+    if new:
+        inv.vault_data.append(new)
+
+
+def _var_ids(table: Any, kind: str) -> dict[tuple[str, str, str], int]:
+    return {(kind, name, k): id(v) for name, item in table.items() for k, v in item.vars.items()}
+
+
+def _parse_plain_file(inv: Inventory, path: str) -> None:
     shown = display_path(path)
     ext = os.path.splitext(path)[1]
     if os.access(path, os.X_OK):

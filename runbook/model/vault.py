@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from runbook.errors import Location, RenderError
 
+_PLAIN: dict[tuple[str, str | None], str] = {}  # (ciphertext, password file) -> plaintext
+
 
 @dataclass(frozen=True)
 class VaultValue:
@@ -19,6 +21,20 @@ class VaultValue:
 
     def decrypt(self) -> str:
         path = os.environ.get("RUNBOOK_VAULT_PASSWORD_FILE") or os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+        key = (self.ciphertext, path)
+        if key not in _PLAIN:
+            _PLAIN[key] = self._decrypt(path)
+        return _PLAIN[key]
+
+    def plaintext(self) -> str | None:
+        """The plaintext when it can be decrypted (a password is configured), else None: what the
+        redactor learns before a run, so a value is masked even where it shows before its use."""
+        try:
+            return self.decrypt()
+        except (RenderError, OSError, UnicodeDecodeError):
+            return None
+
+    def _decrypt(self, path: str | None) -> str:
         if not path:
             raise RenderError(
                 "an Ansible-Vault value is used but no vault password is configured",

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from runbook.plan.commands import Command
-from runbook.render.secrets import is_secret_header
+from runbook.render.secrets import collect_secrets, is_secret_header
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,10 @@ class Client(Action):
     @property
     def mutating(self) -> bool:
         return self.changes
+
+    def secrets(self) -> tuple[str, ...]:
+        """Passwords of DSNs/URLs in the parameters, and credential-named parameters."""
+        return tuple(collect_secrets(dict(self.params)))  # also nested: ansible extravars
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ def operand(path: str) -> str:
     text = str(path)
     return text if text.startswith(("/", ".")) else "./" + text
 
+from runbook.render.secrets import url_passwords
+
 
 class Masked(str):
     """A command part that is a secret: it is passed to the transport as is, shown as ***."""
@@ -101,9 +103,11 @@ class Command:
         return " ".join(shlex.quote(a) for a in self.argv)
 
     def secrets(self) -> tuple[str, ...]:
-        """The secret values this command carries (masked parts, masked env values)."""
+        """The secret values this command carries: masked parts and env values, and the passwords
+        of URLs/DSNs written in it (``psql "postgresql://app:PW@db/app"``, ``password=PW``)."""
         parts = [*self.masked, *(a for a in self.argv or () if isinstance(a, Masked))]
         parts += [v for v in self.env.values() if isinstance(v, Masked)]
+        parts += url_passwords(self.script if self.script is not None else " ".join(self.argv or ()))
         return tuple(p for p in parts if p)
 
     def display(self) -> str:

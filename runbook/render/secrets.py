@@ -15,10 +15,13 @@ long run of characters): a 2 MB value is redacted in milliseconds.
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 MASK = "***"
 MIN_SECRET = 3  # shorter strings are not registered: masking "ab" everywhere would hide everything
@@ -42,7 +45,9 @@ _SECRET_HEADER = re.compile(
 # keywords of ``key=value`` credential pairs in free text (a literal alternation: no backtracking)
 _KV_WORD = re.compile(r"password|passwd|pwd|passphrase|token|secret|api_?key", re.I)
 _URL_CRED = re.compile(r"://[^:/@\s]*:([^@/\s]+)@")
-_VALUE_STOP = frozenset(" \t\r\n\f\v;&,'\"")
+_WORD_REST = re.compile(r"\w*")
+_BLANKS = re.compile(r"[ \t]*")
+_VALUE = re.compile(r"[^\s;&,'\"]*")
 
 
 def is_secret_name(name: str) -> bool:
@@ -74,7 +79,8 @@ def kv_credentials(text: str) -> list[tuple[int, int]]:
 
 def _kv_pairs(text: str) -> list[tuple[int, int, str]]:
     """(start, end, keyword) of each credential pair's value. Linear: the keyword is found by a
-    literal alternation, then the word around it, the separator and the value are walked once."""
+    literal alternation, then the rest of its word, the separator and the value are each one
+    character class matched once (nothing can backtrack)."""
     spans: list[tuple[int, int, str]] = []
     n = len(text)
     pos = 0
@@ -82,30 +88,24 @@ def _kv_pairs(text: str) -> list[tuple[int, int, str]]:
         m = _KV_WORD.search(text, pos)
         if m is None:
             return spans
-        k = m.end()
-        while k < n and (text[k].isalnum() or text[k] == "_"):
-            k += 1
+        k = _WORD_REST.match(text, m.end()).end()  # type: ignore[union-attr]
         if k < n and text[k] in "\"'":
             k += 1
-        while k < n and text[k] in " \t":
-            k += 1
+        k = _BLANKS.match(text, k).end()  # type: ignore[union-attr]
         if k >= n or text[k] not in "=:" or (text[k] == ":" and text[k + 1 : k + 3] == "//"):
             pos = max(k, m.end())
             continue
-        k += 1
-        while k < n and text[k] in " \t":
-            k += 1
+        k = _BLANKS.match(text, k + 1).end()  # type: ignore[union-attr]
         if k < n and text[k] in "\"'":
-            quote = text[k]
-            end = text.find(quote, k + 1)
+            quote_char = text[k]
+            end = text.find(quote_char, k + 1)
             if end < 0:
                 pos = k + 1
                 continue
             start = k + 1
         else:
-            start = end = k
-            while end < n and text[end] not in _VALUE_STOP:
-                end += 1
+            start = k
+            end = _VALUE.match(text, k).end()  # type: ignore[union-attr]
         if end > start and text[start:end] != MASK:
             spans.append((start, end, m.group(0).lower()))
         pos = max(end, k)
@@ -150,8 +150,9 @@ def mask_credentials(text: str) -> str:
 
 
 def leaves(value: Any) -> Iterable[str]:
-    """Every scalar inside a (nested) value, as text: what a secret-origin value contributes."""
-    if isinstance(value, Mapping):
+    """Every scalar inside a (nested) value, as text: what a secret-origin value contributes.
+    (Plain data only: a lazy mapping such as hostvars is not walked.)"""
+    if isinstance(value, dict):
         for v in value.values():
             yield from leaves(v)
     elif isinstance(value, (list, tuple, set, frozenset)):
@@ -183,11 +184,29 @@ def collect_secrets(
             if isinstance(value, str):
                 found.update(url_passwords(text))
         elif type(value).__name__ == "VaultValue":
-            pass  # decrypted on use; the renderer registers the plaintext then
+            plain = value.plaintext()  # known before its use (None: no vault password, yet)
+            if plain is not None and len(plain) >= MIN_SECRET:
+                found.add(plain)
 
     for k, v in values.items():
         visit(str(k), v, force or str(k) in declared or is_secret_name(str(k)))
     return found
+
+
+def variants(secret: str) -> set[str]:
+    """A secret as it may be printed: itself, JSON-escaped, shell-quoted (``'it'"'"'s'``),
+    percent-encoded, and each line of a multi-line one (output is masked line by line)."""
+    out = {secret}
+    if len(secret) < MIN_SECRET:
+        return out
+    if not secret.isalnum():
+        out.add(json.dumps(secret)[1:-1])
+        out.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+        out.add(shlex.quote(secret))
+        out.add(quote(secret, safe=""))
+    if "\n" in secret:
+        out.update(line.strip() for line in secret.splitlines() if len(line.strip()) >= 6)
+    return out
 
 
 class Redactor:
@@ -210,7 +229,8 @@ class Redactor:
             self.names = self.names | {str(n) for n in names}
 
     def add(self, secrets: Iterable[str]) -> None:
-        new = {s for s in secrets if isinstance(s, str) and len(s) >= MIN_SECRET and s != MASK}
+        new = {v for s in secrets if isinstance(s, str) for v in variants(s)}
+        new = {s for s in new if len(s) >= MIN_SECRET and s != MASK}
         with self._lock:
             if new - self._secrets:
                 self._secrets |= new
@@ -262,7 +282,7 @@ class Redactor:
             return self.redact(value)
         if isinstance(value, Mapping):
             return {
-                k: (
+                (self.redact(k) if isinstance(k, str) else k): (
                     MASK
                     if self.is_secret_var(str(k))
                     and isinstance(v, (str, int))

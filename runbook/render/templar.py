@@ -11,11 +11,12 @@ from __future__ import annotations
 import difflib
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import jinja2
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, nodes
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import concat
@@ -37,6 +38,7 @@ def _env() -> jinja2.Environment:
         autoescape=False,
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols"],
     )
+    env.code_generator_class = _Codegen
     env.finalize = _finalize
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
@@ -56,28 +58,97 @@ def _bounded_range(*args: int) -> range:
 
 
 class _Taint(threading.local):
-    """Per thread: which templar renders now, and whether a secret variable was read (``pending``:
-    since the last ``{{ }}`` output; ``seen``: since the current variable started rendering)."""
+    """Per thread: the redactor of the templar rendering now, and whether an output computed from a
+    secret was seen since the current variable started rendering."""
 
     redactor: Redactor | None = None
-    pending = False
     seen = False
 
 
 _TAINT = _Taint()
 
 
-def _read_secret() -> None:
-    _TAINT.pending = _TAINT.seen = True
+class _Codegen(CodeGenerator):
+    """Jinja's code generator, telling ``finalize`` which variables each ``{{ }}`` reads: the names
+    in the expression, and (for names the template binds itself: loop variables, ``set``) every
+    name the template reads."""
+
+    def visit_Template(self, node: nodes.Template, frame: Any = None) -> None:
+        loads = {n.name for n in node.find_all(nodes.Name) if n.ctx == "load"}
+        self._rb_all = tuple(sorted(loads))
+        self._rb_local = {n.name for n in node.find_all(nodes.Name) if n.ctx in ("store", "param")}
+        super().visit_Template(node, frame)
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Any, finalize: Any) -> None:
+        super()._output_child_pre(node, frame, finalize)
+        names = computed_from(node)
+        if names & getattr(self, "_rb_local", set()):
+            names |= set(getattr(self, "_rb_all", ()))
+        self.write(f"{tuple(sorted(names))!r}, ")
 
 
-def _finalize(value: Any) -> Any:
+def _access_path(node: nodes.Node) -> bool:
+    """``x``, ``x.a``, ``x['a'][0]``: the output is a value as stored (known secrets in it are
+    masked as they are), not one computed from the variable."""
+    if isinstance(node, nodes.Name):
+        return True
+    if isinstance(node, nodes.Getattr):
+        return _access_path(node.node)
+    if isinstance(node, nodes.Getitem):
+        return isinstance(node.arg, nodes.Const) and _access_path(node.node)
+    return False
+
+
+def computed_from(node: nodes.Node) -> set[str]:
+    """The variables an expression's value is computed from (none for a plain access path)."""
+    if _access_path(node):
+        return set()
+    return {n.name for n in node.find_all(nodes.Name) if n.ctx == "load"}
+
+
+@jinja2.pass_context
+def _finalize(context: Any, names: tuple[str, ...], value: Any = None) -> Any:
     """Every ``{{ }}`` output computed from a secret (``{{ vault_pw | b64encode }}``) is a secret."""
-    if _TAINT.pending:
-        _TAINT.pending = False
-        if _TAINT.redactor is not None and value is not None:
-            _TAINT.redactor.add_value(value)
+    if value is None:
+        return value
+    if names and _reads_secret(getattr(context, "parent", None), names):
+        _secret_output(value)
+    elif _TAINT.redactor is not None and _TAINT.redactor.holds(value):
+        _TAINT.seen = True  # a secret as stored: a variable built around it is a secret
     return value
+
+
+def _reads_secret(variables: Any, names: Iterable[str]) -> bool:
+    lazy = getattr(variables, "_vars", variables)
+    if isinstance(lazy, LazyVars):
+        return any(lazy.is_secret(n) for n in names)
+    redactor = _TAINT.redactor
+    return redactor is not None and any(redactor.is_secret_var(n) for n in names)
+
+
+def _secret_output(value: Any) -> None:
+    _TAINT.seen = True
+    if _TAINT.redactor is not None:
+        _TAINT.redactor.add_value(value)
+
+
+_names_cache: dict[str, tuple[str, ...]] = {}
+
+
+def _expression_names(expr: str) -> tuple[str, ...]:
+    """The variables a native expression reads."""
+    names = _names_cache.get(expr)
+    if names is None:
+        try:
+            tree = ENV.parse("{{ " + expr + " }}")
+            [output] = tree.body
+            [value] = output.nodes  # type: ignore[attr-defined]
+            names = tuple(sorted(computed_from(value)))
+        except (jinja2.TemplateSyntaxError, ValueError):
+            names = ()
+        if len(_names_cache) < 10000:
+            _names_cache[expr] = names
+    return names
 
 
 ENV = _env()
@@ -192,10 +263,29 @@ class LazyVars(Mapping[str, Any]):
         self._done: dict[str, Any] = {}
         self._secret: set[str] = set()  # keys whose values are secrets (read: taints the output)
 
+    def is_secret(self, key: str) -> bool:
+        """Does this variable hold a secret (by origin, declaration, name, or computed from one)?"""
+        if key in self._secret:
+            return True
+        found = next(((layer, literal) for layer, literal in self._layers if key in layer), None)
+        if found is None:
+            return False
+        if found[1]:  # facts, registered results (plain data; never hostvars' lazy mappings)
+            raw = found[0][key]
+            redactor = self._templar.redactor
+            return redactor.is_secret_var(key) or (
+                isinstance(raw, (str, dict, list)) and redactor.holds(raw)
+            )
+        if key in self._resolving:
+            return False
+        try:
+            self[key]  # resolving it decides (the expression may not need it: never an error here)
+        except Exception:
+            return False
+        return key in self._secret
+
     def __getitem__(self, key: str) -> Any:
         if key in self._done:
-            if key in self._secret:
-                _read_secret()
             return self._done[key]
         for layer, literal in self._layers:
             if key in layer:
@@ -206,7 +296,7 @@ class LazyVars(Mapping[str, Any]):
         redactor = self._templar.redactor
         if is_literal:
             if redactor.is_secret_var(key):
-                _read_secret()
+                self._secret.add(key)
             return raw
         if isinstance(raw, Literal):
             return raw.value
@@ -225,7 +315,6 @@ class LazyVars(Mapping[str, Any]):
             redactor.add(collect_secrets({key: value}, force=True))
         if derived or redactor.is_secret_var(key) or redactor.holds(value):
             self._secret.add(key)
-            _read_secret()
         self._done[key] = value
         return value
 
@@ -295,7 +384,7 @@ class Templar:
         if type(value).__name__ == "VaultValue":
             plain = value.decrypt()
             self.redactor.add([plain])
-            _read_secret()
+            _TAINT.seen = True
             return plain
         return value
 
@@ -308,13 +397,15 @@ class Templar:
         native: bool = False,
     ) -> Any:
         expr = single_expression(text) if native else None
-        outer = _TAINT.redactor, _TAINT.pending
-        _TAINT.redactor, _TAINT.pending = self.redactor, False
+        outer = _TAINT.redactor
+        _TAINT.redactor = self.redactor
         try:
             if expr is not None:
                 result = self._eval(expr, variables, location)
-                if _TAINT.pending:  # {{ vault_pw | b64encode }}: a value computed from a secret
-                    self.redactor.add_value(result)
+                if _reads_secret(variables, _expression_names(expr)):
+                    _secret_output(result)  # {{ vault_pw | b64encode }}: computed from a secret
+                elif self.redactor.holds(result):
+                    _TAINT.seen = True
                 return result
             t = compile_template(text, location)
             ctx = t.new_context(_WithGlobals(variables), shared=True)
@@ -378,7 +469,7 @@ class Templar:
         except Exception as exc:  # a filter's or a method's own error: bad input, not a bug in runbook
             raise RenderError(f"template error: {type(exc).__name__}: {exc}", location=location) from None
         finally:
-            _TAINT.redactor, _TAINT.pending = outer
+            _TAINT.redactor = outer
 
     def _eval(self, expr: str, variables: Mapping[str, Any], location: Location | None) -> Any:
         t = compile_template("{% set __rb_result = (" + expr + ") %}", location)

@@ -60,3 +60,44 @@ def test_no_secret_on_the_remote_command_lines_or_in_any_artefact(
     artefacts = {"exec console": out + err, "failed exec console": res.stdout + res.stderr}
     artefacts |= files_text(p.root / "audit", p.root / ".runbook", p.tmpdir, *remote_tmp)
     assert leaks(p.canary, artefacts) == []
+
+
+
+TRICKY = r"""set -e
+printf '%s|' "$0" "a b" '$HOME' "\`x\`" 'it''s'
+cat <<'END'
+heredoc in the script: RBKEND0000 $(not run)
+END
+echo "stdin: $(cat)"
+f() { return 3; }
+f || echo "rc $?"
+exit 7
+"""
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent-shell", "exec-per-command"])
+def test_a_private_script_runs_exactly_as_a_plain_one(ssh_lab: SshLab, persistent: bool) -> None:  # noqa: F811
+    """The handoff changes where the script travels, not what it does: same output, stdin, exit code."""
+    from runbook.execute.transports.base import HostSpec
+    from runbook.execute.transports.ssh import SSHTransport
+    from runbook.plan.commands import Command
+
+    host = ssh_lab.hosts[0]
+    spec = HostSpec(host.name, host.address, port=host.port, user="root", private_key_file=str(ssh_lab.key))
+    t = SSHTransport(spec, known_hosts=str(ssh_lab.known_hosts), ssh_config="/dev/null", persistent_shell=persistent)
+    try:
+        t.connect()
+        assert t.mode == ("persistent" if persistent else "exec")
+        results = [
+            t.run(Command.shell(TRICKY, stdin=b"line one\nline two\n", env={"X": "1"}, private=private))
+            for private in (False, True)
+        ]
+        big = t.run(Command.shell("x=" + "y" * 300_000 + "; echo ${#x}", private=True))
+    finally:
+        t.close()
+    plain, private = results
+    assert private.rc == plain.rc == 7, (plain, private)
+    assert private.stdout == plain.stdout
+    assert "stdin: line one\nline two" in private.stdout and "rc 3" in private.stdout
+    assert "heredoc in the script: RBKEND0000 $(not run)" in private.stdout
+    assert big.rc == 0 and big.stdout == "300000\n"
