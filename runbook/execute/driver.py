@@ -113,7 +113,7 @@ class Drive:
             command = action.command
             if self.env:
                 command = replace(command, env={**self.env, **command.env})
-            if command.script is not None and self.redact(command.script) != command.script:
+            if self.redact(command.to_shell()) != command.to_shell():
                 command = replace(command, private=True)  # hand it over off the command line
             res = self.transport.run(command, timeout=timeout)
             if res.timed_out and self.deadline is not None and time.monotonic() >= self.deadline - 0.05:
