@@ -132,7 +132,7 @@ class Drive:
                 timeout = left if timeout is None else min(timeout, left)
             if self.env:
                 command = replace(command, env={**self.env, **command.env})
-            if command.script is not None and self.redact(command.script) != command.script:
+            if self.redact(command.to_shell()) != command.to_shell():
                 command = replace(command, private=True)  # hand it over off the command line
             res = self.transport.run(command, timeout=timeout, redact=self.redact)
             if res.elided:

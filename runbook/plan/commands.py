@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from runbook.model import shellwords
 from runbook.model.become import Become
+from runbook.render.secrets import url_passwords
 
 
 def q(word: object) -> str:
@@ -25,8 +26,6 @@ def operand(path: str) -> str:
     (find); the others get ``--`` before their operands. Absolute and ``.``-relative paths are kept."""
     text = str(path)
     return text if text.startswith(("/", ".")) else "./" + text
-
-from runbook.render.secrets import url_passwords
 
 
 class Masked(str):

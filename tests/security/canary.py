@@ -247,6 +247,10 @@ steps:
     shell: "echo {ALL}; sleep {{{{ linger | default(0) }}}}"
     undo:
       shell: "echo undo {ALL}"
+  - name: Use every secret in bash
+    shell:
+      cmd: "echo {ALL}; sleep {{{{ linger | default(0) }}}}"
+      executable: /bin/bash
   - name: A private step
     shell: "echo private {ALL}"
     changes: false

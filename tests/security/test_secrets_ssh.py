@@ -93,6 +93,11 @@ def test_a_private_script_runs_exactly_as_a_plain_one(ssh_lab: SshLab, persisten
             for private in (False, True)
         ]
         big = t.run(Command.shell("x=" + "y" * 300_000 + "; echo ${#x}", private=True))
+        bash = [
+            t.run(Command.exec(["/bin/bash", "-c", 'echo "$0 $1 ${BASH_VERSION%%.*}"; cat', "zero", "one"],
+                               stdin=b"in\n", private=private))
+            for private in (False, True)
+        ]  # fmt: skip
     finally:
         t.close()
     plain, private = results
@@ -101,3 +106,4 @@ def test_a_private_script_runs_exactly_as_a_plain_one(ssh_lab: SshLab, persisten
     assert "stdin: line one\nline two" in private.stdout and "rc 3" in private.stdout
     assert "heredoc in the script: RBKEND0000 $(not run)" in private.stdout
     assert big.rc == 0 and big.stdout == "300000\n"
+    assert bash[0].stdout == bash[1].stdout == "zero one 5\nin\n"

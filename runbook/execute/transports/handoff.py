@@ -2,7 +2,8 @@
 
 Ansible runs ``/bin/sh -c '<script>'``, so a password templated into a shell step is in the argv of a
 process on the host, readable by every user with ``ps``. Here a *private* command's script (one the
-driver saw holding a secret) travels on a descriptor instead:
+driver saw holding a secret; also ``[bash, -c, script]``, a shell step with ``executable:``) travels on
+a descriptor instead:
 
 * the persistent remote shell (whose own input is the SSH channel) starts
   ``/bin/sh -c '__rb_s=$(cat <&3) && exec 3<&- && eval "$__rb_s"' 3<<'END'`` with the script in the
@@ -18,6 +19,7 @@ descriptors) the script stays on the command line.
 
 from __future__ import annotations
 
+import posixpath
 import secrets
 import shlex
 
@@ -29,13 +31,26 @@ def reader(fd: int = 3) -> str:
     return f'__rb_s=$(cat <&{fd}) && exec {fd}<&- && eval "$__rb_s"'
 
 
-def heredoc(prefix: str, script: str) -> str:
-    """sh text (for the persistent shell's input) that runs ``script`` from a here-document on
-    descriptor 3: ``prefix`` is what starts the shell (``exec $__rb_ss``)."""
+SHELLS = frozenset({"sh", "bash", "dash", "ash", "ksh", "mksh", "zsh"})
+
+
+def shell_form(argv: list[str] | tuple[str, ...]) -> tuple[str, str, list[str]] | None:
+    """``[shell, "-c", script, *args]`` (a shell step's ``executable:``) -> (shell, script, args);
+    None for any other program (its arguments are its own: nothing to hand over)."""
+    if len(argv) >= 3 and argv[1] == "-c" and posixpath.basename(argv[0]) in SHELLS:
+        return argv[0], argv[2], list(argv[3:])
+    return None
+
+
+def heredoc(prefix: str, script: str, shell: str = "/bin/sh", args: list[str] | None = None) -> str:
+    """sh text (for the persistent shell's input) that runs ``script`` with ``shell`` from a
+    here-document on descriptor 3: ``prefix`` is what starts the shell (``exec $__rb_ss``);
+    ``args`` become ``$0 $1 ...`` as with ``shell -c script args``."""
     end = "RBKEND" + secrets.token_hex(8)
     while end in script:  # pragma: no cover - 64 random bits
         end = "RBKEND" + secrets.token_hex(8)
-    return f"{prefix} /bin/sh -c {shlex.quote(reader(3))} 3<<'{end}'\n{script}\n{end}"
+    rest = "".join(" " + shlex.quote(a) for a in args or ())
+    return f"{prefix} {shlex.quote(shell)} -c {shlex.quote(reader(3))}{rest} 3<<'{end}'\n{script}\n{end}"
 
 
 def stdin_body(body: str) -> tuple[str, bytes]:

@@ -137,10 +137,12 @@ class LocalTransport(Transport):
     def _handoff(self, command: Command) -> tuple[list[str], bytes | None]:
         """(argv, stdin): a private script comes first on stdin, not in argv (see handoff)."""
         argv, stdin = self._spawn(command)
-        if not command.private or command.script is None or argv[:3] != ["/bin/sh", "-c", command.script]:
-            return argv, stdin  # not private, or via sudo (it stays an argument then)
-        text, line = handoff.stdin_body(command.script)
-        return ["/bin/sh", "-c", text], line + (command.stdin or b"")
+        form = handoff.shell_form(argv) if command.private else None
+        if form is None:  # not private, another program, or via sudo (it stays an argument then)
+            return argv, stdin
+        shell, script, args = form
+        text, line = handoff.stdin_body(script)
+        return [shell, "-c", text, *args], line + (stdin or b"")
 
     def run(
         self, command: Command, *, timeout: float | None = None, redact: Callable[[str], str] | None = None

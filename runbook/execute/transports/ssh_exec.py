@@ -40,7 +40,10 @@ def _cd_line(command: Command) -> list[str]:
 def plain_body(command: Command) -> str:
     """Subshell text that runs the command as the login user (env via export: not in argv)."""
     lines = _env_lines(command) + _cd_line(command)
-    if command.argv is not None:
+    form = handoff.shell_form(command.argv) if command.argv is not None and command.private else None
+    if form is not None:  # [bash, -c, script] holding a secret: a here-document (see handoff)
+        lines.append(handoff.heredoc("exec $__rb_ss", form[1], form[0], form[2]))
+    elif command.argv is not None:
         lines.append("exec $__rb_ss " + " ".join(q(a) for a in command.argv))
     elif command.private:  # it holds a secret: a here-document, not an argument (see handoff)
         lines.append(handoff.heredoc("exec $__rb_ss", command.script or ""))
