@@ -23,8 +23,15 @@ _NOT_SECRET_NAME = re.compile(
     r"ssh_private_key_file|private_key_file|keyring)($|_)|_file$|_path$|_dir$",
     re.I,
 )
-_URL_CRED = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@", re.I)
-_KV_CRED = re.compile(r"(?i)\b(password|passwd|pwd)\s*=\s*('[^']*'|\"[^\"]*\"|[^\s;]+)")
+# user:password@ in a URL; the password may hold spaces (an unencoded DSN: libpq refuses it, and its
+# error message repeats it) but not a newline, '@' or '/'
+_URL_CRED = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s](?:[^@/\n]*[^@/\s])?)@", re.I
+)
+# password=... in a keyword DSN (libpq quoting: '...' with \' and \\ escapes) or a command line
+_KV_CRED = re.compile(
+    r"(?i)\b(password|passwd|pwd)(\s*=\s*)('(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"|[^\s;'\"]+)"
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -37,8 +44,14 @@ def is_secret_name(name: str) -> bool:
 def url_passwords(text: str) -> list[str]:
     """Passwords embedded in URLs/DSNs (``postgresql://u:pw@h/db``) and ``password=...`` pairs."""
     out = [m.group("pw") for m in _URL_CRED.finditer(text)]
-    out += [m.group(2).strip("'\"") for m in _KV_CRED.finditer(text)]
+    out += [_unquote(m.group(3)) for m in _KV_CRED.finditer(text)]
     return [p for p in out if p and p != MASK]
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return re.sub(r"\\(.)", r"\1", value[1:-1])
+    return value
 
 
 def collect_secrets(values: Mapping[str, Any], *, force: bool = False) -> set[str]:
@@ -94,6 +107,8 @@ class Redactor:
             text = pattern.sub(MASK, text)
         if "://" in text:
             text = _URL_CRED.sub(lambda m: f"{m.group('scheme')}{m.group('user')}:{MASK}@", text)
+        if "=" in text:
+            text = _KV_CRED.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
         return text
 
     def redact_obj(self, value: Any) -> Any:
