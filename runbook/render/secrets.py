@@ -28,9 +28,10 @@ _NOT_SECRET_NAME = re.compile(
 _URL_CRED = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s](?:[^@/\n]*[^@/\s])?)@", re.I
 )
-# password=... in a keyword DSN (libpq quoting: '...' with \' and \\ escapes) or a command line
+# password=... in a keyword DSN (libpq quoting: '...' with \' and \\ escapes; an unterminated quote
+# runs to the end of the line) or a command line
 _KV_CRED = re.compile(
-    r"(?i)\b(password|passwd|pwd)(\s*=\s*)('(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"|[^\s;'\"]+)"
+    r"(?i)\b(password|passwd|pwd)(\s*=\s*)('(?:[^'\\\n]|\\.)*'?|\"(?:[^\"\\\n]|\\.)*\"?|[^\s;'\"]+)"
 )
 
 
