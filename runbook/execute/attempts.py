@@ -382,6 +382,8 @@ class Attempts:
             out = Outcome.failure(f"connection to {target.name} lost: {exc.message}")
         except RunbookError as exc:
             out = Outcome.failure(str(exc))
+        except OSError as exc:  # a file action the host refused (permissions of the login/become user)
+            out = Outcome.failure(exc.strerror or str(exc))
         finally:
             if timer:
                 timer.cancel()
