@@ -241,6 +241,37 @@ def test_number_problem_never_converts_a_huge_integer_to_float(value, kw, proble
     assert (got is None) if problem is None else (problem in got), got
 
 
+FACTS = [
+    ("set-fact-product", "set_fact: {y: '{{ mid * mid }}'}", "more than the 4300 digits"),
+    ("set-fact-in-list", "set_fact: {y: '{{ [1, mid * mid] }}'}", "more than the 4300 digits"),
+    (
+        "register-from-json",
+        "set_fact: {y: \"{{ ('{\\\"n\\\": 1' ~ '0' * 5000 ~ '}') | from_json }}\"}",
+        "5001 digits",
+    ),
+]
+
+
+@pytest.mark.parametrize(("step", "says"), [c[1:] for c in FACTS if c[2]], ids=[c[0] for c in FACTS if c[2]])
+@pytest.mark.parametrize("output_format", ["text", "json"])
+def test_a_fact_too_large_to_store_fails_its_step(root, step, says, output_format):
+    """A set_fact or registered value no state file, audit or JSON could hold is the step's failure."""
+    path = playbook(
+        root, f"hosts: localhost\nsteps:\n  - name: odd\n    {step}\n  - shell: echo next\n", "facts"
+    )
+    mid = "1" + "0" * 3000  # fine on its own; its square is not
+    result = run("exec", "facts", "-i", "inv", "--yes", "--output", output_format, "-e", f'{{"mid": {mid}}}')
+    text = output(result)
+    assert result.exit_code == 1, text
+    assert "internal error" not in text and "Traceback" not in text, text
+    assert says in text and f"{path}:4:" in text, text
+
+
+def test_a_constant_too_large_is_a_template_error_where_it_is(root):
+    path = playbook(root, "hosts: localhost\nsteps:\n  - set_fact: {x: '{{ 10 ** 5000 }}'}\n")
+    refused(run("validate", "bad", "-i", "inv"), f"{path}:3:", "a number in it is too large")
+
+
 # ------------------------------------------------------------------- control characters in YAML inventories
 CONTROL = [
     ("in-value", "all:\n  hosts:\n    localhost:\n      x: a\x07b\n", "inv.yml:4:11", "U+0007"),
