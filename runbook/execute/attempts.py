@@ -417,6 +417,8 @@ class Attempts:
             out = Outcome.failure(f"connection to {target.name} lost: {exc.message}")
         except RunbookError as exc:
             out = Outcome.failure(str(exc))
+        except OSError as exc:  # a file action the host refused (permissions of the login/become user)
+            out = Outcome.failure(exc.strerror or str(exc))
         except Exception as exc:  # anything else inside the step (a client, a probe, a snapshot)
             out = Outcome.failure(faults.describe(exc, self.redactor.redact, f"{step.label} on {hr.name}"))
         finally:

@@ -58,6 +58,29 @@ def json_int(text: str) -> int:
     return int(text)
 
 
+_MAX_INT_BITS = int(MAX_INT_DIGITS / 0.30103)  # about the bit_length of MAX_INT_DIGITS digits
+_TEN_TO_MAX = 10**MAX_INT_DIGITS  # the smallest integer of MAX_INT_DIGITS + 1 digits
+
+
+def huge_int(value: Any, budget: int = 10_000) -> int | None:
+    """The first integer (in ``value`` or the lists/mappings inside it, looking at ``budget`` values
+    at most) too large to be written as text, or None. Such a value cannot be stored, shown or sent."""
+    stack, seen = [value], 0
+    while stack and seen < budget:
+        v = stack.pop()
+        seen += 1
+        if isinstance(v, int) and not isinstance(v, bool):
+            bits = v.bit_length()
+            if bits > _MAX_INT_BITS + 4 or (bits > _MAX_INT_BITS - 4 and abs(v) >= _TEN_TO_MAX):
+                return v
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+            stack.extend(v.keys())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            stack.extend(v)
+    return None
+
+
 def shown_number(value: Any) -> str:
     """A number for a message: huge integers by their size, not by their (unprintable) digits."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:

@@ -29,6 +29,8 @@ def parse_value(text: str) -> Any:
     Errors other than ValueError/SyntaxError (e.g. ``{[1]: 2}``) propagate, as in Ansible.
     """
     value: Any = text
+    if not _may_be_literal(text):
+        return text
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)
@@ -36,6 +38,15 @@ def parse_value(text: str) -> Any:
     except (ValueError, SyntaxError):
         pass
     return _coerce(value)
+
+
+_LITERAL_START = re.compile(r"\s*(?:[\[{(\"'0-9+\-.~]|(?:True|False|None)\b|set\s*\(|[rRbBuU]{1,2}['\"])")
+
+
+def _may_be_literal(text: str) -> bool:
+    """Can ``ast.literal_eval`` accept the text at all? (A word such as ``web`` or ``a b c`` cannot:
+    it is text without asking the parser, which runs out of memory on a megabyte of words.)"""
+    return _LITERAL_START.match(text) is not None
 
 
 def _coerce(value: Any) -> Any:

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from runbook.model.checks import json_int
+
 _TRUE = {"yes", "on", "1", "true", "y", "t"}
 _FALSE = {"no", "off", "0", "false", "n", "f", ""}
 
@@ -65,7 +67,7 @@ def to_nice_json(value: Any, indent: int = 4, **kw: Any) -> str:
 
 
 def from_json(value: str) -> Any:
-    return json.loads(value)
+    return json.loads(value, parse_int=json_int)
 
 
 def to_yaml(value: Any, **kw: Any) -> str:

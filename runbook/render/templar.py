@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
+from runbook.model.checks import MAX_INT_DIGITS, NumberTooLarge, huge_int, shown_number
 from runbook.model.inventory_yaml import Unsafe
 from runbook.render.filters import FILTERS, TESTS, FilterError
 from runbook.render.secrets import Redactor, collect_secrets
@@ -215,6 +216,9 @@ def compile_template(text: str, location: Location | None = None) -> jinja2.Temp
                 location=location,
                 hint="split the expression into several variables",
             ) from None
+        except (ValueError, OverflowError) as exc:  # constants folded while compiling: 10 ** 5000
+            why = f"more than {MAX_INT_DIGITS} digits" if "integer string" in str(exc) else str(exc)[:100]
+            raise RenderError(f"template error: a number in it is too large ({why})", location=location) from None
         with _cache_lock:
             _cache[text] = t
     return t
@@ -453,11 +457,13 @@ class Templar:
                 location=location,
                 hint="floats hold numbers up to about 1.8e308; keep very large integers as integers",
             ) from None
+        except NumberTooLarge as exc:
+            raise RenderError(f"template error: {exc}", location=location) from None
         except ValueError as exc:
             if "integer string conversion" not in str(exc):
                 raise RenderError(f"template error: ValueError: {exc}", location=location) from None
             raise RenderError(  # Python's limit on int <-> text conversions
-                "template error: an integer with more than 4300 digits cannot be turned into text",
+                "template error: an integer with more than 4300 digits cannot be converted to or from text",
                 location=location,
             ) from None
         except re.error as exc:
@@ -479,6 +485,13 @@ class Templar:
         result = ctx.vars.get("__rb_result")
         if isinstance(result, jinja2.Undefined):
             result._fail_with_undefined_error()
+        big = huge_int(result)
+        if big is not None:  # it could be neither stored (state, audit, JSON) nor shown
+            raise RenderError(
+                f"template error: the result holds {shown_number(big)}, more than the "
+                f"{MAX_INT_DIGITS} digits an integer may have",
+                location=location,
+            )
         return result
 
     def evaluate(

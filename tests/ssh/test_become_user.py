@@ -224,7 +224,13 @@ steps:
     assert f"sudo -u {TARGET.name} id -un" in shown
     assert f"su {TARGET.name} -c 'id -un'" in shown
     rc, doc, err = run_cli(exec_args(rb, inv, kh, tmp_path, *extra), tmp_path)
-    assert rc == 0, (err, [{k: s.get(k) for k in ("name", "outcome", "msg", "stderr")} for s in doc["hosts"][host.name]["steps"]])
+    assert rc == 0, (
+        err,
+        [
+            {k: s.get(k) for k in ("name", "outcome", "msg", "stderr")}
+            for s in doc["hosts"][host.name]["steps"]
+        ],
+    )
     steps = doc["hosts"][host.name]["steps"]
     assert [s["stdout"] for s in steps[:3]] == [f"{FREE.name}\n", f"{TARGET.name}\n", f"{TARGET.name}\n"]
     st = os.stat(out / "by-target.txt")

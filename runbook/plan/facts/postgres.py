@@ -14,7 +14,9 @@ from runbook.plan.commands import q
 _URI = re.compile(
     r"^(?P<scheme>postgres(?:ql)?://)(?:(?P<user>[^:@/]*)(?::(?P<pw>[^@/]*))?@)?(?P<rest>.*)$", re.I
 )
-_KV_PW = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<val>'(?:[^'\\]|\\.)*'|[^\s]+)", re.I)
+# password=value in a keyword DSN; a quoted value may hold spaces and \' escapes, and an unterminated
+# quote runs to the end (libpq refuses such a DSN, but no part of the password may be shown)
+_KV_PW = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<val>'(?:[^'\\]|\\.)*(?:'|\\?$)|[^\s']+)", re.I)
 _QUERY_PW = re.compile(r"([?&]password=)([^&]*)", re.I)
 
 
@@ -35,7 +37,7 @@ def split_dsn(dsn: str) -> tuple[str, str | None]:
         return dsn, None
     val = kv.group("val")
     if val.startswith("'"):
-        val = re.sub(r"\\(.)", r"\1", val[1:-1])
+        val = re.sub(r"\\(.)", r"\1", val[1:-1] if len(val) > 1 and val.endswith("'") else val[1:])
     return " ".join(_KV_PW.sub("", dsn).split()), val
 
 

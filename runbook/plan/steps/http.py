@@ -17,6 +17,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from runbook.model.checks import json_int
 from runbook.plan.actions import Http, HttpResponse
 from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
 
@@ -112,7 +113,7 @@ def parse_json_body(resp: HttpResponse) -> Any:
     text = resp.body.strip()
     if "json" in ctype or text[:1] in (b"{", b"["):
         try:
-            return json.loads(resp.body.decode("utf-8"))
+            return json.loads(resp.body.decode("utf-8"), parse_int=json_int)
         except (ValueError, UnicodeDecodeError):
             return None
     return None
