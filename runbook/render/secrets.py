@@ -44,7 +44,13 @@ _SECRET_HEADER = re.compile(
 )
 # keywords of ``key=value`` credential pairs in free text (a literal alternation: no backtracking)
 _KV_WORD = re.compile(r"password|passwd|pwd|passphrase|token|secret|api_?key", re.I)
-_URL_CRED = re.compile(r"://[^:/@\s]*:([^@/\s]+)@")
+# the password may hold spaces (an unencoded DSN: libpq refuses it, and its error repeats it), never a
+# newline, '@' or '/': each attempt stops at the next '/', and every "://" holds one (linear)
+_URL_CRED = re.compile(r"://[^:/@\s]*:([^@/\s](?:[^@/\n]*[^@/\s])?)@")
+# a quoted value: libpq's '...' with \' and \\ escapes; an unterminated quote runs to the end of the
+# line (disjoint alternatives: linear)
+_QUOTED = {"'": re.compile(r"(?:[^'\\\n]|\\.)*"), '"': re.compile(r'(?:[^"\\\n]|\\.)*')}
+_PASSWORD_WORDS = ("password", "passwd", "pwd")
 _WORD_REST = re.compile(r"\w*")
 _BLANKS = re.compile(r"[ \t]*")
 _VALUE = re.compile(r"[^\s;&,'\"]*")
@@ -97,12 +103,8 @@ def _kv_pairs(text: str) -> list[tuple[int, int, str]]:
             continue
         k = _BLANKS.match(text, k + 1).end()  # type: ignore[union-attr]
         if k < n and text[k] in "\"'":
-            quote_char = text[k]
-            end = text.find(quote_char, k + 1)
-            if end < 0:
-                pos = k + 1
-                continue
             start = k + 1
+            end = _QUOTED[text[k]].match(text, start).end()  # type: ignore[union-attr]
         else:
             start = k
             end = _VALUE.match(text, k).end()  # type: ignore[union-attr]
@@ -116,7 +118,12 @@ def url_passwords(text: str) -> list[str]:
     out = [text[a:b] for a, b in url_credentials(text)] if "://" in text else []
     if "=" in text:  # only password/passwd/pwd=VALUE pairs teach a secret (``token: x`` in free
         # text is masked when shown, but not learnt as a secret everywhere)
-        out += [text[a:b] for a, b, word in _kv_pairs(text) if word in ("password", "passwd", "pwd")]
+        for a, b, word in _kv_pairs(text):
+            if word in _PASSWORD_WORDS:
+                value = text[a:b]
+                out.append(value)
+                if "\\" in value:  # what the server sees (and may repeat): the escapes undone
+                    out.append(re.sub(r"\\(.)", r"\1", value))
     return [p for p in out if p and p != MASK]
 
 
@@ -274,6 +281,8 @@ class Redactor:
         spans = self.spans(text)
         if "://" in text and "@" in text:
             spans += url_credentials(text)
+        if "=" in text:  # password=VALUE (a keyword DSN, PGPASSWORD=...): masked wherever it shows
+            spans += [(a, b) for a, b, word in _kv_pairs(text) if word in _PASSWORD_WORDS]
         return _masked(text, spans)
 
     def redact_obj(self, value: Any) -> Any:

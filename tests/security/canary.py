@@ -251,6 +251,7 @@ steps:
     shell:
       cmd: "echo {ALL}; sleep {{{{ linger | default(0) }}}}"
       executable: /bin/bash
+    changes: false
   - name: A private step
     shell: "echo private {ALL}"
     changes: false
