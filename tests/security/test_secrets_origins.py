@@ -266,9 +266,9 @@ def test_a_script_holding_a_secret_is_private_others_are_not(project: Project) -
     ran: list[Command] = []
 
     class Recording(LocalTransport):
-        def run(self, command, *, timeout=None):
+        def run(self, command, *, timeout=None, redact=None):
             ran.append(command)
-            return super().run(command, timeout=timeout)
+            return super().run(command, timeout=timeout, redact=redact)
 
     drive = Drive(Recording(HostSpec("localhost", "localhost", connection="local")), redact=Redactor([S1]).redact)
     out = drive.perform(Run(Command.shell(f"echo {S1} | tr a-z A-Z; cat", stdin=b"in\n")))
