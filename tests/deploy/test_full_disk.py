@@ -23,7 +23,7 @@ from tests.fixtures.redis import free_port
 
 pytestmark = [pytest.mark.slow]
 
-FILL = '  - name: the state disk fills up\n    shell: "cat /dev/zero > {{ state_dir }}/filler 2>/dev/null; true"\n'
+FILL = '  - name: the state disk fills up\n    shell: "cat /dev/zero > {{ state_dir }}/filler 2>/dev/null; true"\n    undo: none\n'
 BEFORE = '  - name: small\n    copy: {content: "v2\\n", dest: "{{ t }}/small.conf"}\n'
 
 
