@@ -33,6 +33,8 @@ class LocalTransport(Transport):
 
     def _handoff(self, command: Command) -> tuple[list[str], bytes | None]:
         """(argv, stdin): a private script comes first on stdin, not in argv (see handoff)."""
+        if command.private and self._argv(command)[0] == "sudo":
+            command = handoff.via_stdin(command)  # sudo keeps only stdin: the script comes on it
         argv = self._argv(command)
         form = handoff.shell_form(argv) if command.private else None
         if form is None:  # not private, another program, or via sudo (it stays an argument then)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from runbook.errors import TransportError
-from runbook.execute.transports import ssh_files
+from runbook.execute.transports import handoff, ssh_files
 from runbook.execute.transports.base import HostSpec, Transport, _truthy
 from runbook.execute.transports.hostkeys import trust_new_from_vars
 from runbook.execute.transports.paramiko_import import load_paramiko
@@ -225,6 +225,10 @@ class SSHTransport(Transport):
         with self._lock:
             conn = self._ensure()
             shell = self._shell
+        if command.private and self.become_user_for(
+            command.become, command.become_user if command.become else None
+        ):
+            command = handoff.via_stdin(command)  # sudo keeps only stdin: the script comes on it
         if shell is not None:
             body = self._body(command, True)
             try:
