@@ -322,8 +322,14 @@ def watch_command_lines(proc: subprocess.Popen, canary: dict[str, str], marker: 
     ``ps -eo args`` reads the same files."""
     seen, found = False, set()
     deadline = time.monotonic() + timeout
+    polls = 0
     while proc.poll() is None and time.monotonic() < deadline:
-        for pid, line in command_lines({os.getpid()}):
+        polls += 1
+        lines = command_lines({os.getpid()})
+        if polls % 5 == 1:  # and ps itself, as an operator would look
+            ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True, timeout=30)
+            lines += [(int(x.split(None, 1)[0]), x.split(None, 1)[-1]) for x in ps.stdout.splitlines() if x.strip()]
+        for pid, line in lines:
             if marker in line:
                 seen = True
             for origin, value in canary.items():

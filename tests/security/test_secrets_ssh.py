@@ -7,6 +7,7 @@ command (``runbook_ssh_persistent_shell=false``)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,41 @@ def test_a_private_script_runs_exactly_as_a_plain_one(ssh_lab: SshLab, persisten
     assert "heredoc in the script: RBKEND0000 $(not run)" in private.stdout
     assert big.rc == 0 and big.stdout == "300000\n"
     assert bash[0].stdout == bash[1].stdout == "zero one 5\nin\n"
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent-shell", "exec-per-command"])
+def test_under_become_the_script_is_off_the_command_lines_too(ssh_lab: SshLab, persistent: bool) -> None:  # noqa: F811
+    """sudo closes every inherited descriptor but stdin: the script comes first on the stdin of the
+    shell sudo starts, so neither sudo's argv nor its shell's holds the secret."""
+    import secrets
+    import threading
+
+    from runbook.execute.transports.base import HostSpec
+    from runbook.execute.transports.ssh import SSHTransport
+    from runbook.plan.commands import Command
+    from tests.security.canary import command_lines
+
+    canary = f"CANARY{secrets.token_hex(6)}"
+    host = ssh_lab.hosts[0]
+    spec = HostSpec(host.name, host.address, port=host.port, user="root", private_key_file=str(ssh_lab.key))
+    t = SSHTransport(spec, known_hosts=str(ssh_lab.known_hosts), ssh_config="/dev/null", persistent_shell=persistent)
+    results = []
+    command = Command.shell(f"echo {canary} | wc -c; id -un; cat; sleep 2.2", become=True, become_user="nobody",
+                            stdin=b"in\n", private=True)  # fmt: skip
+    try:
+        t.connect()
+        runner = threading.Thread(target=lambda: results.append(t.run(command)))
+        runner.start()
+        seen, leaked = False, []
+        while runner.is_alive():
+            for _pid, line in command_lines(set()):
+                seen = seen or "sleep 2.2" in line
+                if canary in line:
+                    leaked.append(line)
+            time.sleep(0.05)
+        runner.join()
+    finally:
+        t.close()
+    assert seen and leaked == []
+    [res] = results
+    assert res.rc == 0 and res.stdout == f"{len(canary) + 1}\nnobody\nin\n"

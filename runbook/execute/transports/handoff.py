@@ -12,9 +12,11 @@ a descriptor instead:
   and the script is the first line of its stdin (octal escapes, decoded by the printf builtin),
   before the command's own stdin.
 
-No process's argv or environment holds it; only what the script itself passes to other programs as arguments can show (give those
-secrets to programs through their environment or stdin). Under ``become`` (sudo closes inherited
-descriptors) the script stays on the command line.
+* under ``become`` (sudo closes every inherited descriptor but stdin), the script comes first on
+  the stdin of the shell sudo starts (``via_stdin``).
+
+No process's argv or environment holds it; only what the script itself passes to other programs as
+arguments can show (give those secrets to programs through their environment or stdin).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from __future__ import annotations
 import posixpath
 import secrets
 import shlex
+from dataclasses import replace
 
 from runbook.execute.transports.pshell import octal_format
+from runbook.plan.commands import Command
 
 
 def reader(fd: int = 3) -> str:
@@ -60,3 +64,20 @@ def stdin_body(body: str) -> tuple[str, bytes]:
     line = octal_format(body.encode(), all_bytes=True)[1:-1].encode() + b"\n"
     text = 'IFS= read -r __rb_b || exit 97; __rb_b=$(printf "$__rb_b"; echo .); eval "${__rb_b%.}"'
     return text, line
+
+
+def via_stdin(command: Command) -> Command:
+    """A private shell command rewritten so that its script comes first on its stdin: for
+    ``become``, where sudo closes every inherited descriptor but stdin (the script, octal-escaped,
+    is then in the step's stdin file in the remote shell's private 0700 directory while it runs,
+    never on a command line)."""
+    if not command.private:
+        return command
+    form = ("/bin/sh", command.script, []) if command.script is not None else shell_form(command.argv or ())
+    if form is None:
+        return command
+    shell, script, args = form
+    text, line = stdin_body(script)
+    return replace(
+        command, argv=(shell, "-c", text, *args), script=None, stdin=line + (command.stdin or b""), private=False
+    )

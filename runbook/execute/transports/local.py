@@ -136,6 +136,8 @@ class LocalTransport(Transport):
 
     def _handoff(self, command: Command) -> tuple[list[str], bytes | None]:
         """(argv, stdin): a private script comes first on stdin, not in argv (see handoff)."""
+        if command.private and self._privilege(command) is not None:
+            command = handoff.via_stdin(command)  # sudo keeps only stdin: the script comes on it
         argv, stdin = self._spawn(command)
         form = handoff.shell_form(argv) if command.private else None
         if form is None:  # not private, another program, or via sudo (it stays an argument then)

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from runbook.errors import TransportError
-from runbook.execute.transports import become, ssh_files
+from runbook.execute.transports import become, handoff, ssh_files
 from runbook.execute.transports.base import HostSpec, Transport, _truthy
 from runbook.execute.transports.become import host_privilege
 from runbook.execute.transports.capture import elided
@@ -267,6 +267,8 @@ class SSHTransport(Transport):
         with self._lock:
             conn = self._ensure()
             shell = self._shell
+        if command.private and self.privilege(command) is not None:
+            command = handoff.via_stdin(command)  # sudo keeps only stdin: the script comes on it
         if shell is not None:
             body = self._body(command, True)
             try:
