@@ -12,7 +12,7 @@ from typing import Any
 
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
 from runbook.model import become
-from runbook.model.checks import number_problem
+from runbook.model.checks import number_problem, port_problem
 from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of, load_runbook
 from runbook.plan.steps import base as kinds
@@ -341,6 +341,17 @@ def check_host(
     problems: list[Problem] = []
     runtime = dict.fromkeys(runtime_names(rb), Anything())
     scope = variables.child((runtime, True))
+    for var in ("ansible_port", "ansible_ssh_port"):
+        try:
+            port = scope.get(var)
+        except RenderError as exc:
+            problems.append(Problem(exc, host))
+            continue
+        problem = port_problem(port) if port not in (None, "") and not isinstance(port, Anything) else None
+        if problem:
+            problems.append(Problem(ValidationError(
+                f"host {host}: {var} {problem}", hint=f"fix {var} for this host in the inventory",
+            ), host))  # fmt: skip
     for step in rb.all_steps():
         kind = kinds.get(step.module)
         if kind is None:
