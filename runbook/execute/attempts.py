@@ -44,6 +44,7 @@ class Item:
     backoff: float = 1.0
     timeout: float | None = None
     privilege: Become = field(default_factory=Become)  # who `become` means for this item
+    become: bool = False  # whether the item runs with privilege at all
 
 
 @dataclass
@@ -69,6 +70,19 @@ def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> 
         where = step.loc("become_method") if step is not None and step.become_method else None
         raise RenderError(problem, location=where or (step.location if step is not None else None))
     return priv
+
+
+def privilege_asked(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> bool:
+    """Does this step run with privilege? Its ``become`` (a template rendered; the runbook's default
+    merged in), else the host's ansible_become variable; ``become: false`` wins over the inventory."""
+    value = step.become if step is not None else None
+    if value is None:
+        value = become.pick(variables, "become")
+    elif is_template(value):
+        value = templar.render(value, variables, step.loc("become") if step is not None else None)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(value)
 
 
 def as_written(value: Any, redact: Callable[[str], str]) -> Any:
@@ -250,6 +264,7 @@ class Attempts:
         item.backoff = float(self._num(step.backoff, v, step))
         item.timeout = self._num(step.timeout, v, step) if step.timeout is not None else None
         item.privilege = privilege(self.templar, step, v)
+        item.become = privilege_asked(self.templar, step, v)
 
     def _num(self, value: Any, variables: Mapping[str, Any], step: Step) -> float | int:
         v = self.templar.render(value, variables, step.location)
@@ -320,7 +335,7 @@ class Attempts:
             project_dir=self.project_dir,
             run_id=self.run_id,
             dry_run=self.dry_run and not item.read_only,
-            become=bool(step.become) if step.become is not None else target.spec.become,
+            become=item.become,
             render_str=render_str,
             loader_dirs=self.loader_dirs,
         )

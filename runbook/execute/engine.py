@@ -11,6 +11,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from runbook.errors import RunbookError
@@ -140,6 +141,7 @@ class Engine:
         spec = HostSpec.from_vars(
             name, {k: spec_vars[k] for k in spec_vars if k.startswith(("ansible_", "runbook_"))}
         )
+        spec = replace(spec, become=False)  # each step decides (its become, else ansible_become)
         hr = HostRun(
             name=name, spec=spec, base_vars=base, state=self.state.host(name),
             transport_options=self.opt.transport_options, extra_vars=self.opt.extra_vars,

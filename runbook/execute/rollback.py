@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RunbookError
 from runbook.execute import leftovers
-from runbook.execute.attempts import privilege
+from runbook.execute.attempts import privilege, privilege_asked
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
@@ -112,20 +112,21 @@ class Rollback:
         where = e.host_run(entry.delegate_to) if entry.delegate_to else hr
         variables = hr.vars(step.vars if step else None, self._loop_vars(hr, entry, step))
         args = self.undo_args(entry, step, kind, variables)
+        try:
+            asked = privilege_asked(e.templar, step, variables)
+            priv = privilege(e.templar, step, variables)
+        except RunbookError as exc:
+            return "failed", str(exc)
         ctx = StepContext(
             host=where.name,
             vars=variables,
             project_dir=e.opt.project_dir,
             run_id=e.run_id,
-            become=bool(step and step.become) or hr.spec.become,
+            become=asked,
             render_str=lambda t: e.templar.render_str(t, variables),
             loader_dirs=e.runner.loader_dirs,
         )
         msg = ""
-        try:
-            priv = privilege(e.templar, step, variables)
-        except RunbookError as exc:
-            return "failed", str(exc)
         for snap in reversed(entry.snapshots):
             drive = Drive(
                 transport=where.transport(),  # where the step ran (its delegate_to host)

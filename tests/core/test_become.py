@@ -272,6 +272,21 @@ def test_become_false_on_the_step_runs_as_the_login_user(root):
 
 
 @AS_ROOT
+def test_become_false_on_the_step_wins_over_the_inventory(root):
+    (root / "inv").write_text(
+        "localhost ansible_connection=local ansible_become=true ansible_become_user=nobody flag=false\n"
+    )
+    playbook(
+        root,
+        "hosts: localhost\nsteps:\n  - shell: id -un\n  - shell: id -un\n    become: false\n"
+        "  - shell: id -un\n    become: '{{ flag }}'\n  - shell: id -un\n    become: \"{{ flag == 'false' }}\"\n",
+    )
+    result = run("exec", "rb", "-i", "inv", "--yes", "--output", "json")
+    assert result.exit_code == 0, out(result)
+    assert [s["stdout"] for s in steps_of(result)] == ["nobody\n", "root\n", "root\n", "nobody\n"]
+
+
+@AS_ROOT
 def test_stdin_and_environment_reach_the_become_user(tmp_path):
     from runbook.execute.transports.base import HostSpec
     from runbook.execute.transports.local import LocalTransport
