@@ -65,10 +65,13 @@ def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> 
         value = getattr(step, key, None) if step is not None else None
         keywords[key] = templar.render(value, variables, step.loc(key)) if is_template(value) else value
     priv = become.resolve(keywords, variables)
-    problem = become.method_problem(priv.method)
-    if problem:
-        where = step.loc("become_method") if step is not None and step.become_method else None
-        raise RenderError(problem, location=where or (step.location if step is not None else None))
+    for key, problem in (
+        ("become_method", become.method_problem(priv.method)),
+        ("become_flags", become.flags_problem(priv.flags)),
+    ):
+        if problem:
+            where = step.loc(key) if step is not None and getattr(step, key) else None
+            raise RenderError(problem, location=where or (step.location if step is not None else None))
     return priv
 
 

@@ -398,20 +398,24 @@ def _check_become(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None
         asked = templar.render(asked, scope, step.loc("become"))
     if isinstance(asked, Anything) or not asked or str(asked).strip().lower() in ("false", "no", "0", "off"):
         return
-    method = step.become_method
-    if method is None:
-        method = become.pick(scope, "method")
-        if method is not None and not isinstance(method, Anything) and become.method_problem(method):
-            raise RenderError(
-                f"{become.method_problem(method)}: the host's ansible_become_method says so",
-                location=step.location,
-                hint="set ansible_become_method to sudo or su in the inventory, or become_method on the step",
-            )
-        return
-    if tpl.is_template(method):
-        method = templar.render(method, scope, step.loc("become_method"))
-    if not isinstance(method, Anything) and become.method_problem(method):
-        raise RenderError(str(become.method_problem(method)), location=step.loc("become_method"))
+    for key, what, check in (
+        ("become_method", "method", become.method_problem),
+        ("become_flags", "flags", become.flags_problem),
+    ):
+        value = getattr(step, key)
+        if value is None:  # the host's variable says (the inventory, -e, vars)
+            value = become.pick(scope, what)
+            if value is not None and not isinstance(value, Anything) and check(value):
+                raise RenderError(
+                    f"{check(value)}: the host's ansible_{key} says so",
+                    location=step.location,
+                    hint=f"fix ansible_{key} in the inventory, or set {key} on the step",
+                )
+            continue
+        if tpl.is_template(value):
+            value = templar.render(value, scope, step.loc(key))
+        if not isinstance(value, Anything) and check(value):
+            raise RenderError(str(check(value)), location=step.loc(key))
 
 
 def _check_numbers(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None:
