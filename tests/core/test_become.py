@@ -104,7 +104,7 @@ def test_a_templated_method_is_checked_once_rendered_for_each_host(root):
 
 
 @pytest.mark.parametrize(
-    "var", ["ansible_become_method=pbrun", "ansible_become_method=Sudo", "ansible_become_flags=\"-H '\""]
+    "var", ["ansible_become_method=pbrun", "ansible_become_method=Sudo", 'ansible_become_flags="-H \'"']
 )
 @pytest.mark.parametrize("command", ["validate", "plan", "exec"])
 def test_an_unsupported_become_setting_in_the_inventory_is_refused(root, var, command):
