@@ -336,6 +336,19 @@ def test_a_control_character_in_a_yaml_inventory_gets_line_and_column(root, text
     refused(run(*args), where, f"control character {says}")
 
 
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (b"all:\n  hosts:\n    h:\n      x: caf\xe9\n", "inv.yml:4:13"),
+        (b'all:\n  vars: {x: "\x85"}\n', "inv.yml:2:14"),
+    ],
+    ids=["latin1", "nel-byte"],
+)
+def test_a_yaml_inventory_that_is_not_utf8_gets_line_and_column(root, data, where):
+    (root / "inv.yml").write_bytes(data)
+    refused(run("inventory", "-i", "inv.yml", "--list"), where, "not UTF-8 text")
+
+
 def test_a_control_character_in_group_vars_names_that_file(root):
     (root / "inv").unlink()
     (root / "inv").mkdir()
