@@ -266,8 +266,8 @@ class Attempts:
         item.delay = float(self._num(step.delay, v, step))
         item.backoff = float(self._num(step.backoff, v, step))
         item.timeout = self._num(step.timeout, v, step) if step.timeout is not None else None
-        item.privilege = privilege(self.templar, step, v)
         item.become = privilege_asked(self.templar, step, v)
+        item.privilege = privilege(self.templar, step, v) if item.become else Become()
 
     def _num(self, value: Any, variables: Mapping[str, Any], step: Step) -> float | int:
         v = self.templar.render(value, variables, step.location)

@@ -114,7 +114,7 @@ class Rollback:
         args = self.undo_args(entry, step, kind, variables)
         try:
             asked = privilege_asked(e.templar, step, variables)
-            priv = privilege(e.templar, step, variables)
+            priv = privilege(e.templar, step, variables) if asked else None
         except RunbookError as exc:
             return "failed", str(exc)
         ctx = StepContext(
