@@ -44,6 +44,7 @@ class Item:
     backoff: float = 1.0
     timeout: float | None = None
     privilege: Become = field(default_factory=Become)  # who `become` means for this item
+    become: bool = False  # whether the item runs with privilege at all
 
 
 @dataclass
@@ -65,11 +66,27 @@ def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> 
         value = getattr(step, key, None) if step is not None else None
         keywords[key] = templar.render(value, variables, step.loc(key)) if is_template(value) else value
     priv = become.resolve(keywords, variables)
-    problem = become.method_problem(priv.method)
-    if problem:
-        where = step.loc("become_method") if step is not None and step.become_method else None
-        raise RenderError(problem, location=where or (step.location if step is not None else None))
+    for key, problem in (
+        ("become_method", become.method_problem(priv.method)),
+        ("become_flags", become.flags_problem(priv.flags)),
+    ):
+        if problem:
+            where = step.loc(key) if step is not None and getattr(step, key) else None
+            raise RenderError(problem, location=where or (step.location if step is not None else None))
     return priv
+
+
+def privilege_asked(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> bool:
+    """Does this step run with privilege? Its ``become`` (a template rendered; the runbook's default
+    merged in), else the host's ansible_become variable; ``become: false`` wins over the inventory."""
+    value = step.become if step is not None else None
+    if value is None:
+        value = become.pick(variables, "become")
+    elif is_template(value):
+        value = templar.render(value, variables, step.loc("become") if step is not None else None)
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return bool(value)
 
 
 def as_written(value: Any, redact: Callable[[str], str]) -> Any:
@@ -270,7 +287,8 @@ class Attempts:
         item.delay = float(self._num(step.delay, v, step))
         item.backoff = float(self._num(step.backoff, v, step))
         item.timeout = self._num(step.timeout, v, step) if step.timeout is not None else None
-        item.privilege = privilege(self.templar, step, v)
+        item.become = privilege_asked(self.templar, step, v)
+        item.privilege = privilege(self.templar, step, v) if item.become else Become()
 
     def _num(self, value: Any, variables: Mapping[str, Any], step: Step) -> float | int:
         v = self.templar.render(value, variables, step.location)
@@ -341,7 +359,7 @@ class Attempts:
             project_dir=self.project_dir,
             run_id=self.run_id,
             dry_run=self.dry_run and not item.read_only,
-            become=bool(step.become) if step.become is not None else target.spec.become,
+            become=item.become,
             render_str=render_str,
             loader_dirs=self.loader_dirs,
             pinned=self.pinned,

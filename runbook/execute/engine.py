@@ -11,6 +11,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from runbook.errors import InventoryError, RunbookError, TransportError
@@ -167,6 +168,7 @@ class Engine:
                 f"host {name}: its connection variables are invalid: {faults.describe(exc, self.redactor.redact)}",
                 hint="check the host's ansible_* variables in the inventory",
             ) from None
+        spec = replace(spec, become=False)  # each step decides (its become, else ansible_become)
         hr = HostRun(
             name=name, spec=spec, base_vars=base, state=self.state.host(name),
             transport_options=self.opt.transport_options, extra_vars=self.opt.extra_vars,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RunbookError
 from runbook.execute import faults
-from runbook.execute.attempts import privilege
+from runbook.execute.attempts import privilege, privilege_asked
 from runbook.execute.driver import Aborted, Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
@@ -218,17 +218,19 @@ class Rollback:
         where = e.host_run(entry.delegate_to) if entry.delegate_to else hr
         variables = hr.vars(step.vars if step else None, self._loop_vars(hr, entry, step))
         args = self.undo_args(entry, step, kind, variables)
+        asked = privilege_asked(e.templar, step, variables)  # RunbookError: the caller's failure
+        priv = privilege(e.templar, step, variables) if asked else None
         ctx = StepContext(
             host=where.name,
             vars=variables,
             project_dir=e.opt.project_dir,
             run_id=e.run_id,
-            become=bool(step and step.become) or hr.spec.become,
+            become=asked,
             render_str=lambda t: e.templar.render_str(t, variables),
             loader_dirs=e.runner.loader_dirs,
             pinned=e.runner.pinned,
         )
-        return where, args, ctx, privilege(e.templar, step, variables)
+        return where, args, ctx, priv
 
     def _args(self, hr: HostRun, entry: Entry, step: Step | None, kind: kinds.StepKind) -> dict[str, Any]:
         variables = hr.vars(step.vars if step else None, self._loop_vars(hr, entry, step))

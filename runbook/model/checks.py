@@ -88,6 +88,15 @@ def shown_number(value: Any) -> str:
     return repr(value)
 
 
+def port_problem(value: Any) -> str | None:
+    """Why ``value`` (an inventory's ansible_port, an int or its text) is not a TCP port (or None)."""
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if text is None or not text.isdigit() or len(text) > 5 or not 1 <= int(text) <= 65535:
+        shown = shown_number(value) if isinstance(value, int) else repr(value)[:60]
+        return f"must be a port number from 1 to 65535, got {shown}"
+    return None
+
+
 def number_problem(
     value: Any, *, integer: bool = False, positive: bool = False, maximum: int = LARGEST
 ) -> str | None:

@@ -86,6 +86,11 @@ def short_hostname(name: str) -> str:
 # --- ranges ------------------------------------------------------------------------------------
 
 
+# One inventory line may name this many hosts through its ranges: more is a typo (web[1:1000000]),
+# and would take minutes and gigabytes to expand.
+MAX_RANGE_HOSTS = 100_000
+
+
 def expand_hostname_range(line: str) -> list[str]:
     """Expand the first ``[a:b(:step)]`` of `line`, recursively (same quirks as Ansible)."""
     parts = line.replace("[", "|", 1).replace("]", "|", 1).split("|")
@@ -123,8 +128,12 @@ def expand_hostname_range(line: str) -> list[str]:
     except RangeError:
         raise
     except ValueError as exc:
+        if "integer string conversion" in str(exc):
+            raise RangeError(f"a number in host range [{nrange[:40]}...] has more than 4300 digits") from None
         raise RangeError(f"invalid host range [{nrange}]: {exc}") from None
 
+    if len(seq) > MAX_RANGE_HOSTS:
+        raise RangeError(f"the range [{nrange[:40]}] names {len(seq):,} hosts (at most {MAX_RANGE_HOSTS:,})")
     out: list[str] = []
     for item in seq:
         name = f"{head}{fill(item)}{tail}"
@@ -132,6 +141,8 @@ def expand_hostname_range(line: str) -> list[str]:
             out.extend(expand_hostname_range(name))
         else:
             out.append(name)
+        if len(out) > MAX_RANGE_HOSTS:
+            raise RangeError(f"the ranges of {line[:60]!r} name more than {MAX_RANGE_HOSTS:,} hosts")
     return out
 
 

@@ -210,6 +210,14 @@ def parse_data(text: str, display_path: str) -> Any:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         raise yaml_error(exc, display_path, text=text) from None
+    except UnicodeEncodeError as exc:  # bytes that are not UTF-8 (kept as surrogates when read)
+        before = text[: exc.start]
+        bad = ord(text[exc.start]) - 0xDC00 if 0xDC80 <= ord(text[exc.start]) <= 0xDCFF else None
+        raise InventoryError(
+            "YAML file is not UTF-8 text" + (f" (byte 0x{bad:02x})" if bad is not None else ""),
+            location=Location(display_path, before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1),
+            hint="save the file as UTF-8",
+        ) from None
 
 
 def load_data_file(path: str, display_path: str | None = None) -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
 from runbook.model import become
-from runbook.model.checks import number_problem
+from runbook.model.checks import number_problem, port_problem
 from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of, load_runbook
 from runbook.plan.steps import base as kinds
@@ -345,6 +345,17 @@ def check_host(
     problems: list[Problem] = []
     runtime = dict.fromkeys(runtime_names(rb), Anything())
     scope = variables.child((runtime, True))
+    for var in ("ansible_port", "ansible_ssh_port"):
+        try:
+            port = scope.get(var)
+        except RenderError as exc:
+            problems.append(Problem(exc, host))
+            continue
+        problem = port_problem(port) if port not in (None, "") and not isinstance(port, Anything) else None
+        if problem:
+            problems.append(Problem(ValidationError(
+                f"host {host}: {var} {problem}", hint=f"fix {var} for this host in the inventory",
+            ), host))  # fmt: skip
     for step in rb.all_steps():
         kind = kinds.get(step.module)
         if kind is None:
@@ -391,20 +402,24 @@ def _check_become(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None
         asked = templar.render(asked, scope, step.loc("become"))
     if isinstance(asked, Anything) or not asked or str(asked).strip().lower() in ("false", "no", "0", "off"):
         return
-    method = step.become_method
-    if method is None:
-        method = become.pick(scope, "method")
-        if method is not None and not isinstance(method, Anything) and become.method_problem(method):
-            raise RenderError(
-                f"{become.method_problem(method)}: the host's ansible_become_method says so",
-                location=step.location,
-                hint="set ansible_become_method to sudo or su in the inventory, or become_method on the step",
-            )
-        return
-    if tpl.is_template(method):
-        method = templar.render(method, scope, step.loc("become_method"))
-    if not isinstance(method, Anything) and become.method_problem(method):
-        raise RenderError(str(become.method_problem(method)), location=step.loc("become_method"))
+    for key, what, check in (
+        ("become_method", "method", become.method_problem),
+        ("become_flags", "flags", become.flags_problem),
+    ):
+        value = getattr(step, key)
+        if value is None:  # the host's variable says (the inventory, -e, vars)
+            value = become.pick(scope, what)
+            if value is not None and not isinstance(value, Anything) and check(value):
+                raise RenderError(
+                    f"{check(value)}: the host's ansible_{key} says so",
+                    location=step.location,
+                    hint=f"fix ansible_{key} in the inventory, or set {key} on the step",
+                )
+            continue
+        if tpl.is_template(value):
+            value = templar.render(value, scope, step.loc(key))
+        if not isinstance(value, Anything) and check(value):
+            raise RenderError(str(check(value)), location=step.loc(key))
 
 
 def _check_numbers(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None:

@@ -103,16 +103,21 @@ def test_a_templated_method_is_checked_once_rendered_for_each_host(root):
     assert run("validate", "rb", "-i", "inv", "-e", "m=su").exit_code == 0
 
 
-@pytest.mark.parametrize("var", ["ansible_become_method=pbrun", "ansible_become_method=Sudo"])
-def test_an_unsupported_method_in_the_inventory_is_refused_by_validate(root, var):
+@pytest.mark.parametrize(
+    "var", ["ansible_become_method=pbrun", "ansible_become_method=Sudo", 'ansible_become_flags="-H \'"']
+)
+@pytest.mark.parametrize("command", ["validate", "plan", "exec"])
+def test_an_unsupported_become_setting_in_the_inventory_is_refused(root, var, command):
     (root / "inv").write_text(f"localhost ansible_connection=local {var}\n")
     path = playbook(root, "hosts: localhost\nsteps:\n  - name: needs it\n    shell: id\n    become: true\n")
-    result = run("validate", "rb", "-i", "inv")
-    assert result.exit_code == 2, out(result)
-    assert f"{path}:4:5:" in out(result) and "ansible_become_method" in out(result), out(result)
+    result = run(command, "rb", "-i", "inv", *(["--yes"] if command == "exec" else []))
+    assert result.exit_code == (1 if command == "exec" else 2), out(result)
+    assert f"{path}:4:5:" in out(result) and var.split("=")[0][8:] in out(result), out(result)
+    assert "internal error" not in out(result)
     # a step that does not become does not care
     playbook(root, "hosts: localhost\nsteps:\n  - shell: id\n")
-    assert run("validate", "rb", "-i", "inv").exit_code == 0
+    result = run(command, "rb", "-i", "inv", *(["--yes"] if command == "exec" else []))
+    assert result.exit_code == 0, out(result)
 
 
 def test_the_schema_knows_the_keywords(root):
@@ -269,6 +274,21 @@ def test_become_false_on_the_step_runs_as_the_login_user(root):
     result = run("exec", "rb", "-i", "inv", "--yes", "--output", "json")
     assert result.exit_code == 0, out(result)
     assert [s["stdout"] for s in steps_of(result)] == ["nobody\n", "root\n"]
+
+
+@AS_ROOT
+def test_become_false_on_the_step_wins_over_the_inventory(root):
+    (root / "inv").write_text(
+        "localhost ansible_connection=local ansible_become=true ansible_become_user=nobody flag=false\n"
+    )
+    playbook(
+        root,
+        "hosts: localhost\nsteps:\n  - shell: id -un\n  - shell: id -un\n    become: false\n"
+        "  - shell: id -un\n    become: '{{ flag }}'\n  - shell: id -un\n    become: \"{{ flag == 'false' }}\"\n",
+    )
+    result = run("exec", "rb", "-i", "inv", "--yes", "--output", "json")
+    assert result.exit_code == 0, out(result)
+    assert [s["stdout"] for s in steps_of(result)] == ["nobody\n", "root\n", "root\n", "nobody\n"]
 
 
 @AS_ROOT

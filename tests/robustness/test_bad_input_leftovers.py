@@ -153,6 +153,46 @@ def test_a_huge_key_value_extra_var_is_a_string(root):
     assert json.loads(result.stdout)["hosts"]["localhost"]["steps"][0]["stdout"] == f"{len(HUGE)}\n"
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["abc", HUGE, "99999999", "0", "-1", "1e400", "22.5", "'{{ p }}' p=x", "''"],
+    ids=["word", "huge", "too-big", "zero", "negative", "inf", "float", "template", "empty-quoted"],
+)
+@pytest.mark.parametrize("command", ["validate", "plan", "exec"])
+def test_a_port_that_is_not_a_port_is_refused_naming_the_host(root, value, command):
+    (root / "inv").write_text(f"h1 ansible_host=127.0.0.1 ansible_port={value}\n")
+    playbook(root, "hosts: all\n" + STEP, "ok")
+    result = run(command, "ok", "-i", "inv", *(["--yes"] if command == "exec" else []))
+    if value == "''":  # empty: no port given, ssh's default (nothing listens in this test)
+        assert result.exit_code != 70 and "internal error" not in output(result), output(result)
+        return
+    refused(result, None, "ansible_port must be a port number from 1 to 65535")
+    assert "h1" in output(result)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "says"),
+    [
+        (f"h[1:{HUGE}]", "more than 4300 digits"),
+        ("h[1:100000000]", "names 100,000,000 hosts (at most 100,000)"),
+        ("h[1:1000][1:1000]", "name more than 100,000 hosts"),
+        (f"h[1:3:{HUGE}]", "more than 4300 digits"),
+        ("h[0:9:0]", "must not be zero"),
+    ],
+    ids=["huge-end", "hundred-million", "product", "huge-step", "zero-step"],
+)
+@pytest.mark.parametrize("fmt", ["ini", "yaml"])
+@pytest.mark.timeout(30)
+def test_a_host_range_too_large_is_refused_quickly(root, pattern, says, fmt):
+    if fmt == "ini":
+        (root / "inv.ini").write_text(pattern + "\n")
+    else:
+        (root / "inv.ini").write_text(f"all:\n  hosts:\n    ? {pattern}\n    :\n")  # explicit: keys > 1024
+        (root / "inv.ini").rename(root / "inv.yml")
+    name = "inv.ini" if fmt == "ini" else "inv.yml"
+    refused(run("inventory", "-i", name, "--list"), f"{name}:{1 if fmt == 'ini' else 3}", says)
+
+
 # ------------------------------------------------------------------- numbers too large for a float
 LITERAL_TOO_LARGE = [
     ("retries-1e400", "retries: 1e400", "4:5", "retries must be a finite number"),
@@ -294,6 +334,19 @@ def test_a_control_character_in_a_yaml_inventory_gets_line_and_column(root, text
         else [command, "ok", "-i", "inv.yml"]
     )
     refused(run(*args), where, f"control character {says}")
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (b"all:\n  hosts:\n    h:\n      x: caf\xe9\n", "inv.yml:4:13"),
+        (b'all:\n  vars: {x: "\x85"}\n', "inv.yml:2:14"),
+    ],
+    ids=["latin1", "nel-byte"],
+)
+def test_a_yaml_inventory_that_is_not_utf8_gets_line_and_column(root, data, where):
+    (root / "inv.yml").write_bytes(data)
+    refused(run("inventory", "-i", "inv.yml", "--list"), where, "not UTF-8 text")
 
 
 def test_a_control_character_in_group_vars_names_that_file(root):

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runbook.errors import ValidationError
 from runbook.model.become import Become
+from runbook.model.checks import port_problem
 from runbook.plan.actions import CommandResult, FileStat
 from runbook.plan.commands import Command
 
@@ -47,6 +49,12 @@ class HostSpec:
             "local" if name in ("localhost", "127.0.0.1") and "ansible_host" not in hv else "ssh"
         )
         port = pick("ansible_port", "ansible_ssh_port")
+        problem = port_problem(port) if port is not None else None
+        if problem:
+            raise ValidationError(
+                f"host {name}: ansible_port {problem}",
+                hint="fix ansible_port (or ansible_ssh_port) for this host in the inventory",
+            )
         return cls(
             name=name,
             address=str(pick("ansible_host", "ansible_ssh_host", default=name)),
