@@ -191,7 +191,8 @@ def test_ten_failed_attempts_in_a_row_then_a_killed_one_always_come_back_to_the_
         assert app.running_images() == [good_id], f"attempt {attempt}"
         assert app.current() == good_run
         undo = next(s for s in doc["hosts"]["localhost"]["steps"] if s["name"] == "undo: Up")
-        assert f"release {good_run} is live again (instead of {doc['run_id']})" in undo["msg"]
+        assert f"release {good_run} restored and healthy" in undo["msg"]
+        assert f"live again instead of {doc['run_id']}" in undo["msg"]
         assert f"checked: {app.project}: runs release {good_run}" in undo["msg"]
         kept = app.releases()
         assert good_run in kept and len(kept) <= 6, (attempt, sorted(kept))  # pruned, but never the good one
@@ -284,7 +285,7 @@ def test_two_ups_of_one_project_in_one_run_keep_two_records(app: App) -> None:
     assert app.releases() == {"R1", "R1.2"} and app.current() == "R1.2"
     kind = kinds.get("compose.up")
     out = r.undo("compose.up", args, snaps[1], ctx)
-    assert out.ok and "release R1 is live again (instead of R1.2)" in out.msg, out.msg
+    assert out.ok and "release R1 restored and healthy (app); live again instead of R1.2" in out.msg, out.msg
     assert app.running_images() == [app.image_id(GOOD)]
     assert r.last.run(kind.verify_undo(args, snaps[1], ctx)).ok
     out = r.undo("compose.up", args, snaps[0], ctx)

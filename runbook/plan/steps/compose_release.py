@@ -282,9 +282,9 @@ def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> Ste
         yield from _mark_undone(ctx, store, undone, prev)
     running = sorted({c.service for c in after if c.running})
     extra = f"; re-tagged {', '.join(retagged)}" if retagged else ""
-    replaced = f" (instead of {undone})" if undone and undone != prev else ""
+    replaced = f"; live again instead of {undone}" if undone and undone != prev else "; live again"
     return Outcome.success(
-        f"{project}: release {prev} is live again{replaced}, healthy ({', '.join(running)}){extra}",
+        f"{project}: release {prev} restored and healthy ({', '.join(running)}){replaced}{extra}",
         changed=True,
         data={"release": prev, "undone": undone, "services": running},
     )
