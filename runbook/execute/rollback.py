@@ -53,8 +53,9 @@ class Rollback:
         else:
             for x in reversed(entries):
                 ok = self.undo_entry(hr, x, e.rb.find_step(x.step_key)) and ok
-        if ok:  # "rolled back" only once the restored state is checked
-            ok = self.verify(hr, [x for x in entries if x.status == "rolled_back"])
+        # "rolled back" only once the restored state is checked (also after a failure: every
+        # difference is named, not only the first)
+        ok = self.verify(hr, [x for x in entries if x.status == "rolled_back"]) and ok
         e.persist()
         hr.rollback_status = "ok" if ok else "failed"
         hr.state.status = "rolled_back" if ok else "rollback_failed"

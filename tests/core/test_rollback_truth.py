@@ -314,3 +314,29 @@ def test_no_warning_when_steps_are_not_undone_one_by_one(project: Project, t: Pa
     res = project.cli("validate", "rb", "-e", f"t={t}")
     assert res.exit_code == 0 and "warning" not in res.stderr, res.output
     assert "CANNOT BE UNDONE" not in project.cli("show", "rb").stdout
+
+
+def test_every_difference_is_named_not_only_the_first(project: Project, t: Path) -> None:
+    (t / "b.conf").write_text("b\n")
+    project.runbook(
+        "rb",
+        """
+        hosts: localhost
+        steps:
+          - name: Tamper
+            shell: "true"
+            undo: {shell: "echo x > {{ t }}/b.conf"}
+          - {name: A, copy: {content: "new\\n", dest: "{{ t }}/app.conf"}}
+          - {name: B, copy: {content: "new\\n", dest: "{{ t }}/b.conf"}}
+          - name: Unknown
+            shell: "echo > {{ t }}/c"
+          - fail: {msg: injected}
+        """,
+    )
+    res, doc = project.exec_json("rb", "-e", f"t={t}")
+    assert res.exit_code == 4, res.output
+    problems = doc["hosts"]["localhost"]["rollback_problems"]
+    assert len(problems) == 2
+    assert "step 'Unknown': NOT undone" in problems[0]
+    assert f"step 'B' (copy) is not as before the run: {t}/b.conf: sha256 expected" in problems[1]
+    assert (t / "app.conf").read_text() == "old\n"
