@@ -340,3 +340,30 @@ def test_every_difference_is_named_not_only_the_first(project: Project, t: Path)
     assert "step 'Unknown': NOT undone" in problems[0]
     assert f"step 'B' (copy) is not as before the run: {t}/b.conf: sha256 expected" in problems[1]
     assert (t / "app.conf").read_text() == "old\n"
+
+
+@pytest.mark.parametrize("undo, code", [("", 1), ("echo other > {{ t }}/app.conf", 4)])
+def test_a_large_file_kept_as_a_backup_on_the_host_is_checked_too(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch, undo: str, code: int
+) -> None:
+    from runbook.plan import filestate
+
+    monkeypatch.setattr(filestate, "INLINE_MAX", 2)  # "old\n" is larger: copied to a backup file
+    step_undo = f'\n    undo: {{shell: "{undo}"}}' if undo else ""
+    project.runbook(
+        "rb",
+        f"""
+hosts: localhost
+steps:
+  - name: Config
+    copy: {{content: "new\\n", dest: "{{{{ t }}}}/app.conf"}}{step_undo}
+  - fail: {{msg: injected}}
+""",
+    )
+    res, doc = project.exec_json("rb", "-e", f"t={t}", "-e", f"runbook_backup_dir={t.parent / 'bk'}")
+    assert res.exit_code == code, res.output
+    assert any((t.parent / "bk").iterdir())  # the snapshot's content is a backup on the host
+    if code == 4:
+        assert "sha256 expected" in doc["hosts"]["localhost"]["rollback_problems"][0]
+    else:
+        assert (t / "app.conf").read_text() == "old\n"
