@@ -73,14 +73,17 @@ class Rollback:
         start = time.monotonic()
         outcome, msg = "rolled_back", ""
         try:
+            declared = undo_rules.no_undo_reason(step) if step is not None else None
             if step is not None and step.undo is not None:
                 outcome, msg = self._undo_step(hr, entry, step)
+            elif step is not None and step.undo_none is not None:  # the runbook says: leave it
+                outcome, msg = "skipped", f"needs no undo: {declared}"
             elif entry.snapshots and kind is not None and kind.can_undo:
                 outcome, msg = self._undo_snapshots(hr, entry, step, kind)
             elif not entry.changed:
                 outcome, msg = "skipped", "nothing to undo"
-            elif step is not None and undo_rules.no_undo_reason(step) is not None:
-                outcome, msg = "skipped", f"needs no undo: {undo_rules.no_undo_reason(step)}"
+            elif declared is not None:
+                outcome, msg = "skipped", f"needs no undo: {declared}"
             else:
                 where = "the step is gone from the runbook" if step is None else "it has no undo:"
                 outcome = "failed"
@@ -119,6 +122,8 @@ class Rollback:
             if kind is None or not kind.can_verify_undo or not entry.snapshots:
                 continue
             step = e.rb.find_step(entry.step_key)
+            if step is not None and step.undo_none is not None and step.undo is None:
+                continue  # left as it is on purpose: nothing to check
             for i, snap in enumerate(entry.snapshots):
                 try:
                     target = kind.undo_target(self._args(hr, entry, step, kind), snap)

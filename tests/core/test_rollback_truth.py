@@ -367,3 +367,23 @@ steps:
         assert "sha256 expected" in doc["hosts"]["localhost"]["rollback_problems"][0]
     else:
         assert (t / "app.conf").read_text() == "old\n"
+
+
+def test_undo_none_on_a_kind_that_could_undo_leaves_the_change(project: Project, t: Path) -> None:
+    project.runbook(
+        "rb",
+        """
+        hosts: localhost
+        steps:
+          - name: Keep this config
+            copy: {content: "kept\\n", dest: "{{ t }}/app.conf"}
+            undo: {none: "the new config is compatible with the old release"}
+          - fail: {msg: injected}
+        """,
+    )
+    res, doc = project.exec_json("rb", "-e", f"t={t}")
+    assert res.exit_code == 1, res.output
+    assert (t / "app.conf").read_text() == "kept\n"
+    undo = next(s for s in doc["hosts"]["localhost"]["steps"] if s["phase"] == "rollback")
+    assert undo["outcome"] == "skipped"
+    assert undo["msg"] == "needs no undo: the new config is compatible with the old release"
