@@ -127,7 +127,8 @@ class App:
         self.dir.mkdir()
         (root / "playbooks").mkdir()
         (root / "templates").mkdir()
-        (root / "playbooks" / "app.yml").write_text(RUNBOOK)
+        # a lock of its own: /tmp/runbook-locks is shared with every other run on this machine
+        (root / "playbooks" / "app.yml").write_text(RUNBOOK.replace("lock: app", f"lock: {project}"))
         (root / "templates" / "compose.yml.j2").write_text(COMPOSE)
         (root / "inv").write_text("localhost ansible_connection=local\n")
         self.docker = docker
