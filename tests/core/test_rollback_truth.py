@@ -186,8 +186,10 @@ def test_a_command_step_and_a_mutating_request_are_named_too(project: Project) -
 
 
 def test_an_undo_step_that_restores_something_else_is_exit_4_naming_the_digest(
-    project: Project, t: Path
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("RUNBOOK_AUDIT")
+    monkeypatch.setenv("HOME", str(t.parent / "home"))
     project.runbook(
         "rb",
         """
@@ -212,6 +214,12 @@ def test_an_undo_step_that_restores_something_else_is_exit_4_naming_the_digest(
     assert f"{t}/app.conf: sha256 expected {want}…, found {found}…" in verify["msg"]
     assert host["rollback_problems"][0].startswith("localhost: step 'Config' (copy) is not as before the run")
     assert "sha256 expected" in doc["message"]
+    records = audit_records(project, doc)
+    (check,) = [r for r in records if r["event"] == "rollback.verify"]
+    assert check["outcome"] == "failed" and f"sha256 expected {want}…" in check["data"]["msg"]
+    (t / "app.conf").write_text("old\n")  # as before the first run (its undo left "almost-old")
+    res = project.exec("rb", "-e", f"t={t}")  # the console says it too
+    assert res.exit_code == 4 and "NOT AS BEFORE" in res.stdout and "sha256 expected" in res.stdout
 
 
 def test_a_later_undo_that_tampers_with_a_restored_file_is_caught(project: Project, t: Path) -> None:
