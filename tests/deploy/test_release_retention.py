@@ -304,3 +304,19 @@ def test_two_ups_of_one_project_in_one_run_keep_two_records(app: App) -> None:
     check = r.last.run(kind.verify_undo(args, snaps[0], ctx))
     assert check.ok, check.msg
     assert not (app.dir / ".runbook-releases" / app.project / "current").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_a_container_stopped_after_the_undo_is_exit_4_naming_the_service(app: App) -> None:
+    code, doc = app.exec(*app.vars(GOOD, GOOD))
+    assert code == 0, doc["message"]
+    tamper = f"docker compose -p {app.project} -f {app.dir}/compose.yml stop -t 1"
+    code, doc = app.exec(*app.vars(BAD, GOOD, tamper=tamper))
+    assert code == 4, doc["message"]
+    (problem,) = doc["hosts"]["localhost"]["rollback_problems"]
+    good_id = app.image_id(GOOD)
+    assert problem == (
+        f"localhost: step 'Up' (compose.up) is not as before the run: {app.project}: service app: "
+        f"expected a running container of {good_id[:19]}, found none"
+    )
