@@ -556,7 +556,7 @@ class Engine:
             pids = leftovers.stop_leftovers(hr.transport(), left)
         except RunbookError:
             return  # unreachable: the undo that follows says so
-        self.runner.inflight.forget(left)
+        self.runner.inflight.forget(hr.name, left)
         steps = ", ".join(sorted({f"'{s}'" for s in left.values()}))
         if pids:
             msg = (

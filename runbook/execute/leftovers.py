@@ -19,7 +19,7 @@ run still alive elsewhere is never touched (the deploy lock refuses the rollback
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import secrets
 import shlex
@@ -45,9 +45,11 @@ class InFlight:
         self._mine: set[str] = set()  # this process's attempts: never stopped as leftovers
         self._lock = threading.Lock()
         self._made = False
+        self._paths: dict[str, Path] = {}  # this process's markers (and those it took over to stop)
 
     def start(self, host: str, step: str) -> str:
-        """A new token for an attempt on ``host``; its marker is on disk before this returns."""
+        """A new token for an attempt on ``host``; its marker is on disk before this returns
+        (``<token>.<host key>``, holding the step's name: one create, one write)."""
         token = secrets.token_hex(8)
         with self._lock:
             self._mine.add(token)
@@ -58,9 +60,14 @@ class InFlight:
                 self.dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the run state's, private
                 self.dir.mkdir(exist_ok=True, mode=0o700)
                 self._made = True
-            tmp = self.dir / f".{token}.tmp"
-            tmp.write_text(json.dumps({"host": host, "step": step, "pid": os.getpid()}))
-            os.replace(tmp, self.dir / token)
+            path = self.dir / f"{token}.{_host_key(host)}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with self._lock:
+                self._paths[token] = path
+            try:
+                os.write(fd, step.encode("utf-8", "replace")[:200])
+            finally:
+                os.close(fd)
         except OSError:
             # the state directory is full or read-only: the run already stops on that fault (its
             # always: steps still run); the attempt goes on unmarked rather than not at all
@@ -70,9 +77,10 @@ class InFlight:
     def end(self, token: str) -> None:
         with self._lock:
             self._mine.discard(token)
-        if self.dir is not None:
+            path = self._paths.pop(token, None)
+        if path is not None:
             try:
-                (self.dir / token).unlink()
+                path.unlink(missing_ok=True)
             except OSError:
                 pass
 
@@ -81,21 +89,23 @@ class InFlight:
         if self.dir is None or not self.dir.is_dir():
             return {}
         out: dict[str, str] = {}
+        suffix = "." + _host_key(host)
         for path in self.dir.iterdir():
-            if path.name.startswith(".") or path.name in self._mine:
+            token = path.name[: -len(suffix)] if path.name.endswith(suffix) else None
+            if not token or token in self._mine:
                 continue
             try:
-                doc = json.loads(path.read_text())
-            except (OSError, ValueError):
+                out[token] = path.read_text(errors="replace")
+            except OSError:
                 continue
-            if isinstance(doc, dict) and doc.get("host") == host:
-                out[path.name] = str(doc.get("step") or "")
         return out
 
-    def forget(self, tokens: Iterable[str]) -> None:
-        """Drop the markers of attempts whose processes were stopped."""
+    def forget(self, host: str, tokens: Iterable[str]) -> None:
+        """Drop the markers of a dead run's attempts on ``host`` whose processes were stopped."""
+        if self.dir is None:
+            return
         for token in tokens:
-            self.end(token)
+            (self.dir / f"{token}.{_host_key(host)}").unlink(missing_ok=True)
 
     def env(self, run_id: str, token: str) -> dict[str, str]:
         """The environment every command of the attempt carries."""
@@ -121,6 +131,10 @@ def run_is_dead(meta: Mapping[str, Any]) -> bool:
     except (PermissionError, OSError):
         return False
     return False
+
+
+def _host_key(host: str) -> str:
+    return hashlib.sha256(host.encode()).hexdigest()[:16]
 
 
 def reap_script(tokens: Iterable[str], grace: float) -> str:

@@ -45,13 +45,14 @@ class Rollback:
             "rollback.start", hr, None, phase="rollback",
             data={"reason": e.redactor.redact(reason or hr.failure)},
         )  # fmt: skip
-        ok = True
+        ok, gave_up = True, False
         e.run_info["status"] = "rolling_back"
         if isinstance(e.rb.rollback, tuple):
             for step in e.rb.rollback:
                 rec = e.runner.run_step(hr, step, phase="rollback")
                 ok = ok and rec.outcome != "failed"
                 if rec.outcome == "failed" and self._gave_up(hr, hr, []):
+                    gave_up = True
                     break
             for x in entries:
                 x.status = "rolled_back" if ok else "rollback_failed"
@@ -62,9 +63,12 @@ class Rollback:
                 ok = done and ok
                 where = e.host_run(x.delegate_to) if x.delegate_to else hr
                 if not done and self._gave_up(hr, where, todo[i + 1 :]):
+                    gave_up = True
                     break
-        if ok:  # "rolled back" only once the restored state is checked
-            ok = self.verify(hr, [x for x in entries if x.status == "rolled_back"])
+        # "rolled back" only once the restored state is checked (also after a failure: every
+        # difference is named, not only the first) -- unless the host could not be reached at all
+        if not gave_up:
+            ok = self.verify(hr, [x for x in entries if x.status == "rolled_back"]) and ok
         e.persist()
         hr.rollback_status = "ok" if ok else "failed"
         hr.state.status = "rolled_back" if ok else "rollback_failed"
@@ -103,14 +107,17 @@ class Rollback:
         start = time.monotonic()
         outcome, msg = "rolled_back", ""
         try:
+            declared = undo_rules.no_undo_reason(step) if step is not None else None
             if step is not None and step.undo is not None:
                 outcome, msg = self._undo_step(hr, entry, step)
+            elif step is not None and step.undo_none is not None:  # the runbook says: leave it
+                outcome, msg = "skipped", f"needs no undo: {declared}"
             elif entry.snapshots and kind is not None and kind.can_undo:
                 outcome, msg = self._undo_snapshots(hr, entry, step, kind)
             elif not entry.changed:
                 outcome, msg = "skipped", "nothing to undo"
-            elif step is not None and undo_rules.no_undo_reason(step) is not None:
-                outcome, msg = "skipped", f"needs no undo: {undo_rules.no_undo_reason(step)}"
+            elif declared is not None:
+                outcome, msg = "skipped", f"needs no undo: {declared}"
             else:
                 where = "the step is gone from the runbook" if step is None else "it has no undo:"
                 outcome = "failed"
@@ -151,6 +158,8 @@ class Rollback:
             if kind is None or not kind.can_verify_undo or not entry.snapshots:
                 continue
             step = e.rb.find_step(entry.step_key)
+            if step is not None and step.undo_none is not None and step.undo is None:
+                continue  # left as it is on purpose: nothing to check
             for i, snap in enumerate(entry.snapshots):
                 try:
                     target = kind.undo_target(self._args(hr, entry, step, kind), snap)

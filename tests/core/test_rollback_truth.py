@@ -186,8 +186,10 @@ def test_a_command_step_and_a_mutating_request_are_named_too(project: Project) -
 
 
 def test_an_undo_step_that_restores_something_else_is_exit_4_naming_the_digest(
-    project: Project, t: Path
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("RUNBOOK_AUDIT")
+    monkeypatch.setenv("HOME", str(t.parent / "home"))
     project.runbook(
         "rb",
         """
@@ -212,6 +214,12 @@ def test_an_undo_step_that_restores_something_else_is_exit_4_naming_the_digest(
     assert f"{t}/app.conf: sha256 expected {want}…, found {found}…" in verify["msg"]
     assert host["rollback_problems"][0].startswith("localhost: step 'Config' (copy) is not as before the run")
     assert "sha256 expected" in doc["message"]
+    records = audit_records(project, doc)
+    (check,) = [r for r in records if r["event"] == "rollback.verify"]
+    assert check["outcome"] == "failed" and f"sha256 expected {want}…" in check["data"]["msg"]
+    (t / "app.conf").write_text("old\n")  # as before the first run (its undo left "almost-old")
+    res = project.exec("rb", "-e", f"t={t}")  # the console says it too
+    assert res.exit_code == 4 and "NOT AS BEFORE" in res.stdout and "sha256 expected" in res.stdout
 
 
 def test_a_later_undo_that_tampers_with_a_restored_file_is_caught(project: Project, t: Path) -> None:
@@ -314,3 +322,76 @@ def test_no_warning_when_steps_are_not_undone_one_by_one(project: Project, t: Pa
     res = project.cli("validate", "rb", "-e", f"t={t}")
     assert res.exit_code == 0 and "warning" not in res.stderr, res.output
     assert "CANNOT BE UNDONE" not in project.cli("show", "rb").stdout
+
+
+def test_every_difference_is_named_not_only_the_first(project: Project, t: Path) -> None:
+    (t / "b.conf").write_text("b\n")
+    project.runbook(
+        "rb",
+        """
+        hosts: localhost
+        steps:
+          - name: Tamper
+            shell: "true"
+            undo: {shell: "echo x > {{ t }}/b.conf"}
+          - {name: A, copy: {content: "new\\n", dest: "{{ t }}/app.conf"}}
+          - {name: B, copy: {content: "new\\n", dest: "{{ t }}/b.conf"}}
+          - name: Unknown
+            shell: "echo > {{ t }}/c"
+          - fail: {msg: injected}
+        """,
+    )
+    res, doc = project.exec_json("rb", "-e", f"t={t}")
+    assert res.exit_code == 4, res.output
+    problems = doc["hosts"]["localhost"]["rollback_problems"]
+    assert len(problems) == 2
+    assert "step 'Unknown': NOT undone" in problems[0]
+    assert f"step 'B' (copy) is not as before the run: {t}/b.conf: sha256 expected" in problems[1]
+    assert (t / "app.conf").read_text() == "old\n"
+
+
+@pytest.mark.parametrize("undo, code", [("", 1), ("echo other > {{ t }}/app.conf", 4)])
+def test_a_large_file_kept_as_a_backup_on_the_host_is_checked_too(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch, undo: str, code: int
+) -> None:
+    from runbook.plan import filestate
+
+    monkeypatch.setattr(filestate, "INLINE_MAX", 2)  # "old\n" is larger: copied to a backup file
+    step_undo = f'\n    undo: {{shell: "{undo}"}}' if undo else ""
+    project.runbook(
+        "rb",
+        f"""
+hosts: localhost
+steps:
+  - name: Config
+    copy: {{content: "new\\n", dest: "{{{{ t }}}}/app.conf"}}{step_undo}
+  - fail: {{msg: injected}}
+""",
+    )
+    res, doc = project.exec_json("rb", "-e", f"t={t}", "-e", f"runbook_backup_dir={t.parent / 'bk'}")
+    assert res.exit_code == code, res.output
+    assert any((t.parent / "bk").iterdir())  # the snapshot's content is a backup on the host
+    if code == 4:
+        assert "sha256 expected" in doc["hosts"]["localhost"]["rollback_problems"][0]
+    else:
+        assert (t / "app.conf").read_text() == "old\n"
+
+
+def test_undo_none_on_a_kind_that_could_undo_leaves_the_change(project: Project, t: Path) -> None:
+    project.runbook(
+        "rb",
+        """
+        hosts: localhost
+        steps:
+          - name: Keep this config
+            copy: {content: "kept\\n", dest: "{{ t }}/app.conf"}
+            undo: {none: "the new config is compatible with the old release"}
+          - fail: {msg: injected}
+        """,
+    )
+    res, doc = project.exec_json("rb", "-e", f"t={t}")
+    assert res.exit_code == 1, res.output
+    assert (t / "app.conf").read_text() == "kept\n"
+    undo = next(s for s in doc["hosts"]["localhost"]["steps"] if s["phase"] == "rollback")
+    assert undo["outcome"] == "skipped"
+    assert undo["msg"] == "needs no undo: the new config is compatible with the old release"

@@ -69,6 +69,8 @@ def test_protected_are_the_new_the_previous_the_last_good_and_the_pinned() -> No
     assert keep == {"r4", "r2", "r3", "r0"}  # r3: the newest no rollback undid
     assert retention.to_prune(found, keep, keep=2) == ["r1"]
     assert retention.last_successful([rel("a", 5, undone=True), rel("b", 1, complete=False)]) is None
+    # the release the last successful one replaced: a later rollback of that run needs it
+    assert "r1" in retention.protected(found, "r4", previous="r3", good_previous="r1")
 
 
 def test_unfinished_runs_pin_the_releases_their_rollback_needs(tmp_path: Path) -> None:
@@ -127,7 +129,8 @@ class App:
         self.dir.mkdir()
         (root / "playbooks").mkdir()
         (root / "templates").mkdir()
-        (root / "playbooks" / "app.yml").write_text(RUNBOOK)
+        # a lock of its own: /tmp/runbook-locks is shared with every other run on this machine
+        (root / "playbooks" / "app.yml").write_text(RUNBOOK.replace("lock: app", f"lock: {project}"))
         (root / "templates" / "compose.yml.j2").write_text(COMPOSE)
         (root / "inv").write_text("localhost ansible_connection=local\n")
         self.docker = docker
@@ -182,6 +185,9 @@ def test_ten_failed_attempts_in_a_row_then_a_killed_one_always_come_back_to_the_
 ) -> None:
     code, doc = app.exec(*app.vars(GOOD, GOOD))
     assert code == 0, doc["message"]
+    first_run = doc["run_id"]  # the release the good one replaced: `runbook rollback` of it needs it
+    code, doc = app.exec(*app.vars(GOOD, GOOD))
+    assert code == 0, doc["message"]
     good_run, good_id = doc["run_id"], app.image_id(GOOD)
     assert app.running_images() == [good_id]
     for attempt in range(1, 11):
@@ -191,13 +197,18 @@ def test_ten_failed_attempts_in_a_row_then_a_killed_one_always_come_back_to_the_
         assert app.running_images() == [good_id], f"attempt {attempt}"
         assert app.current() == good_run
         undo = next(s for s in doc["hosts"]["localhost"]["steps"] if s["name"] == "undo: Up")
-        assert f"release {good_run} is live again (instead of {doc['run_id']})" in undo["msg"]
+        assert f"release {good_run} restored and healthy" in undo["msg"]
+        assert f"live again instead of {doc['run_id']}" in undo["msg"]
         assert f"checked: {app.project}: runs release {good_run}" in undo["msg"]
         kept = app.releases()
-        assert good_run in kept and len(kept) <= 6, (attempt, sorted(kept))  # pruned, but never the good one
+        assert {good_run, first_run} <= kept and len(kept) <= 7, (attempt, sorted(kept))  # pruned, not those
         if attempt in (7, 10):
             assert json.loads((app.dir / ".runbook-releases" / app.project / doc["run_id"] / "undone")
                               .read_text())["live_again"] == good_run  # fmt: skip
+    # the good run itself can still be rolled back: the release it replaced was kept
+    res = CliRunner().invoke(cli, ["rollback", "app", "--run", good_run, "--yes", "--output", "json"])
+    assert res.exit_code == 0, res.output
+    assert app.current() == first_run and app.running_images() == [good_id]
     # one more: a run killed after its compose.up (the bad image is live), then `runbook rollback`
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     (app.dir / "holding").unlink()  # every attempt passed the Hold step (without holding)
@@ -219,11 +230,11 @@ def test_ten_failed_attempts_in_a_row_then_a_killed_one_always_come_back_to_the_
     code, doc = app.exec(*app.vars(BAD, GOOD))
     assert code == 1, doc["message"]
     assert app.running_images() == [app.image_id(BAD)]
-    assert good_run in app.releases()
+    assert first_run in app.releases()  # pinned by the killed run: its rollback needs it
     res = CliRunner().invoke(cli, ["rollback", "app", "--run", killed, "--yes", "--output", "json"])
     assert res.exit_code == 0, res.output
     assert app.running_images() == [good_id]
-    assert app.current() == good_run
+    assert app.current() == first_run
 
 
 @pytest.mark.slow
@@ -284,7 +295,7 @@ def test_two_ups_of_one_project_in_one_run_keep_two_records(app: App) -> None:
     assert app.releases() == {"R1", "R1.2"} and app.current() == "R1.2"
     kind = kinds.get("compose.up")
     out = r.undo("compose.up", args, snaps[1], ctx)
-    assert out.ok and "release R1 is live again (instead of R1.2)" in out.msg, out.msg
+    assert out.ok and "release R1 restored and healthy (app); live again instead of R1.2" in out.msg, out.msg
     assert app.running_images() == [app.image_id(GOOD)]
     assert r.last.run(kind.verify_undo(args, snaps[1], ctx)).ok
     out = r.undo("compose.up", args, snaps[0], ctx)
@@ -293,3 +304,19 @@ def test_two_ups_of_one_project_in_one_run_keep_two_records(app: App) -> None:
     check = r.last.run(kind.verify_undo(args, snaps[0], ctx))
     assert check.ok, check.msg
     assert not (app.dir / ".runbook-releases" / app.project / "current").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_a_container_stopped_after_the_undo_is_exit_4_naming_the_service(app: App) -> None:
+    code, doc = app.exec(*app.vars(GOOD, GOOD))
+    assert code == 0, doc["message"]
+    tamper = f"docker compose -p {app.project} -f {app.dir}/compose.yml stop -t 1"
+    code, doc = app.exec(*app.vars(BAD, GOOD, tamper=tamper))
+    assert code == 4, doc["message"]
+    (problem,) = doc["hosts"]["localhost"]["rollback_problems"]
+    good_id = app.image_id(GOOD)
+    assert problem == (
+        f"localhost: step 'Up' (compose.up) is not as before the run: {app.project}: service app: "
+        f"expected a running container of {good_id[:19]}, found none"
+    )

@@ -7,7 +7,8 @@ Retention never drops a release a rollback could still need. Protected, whatever
 
 - the release being recorded now (it is live),
 - the release that was live before it (this run's own rollback brings it back),
-- the last successful release: the newest complete record that no rollback undid,
+- the last successful release: the newest complete record that no rollback undid, and the release
+  that was live before it (a later `runbook rollback` of that successful run brings it back),
 - every release an unfinished run (killed, failed without rollback, rollback failed) may roll back to:
   the previous releases its snapshots name (``pinned``, read from the control machine's run states).
 
@@ -77,12 +78,18 @@ def last_successful(releases: Iterable[Release], exclude: str | None = None) -> 
 
 
 def protected(
-    releases: Iterable[Release], new: str, previous: str | None, pinned: Iterable[str] = ()
+    releases: Iterable[Release],
+    new: str,
+    previous: str | None,
+    pinned: Iterable[str] = (),
+    good_previous: str | None = None,
 ) -> set[str]:
-    """The releases retention must never drop (see the module docstring)."""
+    """The releases retention must never drop (see the module docstring); ``good_previous``: the
+    release the last successful one replaced (from its manifest)."""
     keep = {new, *pinned}
-    if previous:
-        keep.add(previous)
+    for name in (previous, good_previous):
+        if name:
+            keep.add(name)
     good = last_successful(releases, exclude=new)
     if good:
         keep.add(good)

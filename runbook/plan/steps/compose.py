@@ -13,6 +13,10 @@ Releases: after every successful ``up`` the compose file and env files are recor
 undo copies that release's files back, re-tags the images by ID where tags have moved, and runs
 ``up --wait`` again. It does not depend on the step that rendered the compose file: in reverse order
 ``compose.up`` is undone first, while the new compose file is still in place.
+The release a rollback replaced is marked ``undone``; old records are pruned to ``keep_releases``,
+never the live one, the previous one, the last successful one or one an unfinished run may still roll
+back to (runbook.plan.facts.releases). After a rollback, ``verify_undo`` checks the running
+containers' image IDs, the tags and the live record against the snapshot.
 """
 
 from __future__ import annotations

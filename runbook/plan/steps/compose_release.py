@@ -146,7 +146,17 @@ def record(
     if not listing.ok:
         return listing
     found = retention.parse_listing(listing.stdout)
-    keep = retention.protected(found, release, snap.get("previous_release"), ctx.pinned())
+    good = retention.last_successful(found, exclude=release)
+    good_previous = None
+    if good:  # a later rollback of the last successful run brings back the release it replaced
+        raw = yield ReadFile(posixpath.join(store, good, retention.MANIFEST), become=ctx.become)
+        try:
+            good_previous = json.loads(raw).get("previous") if raw else None
+        except (ValueError, AttributeError):
+            good_previous = None
+    keep = retention.protected(
+        found, release, snap.get("previous_release"), ctx.pinned(), good_previous=good_previous
+    )
     doomed = retention.to_prune(found, keep, int(args.get("keep_releases", 5)))
     if doomed:
         paths = [posixpath.join(store, name) for name in doomed]
@@ -280,9 +290,9 @@ def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> Ste
         yield from _mark_undone(ctx, store, undone, prev)
     running = sorted({c.service for c in after if c.running})
     extra = f"; re-tagged {', '.join(retagged)}" if retagged else ""
-    replaced = f" (instead of {undone})" if undone and undone != prev else ""
+    replaced = f"; live again instead of {undone}" if undone and undone != prev else "; live again"
     return Outcome.success(
-        f"{project}: release {prev} is live again{replaced}, healthy ({', '.join(running)}){extra}",
+        f"{project}: release {prev} restored and healthy ({', '.join(running)}){replaced}{extra}",
         changed=True,
         data={"release": prev, "undone": undone, "services": running},
     )
