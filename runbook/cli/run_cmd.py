@@ -163,6 +163,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     if resume_state is not None:  # the run's own inventory and -e, unless given again
         _same_runbook(resume_state, path)
         inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
+        limit = limit or resume_state.meta.get("limit")  # the same hosts as the run it continues
         extra_vars = restore_extra_vars(resume_state, extra_vars, "--resume")
     inventory = load_inventory(inventories, playbook_dir=path.parent)
     hosts = select_hosts(rb, inventory, limit)

@@ -157,3 +157,28 @@ def test_a_resume_whose_rollback_fails_says_so_in_always(
     assert (d / "h2.conf").read_text() == "v1 h2\n"
     # the notification does not claim the previous version is back
     assert sorted((d / "notified").read_text().splitlines()) == ["h1 rollback_failed", "h2 rollback_failed"]
+
+
+def test_resume_targets_the_hosts_of_the_run_it_continues(project: Project, tmp_path: Path) -> None:
+    project.inventory("[web]\nh1 ansible_connection=local\nh2 ansible_connection=local\n")
+    project.runbook(
+        "lim",
+        """
+        hosts: web
+        rollback: none
+        steps:
+          - name: config
+            copy: {content: "v2\\n", dest: "{{ d }}/{{ inventory_hostname }}.conf"}
+          - name: gate
+            shell: "test -e {{ d }}/gate"
+        """,
+    )
+    d = tmp_path / "d"
+    d.mkdir()
+    res, doc = project.exec_json("lim", "-l", "h1", "-e", f"d={d}")
+    assert res.exit_code == 1
+    (d / "gate").touch()
+    res, doc = project.exec_json("lim", "--resume", doc["run_id"])  # no -l: the run's own
+    assert res.exit_code == 0, res.output
+    assert sorted(doc["hosts"]) == ["h1"]
+    assert not (d / "h2.conf").exists()
