@@ -179,13 +179,27 @@ def test_the_audit_disk_filling_up_mid_run_stops_and_rolls_back(
         json.loads(line)
 
 
-def test_a_full_audit_disk_refuses_the_run(project: Project, t: Path, audited: None) -> None:
+@pytest.mark.parametrize("room", [0, 4096], ids=["not-even-the-lock", "the-lock-only"])
+def test_a_full_audit_disk_refuses_the_run_and_leaves_the_chain_whole(
+    project: Project, t: Path, audited: None, room: int
+) -> None:
+    project.runbook("disk", 'hosts: localhost\nsteps:\n  - copy: {content: "v2\\n", dest: "{{ t }}/small.conf"}\n')
     with small_tmpfs(project.root / "audit", "64k") as audit:
-        fill(audit)
-        code, doc = exec_json(project, "-e", f"t={t}", "-e", f"audit={audit}", "--audit-dir", str(audit))
-    assert code == 3
-    assert doc["status"] in ("refused", "error") and "nothing was changed" in doc["message"]
-    assert (t / "small.conf").read_text() == "v1\n"
+        code, doc = exec_json(project, "-e", f"t={t}", "--audit-dir", str(audit))
+        assert code == 0, doc  # a first run, sealed
+        (t / "small.conf").write_text("v1\n")
+        fill(audit, leave=room)
+        code, doc = exec_json(project, "-e", f"t={t}", "--audit-dir", str(audit))
+        assert code == 3
+        assert doc["status"] in ("refused", "error") and "nothing was changed" in doc["message"]
+        assert "No space left on device" in doc["message"]
+        assert (t / "small.conf").read_text() == "v1\n"
+        (audit / "filler").unlink()  # space again: the next run chains onto the last sealed one
+        code, doc = exec_json(project, "-e", f"t={t}", "--audit-dir", str(audit))
+        assert code == 0, doc
+        res = project.cli("audit", "verify", str(audit), "--allow-unsigned")
+    assert res.exit_code == 0, res.output
+    assert "2 run(s)" in res.output
 
 
 def test_a_read_only_audit_directory_refuses_the_run(project: Project, t: Path, audited: None) -> None:
