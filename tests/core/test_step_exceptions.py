@@ -221,3 +221,74 @@ def test_an_exception_while_undoing(
     assert undo["outcome"] == "failed" and "ValueError: injected while undoing" in undo["msg"]
     assert not (t / "before.conf").exists()  # the rest of the rollback still ran
     assert (t / "always").read_text().strip() == "rollback_failed"
+
+
+# ------------------------------------------------ the layers under a module: transport and clients
+TARGET_STEPS = {
+    "run": 'shell: "echo TARGET"',
+    "read_file": 'copy: {content: "x\\n", dest: "{{ t }}/TARGET.conf"}',
+    "stat": 'copy: {content: "x\\n", dest: "{{ t }}/TARGET.conf"}',
+    "write_file": 'copy: {content: "x\\n", dest: "{{ t }}/TARGET.conf"}',
+    "tunnel": 'postgres.query: {dsn: "host=127.0.0.1 port=1 dbname=x", sql: "select 1"}',
+    "client": 'postgres.query: {dsn: "host=127.0.0.1 port=1 dbname=x", sql: "select 1"}',
+    "http": 'http.get: {url: "http://127.0.0.1:1/TARGET"}',
+    "connect": 'shell: "echo TARGET"',
+}
+
+
+@pytest.mark.parametrize("layer", sorted(TARGET_STEPS))
+def test_an_exception_in_the_transport_or_a_client_is_the_steps_failure(
+    project: Project, t: Path, layer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runbook.execute import clients
+    from runbook.execute.transports.local import LocalTransport
+
+    def boom(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError(f"injected in {layer}")
+
+    def only_for_target(method: str) -> None:
+        real = getattr(LocalTransport, method)
+
+        def maybe(self: Any, what: Any, *args: Any, **kw: Any) -> Any:
+            shown = what.display() if hasattr(what, "display") else str(what)
+            if "TARGET" in shown or method == "tunnel":
+                boom()
+            return real(self, what, *args, **kw)
+
+        monkeypatch.setattr(LocalTransport, method, maybe)
+
+    (t / "TARGET.conf").write_text("old\n")  # copy reads what it replaces
+    if layer in ("run", "read_file", "stat", "write_file", "tunnel"):
+        only_for_target(layer)
+    elif layer == "client":
+        monkeypatch.setattr(clients, "call", boom)
+    elif layer == "http":
+        monkeypatch.setattr(clients, "http_request", boom)
+    project.runbook(
+        "fz",
+        f"""
+hosts: localhost
+steps:
+  - name: before
+    copy: {{content: "new\\n", dest: "{{{{ t }}}}/before.conf"}}
+  - name: target
+    {TARGET_STEPS[layer]}
+  - name: after
+    debug: {{msg: after}}
+always:
+  - name: notify
+    shell: "echo {{{{ run.status }}}} > {{{{ t }}}}/always"
+""",
+    )
+    if layer == "connect":  # the connection itself breaks (a library's error, not a TransportError)
+        monkeypatch.setattr(
+            LocalTransport, "connect", lambda self: boom() if self.spec.name == "other" else None
+        )
+        text = (project.root / "playbooks" / "fz.yml").read_text()
+        project.runbook("fz", text.replace("  - name: target\n", "  - name: target\n    delegate_to: other\n"))
+        project.inventory("localhost ansible_connection=local\nother ansible_connection=local\n")
+    code, doc = run(project, t)
+    assert code == 1, doc
+    assert_failed_and_rolled_back(project, t, doc, f"RuntimeError: injected in {layer}")
+    assert (t / "TARGET.conf").read_text() == "old\n"
+
