@@ -316,26 +316,20 @@ class Engine:
         def undo_host(hr: HostRun) -> None:
             # the deploy lock, as for a deploy: never undo under a run that is still live on the host
             # (a killed run's lock is broken as stale: same control host, dead PID, or past its TTL)
-            locked: bool | None = False
-            try:
-                locked = self._lock(hr)
-                if locked is None:
-                    hr.rollback_status = "failed"
-                    return
-                self._stop_leftovers(hr, [self.state.run_id, f"{self.state.run_id}-resume"])
-                self._roll_back(hr, "requested by the operator")
-            except (KeyboardInterrupt, Cancelled):
-                raise
-            except Exception as exc:  # the host cannot be reached, a bug: that host's rollback failed
+            locked = self._lock(hr)
+            if locked is None:
                 hr.rollback_status = "failed"
-                hr.failure = faults.describe(exc, self.redactor.redact)
+                return
+            try:
+                self._stop_leftovers(hr, [self.state.run_id, f"{self.state.run_id}-resume"])
+                self.rollback.host(hr, "requested by the operator")
             finally:
                 if locked:
-                    with contextlib.suppress(Exception):
+                    with contextlib.suppress(RunbookError):
                         locks.release(hr.transport(), self.rb.lock or "", self.run_id, hr.name)
 
         try:
-            self._parallel(self.host_names, undo_host)
+            self._parallel(self.host_names, lambda hr: self._host_guard(undo_host, hr))
         except (KeyboardInterrupt, Cancelled):
             self.stop_active()
         for hr in self.hosts.values():
@@ -452,6 +446,17 @@ class Engine:
                 lambda hr: self._roll_back(hr, "another host failed (rollback_scope: all)"),
             )
         return verdict(self.hosts, self.host_names, aborted, self.opt.dry_run)
+
+    def _host_guard(self, fn: Callable[[HostRun], Any], hr: HostRun) -> None:
+        """``fn(hr)`` for `runbook rollback`: whatever breaks (the lock's host unreachable, a bug)
+        is that host's rollback failing (exit 4), never a traceback."""
+        try:
+            fn(hr)
+        except (KeyboardInterrupt, Cancelled):
+            raise
+        except Exception as exc:
+            hr.rollback_status = "failed"
+            hr.failure = faults.describe(exc, self.redactor.redact)
 
     def _roll_back(self, hr: HostRun, reason: str | None = None) -> None:
         """Roll a host back; a crash of the rollback itself is its failure (exit 4), never a traceback."""

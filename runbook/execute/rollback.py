@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RunbookError
-from runbook.execute import faults, leftovers
+from runbook.execute import leftovers
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
@@ -74,8 +74,6 @@ class Rollback:
                 outcome, msg = "skipped", "nothing to undo"
         except (RunbookError, Cancelled) as exc:
             outcome, msg = "failed", str(exc)
-        except Exception as exc:  # an undo's unexpected error is that undo's failure (exit 4)
-            outcome, msg = "failed", faults.describe(exc, e.redactor.redact, f"undo {entry.name} on {hr.name}")
         duration = time.monotonic() - start
         entry.status = "rolled_back" if outcome in ("rolled_back", "skipped") else "rollback_failed"
         rec = StepRecord(

@@ -202,7 +202,8 @@ def test_a_snapshot_that_cannot_be_saved_stops_the_change(
     assert (t / "always").read_text().strip() == "aborted"
 
 
-def raising_undo(self: Any, args: Any, snapshot: Any, ctx: Any) -> Any:
+def raising_undo(self: Any, args: Any, snapshot: Any, ctx: Any) -> Iterator[Any]:
+    yield Run(Command(argv=("true",)))
     raise ValueError("injected while undoing")
 
 
