@@ -33,6 +33,7 @@ from runbook.execute.runresult import (
     EXIT_USAGE,
     RunOptions,
     RunResult,
+    fault_verdict,
     new_run_id,
     verdict,
 )
@@ -282,15 +283,7 @@ class Engine:
             return f"interrupted; the rollback broke ({faults.describe(exc, self.redactor.redact)}): run `runbook rollback {self.rb.name} --run {self.state.run_id}`"
 
     def _fault_verdict(self, status: str, code: int, message: str) -> tuple[str, int, str]:
-        """The audit trail or the state could not be written: nothing changed is a refusal (3);
-        else the run stopped and rolled back what it changed (5; 4 if that rollback failed)."""
-        fault = self.fault()
-        if not fault or code not in (EXIT_OK, EXIT_FAILED) or status in ("aborted", "refused"):
-            return status, code, message
-        message = (message + "\n" if message else "") + f"run stopped: {fault}"
-        if not any(hr.changed for hr in self.hosts.values()):
-            return "refused", EXIT_PREFLIGHT, message + "; nothing was changed"
-        return "aborted", EXIT_FAULT, message
+        return fault_verdict(status, code, message, self.fault(), self.hosts.values())
 
     def _after_crash(self, exc: Exception) -> tuple[str, int, str]:
         """An unexpected exception escaped a phase (not a step: those are the step's failure). Roll
