@@ -68,6 +68,9 @@ steps:
   - name: probe
     shell: "echo {{ m[1] }}"
     register: probed
+  - name: facts
+    set_fact:
+      ports: {8080: web, 9090: [null, 2.5]}
   - name: wait
     shell: |
       test {{ inventory_hostname }} = h2 || exit 0
@@ -76,7 +79,7 @@ steps:
       while [ ! -e {{ d }}/go ]; do sleep 0.05; done
   - name: use
     debug:
-      msg: "{{ m[1] }}|{{ m[2.5] }}|{{ m[false] }}|{{ m.nested[1][3][1] is none }}|{{ (big // 2) }}|{{ day.year }}|{{ probed.stdout }}"
+      msg: "{{ m[1] }}|{{ m[2.5] }}|{{ m[false] }}|{{ m.nested[1][3][1] is none }}|{{ (big // 2) }}|{{ day.year }}|{{ probed.stdout }}|{{ ports[8080] }}|{{ ports[9090][1] * 2 }}"
 always:
   - name: notify
     shell: "echo {{ inventory_hostname }} {{ run.status }} >> {{ d }}/notified"
@@ -121,7 +124,7 @@ def test_resume_restores_extra_vars_and_registered_results_with_their_types(
     (d / "go").touch()
     res, doc = project.exec_json("dep", "--resume", run_id)
     assert res.exit_code == 0, res.output
-    assert project.steps(doc, "h2")["use"]["msg"] == "one|two|no|True|1180591620717411303424|2026|one"
+    assert project.steps(doc, "h2")["use"]["msg"] == "one|two|no|True|1180591620717411303424|2026|one|web|5.0"
     assert "config" not in project.steps(doc, "h2")  # completed before: not run again
 
 
