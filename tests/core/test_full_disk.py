@@ -211,3 +211,16 @@ def test_a_read_only_audit_directory_refuses_the_run(project: Project, t: Path, 
     assert doc["status"] == "error" and "Read-only file system" in doc["message"]
     assert "nothing was changed" in doc["message"]
     assert (t / "small.conf").read_text() == "v1\n"
+
+
+def test_a_damaged_state_file_is_a_clear_error_for_rollback_and_resume(project: Project, t: Path) -> None:
+    project.runbook("disk", BIG_CHANGE.format(big=BIG_STEPS["copy"]))
+    code, doc = exec_json(project, "-e", f"t={t}")
+    assert code == 0, doc
+    state = project.root / ".runbook" / "runs" / doc["run_id"] / "state.json"
+    state.write_bytes(state.read_bytes()[:100])  # cut short, as a full disk did before
+    for args in (("rollback", "disk", "--run", doc["run_id"], "--yes"), ("exec", "disk", "--resume", doc["run_id"])):
+        res = project.cli(*args, "--output", "json")
+        assert res.exit_code == 2, res.output
+        assert "internal error" not in res.output
+        assert "cannot be read" in res.output and "damaged" in res.output

@@ -293,3 +293,27 @@ always:
     assert_failed_and_rolled_back(project, t, doc, f"RuntimeError: injected in {layer}")
     assert (t / "TARGET.conf").read_text() == "old\n"
 
+
+
+# ------------------------------------------------------------------------- the reported examples
+@pytest.mark.parametrize("who", ["owner", "group"])
+def test_copy_with_an_owner_or_group_that_does_not_exist(project: Project, t: Path, who: str) -> None:
+    project.runbook(
+        "fz",
+        f"""
+hosts: localhost
+steps:
+  - name: before
+    copy: {{content: "new\\n", dest: "{{{{ t }}}}/before.conf"}}
+  - name: target
+    copy: {{content: "x\\n", dest: "{{{{ t }}}}/owned.conf", {who}: no_such_{who}_zz}}
+always:
+  - name: notify
+    shell: "echo {{{{ run.status }}}} > {{{{ t }}}}/always"
+""",
+    )
+    code, doc = run(project, t)
+    assert code == 1
+    assert_failed_and_rolled_back(project, t, doc, f"no_such_{who}_zz")
+    assert "KeyError" in project.steps(doc)["target"]["msg"]
+    assert not (t / "owned.conf").exists()
