@@ -224,3 +224,37 @@ def test_a_damaged_state_file_is_a_clear_error_for_rollback_and_resume(project: 
         assert res.exit_code == 2, res.output
         assert "internal error" not in res.output
         assert "cannot be read" in res.output and "damaged" in res.output
+
+
+REMOUNT = """
+hosts: localhost
+steps:
+  - name: small
+    copy: {content: "v2\\n", dest: "{{ t }}/small.conf"}
+  - name: the disk turns read-only
+    shell: "mount -o remount,ro {{ disk }}"
+  - name: after
+    copy: {content: "never\\n", dest: "{{ t }}/after.conf"}
+always:
+  - name: notify
+    shell: "echo {{ run.status }} > {{ t }}/always"
+"""
+
+
+def test_the_state_disk_turning_read_only_mid_run_stops_and_rolls_back(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (an audit disk cannot be remounted read-only under the run's open file: its full disk is above)
+    monkeypatch.setenv("RUNBOOK_AUDIT", "1")
+    monkeypatch.setenv("RUNBOOK_AUDIT_KEY", "")
+    project.runbook("disk", REMOUNT)
+    with small_tmpfs(project.root / ".runbook", "1m") as disk:
+        code, doc = exec_json(project, "-e", f"t={t}", "-e", f"disk={disk}", "--audit-dir", str(project.root / "audit"))
+    assert code == 5, doc["message"]
+    assert "Read-only file system" in doc["message"]
+    after = project.steps(doc)["after"]
+    assert after["outcome"] == "failed"
+    assert after["msg"].startswith(("not run: ", "snapshot not saved, nothing changed"))
+    assert not (t / "after.conf").exists()
+    assert (t / "small.conf").read_text() == "v1\n"
+    assert (t / "always").read_text().strip() == "aborted"
