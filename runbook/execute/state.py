@@ -148,20 +148,20 @@ class RunState:
             path = matches[0] / "state.json"
         try:
             doc = decode(json.loads(path.read_text()))
-        except (OSError, ValueError) as exc:
+            st = cls(root, doc["run_id"], doc.get("meta", {}))
+            for h, hs in doc.get("hosts", {}).items():
+                entries = [Entry(**e) for e in hs.get("entries", [])]
+                st.hosts[h] = HostState(
+                    entries=entries,
+                    status=hs.get("status", "pending"),
+                    last_completed=hs.get("last_completed", -1),
+                    facts=dict(hs.get("facts") or {}),
+                )
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise RunbookError(
-                f"the saved state of run {run_id} cannot be read ({path}): {exc}",
+                f"the saved state of run {run_id} cannot be read ({path}): {type(exc).__name__}: {exc}",
                 hint="the file is damaged; its snapshots cannot be used",
             ) from None
-        st = cls(root, doc["run_id"], doc.get("meta", {}))
-        for h, hs in doc.get("hosts", {}).items():
-            entries = [Entry(**e) for e in hs.get("entries", [])]
-            st.hosts[h] = HostState(
-                entries=entries,
-                status=hs.get("status", "pending"),
-                last_completed=hs.get("last_completed", -1),
-                facts=dict(hs.get("facts") or {}),
-            )
         return st
 
 
