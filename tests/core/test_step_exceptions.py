@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runbook.plan.actions import Run, Snapshot, WriteFile
+from runbook.plan.actions import Run, Snapshot, Stat, WriteFile
 from runbook.plan.commands import Command
 from runbook.plan.steps import base as kinds
 from runbook.plan.steps.base import Outcome
@@ -317,3 +317,66 @@ always:
     assert_failed_and_rolled_back(project, t, doc, f"no_such_{who}_zz")
     assert "KeyError" in project.steps(doc)["target"]["msg"]
     assert not (t / "owned.conf").exists()
+
+
+# ----------------------------------------------------------------- in every phase, not only steps
+def raising_probe(self: Any, args: Any, ctx: Any) -> Iterator[Any]:
+    yield Stat("/")  # a read-only fact, then the probe's own bug
+    raise KeyError("injected while running")
+
+
+PHASES = """
+hosts: localhost
+preflight:
+  - name: probe
+    check.disk: {{path: /, min_free_gb: 0}}
+steps:
+  - name: before
+    copy: {{content: "new\\n", dest: "{{{{ t }}}}/before.conf"}}
+  - name: stop
+    {stop}
+{rollback}
+always:
+  - name: report
+    check.disk: {{path: /, min_free_gb: 0}}
+  - name: notify
+    shell: "echo {{{{ run.status }}}} > {{{{ t }}}}/always"
+"""
+
+
+def test_an_exception_in_a_preflight_probe_fails_the_preflight(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kinds.registry()["check.disk"], "run", raising_probe)
+    project.runbook("fz", PHASES.format(stop="debug: {msg: fine}", rollback=""))
+    code, doc = run(project, t)
+    assert code == 3 and doc["status"] == "preflight_failed"
+    assert "KeyError: 'injected while running'" in project.steps(doc)["probe"]["msg"]
+    assert not (t / "before.conf").exists()
+    assert (t / "always").read_text().strip() == "preflight_failed"
+
+
+def test_an_exception_in_an_always_step_leaves_the_outcome(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.runbook("fz", PHASES.format(stop="debug: {msg: fine}", rollback="").replace(
+        "preflight:\n  - name: probe\n    check.disk: {path: /, min_free_gb: 0}\n", ""))  # fmt: skip
+    monkeypatch.setattr(kinds.registry()["check.disk"], "run", raising_probe)
+    code, doc = run(project, t)
+    assert code == 0 and doc["status"] == "success"
+    assert project.steps(doc)["report"]["outcome"] == "failed"
+    assert (t / "always").read_text().strip() == "success"  # the next always: step still ran
+
+
+def test_an_exception_in_an_explicit_rollback_step_is_a_failed_rollback(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kinds.registry()["check.disk"], "run", raising_probe)
+    text = PHASES.format(
+        stop="fail: {msg: stop}",
+        rollback="rollback:\n  - name: undo probe\n    check.disk: {path: /, min_free_gb: 0}\n",
+    ).replace("preflight:\n  - name: probe\n    check.disk: {path: /, min_free_gb: 0}\n", "")
+    project.runbook("fz", text)
+    code, doc = run(project, t)
+    assert code == 4 and doc["status"] == "rollback_failed"
+    assert (t / "always").read_text().strip() == "rollback_failed"
