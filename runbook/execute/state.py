@@ -1,7 +1,9 @@
 """Run state on the control machine: what each host completed, with its snapshots, persisted after
 every change so that a crash loses nothing (``runbook rollback NAME --run RUN_ID``, ``--resume``).
 
-Stored under ``.runbook/runs/<run_id>/state.json`` (directory 0700, file 0600). No secret is stored in
+Stored under ``.runbook/runs/<run_id>/state.json`` (directory 0700, file 0600), written whole and
+fsynced before it replaces the previous one, as JSON that keeps every value's type (``encode``:
+integer keys, dates, tuples, bytes, huge integers come back as they were). No secret is stored in
 clear: a step's arguments are kept as written and as they ran with secrets masked (an undo uses what
 ran, with the masked parts rendered again from what was written); loop items and -e values that hold
 secrets are masked (the operator passes such -e values again to roll back or resume). Snapshots may
