@@ -247,7 +247,10 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     elif console is not None:
         recap(console, result, audit_path)
     if junit_file:
-        Path(junit_file).write_text(junit_xml(result, rb))
+        try:
+            Path(junit_file).write_text(junit_xml(result, rb))
+        except OSError as exc:  # the run's outcome stands; its report could not be written
+            click.secho(f"error: --junit-file {junit_file}: {exc.strerror or exc}", fg="red", err=True)
     return result.exit_code
 
 
