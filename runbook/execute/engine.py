@@ -182,7 +182,10 @@ class Engine:
         if self.opt.confirm is None:
             return False, "no terminal to ask and --yes not given"
         prompt = str(args.get("prompt") or step.label)
-        return (self.opt.confirm(f"[{hr.name}] {prompt}"), who)
+        try:
+            return (self.opt.confirm(f"[{hr.name}] {prompt}"), who)
+        except (EOFError, OSError):  # the terminal went away: no answer is no approval
+            return False, f"{who}: no answer (the terminal closed)"
 
     def _selected(self, step: Step) -> bool:
         tags = set(step.tags)
