@@ -20,6 +20,7 @@ inside a signal handler (set a flag there): the writer's lock is re-entrant, not
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -344,6 +345,11 @@ class AuditWriter:
                 self._seal(run, final=True)
         finally:
             self._close_file(run)
+            if run.seq == 0:  # not one record could be written (disk full): leave no empty run file
+                with contextlib.suppress(OSError):
+                    run.path.unlink()
+                if run.path in self.paths:
+                    self.paths.remove(run.path)
 
     def _close_file(self, run: _Run) -> None:
         try:

@@ -181,6 +181,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         declared |= set(resume_state.meta.get("secret_names") or ())
         _same_runbook(resume_state, path)
         inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
+        limit = limit or resume_state.meta.get("limit")  # the same hosts as the run it continues
         extra_vars = restore_extra_vars(resume_state, extra_vars, "--resume")
     inventory = load_inventory(inventories, playbook_dir=path.parent)
     hosts = select_hosts(rb, inventory, limit)
@@ -276,7 +277,10 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         if dry_run:
             _say_cannot_undo(console, rb)
     if junit_file:
-        Path(junit_file).write_text(junit_xml(result, rb))
+        try:
+            Path(junit_file).write_text(junit_xml(result, rb))
+        except OSError as exc:  # the run's outcome stands; its report could not be written
+            click.secho(f"error: --junit-file {junit_file}: {exc.strerror or exc}", fg="red", err=True)
     return result.exit_code
 
 

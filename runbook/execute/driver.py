@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runbook.errors import Aborted, RunbookError
-from runbook.execute import clients
+from runbook.execute import clients, faults
 from runbook.execute.transports.base import Transport
 from runbook.model.become import Become
 from runbook.model.checks import LARGEST
@@ -110,6 +110,10 @@ class Drive:
             if out is None:
                 out = Outcome.success()
             return out
+        except (RunbookError, Cancelled):
+            raise
+        except Exception as exc:  # a module's, probe's or client's bug: this step's (or undo's) failure
+            return Outcome.failure(faults.describe(exc, self.redact, "step"))
         finally:
             self._stack.close()
 

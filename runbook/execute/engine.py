@@ -34,6 +34,7 @@ from runbook.execute.runresult import (
     EXIT_USAGE,
     RunOptions,
     RunResult,
+    fault_verdict,
     new_run_id,
     verdict,
 )
@@ -187,7 +188,10 @@ class Engine:
         if self.opt.confirm is None:
             return False, "no terminal to ask and --yes not given"
         prompt = str(args.get("prompt") or step.label)
-        return (self.opt.confirm(f"[{hr.name}] {prompt}"), who)
+        try:
+            return (self.opt.confirm(f"[{hr.name}] {prompt}"), who)
+        except (EOFError, OSError):  # the terminal went away: no answer is no approval
+            return False, f"{who}: no answer (the terminal closed)"
 
     def _selected(self, step: Step) -> bool:
         tags = set(step.tags)
@@ -290,15 +294,7 @@ class Engine:
             return f"interrupted; the rollback broke ({faults.describe(exc, self.redactor.redact)}): run `runbook rollback {self.rb.name} --run {self.state.run_id}`"
 
     def _fault_verdict(self, status: str, code: int, message: str) -> tuple[str, int, str]:
-        """The audit trail or the state could not be written: nothing changed is a refusal (3);
-        else the run stopped and rolled back what it changed (5; 4 if that rollback failed)."""
-        fault = self.fault()
-        if not fault or code not in (EXIT_OK, EXIT_FAILED) or status in ("aborted", "refused"):
-            return status, code, message
-        message = (message + "\n" if message else "") + f"run stopped: {fault}"
-        if not any(hr.changed for hr in self.hosts.values()):
-            return "refused", EXIT_PREFLIGHT, message + "; nothing was changed"
-        return "aborted", EXIT_FAULT, message
+        return fault_verdict(status, code, message, self.fault(), self.hosts.values())
 
     def _after_crash(self, exc: Exception) -> tuple[str, int, str]:
         """An unexpected exception escaped a phase (not a step: those are the step's failure). Roll
@@ -343,7 +339,7 @@ class Engine:
                         locks.release(hr.transport(), self.rb.lock or "", self.run_id, hr.name)
 
         try:
-            self._parallel(self.host_names, undo_host)
+            self._parallel(self.host_names, lambda hr: self._host_guard(undo_host, hr))
         except (KeyboardInterrupt, Cancelled):
             self.stop_active()
         for hr in self.hosts.values():
@@ -462,6 +458,17 @@ class Engine:
                 lambda hr: self._roll_back(hr, "another host failed (rollback_scope: all)"),
             )
         return verdict(self.hosts, self.host_names, aborted, self.opt.dry_run)
+
+    def _host_guard(self, fn: Callable[[HostRun], Any], hr: HostRun) -> None:
+        """``fn(hr)`` for `runbook rollback`: whatever breaks (the lock's host unreachable, a bug)
+        is that host's rollback failing (exit 4), never a traceback."""
+        try:
+            fn(hr)
+        except (KeyboardInterrupt, Cancelled):
+            raise
+        except Exception as exc:
+            hr.rollback_status = "failed"
+            hr.failure = faults.describe(exc, self.redactor.redact)
 
     def _roll_back(self, hr: HostRun, reason: str | None = None) -> None:
         """Roll a host back; a crash of the rollback itself is its failure (exit 4), never a traceback."""

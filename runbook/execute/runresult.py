@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,3 +102,17 @@ def verdict(
         return "rollback_failed", EXIT_ROLLBACK_FAILED, "\n".join(lines)
     rolled = [h for h in failed if hosts[h].rollback_status == "ok"]
     return ("rolled_back" if rolled else "failed"), EXIT_FAILED, "\n".join(lines)
+
+
+def fault_verdict(
+    status: str, code: int, message: str, fault: str | None, hosts: Iterable[HostRun]
+) -> tuple[str, int, str]:
+    """The verdict when the audit trail or the run state could not be written (``fault``): nothing
+    changed anywhere is a refusal (3); else the run stopped there and rolled back what it had
+    changed (5; a failed rollback stays 4, an interrupt 130)."""
+    if not fault or code not in (EXIT_OK, EXIT_FAILED) or status in ("aborted", "refused"):
+        return status, code, message
+    message = (message + "\n" if message else "") + f"run stopped: {fault}"
+    if not any(hr.changed for hr in hosts):
+        return "refused", EXIT_PREFLIGHT, message + "; nothing was changed"
+    return "aborted", EXIT_FAULT, message

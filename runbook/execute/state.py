@@ -1,7 +1,9 @@
 """Run state on the control machine: what each host completed, with its snapshots, persisted after
 every change so that a crash loses nothing (``runbook rollback NAME --run RUN_ID``, ``--resume``).
 
-Stored under ``.runbook/runs/<run_id>/state.json`` (directory 0700, file 0600). No secret is stored in
+Stored under ``.runbook/runs/<run_id>/state.json`` (directory 0700, file 0600), written whole and
+fsynced before it replaces the previous one, as JSON that keeps every value's type (``encode``:
+integer keys, dates, tuples, bytes, huge integers come back as they were). No secret is stored in
 clear: a step's arguments are kept as written and as they ran with secrets masked (an undo uses what
 ran, with the masked parts rendered again from what was written); loop items and -e values that hold
 secrets are masked (the operator passes such -e values again to roll back or resume). Snapshots may
@@ -150,20 +152,20 @@ class RunState:
             path = matches[0] / "state.json"
         try:
             doc = decode(json.loads(path.read_text()))
-        except (OSError, ValueError) as exc:
+            st = cls(root, doc["run_id"], doc.get("meta", {}))
+            for h, hs in doc.get("hosts", {}).items():
+                entries = [Entry(**e) for e in hs.get("entries", [])]
+                st.hosts[h] = HostState(
+                    entries=entries,
+                    status=hs.get("status", "pending"),
+                    last_completed=hs.get("last_completed", -1),
+                    facts=dict(hs.get("facts") or {}),
+                )
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise RunbookError(
-                f"the saved state of run {run_id} cannot be read ({path}): {exc}",
+                f"the saved state of run {run_id} cannot be read ({path}): {type(exc).__name__}: {exc}",
                 hint="the file is damaged; its snapshots cannot be used",
             ) from None
-        st = cls(root, doc["run_id"], doc.get("meta", {}))
-        for h, hs in doc.get("hosts", {}).items():
-            entries = [Entry(**e) for e in hs.get("entries", [])]
-            st.hosts[h] = HostState(
-                entries=entries,
-                status=hs.get("status", "pending"),
-                last_completed=hs.get("last_completed", -1),
-                facts=dict(hs.get("facts") or {}),
-            )
         return st
 
 

@@ -18,6 +18,7 @@ from runbook.execute.attempts import Attempts, Item
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
 from runbook.execute.hostctx import HostRun, StepRecord
+from runbook.execute.once import Once
 from runbook.model.runbook import Step
 from runbook.plan.steps import base as kinds
 from runbook.plan.validate import Anything
@@ -27,17 +28,6 @@ from runbook.render.templar import LazyVars, Templar, is_template
 NO_LOG = "(output hidden: no_log)"
 CONDITION_FALSE = "condition false"
 PURE_KINDS = frozenset({"set_fact", "debug", "assert", "fail", "approve"})
-
-
-@dataclass
-class _Once:
-    """The shared result of a run_once step within one batch."""
-
-    cond: threading.Condition = field(default_factory=threading.Condition)
-    running: bool = False  # a host is running it now
-    host: str = ""
-    record: StepRecord | None = None
-    registered: Any = None
 
 
 @dataclass
@@ -62,7 +52,7 @@ class StepRunner(Attempts):
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _once: dict[tuple[Any, ...], _Once] = field(default_factory=dict)
+    _once: dict[tuple[Any, ...], Once] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------------ events
     def emit(self, kind: str, hr: HostRun | None, step: Step | None = None, **kw: Any) -> None:
@@ -89,54 +79,20 @@ class StepRunner(Attempts):
         if not step.run_once:
             return self._run_step(hr, step, read_only=read_only, phase=phase)
         with self._lock:
-            once = self._once.setdefault((self.batch, phase, step.key), _Once())
-        if self._waits_for_another(hr, step, phase, once):
-            return self._once_copy(hr, step, phase, once)
+            once = self._once.setdefault((self.batch, phase, step.key), Once())
+        first_only = step.phase == step.top_phase and self.once_hosts is not None
+        candidates = (lambda: self.once_hosts(phase)) if first_only and self.once_hosts else list
+        if not once.claim(hr.name, candidates, self.cancel):  # another host runs it: its result
+            rec = once.copy(hr, step, phase)
+            self._start(hr, step, phase)
+            self._finish(hr, step, rec)
+            return rec
         try:
             rec = self._run_step(hr, step, read_only=read_only, phase=phase)
         except BaseException:
-            with once.cond:
-                once.running = False  # interrupted: another host may not take its place
-                once.cond.notify_all()
+            once.abandon()
             raise
-        with once.cond:
-            once.host, once.record = hr.name, rec
-            once.registered = hr.facts.get(step.register) if step.register else None
-            once.cond.notify_all()
-        return rec
-
-    def _waits_for_another(self, hr: HostRun, step: Step, phase: str, once: _Once) -> bool:
-        """Is the run_once step's result another host's? As in Ansible it runs on the batch's first
-        host (the first one still in the play: a host that failed or left the phase does not count);
-        the others wait for it. A fallback step's run_once: the first host to get there."""
-        first_only = step.phase == step.top_phase and self.once_hosts is not None
-        with once.cond:
-            while once.record is None:
-                if self.cancel.is_set():
-                    raise Cancelled("interrupted")
-                if not once.running:
-                    candidates = self.once_hosts(phase) if first_only and self.once_hosts else []
-                    if not candidates or candidates[0] == hr.name or hr.name not in candidates:
-                        once.running = True
-                        return False
-                once.cond.wait(0.05)  # the first host runs it, or fails/leaves before it gets there
-        return True
-
-    def _once_copy(self, hr: HostRun, step: Step, phase: str, once: _Once) -> StepRecord:
-        """The run_once result on another host: its outcome (failed, skipped; ran is ok here: the
-        change was made on the first host) and its registered result, as Ansible shares it."""
-        first = once.record
-        assert first is not None
-        if step.register and once.registered is not None:
-            hr.facts[step.register] = once.registered
-        outcome = first.outcome if first.outcome in ("failed", "skipped") else "ok"
-        detail = f": {first.msg}" if outcome != "ok" and first.msg else ""
-        rec = StepRecord(
-            phase, step.index, step.label, step.module, outcome, rc=first.rc,
-            msg=f"run_once: {'ran' if outcome == 'ok' else outcome} on {once.host}{detail}",
-        )  # fmt: skip
-        self._start(hr, step, phase)
-        self._finish(hr, step, rec)
+        once.done(hr, step, rec)
         return rec
 
     def named(self, step: Step, hr: HostRun) -> Step:

@@ -181,13 +181,27 @@ def test_the_audit_disk_filling_up_mid_run_stops_and_rolls_back(
         json.loads(line)
 
 
-def test_a_full_audit_disk_refuses_the_run(project: Project, t: Path, audited: None) -> None:
+@pytest.mark.parametrize("room", [0, 4096], ids=["not-even-the-lock", "the-lock-only"])
+def test_a_full_audit_disk_refuses_the_run_and_leaves_the_chain_whole(
+    project: Project, t: Path, audited: None, room: int
+) -> None:
+    project.runbook("disk", 'hosts: localhost\nsteps:\n  - copy: {content: "v2\\n", dest: "{{ t }}/small.conf"}\n')
     with small_tmpfs(project.root / "audit", "64k") as audit:
-        fill(audit)
-        code, doc = exec_json(project, "-e", f"t={t}", "-e", f"audit={audit}", "--audit-dir", str(audit))
-    assert code == 3
-    assert doc["status"] in ("refused", "error") and "nothing was changed" in doc["message"]
-    assert (t / "small.conf").read_text() == "v1\n"
+        code, doc = exec_json(project, "-e", f"t={t}", "--audit-dir", str(audit))
+        assert code == 0, doc  # a first run, sealed
+        (t / "small.conf").write_text("v1\n")
+        fill(audit, leave=room)
+        code, doc = exec_json(project, "-e", f"t={t}", "--audit-dir", str(audit))
+        assert code == 3
+        assert doc["status"] in ("refused", "error") and "nothing was changed" in doc["message"]
+        assert "No space left on device" in doc["message"]
+        assert (t / "small.conf").read_text() == "v1\n"
+        (audit / "filler").unlink()  # space again: the next run chains onto the last sealed one
+        code, doc = exec_json(project, "-e", f"t={t}", "--audit-dir", str(audit))
+        assert code == 0, doc
+        res = project.cli("audit", "verify", str(audit), "--allow-unsigned")
+    assert res.exit_code == 0, res.output
+    assert "2 run(s)" in res.output
 
 
 def test_a_read_only_audit_directory_refuses_the_run(project: Project, t: Path, audited: None) -> None:
@@ -199,3 +213,50 @@ def test_a_read_only_audit_directory_refuses_the_run(project: Project, t: Path, 
     assert doc["status"] == "error" and "Read-only file system" in doc["message"]
     assert "nothing was changed" in doc["message"]
     assert (t / "small.conf").read_text() == "v1\n"
+
+
+def test_a_damaged_state_file_is_a_clear_error_for_rollback_and_resume(project: Project, t: Path) -> None:
+    project.runbook("disk", BIG_CHANGE.format(big=BIG_STEPS["copy"]))
+    code, doc = exec_json(project, "-e", f"t={t}")
+    assert code == 0, doc
+    state = project.root / ".runbook" / "runs" / doc["run_id"] / "state.json"
+    state.write_bytes(state.read_bytes()[:100])  # cut short, as a full disk did before
+    for args in (("rollback", "disk", "--run", doc["run_id"], "--yes"), ("exec", "disk", "--resume", doc["run_id"])):
+        res = project.cli(*args, "--output", "json")
+        assert res.exit_code == 2, res.output
+        assert "internal error" not in res.output
+        assert "cannot be read" in res.output and "damaged" in res.output
+
+
+REMOUNT = """
+hosts: localhost
+steps:
+  - name: small
+    copy: {content: "v2\\n", dest: "{{ t }}/small.conf"}
+  - name: the disk turns read-only
+    shell: "mount -o remount,ro {{ disk }}"
+  - name: after
+    copy: {content: "never\\n", dest: "{{ t }}/after.conf"}
+always:
+  - name: notify
+    shell: "echo {{ run.status }} > {{ t }}/always"
+"""
+
+
+def test_the_state_disk_turning_read_only_mid_run_stops_and_rolls_back(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (an audit disk cannot be remounted read-only under the run's open file: its full disk is above)
+    monkeypatch.setenv("RUNBOOK_AUDIT", "1")
+    monkeypatch.setenv("RUNBOOK_AUDIT_KEY", "")
+    project.runbook("disk", REMOUNT)
+    with small_tmpfs(project.root / ".runbook", "1m") as disk:
+        code, doc = exec_json(project, "-e", f"t={t}", "-e", f"disk={disk}", "--audit-dir", str(project.root / "audit"))
+    assert code == 5, doc["message"]
+    assert "Read-only file system" in doc["message"]
+    after = project.steps(doc)["after"]
+    assert after["outcome"] == "failed"
+    assert after["msg"].startswith(("not run: ", "snapshot not saved, nothing changed"))
+    assert not (t / "after.conf").exists()
+    assert (t / "small.conf").read_text() == "v1\n"
+    assert (t / "always").read_text().strip() == "aborted"

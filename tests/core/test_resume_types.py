@@ -69,6 +69,9 @@ steps:
     shell: "echo {{ m[1] }}"
     register: probed
     changes: false
+  - name: facts
+    set_fact:
+      ports: {8080: web, 9090: [null, 2.5]}
   - name: wait
     shell: |
       test {{ inventory_hostname }} = h2 || exit 0
@@ -78,7 +81,7 @@ steps:
     changes: false
   - name: use
     debug:
-      msg: "{{ m[1] }}|{{ m[2.5] }}|{{ m[false] }}|{{ m.nested[1][3][1] is none }}|{{ (big // 2) }}|{{ day.year }}|{{ probed.stdout }}"
+      msg: "{{ m[1] }}|{{ m[2.5] }}|{{ m[false] }}|{{ m.nested[1][3][1] is none }}|{{ (big // 2) }}|{{ day.year }}|{{ probed.stdout }}|{{ ports[8080] }}|{{ ports[9090][1] * 2 }}"
 always:
   - name: notify
     shell: "echo {{ inventory_hostname }} {{ run.status }} >> {{ d }}/notified"
@@ -123,7 +126,7 @@ def test_resume_restores_extra_vars_and_registered_results_with_their_types(
     (d / "go").touch()
     res, doc = project.exec_json("dep", "--resume", run_id)
     assert res.exit_code == 0, res.output
-    assert project.steps(doc, "h2")["use"]["msg"] == "one|two|no|True|1180591620717411303424|2026|one"
+    assert project.steps(doc, "h2")["use"]["msg"] == "one|two|no|True|1180591620717411303424|2026|one|web|5.0"
     assert "config" not in project.steps(doc, "h2")  # completed before: not run again
 
 
@@ -159,3 +162,28 @@ def test_a_resume_whose_rollback_fails_says_so_in_always(
     assert (d / "h2.conf").read_text() == "v1 h2\n"
     # the notification does not claim the previous version is back
     assert sorted((d / "notified").read_text().splitlines()) == ["h1 rollback_failed", "h2 rollback_failed"]
+
+
+def test_resume_targets_the_hosts_of_the_run_it_continues(project: Project, tmp_path: Path) -> None:
+    project.inventory("[web]\nh1 ansible_connection=local\nh2 ansible_connection=local\n")
+    project.runbook(
+        "lim",
+        """
+        hosts: web
+        rollback: none
+        steps:
+          - name: config
+            copy: {content: "v2\\n", dest: "{{ d }}/{{ inventory_hostname }}.conf"}
+          - name: gate
+            shell: "test -e {{ d }}/gate"
+        """,
+    )
+    d = tmp_path / "d"
+    d.mkdir()
+    res, doc = project.exec_json("lim", "-l", "h1", "-e", f"d={d}")
+    assert res.exit_code == 1
+    (d / "gate").touch()
+    res, doc = project.exec_json("lim", "--resume", doc["run_id"])  # no -l: the run's own
+    assert res.exit_code == 0, res.output
+    assert sorted(doc["hosts"]) == ["h1"]
+    assert not (d / "h2.conf").exists()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runbook.plan.actions import Run, Snapshot, WriteFile
+from runbook.plan.actions import Run, Snapshot, Stat, WriteFile
 from runbook.plan.commands import Command
 from runbook.plan.steps import base as kinds
 from runbook.plan.steps.base import Outcome
@@ -202,7 +202,8 @@ def test_a_snapshot_that_cannot_be_saved_stops_the_change(
     assert (t / "always").read_text().strip() == "aborted"
 
 
-def raising_undo(self: Any, args: Any, snapshot: Any, ctx: Any) -> Any:
+def raising_undo(self: Any, args: Any, snapshot: Any, ctx: Any) -> Iterator[Any]:
+    yield Run(Command(argv=("true",)))
     raise ValueError("injected while undoing")
 
 
@@ -220,4 +221,162 @@ def test_an_exception_while_undoing(
     undo = project.steps(doc)["undo: target"]
     assert undo["outcome"] == "failed" and "ValueError: injected while undoing" in undo["msg"]
     assert not (t / "before.conf").exists()  # the rest of the rollback still ran
+    assert (t / "always").read_text().strip() == "rollback_failed"
+
+
+# ------------------------------------------------ the layers under a module: transport and clients
+TARGET_STEPS = {
+    "run": 'shell: "echo TARGET"',
+    "read_file": 'copy: {content: "x\\n", dest: "{{ t }}/TARGET.conf"}',
+    "stat": 'copy: {content: "x\\n", dest: "{{ t }}/TARGET.conf"}',
+    "write_file": 'copy: {content: "x\\n", dest: "{{ t }}/TARGET.conf"}',
+    "tunnel": 'postgres.query: {dsn: "host=127.0.0.1 port=1 dbname=x", sql: "select 1"}',
+    "client": 'postgres.query: {dsn: "host=127.0.0.1 port=1 dbname=x", sql: "select 1"}',
+    "http": 'http.get: {url: "http://127.0.0.1:1/TARGET"}',
+    "connect": 'shell: "echo TARGET"',
+}
+
+
+@pytest.mark.parametrize("layer", sorted(TARGET_STEPS))
+def test_an_exception_in_the_transport_or_a_client_is_the_steps_failure(
+    project: Project, t: Path, layer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runbook.execute import clients
+    from runbook.execute.transports.local import LocalTransport
+
+    def boom(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError(f"injected in {layer}")
+
+    def only_for_target(method: str) -> None:
+        real = getattr(LocalTransport, method)
+
+        def maybe(self: Any, what: Any, *args: Any, **kw: Any) -> Any:
+            shown = what.display() if hasattr(what, "display") else str(what)
+            if "TARGET" in shown or method == "tunnel":
+                boom()
+            return real(self, what, *args, **kw)
+
+        monkeypatch.setattr(LocalTransport, method, maybe)
+
+    (t / "TARGET.conf").write_text("old\n")  # copy reads what it replaces
+    if layer in ("run", "read_file", "stat", "write_file", "tunnel"):
+        only_for_target(layer)
+    elif layer == "client":
+        monkeypatch.setattr(clients, "call", boom)
+    elif layer == "http":
+        monkeypatch.setattr(clients, "http_request", boom)
+    project.runbook(
+        "fz",
+        f"""
+hosts: localhost
+steps:
+  - name: before
+    copy: {{content: "new\\n", dest: "{{{{ t }}}}/before.conf"}}
+  - name: target
+    {TARGET_STEPS[layer]}
+  - name: after
+    debug: {{msg: after}}
+always:
+  - name: notify
+    shell: "echo {{{{ run.status }}}} > {{{{ t }}}}/always"
+""",
+    )
+    if layer == "connect":  # the connection itself breaks (a library's error, not a TransportError)
+        monkeypatch.setattr(
+            LocalTransport, "connect", lambda self: boom() if self.spec.name == "other" else None
+        )
+        text = (project.root / "playbooks" / "fz.yml").read_text()
+        project.runbook("fz", text.replace("  - name: target\n", "  - name: target\n    delegate_to: other\n"))
+        project.inventory("localhost ansible_connection=local\nother ansible_connection=local\n")
+    code, doc = run(project, t)
+    assert code == 1, doc
+    assert_failed_and_rolled_back(project, t, doc, f"RuntimeError: injected in {layer}")
+    assert (t / "TARGET.conf").read_text() == "old\n"
+
+
+
+# ------------------------------------------------------------------------- the reported examples
+@pytest.mark.parametrize("who", ["owner", "group"])
+def test_copy_with_an_owner_or_group_that_does_not_exist(project: Project, t: Path, who: str) -> None:
+    project.runbook(
+        "fz",
+        f"""
+hosts: localhost
+steps:
+  - name: before
+    copy: {{content: "new\\n", dest: "{{{{ t }}}}/before.conf"}}
+  - name: target
+    copy: {{content: "x\\n", dest: "{{{{ t }}}}/owned.conf", {who}: no_such_{who}_zz}}
+always:
+  - name: notify
+    shell: "echo {{{{ run.status }}}} > {{{{ t }}}}/always"
+""",
+    )
+    code, doc = run(project, t)
+    assert code == 1
+    assert_failed_and_rolled_back(project, t, doc, f"no_such_{who}_zz")
+    assert "KeyError" in project.steps(doc)["target"]["msg"]
+    assert not (t / "owned.conf").exists()
+
+
+# ----------------------------------------------------------------- in every phase, not only steps
+def raising_probe(self: Any, args: Any, ctx: Any) -> Iterator[Any]:
+    yield Stat("/")  # a read-only fact, then the probe's own bug
+    raise KeyError("injected while running")
+
+
+PHASES = """
+hosts: localhost
+preflight:
+  - name: probe
+    check.disk: {{path: /, min_free_gb: 0}}
+steps:
+  - name: before
+    copy: {{content: "new\\n", dest: "{{{{ t }}}}/before.conf"}}
+  - name: stop
+    {stop}
+{rollback}
+always:
+  - name: report
+    check.disk: {{path: /, min_free_gb: 0}}
+  - name: notify
+    shell: "echo {{{{ run.status }}}} > {{{{ t }}}}/always"
+"""
+
+
+def test_an_exception_in_a_preflight_probe_fails_the_preflight(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kinds.registry()["check.disk"], "run", raising_probe)
+    project.runbook("fz", PHASES.format(stop="debug: {msg: fine}", rollback=""))
+    code, doc = run(project, t)
+    assert code == 3 and doc["status"] == "preflight_failed"
+    assert "KeyError: 'injected while running'" in project.steps(doc)["probe"]["msg"]
+    assert not (t / "before.conf").exists()
+    assert (t / "always").read_text().strip() == "preflight_failed"
+
+
+def test_an_exception_in_an_always_step_leaves_the_outcome(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.runbook("fz", PHASES.format(stop="debug: {msg: fine}", rollback="").replace(
+        "preflight:\n  - name: probe\n    check.disk: {path: /, min_free_gb: 0}\n", ""))  # fmt: skip
+    monkeypatch.setattr(kinds.registry()["check.disk"], "run", raising_probe)
+    code, doc = run(project, t)
+    assert code == 0 and doc["status"] == "success"
+    assert project.steps(doc)["report"]["outcome"] == "failed"
+    assert (t / "always").read_text().strip() == "success"  # the next always: step still ran
+
+
+def test_an_exception_in_an_explicit_rollback_step_is_a_failed_rollback(
+    project: Project, t: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kinds.registry()["check.disk"], "run", raising_probe)
+    text = PHASES.format(
+        stop="fail: {msg: stop}",
+        rollback="rollback:\n  - name: undo probe\n    check.disk: {path: /, min_free_gb: 0}\n",
+    ).replace("preflight:\n  - name: probe\n    check.disk: {path: /, min_free_gb: 0}\n", "")
+    project.runbook("fz", text)
+    code, doc = run(project, t)
+    assert code == 4 and doc["status"] == "rollback_failed"
     assert (t / "always").read_text().strip() == "rollback_failed"
