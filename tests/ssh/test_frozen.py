@@ -62,7 +62,9 @@ class Freezer:
 
 
 @pytest.fixture(params=["sigstop", "blackhole"])
-def frozen(request: pytest.FixtureRequest, sshd_factory, ssh_lab: SshLab, tmp_path: Path) -> Iterator[Freezer]:
+def frozen(
+    request: pytest.FixtureRequest, sshd_factory, ssh_lab: SshLab, tmp_path: Path
+) -> Iterator[Freezer]:
     host = sshd_factory(name="frozen")
     f = Freezer(request.param, host)
     try:
@@ -107,7 +109,10 @@ def test_frozen_peer_mid_step_without_timeout_is_a_lost_connection(frozen, ssh_l
         freeze_when(frozen, marker, listener=False)
         with pytest.raises(TransportError) as err:
             t.run(Command.shell(f"touch {marker}; sleep 120"))
-        assert "lost" in err.value.message and "ServerAliveInterval 1 x ServerAliveCountMax 2" in err.value.message
+        assert (
+            "lost" in err.value.message
+            and "ServerAliveInterval 1 x ServerAliveCountMax 2" in err.value.message
+        )
         assert t.unreachable
     finally:
         t.close()
@@ -157,7 +162,9 @@ def test_keepalive_options_come_from_ssh_args_then_ssh_config(tmp_path):
     extra = {"ansible_ssh_extra_args": "-o 'ConnectTimeout 9'"}
     assert resolve(HostSpec(name="h1", address="h1", vars=extra), str(cfg)).connect_timeout == 9
     with pytest.raises(TransportError):
-        resolve(HostSpec(name="h1", address="h1", vars={"ansible_ssh_args": "-o ServerAliveInterval=x"}), str(cfg))
+        resolve(
+            HostSpec(name="h1", address="h1", vars={"ansible_ssh_args": "-o ServerAliveInterval=x"}), str(cfg)
+        )
 
 
 @pytest.mark.timeout(60)
@@ -177,3 +184,23 @@ def test_ctrl_c_mid_step_kills_the_step_and_leaves_the_connection_usable(connect
             break
         time.sleep(0.025)
     assert not os.path.exists(f"/proc/{pid}"), "the interrupted step is still running"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["persistent", "exec"])
+def test_a_step_timeout_bounds_even_the_start_of_a_command_on_a_frozen_peer(frozen, ssh_lab, tmp_path, mode):
+    # frozen before the command: starting it (exec request, sending the script) gets no answer, and
+    # dead-peer detection is off: the step's timeout, enforced here, is the only bound there is
+    t = transport(
+        frozen, ssh_lab, tmp_path, args="-o ServerAliveInterval=0", persistent_shell=mode == "persistent"
+    )
+    try:
+        frozen.freeze(listener=False)
+        try:
+            res = t.run(Command.shell("echo never"), timeout=2)
+        except TransportError as exc:
+            assert "step's timeout (2s)" in exc.message
+        else:
+            assert res.timed_out and res.rc == 124
+    finally:
+        t.close()

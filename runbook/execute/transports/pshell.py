@@ -295,8 +295,8 @@ class PersistentShell:
         self.broken = True  # until both END frames are read, the shell is mid-step
         pid: int | None = None
         try:
-            self.chan.sendall(script.encode())
             start = time.monotonic()
+            self.chan.sendall(script.encode())
             rc: int | None = None
             err_done = False
             timed_out = was_cancelled = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,13 @@ class Connection:
         self.transport = transport
         self.hops = hops
         self.endpoint = endpoint
+        self.forced: str | None = None  # declared dead by the caller (a timeout nothing answered)
+
+    def declare_dead(self, why: str) -> None:
+        """Close the connection from any thread, so every wait on it ends now (never blocks)."""
+        if self.active:
+            self.forced = why
+            threading.Thread(target=self.close, daemon=True, name="runbook-ssh-dead").start()
 
     @property
     def active(self) -> bool:
@@ -59,6 +67,8 @@ class Connection:
     @property
     def dead_reason(self) -> str | None:
         """Why the connection was declared dead (the server stopped answering), if it was."""
+        if self.forced:
+            return self.forced
         for t in [self.transport, *self.hops]:
             why = liveness.reason(t)
             if why:
