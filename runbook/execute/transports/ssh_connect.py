@@ -187,6 +187,12 @@ def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | Non
                 f"{label}: SSH handshake with {ep.hostname}:{ep.port} failed: {exc or type(exc).__name__}",
                 hint="is it an SSH server on that port? (ssh -v shows the same handshake)",
             ) from None
+        if not t.is_active() or not t.initial_kex_done:  # e.g. the banner never came (banner_timeout)
+            why = t.get_exception() or f"no answer within {timeout:g}s"
+            raise TransportError(
+                f"{label}: SSH handshake with {ep.hostname}:{ep.port} failed: {why}",
+                hint="is the host (or its sshd) hung, or a firewall dropping packets?",
+            )
         key = t.get_remote_server_key()
         strict = (ep.strict_host_key_checking or "").lower()
         trust_new = opts.trust_new_hosts or strict in ("accept-new", "no", "off")
