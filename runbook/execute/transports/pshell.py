@@ -81,6 +81,10 @@ class Frames:
         self.sink: Callable[[bytes], None] = _discard
         self._pending = bytearray()
 
+    def drop(self) -> None:
+        """Forget bytes held back as a possible frame start (between steps: nobody's output)."""
+        self._pending.clear()
+
     def feed(self, data: bytes) -> list[list[bytes]]:
         if not data:
             return []
@@ -290,6 +294,12 @@ class PersistentShell:
             f"printf '%s END %s\\n' {tok} \"$__rb_rc\"; printf '%s END\\n' {tok} >&2\n"
             + (f": >{d}/i\n" if stdin is not None else "")
         )
+        while self.chan.recv_ready() or self.chan.recv_stderr_ready():  # a past step's background
+            o, e = self._recv(0)  # children wrote after it ended: not this step's output
+            self._out.feed(o)
+            self._errs.feed(e)
+        self._out.drop()
+        self._errs.drop()
         out, err = Capture(limit), Capture(limit)
         self._out.sink, self._errs.sink = out.write, err.write
         self.broken = True  # until both END frames are read, the shell is mid-step
