@@ -83,6 +83,9 @@ class Rollback:
                 data={"step": x.name, "module": x.module, "index": x.index, "msg": rec.msg},
             )  # fmt: skip
         hr.failure = f"{hr.failure}; rollback gave up: {where.name} unreachable ({why})".lstrip("; ")
+        if where is hr:
+            hr.unreachable = True  # (its always: steps are not tried either)
+            hr.stats["unreachable"] = 1
         return True
 
     def undo_entry(self, hr: HostRun, entry: Entry, step: Step | None) -> bool:

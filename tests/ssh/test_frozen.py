@@ -26,6 +26,7 @@ from runbook.execute.transports.ssh_config import resolve
 from runbook.plan.commands import Command
 from tests.fixtures.blackhole import Blackhole
 from tests.fixtures.sshd import SshdHost, SshLab
+from tests.ssh.conftest import spec_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 
@@ -204,3 +205,15 @@ def test_a_step_timeout_bounds_even_the_start_of_a_command_on_a_frozen_peer(froz
             assert res.timed_out and res.rc == 124
     finally:
         t.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["persistent", "exec"])
+def test_a_quiet_step_on_a_live_server_is_not_taken_for_a_dead_peer(connect, ssh_lab, mode):
+    # 1s x 2: the step prints nothing for 4s; the server answers the keepalives, so it lives
+    host = ssh_lab.hosts[0]
+    spec = spec_for(host, ssh_lab, vars={"ansible_ssh_common_args": FAST})
+    t = connect(mode=mode, spec=spec)
+    res = t.run(Command.shell("sleep 4; echo done"))
+    assert (res.rc, res.stdout) == (0, "done\n")
+    assert t.unreachable is None and t._conn.dead_reason is None
