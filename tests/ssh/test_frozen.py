@@ -217,3 +217,34 @@ def test_a_quiet_step_on_a_live_server_is_not_taken_for_a_dead_peer(connect, ssh
     res = t.run(Command.shell("sleep 4; echo done"))
     assert (res.rc, res.stdout) == (0, "done\n")
     assert t.unreachable is None and t._conn.dead_reason is None
+
+
+@pytest.mark.timeout(60)
+def test_a_frozen_jump_host_fails_the_connection_within_the_connect_timeout(ssh_lab, tmp_path):
+    bastion = ssh_lab.bastion
+    proxy = Blackhole(bastion.address, bastion.port)
+    try:
+        kh = tmp_path / "known_hosts"
+        kh.write_text(
+            bastion.known_hosts_line(name=f"[127.0.0.1]:{proxy.port}")
+            + ssh_lab.hidden.known_hosts_line(name=f"[hidden.internal]:{ssh_lab.hidden.port}")
+        )
+        spec = HostSpec(
+            name="hidden", address="hidden.internal", port=ssh_lab.hidden.port, user="root",
+            private_key_file=str(ssh_lab.key),
+            vars={"ansible_ssh_common_args": f"-J root@127.0.0.1:{proxy.port} {FAST}"},
+        )  # fmt: skip
+        ok = SSHTransport(spec, known_hosts=str(kh), ssh_config="/dev/null")
+        ok.connect()  # through the (still forwarding) proxy to the bastion, then to the hidden host
+        assert ok.run(Command.shell("echo via")).stdout == "via\n"
+        proxy.freeze()
+        with pytest.raises(TransportError) as lost:
+            ok.run(Command.shell("sleep 60"))
+        assert "jump host" in lost.value.message or "lost" in lost.value.message
+        ok.close()
+        again = SSHTransport(spec, known_hosts=str(kh), ssh_config="/dev/null")
+        with pytest.raises(TransportError) as err:
+            again.connect()
+        assert "jump host" in err.value.message and "handshake" in err.value.message
+    finally:
+        proxy.close()
