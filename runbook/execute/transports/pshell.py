@@ -125,14 +125,14 @@ class Facts:
 # whose boot id (its first 8 hex digits) is another boot's, or whose pid is not running (``kill -0``).
 # Only the login user's own directories (``-O``: so the pid was one of the user's own shells); any
 # other name is left alone. Builtins only, plus rm for what is removed.
-H = "[0-9a-f]"
+_HEX = "[0-9a-f]"
 LEFTOVERS = (
     "__rb_b=00000000; [ -r /proc/sys/kernel/random/boot_id ] && "
     "read -r __rb_b </proc/sys/kernel/random/boot_id; __rb_b=${__rb_b%%-*}\n"
     'for __rb_x in "${TMPDIR:-/tmp}"/.runbook-*-*-*; do\n'
     '  [ -d "$__rb_x" ] && [ -O "$__rb_x" ] || continue\n'
     '  __rb_n=${__rb_x##*/.runbook-}; __rb_xb=${__rb_n%%-*}; __rb_n=${__rb_n#*-}; __rb_xp=${__rb_n%%-*}\n'
-    f"  case $__rb_xb in {H * 8}) ;; *) continue;; esac\n"
+    f"  case $__rb_xb in {_HEX * 8}) ;; *) continue;; esac\n"
     '  case $__rb_xp in ""|*[!0-9]*) continue;; esac\n'
     '  [ "$__rb_xb" = "$__rb_b" ] && kill -0 "$__rb_xp" 2>/dev/null && continue\n'
     '  rm -rf -- "$__rb_x"\n'
