@@ -230,7 +230,10 @@ class Engine:
         def undo_host(hr: HostRun) -> None:
             # the deploy lock, as for a deploy: never undo under a run that is still live on the host
             # (a killed run's lock is broken as stale: same control host, dead PID, or past its TTL)
-            locked = self._lock(hr)
+            try:
+                locked = self._lock(hr)
+            except RunbookError as exc:  # unreachable (bounded by the SSH timeouts): nothing undone
+                hr.failure, locked = f"{hr.failure}; {exc}", None
             if locked is None:
                 hr.rollback_status = "failed"
                 return
