@@ -165,3 +165,24 @@ def test_runbook_rollback_of_a_killed_run_with_a_frozen_host_exits_4_naming_it(t
     assert "rollback FAILED on frozen" in json.loads(out)["message"]
     assert (d / "good.conf").read_text() == "old\n"
     assert (d / "frozen.conf").read_text() == "new\n"
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_with_a_frozen_host_rolls_back_the_other_and_names_the_frozen_one(two_hosts, tmp_path):
+    rb, inv, kh, d, proxy = two_hosts
+    rb.write_text(BOTH_LONG.format(d=d).replace("lock: deploy\n", ""))
+    proc = _start(
+        ["exec", str(rb), "-i", str(inv), "--yes", "--output", "json", "--known-hosts", str(kh),
+         "--audit-dir", str(tmp_path / "audit")],
+        tmp_path,
+    )  # fmt: skip
+    _wait_for(d / "started-good", proc)
+    _wait_for(d / "started-frozen", proc)
+    proxy.freeze()
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=100)
+    assert proc.returncode == 130, out + err
+    msg = json.loads(out)["message"]
+    assert "rolled back good" in msg and "ROLLBACK FAILED on frozen" in msg, msg
+    assert (d / "good.conf").read_text() == "old\n"
+    assert (d / "frozen.conf").read_text() == "new\n"
