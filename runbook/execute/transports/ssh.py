@@ -142,8 +142,14 @@ class SSHTransport(Transport):
         self._sftp = self._shell = self._conn = None
 
     def close(self) -> None:
-        with self._lock:
+        # not held up by a thread stuck on a silent peer (after Ctrl-C twice): closing the
+        # connection is what ends that thread's wait
+        got = self._lock.acquire(timeout=2.0)
+        try:
             self._drop()
+        finally:
+            if got:
+                self._lock.release()
 
     def _redact(self, text: str) -> str:
         for secret in (self.spec.become_password, self.spec.password):
