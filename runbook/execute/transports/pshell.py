@@ -39,6 +39,7 @@ from runbook.execute.transports.capture import Capture
 
 POLL = 0.2  # seconds between checks of deadline/cancel while waiting for output
 KILL_GRACE = 3.0  # after TERM, wait this long for the step to end before KILL; then as long again
+READ = 1 << 17  # bytes taken from a channel's buffer at once
 STALL = 60.0  # after a step ended, the longest silence before its stderr's END frame
 
 
@@ -88,26 +89,28 @@ class Frames:
     def feed(self, data: bytes) -> list[list[bytes]]:
         if not data:
             return []
-        buf = self._pending
-        buf += data
+        if self._pending:
+            data = bytes(self._pending) + data
+            self._pending.clear()
+        token, keep = self.token, len(self.token) - 1
         frames: list[list[bytes]] = []
-        keep = len(self.token) - 1
+        start = 0
         while True:
-            i = buf.find(self.token)
-            if i < 0:
-                cut = max(0, len(buf) - keep)
-                if cut:
-                    self.sink(bytes(buf[:cut]))
-                    del buf[:cut]
+            i = data.find(token, start)
+            if i < 0:  # hold back what could be the start of a frame cut by the chunk's end
+                cut = max(start, len(data) - keep)
+                if cut > start:
+                    self.sink(data[start:cut])
+                self._pending += data[cut:]
                 return frames
-            if i:
-                self.sink(bytes(buf[:i]))
-                del buf[:i]
-            nl = buf.find(b"\n", len(self.token))
-            if nl < 0:
-                return frames  # the rest of the frame is still on its way
-            frames.append(bytes(buf[len(self.token) : nl]).split())
-            del buf[: nl + 1]
+            if i > start:
+                self.sink(data[start:i])
+            nl = data.find(b"\n", i + len(token))
+            if nl < 0:  # the rest of the frame is still on its way
+                self._pending += data[i:]
+                return frames
+            frames.append(data[i + len(token) : nl].split())
+            start = nl + 1
 
 
 @dataclass(frozen=True)
@@ -221,9 +224,9 @@ class PersistentShell:
         out = err = b""
         try:
             if chan.recv_stderr_ready():
-                err = chan.recv_stderr(1 << 17)
+                err = chan.recv_stderr(READ)
             if chan.recv_ready():
-                out = chan.recv(1 << 17)
+                out = chan.recv(READ)
                 if not out:
                     raise ShellLost(self._exit_reason())
         except (socket.error, EOFError) as exc:  # noqa: UP024 - paramiko raises socket.error subclasses

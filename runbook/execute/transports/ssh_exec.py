@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runbook.execute.transports.capture import Capture
-from runbook.execute.transports.pshell import KILL_GRACE, POLL, Raw, ShellLost, octal_format
+from runbook.execute.transports.pshell import KILL_GRACE, POLL, READ, Raw, ShellLost, octal_format
 from runbook.plan.commands import Command
 
 q = shlex.quote
@@ -144,7 +144,7 @@ def exec_run(
             nonlocal pid
             got = False
             while chan.recv_stderr_ready():
-                data = chan.recv_stderr(1 << 17)
+                data = chan.recv_stderr(READ)
                 got = got or bool(data)
                 if pid is None:
                     head.extend(data)
@@ -155,7 +155,7 @@ def exec_run(
                 else:
                     err.write(data)
             while chan.recv_ready():
-                data = chan.recv(1 << 17)
+                data = chan.recv(READ)
                 if not data:
                     break
                 got = True
