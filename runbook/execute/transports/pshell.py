@@ -353,7 +353,7 @@ class PersistentShell:
             raise
         finally:
             self._out.sink = self._errs.sink = _discard
-        return Raw(rc, out.value(), err.value(), timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
+        return Raw(rc, timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
 
     def close(self) -> None:
         try:

@@ -186,7 +186,7 @@ def exec_run(
             elif now >= next_kill:
                 if stage == 2 or pid is None or pid <= 1:
                     finished = True
-                    return Raw(124 if timed_out else 143, b"", b"", timed_out, was_cancelled, out, err)
+                    return Raw(124 if timed_out else 143, timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
                 kill(pid, "KILL", True)
                 stage, next_kill = 2, now + KILL_GRACE
         if head:
@@ -200,7 +200,7 @@ def exec_run(
             if not transport.is_active():
                 raise ShellLost("the connection closed before the command finished")
             rc = 143
-        return Raw(rc, b"", b"", timed_out, was_cancelled, out, err)
+        return Raw(rc, timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
     except BaseException:
         if not finished and pid is not None and pid > 1:  # Ctrl-C mid-command: never leave it running
             with contextlib.suppress(Exception):
