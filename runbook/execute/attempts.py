@@ -4,6 +4,7 @@ judge (failed_when/changed_when/until), retry with backoff, and record what chan
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import threading
 import time
@@ -27,6 +28,8 @@ from runbook.plan.validate import coerce
 from runbook.render.filters import to_bool
 from runbook.render.secrets import Redactor, leaves
 from runbook.render.templar import LazyVars, Templar
+
+NO_LOG_SECRET_LINES = 256
 
 
 @dataclass
@@ -190,13 +193,16 @@ class Attempts:
             "failed" if not final_ok else ("skipped" if out.skipped else ("changed" if changed else "ok"))
         )
         self._record_change(hr, target, step, item, rec, entry, changed)
-        if step.no_log and not self.dry_run:
-            self.redactor.add(line for line in out.stdout.splitlines() if len(line.strip()) >= 6)
+        if step.no_log and not self.dry_run:  # what it printed is secret (its first lines: a step that
+            # prints a token prints a few lines; thousands of "secrets" would slow every redaction)
+            lines = (line for line in out.stdout.splitlines() if 6 <= len(line.strip()) <= 8192)
+            self.redactor.add(itertools.islice(lines, NO_LOG_SECRET_LINES))
         if step.register and step.register in self.redactor.names and not self.dry_run:
             # a declared secret that a step registers: what it printed is a secret
-            self.redactor.add(line.strip() for line in out.stdout.splitlines() if len(line.strip()) >= 6)
+            lines = (line.strip() for line in out.stdout.splitlines() if 6 <= len(line.strip()) <= 8192)
+            self.redactor.add(itertools.islice(lines, NO_LOG_SECRET_LINES))
             texts = (v for v in leaves(dict(out.data or {})) if len(v) >= 6 and not v.isdigit())
-            self.redactor.add(texts)
+            self.redactor.add(itertools.islice(texts, NO_LOG_SECRET_LINES))
         rec._registered = registered  # type: ignore[attr-defined]
         return rec
 

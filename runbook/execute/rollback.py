@@ -96,6 +96,9 @@ class Rollback:
                 data={"step": x.name, "module": x.module, "index": x.index, "msg": rec.msg},
             )  # fmt: skip
         hr.failure = f"{hr.failure}; rollback gave up: {where.name} unreachable ({why})".lstrip("; ")
+        if where is hr:
+            hr.unreachable = True  # (its always: steps are not tried either)
+            hr.stats["unreachable"] = 1
         return True
 
     def undo_entry(self, hr: HostRun, entry: Entry, step: Step | None) -> bool:
@@ -361,12 +364,17 @@ class Rollback:
         if not do_it:
             return f"interrupted; NOT rolled back: {', '.join(changed)} ({later})"
         e.cancel.clear()
-        for h in changed:
-            try:
-                self.host(e.hosts[h], "interrupted by the operator")
-            except (KeyboardInterrupt, Cancelled):
-                return f"interrupted again during rollback: state kept; {later}"
-        return "interrupted; rolled back " + ", ".join(changed)
+        try:  # every host at once: one that cannot be reached does not hold the others up
+            e._parallel(changed, lambda hr: self.host(hr, "interrupted by the operator"))
+        except (KeyboardInterrupt, Cancelled):
+            return f"interrupted again during rollback: state kept; {later}"
+        failed = [h for h in changed if e.hosts[h].rollback_status == "failed"]
+        done = [h for h in changed if h not in failed]
+        msg = "interrupted" + (f"; rolled back {', '.join(done)}" if done else "")
+        if failed:
+            why = "; ".join(f"{h}: {e.hosts[h].failure}" for h in failed)
+            msg += f"; ROLLBACK FAILED on {', '.join(failed)}: a human must act ({why}; {later})"
+        return msg
 
 
 def _has_mask(value: Any) -> bool:

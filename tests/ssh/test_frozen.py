@@ -26,6 +26,7 @@ from runbook.execute.transports.ssh_config import resolve
 from runbook.plan.commands import Command
 from tests.fixtures.blackhole import Blackhole
 from tests.fixtures.sshd import SshdHost, SshLab
+from tests.ssh.conftest import spec_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 
@@ -62,7 +63,9 @@ class Freezer:
 
 
 @pytest.fixture(params=["sigstop", "blackhole"])
-def frozen(request: pytest.FixtureRequest, sshd_factory, ssh_lab: SshLab, tmp_path: Path) -> Iterator[Freezer]:
+def frozen(
+    request: pytest.FixtureRequest, sshd_factory, ssh_lab: SshLab, tmp_path: Path
+) -> Iterator[Freezer]:
     host = sshd_factory(name="frozen")
     f = Freezer(request.param, host)
     try:
@@ -107,7 +110,10 @@ def test_frozen_peer_mid_step_without_timeout_is_a_lost_connection(frozen, ssh_l
         freeze_when(frozen, marker, listener=False)
         with pytest.raises(TransportError) as err:
             t.run(Command.shell(f"touch {marker}; sleep 120"))
-        assert "lost" in err.value.message and "ServerAliveInterval 1 x ServerAliveCountMax 2" in err.value.message
+        assert (
+            "lost" in err.value.message
+            and "ServerAliveInterval 1 x ServerAliveCountMax 2" in err.value.message
+        )
         assert t.unreachable
     finally:
         t.close()
@@ -157,7 +163,9 @@ def test_keepalive_options_come_from_ssh_args_then_ssh_config(tmp_path):
     extra = {"ansible_ssh_extra_args": "-o 'ConnectTimeout 9'"}
     assert resolve(HostSpec(name="h1", address="h1", vars=extra), str(cfg)).connect_timeout == 9
     with pytest.raises(TransportError):
-        resolve(HostSpec(name="h1", address="h1", vars={"ansible_ssh_args": "-o ServerAliveInterval=x"}), str(cfg))
+        resolve(
+            HostSpec(name="h1", address="h1", vars={"ansible_ssh_args": "-o ServerAliveInterval=x"}), str(cfg)
+        )
 
 
 @pytest.mark.timeout(60)
@@ -177,3 +185,66 @@ def test_ctrl_c_mid_step_kills_the_step_and_leaves_the_connection_usable(connect
             break
         time.sleep(0.025)
     assert not os.path.exists(f"/proc/{pid}"), "the interrupted step is still running"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["persistent", "exec"])
+def test_a_step_timeout_bounds_even_the_start_of_a_command_on_a_frozen_peer(frozen, ssh_lab, tmp_path, mode):
+    # frozen before the command: starting it (exec request, sending the script) gets no answer, and
+    # dead-peer detection is off: the step's timeout, enforced here, is the only bound there is
+    t = transport(
+        frozen, ssh_lab, tmp_path, args="-o ServerAliveInterval=0", persistent_shell=mode == "persistent"
+    )
+    try:
+        frozen.freeze(listener=False)
+        try:
+            res = t.run(Command.shell("echo never"), timeout=2)
+        except TransportError as exc:
+            assert "step's timeout (2s)" in exc.message
+        else:
+            assert res.timed_out and res.rc == 124
+    finally:
+        t.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["persistent", "exec"])
+def test_a_quiet_step_on_a_live_server_is_not_taken_for_a_dead_peer(connect, ssh_lab, mode):
+    # 1s x 2: the step prints nothing for 4s; the server answers the keepalives, so it lives
+    host = ssh_lab.hosts[0]
+    spec = spec_for(host, ssh_lab, vars={"ansible_ssh_common_args": FAST})
+    t = connect(mode=mode, spec=spec)
+    res = t.run(Command.shell("sleep 4; echo done"))
+    assert (res.rc, res.stdout) == (0, "done\n")
+    assert t.unreachable is None and t._conn.dead_reason is None
+
+
+@pytest.mark.timeout(60)
+def test_a_frozen_jump_host_fails_the_connection_within_the_connect_timeout(ssh_lab, tmp_path):
+    bastion = ssh_lab.bastion
+    proxy = Blackhole(bastion.address, bastion.port)
+    try:
+        kh = tmp_path / "known_hosts"
+        kh.write_text(
+            bastion.known_hosts_line(name=f"[127.0.0.1]:{proxy.port}")
+            + ssh_lab.hidden.known_hosts_line(name=f"[hidden.internal]:{ssh_lab.hidden.port}")
+        )
+        spec = HostSpec(
+            name="hidden", address="hidden.internal", port=ssh_lab.hidden.port, user="root",
+            private_key_file=str(ssh_lab.key),
+            vars={"ansible_ssh_common_args": f"-J root@127.0.0.1:{proxy.port} {FAST}"},
+        )  # fmt: skip
+        ok = SSHTransport(spec, known_hosts=str(kh), ssh_config="/dev/null")
+        ok.connect()  # through the (still forwarding) proxy to the bastion, then to the hidden host
+        assert ok.run(Command.shell("echo via")).stdout == "via\n"
+        proxy.freeze()
+        with pytest.raises(TransportError) as lost:
+            ok.run(Command.shell("sleep 60"))
+        assert "jump host" in lost.value.message or "lost" in lost.value.message
+        ok.close()
+        again = SSHTransport(spec, known_hosts=str(kh), ssh_config="/dev/null")
+        with pytest.raises(TransportError) as err:
+            again.connect()
+        assert "jump host" in err.value.message and "handshake" in err.value.message
+    finally:
+        proxy.close()

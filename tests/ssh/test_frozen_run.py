@@ -132,3 +132,57 @@ def test_ctrl_c_twice_aborts_at_once_with_the_state_saved_and_the_audit_sealed(t
     verify = _start(["audit", "verify", str(trail), "--allow-unsigned"], tmp_path)
     vout, verr = verify.communicate(timeout=60)
     assert verify.returncode == 0, vout + verr
+
+
+BOTH_LONG = """name: frozen
+hosts: web
+lock: deploy
+vars: {{d: "{d}"}}
+steps:
+  - name: config
+    copy: {{content: "new\\n", dest: "{{{{ d }}}}/{{{{ inventory_hostname }}}}.conf"}}
+  - name: work
+    shell: "touch {{{{ d }}}}/started-{{{{ inventory_hostname }}}}; sleep 120"
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("lock", [True, False])
+def test_runbook_rollback_of_a_killed_run_with_a_frozen_host_exits_4_naming_it(two_hosts, tmp_path, lock):
+    rb, inv, kh, d, proxy = two_hosts
+    rb.write_text(BOTH_LONG.format(d=d).replace("lock: deploy\n", "lock: deploy\n" if lock else ""))
+    args = ["--known-hosts", str(kh), "--audit-dir", str(tmp_path / "audit")]
+    proc = _start(["exec", str(rb), "-i", str(inv), "--yes", *args], tmp_path)
+    _wait_for(d / "started-good", proc)
+    _wait_for(d / "started-frozen", proc)
+    proc.kill()  # a crashed control machine: nothing rolled back
+    proc.communicate()
+    proxy.freeze()
+    (run_id,) = [p.name for p in (tmp_path / ".runbook" / "runs").iterdir()]
+    rollback = _start(["rollback", str(rb), "--run", run_id, "--yes", "--output", "json", *args], tmp_path)
+    out, err = rollback.communicate(timeout=100)
+    assert rollback.returncode == 4, out + err
+    assert "rollback FAILED on frozen" in json.loads(out)["message"]
+    assert (d / "good.conf").read_text() == "old\n"
+    assert (d / "frozen.conf").read_text() == "new\n"
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_with_a_frozen_host_rolls_back_the_other_and_names_the_frozen_one(two_hosts, tmp_path):
+    rb, inv, kh, d, proxy = two_hosts
+    rb.write_text(BOTH_LONG.format(d=d).replace("lock: deploy\n", ""))
+    proc = _start(
+        ["exec", str(rb), "-i", str(inv), "--yes", "--output", "json", "--known-hosts", str(kh),
+         "--audit-dir", str(tmp_path / "audit")],
+        tmp_path,
+    )  # fmt: skip
+    _wait_for(d / "started-good", proc)
+    _wait_for(d / "started-frozen", proc)
+    proxy.freeze()
+    os.kill(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=100)
+    assert proc.returncode == 130, out + err
+    msg = json.loads(out)["message"]
+    assert "rolled back good" in msg and "ROLLBACK FAILED on frozen" in msg, msg
+    assert (d / "good.conf").read_text() == "old\n"
+    assert (d / "frozen.conf").read_text() == "new\n"

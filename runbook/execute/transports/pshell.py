@@ -39,6 +39,7 @@ from runbook.execute.transports.capture import Capture
 
 POLL = 0.2  # seconds between checks of deadline/cancel while waiting for output
 KILL_GRACE = 3.0  # after TERM, wait this long for the step to end before KILL; then as long again
+READ = 1 << 17  # bytes taken from a channel's buffer at once
 STALL = 60.0  # after a step ended, the longest silence before its stderr's END frame
 
 
@@ -81,29 +82,35 @@ class Frames:
         self.sink: Callable[[bytes], None] = _discard
         self._pending = bytearray()
 
+    def drop(self) -> None:
+        """Forget bytes held back as a possible frame start (between steps: nobody's output)."""
+        self._pending.clear()
+
     def feed(self, data: bytes) -> list[list[bytes]]:
         if not data:
             return []
-        buf = self._pending
-        buf += data
+        if self._pending:
+            data = bytes(self._pending) + data
+            self._pending.clear()
+        token, keep = self.token, len(self.token) - 1
         frames: list[list[bytes]] = []
-        keep = len(self.token) - 1
+        start = 0
         while True:
-            i = buf.find(self.token)
-            if i < 0:
-                cut = max(0, len(buf) - keep)
-                if cut:
-                    self.sink(bytes(buf[:cut]))
-                    del buf[:cut]
+            i = data.find(token, start)
+            if i < 0:  # hold back what could be the start of a frame cut by the chunk's end
+                cut = max(start, len(data) - keep)
+                if cut > start:
+                    self.sink(data[start:cut])
+                self._pending += data[cut:]
                 return frames
-            if i:
-                self.sink(bytes(buf[:i]))
-                del buf[:i]
-            nl = buf.find(b"\n", len(self.token))
-            if nl < 0:
-                return frames  # the rest of the frame is still on its way
-            frames.append(bytes(buf[len(self.token) : nl]).split())
-            del buf[: nl + 1]
+            if i > start:
+                self.sink(data[start:i])
+            nl = data.find(b"\n", i + len(token))
+            if nl < 0:  # the rest of the frame is still on its way
+                self._pending += data[i:]
+                return frames
+            frames.append(data[i + len(token) : nl].split())
+            start = nl + 1
 
 
 @dataclass(frozen=True)
@@ -121,14 +128,14 @@ class Facts:
 # whose boot id (its first 8 hex digits) is another boot's, or whose pid is not running (``kill -0``).
 # Only the login user's own directories (``-O``: so the pid was one of the user's own shells); any
 # other name is left alone. Builtins only, plus rm for what is removed.
-H = "[0-9a-f]"
+_HEX = "[0-9a-f]"
 LEFTOVERS = (
     "__rb_b=00000000; [ -r /proc/sys/kernel/random/boot_id ] && "
     "read -r __rb_b </proc/sys/kernel/random/boot_id; __rb_b=${__rb_b%%-*}\n"
     'for __rb_x in "${TMPDIR:-/tmp}"/.runbook-*-*-*; do\n'
     '  [ -d "$__rb_x" ] && [ -O "$__rb_x" ] || continue\n'
     '  __rb_n=${__rb_x##*/.runbook-}; __rb_xb=${__rb_n%%-*}; __rb_n=${__rb_n#*-}; __rb_xp=${__rb_n%%-*}\n'
-    f"  case $__rb_xb in {H * 8}) ;; *) continue;; esac\n"
+    f"  case $__rb_xb in {_HEX * 8}) ;; *) continue;; esac\n"
     '  case $__rb_xp in ""|*[!0-9]*) continue;; esac\n'
     '  [ "$__rb_xb" = "$__rb_b" ] && kill -0 "$__rb_xp" 2>/dev/null && continue\n'
     '  rm -rf -- "$__rb_x"\n'
@@ -219,9 +226,9 @@ class PersistentShell:
         out = err = b""
         try:
             if chan.recv_stderr_ready():
-                err = chan.recv_stderr(1 << 17)
+                err = chan.recv_stderr(READ)
             if chan.recv_ready():
-                out = chan.recv(1 << 17)
+                out = chan.recv(READ)
                 if not out:
                     raise ShellLost(self._exit_reason())
         except (socket.error, EOFError) as exc:  # noqa: UP024 - paramiko raises socket.error subclasses
@@ -292,13 +299,19 @@ class PersistentShell:
             f"printf '%s END %s\\n' {tok} \"$__rb_rc\"; printf '%s END\\n' {tok} >&2\n"
             + (f": >{d}/i\n" if stdin is not None else "")
         )
+        while self.chan.recv_ready() or self.chan.recv_stderr_ready():  # a past step's background
+            o, e = self._recv(0)  # children wrote after it ended: not this step's output
+            self._out.feed(o)
+            self._errs.feed(e)
+        self._out.drop()
+        self._errs.drop()
         out, err = Capture(limit), Capture(limit)
         self._out.sink, self._errs.sink = out.write, err.write
         self.broken = True  # until both END frames are read, the shell is mid-step
         pid: int | None = None
         try:
-            self.chan.sendall(script.encode())
             start = time.monotonic()
+            self.chan.sendall(script.encode())
             rc: int | None = None
             err_done = False
             timed_out = was_cancelled = False
@@ -342,7 +355,7 @@ class PersistentShell:
             raise
         finally:
             self._out.sink = self._errs.sink = _discard
-        return Raw(rc, out.value(), err.value(), timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
+        return Raw(rc, timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
 
     def close(self) -> None:
         try:

@@ -24,6 +24,7 @@ from runbook.execute.transports.capture import elided
 from runbook.execute.transports.hostkeys import trust_new_from_vars
 from runbook.execute.transports.paramiko_import import load_paramiko
 from runbook.execute.transports.pshell import (
+    KILL_GRACE,
     Facts,
     PersistentShell,
     Raw,
@@ -38,6 +39,8 @@ from runbook.execute.transports.ssh_exec import become_body, close_quietly, exec
 from runbook.model.become import Become
 from runbook.plan.actions import CommandResult, FileStat
 from runbook.plan.commands import Command
+
+HARD_GRACE = 2 * KILL_GRACE + 5.0  # after a command's timeout: TERM, KILL, then give up on the peer
 
 
 class SSHTransport(Transport):
@@ -143,8 +146,14 @@ class SSHTransport(Transport):
         self._sftp = self._shell = self._conn = None
 
     def close(self) -> None:
-        with self._lock:
+        # not held up by a thread stuck on a silent peer (after Ctrl-C twice): closing the
+        # connection is what ends that thread's wait
+        got = self._lock.acquire(timeout=2.0)
+        try:
             self._drop()
+        finally:
+            if got:
+                self._lock.release()
 
     def _redact(self, text: str) -> str:
         for secret in (self.spec.become_password, self.spec.password, *self._passwords):
@@ -260,12 +269,32 @@ class SSHTransport(Transport):
 
     def run_raw(self, command: Command, *, timeout: float | None = None, limit: int | None = None) -> Raw:
         """Run a command; bytes out (all of them unless ``limit``: then a bounded head and tail per
-        stream). TransportError if the connection is lost meanwhile."""
+        stream). TransportError if the connection is lost meanwhile.
+
+        A timeout is enforced here, whatever the host does: the step is killed at ``timeout``; if
+        even that gets no answer (every wait on a silent peer: sending the script, opening or
+        starting a channel), the connection is declared dead ``HARD_GRACE`` seconds later."""
         self._cancel.clear()
         if timeout is None:
             timeout = self.command_timeout
         with self._lock:
             conn = self._ensure()
+        if timeout is None:
+            return self._run_raw(conn, command, None, limit)
+        timer = threading.Timer(
+            timeout + HARD_GRACE,
+            conn.declare_dead,
+            args=(f"no answer within the step's timeout ({timeout:g}s) + {HARD_GRACE:g}s",),
+        )
+        timer.daemon = True
+        timer.start()
+        try:
+            return self._run_raw(conn, command, timeout, limit)
+        finally:
+            timer.cancel()
+
+    def _run_raw(self, conn: Connection, command: Command, timeout: float | None, limit: int | None) -> Raw:
+        with self._lock:
             shell = self._shell
         if command.private and self.privilege(command) is not None:
             command = handoff.via_stdin(command)  # sudo keeps only stdin: the script comes on it
@@ -287,7 +316,7 @@ class SSHTransport(Transport):
             except BaseException as exc:
                 if shell.broken:  # interrupted mid-step (Ctrl-C ...): the shell is out of step
                     self._discard_shell()
-                if not isinstance(exc, (ShellLost, OSError, EOFError)):
+                if not isinstance(exc, (ShellLost, OSError, EOFError, load_paramiko().SSHException)):
                     raise
                 if self._dead(conn):
                     raise self._lost(f"while running `{self._redact(command.display())}`") from None
@@ -330,7 +359,7 @@ class SSHTransport(Transport):
                 kill=self._kill,
                 limit=limit,
             )
-        except (ShellLost, OSError, EOFError) as exc:
+        except (ShellLost, OSError, EOFError, load_paramiko().SSHException) as exc:
             shown = f"`{self._redact(command.display())}`" if command else "a command"
             if self._dead(conn):
                 raise self._lost(f"while running {shown}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,13 @@ class Connection:
         self.transport = transport
         self.hops = hops
         self.endpoint = endpoint
+        self.forced: str | None = None  # declared dead by the caller (a timeout nothing answered)
+
+    def declare_dead(self, why: str) -> None:
+        """Close the connection from any thread, so every wait on it ends now (never blocks)."""
+        if self.active:
+            self.forced = why
+            threading.Thread(target=self.close, daemon=True, name="runbook-ssh-dead").start()
 
     @property
     def active(self) -> bool:
@@ -59,6 +67,8 @@ class Connection:
     @property
     def dead_reason(self) -> str | None:
         """Why the connection was declared dead (the server stopped answering), if it was."""
+        if self.forced:
+            return self.forced
         for t in [self.transport, *self.hops]:
             why = liveness.reason(t)
             if why:
@@ -177,6 +187,12 @@ def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | Non
                 f"{label}: SSH handshake with {ep.hostname}:{ep.port} failed: {exc or type(exc).__name__}",
                 hint="is it an SSH server on that port? (ssh -v shows the same handshake)",
             ) from None
+        if not t.is_active() or not t.initial_kex_done:  # e.g. the banner never came (banner_timeout)
+            why = t.get_exception() or f"no answer within {timeout:g}s"
+            raise TransportError(
+                f"{label}: SSH handshake with {ep.hostname}:{ep.port} failed: {why}",
+                hint="is the host (or its sshd) hung, or a firewall dropping packets?",
+            )
         key = t.get_remote_server_key()
         strict = (ep.strict_host_key_checking or "").lower()
         trust_new = opts.trust_new_hosts or strict in ("accept-new", "no", "off")

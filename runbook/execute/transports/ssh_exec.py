@@ -18,7 +18,7 @@ from typing import Any
 
 from runbook.execute.transports import become, handoff
 from runbook.execute.transports.capture import Capture
-from runbook.execute.transports.pshell import KILL_GRACE, POLL, Raw, ShellLost
+from runbook.execute.transports.pshell import KILL_GRACE, POLL, READ, Raw, ShellLost
 from runbook.plan.commands import Command
 
 q = shlex.quote
@@ -139,7 +139,7 @@ def exec_run(
             nonlocal pid
             got = False
             while chan.recv_stderr_ready():
-                data = chan.recv_stderr(1 << 17)
+                data = chan.recv_stderr(READ)
                 got = got or bool(data)
                 if pid is None:
                     head.extend(data)
@@ -150,7 +150,7 @@ def exec_run(
                 else:
                     err.write(data)
             while chan.recv_ready():
-                data = chan.recv(1 << 17)
+                data = chan.recv(READ)
                 if not data:
                     break
                 got = True
@@ -181,7 +181,7 @@ def exec_run(
             elif now >= next_kill:
                 if stage == 2 or pid is None or pid <= 1:
                     finished = True
-                    return Raw(124 if timed_out else 143, b"", b"", timed_out, was_cancelled, out, err)
+                    return Raw(124 if timed_out else 143, timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
                 kill(pid, "KILL", True)
                 stage, next_kill = 2, now + KILL_GRACE
         if head:
@@ -195,7 +195,7 @@ def exec_run(
             if not transport.is_active():
                 raise ShellLost("the connection closed before the command finished")
             rc = 143
-        return Raw(rc, b"", b"", timed_out, was_cancelled, out, err)
+        return Raw(rc, timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
     except BaseException:
         if not finished and pid is not None and pid > 1:  # Ctrl-C mid-command: never leave it running
             with contextlib.suppress(Exception):
