@@ -66,6 +66,14 @@ def _run_options(fn: Any) -> Any:
             "-y", "--yes", is_flag=True, help="Answer yes to approvals and to rollback on interrupt."
         ),
         click.option(
+            "--approver",
+            "approver",
+            multiple=True,
+            metavar="NAME",
+            help="Who approves the `approve` steps (repeatable; default $RUNBOOK_APPROVER, else the "
+            "audit key's principal, else user@host); with --yes, these are the approvals recorded.",
+        ),
+        click.option(
             "--trust-new-hosts",
             is_flag=True,
             help="Record unknown SSH host keys (changed keys are still refused).",
@@ -155,7 +163,9 @@ def plan_cmd(**kw: Any) -> None:
 def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...], secret: tuple[str, ...], tags: str, skip_tags: str,
              forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
              audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
-             max_output: str | None, dry_run: bool, start_at: str | None, resume: str | None) -> int:  # fmt: skip
+             max_output: str | None, dry_run: bool, start_at: str | None, resume: str | None,
+             approver: tuple[str, ...] = ()) -> int:  # fmt: skip
+    from runbook.cli.approvers import ask_name, identities
     from runbook.cli.output import json_document, junit_xml
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
@@ -236,6 +246,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         transport_options=transport_options, confirm=confirm if interactive else None,
         run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
         inventory_sources=_sources(inventories), limit=limit, secret_names=frozenset(declared),
+        approvers=identities(approver, audit_key), ask_name=ask_name if interactive else None,
     )  # fmt: skip
     engine = Engine(rb, inventory, hosts, options, bus, redactor)
     renderer = ConsoleRenderer(console, verbose=verbose) if console is not None else None
