@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from runbook.cli.common import (
+    complete_runbooks,
     handle_errors,
     load_inventory,
     parse_extra_vars,
@@ -25,7 +26,7 @@ from runbook.errors import Aborted, AuditError, Location, RefusedError, UsageErr
 
 def _run_options(fn: Any) -> Any:
     opts = [
-        click.argument("name"),
+        click.argument("name", shell_complete=complete_runbooks),
         click.option(
             "-i",
             "--inventory",
@@ -393,7 +394,7 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
 
 
 @click.command("rollback")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_runbooks)
 @click.option("--run", "run_id", required=True, help="The run to roll back (id or unique prefix).")
 @click.option(
     "-i", "--inventory", "inventories", multiple=True, help="Inventory (default: the one the run used)."

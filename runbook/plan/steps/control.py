@@ -19,6 +19,7 @@ class Requirement:
 @register
 class Approve(StepKind):
     name = "approve"
+    registers = {}
     description = (
         "A human gate: typed confirmation at the terminal, or --yes; recorded in the audit with who "
         "approved. `approvers: N` needs N distinct people, `approvers: [alice, carol]` each of them."
@@ -46,7 +47,6 @@ class Approve(StepKind):
         },
         "additionalProperties": False,
     }
-    registers = "nothing of its own: the step's `msg` names who approved (or why not)"
 
     @staticmethod
     def requirement(args: dict[str, Any]) -> Requirement:
@@ -69,6 +69,9 @@ class Approve(StepKind):
 @register
 class SetFact(StepKind):
     name = "set_fact"
+    registers = {
+        "ansible_facts": "the variables set (they are also set directly, as in Ansible)",
+    }
     description = "Set host variables for the following steps."
     schema = {"type": "object", "minProperties": 1}
 
@@ -80,6 +83,7 @@ class SetFact(StepKind):
 @register
 class Debug(StepKind):
     name = "debug"
+    registers = {}
     description = "Print a message (or a variable's value)."
     free_form = "msg"
     schema = {
