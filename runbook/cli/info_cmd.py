@@ -134,17 +134,19 @@ def list_cmd(as_json: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    console = Console(highlight=False)
     t = Table(show_edge=False, header_style="bold")
     files = any(r["file"] != r["name"] for r in rows)  # a file column only when some names differ
-    for c in ("name", *(("file",) if files else ()), "preflight", "steps", "description"):
-        if c == "description":
-            t.add_column(c, overflow="ellipsis", no_wrap=True)
-        else:
-            t.add_column(c, no_wrap=True)
+    cols = ("name", *(("file",) if files else ()), "preflight", "steps")
+    widths = [max([len(c), *(len(str(r[c])) for r in rows)]) for c in cols]
+    room = max(12, console.width - sum(widths) - 3 * len(cols) - 1)  # names and counts are never cut
+    for c, w in zip(cols, widths, strict=True):
+        t.add_column(c, no_wrap=True, min_width=w)
+    t.add_column("description", no_wrap=True)
     for r in rows:
-        cells = [r["name"], *((r["file"],) if files else ()), str(r["preflight"]), str(r["steps"]), r["description"]]
-        t.add_row(*(escape(c) for c in cells))
-    Console(highlight=False).print(t)
+        text = r["description"] if len(r["description"]) <= room else r["description"][: room - 1] + "…"
+        t.add_row(*(escape(str(r[c])) for c in cols), escape(text))
+    console.print(t)
 
 
 @click.command("show")
