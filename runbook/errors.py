@@ -70,6 +70,29 @@ class UsageError(RunbookError):
     """Bad command-line usage."""
 
 
+class MissingExtra(RunbookError):
+    """A Python package that only some modules need is not installed (an optional extra)."""
+
+
+# the optional extras of `pip install runbook[...]`: importable module -> extra (pyproject.toml)
+EXTRAS = {"psycopg": "postgres", "redis": "redis"}
+
+
+def require_extra(module: str, needed_by: str) -> None:
+    """Import ``module`` or raise MissingExtra naming the extra that installs it."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        extra = EXTRAS.get(module, "all")
+        raise MissingExtra(
+            f"{needed_by} needs the Python package {module}, which is not installed ({exc}): "
+            f"pip install 'runbook[{extra}]'",
+            hint=f"install the extra: pip install 'runbook[{extra}]' (or 'runbook[all]')",
+        ) from None
+
+
 class RefusedError(RunbookError):
     """The run was refused before it changed anything (window closed, audit directory in use or not
     writable): exit 3, as for a failed pre-flight."""

@@ -199,6 +199,37 @@ def generate_key(out: str | os.PathLike[str], comment: str | None = None) -> Sig
     return signer
 
 
+def trust_locally(signer: Signer, principal: str, path: str | os.PathLike[str] | None = None) -> bool:
+    """Trust on first use, on the machine that made the key: add ``principal ssh-ed25519 AAAA...`` to
+    the local allowed_signers file (default ``default_allowed_signers()``; created 0644 in a 0700
+    directory). False when the key is already in it. The file is read like any allowed signers
+    file first (a FIFO, a huge file, a broken line: AuditError), and appended to, never rewritten."""
+    p = Path(path).expanduser() if path is not None else default_allowed_signers()
+    text = ""
+    if p.exists() or p.is_symlink():
+        current = AllowedSigners.load(p)
+        if signer.key_id in current:
+            return False
+        text = read_regular(p, "allowed signers file", MAX_SMALL).decode("utf-8")
+    line = f"{principal} {' '.join(signer.public_line.split()[:2])}\n"
+    if text and not text.endswith("\n"):
+        line = "\n" + line
+    try:
+        p.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise AuditError(
+            f"cannot add the key to the allowed signers file: {exc.strerror}",
+            location=Location(str(p)),
+            hint="add the line printed below to it by hand, or pass --no-trust",
+        )
+    return True
+
+
 @dataclass(frozen=True)
 class TrustedKey:
     key_id: str

@@ -76,6 +76,18 @@ def _duration(value: Any) -> str:
         return printable(value, 40)
 
 
+def _approval(data: dict[str, Any], outcome: Any) -> str:
+    """Who approved (``by alice, carol (2 of 2)``), or why not, as the approval record says."""
+    if outcome != "approved":
+        return printable(data.get("approved_by", ""), 300)
+    people = data.get("approvers")
+    names = [printable(a.get("name"), 100) for a in people if isinstance(a, dict)] if isinstance(people, list) else []
+    required = data.get("required")
+    if names:
+        return "by " + ", ".join(names) + (f" ({len(names)} of {required})" if type(required) is int else "")
+    return "by " + printable(data.get("approved_by", "?"), 200)
+
+
 def timeline(path: str | os.PathLike[str]) -> Timeline:
     """Read a run file (OSError if it cannot be read, ``safeio.UnsafeFile`` if it is not a regular
     file of sane size; corrupt or overlong lines are counted, not raised)."""
@@ -114,6 +126,8 @@ def timeline(path: str | os.PathLike[str]) -> Timeline:
                 detail = ("final " if rec.get("final") is True else "") + (
                     "signed" if rec.get("sig") else "unsigned"
                 )
+            elif event == "approval":
+                detail = _approval(data, rec.get("outcome"))
             elif isinstance(data.get("msg"), str):
                 detail = data["msg"]
             elif event == "step.start" and isinstance(rec.get("command"), str):

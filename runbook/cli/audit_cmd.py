@@ -44,17 +44,42 @@ def audit() -> None:
     help="Private key path (default ~/.config/runbook/audit_ed25519, or $RUNBOOK_AUDIT_KEY).",
 )
 @click.option("--comment", default=None, help="Key comment / principal (default user@host).")
+@click.option(
+    "--trust/--no-trust",
+    "trust_here",
+    default=True,
+    show_default=True,
+    help="Add the new key to this machine's allowed_signers file ($RUNBOOK_ALLOWED_SIGNERS or "
+    "~/.config/runbook/allowed_signers), so `audit verify` here trusts it at once.",
+)
 @handle_errors
-def keygen_cmd(out: str | None, comment: str | None) -> None:
-    """Create an Ed25519 signing key (0600, never overwritten) and OUT.pub."""
-    from runbook.audit.keys import default_key_path, generate_key
+def keygen_cmd(out: str | None, comment: str | None, trust_here: bool) -> None:
+    """Create an Ed25519 signing key (0600, never overwritten) and OUT.pub, and trust it on this
+    machine (auditors elsewhere add the printed line to their own allowed_signers file)."""
+    from runbook.audit.keys import (
+        AllowedSigners,
+        default_allowed_signers,
+        default_key_path,
+        generate_key,
+        trust_locally,
+    )
 
     path = Path(out) if out else default_key_path()
+    signers = default_allowed_signers()
+    if trust_here and (signers.exists() or signers.is_symlink()):
+        AllowedSigners.load(signers)  # a file that cannot be trusted into refuses before a key exists
     signer = generate_key(path, comment)
     principal = signer.public_line.split()[2] if len(signer.public_line.split()) > 2 else "runbook-audit"
     click.echo(f"private key: {path} (mode 0600; keep it secret)")
     click.echo(f"public key:  {path}.pub")
     click.echo(f"key id:      {signer.key_id}")
+    if trust_here:
+        added = trust_locally(signer, principal, signers)
+        click.echo(
+            f"trusted:     added to {signers} (this machine's allowed signers)"
+            if added
+            else f"trusted:     already in {signers}"
+        )
     click.echo("add this line to the auditors' allowed_signers file:")
     click.echo(f"{principal} {' '.join(signer.public_line.split()[:2])}")
 

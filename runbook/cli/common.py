@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -95,6 +96,14 @@ def resolve_runbook(name: str) -> Path:
                 return cand
     if p.suffix in (".yml", ".yaml") and p.exists():
         raise UsageError(f"{p} is not a runbook file (a directory?)", hint="give the path of a .yml file")
+    by_name = [path for path, declared in runbook_names() if declared == name]
+    if len(by_name) == 1:
+        return by_name[0]
+    if len(by_name) > 1:
+        raise UsageError(
+            f"several runbooks are named '{name}': " + ", ".join(str(x) for x in by_name),
+            hint="give the file name (or path) of the one you mean",
+        )
     known = sorted({f.stem for d in search_path() if d.is_dir() for f in d.glob("*.y*ml")})
     import difflib
 
@@ -104,6 +113,37 @@ def resolve_runbook(name: str) -> Path:
     raise UsageError(
         f"no runbook named '{name}' (looked in {', '.join(str(d) for d in search_path())})", hint=hint
     )
+
+
+_NAME_LINE = re.compile(r"""^name:[ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([^#\n]*?))[ \t]*(?:#.*)?$""", re.M)
+
+
+def runbook_names() -> list[tuple[Path, str]]:
+    """(file, the `name:` it declares) of every runbook in the search path; files are read, not
+    loaded (a top-level `name:` line), so listing them stays fast and never fails."""
+    out = []
+    for d in search_path():
+        if not d.is_dir():
+            continue
+        for f in sorted(d.glob("*.y*ml")):
+            try:
+                if f.stat().st_size > 4 * 1024 * 1024:
+                    continue
+                m = _NAME_LINE.search(f.read_text(encoding="utf-8", errors="replace"))
+            except OSError:
+                continue
+            if m:
+                out.append((f, next(g for g in m.groups() if g is not None).strip()))
+    return out
+
+
+def complete_runbooks(ctx: Any, param: Any, incomplete: str) -> list[Any]:
+    """Shell completion of a runbook NAME: the file names and the declared `name:`s."""
+    from click.shell_completion import CompletionItem
+
+    names = {f.stem for d in search_path() if d.is_dir() for f in d.glob("*.y*ml")}
+    names |= {n for _, n in runbook_names() if n and not any(c.isspace() for c in n)}
+    return [CompletionItem(n) for n in sorted(names) if n.startswith(incomplete)]
 
 
 def project_dir_for(path: Path) -> Path:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from runbook.cli.common import (
+    complete_runbooks,
     handle_errors,
     host_problems,
     load_inventory,
@@ -23,7 +24,7 @@ from runbook.errors import RunbookError, ValidationError
 
 
 @click.command("validate")
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_runbooks)
 @click.option(
     "-i",
     "--inventory",
@@ -105,7 +106,8 @@ def list_cmd(as_json: bool) -> None:
                 rb = v.load(p)
                 rows.append(
                     {
-                        "name": p.stem,
+                        "name": rb.name or p.stem,
+                        "file": p.stem,
                         "description": rb.description.strip().splitlines()[0]
                         if rb.description.strip()
                         else "",
@@ -118,6 +120,7 @@ def list_cmd(as_json: bool) -> None:
                 rows.append(
                     {
                         "name": p.stem,
+                        "file": p.stem,
                         "description": f"INVALID: {exc.message}",
                         "path": str(p),
                         "steps": 0,
@@ -128,18 +131,26 @@ def list_cmd(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
+    console = Console(highlight=False)
     t = Table(show_edge=False, header_style="bold")
-    for c in ("name", "preflight", "steps", "description"):
-        t.add_column(c)
+    files = any(r["file"] != r["name"] for r in rows)  # a file column only when some names differ
+    cols = ("name", *(("file",) if files else ()), "preflight", "steps")
+    widths = [max([len(c), *(len(str(r[c])) for r in rows)]) for c in cols]
+    room = max(12, console.width - sum(widths) - 3 * len(cols) - 1)  # names and counts are never cut
+    for c, w in zip(cols, widths, strict=True):
+        t.add_column(c, no_wrap=True, min_width=w)
+    t.add_column("description", no_wrap=True)
     for r in rows:
-        t.add_row(r["name"], str(r["preflight"]), str(r["steps"]), r["description"])
-    Console().print(t)
+        text = r["description"] if len(r["description"]) <= room else r["description"][: room - 1] + "…"
+        t.add_row(*(escape(str(r[c])) for c in cols), escape(text))
+    console.print(t)
 
 
 @click.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_runbooks)
 @handle_errors
 def show_cmd(name: str) -> None:
     """Show what runbook NAME does: hosts, batches, and each phase's steps."""

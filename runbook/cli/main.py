@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "inventory_cmd",
         "Show an inventory as `ansible-inventory --list` does.",
     ),
+    "doc": ("runbook.cli.doc_cmd", "doc_cmd", "Show a module's arguments, registers and an example."),
+    "init": ("runbook.cli.init_cmd", "init_cmd", "Lay out a new project from the shipped examples."),
     "audit": ("runbook.cli.audit_cmd", "audit", "Audit trail: keygen, verify, show, export."),
 }
 

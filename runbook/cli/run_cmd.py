@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from runbook.cli.common import (
+    complete_runbooks,
     handle_errors,
     load_inventory,
     parse_extra_vars,
@@ -25,7 +26,7 @@ from runbook.errors import Aborted, AuditError, Location, RefusedError, UsageErr
 
 def _run_options(fn: Any) -> Any:
     opts = [
-        click.argument("name"),
+        click.argument("name", shell_complete=complete_runbooks),
         click.option(
             "-i",
             "--inventory",
@@ -64,6 +65,14 @@ def _run_options(fn: Any) -> Any:
         ),
         click.option(
             "-y", "--yes", is_flag=True, help="Answer yes to approvals and to rollback on interrupt."
+        ),
+        click.option(
+            "--approver",
+            "approver",
+            multiple=True,
+            metavar="NAME",
+            help="Who approves the `approve` steps (repeatable; default $RUNBOOK_APPROVER, else the "
+            "audit key's principal, else user@host); with --yes, these are the approvals recorded.",
         ),
         click.option(
             "--trust-new-hosts",
@@ -155,7 +164,9 @@ def plan_cmd(**kw: Any) -> None:
 def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...], secret: tuple[str, ...], tags: str, skip_tags: str,
              forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
              audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
-             max_output: str | None, dry_run: bool, start_at: str | None, resume: str | None) -> int:  # fmt: skip
+             max_output: str | None, dry_run: bool, start_at: str | None, resume: str | None,
+             approver: tuple[str, ...] = ()) -> int:  # fmt: skip
+    from runbook.cli.approvers import ask_name, identities
     from runbook.cli.output import json_document, junit_xml
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
@@ -238,6 +249,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         transport_options=transport_options, confirm=confirm if interactive else None,
         run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
         inventory_sources=_sources(inventories), limit=limit, secret_names=frozenset(declared),
+        approvers=identities(approver, audit_key), ask_name=ask_name if interactive else None,
     )  # fmt: skip
     engine = Engine(rb, inventory, hosts, options, bus, redactor)
     renderer = ConsoleRenderer(console, verbose=verbose) if console is not None else None
@@ -397,7 +409,7 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
 
 
 @click.command("rollback")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_runbooks)
 @click.option("--run", "run_id", required=True, help="The run to roll back (id or unique prefix).")
 @click.option(
     "-i", "--inventory", "inventories", multiple=True, help="Inventory (default: the one the run used)."

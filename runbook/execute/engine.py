@@ -181,17 +181,18 @@ class Engine:
         self.hosts[name] = hr
         return hr
 
-    def _approve(self, hr: HostRun, step: Step, args: dict[str, Any]) -> tuple[bool, str]:
-        who = self.run_info["operator"]["user"] + "@" + self.run_info["operator"]["host"]
-        if self.opt.yes:
-            return True, f"{who} (--yes)"
-        if self.opt.confirm is None:
-            return False, "no terminal to ask and --yes not given"
-        prompt = str(args.get("prompt") or step.label)
+    def _approve(self, hr: HostRun, step: Step, args: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:
+        from runbook.execute.approval import Identity, decide
+
+        login = self.run_info["operator"]["user"] + "@" + self.run_info["operator"]["host"]
         try:
-            return (self.opt.confirm(f"[{hr.name}] {prompt}"), who)
+            d = decide(
+                args, f"[{hr.name}] {args.get('prompt') or step.label}", self.opt.approvers or [Identity(login, "login")],
+                yes=self.opt.yes, confirm=self.opt.confirm, ask_name=self.opt.ask_name,
+            )  # fmt: skip
         except (EOFError, OSError):  # the terminal went away: no answer is no approval
-            return False, f"{who}: no answer (the terminal closed)"
+            return False, f"{login}: no answer (the terminal closed)", {}
+        return d.ok, d.who, d.details()
 
     def _selected(self, step: Step) -> bool:
         tags = set(step.tags)

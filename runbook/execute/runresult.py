@@ -41,6 +41,10 @@ class RunOptions:
     inventory_sources: Sequence[str] = ()  # as given with -i (kept for `runbook rollback`/--resume)
     limit: str | None = None
     secret_names: frozenset[str] = frozenset()  # --secret NAME and the names of vault -e @files
+    # who approves `approve` steps (runbook.execute.approval): --approver, RUNBOOK_APPROVER, the key's
+    # principal; none given: the login. ask_name(question, default) asks a terminal for a name.
+    approvers: Sequence[Any] = ()
+    ask_name: Callable[[str, str], str] | None = None
 
 
 @dataclass

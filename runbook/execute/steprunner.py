@@ -43,7 +43,7 @@ class StepRunner(Attempts):
     cancel: threading.Event
     dry_run: bool = False
     persist: Callable[..., None] = lambda durable=True: None
-    approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str]] | None = None
+    approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str, dict[str, Any]]] | None = None
     delegate: Callable[[str], HostRun] | None = None
     pinned: Callable[[], frozenset[str]] = frozenset  # releases unfinished runs may roll back to
     inflight: leftovers.InFlight = field(default_factory=lambda: leftovers.InFlight(None))
@@ -366,13 +366,13 @@ class StepRunner(Attempts):
             rec.outcome, rec.msg = "failed", "approval required but no way to ask (rerun with --yes)"
             rec.error = "refused"
             return rec
-        ok, who = self.approve(hr, step, args)
+        ok, who, details = self.approve(hr, step, args)
         self.emit(
             "approval",
             hr,
             step,
             outcome="approved" if ok else "denied",
-            data={"approved_by": who, "prompt": str(args.get("prompt", step.label))},
+            data={"approved_by": who, "prompt": str(args.get("prompt", step.label)), **details},
         )
         rec.outcome = "ok" if ok else "failed"
         rec.msg = f"approved by {who}" if ok else f"not approved ({who})"

@@ -34,7 +34,9 @@ RUNBOOK_KEYS = {
     "name": "the runbook's name",
     "description": "what it does, for `runbook list`/`show`",
     "hosts": "inventory pattern of the hosts to run on (default: all)",
-    "serial": "rolling batches: a number, a percentage, or a list of them",
+    "serial": "rolling batches, each a batch size: a number of hosts, or a percentage of all the targeted "
+    "hosts (rounded down, at least 1); a list gives successive batch sizes, its last one repeating "
+    "until every host ran ([1, '25%', '100%']: one canary, then a quarter at a time, then the rest)",
     "max_fail_percentage": "abort once more than this percentage of a batch failed (default 0)",
     "forks": "how many hosts run at once (default 10)",
     "lock": "take a per-host deploy lock for the run (true/false or a lock name)",

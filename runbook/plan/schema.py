@@ -73,10 +73,13 @@ def json_schema() -> dict[str, Any]:
             arg_schema["properties"] = {k: templatable(v) for k, v in arg_schema["properties"].items()}
         if cls.free_form:
             arg_schema = {"oneOf": [{"type": "string"}, arg_schema]}
+        registers = {**kinds.COMMON_REGISTERS, **cls.registers}
+        own = "; ".join(f"{k}: {v}" for k, v in cls.registers.items())
         variants.append(
             {
                 "type": "object",
-                "description": cls.description,
+                "description": cls.description + (f" `register:` gives {own}." if own else ""),
+                "x-registers": registers,
                 "properties": {**keywords, name: arg_schema},
                 "required": [name],
                 "additionalProperties": False,

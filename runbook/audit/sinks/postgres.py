@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runbook.audit.records import mask_url_passwords
-from runbook.errors import AuditError
+from runbook.errors import AuditError, require_extra
 
 _KV_PASSWORD = re.compile(r"(?i)(password\s*=\s*)('[^']*'|\S+)")
 
@@ -33,6 +33,7 @@ class PostgresSink:
     def __init__(
         self, dsn: str, table: str = "runbook_audit", *, batch: int = 500, connect_timeout: int = 10
     ):
+        require_extra("psycopg", "the PostgreSQL audit sink (--audit-dsn)")
         import psycopg
         from psycopg import sql
 
@@ -146,6 +147,7 @@ class AuditTable:
         connect_timeout: int = 10,
         statement_timeout: int = 120,
     ):
+        require_extra("psycopg", "the PostgreSQL audit cross-check (--audit-dsn)")
         import psycopg
         from psycopg import sql
 

@@ -9,14 +9,19 @@ import importlib
 import threading
 from typing import Any
 
+from runbook.errors import require_extra
 from runbook.execute.transports.base import Transport
 from runbook.plan.actions import Client
 
 SERVICES = {"postgres": "runbook.execute.clients.postgres", "redis": "runbook.execute.clients.redis"}
+# the library each service client needs (an optional extra of the package: runbook.errors.EXTRAS)
+LIBRARIES = {"postgres": "psycopg", "redis": "redis"}
 
 
 def call(action: Client, transport: Transport, stack: contextlib.ExitStack, cancel: threading.Event) -> Any:
     modname = SERVICES.get(action.service, f"runbook.execute.clients.{action.service}")
+    if action.service in LIBRARIES:  # a step failure naming the extra, not an ImportError
+        require_extra(LIBRARIES[action.service], f"the {action.service} client")
     mod = importlib.import_module(modname)
     try:
         fn = mod.OPS[action.op]

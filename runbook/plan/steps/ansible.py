@@ -14,6 +14,11 @@ from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, reg
 @register
 class AnsiblePlaybook(StepKind):
     name = "ansible.playbook"
+    registers = {
+        "ansible_stats": "per host: ok, changed, failures, unreachable, skipped",
+        "ansible_status": "ansible-runner's status (successful, failed, timeout)",
+        "check_mode": "whether it ran with --check",
+    }
     description = "Run an Ansible playbook (ansible-runner) on this host, with the same inventory."
     mutating = True
     free_form = "playbook"

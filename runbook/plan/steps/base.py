@@ -44,7 +44,8 @@ class Outcome:
         return cls(ok=False, msg=msg, **kw)
 
     def registered(self) -> dict[str, Any]:
-        """The value `register:` stores (Ansible-like field names)."""
+        """The value `register:` stores (Ansible-like field names: COMMON_REGISTERS, then the kind's
+        own ``registers``)."""
         out: dict[str, Any] = {
             "ok": self.ok,
             "failed": not self.ok,
@@ -59,6 +60,19 @@ class Outcome:
         }
         out.update(self.data)
         return out
+
+
+# What `register:` holds for every kind (Outcome.registered); each kind's ``registers`` adds its own.
+COMMON_REGISTERS: dict[str, str] = {
+    "ok": "the step succeeded",
+    "failed": "the step failed",
+    "changed": "the step changed the host",
+    "skipped": "the step was skipped (creates/removes, when)",
+    "msg": "the step's one-line summary",
+    "rc": "exit code of its command (null: none ran)",
+    "stdout": "its standard output (stdout_lines: as a list)",
+    "stderr": "its standard error (stderr_lines: as a list)",
+}
 
 
 @dataclass
@@ -105,6 +119,9 @@ class StepKind:
     # A mutating kind whose change needs no undo says why (a webhook message cannot be unsent);
     # others without an undo are reported as "cannot be undone" (runbook.plan.undo)
     no_undo_needed: ClassVar[str] = ""
+    # What the kind's `register:` value holds besides COMMON_REGISTERS: field -> what it is. This is
+    # the one home of that text: `runbook schema` and `runbook doc` read it from here.
+    registers: ClassVar[dict[str, str]] = {}
 
     def normalize(self, args: Any) -> dict[str, Any]:
         """Turn the YAML value into the args mapping validated against ``schema``."""

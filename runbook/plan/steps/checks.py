@@ -31,6 +31,12 @@ _VERSION = {
 @register
 class CheckMemory(StepKind):
     name = "check.memory"
+    registers = {
+        "total_mb": "memory the host (or its cgroup limit) has",
+        "available_mb": "memory available",
+        "used_percent": "share in use",
+        "limit_source": "where the total comes from (meminfo, cgroup v1/v2)",
+    }
     description = "Memory the host really has: /proc/meminfo capped by cgroup v1/v2 limits."
     schema = {
         "type": "object",
@@ -74,6 +80,15 @@ class CheckMemory(StepKind):
 @register
 class CheckDisk(StepKind):
     name = "check.disk"
+    registers = {
+        "path": "the path checked",
+        "mount": "its mount point",
+        "filesystem": "the filesystem",
+        "free_mb": "free space",
+        "total_mb": "size",
+        "free_percent": "free share",
+        "free_inodes": "free inodes (null where the filesystem has no fixed inode table)",
+    }
     description = "Free space (and inodes) of the file system holding a path (df -P)."
     schema = {
         "type": "object",
@@ -153,6 +168,10 @@ def _not_found(rc: int, stderr: str) -> bool:
 @register
 class CheckVersion(StepKind):
     name = "check.version"
+    registers = {
+        "version": "the version found",
+        "command": "the command that printed it",
+    }
     description = "A tool's version is at least min (and at most max, as a prefix: max 15 admits 15.18)."
     shell_args = ("command",)  # as a string it is shell text
     schema = {
@@ -244,6 +263,13 @@ class CheckVersion(StepKind):
 @register
 class CheckEnvFile(StepKind):
     name = "check.env_file"
+    registers = {
+        "path": "the file",
+        "keys": "the variable names in it (sorted; never their values)",
+        "missing": "required keys not there",
+        "empty": "keys with empty values",
+        "mode": "the file's mode",
+    }
     description = "A dotenv file exists, is not too open, and defines the required keys (values never shown)."
     schema = {
         "type": "object",
@@ -337,6 +363,13 @@ PORT_SCHEMA = {"type": "integer", "minimum": 1, "maximum": 65535}
 @register
 class CheckPort(StepKind):
     name = "check.port"
+    registers = {
+        "port": "the port",
+        "host": "the address",
+        "listening": "whether something listens",
+        "listeners": "who listens (process names where known)",
+        "source": "how it was found (ss, /proc/net)",
+    }
     description = "Whether something listens on host:port (state: listening) or nothing does (state: free)."
     schema = {
         "type": "object",

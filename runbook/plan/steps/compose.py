@@ -61,6 +61,14 @@ _TIMEOUT = {"type": "integer", "minimum": 1, "description": "seconds (default 12
 @register
 class ComposeBudget(StepKind):
     name = "compose.budget"
+    registers = {
+        "total_mb": "the memory budget",
+        "allocated_mb": "sum of the services' limits",
+        "reserve_mb": "the reserve",
+        "buffer_mb": "what is left",
+        "services": "limit per service (MB; null: none)",
+        "extra": "host services counted (MB)",
+    }
     description = (
         "Sum a compose file's memory limits (+ host services + reserve) against the host's memory; "
         "fails naming each service's share, and for any service without a limit."
@@ -143,6 +151,11 @@ class ComposeBudget(StepKind):
 @register
 class ComposePull(StepKind):
     name = "compose.pull"
+    registers = {
+        "project": "the compose project",
+        "present": "images already present",
+        "pulled": "images pulled",
+    }
     description = "Pull the compose file's images that are not present locally (policy: always pulls all)."
     mutating = True
     no_undo_needed = "pulled images only add to the host's image cache; nothing running changed"
@@ -189,6 +202,12 @@ class ComposePull(StepKind):
 @register
 class ComposeUp(StepKind):
     name = "compose.up"
+    registers = {
+        "project": "the compose project",
+        "release": "the release record this run made",
+        "previous_release": "the release that was live before",
+        "services": "per service: {image, id} running now",
+    }
     description = (
         "docker compose up -d --wait; records the release; undo restores the previous release's compose "
         "file, env files and images (by ID) and waits until it is healthy again."
@@ -283,6 +302,7 @@ class ComposeUp(StepKind):
 @register
 class ComposeDown(StepKind):
     name = "compose.down"
+    registers = {}
     description = "docker compose down; undo brings the live release back (from its release record)."
     mutating = True
     schema = {
@@ -335,6 +355,10 @@ class ComposeDown(StepKind):
 @register
 class ComposePs(StepKind):
     name = "compose.ps"
+    registers = {
+        "project": "the compose project",
+        "containers": "per container: id, name, service, image, image_id, state, running, health, restarts, exit_code, oom_killed, memory_limit",
+    }
     description = (
         "The stack's containers: fails on missing, exited, restarting, unhealthy or OOM-killed ones."
     )

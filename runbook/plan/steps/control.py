@@ -2,24 +2,64 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """Who must approve: ``count`` distinct people, or each of ``names`` (then count == len(names))."""
+
+    count: int = 1
+    names: tuple[str, ...] = ()
+
+
 @register
 class Approve(StepKind):
     name = "approve"
-    description = "A human gate: typed confirmation at the terminal, or --yes; recorded in the audit."
+    registers = {}
+    description = (
+        "A human gate: typed confirmation at the terminal, or --yes; recorded in the audit with who "
+        "approved. `approvers: N` needs N distinct people, `approvers: [alice, carol]` each of them."
+    )
     free_form = "prompt"
     schema = {
         "type": "object",
         "properties": {
             "prompt": {"type": "string"},
             "confirm": {"type": "string", "description": "text the operator must type (default: yes)"},
+            "approvers": {
+                "description": "how many distinct people must approve (default 1), or the named people who "
+                "must each approve (--approver NAME, RUNBOOK_APPROVER, or typed at the prompt)",
+                "oneOf": [
+                    {"type": "integer", "minimum": 1, "maximum": 100},
+                    {
+                        "type": "array",
+                        "items": {"type": "string", "minLength": 1, "pattern": "\\S"},
+                        "minItems": 1,
+                        "maxItems": 100,
+                        "uniqueItems": True,
+                    },
+                ],
+            },
         },
         "additionalProperties": False,
     }
+
+    @staticmethod
+    def requirement(args: dict[str, Any]) -> Requirement:
+        """The (schema-checked) ``approvers`` argument as a Requirement; duplicates by case are one."""
+        value = args.get("approvers", 1)
+        if isinstance(value, list):
+            names: list[str] = []
+            for n in value:
+                name = str(n).strip()
+                if name.casefold() not in {x.casefold() for x in names}:
+                    names.append(name)
+            return Requirement(len(names), tuple(names))
+        return Requirement(int(value))
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:  # the engine handles approve
         return Outcome.success("approved")
@@ -29,6 +69,9 @@ class Approve(StepKind):
 @register
 class SetFact(StepKind):
     name = "set_fact"
+    registers = {
+        "ansible_facts": "the variables set (they are also set directly, as in Ansible)",
+    }
     description = "Set host variables for the following steps."
     schema = {"type": "object", "minProperties": 1}
 
@@ -40,6 +83,7 @@ class SetFact(StepKind):
 @register
 class Debug(StepKind):
     name = "debug"
+    registers = {}
     description = "Print a message (or a variable's value)."
     free_form = "msg"
     schema = {

@@ -187,6 +187,9 @@ def _uuids(value: Any) -> list[str]:
 @register
 class CoolifyDeploy(StepKind):
     name = "coolify.deploy"
+    registers = {
+        "deployments": "per resource: uuid, deployment uuid, final status, message",
+    }
     description = "Deploy through Coolify's API and watch it until finished, failed or hung."
     mutating = True
     schema = {
@@ -408,6 +411,13 @@ class CoolifyDeploy(StepKind):
 @register
 class CoolifyStatus(StepKind):
     name = "coolify.status"
+    registers = {
+        "name": "the application",
+        "status": "its status (running:healthy ...)",
+        "fqdn": "its domain(s)",
+        "last_deployment": "the newest deployment",
+        "git_branch": "the branch it deploys",
+    }
     description = "Read-only: Coolify answers, the token is valid, the application exists (and its status)."
     schema = {
         "type": "object",

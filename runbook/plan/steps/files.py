@@ -127,6 +127,13 @@ def write_file(content: bytes, args: dict[str, Any], ctx: StepContext, src_name:
 @register
 class Copy(StepKind):
     name = "copy"
+    registers = {
+        "dest": "path written on the host",
+        "checksum": "SHA-1 of the content",
+        "size": "bytes",
+        "mode": "final mode (e.g. 0644)",
+        "backup": "with backup: true, where the old file was kept",
+    }
     description = "Copy a control-machine file (or inline content) to the host; undo restores the old file."
     mutating = True
     schema = {
@@ -163,6 +170,13 @@ class Copy(StepKind):
 @register
 class Template(StepKind):
     name = "template"
+    registers = {
+        "dest": "path written on the host",
+        "checksum": "SHA-1 of the rendered content",
+        "size": "bytes",
+        "mode": "final mode (e.g. 0644)",
+        "backup": "with backup: true, where the old file was kept",
+    }
     description = "Render a Jinja2 template from templates/ onto the host; undo restores the old file."
     mutating = True
     schema = {
@@ -208,6 +222,11 @@ MAX_RECURSE_ENTRIES = 50_000
 @register
 class File(StepKind):
     name = "file"
+    registers = {
+        "path": "the path",
+        "state": "directory, touch, absent, link or file",
+        "backup": "state: absent: where the removed content was kept",
+    }
     description = (
         "Make a path a file, directory, symlink or absent, with mode/owner/group; undo puts it back "
         "(a removed directory is archived with tar under /var/tmp/runbook-backup first)."

@@ -25,6 +25,10 @@ _STATES = {"port": ("started", "stopped"), "path": ("present", "absent"), "url":
 @register
 class Wait(StepKind):
     name = "wait"
+    registers = {
+        "tries": "how many checks it took",
+        "elapsed": "seconds waited",
+    }
     description = "Pause, or wait until a port listens/stops, a path appears/goes, or a URL answers."
     schema = {
         "type": "object",
@@ -152,6 +156,9 @@ def truth(value: Any) -> bool:
 @register
 class Assert(StepKind):
     name = "assert"
+    registers = {
+        "failed_assertion": "index of the first condition that was false",
+    }
     description = "Fail unless every condition in `that` is true (conditions are rendered by the engine)."
     schema = {
         "type": "object",
@@ -187,6 +194,7 @@ class Assert(StepKind):
 @register
 class Fail(StepKind):
     name = "fail"
+    registers = {}
     description = "Stop here with a message (use with when:)."
     free_form = "msg"
     schema = {"type": "object", "properties": {"msg": {"type": "string"}}, "additionalProperties": False}

@@ -210,6 +210,16 @@ def request(method: str, args: dict[str, Any], changes: bool) -> StepGen:
 @register
 class HttpGet(StepKind):
     name = "http.get"
+    registers = {
+        "status": "HTTP status (0: no response)",
+        "json": "the body parsed as JSON (null if it is not)",
+        "body": "the body (first 64 KiB)",
+        "body_truncated": "whether it was cut",
+        "headers": "response headers",
+        "elapsed": "seconds",
+        "url": "the URL (credentials masked)",
+        "error": "why there was no response",
+    }
     description = "GET a URL (as the host sees it) and check status, JSON fields, body and headers."
     free_form = "url"
     schema = {"type": "object", "properties": _COMMON, "required": ["url"], "additionalProperties": False}
@@ -221,6 +231,16 @@ class HttpGet(StepKind):
 @register
 class HttpRequest(StepKind):
     name = "http.request"
+    registers = {
+        "status": "HTTP status (0: no response)",
+        "json": "the body parsed as JSON (null if it is not)",
+        "body": "the body (first 64 KiB)",
+        "body_truncated": "whether it was cut",
+        "headers": "response headers",
+        "elapsed": "seconds",
+        "url": "the URL (credentials masked)",
+        "error": "why there was no response",
+    }
     description = "Send any HTTP request (POST to a deploy API ...); changes things unless GET/HEAD/OPTIONS."
     mutating = True
     schema = {

@@ -40,6 +40,10 @@ def _text(value: Any) -> str:
 @register
 class NotifyWebhook(StepKind):
     name = "notify.webhook"
+    registers = {
+        "delivered": "whether the receiver accepted it",
+        "status": "HTTP status",
+    }
     description = "POST a message to a webhook (Slack-compatible {text}); a failure is only a warning."
     mutating = True  # not sent in a dry-run (listed as planned); nothing to undo
     no_undo_needed = "a message sent cannot be unsent; nothing on a host changed"

@@ -62,6 +62,12 @@ def _env(dsn: str) -> tuple[str, dict[str, str]]:
 @register
 class PostgresQuery(StepKind):
     name = "postgres.query"
+    registers = {
+        "rows": "result rows (lists)",
+        "columns": "column names",
+        "rowcount": "rows affected or returned",
+        "value": "the first column of the first row",
+    }
     description = "Run a read-only query; expect a value, a row count, or bounds on it."
     schema = {
         "type": "object",
@@ -100,6 +106,12 @@ class PostgresQuery(StepKind):
 @register
 class PostgresBackup(StepKind):
     name = "postgres.backup"
+    registers = {
+        "path": "the backup file on the host",
+        "sha256": "its SHA-256 (pass to postgres.restore/migrate as backup_checksum)",
+        "size": "bytes",
+        "format": "custom, plain or tar",
+    }
     description = "pg_dump on the host (custom format by default) to dest, mode 0600, with its SHA-256."
     mutating = True
     schema = {
@@ -219,6 +231,12 @@ def restore_from(
 @register
 class PostgresRestore(StepKind):
     name = "postgres.restore"
+    registers = {
+        "src": "the backup restored",
+        "sha256": "its SHA-256 (checked before restoring)",
+        "dropped": "objects created since the backup that were dropped",
+        "cleared": "tables emptied before the restore",
+    }
     description = "Restore a pg_dump archive (checksum verified) in one transaction, as of the dump."
     mutating = True
     schema = {
@@ -258,6 +276,11 @@ def read_migrations(directory: Path) -> tuple[list[dict[str, Any]], list[str]]:
 @register
 class PostgresMigrate(StepKind):
     name = "postgres.migrate"
+    registers = {
+        "applied_before": "versions already applied",
+        "applied": "versions this step applied",
+        "table": "the migrations table",
+    }
     description = (
         "Apply NNN_name.sql migrations not yet applied, each in a transaction with its tracking row; "
         "undo runs NNN_name.down.sql newest first, or restores backup when a down file is missing."

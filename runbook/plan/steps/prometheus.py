@@ -137,6 +137,12 @@ def _expected(expect: dict[str, Any]) -> str:
 @register
 class PrometheusQuery(StepKind):
     name = "prometheus.query"
+    registers = {
+        "value": "the first series' value",
+        "values": "every series: {series, value}",
+        "result_type": "vector, scalar or string",
+        "checks": "how many times it was evaluated (for:)",
+    }
     description = "Evaluate a PromQL instant query against bounds, optionally holding for a while."
     schema = {
         "type": "object",

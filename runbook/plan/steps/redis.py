@@ -21,6 +21,13 @@ def mask_url(url: str) -> str:
 @register
 class RedisPing(StepKind):
     name = "redis.ping"
+    registers = {
+        "latency_ms": "PING round trip",
+        "version": "redis version",
+        "used_memory": "bytes in use",
+        "maxmemory": "the limit in bytes (0: none)",
+        "maxmemory_policy": "eviction policy",
+    }
     description = "PING a Redis server; optionally check maxmemory (set, at most N) and memory in use."
     schema = {
         "type": "object",

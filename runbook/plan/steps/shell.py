@@ -60,6 +60,7 @@ def _kw(args: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 @register
 class Shell(StepKind):
     name = "shell"
+    registers = {}
     description = "Run shell text on the host (/bin/sh -c)."
     mutating = True
     free_form = "cmd"
@@ -83,6 +84,7 @@ class Shell(StepKind):
 @register
 class CommandKind(StepKind):
     name = "command"
+    registers = {}
     description = (
         "Run a program with arguments, no shell (argv given as a list or a string split like a shell)."
     )
