@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runbook.errors import RunbookError
-from runbook.execute import clients
+from runbook.execute import clients, faults
 from runbook.execute.transports.base import Transport
 from runbook.plan.actions import (
     Action,
@@ -84,6 +84,8 @@ class Drive:
                 except BaseException as exc:  # let the step see transport errors where it wants to
                     action = gen.throw(exc)
                     continue
+                if action.mutating and not (self.dry_run or self.read_only):
+                    faults.action(type(action).__name__)  # inert unless RUNBOOK_FAULT is set (tests)
                 action = gen.send(result)
         except StopIteration as stop:
             out = stop.value

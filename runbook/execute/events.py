@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from runbook.execute import faults
+
 
 @dataclass(frozen=True)
 class Event:
@@ -92,6 +94,7 @@ class EventBus:
                 fn(event)
         for barrier in self._barriers:
             barrier()
+        faults.event(event.kind, event.phase, event.step)  # inert unless RUNBOOK_FAULT is set (tests)
 
     def close(self) -> None:
         """Tell subscribers with a ``close`` method that the stream has ended."""
