@@ -165,7 +165,11 @@ def test_local_smoke_kill_inside(smoke: Matrix, step: str, recovery: str) -> Non
 # --------------------------------------------------------------------------------- compose-deploy
 
 CD_BOUNDARIES, CD_MUTATING = points_for("compose-deploy")
-CD_KNOWN: dict[tuple[str, str], str] = {}
+CD_KNOWN: dict[tuple[str, str], str] = {  # before the first snapshot (the backup's)
+    (step, rec): NO_STATE_YET
+    for step in ("Approve the production deploy", "Tell the stakeholders", "Back up the database")
+    for rec in ("rollback", "resume")
+}
 CD_KNOWN_INSIDE: dict[tuple[str, str], str] = {}
 CD_MIGRATIONS = REPO / "migrations" / "compose-deploy"
 CD_V1 = {f.name: f for f in CD_MIGRATIONS.glob("001_*.sql")}
