@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -241,20 +242,22 @@ def steps_of(runbook: str) -> list[tuple[str, str, bool]]:
 def kill_points(runbook: str, points: list[str]) -> list[KillPoint]:
     """The matrix's points of one traced run: the boundary before every step that ran (its step.start)
     and after the last (the always phase's start, else the run's end), and inside every mutating step
-    each snapshot taken, each change made and its step.end (the change made, not yet counted as done)."""
+    each snapshot taken, each change made and its step.end (the change made, not yet counted as done).
+    Traced names are rendered (``Render the {{ color }} environment``): matched to the model's."""
     model = steps_of(runbook)
-    mutating = {name for name, _, m in model if m}
     out: list[KillPoint] = []
     seen: set[str] = set()
     for p in points:
-        phase, kind, step, n = p.split("|")
-        if phase != "steps":
+        phase, kind, traced, _ = p.split("|")
+        step = _model_step(traced, model) if phase == "steps" else None
+        if step is None:
             continue
-        if kind == "step.start" and n == "1" and step not in seen and _top(step, model):
-            seen.add(step)
-            out.append(KillPoint(p, "boundary", step, step in mutating))
-        elif step in mutating and (kind == "snapshot" or kind.startswith("action.") or kind == "step.end"):
-            out.append(KillPoint(p, "inside", step, True))
+        name, _, mutating = step
+        if kind == "step.start" and name not in seen:
+            seen.add(name)
+            out.append(KillPoint(p, "boundary", name, mutating))
+        elif mutating and (kind == "snapshot" or kind.startswith("action.") or kind == "step.end"):
+            out.append(KillPoint(p, "inside", name, True))
     after = next((p for p in points if p.startswith("always|phase.start|")), None)
     after = after or next((p for p in points if p.split("|")[1] == "run.end"), None)
     if after:
@@ -262,22 +265,17 @@ def kill_points(runbook: str, points: list[str]) -> list[KillPoint]:
     return out
 
 
-def _top(step: str, model: list[tuple[str, str, bool]]) -> bool:
-    return any(step == name for name, _, _ in model) or not any(step.startswith(n) for n, _, _ in model)
-
-
-def check_coverage(runbook: str, traced: list[str], kps: list[KillPoint]) -> list[str]:
-    """Steps of the runbook the points do not cover (a step skipped by its `when`, say): the matrix
-    says so instead of silently trying fewer points."""
-    missing = []
-    names = {k.step for k in kps}
-    inside = {k.step for k in kps if k.where == "inside"}
-    for name, module, mut in steps_of(runbook):
-        if name not in names and not any(f"|step.start|{name}|" in p for p in traced):
-            missing.append(f"{name} ({module}): never started in the traced run")
-        elif mut and name not in inside and any(f"|step.start|{name}|" in p for p in traced):
-            missing.append(f"{name} ({module}): mutating, but no snapshot or change was traced")
-    return missing
+def _model_step(traced: str, model: list[tuple[str, str, bool]]) -> tuple[str, str, bool] | None:
+    """The top-level step of the model a traced (rendered) step name is (None: a fallback step ...)."""
+    for step in model:
+        if step[0] == traced:
+            return step
+    for step in model:
+        if "{{" in step[0]:
+            parts = re.split(r"\{\{.*?\}\}", step[0])
+            if re.fullmatch(".+?".join(re.escape(x) for x in parts), traced):
+                return step
+    return None
 
 
 # --------------------------------------------------------------------------------- comparing

@@ -3,8 +3,10 @@ test_kill_matrix.py covers point by point): each is set up on the session's real
 its next release with a SIGKILL at a named point, then rolled back or resumed, and the host compared
 with the exact state it must be in.
 
-What runs (docs/fault-matrix.md): `rollback` at every step boundary and at every point inside the
-runbook's mutating steps; `--resume` at every boundary (RUNBOOK_FAULT_MATRIX=full: at every point).
+What runs (docs/fault-matrix.md): local-smoke: `rollback` at every step boundary and at every point
+inside its mutating steps, `--resume` at every boundary; compose-deploy: the same at the first step,
+around the migration and the deploy and after the last step (RUNBOOK_FAULT_MATRIX=full: every point
+of both, with both recoveries).
 
 - local-smoke: v1.0.0 served from a scratch directory, moved to v2.0.0 (files, modes, the port).
 - compose-deploy: seed 001 on dockerd/PostgreSQL/Redis, v1 -> v2 (images, .env, compose file,
@@ -50,8 +52,16 @@ def listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def tree(root: Path, normalize: Callable[[str, bytes], bytes] = lambda n, b: b, skip=()) -> dict[str, str]:
-    """path -> sha256 and mode of every file under root (directories: their mode)."""
+RUN_ID = re.compile(rb"\d{8}T\d{6}Z-[0-9a-f]{8}(-resume)?")
+
+
+def same_but_run_ids(name: str, data: bytes) -> bytes:
+    """A rendered file with the run ids it names masked (a resumed run renders its own id)."""
+    return RUN_ID.sub(b"RUN", data)
+
+
+def tree(root: Path, normalize: Callable[[str, bytes], bytes] = same_but_run_ids, skip=()) -> dict[str, str]:
+    """path -> sha256 and mode of every file under root (directories: their mode); run ids masked."""
     import hashlib
 
     out: dict[str, str] = {}
@@ -132,8 +142,7 @@ def smoke(tmp_path_factory) -> Iterator[Matrix]:
     inv.write_text("localhost ansible_connection=local\n")
 
     def state() -> dict[str, Any]:
-        run_line = re.compile(rb"\(run [^)]*\)")
-        files = tree(smoke_dir, lambda n, b: run_line.sub(b"(run *)", b), skip={"http.log"})
+        files = tree(smoke_dir, skip={"http.log"})
         return {"files": files, "serving": listening(port)}
 
     subject = Subject(
@@ -164,7 +173,12 @@ def test_local_smoke_kill_inside(smoke: Matrix, step: str, recovery: str) -> Non
 
 # --------------------------------------------------------------------------------- compose-deploy
 
-CD_BOUNDARIES, CD_MUTATING = points_for("compose-deploy")
+CD_ALL_BOUNDARIES, CD_ALL_MUTATING = points_for("compose-deploy")
+# the CI matrix: the first step, around the migration and the deploy, after the last step (full: all)
+CD_BOUNDARIES = CD_ALL_BOUNDARIES if FULL else [
+    CD_ALL_BOUNDARIES[0], "Run database migrations", "Deploy services", "(after the last step)"
+]  # fmt: skip
+CD_MUTATING = CD_ALL_MUTATING if FULL else ["Run database migrations", "Deploy services"]
 CD_KNOWN: dict[tuple[str, str], str] = {  # before the first snapshot (the backup's)
     (step, rec): NO_STATE_YET
     for step in ("Approve the production deploy", "Tell the stakeholders", "Back up the database")
@@ -248,3 +262,82 @@ def test_compose_deploy_kill_at_the_boundary_before(compose_deploy: Matrix, step
 @pytest.mark.parametrize(("step", "recovery"), cases(CD_MUTATING, RECOVERIES_INSIDE, CD_KNOWN_INSIDE))
 def test_compose_deploy_kill_inside(compose_deploy: Matrix, step: str, recovery: str) -> None:
     run_inside(compose_deploy, step, recovery)
+
+
+# ------------------------------------------------------------------------------------- blue-green
+
+BG_ALL_BOUNDARIES, BG_ALL_MUTATING = points_for("blue-green")
+# the CI matrix: around the deploy of the idle colour and the traffic switch (full: every point)
+BG_BOUNDARIES = BG_ALL_BOUNDARIES if FULL else [
+    "Deploy {{ color }} and wait until it is ready", "Switch traffic to {{ color }}", "(after the last step)"
+]  # fmt: skip
+BG_MUTATING = (
+    BG_ALL_MUTATING
+    if FULL
+    else ["Deploy {{ color }} and wait until it is ready", "Switch traffic to {{ color }}"]
+)
+
+
+@pytest.fixture(scope="module")
+def blue_green(seed_images, postgres_server, redis_server, tmp_path_factory) -> Iterator[Matrix]:
+    from tests.seeds.conftest import LoadBalancer
+
+    root = tmp_path_factory.mktemp("fault-bluegreen")
+    dsn = new_database(postgres_server.dsn, "fbluegreen")
+    app = root / "app"
+    lb = LoadBalancer(app / "upstream.conf", root / "lb.log")
+    v = {
+        "app_name": "rbfault003" + os.urandom(2).hex(), "app_dir": str(app), "blue_port": free_port(),
+        "green_port": free_port(), "lb_port": lb.port, "db_port": postgres_server.port,
+        "db_name": dsn.rsplit("/", 1)[1], "db_user": postgres_server.user, "db_password": postgres_server.password,
+        "redis_port": redis_server.port, "redis_password": redis_server.password,
+        "container_health_interval": "500ms", "wait_timeout": 30, "mem_app": "64m", "monitor_soak": 0.2,
+        "monitor_samples": [1], "backup_dir": str(root / "backups"),
+    }  # fmt: skip
+    seed = Seed(runbook="blue-green", root=root, dsn=dsn, secrets=[], vars=v)
+    inv = fresh_inventory(root, "matrix-bg ansible_connection=local")
+
+    def state() -> dict[str, Any]:
+        status, doc, headers = get(lb.url + "/health")
+        return {
+            "live": (status, doc, headers.get("X-Upstream")),
+            "blue": seed.containers(v["app_name"] + "-blue"),
+            "green": seed.containers(v["app_name"] + "-green"),
+            "files": {n: f for n, f in tree(app).items() if ".runbook-releases" not in n},
+        }
+
+    subject = Subject(
+        runbook="blue-green", root=root, inventory=inv, host="matrix-bg", vars=v,
+        change={"color": "blue", "app_version": "v2"}, state=state,
+        healthy=lambda expected: state()["live"] == expected["live"], cli_args=["--force-window"],
+        audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:
+        for color in ("blue", "green"):
+            seed.down(f"{v['app_name']}-{color}", app / color / "docker-compose.yml")
+        shutil.rmtree(app, ignore_errors=True)
+        for color in ("blue", "green"):  # v1 in both colours, green live
+            res = subject.cli("exec", overrides={"color": color, "app_version": "v1"})
+            assert res.rc == 0, res.message
+
+    try:
+        yield Matrix(Target(subject, rebuild), lambda st: (st["live"][1] or {}).get("version") == "v2")
+    finally:
+        lb.stop()
+        for color in ("blue", "green"):
+            seed.down(f"{v['app_name']}-{color}", app / color / "docker-compose.yml")
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+@pytest.mark.parametrize(("step", "recovery"), cases(BG_BOUNDARIES, ["rollback", "resume"], {}))
+def test_blue_green_kill_at_the_boundary_before(blue_green: Matrix, step: str, recovery: str) -> None:
+    run_boundary(blue_green, step, recovery)
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+@pytest.mark.parametrize(("step", "recovery"), cases(BG_MUTATING, RECOVERIES_INSIDE, {}))
+def test_blue_green_kill_inside(blue_green: Matrix, step: str, recovery: str) -> None:
+    run_inside(blue_green, step, recovery)
