@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from runbook.errors import Aborted, RunbookError
-from runbook.execute import clients, faults
+from runbook.execute import clients, faultpoints, faults
 from runbook.execute.transports.base import Transport
 from runbook.model.become import Become
 from runbook.model.checks import LARGEST
@@ -104,6 +104,8 @@ class Drive:
                 except BaseException as exc:  # let the step see transport errors where it wants to
                     action = gen.throw(exc)
                     continue
+                if action.mutating and not (self.dry_run or self.read_only):
+                    faultpoints.action(type(action).__name__)  # inert unless RUNBOOK_FAULT is set (tests)
                 action = gen.send(result)
         except StopIteration as stop:
             out = stop.value

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from runbook.execute import faultpoints
+
 
 @dataclass(frozen=True)
 class Event:
@@ -104,6 +106,7 @@ class EventBus:
                 barrier()
             except Exception as exc:
                 self._failed(barrier, exc)
+        faultpoints.event(event.kind, event.phase, event.step)  # inert unless RUNBOOK_FAULT is set (tests)
 
     def _failed(self, fn: Any, exc: Exception) -> None:
         with self._lock:

@@ -1,0 +1,343 @@
+"""The kill matrix for the other shipped runbooks (playbooks/*.yml besides deploy-4gb, which
+test_kill_matrix.py covers point by point): each is set up on the session's real services, moved to
+its next release with a SIGKILL at a named point, then rolled back or resumed, and the host compared
+with the exact state it must be in.
+
+What runs (docs/fault-matrix.md): local-smoke: `rollback` at every step boundary and at every point
+inside its mutating steps, `--resume` at every boundary; compose-deploy: the same at the first step,
+around the migration and the deploy and after the last step (RUNBOOK_FAULT_MATRIX=full: every point
+of both, with both recoveries).
+
+- local-smoke: v1.0.0 served from a scratch directory, moved to v2.0.0 (files, modes, the port).
+- compose-deploy: seed 001 on dockerd/PostgreSQL/Redis, v1 -> v2 (images, .env, compose file,
+  migrations, schema, rows), the webhook stand-in for Slack.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faults.harness import (
+    NO_STATE_YET,
+    REPO,
+    UNDO_STEP_AFTER,
+    Matrix,
+    Subject,
+    cases,
+    differences,
+    steps_of,
+    try_all,
+)
+from tests.faults.subjects import fresh_inventory
+from tests.fixtures.files import copy_dir
+from tests.fixtures.redis import free_port
+from tests.seeds.helpers import Seed, get, new_database
+from tests.standins.webhook import WebhookStandIn
+
+pytestmark = [pytest.mark.slow]
+FULL = os.environ.get("RUNBOOK_FAULT_MATRIX") == "full"
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+RUN_ID = re.compile(rb"\d{8}T\d{6}Z-[0-9a-f]{8}(-resume)?")
+
+
+def same_but_run_ids(name: str, data: bytes) -> bytes:
+    """A rendered file with the run ids it names masked (a resumed run renders its own id)."""
+    return RUN_ID.sub(b"RUN", data)
+
+
+def tree(root: Path, normalize: Callable[[str, bytes], bytes] = same_but_run_ids, skip=()) -> dict[str, str]:
+    """path -> sha256 and mode of every file under root (directories: their mode); run ids masked."""
+    import hashlib
+
+    out: dict[str, str] = {}
+    if not root.exists():
+        return out
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if rel in skip:
+            continue
+        mode = oct(p.stat().st_mode & 0o7777)
+        if p.is_dir():
+            out[rel + "/"] = mode
+        else:
+            out[rel] = hashlib.sha256(normalize(rel, p.read_bytes())).hexdigest()[:16] + " " + mode
+    return out
+
+
+class Target:
+    """A Subject with a baseline it can be rebuilt to (``rebuild``) and checked against."""
+
+    def __init__(self, subject: Subject, rebuild: Callable[[], None]):
+        self.subject = subject
+        self._rebuild = rebuild
+        self.baseline: dict[str, Any] = {}
+
+    def ensure_baseline(self, fresh_release: bool = False) -> dict[str, Any]:
+        if not self.baseline:
+            self._rebuild()
+            self.baseline = self.subject.state()
+        elif differences(self.baseline, self.subject.state()):
+            self._rebuild()
+            diff = differences(self.baseline, self.subject.state())
+            assert not diff, "the baseline could not be rebuilt: " + "; ".join(diff)
+        return self.baseline
+
+
+def points_for(runbook: str) -> tuple[list[str], list[str]]:
+    steps = steps_of(runbook)
+    return [n for n, _, _ in steps] + ["(after the last step)"], [n for n, _, m in steps if m]
+
+
+def run_boundary(m: Matrix, step: str, recovery: str) -> None:
+    kps = m.boundary(step)
+    if not kps:
+        pytest.fail(f"'{step}' never started in the traced run of {m.subject.runbook}")
+    m.run(kps[0], recovery)
+
+
+def run_inside(m: Matrix, step: str, recovery: str) -> None:
+    kps = m.inside(step)
+    assert kps, f"no snapshot or change traced inside '{step}'"
+    try_all(m, kps, recovery)
+
+
+RECOVERIES_INSIDE = ["rollback", "resume"] if FULL else ["rollback"]
+
+# ------------------------------------------------------------------------------------ local-smoke
+
+SMOKE_BOUNDARIES, SMOKE_MUTATING = points_for("local-smoke")
+SMOKE_KNOWN = {
+    # its first step changes nothing when the directory is there: no snapshot, so no state is saved
+    ("Create the scratch directories", "rollback"): NO_STATE_YET,
+    ("Create the scratch directories", "resume"): NO_STATE_YET,
+}
+SMOKE_KNOWN_INSIDE = {
+    ("Create the scratch directories", "rollback"): NO_STATE_YET,
+    ("Create the scratch directories", "resume"): NO_STATE_YET,
+    ("Start the service", "rollback"): UNDO_STEP_AFTER,
+}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Iterator[Matrix]:
+    root = tmp_path_factory.mktemp("fault-smoke")
+    smoke_dir = root / "smoke"
+    port = free_port()
+    inv = root / "hosts.ini"
+    inv.write_text("localhost ansible_connection=local\n")
+
+    def state() -> dict[str, Any]:
+        files = tree(smoke_dir, skip={"http.log"})
+        return {"files": files, "serving": listening(port)}
+
+    subject = Subject(
+        runbook="local-smoke", root=root, inventory=inv, host="localhost",
+        vars={"smoke_dir": str(smoke_dir), "smoke_port": port, "smoke_version": "1.0.0"},
+        change={"smoke_version": "2.0.0"}, state=state,
+        healthy=lambda expected: listening(port) == expected["serving"], audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:
+        shutil.rmtree(smoke_dir, ignore_errors=True)
+        res = subject.cli("exec")
+        assert res.rc == 0, res.message
+
+    target = Target(subject, rebuild)
+    yield Matrix(target, lambda st: st != target.baseline)
+
+
+@pytest.mark.parametrize(("step", "recovery"), cases(SMOKE_BOUNDARIES, ["rollback", "resume"], SMOKE_KNOWN))
+def test_local_smoke_kill_at_the_boundary_before(smoke: Matrix, step: str, recovery: str) -> None:
+    run_boundary(smoke, step, recovery)
+
+
+@pytest.mark.parametrize(("step", "recovery"), cases(SMOKE_MUTATING, RECOVERIES_INSIDE, SMOKE_KNOWN_INSIDE))
+def test_local_smoke_kill_inside(smoke: Matrix, step: str, recovery: str) -> None:
+    run_inside(smoke, step, recovery)
+
+
+# --------------------------------------------------------------------------------- compose-deploy
+
+CD_ALL_BOUNDARIES, CD_ALL_MUTATING = points_for("compose-deploy")
+# the CI matrix: the first step, around the migration and the deploy, after the last step (full: all)
+CD_BOUNDARIES = CD_ALL_BOUNDARIES if FULL else [
+    CD_ALL_BOUNDARIES[0], "Run database migrations", "Deploy services", "(after the last step)"
+]  # fmt: skip
+CD_MUTATING = CD_ALL_MUTATING if FULL else ["Run database migrations", "Deploy services"]
+CD_KNOWN: dict[tuple[str, str], str] = {  # before the first snapshot (the backup's)
+    (step, rec): NO_STATE_YET
+    for step in ("Approve the production deploy", "Tell the stakeholders", "Back up the database")
+    for rec in ("rollback", "resume")
+}
+CD_KNOWN_INSIDE: dict[tuple[str, str], str] = {}
+CD_MIGRATIONS = REPO / "migrations" / "compose-deploy"
+CD_V1 = {f.name: f for f in CD_MIGRATIONS.glob("001_*.sql")}
+CD_V2 = {f.name: f for f in CD_MIGRATIONS.glob("*.sql")}
+
+
+@pytest.fixture(scope="module")
+def compose_deploy(seed_images, postgres_server, redis_server, tmp_path_factory) -> Iterator[Matrix]:
+    root = tmp_path_factory.mktemp("fault-cdeploy")
+    dsn = new_database(postgres_server.dsn, "fcdeploy")
+    hook = WebhookStandIn().__enter__()
+    secret_key = "sk-" + os.urandom(8).hex()
+    seed = Seed(
+        runbook="compose-deploy", root=root, dsn=dsn,
+        secrets=[postgres_server.password, redis_server.password, secret_key],
+        vars={
+            "app_name": "rbfault001" + os.urandom(2).hex(), "app_dir": str(root / "app"),
+            "web_port": free_port(), "api_port": free_port(), "db_port": postgres_server.port,
+            "db_name": dsn.rsplit("/", 1)[1], "db_user": postgres_server.user,
+            "db_password": postgres_server.password, "redis_port": redis_server.port,
+            "redis_password": redis_server.password, "secret_key": secret_key,
+            "container_health_interval": "500ms", "wait_timeout": 30, "mem_web": "64M", "mem_api": "64M",
+            "health_delay": 0.3, "backup_dir": str(root / "backups"), "offsite_dir": str(root / "offsite"),
+            "migrations_dir": copy_dir(root, "m-v1", CD_V1),
+            "notify_url": hook.url + "/services/T000/B000/faultsecret",
+        },
+    )  # fmt: skip
+    app = Path(seed.vars["app_dir"])
+    inv = fresh_inventory(root, "matrix-cdeploy ansible_connection=local")
+
+    def state() -> dict[str, Any]:
+        return {
+            "api": get(f"http://127.0.0.1:{seed.vars['api_port']}/health")[1],
+            "web": get(f"http://127.0.0.1:{seed.vars['web_port']}/health")[1],
+            "images": seed.containers(seed.vars["app_name"]),
+            "files": {n: v for n, v in tree(app).items() if not n.startswith(".runbook-releases")},
+            "schema": seed.schema(),
+            "migrations": seed.sql("SELECT version, checksum FROM schema_migrations ORDER BY 1"),
+            "rows": seed.sql("SELECT * FROM users ORDER BY id"),
+        }  # fmt: skip
+
+    subject = Subject(
+        runbook="compose-deploy", root=root, inventory=inv, host="matrix-cdeploy", vars=seed.vars,
+        change={"version": "v2", "migrations_dir": copy_dir(root, "m-v2", CD_V2)}, state=state,
+        healthy=lambda expected: get(f"http://127.0.0.1:{seed.vars['api_port']}/health")[1] == expected["api"],
+        audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:
+        seed.down(seed.vars["app_name"], app / "docker-compose.prod.yml")
+        seed.sql("DROP TABLE IF EXISTS users, schema_migrations CASCADE")
+        shutil.rmtree(app, ignore_errors=True)
+        res = subject.cli("exec")
+        assert res.rc == 0, res.message
+        seed.sql("INSERT INTO users (email) VALUES ('alice@example.com'), ('bob@example.com')")
+
+    target = Target(subject, rebuild)
+    try:
+        yield Matrix(target, lambda st: (st["api"] or {}).get("version") == "v2")
+    finally:
+        seed.down(seed.vars["app_name"], app / "docker-compose.prod.yml")
+        hook.__exit__(None, None, None)
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.postgres
+@pytest.mark.parametrize(("step", "recovery"), cases(CD_BOUNDARIES, ["rollback", "resume"], CD_KNOWN))
+def test_compose_deploy_kill_at_the_boundary_before(compose_deploy: Matrix, step: str, recovery: str) -> None:
+    run_boundary(compose_deploy, step, recovery)
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.postgres
+@pytest.mark.parametrize(("step", "recovery"), cases(CD_MUTATING, RECOVERIES_INSIDE, CD_KNOWN_INSIDE))
+def test_compose_deploy_kill_inside(compose_deploy: Matrix, step: str, recovery: str) -> None:
+    run_inside(compose_deploy, step, recovery)
+
+
+# ------------------------------------------------------------------------------------- blue-green
+
+BG_ALL_BOUNDARIES, BG_ALL_MUTATING = points_for("blue-green")
+# the CI matrix: around the deploy of the idle colour and the traffic switch (full: every point)
+BG_BOUNDARIES = BG_ALL_BOUNDARIES if FULL else [
+    "Deploy {{ color }} and wait until it is ready", "Switch traffic to {{ color }}", "(after the last step)"
+]  # fmt: skip
+BG_MUTATING = (
+    BG_ALL_MUTATING
+    if FULL
+    else ["Deploy {{ color }} and wait until it is ready", "Switch traffic to {{ color }}"]
+)
+
+
+@pytest.fixture(scope="module")
+def blue_green(seed_images, postgres_server, redis_server, tmp_path_factory) -> Iterator[Matrix]:
+    from tests.seeds.conftest import LoadBalancer
+
+    root = tmp_path_factory.mktemp("fault-bluegreen")
+    dsn = new_database(postgres_server.dsn, "fbluegreen")
+    app = root / "app"
+    lb = LoadBalancer(app / "upstream.conf", root / "lb.log")
+    v = {
+        "app_name": "rbfault003" + os.urandom(2).hex(), "app_dir": str(app), "blue_port": free_port(),
+        "green_port": free_port(), "lb_port": lb.port, "db_port": postgres_server.port,
+        "db_name": dsn.rsplit("/", 1)[1], "db_user": postgres_server.user, "db_password": postgres_server.password,
+        "redis_port": redis_server.port, "redis_password": redis_server.password,
+        "container_health_interval": "500ms", "wait_timeout": 30, "mem_app": "64m", "monitor_soak": 0.2,
+        "monitor_samples": [1], "backup_dir": str(root / "backups"),
+    }  # fmt: skip
+    seed = Seed(runbook="blue-green", root=root, dsn=dsn, secrets=[], vars=v)
+    inv = fresh_inventory(root, "matrix-bg ansible_connection=local")
+
+    def state() -> dict[str, Any]:
+        status, doc, headers = get(lb.url + "/health")
+        return {
+            "live": (status, doc, headers.get("X-Upstream")),
+            "blue": seed.containers(v["app_name"] + "-blue"),
+            "green": seed.containers(v["app_name"] + "-green"),
+            "files": {n: f for n, f in tree(app).items() if ".runbook-releases" not in n},
+        }
+
+    subject = Subject(
+        runbook="blue-green", root=root, inventory=inv, host="matrix-bg", vars=v,
+        change={"color": "blue", "app_version": "v2"}, state=state,
+        healthy=lambda expected: state()["live"] == expected["live"], cli_args=["--force-window"],
+        audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:
+        for color in ("blue", "green"):
+            seed.down(f"{v['app_name']}-{color}", app / color / "docker-compose.yml")
+        shutil.rmtree(app, ignore_errors=True)
+        for color in ("blue", "green"):  # v1 in both colours, green live
+            res = subject.cli("exec", overrides={"color": color, "app_version": "v1"})
+            assert res.rc == 0, res.message
+
+    try:
+        yield Matrix(Target(subject, rebuild), lambda st: (st["live"][1] or {}).get("version") == "v2")
+    finally:
+        lb.stop()
+        for color in ("blue", "green"):
+            seed.down(f"{v['app_name']}-{color}", app / color / "docker-compose.yml")
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+@pytest.mark.parametrize(("step", "recovery"), cases(BG_BOUNDARIES, ["rollback", "resume"], {}))
+def test_blue_green_kill_at_the_boundary_before(blue_green: Matrix, step: str, recovery: str) -> None:
+    run_boundary(blue_green, step, recovery)
+
+
+@pytest.mark.docker
+@pytest.mark.postgres
+@pytest.mark.parametrize(("step", "recovery"), cases(BG_MUTATING, RECOVERIES_INSIDE, {}))
+def test_blue_green_kill_inside(blue_green: Matrix, step: str, recovery: str) -> None:
+    run_inside(blue_green, step, recovery)
