@@ -235,6 +235,7 @@ steps:
     copy: {content: "v2\\n", dest: "{{ t }}/small.conf"}
   - name: the disk turns read-only
     shell: "mount -o remount,ro {{ disk }}"
+    undo: none
   - name: after
     copy: {content: "never\\n", dest: "{{ t }}/after.conf"}
 always:

@@ -114,10 +114,10 @@ steps:
   - name: Up
     compose.up: {file: "{{ dir }}/compose.yml", project: "{{ project }}", timeout: 60}
   - name: Hold
-    shell: "touch {{ dir }}/holding; sleep {{ hold }}"
+    shell: "touch {{ (dir ~ '/holding') | quote }}; sleep {{ hold | int }}"
     undo: {none: "a wait"}
   - name: Smoke
-    shell: "test {{ image }} = {{ good }}"
+    shell: "test {{ image | quote }} = {{ good | quote }}"
     changes: false
 """
 
