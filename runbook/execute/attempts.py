@@ -72,6 +72,7 @@ def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> 
     for key, problem in (
         ("become_method", become.method_problem(priv.method)),
         ("become_flags", become.flags_problem(priv.flags)),
+        ("become_user", become.user_problem(priv.user)),
     ):
         if problem:
             where = step.loc(key) if step is not None and getattr(step, key) else None

@@ -180,8 +180,8 @@ class Drive:
                 return None
             return clients.call(action, self.transport, self._stack, self.cancel)
         if isinstance(action, Sleep):
-            if not self.dry_run:
-                self.cancel.wait(_bounded(action.seconds))
+            if not self.dry_run and self.cancel.wait(_bounded(action.seconds)):
+                raise Cancelled("cancelled")  # the step's timeout or the run's interrupt, not a done wait
             return None
         if isinstance(action, Snapshot):
             data = dict(action.data)

@@ -8,6 +8,7 @@ silently replaced by sudo.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,17 @@ def method_problem(method: Any) -> str | None:
     if isinstance(method, str) and method in METHODS:
         return None
     return f"become_method {method!r} is not supported (supported: {', '.join(METHODS)})"
+
+
+_USER = re.compile(r"#?[A-Za-z0-9_.][A-Za-z0-9_.@$-]*")
+
+
+def user_problem(user: Any) -> str | None:
+    """Why ``user`` is not a user name sudo/su can be given (None when it is): no option-like
+    ``-name``, no spaces, slashes or control characters (``#1001`` is a uid, for sudo)."""
+    if isinstance(user, str) and len(user) <= 256 and _USER.fullmatch(user):
+        return None
+    return f"become_user {str(user)[:100]!r} is not a user name"
 
 
 def flags_problem(flags: Any) -> str | None:

@@ -164,6 +164,9 @@ class StepParser:
         """A become_method the transports implement, become_flags that split into words (templates
         are checked once rendered)."""
         method, flags = keywords.get("become_method"), keywords.get("become_flags")
+        user = keywords.get("become_user")
+        if isinstance(user, str) and not is_template(user) and become.user_problem(user):
+            self.err(str(become.user_problem(user)), kloc("become_user"), hint="e.g. become_user: postgres")
         if method is not None and not is_template(method):
             problem = become.method_problem(method)
             if problem:

@@ -405,6 +405,7 @@ def _check_become(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None
     for key, what, check in (
         ("become_method", "method", become.method_problem),
         ("become_flags", "flags", become.flags_problem),
+        ("become_user", "user", become.user_problem),
     ):
         value = getattr(step, key)
         if value is None:  # the host's variable says (the inventory, -e, vars)

@@ -74,6 +74,10 @@ BAD_METHODS = [
      "6:9", "'ksu'"),
     ("flags-unbalanced", "steps:\n  - shell: id\n    become_flags: \"-H '\"\n", "4:5", "become_flags"),
     ("user-not-a-string", "steps:\n  - shell: id\n    become_user: {a: 1}\n", "4:5", "become_user must be"),
+    ("user-like-an-option", "steps:\n  - shell: id\n    become_user: --session-command=x\n", "4:5",
+     "is not a user name"),
+    ("user-with-space", "steps:\n  - shell: id\n    become_user: a b\n", "4:5", "is not a user name"),
+    ("runbook-user", "become_user: ../x\nsteps:\n  - shell: id\n", "2:1", "is not a user name"),
 ]  # fmt: skip
 
 
@@ -92,6 +96,16 @@ def test_an_unsupported_become_setting_is_refused_where_it_is_written(root, body
     assert result.exit_code == 2, out(result)
     assert f"{path}:{where}:" in out(result) and says in out(result), out(result)
     assert "internal error" not in out(result)
+
+
+@pytest.mark.parametrize("command", ["validate", "exec"])
+def test_a_templated_user_is_checked_once_rendered(root, command):
+    path = playbook(
+        root, "hosts: localhost\nsteps:\n  - shell: id\n    become: true\n    become_user: '{{ u }}'\n"
+    )
+    result = run(command, "rb", "-i", "inv", "-e", "u=-cid", *(["--yes"] if command == "exec" else []))
+    assert result.exit_code in (1, 2), out(result)
+    assert f"{path}:5:5:" in out(result) and "is not a user name" in out(result), out(result)
 
 
 def test_a_templated_method_is_checked_once_rendered_for_each_host(root):
