@@ -139,3 +139,29 @@ def test_the_built_wheel_works_outside_the_repository(tmp_path: Path) -> None:
         res = _run([runbook, "exec", book, "--output", "json"], ops, env)
         assert res.returncode == 1, res.stdout + res.stderr
         assert f"pip install 'runbook[{extra}]'" in res.stdout and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    "library, extra, step",
+    [
+        ("psycopg", "postgres", "postgres.query: {dsn: 'postgresql://u@127.0.0.1:9/x', sql: 'select 1'}"),
+        ("redis", "redis", "redis.ping: {url: 'redis://127.0.0.1:9/0'}"),
+    ],
+)
+def test_a_missing_extra_is_a_step_failure_naming_it(
+    project: Project, monkeypatch: pytest.MonkeyPatch, library: str, extra: str, step: str
+) -> None:
+    monkeypatch.setitem(sys.modules, library, None)  # what `import` meets when it is not installed
+    project.runbook("needs", f"hosts: localhost\nsteps:\n  - name: needs {extra}\n    {step}\n")
+    res, doc = project.exec_json("needs")
+    assert res.exit_code == 1
+    msg = project.steps(doc)[f"needs {extra}"]["msg"]
+    assert f"needs the Python package {library}" in msg and f"pip install 'runbook[{extra}]'" in msg
+
+
+def test_the_audit_sink_without_psycopg_names_the_extra(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.setenv("RUNBOOK_AUDIT", "1")
+    project.runbook("tiny", "hosts: localhost\nsteps:\n  - {name: hi, shell: 'true'}\n")
+    res = project.exec("tiny", "--audit-dsn", "postgresql://u@127.0.0.1:9/x")
+    assert res.exit_code == 2 and "runbook[postgres]" in res.output and "Traceback" not in res.output
