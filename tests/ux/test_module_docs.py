@@ -74,7 +74,8 @@ def test_doc_of_a_module_reads_like_ansible_doc(project: Project) -> None:
     res = project.cli("doc", "postgres.backup")
     assert res.exit_code == 0, res.output
     out = res.stdout
-    for part in ("> POSTGRES.BACKUP", "ARGUMENTS", "dsn (string, required)", "REGISTERS", "path: the backup file",
+    for part in ("> POSTGRES.BACKUP", "ARGUMENTS", "dsn (string, required)", "format (one of: custom | plain | tar, default: custom)",
+                 "timeout (number, default: 3600)", "REGISTERS", "path: the backup file",
                  "sha256:", "mutates: yes", "undo:", "EXAMPLE"):  # fmt: skip
         assert part in out, part
     assert "postgres.backup:" in out.split("EXAMPLE", 1)[1]
