@@ -64,6 +64,10 @@ def handle_errors(fn: F) -> F:
             report(exc)
             if kwargs.get("output") == "json":
                 click.echo(error_document(exc))
+            elif kwargs.get("output") == "junit":  # CI reads a report even when the run could not start
+                from runbook.cli.output import junit_error
+
+                click.echo(junit_error(exc), nl=False)
             sys.exit(exc.exit_code)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise

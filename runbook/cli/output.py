@@ -101,6 +101,23 @@ def junit_xml(result: Any, runbook: Any) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
+def junit_error(exc: Any) -> str:
+    """The JUnit report of a run that could not start (a validation error, a refusal): one testcase
+    with an <error> saying why, so a CI server shows it instead of an empty or missing report."""
+    from xml.etree import ElementTree as ET
+
+    counts = {"tests": 1, "failures": 0, "errors": 1, "skipped": 0, "time": 0.0}
+    suites = ET.Element("testsuites", name="runbook")
+    _counts(suites, counts)
+    suite = ET.SubElement(suites, "testsuite", name="runbook")
+    _counts(suite, counts)
+    case = ET.SubElement(suite, "testcase", name="start the run", classname="runbook", time="0.000")
+    err = ET.SubElement(case, "error", message=plain(getattr(exc, "message", str(exc)))[:500], type=type(exc).__name__)
+    err.text = plain(str(exc))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
 def _counts(element: Any, counts: dict[str, Any]) -> None:
     for k in ("tests", "failures", "errors", "skipped"):
         element.set(k, str(counts[k]))

@@ -226,3 +226,11 @@ def test_audit_show_is_readable_at_80_columns(project: Project, monkeypatch: pyt
     joined = " ".join(" ".join(line.split()) for line in lines)
     assert long_name in joined  # wrapped, not lost
     assert "a-very-long-host-name-i…" in res.stdout  # a capped field says it was cut
+
+
+def test_a_run_that_cannot_start_still_gives_ci_a_junit_report(project: Project) -> None:
+    project.runbook("bad", "hosts: localhost\nsteps:\n  - shel: x\n")
+    res = project.exec("bad", "--output", "junit")
+    assert res.exit_code == 2
+    root = check_junit(res.stdout)
+    assert root.attrib["errors"] == "1" and "unknown module 'shel'" in res.stdout
