@@ -6,8 +6,10 @@ console; NO_COLOR (or TERM=dumb) turns every style off."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console, Group
@@ -176,6 +178,20 @@ class ConsoleRenderer:
                 self.c.print(
                     f"          [yellow]would {'run' if p['kind'] == 'command' else 'send'}[/] {escape(p['summary'])}"
                 )
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the live display (a prompt is being answered), and start it again after."""
+        live = self.live
+        if live is None:
+            yield
+            return
+        live.stop()
+        try:
+            yield
+        finally:
+            if self.live is live:
+                live.start()
 
     def close(self) -> None:
         if self.live is not None:

@@ -241,10 +241,17 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
 
         from runbook.cli.console import escape, make_console
 
-        answer = Prompt.ask(
-            f"[bold]{escape(question)}[/] Type [bold]yes[/] to confirm", console=make_console(stderr=True), default="no"
-        )
+        with _quiet(renderer):
+            answer = Prompt.ask(
+                f"[bold]{escape(question)}[/] Type [bold]yes[/] to confirm", console=make_console(stderr=True), default="no"
+            )
         return answer.strip().lower() == "yes"
+
+    def ask_approver(question: str, default: str) -> str:
+        with _quiet(renderer):
+            return ask_name(question, default)
+
+    renderer: Any = None
 
     transport_options: dict[str, Any] = {"trust_new_hosts": trust_new_hosts}
     if known_hosts:
@@ -264,7 +271,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         transport_options=transport_options, confirm=confirm if interactive else None,
         run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
         inventory_sources=_sources(inventories), limit=limit, secret_names=frozenset(declared),
-        approvers=identities(approver, audit_key), ask_name=ask_name if interactive else None,
+        approvers=identities(approver, audit_key), ask_name=ask_approver if interactive else None,
     )  # fmt: skip
     engine = Engine(rb, inventory, hosts, options, bus, redactor)
     renderer = ConsoleRenderer(console, verbose=verbose) if console is not None else None
@@ -305,6 +312,13 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     if junit_file:
         Path(junit_file).write_text(junit_xml(result, rb))
     return result.exit_code
+
+
+def _quiet(renderer: Any) -> Any:
+    """While a prompt waits for the operator, the live progress display stands still."""
+    import contextlib
+
+    return renderer.paused() if renderer is not None else contextlib.nullcontext()
 
 
 def _say_cannot_undo(console: Any, rb: Any) -> None:
