@@ -69,8 +69,8 @@ def handle_errors(fn: F) -> F:
 
                 click.echo(junit_error(exc), nl=False)
             sys.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
-            raise
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt, BrokenPipeError):
+            raise  # a closed pipe (`| head`) is the reader's choice: main() leaves quietly
         except Exception as exc:
             if os.environ.get("RUNBOOK_DEBUG"):
                 traceback.print_exc()

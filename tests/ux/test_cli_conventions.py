@@ -234,3 +234,14 @@ def test_a_run_that_cannot_start_still_gives_ci_a_junit_report(project: Project)
     assert res.exit_code == 2
     root = check_junit(res.stdout)
     assert root.attrib["errors"] == "1" and "unknown module 'shel'" in res.stdout
+
+
+@pytest.mark.parametrize("args", [["doc", "--list"], ["schema"], ["doc", "postgres.backup"]])
+def test_a_reader_that_stops_early_is_no_internal_error(project: Project, args: list[str]) -> None:
+    """`runbook ... | head -1`: the pipe closes after one line; runbook leaves quietly."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = f"{sys.executable} -m runbook {' '.join(args)} | head -c 10 >/dev/null"
+    # many copies of the output, so the writer is still writing when `head` is gone
+    res = subprocess.run(["bash", "-c", f"set -o pipefail; for i in 1 2 3 4 5 6 7 8; do {cmd} || exit $?; done"],
+                         env=env, cwd=project.root, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr, res.stderr
