@@ -165,3 +165,9 @@ def test_the_audit_sink_without_psycopg_names_the_extra(project: Project, monkey
     project.runbook("tiny", "hosts: localhost\nsteps:\n  - {name: hi, shell: 'true'}\n")
     res = project.exec("tiny", "--audit-dsn", "postgresql://u@127.0.0.1:9/x")
     assert res.exit_code == 2 and "runbook[postgres]" in res.output and "Traceback" not in res.output
+
+
+def test_init_into_a_directory_with_a_space_says_how_to_get_there(project: Project) -> None:
+    res = project.cli("init", "my ops")
+    assert res.exit_code == 0 and "next: cd 'my ops' && runbook validate" in res.stdout
+    assert (project.root / "my ops" / "playbooks" / "local-smoke.yml").is_file()
