@@ -187,3 +187,21 @@ def test_at_a_real_terminal_a_no_stops_the_run_before_any_change(audited: Projec
     assert code == 3, out
     assert approval(audited.root)["outcome"] == "denied"
     assert "declined by Carol White" in approval(audited.root)["data"]["approved_by"]
+
+
+def test_a_single_approver_known_only_by_login_is_asked_their_name() -> None:
+    asked: list[str] = []
+
+    def ask(question: str, default: str) -> str:
+        asked.append(default)
+        return "Grace Miller"
+
+    d = decide({}, "GO?", [Identity("root@vm", "login")], yes=False, confirm=lambda q: True, ask_name=ask)
+    assert d.ok and d.approvers == [{"name": "Grace Miller", "source": "typed", "method": "typed"}]
+    assert asked == ["root@vm"]
+    # a name given by --approver, $RUNBOOK_APPROVER or the signing key is not asked again
+    d = decide({}, "GO?", [Identity("grace", "signing key")], yes=False, confirm=lambda q: True, ask_name=ask)
+    assert d.ok and d.approvers[0]["name"] == "grace" and len(asked) == 1
+    # an empty answer keeps the login
+    d = decide({}, "GO?", [Identity("root@vm", "login")], yes=False, confirm=lambda q: True, ask_name=lambda q, dflt: "")
+    assert d.approvers[0]["name"] == "root@vm"
