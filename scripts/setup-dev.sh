@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up this machine (Debian, as root) to develop and test runbook: the real services the tests start
 # (OpenSSH sshd, Docker engine + Compose v2 plugin, PostgreSQL 15, Redis, busybox-static for the demo
-# image), ansible-core as the inventory oracle, and runbook itself in editable mode with dev extras.
+# image), ansible-core as the inventory oracle, and runbook itself in editable mode with dev extras
+# (they include the postgres and redis extras: psycopg and redis, which the tests need).
 # Idempotent. Starts nothing: the test fixtures start their own sshd/dockerd/postgres/redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."

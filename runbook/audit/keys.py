@@ -211,6 +211,7 @@ def trust_locally(signer: Signer, principal: str, path: str | os.PathLike[str] |
         if signer.key_id in current:
             return False
         text = read_regular(p, "allowed signers file", MAX_SMALL).decode("utf-8")
+        p = p.resolve()  # a symlinked file (dotfiles) is appended to where it really is
     line = f"{principal} {' '.join(signer.public_line.split()[:2])}\n"
     if text and not text.endswith("\n"):
         line = "\n" + line

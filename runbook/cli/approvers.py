@@ -53,7 +53,8 @@ def key_principal(key_path: str | None) -> str | None:
 
 def ask_name(question: str, default: str) -> str:
     """A name typed at the terminal (stderr: stdout may be a JSON document)."""
-    from rich.console import Console
     from rich.prompt import Prompt
 
-    return Prompt.ask(question, console=Console(stderr=True), default=default or None) or ""
+    from runbook.cli.console import escape, make_console
+
+    return Prompt.ask(escape(question), console=make_console(stderr=True), default=default or None) or ""

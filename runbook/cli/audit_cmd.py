@@ -374,7 +374,6 @@ def _print_report(report: Any) -> None:
 @handle_errors
 def show_cmd(run: str, directory: str) -> None:
     """Show RUN (run id, unique prefix, file path, or "latest") as a timeline."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -393,32 +392,45 @@ def show_cmd(run: str, directory: str) -> None:
             location=Location(str(path)),
             hint=f"`runbook audit verify {path}` tells what is wrong with it",
         )
-    console = Console(highlight=False)
+    from runbook.cli.console import make_console
+
+    console = make_console()
     h = tl.header
-    console.print(f"[bold]run {escape(tl.run_id)}[/]  {escape(printable(path))}")
-    console.print(
-        f"started {escape(h['started'])}  runbook {escape(h['runbook'])}  operator {escape(h['operator'])}  "
-        f"signer {escape(h['signer'])}"
-    )
-    table = Table(show_edge=False, pad_edge=False)
-    for col in ("#", "time", "event", "host", "phase", "step", "outcome", "rc", "duration"):
-        fixed = col not in ("host", "step")
-        table.add_column(
-            col,
-            no_wrap=fixed,
-            overflow="fold",
-            min_width=None if fixed else 8,
-            justify="right" if col in ("#", "rc") else "left",
+    if console.width < WIDE:  # one field a line, long ones wrapped
+        from rich.text import Text
+
+        for label, value in (("run", tl.run_id), ("file", printable(path)), ("started", h["started"]),
+                             ("runbook", h["runbook"]), ("operator", h["operator"]), ("signer", h["signer"])):  # fmt: skip
+            for line in _wrapped(f"{label:<9}{value}", max(40, console.width), " " * 9):
+                console.print(Text(line), soft_wrap=True)
+    else:
+        console.print(f"[bold]run {escape(tl.run_id)}[/]  {escape(printable(path))}")
+        console.print(
+            f"started {escape(h['started'])}  runbook {escape(h['runbook'])}  operator {escape(h['operator'])}  "
+            f"signer {escape(h['signer'])}"
         )
-    table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=60)
     styles = {"failed": "red", "changed": "yellow", "ok": "green", "rolled_back": "magenta"}
-    for row in tl.rows:
-        table.add_row(
-            str(row.seq), escape(row.offset), escape(row.event), escape(row.host), escape(row.phase),
-            escape(row.step), f"[{styles.get(row.outcome, 'default')}]{escape(row.outcome)}[/]", escape(row.rc),
-            escape(row.duration), escape(row.detail),
-        )  # fmt: skip
-    console.print(table)
+    if console.width < WIDE:
+        _show_narrow(console, tl.rows, styles)
+    else:
+        table = Table(show_edge=False, pad_edge=False)
+        for col in ("#", "time", "event", "host", "phase", "step", "outcome", "rc", "duration"):
+            fixed = col not in ("host", "step")
+            table.add_column(
+                col,
+                no_wrap=fixed,
+                overflow="fold",
+                min_width=None if fixed else 8,
+                justify="right" if col in ("#", "rc") else "left",
+            )
+        table.add_column("detail", overflow="ellipsis", no_wrap=True, max_width=60)
+        for row in tl.rows:
+            table.add_row(
+                str(row.seq), escape(row.offset), escape(row.event), escape(row.host), escape(row.phase),
+                escape(row.step), f"[{styles.get(row.outcome, 'default')}]{escape(row.outcome)}[/]", escape(row.rc),
+                escape(row.duration), escape(row.detail),
+            )  # fmt: skip
+        console.print(table)
     if tl.unreadable:
         lines = ", ".join(str(n) for n in tl.bad_lines) + (
             ", ..." if tl.unreadable > len(tl.bad_lines) else ""
@@ -428,6 +440,54 @@ def show_cmd(run: str, directory: str) -> None:
             location=Location(str(path)),
             hint=f"`runbook audit verify {path}` tells what is wrong with it",
         )
+
+
+WIDE = 120  # below this many columns `audit show` prints each record as lines, not a table
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` in at most ``width`` characters, a cut one ending in the marker "…"."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _wrapped(text: str, width: int, indent: str) -> list[str]:
+    import textwrap
+
+    return [
+        w.rstrip()
+        for w in textwrap.wrap(
+            text, width, subsequent_indent=indent, break_long_words=True, break_on_hyphens=False,
+            drop_whitespace=False,
+        )
+    ] or [""]
+
+
+def _show_narrow(console: Any, rows: list[Any], styles: dict[str, str]) -> None:
+    """The timeline for an 80-column terminal: per record one line of short fields (each capped,
+    a cut one marked with …), then its step and detail wrapped below it, indented (nothing lost)."""
+    from rich.text import Text
+
+    width = max(40, console.width)
+    indent = " " * 8
+    console.print(Text(f"{'#':>4} {'time':<10} {'event':<15} host / phase / outcome / rc / duration", style="bold"))
+    for row in rows:
+        line = Text(f"{row.seq:>4} {_cut(row.offset, 10):<10} {_cut(row.event, 15):<15}")
+        for value, cap, style in (
+            (row.host, 24, "bold"), (row.phase, 10, ""), (row.outcome, 12, styles.get(row.outcome, "")),
+            (f"rc={row.rc}" if row.rc else "", 12, ""), (row.duration, 12, ""),
+        ):  # fmt: skip
+            if value:
+                line.append(" ")
+                line.append(_cut(value, cap), style=style)
+        line.rstrip()
+        line.truncate(width, overflow="ellipsis")
+        console.print(line, soft_wrap=True)
+        for label, text in (("step", row.step), ("", row.detail)):
+            if not text:
+                continue
+            first = f"{indent}{label + ': ' if label else ''}"
+            for wrapped in _wrapped(first + text, width, indent + "  "):
+                console.print(Text(wrapped, style="dim" if not label else ""), soft_wrap=True)
 
 
 @audit.command("export")

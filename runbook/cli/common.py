@@ -64,9 +64,13 @@ def handle_errors(fn: F) -> F:
             report(exc)
             if kwargs.get("output") == "json":
                 click.echo(error_document(exc))
+            elif kwargs.get("output") == "junit":  # CI reads a report even when the run could not start
+                from runbook.cli.output import junit_error
+
+                click.echo(junit_error(exc), nl=False)
             sys.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
-            raise
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt, BrokenPipeError):
+            raise  # a closed pipe (`| head`) is the reader's choice: main() leaves quietly
         except Exception as exc:
             if os.environ.get("RUNBOOK_DEBUG"):
                 traceback.print_exc()
@@ -133,8 +137,20 @@ def runbook_names() -> list[tuple[Path, str]]:
             except OSError:
                 continue
             if m:
-                out.append((f, next(g for g in m.groups() if g is not None).strip()))
+                out.append((f, _declared_name(f) or next(g for g in m.groups() if g is not None).strip()))
     return out
+
+
+def _declared_name(path: Path) -> str | None:
+    """The runbook's `name:` as YAML reads it (quotes, escapes), or None if the file does not parse."""
+    from runbook.model.loader import load_yaml_text
+
+    try:
+        data = load_yaml_text(path.read_text(encoding="utf-8"), str(path))
+    except (RunbookError, OSError, UnicodeDecodeError, RecursionError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name.strip() if isinstance(name, str) else None
 
 
 def complete_runbooks(ctx: Any, param: Any, incomplete: str) -> list[Any]:

@@ -1,19 +1,44 @@
 """The rich console: a subscriber to the engine's events. Live progress (per host and step, elapsed
-time on long steps) on a terminal; one line per finished step otherwise; then a recap table."""
+time on long steps) on a terminal; otherwise (a CI log, a pipe) a line with its UTC time when each
+step starts and when it ends; then a recap table. Text that came from the run (command output,
+messages, names) is made plain first: a command's colours or terminal escapes never reach the
+console; NO_COLOR (or TERM=dumb) turns every style off."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.markup import escape
+from rich.markup import escape as _escape
 from rich.table import Table
 from rich.text import Text
 
+from runbook.cli.output import no_color, plain
 from runbook.execute.events import Event
+
+
+def escape(text: str) -> str:
+    """Rich markup escaping of text from the run, made plain first (no terminal escapes)."""
+    return _escape(plain(text))
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """The console every command prints with: no styles at all (no ANSI escapes) under NO_COLOR,
+    none either when the output is not a terminal (rich's own rule), where lines are not wrapped."""
+    console = Console(stderr=stderr, highlight=False, **({"color_system": None} if no_color() else {}))
+    if not console.is_terminal:  # a log or a pipe: a line is never broken in two (grep finds it whole)
+        console.soft_wrap = True
+    return console
+
+
+def utc_stamp(ts: str) -> str:
+    """An event's ISO time as ``2026-12-02T08:27:19Z``."""
+    return ts[:19] + "Z" if len(ts) >= 19 else ts
 
 STYLE = {
     "ok": "green",
@@ -39,6 +64,7 @@ class ConsoleRenderer:
         self.running: dict[str, tuple[str, float]] = {}  # host -> (step, started)
         self._lock = threading.Lock()
         self.live: Live | None = None
+        self.stamped = not console.is_terminal  # a log: each step's start and end, with its UTC time
         if console.is_terminal:
             self.live = Live(
                 self._render_running(),
@@ -56,7 +82,7 @@ class ConsoleRenderer:
             return Text("")
         now = time.monotonic()
         rows = [
-            Text.assemble(("  ⠿ ", "cyan"), (f"{h}", "bold"), f"  {s}  ", (f"{now - t:.0f}s", "dim"))
+            Text.assemble(("  ⠿ ", "cyan"), (plain(h), "bold"), f"  {plain(s)}  ", (f"{now - t:.0f}s", "dim"))
             for h, (s, t) in items[:20]
         ]
         if len(items) > 20:
@@ -79,6 +105,8 @@ class ConsoleRenderer:
         elif k == "step.start":
             with self._lock:
                 self.running[ev.host or "-"] = (ev.step or "", time.monotonic())
+            if self.stamped:
+                self.c.print(f"{utc_stamp(ev.ts)} [dim]{'start':>7}[/] {escape(ev.host or '')} | {escape(ev.step or '')}")
         elif k == "step.output":
             self.c.print(f"  [dim]{escape(ev.host or '')}: {escape(str(ev.data.get('line', '')))}[/]")
         elif k == "step.end":
@@ -92,8 +120,9 @@ class ConsoleRenderer:
         elif k == "rollback.step":
             style = "magenta" if ev.outcome == "rolled_back" else STYLE.get(ev.outcome or "", "")
             msg = ev.data.get("msg") or ""
+            lead = f"{utc_stamp(ev.ts)} " if self.stamped else "  "
             self.c.print(
-                f"  [{style}]{MARK.get(ev.outcome or '', ev.outcome)}[/] {escape(ev.host or '')} | undo {escape(str(ev.data.get('step')))}"
+                f"{lead}[{style}]{MARK.get(ev.outcome or '', ev.outcome)}[/] {escape(ev.host or '')} | undo {escape(str(ev.data.get('step')))}"
                 + (f" [dim]{escape(msg)}[/]" if msg else "")
             )
         elif k == "rollback.verify":
@@ -116,13 +145,14 @@ class ConsoleRenderer:
 
     def _step_line(self, ev: Event) -> None:
         outcome = ev.outcome or "ok"
-        if outcome == "skipped" and not self.verbose:
+        if outcome == "skipped" and not self.verbose and not self.stamped:
             return
         style = STYLE.get(outcome, "")
         dur = f" [dim]({ev.duration:.1f}s)[/]" if ev.duration and ev.duration >= 0.5 else ""
         attempts = ev.data.get("attempts", 1)
         att = f" [dim](attempts: {attempts})[/]" if attempts and attempts > 1 else ""
-        line = f"  [{style}]{MARK.get(outcome, outcome):>7}[/] {escape(ev.host or '')} | {escape(ev.step or '')}{dur}{att}"
+        lead = f"{utc_stamp(ev.ts)} " if self.stamped else "  "  # a log line says when it ended
+        line = f"{lead}[{style}]{MARK.get(outcome, outcome):>7}[/] {escape(ev.host or '')} | {escape(ev.step or '')}{dur}{att}"
         self.c.print(line)
         msg = ev.data.get("msg")
         if msg and (outcome == "failed" or self.verbose or str(msg).startswith("recovered by fallback")):
@@ -143,11 +173,25 @@ class ConsoleRenderer:
                 if self.show_diffs and p.get("diff"):
                     from rich.syntax import Syntax  # pygments: only when there is a diff to show
 
-                    self.c.print(Syntax(p["diff"], "diff", theme="ansi_dark", background_color="default"))
+                    self.c.print(Syntax(plain(p["diff"]), "diff", theme="ansi_dark", background_color="default"))
             else:
                 self.c.print(
                     f"          [yellow]would {'run' if p['kind'] == 'command' else 'send'}[/] {escape(p['summary'])}"
                 )
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop the live display (a prompt is being answered), and start it again after."""
+        live = self.live
+        if live is None:
+            yield
+            return
+        live.stop()
+        try:
+            yield
+        finally:
+            if self.live is live:
+                live.start()
 
     def close(self) -> None:
         if self.live is not None:

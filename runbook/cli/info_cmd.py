@@ -130,11 +130,12 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from runbook.cli.console import make_console
+
+    console = make_console()
     t = Table(show_edge=False, header_style="bold")
     files = any(r["file"] != r["name"] for r in rows)  # a file column only when some names differ
     cols = ("name", *(("file",) if files else ()), "preflight", "steps")
@@ -154,9 +155,9 @@ def list_cmd(as_json: bool) -> None:
 @handle_errors
 def show_cmd(name: str) -> None:
     """Show what runbook NAME does: hosts, batches, and each phase's steps."""
-    from rich.console import Console
     from rich.markup import escape
 
+    from runbook.cli.console import make_console
     from runbook.plan import validate as v
 
     rb = v.load(resolve_runbook(name))
@@ -167,7 +168,7 @@ def show_cmd(name: str) -> None:
         )
         exc.errors = [p.error for p in problems]  # type: ignore[attr-defined]
         raise exc
-    c = Console(highlight=False)
+    c = make_console()
     c.print(f"[bold]{escape(rb.name)}[/]  ({escape(str(rb.path))})")
     if rb.description:
         c.print(escape(rb.description.strip()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -60,5 +61,5 @@ def init_cmd(directory: str) -> None:
     click.echo("  templates/          what template: steps render")
     click.echo("  inventories/local/  this machine (the default inventory)")
     click.echo("  migrations/         SQL migrations for postgres.migrate")
-    where = "" if target.resolve() == Path.cwd().resolve() else f"cd {directory} && "
+    where = "" if target.resolve() == Path.cwd().resolve() else f"cd {shlex.quote(directory)} && "
     click.echo(f"next: {where}runbook validate && runbook exec local-smoke")

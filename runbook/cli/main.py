@@ -75,7 +75,10 @@ def cli() -> None:
 def main() -> None:
     # not click's standalone mode: it turns Ctrl-C into "Aborted!" with exit 1; ours is 130
     try:
-        rv = cli.main(prog_name="runbook", standalone_mode=False)
+        from runbook.cli.output import no_color
+
+        # NO_COLOR: click's styled messages (errors, warnings) come out plain too
+        rv = cli.main(prog_name="runbook", standalone_mode=False, **({"color": False} if no_color() else {}))
     except (KeyboardInterrupt, click.exceptions.Abort, Aborted):
         sys.stderr.write("interrupted\n")
         _exit(130)

@@ -109,6 +109,14 @@ def _run_options(fn: Any) -> Any:
             "a host's runbook_max_output wins). The rest is elided with a marker; its sha256 is audited.",
         ),
         click.option(
+            "--list-hosts", is_flag=True,
+            help="List the hosts the run would target (and its serial batches); run nothing.",
+        ),
+        click.option(
+            "--list-steps", is_flag=True,
+            help="List the steps of every phase with their modules and tags; run nothing.",
+        ),
+        click.option(
             "-v", "--verbose", count=True,
             help="Show skipped steps and messages (-vvv: the traceback of an unexpected error).",
         ),
@@ -165,7 +173,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
              forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
              audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
              max_output: str | None, dry_run: bool, start_at: str | None, resume: str | None,
-             approver: tuple[str, ...] = ()) -> int:  # fmt: skip
+             approver: tuple[str, ...] = (), list_hosts: bool = False, list_steps: bool = False) -> int:  # fmt: skip
     from runbook.cli.approvers import ask_name, identities
     from runbook.cli.output import json_document, junit_xml
     from runbook.execute.engine import Engine, RunOptions
@@ -201,6 +209,16 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
             f"no hosts match '{rb.hosts}'" + (f" with --limit {limit}" if limit else ""),
             hint="check -i/--inventory and the runbook's hosts:",
         )
+    if list_hosts or list_steps:  # as ansible-playbook --list-hosts/--list-tasks: nothing runs
+        from runbook.cli.listing import list_hosts as show_hosts
+        from runbook.cli.listing import list_steps as show_steps
+
+        click.echo(f"runbook: {rb.name} ({path})")
+        if list_hosts:
+            show_hosts(rb, hosts)
+        if list_steps:
+            show_steps(rb)
+        return 0
     if rb.window and not dry_run and not force_window:
         from runbook.execute.window import inside
 
@@ -213,23 +231,29 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     machine = output != "text"
     console = None
     if not machine or verbose:  # rich only when a human reads the output (json/junit: stdout is data)
-        from rich.console import Console
+        from runbook.cli.console import ConsoleRenderer, make_console, recap
 
-        from runbook.cli.console import ConsoleRenderer, recap
-
-        console = Console(stderr=machine, quiet=False, highlight=False)
+        console = make_console(stderr=machine)
     interactive = sys.stdin.isatty() and not machine
 
     def confirm(question: str) -> bool:
         if not interactive:
             return False
-        from rich.console import Console
         from rich.prompt import Prompt
 
-        answer = Prompt.ask(
-            f"[bold]{question}[/] Type [bold]yes[/] to confirm", console=Console(stderr=True), default="no"
-        )
+        from runbook.cli.console import escape, make_console
+
+        with _quiet(renderer):
+            answer = Prompt.ask(
+                f"[bold]{escape(question)}[/] Type [bold]yes[/] to confirm", console=make_console(stderr=True), default="no"
+            )
         return answer.strip().lower() == "yes"
+
+    def ask_approver(question: str, default: str) -> str:
+        with _quiet(renderer):
+            return ask_name(question, default)
+
+    renderer: Any = None
 
     transport_options: dict[str, Any] = {"trust_new_hosts": trust_new_hosts}
     if known_hosts:
@@ -249,7 +273,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         transport_options=transport_options, confirm=confirm if interactive else None,
         run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
         inventory_sources=_sources(inventories), limit=limit, secret_names=frozenset(declared),
-        approvers=identities(approver, audit_key), ask_name=ask_name if interactive else None,
+        approvers=identities(approver, audit_key), ask_name=ask_approver if interactive else None,
     )  # fmt: skip
     engine = Engine(rb, inventory, hosts, options, bus, redactor)
     renderer = ConsoleRenderer(console, verbose=verbose) if console is not None else None
@@ -294,6 +318,13 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         except OSError as exc:  # the run's outcome stands; its report could not be written
             click.secho(f"error: --junit-file {junit_file}: {exc.strerror or exc}", fg="red", err=True)
     return result.exit_code
+
+
+def _quiet(renderer: Any) -> Any:
+    """While a prompt waits for the operator, the live progress display stands still."""
+    import contextlib
+
+    return renderer.paused() if renderer is not None else contextlib.nullcontext()
 
 
 def _say_cannot_undo(console: Any, rb: Any) -> None:
@@ -447,9 +478,7 @@ def rollback_cmd(
     audit_dsn: str | None,
 ) -> None:
     """Undo what run RUN_ID changed, from its saved snapshots (in reverse order)."""
-    from rich.console import Console
-
-    from runbook.cli.console import ConsoleRenderer, recap
+    from runbook.cli.console import ConsoleRenderer, make_console, recap
     from runbook.cli.output import json_document
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
@@ -463,7 +492,7 @@ def rollback_cmd(
     _same_runbook(state, path)
     todo = {h: [e for e in s.entries if e.status not in ("rolled_back",)] for h, s in state.hosts.items()}
     todo = {h: es for h, es in todo.items() if es}
-    console = Console(stderr=output == "json")
+    console = make_console(stderr=output == "json")
     if not todo:
         console.print(f"run {state.run_id}: nothing to roll back")
         sys.exit(0)

@@ -125,6 +125,10 @@ def _at_terminal(
                 return Decision(False, req, done, reason=f"declined by {name}")
             done.append({"name": name, "source": "named in the runbook", "method": "typed"})
         return Decision(True, req, done)
+    known = bool(people) and people[0].source != "login"  # --approver, $RUNBOOK_APPROVER, the key
+    if req.count == 1 and ask_name is not None and not known:  # only the login: who is it, really?
+        typed = " ".join(ask_name(f"{prompt} -- approver, name", people[0].name if people else "").split())
+        people = [Identity(typed, "typed")] if typed else people
     if req.count == 1 or ask_name is None:
         if req.count > 1:
             return Decision(False, req, reason=f"needs {req.count} distinct approvers and no way to ask their names")

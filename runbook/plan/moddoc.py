@@ -53,7 +53,7 @@ def type_of(schema: Any) -> str:
     if not isinstance(schema, dict):
         return "any"
     if "enum" in schema:
-        return "one of: " + ", ".join(str(v) for v in schema["enum"])
+        return "one of: " + " | ".join(_text(v) for v in schema["enum"])
     if "const" in schema:
         return f"exactly {schema['const']!r}"
     for key in ("oneOf", "anyOf"):
@@ -84,9 +84,16 @@ def _default(schema: Any) -> str:
     if not isinstance(schema, dict):
         return ""
     if "default" in schema:
-        return str(schema["default"])
+        return _text(schema["default"])
     m = _DEFAULT_IN_TEXT.search(str(schema.get("description", "")))
     return (m.group(1) or m.group(2)).strip() if m else ""
+
+
+def _text(value: Any) -> str:
+    """A value as YAML writes it (true, null, 5, text)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
 
 
 def _description(schema: Any) -> str:
@@ -152,7 +159,7 @@ def generated_example(doc: ModuleDoc) -> dict[str, Any]:
         if not a.required:
             continue
         if a.type.startswith("one of: "):
-            args[a.name] = a.type[len("one of: ") :].split(", ")[0]
+            args[a.name] = a.type[len("one of: ") :].split(" | ")[0]
         elif a.type.startswith(("integer", "number")):
             args[a.name] = 1
         elif a.type.startswith("boolean"):

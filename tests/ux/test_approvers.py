@@ -129,3 +129,79 @@ def test_at_a_terminal_a_name_never_given_is_a_denial() -> None:
 def test_without_a_terminal_nor_yes_nobody_approves() -> None:
     d = decide({}, "GO?", [Identity("alice", "--approver")], yes=False, confirm=None)
     assert not d.ok and "no terminal" in d.who
+
+
+def _answer_on_a_terminal(args: list[str], answers: list[tuple[str, str]], cwd: Path) -> tuple[int, str]:
+    """Run the real CLI on a pseudo-terminal; type each answer once its prompt text has appeared."""
+    import os
+    import pty
+    import re
+    import select
+    import subprocess
+    import sys
+
+    from tests.core.conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTHONPATH")}
+    env.update(TERM="xterm", PYTHONPATH=str(REPO), NO_COLOR="1")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "runbook", *args], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd)
+    os.close(slave)
+    out, seen = b"", 0
+    pending = list(answers)
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            proc.kill()
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
+        if pending and pending[0][0] in text[seen:]:
+            seen = text.index(pending[0][0], seen) + len(pending[0][0])
+            os.write(master, pending.pop(0)[1].encode() + b"\r")
+    code = proc.wait(timeout=60)
+    os.close(master)
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
+
+
+def test_at_a_real_terminal_two_people_type_their_names(audited: Project) -> None:
+    audited.runbook("go", SIGNOFF.format(approvers="2"))
+    answers = [("approver 1 of 2, name", "Alice Johnson"), ("approval of Alice Johnson", "yes"),
+               ("approver 2 of 2, name", "Carol White"), ("approval of Carol White", "yes")]  # fmt: skip
+    code, out = _answer_on_a_terminal(["exec", "go", "-i", "inv"], answers, audited.root)
+    assert code == 0, out
+    assert [a["name"] for a in approval(audited.root)["data"]["approvers"]] == ["Alice Johnson", "Carol White"]
+    assert {a["method"] for a in approval(audited.root)["data"]["approvers"]} == {"typed"}
+
+
+def test_at_a_real_terminal_a_no_stops_the_run_before_any_change(audited: Project) -> None:
+    audited.runbook("go", SIGNOFF.format(approvers='["Alice Johnson", "Carol White"]'))
+    answers = [("approval of Alice Johnson", "yes"), ("approval of Carol White", "no")]
+    code, out = _answer_on_a_terminal(["exec", "go", "-i", "inv"], answers, audited.root)
+    assert code == 3, out
+    assert approval(audited.root)["outcome"] == "denied"
+    assert "declined by Carol White" in approval(audited.root)["data"]["approved_by"]
+
+
+def test_a_single_approver_known_only_by_login_is_asked_their_name() -> None:
+    asked: list[str] = []
+
+    def ask(question: str, default: str) -> str:
+        asked.append(default)
+        return "Grace Miller"
+
+    d = decide({}, "GO?", [Identity("root@vm", "login")], yes=False, confirm=lambda q: True, ask_name=ask)
+    assert d.ok and d.approvers == [{"name": "Grace Miller", "source": "typed", "method": "typed"}]
+    assert asked == ["root@vm"]
+    # a name given by --approver, $RUNBOOK_APPROVER or the signing key is not asked again
+    d = decide({}, "GO?", [Identity("grace", "signing key")], yes=False, confirm=lambda q: True, ask_name=ask)
+    assert d.ok and d.approvers[0]["name"] == "grace" and len(asked) == 1
+    # an empty answer keeps the login
+    d = decide({}, "GO?", [Identity("root@vm", "login")], yes=False, confirm=lambda q: True, ask_name=lambda q, dflt: "")
+    assert d.approvers[0]["name"] == "root@vm"

@@ -84,3 +84,26 @@ def test_keygen_honours_an_allowed_signers_path_from_the_environment(
     audited.runbook("tiny", SMOKE)
     assert audited.exec("tiny").exit_code == 0
     assert audited.cli("audit", "verify").exit_code == 0
+
+
+def test_a_symlinked_allowed_signers_file_is_appended_to_where_it_is(audited: Project, tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "allowed_signers"
+    real.parent.mkdir()
+    real.write_text("# mine\n")
+    link = tmp_path / "xdg" / "runbook" / "allowed_signers"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    res = audited.cli("audit", "keygen")
+    assert res.exit_code == 0, res.output
+    assert link.is_symlink() and "ssh-ed25519" in real.read_text()
+
+
+def test_keygen_twice_to_the_same_file_adds_the_key_once(audited: Project, tmp_path: Path) -> None:
+    signers = tmp_path / "xdg" / "runbook" / "allowed_signers"
+    assert audited.cli("audit", "keygen", "--out", str(tmp_path / "k1")).exit_code == 0
+    assert audited.cli("audit", "keygen", "--out", str(tmp_path / "k2")).exit_code == 0
+    assert len(signers.read_text().splitlines()) == 2  # two keys, each once
+    from runbook.audit.keys import load_signing_key, trust_locally
+
+    assert trust_locally(load_signing_key(tmp_path / "k1"), "again", signers) is False
+    assert len(signers.read_text().splitlines()) == 2

@@ -74,7 +74,8 @@ def test_doc_of_a_module_reads_like_ansible_doc(project: Project) -> None:
     res = project.cli("doc", "postgres.backup")
     assert res.exit_code == 0, res.output
     out = res.stdout
-    for part in ("> POSTGRES.BACKUP", "ARGUMENTS", "dsn (string, required)", "REGISTERS", "path: the backup file",
+    for part in ("> POSTGRES.BACKUP", "ARGUMENTS", "dsn (string, required)", "format (one of: custom | plain | tar, default: custom)",
+                 "timeout (number, default: 3600)", "REGISTERS", "path: the backup file",
                  "sha256:", "mutates: yes", "undo:", "EXAMPLE"):  # fmt: skip
         assert part in out, part
     assert "postgres.backup:" in out.split("EXAMPLE", 1)[1]
@@ -139,3 +140,19 @@ def test_shell_completion_of_runbook_names(project: Project) -> None:
     assert _complete(["show"], "web") == ["web-deploy"]
     assert _complete(["rollback"], "b") == ["backup"]
     assert "postgres.backup" in _complete(["doc"], "postgres.")
+
+
+@pytest.mark.parametrize(
+    "written, name",
+    [("'it''s late'", "it's late"), ('"tab\\there"', "tab\there"), ("plain: colon", None), ("deploy #1  # c", "deploy")],
+)
+def test_a_name_is_read_as_yaml_reads_it(project: Project, written: str, name: str | None) -> None:
+    project.runbook("book", f"name: {written}\nhosts: localhost\nsteps: [{{debug: {{msg: a}}}}]\n")
+    from runbook.cli.common import runbook_names
+
+    found = dict((n, p.name) for p, n in runbook_names())
+    if name is None:  # not YAML: the runbook is invalid, and no name is made up for it
+        assert project.cli("validate", "book").exit_code == 2
+        return
+    assert found.get(name) == "book.yml", found
+    assert project.cli("show", name).exit_code == 0

@@ -161,7 +161,8 @@ class ComposePull(StepKind):
     no_undo_needed = "pulled images only add to the host's image cache; nothing running changed"
     schema = {
         "type": "object",
-        "properties": {**_TARGET, "policy": {"enum": ["missing", "always"]}, "timeout": _TIMEOUT},
+        "properties": {**_TARGET, "policy": {"enum": ["missing", "always"], "default": "missing"},
+                       "timeout": {**_TIMEOUT, "description": "seconds (default 600)"}},
         "required": ["file"],
         "additionalProperties": False,
     }
@@ -221,13 +222,13 @@ class ComposeUp(StepKind):
                 "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
                 "description": "env file(s) the services use: recorded and restored with the release",
             },
-            "wait": {"type": "boolean", "description": "wait until services are running/healthy (default)"},
+            "wait": {"type": "boolean", "default": True, "description": "wait until services are running/healthy"},
             "timeout": _TIMEOUT,
-            "remove_orphans": {"type": "boolean"},
+            "remove_orphans": {"type": "boolean", "default": True},
             "pull": {"enum": ["missing", "never", "always"], "description": "default missing"},
             "services": {"type": "array", "items": {"type": "string"}},
             "releases_dir": {"type": "string", "description": "default <dir of file>/.runbook-releases"},
-            "keep_releases": {"type": "integer", "minimum": 2},
+            "keep_releases": {"type": "integer", "minimum": 2, "default": 5},
         },
         "required": ["file"],
         "additionalProperties": False,

@@ -119,10 +119,10 @@ class PostgresBackup(StepKind):
         "properties": {
             "dsn": _DSN,
             "dest": {"type": "string", "minLength": 1, "description": "dump file on the host"},
-            "format": {"enum": ["custom", "plain", "tar"]},
+            "format": {"enum": ["custom", "plain", "tar"], "default": "custom"},
             "force": {"type": "boolean", "description": "overwrite an existing dest"},
             "bin_dir": _BIN,
-            "timeout": {"type": "number", "exclusiveMinimum": 0},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "seconds (default 3600)"},
         },
         "required": ["dsn", "dest"],
         "additionalProperties": False,

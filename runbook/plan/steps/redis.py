@@ -37,7 +37,7 @@ class RedisPing(StepKind):
                 "pattern": "^rediss?://",
                 "description": "redis://[:password@]host:port/db",
             },
-            "timeout": {"type": "number", "exclusiveMinimum": 0},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "description": "seconds (default 5)"},
             "maxmemory_max": {
                 "type": ["number", "string"],
                 "description": "maxmemory must be set and at most this (MB, or 300m / 1g)",
