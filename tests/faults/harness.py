@@ -103,10 +103,11 @@ class Subject:
         fault: str | None = None,
         timeout: float = 600,
         env: Mapping[str, str] | None = None,
+        runbook: str | None = None,
     ) -> Result:
         vars_file = self.root / "vars.json"
         vars_file.write_text(json.dumps(self.vars))
-        argv = [sys.executable, "-m", "runbook.cli.main", command, self.runbook]
+        argv = [sys.executable, "-m", "runbook.cli.main", command, runbook or self.runbook]
         if command != "rollback":
             argv += ["-i", str(self.inventory)]
         argv += ["-e", f"@{vars_file}"]  # rollback and --resume too: secrets are not kept in the state
@@ -424,8 +425,11 @@ class Matrix:
         res = recover(self.subject, kp, recovery, expected, transport=self.transport)
         if recovery == "resume":  # back to the baseline for the next point: roll the resumed run back
             back = self.subject.cli("rollback", "--run", res.run_id)
-            assert back.rc == 0, f"rolling the resumed run back: {back.message}"
             diff = differences(self.baseline, self.subject.state())
+            if back.rc != 0 or diff:  # the point's row says so too
+                MATRIX[-1].update(restored=False, detail=f"resumed, then its rollback: exit {back.rc}: "
+                                  + (back.message[:300] if back.rc else "; ".join(diff)[:300]))  # fmt: skip
+            assert back.rc == 0, f"rolling the resumed run back: {back.message}"
             assert not diff, "rolling the resumed run back left:\n" + "\n".join(diff)
 
 
