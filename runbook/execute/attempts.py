@@ -416,6 +416,19 @@ class Attempts:
         )
         if self.cancel.is_set():
             raise Cancelled("interrupted")
+        provisional = None
+        if step.undo is not None and holder["entry"] is None and not self.dry_run and item.phase == "steps":
+            # its undo: must run if this process dies mid-step: its entry is on disk before it starts
+            provisional = holder["entry"] = self.new_entry(hr, target, step, item)
+            provisional.status, provisional.changed = "running", True
+            hr.state.entries.append(provisional)
+            try:
+                self.persist(guard=True)
+            except Exception as exc:  # not durable: the step does not start
+                hr.state.entries.remove(provisional)
+                holder["entry"] = None
+                why = faults.describe(exc, self.redactor.redact)
+                return Attempt(Outcome.failure(f"state not saved, nothing changed: {why}")), None
         token = self.inflight.start(target.name, step.label)  # on disk before its first command
         drive.env = self.inflight.env(self.run_id, token)
         with self._lock:
@@ -452,6 +465,10 @@ class Attempts:
             with self._lock:
                 self.active.pop(hr.name, None)
             self.inflight.end(token)
+        if provisional is not None and not provisional.snapshots:
+            # it ran to its end: what it changed is known now (_record_change keeps what undo needs)
+            hr.state.entries.remove(provisional)
+            holder["entry"] = None
         if drive.timed_out and not out.ok:
             out = Outcome.failure(
                 f"timed out after {timeout:g}s",

@@ -113,7 +113,8 @@ class Subject:
         argv += ["-e", f"@{vars_file}"]  # rollback and --resume too: secrets are not kept in the state
         if overrides:
             argv += ["-e", json.dumps(dict(overrides))]
-        argv += [*extra, *self.cli_args, "--output", "json", "--yes"]
+        # exec options (e.g. --force-window) are not rollback's: a rollback is never held to the window
+        argv += [*extra, *(self.cli_args if command != "rollback" else []), "--output", "json", "--yes"]
         if self.audit_dir is not None:
             argv += ["--audit-dir", str(self.audit_dir)]
         full_env = {**os.environ, "RUNBOOK_PATH": str(PLAYBOOKS), "PYTHONPATH": str(REPO), **self.env}

@@ -41,12 +41,6 @@ def target(dockerd, postgres_server, redis_server, tmp_path_factory) -> Iterator
 @pytest.mark.slow
 @pytest.mark.docker
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 8 item 1 (rollback: release retention): compose.up keeps the 5 newest releases by mtime "
-    "and prunes the one a later rollback must go back to; after 5 failed attempts the 6th cannot roll "
-    "back: 'release <id> is missing from .../.runbook-releases/<project> (pruned or deleted?)', exit 4",
-)
 def test_ten_failed_attempts_in_a_row_then_a_rollback(target: Deploy4gb) -> None:
     baseline = target.ensure_baseline()
     s = target.subject

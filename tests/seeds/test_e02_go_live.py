@@ -172,7 +172,7 @@ def test_failure_after_migration_and_api_deploy_restores_everything(
     undo = {s["name"]: s for s in seed.steps(doc, "rollback")}
     assert "restored backup" in undo["undo: Migrate to the tagging schema"]["msg"]
     msg = undo["undo: Step 2: deploy the API (runbook-e02:e02-v1.0.0)"]["msg"]
-    assert "is live again" in msg and "healthy" in msg
+    assert "live again" in msg and "healthy" in msg
     assert undo["undo: Freeze document imports for the migration"]["outcome"] == "rolled_back"
     assert state(seed) == baseline
     webhook.wait_for(before + 6)
