@@ -23,7 +23,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.faults.harness import (
-    NO_STATE_YET,
     Matrix,
     cases,
     inside_points,
@@ -38,9 +37,7 @@ FULL = os.environ.get("RUNBOOK_FAULT_MATRIX") == "full"
 STEPS = steps_of("deploy-4gb")
 BOUNDARIES = [name for name, _, _ in STEPS] + ["(after the last step)"]
 MUTATING = [name for name, _, mutating in STEPS if mutating]
-KNOWN = {  # (step, recovery) -> why it fails today; the lead flips them as the fixes merge
-    ("Back up the database", "rollback"): NO_STATE_YET,  # the boundary before the first step
-}
+KNOWN: dict[tuple[str, str], str] = {}  # (step, recovery) -> why it fails today: none left
 KNOWN_INSIDE: dict[tuple[str, str], str] = {}  # resumed after compose up: holds (issue 8 item 4)
 
 

@@ -26,7 +26,6 @@ from typing import Any
 import pytest
 
 from tests.faults.harness import (
-    NO_STATE_YET,
     REPO,
     Matrix,
     Subject,
@@ -129,15 +128,8 @@ RECOVERIES_INSIDE = ["rollback", "resume"] if FULL else ["rollback"]
 # ------------------------------------------------------------------------------------ local-smoke
 
 SMOKE_BOUNDARIES, SMOKE_MUTATING = points_for("local-smoke")
-SMOKE_KNOWN = {
-    # its first step changes nothing when the directory is there: no snapshot, so no state is saved
-    ("Create the scratch directories", "rollback"): NO_STATE_YET,
-    ("Create the scratch directories", "resume"): NO_STATE_YET,
-}
-SMOKE_KNOWN_INSIDE = {
-    ("Create the scratch directories", "rollback"): NO_STATE_YET,
-    ("Create the scratch directories", "resume"): NO_STATE_YET,
-}
+SMOKE_KNOWN: dict[tuple[str, str], str] = {}  # every point holds
+SMOKE_KNOWN_INSIDE: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +178,7 @@ CD_BOUNDARIES = CD_ALL_BOUNDARIES if FULL else [
     CD_ALL_BOUNDARIES[0], "Run database migrations", "Deploy services", "(after the last step)"
 ]  # fmt: skip
 CD_MUTATING = CD_ALL_MUTATING if FULL else ["Run database migrations", "Deploy services"]
-CD_KNOWN: dict[tuple[str, str], str] = {  # before the first snapshot (the backup's)
-    (step, rec): NO_STATE_YET
-    for step in ("Tell the stakeholders", "Back up the database")
-    for rec in ("rollback", "resume")
-}
+CD_KNOWN: dict[tuple[str, str], str] = {}  # the state is on disk before the first step
 CD_KNOWN_INSIDE: dict[tuple[str, str], str] = {}
 CD_MIGRATIONS = REPO / "migrations" / "compose-deploy"
 CD_V1 = {f.name: f for f in CD_MIGRATIONS.glob("001_*.sql")}
