@@ -33,7 +33,7 @@ def _env() -> jinja2.Environment:
     variables and call filters, but never reach Python internals (``__class__``, ``__globals__``,
     ``cycler.__init__``, ``self._TemplateReference__context``, ``str.format`` on dunders), so no
     value becomes code on the control machine."""
-    env = SandboxedEnvironment(
+    env = _Sandbox(
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -48,6 +48,26 @@ def _env() -> jinja2.Environment:
 
 
 MAX_RANGE = 1_000_000
+MAX_POWER_BITS = 100_000  # ``2 ** 10 ** 9`` would take the control machine's CPU and memory for ever
+MAX_REPEAT = 10_000_000  # ``'x' * 10 ** 12``: the same, as memory
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, also bounding the two operators that turn a short template into an endless
+    computation (they are intercepted, so Jinja does not fold them at compile time either)."""
+
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        ints = isinstance(left, int) and isinstance(right, int)
+        big = ints and right > 0 and abs(left) > 1 and right * abs(left).bit_length() > MAX_POWER_BITS
+        if operator == "**" and big:
+            raise FilterError(f"{left} ** {right} is too large to compute")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_REPEAT:
+                    raise FilterError(f"repeating a value {n} times is too large (at most {MAX_REPEAT:,} items)")
+        return super().call_binop(context, operator, left, right)
 
 
 def _bounded_range(*args: int) -> range:
