@@ -114,7 +114,8 @@ class Subject:
         if overrides:
             argv += ["-e", json.dumps(dict(overrides))]
         # exec options (e.g. --force-window) are not rollback's: a rollback is never held to the window
-        argv += [*extra, *(self.cli_args if command != "rollback" else []), "--output", "json", "--yes"]
+        args = [a for a in self.cli_args if command != "rollback" or a not in EXEC_ONLY]
+        argv += [*extra, *args, "--output", "json", "--yes"]
         if self.audit_dir is not None:
             argv += ["--audit-dir", str(self.audit_dir)]
         full_env = {**os.environ, "RUNBOOK_PATH": str(PLAYBOOKS), "PYTHONPATH": str(REPO), **self.env}
@@ -174,6 +175,8 @@ def saved_state(subject: Subject, run_id: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- known bugs
+
+EXEC_ONLY = frozenset({"--force-window"})  # exec/plan flags that `runbook rollback` does not take
 
 NO_STATE_YET = (
     "issue 8 item 7 (runfaults): a run killed after its pre-flight (deploy lock taken) but before the "
