@@ -207,19 +207,23 @@ def request(method: str, args: dict[str, Any], changes: bool) -> StepGen:
     )
 
 
+# what every http.* step registers (one home: runbook doc and the schema read it from the kinds)
+RESPONSE_REGISTERS = {
+    "status": "HTTP status (0: no response)",
+    "json": "the body parsed as JSON (null if it is not)",
+    "body": "the body (first 64 KiB)",
+    "body_truncated": "whether it was cut",
+    "headers": "response headers",
+    "elapsed": "seconds",
+    "url": "the URL (credentials masked)",
+    "error": "why there was no response",
+}
+
+
 @register
 class HttpGet(StepKind):
     name = "http.get"
-    registers = {
-        "status": "HTTP status (0: no response)",
-        "json": "the body parsed as JSON (null if it is not)",
-        "body": "the body (first 64 KiB)",
-        "body_truncated": "whether it was cut",
-        "headers": "response headers",
-        "elapsed": "seconds",
-        "url": "the URL (credentials masked)",
-        "error": "why there was no response",
-    }
+    registers = RESPONSE_REGISTERS
     description = "GET a URL (as the host sees it) and check status, JSON fields, body and headers."
     free_form = "url"
     schema = {"type": "object", "properties": _COMMON, "required": ["url"], "additionalProperties": False}
@@ -231,16 +235,7 @@ class HttpGet(StepKind):
 @register
 class HttpRequest(StepKind):
     name = "http.request"
-    registers = {
-        "status": "HTTP status (0: no response)",
-        "json": "the body parsed as JSON (null if it is not)",
-        "body": "the body (first 64 KiB)",
-        "body_truncated": "whether it was cut",
-        "headers": "response headers",
-        "elapsed": "seconds",
-        "url": "the URL (credentials masked)",
-        "error": "why there was no response",
-    }
+    registers = RESPONSE_REGISTERS
     description = "Send any HTTP request (POST to a deploy API ...); changes things unless GET/HEAD/OPTIONS."
     mutating = True
     schema = {
