@@ -80,7 +80,7 @@ RUNBOOK_API = """
 import json, sys, threading
 from runbook.execute.transports.base import HostSpec
 from runbook.execute.transports.ssh import SSHTransport
-from runbook.plan.commands import Command
+from runbook.actions.commands import Command
 cfg = json.loads(sys.argv[1]); errors = []
 def work(addr, port):
     try:

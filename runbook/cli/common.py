@@ -201,8 +201,8 @@ def parse_extra_vars(values: tuple[str, ...], secrets: set[str] | None = None) -
     """-e key=value (several per flag, quoted like a shell), -e '{"json": 1}', -e @vars.yml (an
     ansible-vault encrypted file too: its variable names are added to ``secrets``)."""
     from runbook.model import shellwords
-    from runbook.model.checks import NumberTooLarge, is_variable_name, json_int
     from runbook.model.loader import load_vars_file, load_yaml_text
+    from runbook.model.values import NumberTooLarge, is_variable_name, json_int
 
     out: dict[str, Any] = {}
     for raw in values:
@@ -333,7 +333,7 @@ def host_problems(
 
 def secret_names(declared: tuple[str, ...]) -> set[str]:
     """``--secret NAME`` (repeatable, or comma-separated): variables that hold secrets."""
-    from runbook.model.checks import is_variable_name
+    from runbook.model.values import is_variable_name
 
     names = {n.strip() for item in declared for n in item.split(",") if n.strip()}
     bad = sorted(n for n in names if not is_variable_name(n))

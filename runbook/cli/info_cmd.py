@@ -64,7 +64,7 @@ def validate_cmd(
                 click.secho(f"error: {p}", fg="red", err=True)
                 total += 1
             continue
-        from runbook.plan.shellvars import unquoted_shell_vars
+        from runbook.kinds.shellvars import unquoted_shell_vars
 
         for w in unquoted_shell_vars(rb):
             click.secho(f"warning: {w}", fg="yellow", err=True)
@@ -196,7 +196,7 @@ def show_cmd(name: str) -> None:
 
 def _undo_note(s: Any, auto: bool) -> list[str]:
     """What `show` says about a step a rollback cannot undo (or that declares it needs none)."""
-    from runbook.plan import undo
+    from runbook.kinds import undo
 
     why = undo.cannot_undo(s) if auto else None
     if why:

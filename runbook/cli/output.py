@@ -40,7 +40,7 @@ def plain_data(value: Any) -> Any:
 
 
 def json_document(result: Any, runbook: Any, audit_path: str | None, dry_run: bool) -> str:
-    from runbook.plan import undo
+    from runbook.kinds import undo
 
     doc = result.as_dict()
     doc.update(

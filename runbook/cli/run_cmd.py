@@ -328,10 +328,10 @@ def _quiet(renderer: Any) -> Any:
 
 
 def _say_cannot_undo(console: Any, rb: Any) -> None:
-    """The plan names the steps whose changes a rollback could not undo (runbook.plan.undo)."""
+    """The plan names the steps whose changes a rollback could not undo (runbook.kinds.undo)."""
     from rich.markup import escape
 
-    from runbook.plan import undo
+    from runbook.kinds import undo
 
     gaps = list(undo.gaps(rb))
     if not gaps:

@@ -1,7 +1,7 @@
 """Who approved an ``approve`` step.
 
 The step needs ``approvers: N`` distinct people (default 1) or each of the named ones
-(``approvers: [alice, carol]``); runbook.plan.steps.control.Approve.requirement reads that. The
+(``approvers: [alice, carol]``); runbook.kinds.control.Approve.requirement reads that. The
 people come from the run's identities (``--approver NAME``, ``$RUNBOOK_APPROVER``, else the signing
 key's principal, else user@host: the CLI gathers them) or, at a terminal, are typed at the prompt.
 Names are told apart case-insensitively: "Alice" twice is one approver. A "no" from anyone is a no.
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook.plan.steps.control import Approve, Requirement
+from runbook.kinds.control import Approve, Requirement
 
 NAME_ATTEMPTS = 3  # a name typed empty or twice is asked again, this many times per approver
 

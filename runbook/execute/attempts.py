@@ -18,12 +18,12 @@ from runbook.execute import faults, leftovers
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
+from runbook.kinds import base as kinds
+from runbook.kinds.base import Outcome, StepContext
 from runbook.model import become
 from runbook.model.become import Become
-from runbook.model.checks import LARGEST, is_template, shown_number
 from runbook.model.runbook import Step
-from runbook.plan.steps import base as kinds
-from runbook.plan.steps.base import Outcome, StepContext
+from runbook.model.values import LARGEST, is_template, shown_number
 from runbook.plan.validate import coerce
 from runbook.render.filters import to_bool
 from runbook.render.secrets import Redactor, leaves
@@ -218,7 +218,7 @@ class Attempts:
         changed: bool,
     ) -> None:
         """Keep what rollback needs: the snapshot entry's outcome, or an entry for a change without
-        a snapshot (undone by the step's undo:, else reported as not undone: runbook.plan.undo)."""
+        a snapshot (undone by the step's undo:, else reported as not undone: runbook.kinds.undo)."""
         if changed and not self.dry_run:
             hr.changed_anything = True
         if entry is not None:

@@ -14,12 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runbook.errors import Aborted, RunbookError
-from runbook.execute import clients, faultpoints, faults
-from runbook.execute.transports.base import Transport
-from runbook.model.become import Become
-from runbook.model.checks import LARGEST
-from runbook.plan.actions import (
+from runbook.actions import (
     Action,
     Client,
     CommandResult,
@@ -34,7 +29,12 @@ from runbook.plan.actions import (
     Tunnel,
     WriteFile,
 )
-from runbook.plan.steps.base import Outcome, StepGen
+from runbook.errors import Aborted, RunbookError
+from runbook.execute import clients, faultpoints, faults
+from runbook.execute.transports.base import Transport
+from runbook.kinds.base import Outcome, StepGen
+from runbook.model.become import Become
+from runbook.model.values import LARGEST
 
 __all__ = ["Aborted", "Cancelled", "Drive", "NotReadOnly", "PlannedChange"]
 
@@ -166,7 +166,7 @@ class Drive:
         if isinstance(action, Http):
             if skip:
                 self.planned.append(PlannedChange("request", self.redact(action.shown())))
-                from runbook.plan.actions import HttpResponse
+                from runbook.actions import HttpResponse
 
                 return HttpResponse(status=0, error="dry-run: not sent")
             return clients.http_request(

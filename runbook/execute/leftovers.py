@@ -29,8 +29,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from runbook.actions.commands import Command
 from runbook.execute.transports.base import Transport
-from runbook.plan.commands import Command
 
 ENV = "RUNBOOK_RUN_ID"
 STEP_ENV = "RUNBOOK_STEP"

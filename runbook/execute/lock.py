@@ -12,9 +12,9 @@ import shlex
 import time
 from dataclasses import dataclass
 
+from runbook.actions.commands import Command
 from runbook.execute.leftovers import owner_meta, run_is_dead
 from runbook.execute.transports.base import Transport
-from runbook.plan.commands import Command
 
 LOCK_ROOT = "/tmp/runbook-locks"
 

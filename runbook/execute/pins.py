@@ -1,6 +1,6 @@
 """What the rollback of an unfinished run may still need on a host: the records (compose releases)
 its snapshots name. Read from the saved run states on this control machine, so that a retention
-rule on the host never prunes one of them (runbook.plan.facts.releases).
+rule on the host never prunes one of them (runbook.facts.releases).
 
 Unfinished: a host whose state is not ``ok`` (succeeded) or ``rolled_back`` — a killed run
 (``pending``), one that failed without rolling back, one whose rollback failed — and, in it, every
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from runbook.plan.steps import base as kinds
+from runbook.kinds import base as kinds
 
 FINISHED = frozenset({"ok", "rolled_back"})
 

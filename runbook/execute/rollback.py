@@ -14,10 +14,10 @@ from runbook.execute.attempts import privilege, privilege_asked
 from runbook.execute.driver import Aborted, Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
+from runbook.kinds import base as kinds
+from runbook.kinds import undo as undo_rules
+from runbook.kinds.base import Outcome, StepContext
 from runbook.model.runbook import Step
-from runbook.plan import undo as undo_rules
-from runbook.plan.steps import base as kinds
-from runbook.plan.steps.base import Outcome, StepContext
 from runbook.plan.validate import coerce
 from runbook.render.secrets import MASK
 from runbook.render.templar import Literal
@@ -104,7 +104,7 @@ class Rollback:
     def undo_entry(self, hr: HostRun, entry: Entry, step: Step | None) -> bool:
         """Undo one entry: the step's own undo: step wins over the module's snapshot-based undo. A
         change that neither can undo is reported as NOT undone (the rollback fails: a human must act),
-        unless the step declares it needs no undo (runbook.plan.undo)."""
+        unless the step declares it needs no undo (runbook.kinds.undo)."""
         e = self.e
         kind = kinds.get(entry.module)
         start = time.monotonic()

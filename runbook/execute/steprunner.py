@@ -19,8 +19,8 @@ from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.once import Once
+from runbook.kinds import base as kinds
 from runbook.model.runbook import Step
-from runbook.plan.steps import base as kinds
 from runbook.plan.validate import Anything
 from runbook.render.secrets import Redactor
 from runbook.render.templar import LazyVars, Templar, is_template

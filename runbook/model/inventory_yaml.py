@@ -23,9 +23,9 @@ from typing import Any
 import yaml
 
 from runbook.errors import InventoryError, Location
-from runbook.model.checks import MAX_INT_DIGITS, NumberTooLarge, check_int_digits, json_int
 from runbook.model.hostpattern import RangeError, expand_hostpattern
 from runbook.model.loader import reader_error_location
+from runbook.model.values import MAX_INT_DIGITS, NumberTooLarge, check_int_digits, json_int
 from runbook.model.vault import VaultValue
 
 try:  # libyaml is much faster; Ansible uses it too when present

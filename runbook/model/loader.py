@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from runbook.errors import Location, ValidationError
-from runbook.model.checks import NumberTooLarge, check_int_digits
+from runbook.model.values import NumberTooLarge, check_int_digits
 
 try:  # libyaml is much faster when present
     _Base = yaml.CSafeLoader  # type: ignore[attr-defined]

@@ -15,9 +15,9 @@ from typing import Any
 
 from runbook.errors import Location, ValidationError
 from runbook.model import become
-from runbook.model.checks import is_variable_name, number_problem, plain, suggest
 from runbook.model.loader import YDict, YList, load_vars_file, load_yaml_text, read_text
 from runbook.model.step import STEP_KEYWORDS, Step, StepParser
+from runbook.model.values import is_variable_name, number_problem, plain, suggest
 
 __all__ = [
     "RUNBOOK_KEYS",

@@ -10,8 +10,8 @@ from typing import Any
 
 from runbook.errors import Location, ValidationError
 from runbook.model import become
-from runbook.model.checks import BOOL_WORDS, is_template, is_variable_name, number_problem, plain, suggest
 from runbook.model.loader import YDict, YList
+from runbook.model.values import BOOL_WORDS, is_template, is_variable_name, number_problem, plain, suggest
 
 STEP_KEYWORDS = {
     "name": "a human-readable label for the step (Jinja2 is rendered, like Ansible's task names)",

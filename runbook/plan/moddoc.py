@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook.plan.steps import base as kinds
+from runbook.kinds import base as kinds
 
 _DEFAULT_IN_TEXT = re.compile(r"\(default:? ([^)]+)\)|\bdefault:? ([^;,)]+)")
 

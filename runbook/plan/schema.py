@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runbook.kinds import base as kinds
 from runbook.model.runbook import RUNBOOK_KEYS, STEP_KEYWORDS
-from runbook.plan.steps import base as kinds
 
 _COND = {
     "oneOf": [

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
+from runbook.kinds import base as kinds
 from runbook.model import become
-from runbook.model.checks import number_problem, port_problem
 from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of, load_runbook
-from runbook.plan.steps import base as kinds
+from runbook.model.values import number_problem, port_problem
 from runbook.render import templar as tpl
 from runbook.render.templar import LazyVars, Templar
 
@@ -480,7 +480,7 @@ def validation_errors(exc: ValidationError) -> list[Problem]:
 
 
 def undo_warnings(rb: Runbook) -> list[str]:
-    """Steps whose changes a rollback cannot undo (runbook.plan.undo): warnings, not errors."""
-    from runbook.plan import undo
+    """Steps whose changes a rollback cannot undo (runbook.kinds.undo): warnings, not errors."""
+    from runbook.kinds import undo
 
     return [f"{undo.describe(step, why)} ({undo.DECLARE_HINT})" for step, why in undo.gaps(rb)]

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from runbook.model.checks import json_int
+from runbook.model.values import json_int
 
 _TRUE = {"yes", "on", "1", "true", "y", "t"}
 _FALSE = {"no", "off", "0", "false", "n", "f", ""}

@@ -22,8 +22,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
-from runbook.model.checks import MAX_INT_DIGITS, NumberTooLarge, huge_int, shown_number
 from runbook.model.inventory_yaml import Unsafe
+from runbook.model.values import MAX_INT_DIGITS, NumberTooLarge, huge_int, shown_number
 from runbook.render.filters import FILTERS, TESTS, FilterError
 from runbook.render.secrets import Redactor, collect_secrets
 

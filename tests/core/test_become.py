@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from runbook.actions.commands import Command
 from runbook.model.become import Become, resolve
-from runbook.plan.commands import Command
 from tests.robustness.test_malformed_runbooks import run
 
 AS_ROOT = pytest.mark.skipif(

@@ -354,7 +354,7 @@ def test_every_difference_is_named_not_only_the_first(project: Project, t: Path)
 def test_a_large_file_kept_as_a_backup_on_the_host_is_checked_too(
     project: Project, t: Path, monkeypatch: pytest.MonkeyPatch, undo: str, code: int
 ) -> None:
-    from runbook.plan import filestate
+    from runbook.kinds import filestate
 
     monkeypatch.setattr(filestate, "INLINE_MAX", 2)  # "old\n" is larger: copied to a backup file
     step_undo = f'\n    undo: {{shell: "{undo}"}}' if undo else ""

@@ -126,7 +126,7 @@ def test_a_requests_display_form_hides_its_url_in_the_plan(project: Project) -> 
 
 
 def test_http_display_forms() -> None:
-    from runbook.plan.actions import Http
+    from runbook.actions import Http
 
     assert Http("GET", "http://h/x").shown() == "GET http://h/x"
     assert Http("POST", "http://h/secret", display="http://h/…").shown() == "POST http://h/…"

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from runbook.plan.actions import Run, Snapshot, Stat, WriteFile
-from runbook.plan.commands import Command
-from runbook.plan.steps import base as kinds
-from runbook.plan.steps.base import Outcome
+from runbook.actions import Run, Snapshot, Stat, WriteFile
+from runbook.actions.commands import Command
+from runbook.kinds import base as kinds
+from runbook.kinds.base import Outcome
 from tests.core.conftest import Project
 
 DSN = "host=127.0.0.1 port=1 dbname=app user=app"

@@ -14,8 +14,8 @@ import pytest
 from runbook.execute.driver import Drive
 from runbook.execute.transports.base import HostSpec
 from runbook.execute.transports.local import LocalTransport
-from runbook.plan.steps import base as kinds
-from runbook.plan.steps.base import Outcome, StepContext
+from runbook.kinds import base as kinds
+from runbook.kinds.base import Outcome, StepContext
 from tests.fixtures.dockerd import dockerd  # noqa: F401 - session fixture
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - session fixture
 from tests.fixtures.redis import redis_server  # noqa: F401 - session fixture

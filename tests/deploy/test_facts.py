@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from runbook.plan.facts.compose import (
+from runbook.facts.compose import (
     MIB,
     budget_table,
     memory_limits,
@@ -14,9 +14,9 @@ from runbook.plan.facts.compose import (
     parse_memory,
     problems_of,
 )
-from runbook.plan.facts.postgres import created_since, mask_dsn, parse_toc, split_dsn, toc_schemas, wipe_sql
-from runbook.plan.steps.postgres import read_migrations
-from runbook.plan.steps.redis import mask_url
+from runbook.facts.postgres import created_since, mask_dsn, parse_toc, split_dsn, toc_schemas, wipe_sql
+from runbook.kinds.postgres import read_migrations
+from runbook.kinds.redis import mask_url
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Compose release records: retention never drops the live release or one a rollback could still need,
 and a rollback is "rolled back" only once the project runs the snapshot's images again (checked by
-image ID). The retention rule itself is pure (runbook.plan.facts.releases); the rest runs the real
+image ID). The retention rule itself is pure (runbook.facts.releases); the rest runs the real
 CLI against the session's dockerd with the small demo images."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from runbook.cli.main import cli
 from runbook.execute import pins
-from runbook.plan.facts import releases as retention
+from runbook.facts import releases as retention
 from tests.fixtures.redis import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -278,7 +278,7 @@ def test_the_runbook_in_this_file_validates(tmp_path: Path, monkeypatch: pytest.
 def test_two_ups_of_one_project_in_one_run_keep_two_records(app: App) -> None:
     """The second compose.up of a run must not overwrite the first one's record: undoing the second
     brings back the first, undoing the first what ran before the run."""
-    from runbook.plan.steps import base as kinds
+    from runbook.kinds import base as kinds
     from tests.deploy.conftest import Runner
 
     r = Runner(project_dir=app.root)

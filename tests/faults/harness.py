@@ -31,8 +31,8 @@ from typing import Any, Protocol
 
 import pytest
 
+from runbook.kinds import base as kinds
 from runbook.model.runbook import load_runbook
-from runbook.plan.steps import base as kinds
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"

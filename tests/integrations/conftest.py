@@ -16,8 +16,8 @@ import pytest
 from runbook.execute.driver import Drive
 from runbook.execute.transports.base import HostSpec
 from runbook.execute.transports.local import LocalTransport
-from runbook.plan.steps import base as kinds
-from runbook.plan.steps.base import Outcome, StepContext
+from runbook.kinds import base as kinds
+from runbook.kinds.base import Outcome, StepContext
 from tests.integrations.prometheus_server import PrometheusServer, start_prometheus
 from tests.standins.coolify import CoolifyStandIn
 from tests.standins.webhook import WebhookStandIn

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runbook.plan.actions import Http
+from runbook.actions import Http
 from tests.fixtures.dockerd import dockerd  # noqa: F401 - session fixture
 from tests.fixtures.health import version_of
 from tests.fixtures.redis import free_port

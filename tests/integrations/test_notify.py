@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbook.plan.steps.notify import _HAS_DISPLAY
+from runbook.kinds.notify import _HAS_DISPLAY
 from tests.fixtures.redis import free_port
 from tests.integrations.conftest import Runner
 from tests.standins.webhook import WebhookStandIn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbook.plan.steps.prometheus import duration, problems_of
+from runbook.kinds.prometheus import duration, problems_of
 from tests.fixtures.redis import free_port
 from tests.integrations.conftest import Runner
 from tests.integrations.prometheus_server import PrometheusServer

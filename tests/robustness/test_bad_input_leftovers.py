@@ -17,7 +17,7 @@ import pytest
 from click.testing import Result
 
 from runbook.model import shellwords
-from runbook.model.checks import MAX_INT_DIGITS, number_problem
+from runbook.model.values import MAX_INT_DIGITS, number_problem
 from tests.robustness.test_malformed_runbooks import run
 
 HUGE = "9" * (MAX_INT_DIGITS + 700)  # more digits than Python converts

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runbook.actions import Action, Run
 from runbook.execute.driver import Drive
 from runbook.execute.transports.base import Transport
-from runbook.plan.actions import Action, Run
-from runbook.plan.steps import base as kinds
-from runbook.plan.steps import compose_release
-from runbook.plan.steps.base import Outcome, StepContext
+from runbook.kinds import base as kinds
+from runbook.kinds import compose_release
+from runbook.kinds.base import Outcome, StepContext
 from runbook.render.filters import quote
 from runbook.render.secrets import Redactor
 from runbook.render.templar import Templar
@@ -338,7 +338,7 @@ def _dump_for_restore(p: str, s: Scratch) -> None:
     if s.vars.get("dsn"):
         import subprocess
 
-        from runbook.plan.facts.postgres import split_dsn
+        from runbook.facts.postgres import split_dsn
 
         plain, password = split_dsn(str(s.vars["dsn"]))
         target = s.dir / p

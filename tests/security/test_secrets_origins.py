@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from runbook.actions import Http
+from runbook.actions.commands import Command
 from runbook.model.inventory import load_inventory
-from runbook.plan.actions import Http
-from runbook.plan.commands import Command
 from runbook.plan.schema import json_schema
 from tests.core.conftest import Project
 from tests.security.canary import VAULT_PASSWORD, echo_server, encrypt, inline_vault
@@ -257,10 +257,10 @@ def test_plan_never_shows_a_no_log_step(project: Project) -> None:
 
 # ------------------------------------------------------------------------------ command handoff
 def test_a_script_holding_a_secret_is_private_others_are_not(project: Project) -> None:
+    from runbook.actions import Run
     from runbook.execute.driver import Drive
     from runbook.execute.transports.base import HostSpec
     from runbook.execute.transports.local import LocalTransport
-    from runbook.plan.actions import Run
     from runbook.render.secrets import Redactor
 
     ran: list[Command] = []

@@ -79,9 +79,9 @@ exit 7
 @pytest.mark.parametrize("persistent", [True, False], ids=["persistent-shell", "exec-per-command"])
 def test_a_private_script_runs_exactly_as_a_plain_one(ssh_lab: SshLab, persistent: bool) -> None:  # noqa: F811
     """The handoff changes where the script travels, not what it does: same output, stdin, exit code."""
+    from runbook.actions.commands import Command
     from runbook.execute.transports.base import HostSpec
     from runbook.execute.transports.ssh import SSHTransport
-    from runbook.plan.commands import Command
 
     host = ssh_lab.hosts[0]
     spec = HostSpec(host.name, host.address, port=host.port, user="root", private_key_file=str(ssh_lab.key))
@@ -117,9 +117,9 @@ def test_under_become_the_script_is_off_the_command_lines_too(ssh_lab: SshLab, p
     import secrets
     import threading
 
+    from runbook.actions.commands import Command
     from runbook.execute.transports.base import HostSpec
     from runbook.execute.transports.ssh import SSHTransport
-    from runbook.plan.commands import Command
     from tests.security.canary import command_lines
 
     canary = f"CANARY{secrets.token_hex(6)}"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from runbook.kinds.shellvars import unquoted_shell_vars
 from runbook.plan import validate as v
-from runbook.plan.shellvars import unquoted_shell_vars
 
 
 def _warnings(tmp_path: Path, steps: str) -> list[str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from jinja2 import nodes
 
+from runbook.kinds import base as kinds
+from runbook.kinds.shellvars import expressions, unquoted_shell_vars
 from runbook.plan import validate as v
-from runbook.plan.shellvars import expressions, unquoted_shell_vars
-from runbook.plan.steps import base as kinds
 from runbook.render.templar import ENV
 from tests.security.cases import CANARY, PAYLOADS, TEMPLATE_PAYLOADS, with_canary
 from tests.security.conftest import TALLY

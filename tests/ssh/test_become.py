@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
+from runbook.actions.commands import Command
 from runbook.errors import RunbookError
-from runbook.plan.commands import Command
 from tests.ssh.conftest import spec_for
 from tests.ssh.users import user_overlay
 

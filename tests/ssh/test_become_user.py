@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from runbook.actions.commands import Command
 from runbook.errors import RunbookError
 from runbook.model.become import Become
-from runbook.plan.commands import Command
 from tests.fixtures.sshd import write_inventory
 from tests.ssh.conftest import spec_for
 from tests.ssh.test_engine import exec_args, run_cli

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from runbook.actions.commands import Command
 from runbook.errors import TransportError
-from runbook.plan.commands import Command
 
 pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 

@@ -8,9 +8,9 @@ import urllib.request
 
 import pytest
 
+from runbook.actions.commands import Command
 from runbook.errors import TransportError
 from runbook.execute.transports.base import HostSpec
-from runbook.plan.commands import Command
 from tests.fixtures.sshd import HIDDEN_NAME
 from tests.ssh.conftest import spec_for
 
@@ -151,8 +151,8 @@ def test_http_client_goes_through_the_tunnel(connect):
     """The executor's HTTP client (runbook.execute.clients.http) over the SSH tunnel."""
     import contextlib
 
+    from runbook.actions import Http
     from runbook.execute.clients.http import http_request
-    from runbook.plan.actions import Http
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
+from runbook.actions.commands import Command
 from runbook.errors import RunbookError
-from runbook.plan.commands import Command
 
 pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 

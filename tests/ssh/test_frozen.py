@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from runbook.actions.commands import Command
 from runbook.errors import TransportError
 from runbook.execute.transports.base import HostSpec
 from runbook.execute.transports.ssh import SSHTransport
 from runbook.execute.transports.ssh_config import resolve
-from runbook.plan.commands import Command
 from tests.fixtures.blackhole import Blackhole
 from tests.fixtures.sshd import SshdHost, SshLab
 from tests.ssh.conftest import spec_for

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
+from runbook.actions.commands import Command
 from runbook.errors import HostKeyError
 from runbook.execute.transports.hostkeys import KnownHosts, fingerprint, parse_known_hosts
-from runbook.plan.commands import Command
 from tests.fixtures.sshd import generate_key
 from tests.ssh.conftest import spec_for
 

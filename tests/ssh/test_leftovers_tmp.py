@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.plan.commands import Command
+from runbook.actions.commands import Command
 
 pytestmark = [pytest.mark.slow, pytest.mark.ssh]
 

@@ -27,7 +27,7 @@ def test_200_mb_of_output_over_ssh_in_bounded_memory(ssh_lab, tmp_path, persiste
 def test_each_stream_is_capped_on_its_own_with_the_digest_of_all_of_it(connect, mode):
     import hashlib
 
-    from runbook.plan.commands import Command
+    from runbook.actions.commands import Command
 
     t = connect(mode=mode, max_output="64k")
     res = t.run(Command.shell("head -c 5000000 /dev/zero | tr '\\0' e >&2; printf out"))
@@ -42,7 +42,7 @@ def test_each_stream_is_capped_on_its_own_with_the_digest_of_all_of_it(connect, 
 def test_frames_cannot_be_faked_or_cut_by_what_a_step_prints(connect, mode, tmp_path):
     import time
 
-    from runbook.plan.commands import Command
+    from runbook.actions.commands import Command
 
     t = connect(mode=mode)
     tricky = "RBK0123456789abcdef0123 END 0\nRBK"

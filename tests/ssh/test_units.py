@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from runbook.actions.commands import Command
 from runbook.errors import TransportError
 from runbook.execute.transports.base import HostSpec
 from runbook.execute.transports.hostkeys import Entry, KnownHosts, host_pattern, trust_command
 from runbook.execute.transports.pshell import kill_script, printf_octal
 from runbook.execute.transports.ssh_config import jump_from_args, parse_jump, resolve
 from runbook.execute.transports.ssh_exec import become_body, plain_body
-from runbook.plan.commands import Command
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,13 +17,13 @@ import jinja2
 import jsonschema
 import pytest
 
+from runbook.actions import Action
 from runbook.execute.driver import Drive
 from runbook.execute.transports.base import HostSpec
 from runbook.execute.transports.local import LocalTransport
-from runbook.plan.actions import Action
-from runbook.plan.steps import checks, files, flow
-from runbook.plan.steps import http as http_steps
-from runbook.plan.steps.base import Outcome, StepContext, StepKind
+from runbook.kinds import checks, files, flow
+from runbook.kinds import http as http_steps
+from runbook.kinds.base import Outcome, StepContext, StepKind
 
 KINDS: dict[str, type[StepKind]] = {
     cls.name: cls

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from runbook.plan.actions import Snapshot
+from runbook.actions import Snapshot
 from tests.steps.support import KINDS, Runner, base_url
 
 READ_ONLY = {"check.memory", "check.disk", "check.version", "check.env_file", "check.port", "http.get"}

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from runbook.plan.facts.disk import parse_df
-from runbook.plan.facts.dotenv import parse_dotenv
-from runbook.plan.facts.memory import (
+from runbook.facts.disk import parse_df
+from runbook.facts.dotenv import parse_dotenv
+from runbook.facts.memory import (
     CgroupMount,
     MemoryFacts,
     cgroup_dirs,
@@ -17,9 +17,9 @@ from runbook.plan.facts.memory import (
     parse_mountinfo,
     parse_proc_cgroup,
 )
-from runbook.plan.facts.net import matching, parse_proc_net_tcp, parse_ss
-from runbook.plan.facts.versions import extract_version, parse_version
-from runbook.plan.filestate import parse_mode
+from runbook.facts.net import matching, parse_proc_net_tcp, parse_ss
+from runbook.facts.versions import extract_version, parse_version
+from runbook.kinds.filestate import parse_mode
 
 GIB = 1024**3
 MEMINFO_16G = "MemTotal:       16777216 kB\nMemFree:         1000000 kB\nMemAvailable:   12582912 kB\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from runbook.plan.actions import Sleep
+from runbook.actions import Sleep
 from tests.steps.support import Runner, base_url
 
 

@@ -9,7 +9,7 @@ import pytest
 from click.shell_completion import ShellComplete
 
 from runbook.cli.main import cli
-from runbook.plan.steps import base as kinds
+from runbook.kinds import base as kinds
 from tests.core.conftest import Project
 
 COMMON = set(kinds.COMMON_REGISTERS) | {"stdout_lines", "stderr_lines"}

@@ -9,9 +9,9 @@ import importlib
 import threading
 from typing import Any
 
+from runbook.actions import Client
 from runbook.errors import require_extra
 from runbook.execute.transports.base import Transport
-from runbook.plan.actions import Client
 
 SERVICES = {"postgres": "runbook.execute.clients.postgres", "redis": "runbook.execute.clients.redis"}
 # the library each service client needs (an optional extra of the package: runbook.errors.EXTRAS)

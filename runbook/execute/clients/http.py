@@ -9,8 +9,8 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
+from runbook.actions import Http, HttpResponse
 from runbook.execute.transports.base import Transport
-from runbook.plan.actions import Http, HttpResponse
 
 
 def http_request(action: Http, transport: Transport, stack: contextlib.ExitStack) -> HttpResponse:

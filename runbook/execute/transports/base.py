@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from runbook.actions import CommandResult, FileStat
+from runbook.actions.commands import Command
 from runbook.errors import ValidationError
 from runbook.model.become import Become
-from runbook.model.checks import port_problem
-from runbook.plan.actions import CommandResult, FileStat
-from runbook.plan.commands import Command
+from runbook.model.values import port_problem
 
 
 @dataclass(frozen=True)

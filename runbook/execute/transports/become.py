@@ -23,12 +23,12 @@ from __future__ import annotations
 import shlex
 from dataclasses import replace
 
+from runbook.actions.commands import Command
 from runbook.execute.transports.base import HostSpec
 from runbook.execute.transports.pshell import octal_format
 from runbook.model import become as rules
 from runbook.model import shellwords
 from runbook.model.become import Become
-from runbook.plan.commands import Command
 
 q = shlex.quote
 

@@ -26,8 +26,8 @@ import secrets
 import shlex
 from dataclasses import replace
 
+from runbook.actions.commands import Command
 from runbook.execute.transports.pshell import octal_format
-from runbook.plan.commands import Command
 
 
 def reader(fd: int = 3) -> str:

@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from runbook.actions import CommandResult, FileStat
+from runbook.actions.commands import Command
 from runbook.execute.transports import become, handoff, ssh_exec, ssh_files
 from runbook.execute.transports.base import Transport
 from runbook.execute.transports.become import host_privilege
 from runbook.execute.transports.capture import Capture, elided
 from runbook.model import shellwords
 from runbook.model.become import Become
-from runbook.plan.actions import CommandResult, FileStat
-from runbook.plan.commands import Command
 
 KILL_WAIT = 5.0  # after the kill of a timed-out command, the longest wait for its pipes and exit
 

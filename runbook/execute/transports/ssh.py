@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
+from runbook.actions import CommandResult, FileStat
+from runbook.actions.commands import Command
 from runbook.errors import TransportError
 from runbook.execute.transports import become, handoff, ssh_files
 from runbook.execute.transports.base import HostSpec, Transport, _truthy
@@ -37,8 +39,6 @@ from runbook.execute.transports.ssh_config import Endpoint, resolve
 from runbook.execute.transports.ssh_connect import Connection, ConnectOptions, connect
 from runbook.execute.transports.ssh_exec import become_body, close_quietly, exec_run, plain_body
 from runbook.model.become import Become
-from runbook.plan.actions import CommandResult, FileStat
-from runbook.plan.commands import Command
 
 HARD_GRACE = 2 * KILL_GRACE + 5.0  # after a command's timeout: TERM, KILL, then give up on the peer
 

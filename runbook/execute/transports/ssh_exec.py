@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runbook.actions.commands import Command
 from runbook.execute.transports import become, handoff
 from runbook.execute.transports.capture import Capture
 from runbook.execute.transports.pshell import KILL_GRACE, POLL, READ, Raw, ShellLost
-from runbook.plan.commands import Command
 
 q = shlex.quote
 

@@ -10,10 +10,10 @@ import shlex
 import stat as statmod
 from typing import TYPE_CHECKING
 
+from runbook.actions import FileStat
+from runbook.actions.commands import Command
 from runbook.errors import RunbookError
 from runbook.model.become import Become
-from runbook.plan.actions import FileStat
-from runbook.plan.commands import Command
 
 if TYPE_CHECKING:
     from runbook.execute.transports.ssh import SSHTransport

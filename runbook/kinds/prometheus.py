@@ -23,9 +23,9 @@ from collections.abc import Generator
 from typing import Any
 from urllib.parse import urlencode
 
-from runbook.plan.actions import Action, Http, HttpResponse, Note, Sleep
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
-from runbook.plan.steps.http import connection_problem, parse_json_body, public_url
+from runbook.actions import Action, Http, HttpResponse, Note, Sleep
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.http import connection_problem, parse_json_body, public_url
 
 _DURATION = {
     "type": ["number", "string"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-# Each entry is a module under runbook.plan.steps that registers step kinds on import.
+# Each entry is a module under runbook.kinds that registers step kinds on import.
 FAMILIES = (
     "control",
     "shell",
@@ -39,7 +39,7 @@ def load_for(module: str) -> None:
     fam = _FAMILY_OF.get(module) or _FAMILY_OF.get(module.split(".")[0]) or module.split(".")[0]
     if fam in _families or fam not in FAMILIES:
         return
-    importlib.import_module(f"runbook.plan.steps.{fam}")
+    importlib.import_module(f"runbook.kinds.{fam}")
     _families.add(fam)
 
 
@@ -49,8 +49,8 @@ def load_all() -> None:
         return
     for fam in FAMILIES:
         try:
-            importlib.import_module(f"runbook.plan.steps.{fam}")
+            importlib.import_module(f"runbook.kinds.{fam}")
         except ModuleNotFoundError as exc:  # a family not written yet
-            if exc.name != f"runbook.plan.steps.{fam}":
+            if exc.name != f"runbook.kinds.{fam}":
                 raise
     _loaded = True

@@ -17,9 +17,9 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from runbook.model.checks import json_int
-from runbook.plan.actions import Http, HttpResponse
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.actions import Http, HttpResponse
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.model.values import json_int
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 BODY_LIMIT = 64 * 1024

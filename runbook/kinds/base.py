@@ -2,7 +2,7 @@
 
 A step kind is a small class registered under its module name (``check.memory``, ``compose.up``).
 It validates its arguments with a JSON Schema, and its ``run`` is a generator that yields actions
-(runbook.plan.actions) and returns an Outcome. Mutating kinds yield a Snapshot before they change
+(runbook.actions) and returns an Outcome. Mutating kinds yield a Snapshot before they change
 anything, and implement ``undo(args, snapshot, ctx)`` the same way.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from runbook.model.checks import shown_number
-from runbook.plan.actions import Action
+from runbook.actions import Action
+from runbook.model.values import shown_number
 
 StepGen = Generator[Action, Any, "Outcome"]
 
@@ -114,10 +114,10 @@ class StepKind:
     # If the module accepts a bare string (``shell: "echo hi"``), the key it is stored under.
     free_form: ClassVar[str | None] = None
     # Arguments that are shell text (or split like it): ``runbook validate`` warns where a variable
-    # lands in them unquoted (runbook.plan.shellvars).
+    # lands in them unquoted (runbook.kinds.shellvars).
     shell_args: ClassVar[tuple[str, ...]] = ()
     # A mutating kind whose change needs no undo says why (a webhook message cannot be unsent);
-    # others without an undo are reported as "cannot be undone" (runbook.plan.undo)
+    # others without an undo are reported as "cannot be undone" (runbook.kinds.undo)
     no_undo_needed: ClassVar[str] = ""
     # What the kind's `register:` value holds besides COMMON_REGISTERS: field -> what it is. This is
     # the one home of that text: `runbook schema` and `runbook doc` read it from here.
@@ -184,7 +184,7 @@ def register(cls: type[StepKind]) -> type[StepKind]:
 
 
 def registry() -> dict[str, type[StepKind]]:
-    from runbook.plan.steps import load_all
+    from runbook.kinds import load_all
 
     load_all()
     return dict(_REGISTRY)
@@ -192,7 +192,7 @@ def registry() -> dict[str, type[StepKind]]:
 
 def get(name: str) -> StepKind | None:
     """The step kind for a module name, importing only the family that defines it."""
-    from runbook.plan.steps import load_for
+    from runbook.kinds import load_for
 
     cls = _REGISTRY.get(name)
     if cls is None:

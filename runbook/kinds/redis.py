@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from runbook.plan.actions import Client
-from runbook.plan.facts.compose import parse_memory
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.actions import Client
+from runbook.facts.compose import parse_memory
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 
 MIB = 1024 * 1024
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from runbook.kinds import base as kinds
 from runbook.model.runbook import Runbook, Step
-from runbook.plan.steps import base as kinds
 
 DECLARE_HINT = "give it an undo: step, or declare `undo: none` (or `undo: {none: REASON}`) if it needs none"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from runbook.plan.commands import operand
+from runbook.actions.commands import operand
 
 MANIFEST = "manifest.json"
 UNDONE = "undone"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook.plan.actions import Client, Note
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.actions import Client, Note
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 
 
 @register

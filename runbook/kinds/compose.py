@@ -15,7 +15,7 @@ undo copies that release's files back, re-tags the images by ID where tags have 
 ``compose.up`` is undone first, while the new compose file is still in place.
 The release a rollback replaced is marked ``undone``; old records are pruned to ``keep_releases``,
 never the live one, the previous one, the last successful one or one an unfinished run may still roll
-back to (runbook.plan.facts.releases). After a rollback, ``verify_undo`` checks the running
+back to (runbook.facts.releases). After a rollback, ``verify_undo`` checks the running
 containers' image IDs, the tags and the live record against the snapshot.
 """
 
@@ -26,11 +26,11 @@ from typing import Any
 
 import yaml
 
-from runbook.plan.actions import Action, Note, ReadFile, Run, Snapshot
-from runbook.plan.facts.compose import budget_table, memory_limits, parse_memory, problems_of, tail
-from runbook.plan.facts.memory import read_memory_facts
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
-from runbook.plan.steps.compose_release import (
+from runbook.actions import Action, Note, ReadFile, Run, Snapshot
+from runbook.facts.compose import budget_table, memory_limits, parse_memory, problems_of, tail
+from runbook.facts.memory import read_memory_facts
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.compose_release import (
     Failed,
     compose,
     containers,

@@ -212,7 +212,7 @@ def memory_probe() -> Generator[str, str | None, MemoryFacts]:
 def read_memory_facts() -> Generator[Any, Any, MemoryFacts]:
     """Drive ``memory_probe`` with ReadFile actions (``facts = yield from read_memory_facts()``
     inside a step kind)."""
-    from runbook.plan.actions import ReadFile
+    from runbook.actions import ReadFile
 
     probe = memory_probe()
     path = next(probe)

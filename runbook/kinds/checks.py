@@ -10,15 +10,15 @@ import posixpath
 from collections.abc import Generator
 from typing import Any
 
-from runbook.plan.actions import Action, ReadFile, Run, Stat
-from runbook.plan.commands import Command
-from runbook.plan.facts.disk import parse_df
-from runbook.plan.facts.dotenv import parse_dotenv
-from runbook.plan.facts.memory import read_memory_facts
-from runbook.plan.facts.net import matching, parse_proc_net_tcp, parse_ss
-from runbook.plan.facts.versions import Version, extract_version, parse_version
-from runbook.plan.filestate import StepFailed, fmt_mode, owner_matches, parse_mode
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.actions import Action, ReadFile, Run, Stat
+from runbook.actions.commands import Command
+from runbook.facts.disk import parse_df
+from runbook.facts.dotenv import parse_dotenv
+from runbook.facts.memory import read_memory_facts
+from runbook.facts.net import matching, parse_proc_net_tcp, parse_ss
+from runbook.facts.versions import Version, extract_version, parse_version
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.filestate import StepFailed, fmt_mode, owner_matches, parse_mode
 
 _C = {"LC_ALL": "C"}
 _NUM = {"type": "number", "minimum": 0}

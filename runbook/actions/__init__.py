@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from runbook.plan.commands import Command
+from runbook.actions.commands import Command
 from runbook.render.secrets import collect_secrets, is_secret_header
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from runbook.plan.actions import Action, Http, Sleep, Stat
-from runbook.plan.facts.net import matching
-from runbook.plan.filestate import StepFailed
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
-from runbook.plan.steps.checks import PORT_SCHEMA, probe_listeners
-from runbook.plan.steps.http import STATUS_SCHEMA, connection_problem, public_url, status_ok
+from runbook.actions import Action, Http, Sleep, Stat
+from runbook.facts.net import matching
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.checks import PORT_SCHEMA, probe_listeners
+from runbook.kinds.filestate import StepFailed
+from runbook.kinds.http import STATUS_SCHEMA, connection_problem, public_url, status_ok
 
 Probe = Callable[[], Generator[Action, Any, tuple[bool, str]]]
 _STATES = {"port": ("started", "stopped"), "path": ("present", "absent"), "url": ()}

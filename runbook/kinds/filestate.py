@@ -14,9 +14,9 @@ import secrets
 from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 
-from runbook.plan.actions import Action, FileStat, ReadFile, Run, Stat, WriteFile
-from runbook.plan.commands import Command
-from runbook.plan.steps.base import Outcome, StepContext
+from runbook.actions import Action, FileStat, ReadFile, Run, Stat, WriteFile
+from runbook.actions.commands import Command
+from runbook.kinds.base import Outcome, StepContext
 
 INLINE_MAX = 16 * 1024 * 1024  # larger previous contents are copied to a backup file on the host
 DEFAULT_BACKUP_DIR = "/var/tmp/runbook-backup"

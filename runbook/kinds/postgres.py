@@ -28,10 +28,10 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from runbook.plan.actions import Client, Note, Run, Snapshot, Stat
-from runbook.plan.commands import Command, Masked
-from runbook.plan.facts.compose import tail
-from runbook.plan.facts.postgres import (
+from runbook.actions import Client, Note, Run, Snapshot, Stat
+from runbook.actions.commands import Command, Masked
+from runbook.facts.compose import tail
+from runbook.facts.postgres import (
     created_since,
     dropped_summary,
     dump_script,
@@ -44,7 +44,7 @@ from runbook.plan.facts.postgres import (
     toc_schemas,
     wipe_sql,
 )
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 
 _DSN = {"type": "string", "minLength": 1, "description": "libpq DSN or URI, as seen from the host"}
 _BIN = {"type": "string", "description": "directory of pg_dump/pg_restore/psql on the host"}

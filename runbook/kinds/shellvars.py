@@ -29,8 +29,8 @@ import jinja2
 from jinja2 import nodes
 
 from runbook.errors import Location
+from runbook.kinds import base as kinds
 from runbook.model.runbook import Runbook
-from runbook.plan.steps import base as kinds
 from runbook.render.templar import ENV
 
 QUOTING = frozenset({"quote", "shell_quote"})

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from runbook.plan.actions import Action, Http, HttpResponse, Note, Sleep, Snapshot
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
-from runbook.plan.steps.http import connection_problem, parse_json_body, public_url
+from runbook.actions import Action, Http, HttpResponse, Note, Sleep, Snapshot
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.http import connection_problem, parse_json_body, public_url
 
 TERMINAL = ("finished", "failed", "cancelled-by-user")
 GOOD_APP = ("running:healthy", "running:unknown")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from runbook.plan.actions import Run
-from runbook.plan.commands import Command
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.actions import Run
+from runbook.actions.commands import Command
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 
 _COMMON = {
     "chdir": {"type": "string", "description": "working directory on the host"},
@@ -26,7 +26,7 @@ _COMMON = {
 
 
 def _run(command: Command, args: dict[str, Any], ctx: StepContext) -> StepGen:
-    from runbook.plan.actions import Stat
+    from runbook.actions import Stat
 
     if args.get("creates"):
         st = yield Stat(args["creates"])

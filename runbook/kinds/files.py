@@ -12,10 +12,11 @@ import posixpath
 import time
 from typing import Any
 
+from runbook.actions import FileStat, ReadFile, Run, Snapshot, Stat, WriteFile
+from runbook.actions.commands import operand
 from runbook.errors import RunbookError
-from runbook.plan.actions import FileStat, ReadFile, Run, Snapshot, Stat, WriteFile
-from runbook.plan.commands import operand
-from runbook.plan.filestate import (
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.filestate import (
     StepFailed,
     attr_commands,
     capture,
@@ -29,7 +30,6 @@ from runbook.plan.filestate import (
     restore,
     verify,
 )
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
 
 _MODE = {"type": ["string", "integer"], "description": 'octal "0644" (quote it) or symbolic "u=rw,g=r,o="'}
 _ATTRS = {

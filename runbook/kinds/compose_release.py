@@ -3,7 +3,7 @@ record kept after every successful ``up``, and the restore that brings a recorde
 
 A release is ``<dir of the compose file>/.runbook-releases/<project>/<run id>/`` (mode 0700):
 ``compose.yml``, ``env.N`` (the env files), ``manifest.json`` (paths and image IDs); ``current``
-names the live one. Used by the compose.* step kinds (runbook.plan.steps.compose).
+names the live one. Used by the compose.* step kinds (runbook.kinds.compose).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import posixpath
 from collections.abc import Generator, Iterable
 from typing import Any
 
-from runbook.plan.actions import Action, ReadFile, Run
-from runbook.plan.commands import Command, q
-from runbook.plan.facts import releases as retention
-from runbook.plan.facts.compose import Container, parse_inspect, problems_of, tail
-from runbook.plan.steps.base import Outcome, StepContext, StepGen
+from runbook.actions import Action, ReadFile, Run
+from runbook.actions.commands import Command, q
+from runbook.facts import releases as retention
+from runbook.facts.compose import Container, parse_inspect, problems_of, tail
+from runbook.kinds.base import Outcome, StepContext, StepGen
 
 Gen = Generator[Action, Any, Any]
 

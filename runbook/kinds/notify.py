@@ -16,9 +16,9 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from runbook.plan.actions import Http, HttpResponse, Note
-from runbook.plan.steps.base import Outcome, StepContext, StepGen, StepKind, register
-from runbook.plan.steps.http import connection_problem, status_ok
+from runbook.actions import Http, HttpResponse, Note
+from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.http import connection_problem, status_ok
 
 # The display form of the request for dry-run plans (once Http has it): the URL's path is the secret.
 _HAS_DISPLAY = "display" in {f.name for f in dataclasses.fields(Http)}
