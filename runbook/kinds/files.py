@@ -32,7 +32,7 @@ from runbook.kinds.filestate import (
 )
 
 _MODE = {"type": ["string", "integer"], "description": 'octal "0644" (quote it) or symbolic "u=rw,g=r,o="'}
-_ATTRS = {
+ATTRS = {
     "mode": _MODE,
     "owner": {"type": ["string", "integer"], "description": "user name or uid"},
     "group": {"type": ["string", "integer"], "description": "group name or gid"},
@@ -41,7 +41,7 @@ _WRITE = {
     "dest": {"type": "string", "minLength": 1, "description": "path on the host (a directory: src's name)"},
     "backup": {"type": "boolean", "description": "keep the old file as DEST.<time>~ on the host"},
     "force": {"type": "boolean", "description": "false: only write when dest does not exist"},
-    **_ATTRS,
+    **ATTRS,
 }
 
 
@@ -240,7 +240,7 @@ class File(StepKind):
             "src": {"type": "string", "minLength": 1, "description": "the link's target (state: link)"},
             "recurse": {"type": "boolean", "description": "apply mode/owner/group below a directory too"},
             "force": {"type": "boolean", "description": "state: link replaces an existing file"},
-            **_ATTRS,
+            **ATTRS,
         },
         "required": ["path"],
         "if": {"properties": {"state": {"const": "link"}}, "required": ["state"]},

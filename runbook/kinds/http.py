@@ -6,19 +6,26 @@
 value} (list items by index, "items.0.name"); body_regex: searched in the body; header: {name:
 regex searched in that header}. A failure says what was expected and what came back.
 http.get is read-only (runs in preflight and dry-run); http.request changes things unless its method
-is GET/HEAD/OPTIONS or it says ``changes: false``.
+is GET/HEAD/OPTIONS or it says ``changes: false``. http.request sends ``multipart:`` forms (file
+uploads, as ``curl -F``); http.download saves a response body to a file on the host (with ``checksum:``
+checked before anything is written, and undo restoring the file it replaced).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import mimetypes
 import re
+import uuid
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from runbook.actions import Http, HttpResponse
+from runbook.actions import Http, HttpResponse, Stat
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.kinds.files import ATTRS, write_file
+from runbook.kinds.filestate import restore, verify
 from runbook.model.values import json_int
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -156,10 +163,85 @@ def connection_problem(error: str, timeout: float) -> str:
     return error
 
 
-def build_request(method: str, args: dict[str, Any], changes: bool) -> Http:
+MULTIPART_FILE_LIMIT = 64 * 1024 * 1024
+_PART = {
+    "oneOf": [
+        {"type": ["string", "number", "boolean"]},
+        {
+            "type": "object",
+            "properties": {
+                "file": {"type": "string", "minLength": 1, "description": "a control-machine file (files/)"},
+                "content": {"type": "string", "description": "inline content instead of file"},
+                "filename": {"type": "string", "description": "the name sent (default: the file's name)"},
+                "content_type": {"type": "string", "description": "default: guessed from the name"},
+            },
+            "oneOf": [{"required": ["file"]}, {"required": ["content"]}],
+            "additionalProperties": False,
+        },
+    ]
+}
+MULTIPART_SCHEMA = {
+    "type": "object",
+    "minProperties": 1,
+    "additionalProperties": _PART,
+    "description": "a multipart/form-data body, as curl -F: {field: text | {file|content, filename, content_type}}",
+}
+
+
+class FormError(ValueError):
+    """A multipart field that cannot be sent (a missing or too large file)."""
+
+
+def _header_value(text: str) -> str:
+    """A quoted-string for Content-Disposition (no CR/LF/quote can break out of it)."""
+    return (
+        '"' + text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A") + '"'
+    )
+
+
+def multipart_body(fields: dict[str, Any], find_file: Any) -> tuple[bytes, str]:
+    """Encode ``multipart:`` as multipart/form-data (RFC 7578): (body, content-type header)."""
+    boundary = "runbook-" + uuid.uuid4().hex
+    out = bytearray()
+    for name, value in fields.items():
+        disposition = f"form-data; name={_header_value(str(name))}"
+        ctype = None
+        if isinstance(value, dict):
+            if value.get("file") is not None:
+                path = find_file(str(value["file"]), "files")
+                if not path.is_file():
+                    raise FormError(f"multipart {name}: file {value['file']!r} not found (looked at {path})")
+                if path.stat().st_size > MULTIPART_FILE_LIMIT:
+                    raise FormError(
+                        f"multipart {name}: {path} is larger than {MULTIPART_FILE_LIMIT >> 20} MiB"
+                    )
+                data = path.read_bytes()
+                filename = str(value.get("filename") or path.name)
+            else:
+                data = str(value["content"]).encode("utf-8")
+                filename = str(value.get("filename") or name)
+            disposition += f"; filename={_header_value(filename)}"
+            ctype = (
+                value.get("content_type") or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+            )
+        else:
+            data = _scalar(value).encode("utf-8")
+        out += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n".encode()
+        if ctype:
+            out += f"Content-Type: {ctype}\r\n".encode()
+        out += b"\r\n" + data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def build_request(method: str, args: dict[str, Any], changes: bool, find_file: Any = None) -> Http:
     headers = {str(k): _scalar(v) for k, v in (args.get("headers") or {}).items()}
     body = None
-    if args.get("json") is not None:
+    if args.get("multipart") is not None:
+        body, ctype = multipart_body(args["multipart"], find_file)
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        headers["Content-Type"] = ctype
+    elif args.get("json") is not None:
         body = json.dumps(args["json"]).encode("utf-8")
         if not any(k.lower() == "content-type" for k in headers):
             headers["Content-Type"] = "application/json"
@@ -179,8 +261,11 @@ def build_request(method: str, args: dict[str, Any], changes: bool) -> Http:
     )
 
 
-def request(method: str, args: dict[str, Any], changes: bool) -> StepGen:
-    action = build_request(method, args, changes)
+def request(method: str, args: dict[str, Any], changes: bool, ctx: StepContext | None = None) -> StepGen:
+    try:
+        action = build_request(method, args, changes, ctx.find_file if ctx is not None else None)
+    except FormError as exc:
+        return Outcome.failure(str(exc))
     shown = f"{method} {public_url(action.url)}"
     resp: HttpResponse = yield action
     if resp.status == 0 and (resp.error or "").startswith("dry-run"):
@@ -245,10 +330,17 @@ class HttpRequest(StepKind):
             "method": {"type": "string", "pattern": "^[A-Za-z]+$", "description": "default GET"},
             "body": {"type": "string"},
             "json": {"description": "a value sent as a JSON body"},
+            "multipart": MULTIPART_SCHEMA,
             "changes": {"type": "boolean", "description": "false: a read-only request (runs in dry-run)"},
         },
         "required": ["url"],
-        "not": {"required": ["body", "json"]},
+        "not": {
+            "anyOf": [
+                {"required": ["body", "json"]},
+                {"required": ["body", "multipart"]},
+                {"required": ["json", "multipart"]},
+            ]
+        },
         "additionalProperties": False,
     }
 
@@ -260,4 +352,111 @@ class HttpRequest(StepKind):
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
         method = str(args.get("method") or "GET").upper()
-        return (yield from request(method, args, changes=self.mutates(args)))
+        return (yield from request(method, args, changes=self.mutates(args), ctx=ctx))
+
+
+DOWNLOAD_LIMIT = 256 * 1024 * 1024
+
+
+def _checksum_problem(spec: str, body: bytes) -> str | None:
+    """``checksum: sha256:HEX`` (or sha1/sha512/md5), as Ansible's get_url: None when it matches."""
+    algo, _, want = spec.partition(":")
+    if not want:
+        algo, want = "sha256", algo
+    algo = algo.strip().lower()
+    if algo not in ("md5", "sha1", "sha224", "sha256", "sha384", "sha512"):
+        return f"checksum: unknown algorithm {algo!r} (sha256, sha512, sha1, md5 …)"
+    got = hashlib.new(algo, body).hexdigest()
+    if got != want.strip().lower():
+        return f"checksum mismatch: {algo} {got} != {want.strip().lower()} (nothing was written)"
+    return None
+
+
+@register
+class HttpDownload(StepKind):
+    name = "http.download"
+    registers = {
+        **{k: RESPONSE_REGISTERS[k] for k in ("status", "headers", "elapsed", "url")},
+        "dest": "path written on the host",
+        "checksum": "SHA-1 of the content",
+        "sha256": "SHA-256 of the content",
+        "size": "bytes",
+        "mode": "final mode (e.g. 0644)",
+    }
+    description = (
+        "Download a URL (as the host sees it) to a file on the host, as Ansible's get_url; undo restores "
+        "the file it replaced."
+    )
+    mutating = True
+    schema = {
+        "type": "object",
+        "properties": {
+            **_COMMON,
+            "dest": {
+                "type": "string",
+                "minLength": 1,
+                "description": "path on the host (a directory: the URL's file name)",
+            },
+            "checksum": {
+                "type": "string",
+                "description": "ALGO:HEX (sha256:…); checked before anything is written",
+            },
+            "max_size": {
+                "type": "integer",
+                "minimum": 1,
+                "description": f"refuse bodies larger than this many bytes (default {DOWNLOAD_LIMIT >> 20} MiB)",
+            },
+            "force": {"type": "boolean", "description": "false: only download when dest does not exist"},
+            **ATTRS,
+        },
+        "required": ["url", "dest"],
+        "additionalProperties": False,
+    }
+
+    def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        action = build_request("GET", args, changes=False)
+        shown = f"GET {public_url(action.url)}"
+        if args.get("force") is False:
+            st = yield Stat(str(args["dest"]), become=ctx.become)
+            if st.exists and not st.is_dir:
+                return Outcome.success(
+                    f"{args['dest']} exists (force: false)", data={"dest": str(args["dest"])}
+                )
+        resp: HttpResponse = yield action
+        if resp.status == 0:
+            problem = connection_problem(resp.error or "no response", action.timeout)
+            return Outcome.failure(
+                f"{shown}: {problem}", command=shown, data={"status": 0, "error": resp.error}
+            )
+        info = {
+            "status": resp.status,
+            "headers": dict(resp.headers),
+            "elapsed": round(resp.elapsed, 3),
+            "url": public_url(action.url),
+        }
+        expect = args.get("expect") or {}
+        problems = check_response(resp, expect, parse_json_body(resp) if expect.get("json") else None)
+        limit = int(args.get("max_size") or DOWNLOAD_LIMIT)
+        if len(resp.body) > limit:
+            problems.append(f"the body is {len(resp.body):,} bytes, more than max_size {limit:,}")
+        if not problems and args.get("checksum"):
+            bad = _checksum_problem(str(args["checksum"]), resp.body)
+            if bad:
+                problems.append(bad)
+        if problems:
+            return Outcome.failure(f"{shown}: " + "; ".join(problems), command=shown, data=info)
+        name = urlsplit(action.url).path.rstrip("/").rsplit("/", 1)[-1] or None
+        out = yield from write_file(resp.body, args, ctx, name)
+        if not out.ok:
+            return out
+        data = {**out.data, **info, "sha256": hashlib.sha256(resp.body).hexdigest()}
+        return dataclasses.replace(out, data=data)
+
+    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from restore(snapshot, ctx))
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(snapshot, ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"path:{snapshot.get('path')}"

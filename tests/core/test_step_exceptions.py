@@ -46,6 +46,7 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "fail": {"msg": "no"},
     "file": {"path": "/nonexistent/x", "state": "absent"},
     "http.get": {"url": "http://127.0.0.1:1/"},
+    "http.download": {"url": "http://127.0.0.1:1/f", "dest": "/nonexistent/f"},
     "http.request": {"url": "http://127.0.0.1:1/", "method": "POST"},
     "notify.webhook": {"url": "http://127.0.0.1:1/hook", "text": "hi"},
     "postgres.backup": {"dsn": DSN, "dest": "/nonexistent/backup.dump"},

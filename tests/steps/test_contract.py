@@ -15,7 +15,7 @@ from tests.steps.support import KINDS, Runner, base_url
 
 READ_ONLY = {"check.memory", "check.disk", "check.version", "check.env_file", "check.port", "http.get"}
 READ_ONLY |= {"wait", "assert", "fail"}
-MUTATING = {"copy", "template", "file", "http.request"}
+MUTATING = {"copy", "template", "file", "http.request", "http.download"}
 
 
 def test_the_kinds_are_all_here_and_flagged_right() -> None:
@@ -24,7 +24,7 @@ def test_the_kinds_are_all_here_and_flagged_right() -> None:
         assert KINDS[name].mutating is False, name
     for name in MUTATING:
         assert KINDS[name].mutating is True, name
-    for name in ("copy", "template", "file"):
+    for name in ("copy", "template", "file", "http.download"):
         assert KINDS[name]().can_undo, name
 
 
@@ -121,7 +121,17 @@ SCHEMA_CASES: dict[str, tuple[list[Any], list[Any]]] = {
     ),
     "http.request": (
         [{"url": "http://x/deploy", "method": "POST", "json": {"a": 1}, "changes": True}],
-        [{"url": "http://x", "body": "a", "json": {}}, {"method": "GET"}],
+        [
+            {"url": "http://x", "body": "a", "json": {}},
+            {"method": "GET"},
+            {"url": "http://x", "json": {}, "multipart": {"f": "v"}},
+            {"url": "http://x", "multipart": {"f": {"file": "a", "content": "b"}}},
+            {"url": "http://x", "multipart": {}},
+        ],
+    ),
+    "http.download": (
+        [{"url": "https://x/app.tgz", "dest": "/opt/app/", "checksum": "sha256:ab", "mode": "0644"}],
+        [{"url": "https://x/a"}, {"dest": "/x"}, {"url": "http://x", "dest": "/x", "max_size": 0}],
     ),
     "wait": (
         [

@@ -100,3 +100,83 @@ def test_dry_run_sends_reads_but_not_changes(rb: Runner, http_server) -> None:
     r = rb.run("http.get", {"url": url}, dry_run=True)
     assert r.drive.planned == [] and [m for m, *_ in http_server.requests] == ["POST", "GET"]
     assert json.loads(http_server.requests[0][2] or b"null") is None
+
+
+# ------------------------------------------------------------------ multipart uploads and downloads
+def test_request_uploads_a_multipart_form_as_curl_F(rb: Runner, http_server) -> None:
+    (rb.project / "files").mkdir()
+    (rb.project / "files" / "invoice.pdf").write_bytes(b"%PDF-1.4 fake\r\n--not-a-boundary\r\n")
+    form = {
+        "kind": "invoice",
+        "count": 3,
+        "file": {"file": "invoice.pdf"},
+        "note": {"content": 'a "quoted"\r\nname', "filename": 'x"\r\nEvil: 1', "content_type": "text/plain"},
+    }
+    r = rb.run("http.request", {"url": base_url(http_server) + "/echo", "method": "POST", "multipart": form})
+    assert r.outcome.ok and r.outcome.changed, r.outcome.msg
+    method, _, body, headers = http_server.requests[-1]
+    ctype = headers["Content-Type"]
+    assert method == "POST" and ctype.startswith("multipart/form-data; boundary=")
+    # parse it back with the standard library's MIME parser: every part arrives whole
+    import email.parser
+    import email.policy
+
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {ctype}\r\n\r\n".encode() + body
+    )
+    parts = {p.get_param("name", header="content-disposition"): p for p in msg.iter_parts()}
+    assert set(parts) == {"kind", "count", "file", "note"}
+    assert parts["kind"].get_payload(decode=True) == b"invoice"
+    assert parts["count"].get_payload(decode=True) == b"3"
+    assert parts["file"].get_payload(decode=True) == b"%PDF-1.4 fake\r\n--not-a-boundary\r\n"
+    assert parts["file"].get_filename() == "invoice.pdf"
+    assert parts["file"].get_content_type() == "application/pdf"
+    # a hostile file name cannot add a header line
+    assert parts["note"].get("Evil") is None and parts["note"].get_content_type() == "text/plain"
+
+
+def test_a_missing_upload_file_fails_the_step_before_sending(rb: Runner, http_server) -> None:
+    r = rb.run(
+        "http.request",
+        {"url": base_url(http_server) + "/echo", "method": "POST", "multipart": {"f": {"file": "nope.bin"}}},
+    )
+    assert not r.outcome.ok and "multipart f: file 'nope.bin' not found" in r.outcome.msg
+    assert http_server.requests == []
+
+
+def test_download_writes_the_body_and_undo_restores_the_old_file(rb: Runner, http_server) -> None:
+    import hashlib
+
+    dest = rb.tmp / "app" / "release.txt"
+    dest.parent.mkdir()
+    dest.write_text("old\n")
+    good = "sha256:" + hashlib.sha256(b"hello world\nversion=42\n").hexdigest()
+    r = rb.run("http.download", {"url": base_url(http_server) + "/text", "dest": str(dest), "checksum": good})
+    assert r.outcome.ok and r.outcome.changed, r.outcome.msg
+    assert dest.read_bytes() == b"hello world\nversion=42\n"
+    assert r.outcome.data["status"] == 200 and r.outcome.data["size"] == 23
+    again = rb.run("http.download", {"url": base_url(http_server) + "/text", "dest": str(dest)})
+    assert again.outcome.ok and not again.outcome.changed  # same content: no change
+    assert rb.undo("http.download", {"url": "x", "dest": str(dest)}, r.snapshot).outcome.ok
+    assert dest.read_text() == "old\n"
+
+
+def test_download_checks_checksum_status_and_size_before_writing(rb: Runner, http_server) -> None:
+    dest = rb.tmp / "f.txt"
+    url = base_url(http_server)
+    bad = rb.run("http.download", {"url": url + "/text", "dest": str(dest), "checksum": "sha256:" + "0" * 64})
+    assert not bad.outcome.ok and "checksum mismatch" in bad.outcome.msg and not dest.exists()
+    missing = rb.run("http.download", {"url": url + "/nope", "dest": str(dest)})
+    assert not missing.outcome.ok and "status 404 != 2xx" in missing.outcome.msg and not dest.exists()
+    big = rb.run("http.download", {"url": url + "/big", "dest": str(dest), "max_size": 1000})
+    assert not big.outcome.ok and "more than max_size 1,000" in big.outcome.msg and not dest.exists()
+    into_dir = rb.run("http.download", {"url": url + "/text", "dest": str(rb.tmp) + "/"})
+    assert into_dir.outcome.ok and (rb.tmp / "text").read_bytes().startswith(b"hello")
+
+
+def test_download_in_a_dry_run_shows_the_diff_and_writes_nothing(rb: Runner, http_server) -> None:
+    dest = rb.tmp / "f.txt"
+    dest.write_text("hello world\nversion=41\n")
+    r = rb.run("http.download", {"url": base_url(http_server) + "/text", "dest": str(dest)}, dry_run=True)
+    assert r.outcome.ok, r.outcome.msg
+    assert dest.read_text() == "hello world\nversion=41\n"
