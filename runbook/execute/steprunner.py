@@ -118,7 +118,9 @@ class StepRunner(Attempts):
         try:
             fault = self.fault() if phase == "steps" else None  # rollback and always: still run
             if fault:
-                rec = StepRecord(phase, step.index, step.label, step.module, "failed", msg=f"not run: {fault}")
+                rec = StepRecord(
+                    phase, step.index, step.label, step.module, "failed", msg=f"not run: {fault}"
+                )
                 rec.error, ignorable = "fault", False
             else:
                 rec, ignorable = self._body(hr, step, variables, read_only, phase)
@@ -164,8 +166,23 @@ class StepRunner(Attempts):
 
     def _run_loop(self, hr: HostRun, step: Step, items: list[Any], read_only: bool, phase: str) -> StepRecord:
         results, recs = [], []
+        pause = step.loop_pause
+        if isinstance(pause, str):  # a template: rendered once, before the first item
+            try:
+                pause = float(self._num(pause, hr.vars(step.vars), step))
+            except RunbookError as exc:
+                rec = StepRecord(
+                    phase,
+                    step.index,
+                    step.label,
+                    step.module,
+                    "failed",
+                    msg=self.redactor.redact(f"loop_control.pause: {exc.message}"),
+                )
+                rec.error = "render"
+                return rec
         for i, value in enumerate(items):
-            if i and step.loop_pause and not self.dry_run and self.cancel.wait(step.loop_pause):
+            if i and pause and not self.dry_run and self.cancel.wait(pause):
                 raise Cancelled("interrupted")
             loop_vars = {step.loop_var: value}
             if step.loop_index_var:

@@ -69,7 +69,7 @@ class Step:
     loop_var: str = "item"
     loop_label: str | None = None
     loop_index_var: str | None = None
-    loop_pause: float = 0.0
+    loop_pause: float | str = 0.0  # seconds, or a template rendered per loop
     retries: int | None = None
     delay: float = 1.0
     backoff: float = 1.0
@@ -428,8 +428,13 @@ class StepParser:
             if lc.get("index_var") is not None:
                 kw["loop_index_var"] = str(lc["index_var"])
             pause = lc.get("pause", 0)
-            if isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0 <= pause < math.inf:
-                self.err("loop_control.pause must be a number of seconds", kloc("loop_control"))
+            if is_template(pause):  # rendered once per loop, at run time (a number of seconds)
+                kw["loop_pause"] = pause
+            elif isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0 <= pause < math.inf:
+                self.err(
+                    "loop_control.pause must be a number of seconds (or a {{ template }} giving one)",
+                    kloc("loop_control"),
+                )
             else:
                 kw["loop_pause"] = float(pause)
         if (

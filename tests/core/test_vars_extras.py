@@ -74,3 +74,43 @@ def test_group_vars_beside_the_runbook_win_over_the_inventorys_as_in_ansible_pla
     doc = run(project, "hosts: all\nsteps:\n  - name: show\n    debug: {msg: '{{ color }}'}\n")
     steps = doc["hosts"]["localhost"]["steps"]
     assert steps[0]["msg"] == "from-playbook-dir", steps
+
+
+def test_loop_control_pause_may_be_a_template_rendered_for_the_loop(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    waits: list[float] = []
+    real_wait = threading.Event.wait
+
+    def recording_wait(self: threading.Event, timeout: float | None = None) -> bool:
+        if timeout == 0.25:
+            waits.append(timeout)
+            return False  # paused (and not cancelled)
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(threading.Event, "wait", recording_wait)
+    body = """\
+        hosts: app
+        vars: {gap_ms: 250}
+        steps:
+          - debug: {msg: "{{ item }}"}
+            loop: [a, b, c]
+            loop_control: {pause: "{{ gap_ms / 1000 }}"}
+        """
+    assert messages(run(project, body)) == ["a; b; c"]  # the loop step joins its items
+    assert waits == [0.25, 0.25]  # between the items, not before the first
+
+
+def test_a_templated_pause_that_is_no_number_fails_the_step_clearly(project: Path) -> None:
+    (project / "playbooks" / "rb.yml").write_text(
+        "hosts: app\nsteps:\n  - debug: {msg: '{{ item }}'}\n    loop: [a, b]\n"
+        "    loop_control: {pause: \"{{ 'soon' }}\"}\n"
+    )
+    res = CliRunner().invoke(cli, ["exec", "rb", "-i", "inv", "--output", "json"])
+    assert res.exit_code == 1, res.output
+    step = json.loads(res.stdout)["hosts"]["localhost"]["steps"][0]
+    assert step["outcome"] == "failed" and "loop_control.pause: expected a number, got 'soon'" in step["msg"]
+    bad = CliRunner().invoke(cli, ["validate", "rb", "-i", "inv"])
+    assert bad.exit_code == 0, bad.output  # a template is checked once rendered
