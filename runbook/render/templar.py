@@ -8,6 +8,7 @@ expression's native value (list, dict, int), as in Ansible.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 import threading
@@ -44,7 +45,20 @@ def _env() -> jinja2.Environment:
     env.filters.update(FILTERS)
     env.tests.update(TESTS)
     env.globals["range"] = _bounded_range
+    env.globals["now"] = now
     return env
+
+
+def now(utc: bool = False, fmt: str | None = None) -> datetime.datetime | str:
+    """Ansible's ``now()``: the control machine's local time (``utc=true``: UTC), as Ansible a naive
+    datetime (so it subtracts from ``to_datetime`` values); a string when ``fmt`` is given."""
+    if utc:
+        moment = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    else:
+        moment = datetime.datetime.now()
+    if fmt is not None:
+        return moment.strftime(str(fmt))
+    return moment
 
 
 MAX_RANGE = 1_000_000
@@ -66,7 +80,9 @@ class _Sandbox(SandboxedEnvironment):
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
                 if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_REPEAT:
-                    raise FilterError(f"repeating a value {n} times is too large (at most {MAX_REPEAT:,} items)")
+                    raise FilterError(
+                        f"repeating a value {n} times is too large (at most {MAX_REPEAT:,} items)"
+                    )
         return super().call_binop(context, operator, left, right)
 
 
@@ -238,7 +254,9 @@ def compile_template(text: str, location: Location | None = None) -> jinja2.Temp
             ) from None
         except (ValueError, OverflowError) as exc:  # constants folded while compiling: 10 ** 5000
             why = f"more than {MAX_INT_DIGITS} digits" if "integer string" in str(exc) else str(exc)[:100]
-            raise RenderError(f"template error: a number in it is too large ({why})", location=location) from None
+            raise RenderError(
+                f"template error: a number in it is too large ({why})", location=location
+            ) from None
         with _cache_lock:
             _cache[text] = t
     return t
@@ -297,9 +315,7 @@ class LazyVars(Mapping[str, Any]):
         if found[1]:  # facts, registered results (plain data; never hostvars' lazy mappings)
             raw = found[0][key]
             redactor = self._templar.redactor
-            return redactor.is_secret_var(key) or (
-                isinstance(raw, (str, dict, list)) and redactor.holds(raw)
-            )
+            return redactor.is_secret_var(key) or (isinstance(raw, (str, dict, list)) and redactor.holds(raw))
         if key in self._resolving:
             return False
         try:

@@ -114,3 +114,19 @@ def test_a_templated_pause_that_is_no_number_fails_the_step_clearly(project: Pat
     assert step["outcome"] == "failed" and "loop_control.pause: expected a number, got 'soon'" in step["msg"]
     bad = CliRunner().invoke(cli, ["validate", "rb", "-i", "inv"])
     assert bad.exit_code == 0, bad.output  # a template is checked once rendered
+
+
+def test_now_gives_the_control_machines_time_as_ansible_does(project: Path) -> None:
+    import datetime
+
+    body = """\
+        hosts: app
+        steps:
+          - set_fact: {started: "{{ now() }}", stamp: "{{ now(utc=true, fmt='%Y-%m-%dT%H:%M') }}"}
+          - debug: {msg: "{{ started.year }} {{ stamp }} {{ (now() - started).total_seconds() >= 0 }}"}
+        """
+    before = datetime.datetime.now(datetime.timezone.utc)
+    year, stamp, ordered = messages(run(project, body))[-1].split()
+    after = datetime.datetime.now(datetime.timezone.utc)
+    assert int(year) in (before.year, after.year) and ordered == "True"
+    assert before.strftime("%Y-%m-%dT%H:%M") <= stamp <= after.strftime("%Y-%m-%dT%H:%M")
