@@ -53,7 +53,7 @@ def now(utc: bool = False, fmt: str | None = None) -> datetime.datetime | str:
     """Ansible's ``now()``: the control machine's local time (``utc=true``: UTC), as Ansible a naive
     datetime (so it subtracts from ``to_datetime`` values); a string when ``fmt`` is given."""
     if utc:
-        moment = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        moment = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     else:
         moment = datetime.datetime.now()
     if fmt is not None:

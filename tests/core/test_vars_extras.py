@@ -125,8 +125,8 @@ def test_now_gives_the_control_machines_time_as_ansible_does(project: Path) -> N
           - set_fact: {started: "{{ now() }}", stamp: "{{ now(utc=true, fmt='%Y-%m-%dT%H:%M') }}"}
           - debug: {msg: "{{ started.year }} {{ stamp }} {{ (now() - started).total_seconds() >= 0 }}"}
         """
-    before = datetime.datetime.now(datetime.timezone.utc)
+    before = datetime.datetime.now(datetime.UTC)
     year, stamp, ordered = messages(run(project, body))[-1].split()
-    after = datetime.datetime.now(datetime.timezone.utc)
+    after = datetime.datetime.now(datetime.UTC)
     assert int(year) in (before.year, after.year) and ordered == "True"
     assert before.strftime("%Y-%m-%dT%H:%M") <= stamp <= after.strftime("%Y-%m-%dT%H:%M")
