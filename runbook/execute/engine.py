@@ -339,16 +339,27 @@ class Engine:
                     with contextlib.suppress(Exception):
                         locks.release(hr.transport(), self.rb.lock or "", self.run_id, hr.name)
 
+        self.run_info["rollback_of"] = self.state.run_id  # always: can say it was a manual rollback
         try:
             self._parallel(self.host_names, lambda hr: self._host_guard(undo_host, hr))
         except (KeyboardInterrupt, Cancelled):
+            self.interrupted = True
             self.stop_active()
+        bad = [h for h, hr in self.hosts.items() if hr.rollback_status == "failed"]
+        status, code = ("rollback_failed", EXIT_ROLLBACK_FAILED) if bad else ("rolled_back", EXIT_OK)
+        # always: runs after a manual rollback too (the team hears about it), seeing its real status
+        self.run_info["status"] = status
+        always_problem = ""
+        try:
+            if not self.interrupted:
+                self.cancel.clear()
+                self._phase_always()
+        except Exception as exc:  # the rollback's outcome stands; always: itself broke
+            always_problem = "always: " + faults.describe(exc, self.redactor.redact)
         for hr in self.hosts.values():
             with contextlib.suppress(Exception):
                 hr.close()
         self.persist()
-        bad = [h for h, hr in self.hosts.items() if hr.rollback_status == "failed"]
-        status, code = ("rollback_failed", EXIT_ROLLBACK_FAILED) if bad else ("rolled_back", EXIT_OK)
         if bad:
             msg = "rollback FAILED on " + ", ".join(f"{h} ({self.hosts[h].failure})" for h in bad)
             msg += "".join(f"\n{p}" for h in bad for p in self.hosts[h].rollback_problems)
@@ -356,6 +367,8 @@ class Engine:
             msg = f"run {self.state.run_id}: nothing undone (the runbook says rollback: none)"
         else:
             msg = f"run {self.state.run_id} rolled back"
+        if always_problem:
+            msg += f"\n{always_problem}"
         if self.fault() and code == EXIT_OK:  # undone, but the state (or audit) does not say so
             status, code = "aborted", EXIT_FAULT
             msg += f"; {self.fault()}"
