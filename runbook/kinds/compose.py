@@ -3,6 +3,10 @@
 - ``compose.budget`` (read-only): the memory limits of a compose file's services, plus services that
   run outside it (PostgreSQL, Redis as host services) and a reserve, against the host's memory
   (/proc/meminfo capped by cgroup limits) or a given total; a table like seed 002's allocation table.
+  The file is read by the real ``docker compose config`` on the host (``extends``, profiles,
+  ``${VAR}`` from the project's .env, merged override files: exactly what ``up`` would run). Only
+  where the host has no Compose v2 does a hand parser of the YAML remain (runbook.facts.compose
+  ``memory_limits``), and the step then says so: it cannot follow ``extends`` or interpolation.
 - ``compose.pull``: pull the images that are not present locally (locally built images need no
   registry); ``compose.ps`` (read-only): crashed, exited, unhealthy, restarting or OOM-killed containers.
 - ``compose.up`` / ``compose.down``: change the running stack; undo brings the previous release back.
@@ -21,6 +25,9 @@ containers' image IDs, the tags and the live record against the snapshot.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import posixpath
 from collections.abc import Generator
 from typing import Any
 
@@ -56,6 +63,56 @@ _TIMEOUT = {"type": "integer", "minimum": 1, "description": "seconds (default 12
 
 
 # ------------------------------------------------------------------------------------ step kinds
+_NO_COMPOSE = ("is not a docker command", "unknown shorthand flag", "unknown flag: --file")
+HAND_PARSER = "runbook's YAML reader: the host has no `docker compose`, so extends, profiles and ${VAR} are not resolved"
+
+
+def _resolved(args: dict[str, Any], ctx: StepContext, text: str, where: str) -> Gen:
+    """(the file as ``docker compose config --format json`` resolves it, who read it); (None, why)
+    when the host has no Compose v2; (an Outcome, _) when compose refuses the file.
+
+    The text goes on stdin without its ``env_file:`` entries: they hold no limits, and a budget check
+    runs in pre-flight, before the step that writes them. The project directory is the file's (its
+    ``.env`` interpolates ``${VAR}``, relative ``extends`` files resolve there)."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return Outcome.failure(f"{where}: {exc}"), ""
+    if isinstance(doc, dict) and isinstance(doc.get("services"), dict):
+        for svc in doc["services"].values():
+            if isinstance(svc, dict):
+                svc.pop("env_file", None)
+    argv = ["compose", "--file=-"]
+    directory = args.get("project_directory") or (
+        posixpath.dirname(str(args["file"])) if args.get("file") else None
+    )
+    if directory:
+        argv.append(f"--project-directory={directory}")
+    if args.get("project"):
+        argv.append(f"--project-name={args['project']}")
+    if args.get("env_file"):
+        argv.append(f"--env-file={args['env_file']}")
+    argv += [f"--profile={p}" for p in args.get("profiles") or []]
+    cmd = docker(args, ctx, *argv, "config", "--format", "json")
+    cmd = dataclasses.replace(cmd, stdin=json.dumps(doc, default=str).encode("utf-8"))
+    res = yield Run(cmd, timeout=60, changes=False)
+    out = (res.stderr or "") + (res.stdout or "")
+    if res.rc == 127 or (not res.ok and any(marker in out for marker in _NO_COMPOSE)):
+        return doc, HAND_PARSER
+    if not res.ok:
+        return (
+            Outcome.failure(
+                f"{where}: docker compose cannot read it: {tail(res.stderr or res.stdout)}",
+                rc=res.rc,
+                stderr=res.stderr,
+                command=cmd.display(),
+            ),
+            "",
+        )
+    try:
+        return json.loads(res.stdout), "docker compose config"
+    except ValueError:
+        return Outcome.failure(f"unexpected output from `{cmd.display()}`"), ""
 
 
 @register
@@ -68,6 +125,7 @@ class ComposeBudget(StepKind):
         "buffer_mb": "what is left",
         "services": "limit per service (MB; null: none)",
         "extra": "host services counted (MB)",
+        "read_by": "'docker compose config', or the hand parser where the host has no Compose v2",
     }
     description = (
         "Sum a compose file's memory limits (+ host services + reserve) against the host's memory; "
@@ -90,6 +148,24 @@ class ComposeBudget(StepKind):
                 "additionalProperties": {"type": ["number", "string"]},
                 "description": "memory of services outside the file, e.g. {postgres: 800, redis: 300} (MB or 1g)",
             },
+            "profiles": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1},
+                "description": "compose profiles to count (as `docker compose --profile`); default: none",
+            },
+            "env_file": {
+                "type": "string",
+                "minLength": 1,
+                "description": "env file on the host (--env-file)",
+            },
+            "project_directory": {
+                "type": "string",
+                "minLength": 1,
+                "description": "for template: the directory on the host whose .env the file reads",
+            },
+            "project": _TARGET["project"],
+            "docker": _TARGET["docker"],
+            "docker_host": _TARGET["docker_host"],
         },
         "oneOf": [{"required": ["template"]}, {"required": ["file"]}],
         "additionalProperties": False,
@@ -109,8 +185,10 @@ class ComposeBudget(StepKind):
             if raw is None:
                 return Outcome.failure(f"{args['file']} does not exist")
             text, where = raw.decode("utf-8", "replace"), str(args["file"])
+        doc, reader = yield from _resolved(args, ctx, text, where)
+        if isinstance(doc, Outcome):
+            return doc
         try:
-            doc = yaml.safe_load(text)
             limits = memory_limits(doc)
             extra = {str(k): parse_memory(v, default_unit="m") for k, v in (args.get("extra") or {}).items()}
         except (yaml.YAMLError, ValueError) as exc:
@@ -136,7 +214,10 @@ class ComposeBudget(StepKind):
             "buffer_mb": (total - allocated - reserve) // MIB,
             "services": {s: (lim // MIB if lim else None) for s, (lim, _) in limits.items()},
             "extra": {s: v // MIB for s, v in extra.items()},
+            "read_by": reader,
         }
+        if reader != "docker compose config":
+            table += f"\n(read by {reader})"
         if problems:
             return Outcome.failure("; ".join(problems) + "\n" + table, stdout=table, data=data)
         pct = 100.0 * allocated / total if total else 0.0
@@ -161,8 +242,11 @@ class ComposePull(StepKind):
     no_undo_needed = "pulled images only add to the host's image cache; nothing running changed"
     schema = {
         "type": "object",
-        "properties": {**_TARGET, "policy": {"enum": ["missing", "always"], "default": "missing"},
-                       "timeout": {**_TIMEOUT, "description": "seconds (default 600)"}},
+        "properties": {
+            **_TARGET,
+            "policy": {"enum": ["missing", "always"], "default": "missing"},
+            "timeout": {**_TIMEOUT, "description": "seconds (default 600)"},
+        },
         "required": ["file"],
         "additionalProperties": False,
     }
@@ -222,7 +306,11 @@ class ComposeUp(StepKind):
                 "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
                 "description": "env file(s) the services use: recorded and restored with the release",
             },
-            "wait": {"type": "boolean", "default": True, "description": "wait until services are running/healthy"},
+            "wait": {
+                "type": "boolean",
+                "default": True,
+                "description": "wait until services are running/healthy",
+            },
             "timeout": _TIMEOUT,
             "remove_orphans": {"type": "boolean", "default": True},
             "pull": {"enum": ["missing", "never", "always"], "description": "default missing"},

@@ -109,7 +109,33 @@ def test_budget_over_host_memory_from_a_template(tmp_path: Path) -> None:
 def test_budget_rejects_bad_sizes(runner: Runner, tmp_path: Path) -> None:
     (tmp_path / "c.yml").write_text("services:\n  api:\n    image: x\n    mem_limit: lots\n")
     out = runner.run("compose.budget", {"file": str(tmp_path / "c.yml"), "total_mb": 4096})
-    assert not out.ok and "'lots' is not a size" in out.msg
+    assert not out.ok and "invalid size: 'lots'" in out.msg  # compose's own words
+    hand = runner.run(
+        "compose.budget", {"file": str(tmp_path / "c.yml"), "total_mb": 4096, "docker": "/nonexistent/docker"}
+    )
+    assert not hand.ok and "'lots' is not a size" in hand.msg  # the hand parser, where compose is missing
+
+
+def test_budget_reads_the_file_as_docker_compose_config_does(runner: Runner, tmp_path: Path) -> None:
+    """extends, profiles and ${VAR} from the project's .env: as `up` would run it (issue 13 item 6)."""
+    (tmp_path / ".env").write_text("API_MEM=700m\n")
+    (tmp_path / "base.yml").write_text("services:\n  common:\n    image: x\n    mem_limit: 256m\n")
+    (tmp_path / "c.yml").write_text(
+        "services:\n"
+        "  api:\n    image: x\n    env_file: [app.env]\n"
+        "    deploy: {resources: {limits: {memory: '${API_MEM}'}}}\n"
+        "  worker:\n    extends: {file: base.yml, service: common}\n    deploy: {replicas: 2}\n"
+        "  debug:\n    image: x\n    profiles: [debug]\n    mem_limit: 1g\n"
+    )
+    args = {"file": str(tmp_path / "c.yml"), "total_mb": 4096}
+    out = runner.run("compose.budget", args)
+    assert out.ok, out.msg  # app.env is not written yet (pre-flight): it holds no limit
+    assert out.data["services"] == {"api": 700, "worker": 256}  # the debug profile is not counted
+    assert out.data["allocated_mb"] == 700 + 2 * 256 and out.data["read_by"] == "docker compose config"
+    with_debug = runner.run("compose.budget", {**args, "profiles": ["debug"]})
+    assert with_debug.data["services"] == {"api": 700, "worker": 256, "debug": 1024}
+    hand = runner.run("compose.budget", {**args, "docker": "/nonexistent/docker"})
+    assert not hand.ok and "uses variable interpolation" in hand.msg  # what the hand parser cannot do
 
 
 # ----------------------------------------------------------------------------------- docker (slow)
