@@ -251,7 +251,9 @@ def restore(args: dict[str, Any], snap: dict[str, Any], ctx: StepContext) -> Ste
         ref, want = img.get("image", ""), img.get("id", "")
         if not ref or not want or ref.startswith("sha256:"):
             continue
-        res = yield Run(docker(args, ctx, "image", "inspect", "--format", "{{.Id}}", "--", ref), changes=False)
+        res = yield Run(
+            docker(args, ctx, "image", "inspect", "--format", "{{.Id}}", "--", ref), changes=False
+        )
         if res.ok and res.stdout.strip() == want:
             continue
         res = yield Run(docker(args, ctx, "tag", "--", want, ref))

@@ -124,8 +124,22 @@ def write_file(content: bytes, args: dict[str, Any], ctx: StepContext, src_name:
     return Outcome.success(f"{verb} {dest}", changed=True, data=_data(dest, content, final_mode, **extra))
 
 
+class RestoresPath(StepKind):
+    """A kind whose snapshot is the state of one path (runbook.kinds.filestate): undo puts it back,
+    and the rollback checks that it is back."""
+
+    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from restore(snapshot, ctx))
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(snapshot, ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"path:{snapshot.get('path')}"
+
+
 @register
-class Copy(StepKind):
+class Copy(RestoresPath):
     name = "copy"
     registers = {
         "dest": "path written on the host",
@@ -157,18 +171,9 @@ class Copy(StepKind):
             return Outcome.failure(f"copy src {args['src']!r} {where} (looked at {src})")
         return (yield from write_file(src.read_bytes(), args, ctx, src.name))
 
-    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from restore(snapshot, ctx))
-
-    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from verify(snapshot, ctx))
-
-    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
-        return f"path:{snapshot.get('path')}"
-
 
 @register
-class Template(StepKind):
+class Template(RestoresPath):
     name = "template"
     registers = {
         "dest": "path written on the host",
@@ -205,22 +210,13 @@ class Template(StepKind):
         name = src.name[:-3] if src.name.endswith(".j2") else src.name
         return (yield from write_file(rendered.encode("utf-8"), args, ctx, name))
 
-    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from restore(snapshot, ctx))
-
-    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from verify(snapshot, ctx))
-
-    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
-        return f"path:{snapshot.get('path')}"
-
 
 _STATES = ("file", "directory", "absent", "touch", "link")
 MAX_RECURSE_ENTRIES = 50_000
 
 
 @register
-class File(StepKind):
+class File(RestoresPath):
     name = "file"
     registers = {
         "path": "the path",
@@ -270,15 +266,6 @@ class File(StepKind):
             return (yield from self._attrs(path, st, args, ctx, is_dir=False, state=state))
         except (StepFailed, ValueError) as exc:
             return Outcome.failure(str(exc))
-
-    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from restore(snapshot, ctx))
-
-    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from verify(snapshot, ctx))
-
-    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
-        return f"path:{snapshot.get('path')}"
 
     # ---------------------------------------------------------------------------------- states
     def _run_all(self, cmds: list[list[str]], ctx: StepContext) -> StepGen:

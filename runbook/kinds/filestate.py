@@ -186,8 +186,10 @@ def capture(
     else:
         if content is None:
             content = yield ReadFile(path, become=ctx.become)
-        if content is not None and len(content) <= INLINE_MAX and not ctx.holds_secret(
-            content.decode("utf-8", "replace")
+        if (
+            content is not None
+            and len(content) <= INLINE_MAX
+            and not ctx.holds_secret(content.decode("utf-8", "replace"))
         ):
             snap["content_b64"] = base64.b64encode(content).decode("ascii")
         # else (large, or holding a secret: never copied into the run state): a copy on the host
@@ -346,7 +348,9 @@ def verify(snap: Mapping[str, Any], ctx: StepContext) -> Gen:
     st: FileStat = yield Stat(path, become=ctx.become)
     if not snap.get("existed"):
         if st.exists:
-            return Outcome.failure(f"{path}: expected absent (it did not exist before), found a {_kind_of(st)}")
+            return Outcome.failure(
+                f"{path}: expected absent (it did not exist before), found a {_kind_of(st)}"
+            )
         return Outcome.success(f"{path} absent, as before")
     want_kind = str(snap.get("type", "file"))
     if not st.exists:

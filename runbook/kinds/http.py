@@ -24,8 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from runbook.actions import Http, HttpResponse, Stat
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
-from runbook.kinds.files import ATTRS, write_file
-from runbook.kinds.filestate import restore, verify
+from runbook.kinds.files import ATTRS, RestoresPath, write_file
 from runbook.model.values import json_int
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -373,7 +372,7 @@ def _checksum_problem(spec: str, body: bytes) -> str | None:
 
 
 @register
-class HttpDownload(StepKind):
+class HttpDownload(RestoresPath):
     name = "http.download"
     registers = {
         **{k: RESPONSE_REGISTERS[k] for k in ("status", "headers", "elapsed", "url")},
@@ -451,12 +450,3 @@ class HttpDownload(StepKind):
             return out
         data = {**out.data, **info, "sha256": hashlib.sha256(resp.body).hexdigest()}
         return dataclasses.replace(out, data=data)
-
-    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from restore(snapshot, ctx))
-
-    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from verify(snapshot, ctx))
-
-    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
-        return f"path:{snapshot.get('path')}"
