@@ -16,11 +16,9 @@ def open_transport(spec: HostSpec, **options: object) -> Transport:
 
         return SSHTransport(spec, **options)  # type: ignore[arg-type]
     from runbook.errors import TransportError
+    from runbook.model.connection import NOT_NATIVE_HINT, not_native_message
 
-    raise TransportError(
-        f"host {spec.name}: unsupported ansible_connection={spec.connection!r}",
-        hint="use 'local' or 'ssh' (ansible.playbook steps run through ansible-runner)",
-    )
+    raise TransportError(not_native_message(spec.name, spec.connection), hint=NOT_NATIVE_HINT)
 
 
 __all__ = ["HostSpec", "Transport", "open_transport"]
