@@ -142,6 +142,7 @@ def _run_options(fn: Any) -> Any:
 )
 @click.option("--resume", "resume", help="Resume a failed/interrupted run from its saved state.")
 @handle_errors
+@ansible_options(run=True)
 def exec_cmd(**kw: Any) -> None:
     """Run runbook NAME (playbooks/NAME.yml) against the inventory.
 

@@ -3,7 +3,8 @@
 ``@ansible_options(run=True)`` (under ``@handle_errors``) adds ``--vault-id [LABEL@]SOURCE``
 (repeatable), ``--vault-password-file FILE`` (repeatable) and ``--ask-vault-pass`` / ``-J``; before
 the command runs it reads ansible.cfg and the ANSIBLE_* environment and configures the vault keyring
-(runbook.model.ansible_setup.prepare). Prompts are asked at once, as Ansible asks them. With
+(runbook.model.ansible_setup.prepare). Every source is read and every prompt asked at once, as
+Ansible does (a source that fails is an error only when no other gives a secret). With
 ``run=True`` (exec, plan, rollback) ``host_key_checking = False`` is refused (exit 3); the other
 commands warn.
 """
@@ -46,8 +47,8 @@ def apply(vault_ids: tuple[str, ...] = (), vault_password_files: tuple[str, ...]
         raise RefusedError(refusal[0] + "; nothing was changed", hint=refusal[1])
     if refusal:
         click.secho(f"warning: {refusal[0]}\n  hint: {refusal[1]}", fg="yellow", err=True)
-    if vault.has_prompt():
-        vault.keyring()  # ask now, before any output (as Ansible does)
+    if vault.is_configured():
+        vault.keyring()  # read every source and ask now, before any output (as Ansible does)
     return cfg
 
 
@@ -55,9 +56,14 @@ def ansible_options(run: bool = False) -> Callable[[Any], Any]:
     def decorate(fn: Any) -> Any:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from runbook.model.ansible_setup import reset
+
             values = {k: kwargs.pop(k) for k in VAULT_KEYS if k in kwargs}
-            apply(**values, run=run)
-            return fn(*args, **kwargs)
+            try:
+                apply(**values, run=run)
+                return fn(*args, **kwargs)
+            finally:
+                reset()
 
         opts = [
             click.option(

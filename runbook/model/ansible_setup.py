@@ -42,11 +42,15 @@ def prepare(options: vault.VaultOptions | None = None) -> AnsibleConfig:
 
 
 def config() -> AnsibleConfig:
-    """The settings of this run (read on first use when `prepare` was not called)."""
+    """The settings of this run (read afresh when `prepare` was not called)."""
+    return _CONFIG if _CONFIG is not None else load_config()
+
+
+def reset() -> None:
+    """Forget the run's settings and vault options (a command ran in-process has ended)."""
     global _CONFIG
-    if _CONFIG is None:
-        _CONFIG = load_config()
-    return _CONFIG
+    _CONFIG = None
+    vault.configure(vault.VaultOptions())
 
 
 def host_key_refusal(cfg: AnsibleConfig | None = None) -> tuple[str, str] | None:
