@@ -73,12 +73,15 @@ class AnsibleConfig:
         return {var: self.values[name] for name, var in HOST_DEFAULTS.items() if name in self.values}
 
 
+_UNSET = object()
+
+
 def find_config_file(warnings: list[str] | None = None) -> str | None:
     """The ansible.cfg Ansible would read (ansible.config.manager.find_ini_config_file)."""
     warnings = warnings if warnings is not None else []
     candidates: list[str] = []
-    from_env = os.environ.get("ANSIBLE_CONFIG")
-    if from_env is not None:
+    from_env: str | object = os.environ.get("ANSIBLE_CONFIG", _UNSET)
+    if isinstance(from_env, str):
         from_env = _unfrack(from_env)
         if os.path.isdir(from_env):
             from_env = os.path.join(from_env, "ansible.cfg")
@@ -125,7 +128,7 @@ def load_config() -> AnsibleConfig:
             raw, basedir, origin = os.environ[env], None, f"env: {env}"
         elif path is not None and parser.has_option(section, key):
             raw, basedir, origin = parser.get(section, key), os.path.dirname(path), f"{path}: [{section}] {key}"
-            raw = _unquote(raw)
+            raw = _unquote(raw) if kind == "str" else raw  # as Ansible: paths keep their quotes
         else:
             continue
         values[name] = _convert(raw, kind, basedir, origin, path)
