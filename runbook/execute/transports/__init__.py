@@ -15,10 +15,9 @@ def open_transport(spec: HostSpec, **options: object) -> Transport:
         from runbook.execute.transports.ssh import SSHTransport
 
         return SSHTransport(spec, **options)  # type: ignore[arg-type]
-    from runbook.errors import TransportError
-    from runbook.model.connection import NOT_NATIVE_HINT, not_native_message
+    from runbook.execute.transports.plugin_host import PluginHostTransport
 
-    raise TransportError(not_native_message(spec.name, spec.connection), hint=NOT_NATIVE_HINT)
+    return PluginHostTransport(spec, **options)  # type: ignore[arg-type]
 
 
 __all__ = ["HostSpec", "Transport", "open_transport"]
