@@ -408,13 +408,14 @@ class Engine:
         from runbook.plan.connections import native_only_steps, refusal
 
         steps = native_only_steps(s for s in self.rb.all_steps() if self._selected(s))
-        if not steps:
+        lock = bool(self.rb.lock) and not self.opt.dry_run  # the lock file lives on the host
+        if not steps and not lock:
             return ""
         out = []
         for h in self.host_names:
             spec = self.hosts[h].spec
             if not spec.native_transport:
-                msg, hint = refusal(h, spec.connection, steps)
+                msg, hint = refusal(h, spec.connection, steps, lock=lock)
                 out.append(f"{msg} (hint: {hint})")
         return "\n".join(out)
 

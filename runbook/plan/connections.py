@@ -28,7 +28,9 @@ def native_only_steps(steps: Iterable[Step]) -> list[Step]:
     return [s for s in steps if needs_native_transport(s)]
 
 
-def refusal(host: str, connection: str, steps: list[Step]) -> tuple[str, str]:
-    """The message and hint for a host that native steps target but cannot reach."""
-    names = ", ".join(f"'{s.label}' ({s.module})" for s in steps[:5]) + (" ..." if len(steps) > 5 else "")
+def refusal(host: str, connection: str, steps: list[Step], *, lock: bool = False) -> tuple[str, str]:
+    """The message and hint for a host that native steps (or the deploy lock, kept on the host)
+    target but cannot reach."""
+    what = [f"'{s.label}' ({s.module})" for s in steps] + (["the deploy lock (lock:)"] if lock else [])
+    names = ", ".join(what[:5]) + (" ..." if len(what) > 5 else "")
     return f"{not_native_message(host, connection)}; these steps cannot: {names}", NOT_NATIVE_HINT

@@ -86,3 +86,12 @@ def test_step_trait(project: Project) -> None:
     )
     steps = load(path).all_steps()
     assert [needs_native_transport(s) for s in steps] == [True, False, False]
+
+
+def test_deploy_lock_on_plugin_host_is_refused(project: Project) -> None:
+    """The deploy lock is a file on the host: a plugin host cannot hold it, so the run is refused."""
+    _docker_project(project)
+    path = project.root / "playbooks" / "ansible_only.yml"
+    path.write_text("lock: true\n" + path.read_text())
+    res = project.exec("ansible_only")
+    assert res.exit_code == 3 and "the deploy lock (lock:)" in res.stdout + res.stderr
