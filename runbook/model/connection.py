@@ -45,7 +45,7 @@ def not_native_message(host: str, connection: str) -> str:
 
 
 NOT_NATIVE_HINT = (
-    "give such steps an Ansible module (e.g. community.docker.docker_container, or ansible.builtin.* "
-    "modules, which run through ansible-runner), limit native steps to other hosts (when:/--limit), "
-    "or reach the host over ssh/local"
+    "run such steps as Ansible modules by their FQCN (e.g. ansible.builtin.apt, ansible.posix.sysctl): "
+    "ansible-runner reaches the host through its connection plugin; or keep native steps off the "
+    "host (when:/--limit), or reach it over ssh/local"
 )
