@@ -190,6 +190,26 @@ def read_secret(source: str, label: str | None = None) -> bytes:
     return value
 
 
+def runner_vault() -> tuple[list[str], dict[str, str]]:
+    """The run's vault secrets for an ansible-runner process, as AWX hands them over: one
+    ``--vault-id LABEL@prompt`` argument per secret and the answer to each prompt (ansible-runner's
+    ``passwords``, typed into Ansible's prompt through its pty) -- no password file, no password in
+    argv. ([], {}) when no vault secret is configured."""
+    import re
+
+    if not is_configured():
+        return [], {}
+    args: list[str] = []
+    answers: dict[str, str] = {}
+    for label, password in keyring():
+        pattern = rf"Vault password \({re.escape(label)}\):\s*?$"
+        if pattern in answers:  # the same label twice: Ansible would prompt once per --vault-id
+            continue
+        args += ["--vault-id", f"{label}@prompt"]
+        answers[pattern] = password.decode("utf-8", "surrogateescape")
+    return args, answers
+
+
 def decrypt_bytes(ciphertext: str | bytes, location: Location | None = None) -> bytes:
     """Decrypt one vault text with the keyring (VaultError when no secret is configured or none fits)."""
     secrets = keyring() if is_configured() else []

@@ -225,3 +225,27 @@ def test_vault_ids_on_an_inventory_match_ansible_inventory(project: Project, tmp
     got, want = json.loads(ours.stdout), json.loads(theirs.stdout)
     assert got["db_password"] == want["db_password"] == PROD_VALUE
     assert set(got) == set(want)
+
+
+@pytest.mark.slow
+def test_vault_ids_reach_ansible_playbook_steps(project: Project, tmp_path: Path) -> None:
+    """The run's vault ids go on to ansible-runner (answered at Ansible's own prompts, no password
+    file): a playbook with values under two labels decrypts both."""
+    pb = project.root / "playbooks" / "site.yml"
+    pb.write_text(
+        "- hosts: all\n  gather_facts: false\n  vars:\n"
+        f"    prod_value: {inline(PROD_VALUE, PROD_PW, 'prod', indent=6)}"
+        f"    dev_value: {inline(DEV_VALUE, DEV_PW, 'dev', indent=6)}"
+        "  tasks:\n"
+        f"    - copy: {{content: '{{{{ prod_value }}}}', dest: '{project.root / 'prod.out'}'}}\n"
+        f"    - copy: {{content: '{{{{ dev_value }}}}', dest: '{project.root / 'dev.out'}'}}\n"
+    )
+    project.runbook("r", "hosts: all\nsteps:\n  - ansible.playbook: {playbook: site.yml}\n")
+    project.inventory("localhost ansible_connection=local ansible_python_interpreter=python3\n")
+    (tmp_path / "dev.pw").write_text(DEV_PW)
+    client = script(tmp_path / "prod-client.py", f"print({PROD_PW!r})\n")
+    res = project.exec("r", "--vault-id", f"prod@{client}", "--vault-id", f"dev@{tmp_path / 'dev.pw'}")
+    assert res.exit_code == 0, res.stdout + res.stderr
+    assert (project.root / "prod.out").read_text() == PROD_VALUE
+    assert (project.root / "dev.out").read_text() == DEV_VALUE
+    assert PROD_PW not in res.stdout + res.stderr and DEV_PW not in res.stdout + res.stderr
