@@ -23,7 +23,10 @@ VAULT_KEYS = ("vault_ids", "vault_password_files", "ask_vault_pass")
 
 
 def _prompt(text: str) -> str:
-    return click.prompt(text.rstrip(": ").rstrip(), hide_input=True, err=True, default="", show_default=False)
+    try:
+        return click.prompt(text.rstrip(": ").rstrip(), hide_input=True, err=True, default="", show_default=False)
+    except click.Abort:  # end of input (no terminal) or Ctrl-C at the prompt: no answer
+        raise EOFError from None
 
 
 def apply(vault_ids: tuple[str, ...] = (), vault_password_files: tuple[str, ...] = (),

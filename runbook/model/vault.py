@@ -123,7 +123,7 @@ def _load(slugs: tuple[str, ...], prompt: Callable[[str], str]) -> list[tuple[st
             secrets.append((name, value.encode()))
             continue
         try:
-            secrets.append((name, read_secret(source, label)))
+            secrets.append((name, read_secret(source, label, known=secrets)))
         except VaultError as exc:
             errors.append(exc)
     if errors and not secrets:
@@ -131,9 +131,10 @@ def _load(slugs: tuple[str, ...], prompt: Callable[[str], str]) -> list[tuple[st
     return secrets
 
 
-def read_secret(source: str, label: str | None = None) -> bytes:
+def read_secret(source: str, label: str | None = None, known: list[tuple[str, bytes]] | None = None) -> bytes:
     """One password from a file, or from an executable's stdout (``*-client`` scripts get
-    ``--vault-id LABEL``), as Ansible's get_file_vault_secret reads it; bounded in time."""
+    ``--vault-id LABEL``), as Ansible's get_file_vault_secret reads it; bounded in time. A password
+    file that is itself vault-encrypted is decrypted with the secrets ``known`` so far (as Ansible)."""
     path = os.path.abspath(os.path.expanduser(os.path.expandvars(source)))
     if not os.path.exists(path):
         raise VaultError(
@@ -185,6 +186,8 @@ def read_secret(source: str, label: str | None = None) -> bytes:
             value = fh.read().strip()
     except OSError as exc:
         raise VaultError(f"Could not read vault password file {path!r}: {exc.strerror or exc}") from None
+    if value.startswith(b"$ANSIBLE_VAULT") and known:
+        value = _decrypt_with(value, known, Location(source)).strip(b"\r\n")
     if not value:
         raise VaultError(f"Invalid vault password was provided from file ({path})")
     return value
@@ -220,6 +223,10 @@ def decrypt_bytes(ciphertext: str | bytes, location: Location | None = None) -> 
             hint="give --vault-id LABEL@SOURCE, --vault-password-file FILE or --ask-vault-pass "
             "(or set ANSIBLE_VAULT_PASSWORD_FILE / RUNBOOK_VAULT_PASSWORD_FILE / ANSIBLE_VAULT_IDENTITY_LIST)",
         )
+    return _decrypt_with(ciphertext, secrets, location)
+
+
+def _decrypt_with(ciphertext: str | bytes, secrets: list[tuple[str, bytes]], location: Location | None) -> bytes:
     try:
         from ansible.parsing.vault import VaultLib, VaultSecret
     except ImportError:

@@ -160,3 +160,14 @@ def test_ansible_inventory_host_list_keeps_working(project: Project, monkeypatch
     monkeypatch.setenv("ANSIBLE_INVENTORY", "h1,h2,")
     got = json.loads(project.cli("inventory").stdout)
     assert got["ungrouped"]["hosts"] == ["h1", "h2"]
+
+
+@pytest.mark.slow
+def test_directory_with_a_script_and_a_static_file_equals_ansible(tmp_path: Path) -> None:
+    d = tmp_path / "inventory"
+    d.mkdir()
+    (d / "static.ini").write_text("[web]\nw1\n[web:vars]\nfrom_ini=1\n")
+    list_script(d / "cloud.py", {"web": {"hosts": ["w9"]}, "db": ["d1"], "_meta": {"hostvars": {"w9": {"z": 1}}}})
+    (d / "group_vars").mkdir()
+    (d / "group_vars" / "db.yml").write_text("db_port: 5432\n")
+    assert load_inventory(str(d)).to_ansible_list() == ansible_list(str(d))

@@ -249,3 +249,24 @@ def test_vault_ids_reach_ansible_playbook_steps(project: Project, tmp_path: Path
     assert (project.root / "prod.out").read_text() == PROD_VALUE
     assert (project.root / "dev.out").read_text() == DEV_VALUE
     assert PROD_PW not in res.stdout + res.stderr and DEV_PW not in res.stdout + res.stderr
+
+
+def test_ask_vault_pass_without_an_answer_is_a_clear_error(project: Project) -> None:
+    project.runbook("r", f"hosts: localhost\nvars:\n  v: {inline(PROD_VALUE, PROD_PW).rstrip()}\nsteps:\n  - shell: 'true'\n")
+    res = project.cli("exec", "r", "-i", str(project.root / "inv"), "--ask-vault-pass", input="")
+    assert res.exit_code == 2, res.stdout + res.stderr
+    assert "no answer to the vault password prompt" in res.stderr
+
+
+def test_a_vault_encrypted_password_file_is_opened_with_the_earlier_secrets(project: Project, tmp_path: Path) -> None:
+    """As Ansible: --vault-id dev@plain --vault-id prod@encrypted-with-dev."""
+    project.runbook(
+        "r",
+        f"hosts: localhost\nvars:\n  v: {inline(PROD_VALUE, PROD_PW, 'prod').rstrip()}\nsteps:\n"
+        "  - shell: \"printf %s {{ v | quote }} > prod.out\"\n",
+    )
+    (tmp_path / "dev.pw").write_text(DEV_PW)
+    (tmp_path / "prod.pw.vault").write_text(encrypt(PROD_PW + "\n", DEV_PW, "dev"))
+    res = project.exec("r", "--vault-id", f"dev@{tmp_path / 'dev.pw'}", "--vault-id", f"prod@{tmp_path / 'prod.pw.vault'}")
+    assert res.exit_code == 0, res.stderr
+    assert (project.root / "prod.out").read_text() == PROD_VALUE
