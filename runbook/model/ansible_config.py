@@ -1,6 +1,6 @@
 """ansible.cfg and the ANSIBLE_* environment, read as ansible-core 2.19 reads them (the settings runbook
 honours: inventory, remote_user, private_key_file, forks, become*, vault_password_file,
-vault_identity_list, host_key_checking).
+vault_identity_list, ask_vault_pass, host_key_checking).
 
 The file is the first of ``$ANSIBLE_CONFIG`` (a file, or a directory holding ansible.cfg),
 ``./ansible.cfg`` -- skipped, with a warning, when the current directory is world-writable --,
@@ -33,6 +33,7 @@ SETTINGS: dict[str, tuple[str, str, str, str]] = {
     "become_user": ("privilege_escalation", "become_user", "ANSIBLE_BECOME_USER", "str"),
     "vault_password_file": ("defaults", "vault_password_file", "ANSIBLE_VAULT_PASSWORD_FILE", "path"),
     "vault_identity_list": ("defaults", "vault_identity_list", "ANSIBLE_VAULT_IDENTITY_LIST", "list"),
+    "ask_vault_pass": ("defaults", "ask_vault_pass", "ANSIBLE_ASK_VAULT_PASS", "bool"),
     "host_key_checking": ("defaults", "host_key_checking", "ANSIBLE_HOST_KEY_CHECKING", "bool"),
 }
 

@@ -30,10 +30,12 @@ def prepare(options: vault.VaultOptions | None = None) -> AnsibleConfig:
     cfg = load_config()
     _CONFIG = cfg
     o = options or vault.VaultOptions()
+    vault.forget()  # this run reads its sources (and asks) afresh
     from_file = {k: v for k, v in cfg.values.items() if not cfg.origins.get(k, "").startswith("env:")}
     vault.configure(
         replace(
             o,
+            ask_vault_pass=o.ask_vault_pass or bool(cfg.get("ask_vault_pass")),
             config_password_file=from_file.get("vault_password_file"),
             config_identity_list=tuple(from_file.get("vault_identity_list") or ()),
         )
@@ -51,6 +53,7 @@ def reset() -> None:
     global _CONFIG
     _CONFIG = None
     vault.configure(vault.VaultOptions())
+    vault.forget()
 
 
 def host_key_refusal(cfg: AnsibleConfig | None = None) -> tuple[str, str] | None:

@@ -59,6 +59,13 @@ def configure(options: VaultOptions) -> None:
     _OPTIONS = options
 
 
+def forget() -> None:
+    """Drop the loaded secrets and plaintexts (a command that ran in-process has ended: the next
+    one reads its sources and asks its prompts again)."""
+    _KEYRINGS.clear()
+    _PLAIN.clear()
+
+
 def split_vault_id(slug: str) -> tuple[str | None, str]:
     """``label@source`` -> (label, source); a bare source has no label (Ansible's split_vault_id)."""
     if "@" not in slug:

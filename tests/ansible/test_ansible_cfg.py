@@ -25,6 +25,7 @@ forks = 25
 vault_password_file = "secrets/vault.pw"
 vault_identity_list = dev@secrets/dev.pw, prod@prompt
 host_key_checking = True
+ask_vault_pass = no
 
 [privilege_escalation]
 become = yes
@@ -43,6 +44,7 @@ ANSIBLE_NAMES = {
     "vault_password_file": "DEFAULT_VAULT_PASSWORD_FILE",
     "vault_identity_list": "DEFAULT_VAULT_IDENTITY_LIST",
     "host_key_checking": "HOST_KEY_CHECKING",
+    "ask_vault_pass": "DEFAULT_ASK_VAULT_PASS",
 }
 
 
@@ -60,13 +62,14 @@ def ansible_settings(cwd: Path) -> dict:
 def ours() -> dict:
     cfg = load_config()
     defaults = {"inventory": ["/etc/ansible/hosts"], "forks": 5, "become": False, "become_method": "sudo",
-                "become_user": "root", "vault_identity_list": [], "host_key_checking": True}  # fmt: skip
+                "become_user": "root", "vault_identity_list": [], "host_key_checking": True,
+                "ask_vault_pass": False}  # fmt: skip
     return {"path": cfg.path, **{k: cfg.values.get(k, defaults.get(k)) for k in ANSIBLE_NAMES}}
 
 
 @pytest.fixture(autouse=True)
 def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in [*(f"ANSIBLE_{k.upper()}" for k in ANSIBLE_NAMES), "ANSIBLE_CONFIG", "ANSIBLE_INVENTORY",
+    for var in [*(f"ANSIBLE_{k.upper()}" for k in ANSIBLE_NAMES), "ANSIBLE_CONFIG", "ANSIBLE_INVENTORY", "ANSIBLE_ASK_VAULT_PASS",
                 "RUNBOOK_INVENTORY", "RUNBOOK_VAULT_PASSWORD_FILE"]:  # fmt: skip
         monkeypatch.delenv(var, raising=False)
     (tmp_path / "home").mkdir()

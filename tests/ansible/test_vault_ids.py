@@ -45,7 +45,7 @@ def script(path: Path, body: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for var in ("RUNBOOK_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_IDENTITY_LIST",
+    for var in ("RUNBOOK_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_IDENTITY_LIST", "ANSIBLE_ASK_VAULT_PASS",
                 "ANSIBLE_CONFIG", "ANSIBLE_VAULT_ID_MATCH"):  # fmt: skip
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -171,6 +171,18 @@ def test_ask_vault_pass_and_prompt_source(project: Project, tmp_path: Path) -> N
                       "--vault-id", f"dev@{tmp_path / 'dev.pw'}", input=PROD_PW + "\n")  # fmt: skip
     assert_decrypted(project, res)
     assert "Vault password (prod)" in res.stderr
+
+
+def test_ansible_cfg_ask_vault_pass(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    project.runbook(
+        "r",
+        f"hosts: localhost\nvars:\n  v: {inline(PROD_VALUE, PROD_PW).rstrip()}\nsteps:\n"
+        "  - shell: \"printf %s {{ v | quote }} > prod.out\"\n",
+    )
+    (project.root / "ansible.cfg").write_text("[defaults]\nask_vault_pass = True\n")
+    res = project.cli("exec", "r", "-i", str(project.root / "inv"), input=PROD_PW + "\n")
+    assert res.exit_code == 0, res.stderr
+    assert "Vault password" in res.stderr and (project.root / "prod.out").read_text() == PROD_VALUE
 
 
 def test_ansible_cfg_vault_settings(project: Project, tmp_path: Path) -> None:
