@@ -170,31 +170,21 @@ def project_dir_for(path: Path) -> Path:
     return Path.cwd()
 
 
-def default_inventory() -> str | None:
-    env = os.environ.get("RUNBOOK_INVENTORY") or os.environ.get("ANSIBLE_INVENTORY")
-    if env:
-        return env
-    local = Path("inventories/local")
-    return str(local) if local.exists() else None
-
-
 def load_inventory(sources: tuple[str, ...] | list[str], playbook_dir: Path | None = None) -> Any:
     """The inventory; ``playbook_dir`` (the runbook's folder, as ansible-playbook uses the playbook's)
     may hold group_vars/ and host_vars/ that win over the ones beside the inventory. Without it, the
-    current directory plays that part, as for ansible-inventory."""
-    from runbook.model.inventory import load_inventory as _load
+    current directory plays that part, as for ansible-inventory. Without -i: RUNBOOK_INVENTORY,
+    ANSIBLE_INVENTORY, ansible.cfg, inventories/local (runbook.model.ansible_setup)."""
+    from runbook.model.ansible_setup import default_sources
+    from runbook.model.ansible_setup import load_inventory as _load
 
-    pdir = str(playbook_dir) if playbook_dir is not None else None
-
-    srcs = list(sources) or ([default_inventory()] if default_inventory() else [])
-    if not srcs:
-        return _load(["localhost,"], playbook_dir=pdir)
+    srcs = list(sources) or default_sources()
     for s in srcs:
         if "," not in s and not Path(s).exists():
             raise UsageError(
                 f"inventory not found: {s}", hint="give -i PATH (a file or directory) or -i 'host1,host2,'"
             )
-    return _load(srcs, playbook_dir=pdir)
+    return _load(srcs, playbook_dir=str(playbook_dir) if playbook_dir is not None else None)
 
 
 def parse_extra_vars(values: tuple[str, ...], secrets: set[str] | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from runbook.cli.common import (
     secret_names,
     select_hosts,
 )
+from runbook.cli.vaultopts import ansible_options
 from runbook.errors import RunbookError, ValidationError
 
 
@@ -36,6 +37,7 @@ from runbook.errors import RunbookError, ValidationError
 @click.option("-e", "--extra-vars", "extra", multiple=True)
 @click.option("--secret", "secret", multiple=True, metavar="NAME", help="Treat variable NAME as a secret.")
 @handle_errors
+@ansible_options()
 def validate_cmd(
     names: tuple[str, ...],
     inventories: tuple[str, ...],
@@ -240,12 +242,13 @@ def schema_cmd() -> None:
 
 
 @click.command("inventory")
-@click.option("-i", "--inventory", "inventories", multiple=True, required=True)
+@click.option("-i", "--inventory", "inventories", multiple=True, help="Inventory (default: ANSIBLE_INVENTORY, ansible.cfg, inventories/local).")
 @click.option("--list", "as_list", is_flag=True, default=True, help="(default) print everything as JSON")
 @click.option("--host", help="Print one host's variables.")
 @click.option("--graph", is_flag=True, help="Print the group tree.")
 @click.option("--vars", "with_vars", is_flag=True, help="With --graph: show variables.")
 @handle_errors
+@ansible_options()
 def inventory_cmd(
     inventories: tuple[str, ...], as_list: bool, host: str | None, graph: bool, with_vars: bool
 ) -> None:
@@ -257,7 +260,7 @@ def inventory_cmd(
         from runbook.model.inventory import INTERNAL_STATIC_VARS
         from runbook.model.inventory_yaml import to_jsonable
 
-        hv = {k: v for k, v in inv.host_vars(host).items() if k not in INTERNAL_STATIC_VARS}
+        hv = {k: v for k, v in inv.host_vars(host, config=False).items() if k not in INTERNAL_STATIC_VARS}
         click.echo(
             json.dumps(to_jsonable(hv, tag_unsafe=False), indent=4, sort_keys=True, ensure_ascii=False)
         )

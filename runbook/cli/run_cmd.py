@@ -21,6 +21,7 @@ from runbook.cli.common import (
     secret_names,
     select_hosts,
 )
+from runbook.cli.vaultopts import ansible_options
 from runbook.errors import Aborted, AuditError, Location, RefusedError, UsageError, ValidationError
 
 
@@ -141,6 +142,7 @@ def _run_options(fn: Any) -> Any:
 )
 @click.option("--resume", "resume", help="Resume a failed/interrupted run from its saved state.")
 @handle_errors
+@ansible_options(run=True)
 def exec_cmd(**kw: Any) -> None:
     """Run runbook NAME (playbooks/NAME.yml) against the inventory.
 
@@ -164,6 +166,7 @@ def exec_cmd(**kw: Any) -> None:
 @click.command("plan")
 @_run_options
 @handle_errors
+@ansible_options(run=True)
 def plan_cmd(**kw: Any) -> None:
     """Dry-run NAME: probe for real, show every command and file diff, change nothing."""
     sys.exit(_execute(dry_run=True, start_at=None, resume=None, **kw))
@@ -463,6 +466,7 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
     "--audit-dsn", envvar="RUNBOOK_AUDIT_DSN", help="Also write audit records to this PostgreSQL database."
 )
 @handle_errors
+@ansible_options(run=True)
 def rollback_cmd(
     name: str,
     run_id: str,

@@ -203,7 +203,7 @@ class Engine:
         return not (self.opt.skip_tags and tags & self.opt.skip_tags)
 
     def _parallel(self, hosts: Sequence[str], fn: Callable[[HostRun], Any]) -> None:
-        forks = self.opt.forks or self.rb.forks or 10
+        forks = self.opt.forks or self.rb.forks or getattr(self.inventory, "default_forks", None) or 10
         for h in hosts:  # all of them before any starts: run_once waits for the batch's first host
             self.host_run(h).in_phase = True
 
@@ -237,8 +237,11 @@ class Engine:
         try:
             self.runner.emit("run.start", None, data=self._start_data())
             self.persist()  # the state directory must take the run's state before anything changes
-            preflight_failed = self._phase_preflight() if not self.fault() else []
-            if self.fault():  # the audit trail or the state cannot be written: refuse to start
+            refused = self._transport_refusals()
+            preflight_failed = self._phase_preflight() if not self.fault() and not refused else []
+            if refused:  # native steps on hosts runbook has no transport for: nothing runs
+                status, code, message = "refused", EXIT_PREFLIGHT, refused + "; nothing was changed"
+            elif self.fault():  # the audit trail or the state cannot be written: refuse to start
                 status, code = "refused", EXIT_PREFLIGHT
                 message = f"{self.fault()}; nothing was changed"
             elif preflight_failed:
@@ -412,6 +415,23 @@ class Engine:
         return meta
 
     # ------------------------------------------------------------------------------ preflight
+    def _transport_refusals(self) -> str:
+        """Why the run cannot start: native steps target hosts whose ansible_connection has no
+        runbook transport (e.g. community.docker.docker); empty when every step can reach its host."""
+        from runbook.plan.connections import native_only_steps, refusal
+
+        steps = native_only_steps(s for s in self.rb.all_steps() if self._selected(s))
+        lock = bool(self.rb.lock) and not self.opt.dry_run  # the lock file lives on the host
+        if not steps and not lock:
+            return ""
+        out = []
+        for h in self.host_names:
+            spec = self.hosts[h].spec
+            if not spec.native_transport:
+                msg, hint = refusal(h, spec.connection, steps, lock=lock)
+                out.append(f"{msg} (hint: {hint})")
+        return "\n".join(out)
+
     def _phase_preflight(self) -> list[str]:
         steps = [s for s in self.rb.preflight if self._selected(s)]
         if not steps or self.opt.resume is not None:

@@ -14,6 +14,7 @@ from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 @register
 class AnsiblePlaybook(StepKind):
     name = "ansible.playbook"
+    needs_native_transport = False
     registers = {
         "ansible_stats": "per host: ok, changed, failures, unreachable, skipped",
         "ansible_status": "ansible-runner's status (successful, failed, timeout)",

@@ -122,6 +122,10 @@ class StepKind:
     # What the kind's `register:` value holds besides COMMON_REGISTERS: field -> what it is. This is
     # the one home of that text: `runbook schema` and `runbook doc` read it from here.
     registers: ClassVar[dict[str, str]] = {}
+    # Does the kind reach the host through runbook's own transport (ssh/local)? False for kinds that
+    # run through Ansible itself (ansible-runner) or only on the control node: those alone may target
+    # a host whose ansible_connection runbook has no transport for (runbook.plan.connections).
+    needs_native_transport: ClassVar[bool] = True
 
     def normalize(self, args: Any) -> dict[str, Any]:
         """Turn the YAML value into the args mapping validated against ``schema``."""

@@ -69,6 +69,7 @@ class Approve(StepKind):
 @register
 class SetFact(StepKind):
     name = "set_fact"
+    needs_native_transport = False
     registers = {
         "ansible_facts": "the variables set (they are also set directly, as in Ansible)",
     }
@@ -83,6 +84,7 @@ class SetFact(StepKind):
 @register
 class Debug(StepKind):
     name = "debug"
+    needs_native_transport = False
     registers = {}
     description = "Print a message (or a variable's value)."
     free_form = "msg"

@@ -156,6 +156,7 @@ def truth(value: Any) -> bool:
 @register
 class Assert(StepKind):
     name = "assert"
+    needs_native_transport = False
     registers = {
         "failed_assertion": "index of the first condition that was false",
     }
@@ -194,6 +195,7 @@ class Assert(StepKind):
 @register
 class Fail(StepKind):
     name = "fail"
+    needs_native_transport = False
     registers = {}
     description = "Stop here with a message (use with when:)."
     free_form = "msg"

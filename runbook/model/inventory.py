@@ -24,6 +24,7 @@ from runbook.model.hostpattern import (
 )
 from runbook.model.inventory_data import Group, Host, InventoryData
 from runbook.model.inventory_ini import parse_ini_inventory
+from runbook.model.inventory_script import is_script, parse_script_inventory
 from runbook.model.inventory_yaml import (
     Unsafe,
     display_path,
@@ -122,6 +123,10 @@ class Inventory(InventoryData):
         self._play_dirs: list[str] = []  # the "playbook" directory (ansible-inventory: the cwd)
         self._file_cache: dict[str, Any] = {}
         self.vault_data: list[Any] = []  # contents of vault-encrypted vars files: all secret
+        # ansible.cfg / ANSIBLE_* defaults of connection variables (remote_user -> ansible_user, ...):
+        # below every inventory variable, and never listed by `to_ansible_list`
+        self.config_defaults: dict[str, Any] = {}
+        self.default_forks: int | None = None  # ansible.cfg forks (below -f and the runbook's forks)
 
     # --- group_vars/ and host_vars/ (the host_group_vars vars plugin) -------------------------
 
@@ -160,7 +165,7 @@ class Inventory(InventoryData):
     def _sorted_groups(self, names) -> list[Group]:
         return sorted((self.groups[n] for n in names), key=lambda g: (g.depth, g.priority, g.name))
 
-    def host_vars(self, host: str, *, decrypt: bool = False) -> dict:
+    def host_vars(self, host: str, *, decrypt: bool = False, config: bool = True) -> dict:
         """Effective variables of `host` exactly as Ansible merges them (no magic variables).
 
         all: vars < other groups' inventory vars (by depth, priority, name) < group_vars/all (beside
@@ -182,7 +187,8 @@ class Inventory(InventoryData):
             )
         else:
             raise KeyError(host)
-        result = dict(self.groups["all"].vars)
+        result = dict(self.config_defaults) if config else {}
+        result |= self.groups["all"].vars
         for g in groups:
             result |= g.vars
         result |= self._file_vars("group_vars", "all")
@@ -265,7 +271,9 @@ class Inventory(InventoryData):
         result = fmt("all")
         hostvars = {}
         for host in self.group_hosts("all"):
-            hv = {k: v for k, v in self.host_vars(host).items() if k not in INTERNAL_STATIC_VARS}
+            hv = {
+                k: v for k, v in self.host_vars(host, config=False).items() if k not in INTERNAL_STATIC_VARS
+            }
             if hv:
                 hostvars[host] = to_jsonable(hv)
         result["_meta"] = {"hostvars": hostvars, "profile": "inventory_legacy"}
@@ -306,15 +314,9 @@ def _var_ids(table: Any, kind: str) -> dict[tuple[str, str, str], int]:
 def _parse_plain_file(inv: Inventory, path: str) -> None:
     shown = display_path(path)
     ext = os.path.splitext(path)[1]
-    if os.access(path, os.X_OK):
-        with open(path, "rb") as fh:
-            if fh.read(2) == b"#!":
-                raise InventoryError(
-                    "Dynamic inventory scripts are not supported",
-                    location=Location(shown),
-                    hint="run `ansible-inventory --list -y -i SCRIPT > inventory.yml` and use that file "
-                    "(or chmod -x the file if it is a static inventory)",
-                )
+    if is_script(path):  # the script plugin comes before yaml/ini, as in Ansible
+        parse_script_inventory(inv, path, shown)
+        return
     if ext == ".toml":
         raise InventoryError(
             "TOML inventories are not supported",

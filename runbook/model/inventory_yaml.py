@@ -16,13 +16,13 @@ import datetime as _dt
 import json
 import os
 import re
-import subprocess
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 
 from runbook.errors import InventoryError, Location
+from runbook.model import vault
 from runbook.model.hostpattern import RangeError, expand_hostpattern
 from runbook.model.loader import reader_error_location
 from runbook.model.values import MAX_INT_DIGITS, NumberTooLarge, check_int_digits, json_int
@@ -33,7 +33,6 @@ try:  # libyaml is much faster; Ansible uses it too when present
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
-VAULT_PASSWORD_ENV = ("RUNBOOK_VAULT_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE")
 _VAULT_HEADER = "$ANSIBLE_VAULT"
 
 
@@ -43,44 +42,25 @@ class Unsafe(str):
     __slots__ = ()
 
 
-def vault_password() -> bytes | None:
-    """The vault password from RUNBOOK_VAULT_PASSWORD_FILE / ANSIBLE_VAULT_PASSWORD_FILE, or None."""
-    for env in VAULT_PASSWORD_ENV:
-        path = os.environ.get(env)
-        if not path:
-            continue
-        path = os.path.expanduser(path)
-        try:
-            if os.access(path, os.X_OK) and not os.path.isdir(path):  # a password script, as in Ansible
-                data = subprocess.run([path], capture_output=True, check=True, timeout=60).stdout
-            else:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise InventoryError(
-                f"Cannot read the vault password from {path}: {exc}",
-                location=Location(path),
-                hint=f"fix or unset {env}",
-            ) from None
-        return data.strip()
-    return None
+def vault_password() -> bool | None:
+    """True when a vault secret is configured (--vault-id, --vault-password-file, --ask-vault-pass,
+    ANSIBLE_VAULT_PASSWORD_FILE, ANSIBLE_VAULT_IDENTITY_LIST, ansible.cfg), else None."""
+    return True if vault.is_configured() else None
 
 
-def decrypt_vault_text(ciphertext: str | bytes) -> bytes:
-    password = vault_password()
-    if password is None:
-        raise InventoryError(
-            "Attempting to decrypt vault data but no vault password is available",
-            hint="set RUNBOOK_VAULT_PASSWORD_FILE (or ANSIBLE_VAULT_PASSWORD_FILE) to a password file",
-        )
-    from ansible.parsing.vault import VaultLib, VaultSecret  # lazy: slow import, only for vault
-
+def decrypt_vault_text(ciphertext: str | bytes, path: str | None = None) -> bytes:
+    """A whole vault-encrypted file's plaintext, decrypted with the run's keyring."""
     try:
-        return VaultLib([("default", VaultSecret(password))]).decrypt(ciphertext)
-    except Exception as exc:
-        raise InventoryError(
-            f"Vault decryption failed: {exc}", hint="check the vault password file"
-        ) from None
+        return vault.decrypt_bytes(ciphertext, Location(path) if path else None)
+    except vault.VaultError as exc:
+        if not vault.is_configured():
+            raise InventoryError(
+                "Attempting to decrypt vault data but no vault password is available",
+                location=exc.location,
+                hint=exc.hint,
+            ) from None
+        reason = exc.message.removeprefix("cannot decrypt vault value: ")
+        raise InventoryError(f"Vault decryption failed: {reason}", location=exc.location, hint=exc.hint) from None
 
 
 # --- YAML loader -------------------------------------------------------------------------------

@@ -356,6 +356,7 @@ def check_host(
             problems.append(Problem(ValidationError(
                 f"host {host}: {var} {problem}", hint=f"fix {var} for this host in the inventory",
             ), host))  # fmt: skip
+    problems += _connection_problems(rb, scope, host)
     for step in rb.all_steps():
         kind = kinds.get(step.module)
         if kind is None:
@@ -379,6 +380,24 @@ def check_host(
         except ValidationError as exc:
             problems.append(Problem(exc, host))
     return problems
+
+
+def _connection_problems(rb: Runbook, scope: Any, host: str) -> list[Problem]:
+    """Native steps on a host whose ansible_connection runbook has no transport for."""
+    from runbook.model.connection import connection_is_native
+    from runbook.plan.connections import native_only_steps, refusal
+
+    try:
+        conn = scope.get("ansible_connection")
+    except RenderError:
+        return []
+    if conn in (None, "") or isinstance(conn, Anything) or connection_is_native(conn):
+        return []
+    steps = native_only_steps(rb.all_steps())
+    if not steps:
+        return []
+    msg, hint = refusal(host, str(conn), steps)
+    return [Problem(ValidationError(msg, hint=hint), host)]
 
 
 def _check_loop(items: Any, step: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import tempfile
 import threading
 from typing import Any
@@ -73,7 +74,9 @@ def playbook(
         fd = os.open(os.path.join(pdd, "env", "extravars"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(unsafe_extravars(dict(params.get("extravars") or {})))
-        cmdline = []
+        from runbook.model.vault import runner_vault
+
+        cmdline, vault_answers = runner_vault()  # the run's vault ids, answered at Ansible's prompts
         if params.get("check"):
             cmdline.append("--check")
         if params.get("diff"):
@@ -94,9 +97,11 @@ def playbook(
             "event_handler": on_event,
             "cancel_callback": cancel.is_set,
             "envvars": env,
-            "cmdline": " ".join(cmdline) or None,
+            "cmdline": shlex.join(cmdline) or None,
             "json_mode": False,
         }
+        if vault_answers:
+            kwargs["passwords"] = vault_answers
         if params.get("tags"):
             kwargs["tags"] = params["tags"]
         if params.get("skip_tags"):

@@ -15,12 +15,9 @@ def open_transport(spec: HostSpec, **options: object) -> Transport:
         from runbook.execute.transports.ssh import SSHTransport
 
         return SSHTransport(spec, **options)  # type: ignore[arg-type]
-    from runbook.errors import TransportError
+    from runbook.execute.transports.plugin_host import PluginHostTransport
 
-    raise TransportError(
-        f"host {spec.name}: unsupported ansible_connection={spec.connection!r}",
-        hint="use 'local' or 'ssh' (ansible.playbook steps run through ansible-runner)",
-    )
+    return PluginHostTransport(spec, **options)  # type: ignore[arg-type]
 
 
 __all__ = ["HostSpec", "Transport", "open_transport"]

@@ -17,6 +17,7 @@ from runbook.actions import CommandResult, FileStat
 from runbook.actions.commands import Command
 from runbook.errors import ValidationError
 from runbook.model.become import Become
+from runbook.model.connection import connection_is_native, native_connection
 from runbook.model.values import port_problem
 
 
@@ -37,6 +38,12 @@ class HostSpec:
     python: str | None = None
     vars: Mapping[str, Any] | None = field(default=None, repr=False)  # all host vars (transport options)
 
+    @property
+    def native_transport(self) -> bool:
+        """Does runbook have a transport of its own for this host's ansible_connection? (False: a
+        plugin such as community.docker.docker; only Ansible-module steps can run on the host.)"""
+        return connection_is_native(self.connection)
+
     @classmethod
     def from_vars(cls, name: str, hv: Mapping[str, Any]) -> HostSpec:
         def pick(*keys: str, default: Any = None) -> Any:
@@ -45,7 +52,8 @@ class HostSpec:
                     return hv[k]
             return default
 
-        conn = str(pick("ansible_connection", default="")) or (
+        raw = str(pick("ansible_connection", default=""))
+        conn = (native_connection(raw) or raw.strip()) if raw else (
             "local" if name in ("localhost", "127.0.0.1") and "ansible_host" not in hv else "ssh"
         )
         port = pick("ansible_port", "ansible_ssh_port")
