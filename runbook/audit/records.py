@@ -72,12 +72,6 @@ def _key(k: Any) -> str:
     return fix_surrogates(str(k))
 
 
-def mask_url_passwords(text: str) -> str:
-    """Mask ``scheme://user:PASSWORD@`` and ``password=VALUE``-style pairs (also ``PGPASSWORD=``,
-    ``api_key: VALUE``, ``?access_token=VALUE``) in free text."""
-    return mask_credentials(text)  # one home for the rule, linear in the text's length
-
-
 class Scrubber:
     """Redacts, masks and normalises values in one walk (the hot path of the writer)."""
 
@@ -89,7 +83,7 @@ class Scrubber:
             value = self._redact(value)
             if not isinstance(value, str):
                 value = str(value)
-        return mask_url_passwords(value)
+        return mask_credentials(value)
 
     def value(self, value: Any) -> Any:
         t = type(value)

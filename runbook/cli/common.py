@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from runbook.errors import RunbookError, UsageError, ValidationError
+from runbook.model.hostpattern import implicit_host_vars, is_localhost, names_localhost
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -258,14 +259,12 @@ def select_hosts(rb: Any, inventory: Any, limit: str | None) -> list[str]:
     """The runbook's hosts (its `hosts:` pattern, then --limit); none at all is a usage error
     pointing at the runbook's `hosts:` line."""
     hosts = inventory.select(rb.hosts)
-    if not hosts and any(
-        p.strip() in ("localhost", "127.0.0.1") for p in rb.hosts.replace(",", ":").split(":")
-    ):
+    if not hosts and names_localhost(rb.hosts):
         hosts = ["localhost"]  # Ansible's implicit localhost
     matched = bool(hosts)
     if limit:
         allowed = set(inventory.select(limit))
-        if limit.strip() in ("localhost", "127.0.0.1"):
+        if is_localhost(limit):
             allowed.add(limit.strip())
         hosts = [h for h in hosts if h in allowed]
     if not hosts:
@@ -306,7 +305,7 @@ def host_problems(
     groups = {g: inventory.select(g) for g in inventory.groups}  # once, not once per host
     for host in hosts:
         known = host in inventory.hosts
-        hv = inventory.host_vars(host) if known else {"ansible_connection": "local"}
+        hv = implicit_host_vars(host, inventory.host_vars(host) if known else None)
         magic = {"inventory_hostname": host, "host": host, "group_names": inventory.group_names(host) if known else [],
                  "groups": groups, "hostvars": {}, "run": {"id": "validate", "status": "running", "dry_run": True},
                  "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True,

@@ -31,7 +31,7 @@ PURE_KINDS = frozenset({"set_fact", "debug", "assert", "fail", "approve"})
 
 
 @dataclass
-class StepRunner(Attempts):
+class StepRunner:
     """Shared by every host of a run; holds no per-host state itself."""
 
     bus: EventBus
@@ -53,6 +53,15 @@ class StepRunner(Attempts):
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _once: dict[tuple[Any, ...], Once] = field(default_factory=dict)
+    attempts: Attempts = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.attempts = Attempts(
+            templar=self.templar, redactor=self.redactor, emit=self.emit, project_dir=self.project_dir,
+            loader_dirs=self.loader_dirs, cancel=self.cancel, run_id=self.run_id, dry_run=self.dry_run,
+            persist=self.persist, delegate=self.delegate, pinned=self.pinned, inflight=self.inflight,
+            fault=self.fault, active=self.active, lock=self._lock,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------------ events
     def emit(self, kind: str, hr: HostRun | None, step: Step | None = None, **kw: Any) -> None:
@@ -233,8 +242,8 @@ class StepRunner(Attempts):
             if loop_vars is not None and not self._when(step, variables):
                 rec.outcome, rec.msg = "skipped", CONDITION_FALSE
                 return rec
-            item.args = self.render_args(kind, step, variables, read_only)
-            self.timing(step, item)
+            item.args = self.attempts.render_args(kind, step, variables, read_only)
+            self.attempts.timing(step, item)
         except RunbookError as exc:
             rec.outcome, rec.msg, rec.error = "failed", str(exc), "render"
             return rec
@@ -251,7 +260,7 @@ class StepRunner(Attempts):
             if step.register:
                 hr.facts[step.register] = Anything()  # known only at run time
             return rec
-        return self.run_attempts(hr, step, kind, item, rec)
+        return self.attempts.run_attempts(hr, step, kind, item, rec)
 
     # ------------------------------------------------------------------------------ fallback
     def _falls_back(self, rec: StepRecord) -> bool:

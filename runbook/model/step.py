@@ -43,6 +43,20 @@ STEP_KEYWORDS = {
     "changes": "false marks a shell/command step as a read-only probe",
 }
 
+# The keywords that hold a count or a duration, and the number rule each follows (`number_problem`):
+# checked when the runbook is read, when a template is rendered for validation, and at run time.
+NUMBER_KEYWORDS: Mapping[str, Mapping[str, bool]] = {
+    "retries": {"integer": True},
+    "delay": {},
+    "backoff": {},
+    "timeout": {"positive": True},
+}
+# The keywords whose value may be a template (their syntax is checked before any host is).
+TEMPLATED_KEYWORDS = (
+    "name", "loop", *NUMBER_KEYWORDS, "become", "become_user", "become_method", "become_flags", "no_log",
+    "ignore_errors", "run_once", "changes", "delegate_to", "loop_control",
+)  # fmt: skip
+
 _TYPE_NAMES: dict[type, str] = {
     int: "an integer",
     float: "a number",
@@ -364,13 +378,9 @@ class StepParser:
                 kloc("register"),
                 hint="use letters, digits and _ (not starting with a digit, not a keyword like 'for')",
             )
-        for key in ("retries", "delay", "backoff", "timeout"):
-            types = (int, str) if key == "retries" else (int, float, str)
-            if (
-                key in raw
-                and self.typed(raw[key], types, key, kloc(key))
-                and self._number(key, raw[key], kloc, integer=key == "retries", positive=key == "timeout")
-            ):
+        for key, rule in NUMBER_KEYWORDS.items():
+            types = (int, str) if rule.get("integer") else (int, float, str)
+            if key in raw and self.typed(raw[key], types, key, kloc(key)) and self._number(key, raw[key], kloc, **rule):
                 kw[key] = raw[key]
         for key in ("no_log", "ignore_errors", "run_once", "become", "changes"):
             if key in raw and self.typed(raw[key], (bool, str), key, kloc(key)):

@@ -128,6 +128,20 @@ def number_problem(
     return None
 
 
+def to_number(
+    value: Any, *, integer: bool = False, positive: bool = False, maximum: int = LARGEST
+) -> int | float:
+    """``value`` (a number or its text) as an int when whole, else a float: the one number rule of
+    `number_problem`, for values known only once rendered. ValueError(problem) when it breaks it."""
+    problem = number_problem(value, integer=integer, positive=positive, maximum=maximum)
+    if problem is None and is_template(value):
+        problem = f"must be {'a whole number' if integer else 'a number'}, got {str(value)[:100]!r}"
+    if problem:
+        raise ValueError(problem)
+    number = float(value.strip()) if isinstance(value, str) else value
+    return int(number) if float(number).is_integer() else float(number)
+
+
 def suggest(word: str, choices: Collection[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"did you mean '{close[0]}'?" if close else ""

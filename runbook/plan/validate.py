@@ -15,6 +15,7 @@ from runbook.kinds import base as kinds
 from runbook.model import become
 from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of, load_runbook
+from runbook.model.step import NUMBER_KEYWORDS, TEMPLATED_KEYWORDS
 from runbook.model.values import number_problem, port_problem
 from runbook.render import templar as tpl
 from runbook.render.templar import LazyVars, Templar
@@ -207,18 +208,12 @@ def check_static(rb: Runbook) -> list[Problem]:
     return problems
 
 
-_TEMPLATED_KEYWORDS = (
-    "name", "loop", "retries", "delay", "backoff", "timeout", "become", "become_user", "become_method",
-    "become_flags", "no_log",
-    "ignore_errors", "run_once", "changes", "delegate_to", "loop_label",
-)  # fmt: skip
-
-
 def _keyword_templates(step: Any) -> Iterator[tuple[str, str]]:
     """The step keywords written as templates (their syntax is checked before any host is)."""
-    for keyword in _TEMPLATED_KEYWORDS:
-        for text, _ in _strings(getattr(step, keyword, None), None):
-            yield keyword.replace("loop_label", "loop_control"), text
+    for keyword in TEMPLATED_KEYWORDS:
+        attribute = "loop_label" if keyword == "loop_control" else keyword  # Step keeps only the label
+        for text, _ in _strings(getattr(step, attribute, None), None):
+            yield keyword, text
     for text, _ in _strings(dict(step.vars), None):
         yield "vars", text
 
@@ -425,14 +420,14 @@ def _check_become(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None
 
 def _check_numbers(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None:
     """retries, delay, backoff and timeout written as templates must render to usable numbers."""
-    for key in ("retries", "delay", "backoff", "timeout"):
+    for key, rule in NUMBER_KEYWORDS.items():
         value = getattr(step, key)
         if not tpl.is_template(value):
             continue
         rendered = templar.render(value, scope, step.loc(key))
         if isinstance(rendered, Anything):
             continue
-        problem = number_problem(rendered, integer=key == "retries", positive=key == "timeout")
+        problem = number_problem(rendered, **rule)
         if problem:
             raise RenderError(f"{key} {problem}", location=step.loc(key))
 

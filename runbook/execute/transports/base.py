@@ -17,6 +17,7 @@ from runbook.actions import CommandResult, FileStat
 from runbook.actions.commands import Command
 from runbook.errors import ValidationError
 from runbook.model.become import Become
+from runbook.model.hostpattern import connection_for
 from runbook.model.values import port_problem
 
 
@@ -45,9 +46,7 @@ class HostSpec:
                     return hv[k]
             return default
 
-        conn = str(pick("ansible_connection", default="")) or (
-            "local" if name in ("localhost", "127.0.0.1") and "ansible_host" not in hv else "ssh"
-        )
+        conn = str(pick("ansible_connection", default="")) or connection_for(name, hv)
         port = pick("ansible_port", "ansible_ssh_port")
         problem = port_problem(port) if port is not None else None
         if problem:
