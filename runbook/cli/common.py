@@ -10,12 +10,17 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from runbook.errors import RunbookError, UsageError, ValidationError
 from runbook.model.hostpattern import implicit_host_vars, is_localhost, names_localhost
+
+if TYPE_CHECKING:
+    from runbook.model.inventory import Inventory
+    from runbook.model.inventory_view import InventoryView
+    from runbook.model.runbook import Runbook
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -179,7 +184,7 @@ def default_inventory() -> str | None:
     return str(local) if local.exists() else None
 
 
-def load_inventory(sources: tuple[str, ...] | list[str], playbook_dir: Path | None = None) -> Any:
+def load_inventory(sources: tuple[str, ...] | list[str], playbook_dir: Path | None = None) -> Inventory:
     """The inventory; ``playbook_dir`` (the runbook's folder, as ansible-playbook uses the playbook's)
     may hold group_vars/ and host_vars/ that win over the ones beside the inventory. Without it, the
     current directory plays that part, as for ansible-inventory."""
@@ -255,7 +260,7 @@ def parse_extra_vars(values: tuple[str, ...], secrets: set[str] | None = None) -
     return out
 
 
-def select_hosts(rb: Any, inventory: Any, limit: str | None) -> list[str]:
+def select_hosts(rb: Runbook, inventory: InventoryView, limit: str | None) -> list[str]:
     """The runbook's hosts (its `hosts:` pattern, then --limit); none at all is a usage error
     pointing at the runbook's `hosts:` line."""
     hosts = inventory.select(rb.hosts)
@@ -282,8 +287,8 @@ def select_hosts(rb: Any, inventory: Any, limit: str | None) -> list[str]:
 
 
 def host_problems(
-    rb: Any,
-    inventory: Any,
+    rb: Runbook,
+    inventory: InventoryView,
     hosts: list[str],
     extra_vars: dict[str, Any],
     project_dir: Path,

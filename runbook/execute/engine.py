@@ -42,6 +42,7 @@ from runbook.execute.state import RunState, mask_extra_vars
 from runbook.execute.steprunner import StepRunner
 from runbook.execute.transports import HostSpec
 from runbook.model.hostpattern import implicit_host_vars
+from runbook.model.inventory_view import InventoryView
 from runbook.model.runbook import Runbook, Step
 from runbook.plan import planner
 from runbook.render.secrets import Redactor, collect_secrets, register_origins
@@ -66,7 +67,7 @@ class Engine:
     def __init__(
         self,
         runbook: Runbook,
-        inventory: Any,
+        inventory: InventoryView,
         hosts: Sequence[str],
         options: RunOptions,
         bus: EventBus,

@@ -269,9 +269,9 @@ def read_limit_files(pattern: str) -> list[str]:
 
 def select_hosts(
     pattern: str | list[str],
-    host_names,
-    group_names,
-    group_hosts,
+    host_names: Sequence[str],
+    group_names: Sequence[str],
+    group_hosts: Callable[[str], list[str]],
     *,
     presplit: bool = False,
     localhost: str | None = None,
