@@ -18,13 +18,13 @@ from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
 from runbook.kinds import base as kinds
+from runbook.kinds.arguments import coerce
 from runbook.kinds.base import Outcome, StepContext
 from runbook.model import become
 from runbook.model.become import Become
 from runbook.model.runbook import Step
 from runbook.model.step import NUMBER_KEYWORDS
 from runbook.model.values import is_template, to_number
-from runbook.plan.validate import coerce
 from runbook.render.filters import to_bool
 from runbook.render.secrets import Redactor, leaves
 from runbook.render.templar import LazyVars, Templar

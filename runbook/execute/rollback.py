@@ -20,9 +20,9 @@ from runbook.execute.state import Entry, RunState
 from runbook.execute.steprunner import StepRunner
 from runbook.kinds import base as kinds
 from runbook.kinds import undo as undo_rules
+from runbook.kinds.arguments import coerce
 from runbook.kinds.base import Outcome, StepContext
 from runbook.model.runbook import Runbook, Step
-from runbook.plan.validate import coerce
 from runbook.render.secrets import MASK, Redactor
 from runbook.render.templar import Literal, Templar
 

@@ -4,7 +4,6 @@ read-only preflight, and undefined variables (StrictUndefined) for every targete
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,80 +11,17 @@ from typing import Any
 
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
 from runbook.kinds import base as kinds
+from runbook.kinds.arguments import coerce
 from runbook.model import become
 from runbook.model.loader import read_text
-from runbook.model.runbook import Runbook, errors_of, load_runbook
+from runbook.model.runbook import Runbook, errors_of
 from runbook.model.step import NUMBER_KEYWORDS, TEMPLATED_KEYWORDS
 from runbook.model.values import number_problem, port_problem
 from runbook.render import templar as tpl
+from runbook.render.anything import Anything
 from runbook.render.templar import LazyVars, Templar
 
 READ_ONLY_OK = {"shell", "command"}  # treated as probes in preflight
-
-
-def module_names() -> kinds.KnownModules:
-    """The known module names (families are imported on demand)."""
-    return kinds.KnownModules()
-
-
-def load(path: str | Path) -> Runbook:
-    return load_runbook(path, module_names())
-
-
-class Anything:
-    """Stands in for values only known at run time (registered results, loop items)."""
-
-    # what Jinja2's sandbox asks before calling a value (class attributes: never an Anything)
-    unsafe_callable = False
-    alters_data = False
-
-    def __getattr__(self, name: str) -> Anything:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self
-
-    def __getitem__(self, key: Any) -> Anything:
-        return self
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-    def __bool__(self) -> bool:
-        return True
-
-    def __str__(self) -> str:
-        return "<runtime>"
-
-    def __call__(self, *a: Any, **kw: Any) -> Anything:
-        return self
-
-    def __contains__(self, item: Any) -> bool:
-        return False
-
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __lt__(self, other: object) -> bool:
-        return False
-
-    __gt__ = __le__ = __ge__ = __lt__
-
-    def __int__(self) -> int:
-        return 0
-
-    def __float__(self) -> float:
-        return 0.0
-
-    def __add__(self, other: Any) -> Any:
-        return other if isinstance(other, str) else self
-
-    __radd__ = __add__
 
 
 @dataclass
@@ -272,55 +208,6 @@ def _literal_types(step: Any, schema: Mapping[str, Any], args: Mapping[str, Any]
             )))  # fmt: skip
             break
     return out
-
-
-def _types(schema: Mapping[str, Any]) -> set[str]:
-    t = schema.get("type")
-    return {t} if isinstance(t, str) else set(t or ())
-
-
-def coerce(value: Any, schema: Any) -> Any:
-    """Convert rendered text to the type the module's schema asks for, as Ansible's argument spec
-    does: ``port: "{{ port }}"`` with ``-e port=8080`` (a string) becomes the integer 8080."""
-    if not isinstance(schema, Mapping):
-        return value
-    if isinstance(value, dict):
-        props = schema.get("properties") or {}
-        return {k: coerce(v, props.get(k)) for k, v in value.items()} if props else value
-    if isinstance(value, list):
-        items = schema.get("items")
-        return [coerce(v, items) for v in value] if isinstance(items, Mapping) else value
-    types = _types(schema)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        # `content: "{{ port }}"` renders to a number; a string-only argument gets its text
-        return str(value) if "string" in types and not types & {"integer", "number"} else value
-    if not isinstance(value, str) or not types or "string" in types:
-        return value
-    text = value.strip()
-    if types & {"integer", "number"} and re.fullmatch(r"[-+]?\d+", text):
-        return int(text)
-    if "number" in types:
-        try:
-            return float(text)
-        except ValueError:
-            pass
-    if "boolean" in types and text.lower() in _BOOLS:
-        return _BOOLS[text.lower()]
-    if "null" in types and text.lower() in ("", "none", "null"):
-        return None
-    return value
-
-
-_BOOLS = {
-    "true": True,
-    "yes": True,
-    "on": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "off": False,
-    "0": False,
-}
 
 
 def runtime_names(rb: Runbook) -> set[str]:

@@ -148,7 +148,7 @@ def test_a_step_s_dsn_is_masked_the_same_in_console_json_and_audit(
 
 
 def test_the_keyword_tables_agree() -> None:
-    from runbook.plan.schema import json_schema
+    from runbook.kinds.schema import json_schema
 
     assert set(NUMBER_KEYWORDS) <= set(STEP_KEYWORDS)
     assert set(TEMPLATED_KEYWORDS) <= set(STEP_KEYWORDS)
