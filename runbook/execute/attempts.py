@@ -24,7 +24,7 @@ from runbook.model import become
 from runbook.model.become import Become
 from runbook.model.runbook import Step
 from runbook.model.step import NUMBER_KEYWORDS
-from runbook.model.values import is_template, to_number
+from runbook.model.values import is_template, to_number, truthy
 from runbook.render.filters import to_bool
 from runbook.render.secrets import Redactor, leaves
 from runbook.render.templar import LazyVars, Templar
@@ -88,9 +88,7 @@ def privilege_asked(templar: Any, step: Step | None, variables: Mapping[str, Any
         value = become.pick(variables, "become")
     elif is_template(value):
         value = templar.render(value, variables, step.loc("become") if step is not None else None)
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
-    return bool(value)
+    return truthy(value)
 
 
 def as_written(value: Any, redact: Callable[[str], str]) -> Any:

@@ -8,6 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from runbook.model.values import FALSE_WORDS, TRUE_WORDS
+
 
 def types_of(schema: Mapping[str, Any]) -> set[str]:
     t = schema.get("type")
@@ -46,13 +48,4 @@ def coerce(value: Any, schema: Any) -> Any:
     return value
 
 
-_BOOLS = {
-    "true": True,
-    "yes": True,
-    "on": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "off": False,
-    "0": False,
-}
+_BOOLS = {**dict.fromkeys(TRUE_WORDS, True), **dict.fromkeys(FALSE_WORDS, False)}

@@ -17,6 +17,7 @@ from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 from runbook.kinds.checks import PORT_SCHEMA, probe_listeners
 from runbook.kinds.filestate import StepFailed
 from runbook.kinds.http import STATUS_SCHEMA, connection_problem, public_url, status_ok
+from runbook.model.values import FALSE_WORDS, TRUE_WORDS
 
 Probe = Callable[[], Generator[Action, Any, tuple[bool, str]]]
 _STATES = {"port": ("started", "stopped"), "path": ("present", "absent"), "url": ()}
@@ -135,8 +136,8 @@ def _has_validate() -> bool:
     return "validate_certs" in {f.name for f in dataclasses.fields(Http)}
 
 
-_TRUE = {"true", "yes", "on", "y", "1"}
-_FALSE = {"false", "no", "off", "n", "0", "", "none", "null"}
+_TRUE = TRUE_WORDS
+_FALSE = FALSE_WORDS | {"", "none", "null"}
 
 
 def truth(value: Any) -> bool:

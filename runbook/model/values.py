@@ -28,7 +28,19 @@ def is_variable_name(name: Any) -> bool:
     return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
 
 
-BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "t", "f"}
+# The words of a yes/no value, as Ansible's ``boolean()`` reads them (BOOLEANS_TRUE/BOOLEANS_FALSE):
+# the one home of the rule for keywords, module arguments, filters, conditions and host variables.
+TRUE_WORDS = frozenset({"true", "yes", "on", "y", "t", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "n", "f", "0"})
+BOOL_WORDS = TRUE_WORDS | FALSE_WORDS
+
+
+def truthy(value: Any) -> bool:
+    """A host variable's yes/no (``ansible_become: yes``): text is true only when it is a true word,
+    anything else by Python's truth (Ansible's ``boolean(strict=False)``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_WORDS
+    return bool(value)
 
 
 # Python refuses to convert integers of more digits than this between text and int (a guard against

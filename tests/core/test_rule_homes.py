@@ -5,7 +5,8 @@
 * credentials in URLs/DSNs: `runbook.render.secrets.mask_credentials` (console, JSON, audit trail,
   PostgreSQL sink, step messages);
 * the numeric step keywords: `runbook.model.step.NUMBER_KEYWORDS` over `runbook.model.values`'s
-  `number_problem`/`to_number` (when the runbook is read, when it is validated, at run time).
+  `number_problem`/`to_number` (when the runbook is read, when it is validated, at run time);
+* yes/no words: `runbook.model.values` (`TRUE_WORDS`, `FALSE_WORDS`, `truthy`), Ansible's `boolean()`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from runbook.model.hostpattern import (
 )
 from runbook.model.inventory import load_inventory
 from runbook.model.step import NUMBER_KEYWORDS, STEP_KEYWORDS, TEMPLATED_KEYWORDS
-from runbook.model.values import number_problem, to_number
+from runbook.model.values import BOOL_WORDS, TRUE_WORDS, number_problem, to_number, truthy
 from runbook.render.secrets import Redactor, mask_credentials
 from tests.core.conftest import Project
 
@@ -217,3 +218,37 @@ def test_timeout_0_is_refused_at_run_time_as_when_written(project: Project) -> N
     )
     res, doc = project.exec_json("late")
     assert res.exit_code == 1 and "timeout must be greater than 0" in project.steps(doc)["s"]["msg"]
+
+
+# ------------------------------------------------------------------------------------ yes/no words
+
+
+@pytest.mark.parametrize("word", sorted(BOOL_WORDS | {w.upper() for w in BOOL_WORDS} | {" yes "}))
+def test_every_path_reads_a_yes_no_word_the_same(word: str) -> None:
+    """Keywords, module arguments, the bool filter, conditions and host variables agree."""
+    from runbook.execute.attempts import privilege_asked
+    from runbook.execute.transports.hostkeys import trust_new_from_vars
+    from runbook.kinds.arguments import coerce
+    from runbook.kinds.flow import truth
+    from runbook.render.filters import to_bool
+
+    expected = word.strip().lower() in TRUE_WORDS
+    assert word.strip().lower() in BOOL_WORDS  # a keyword (no_log: ...) accepts it when read
+    assert to_bool(word) is expected
+    assert truth(word) is expected
+    assert truthy(word) is expected
+    assert coerce(word, {"type": "boolean"}) is expected
+    assert HostSpec.from_vars("web1", {"ansible_become": word}).become is expected
+    assert trust_new_from_vars({"runbook_trust_new_hosts": word}) is expected
+    assert privilege_asked(None, None, {"ansible_become": word}) is expected
+
+
+@pytest.mark.parametrize("word", ["maybe", "2", "yess"])
+def test_other_words_are_not_yes_no_words(word: str) -> None:
+    from runbook.kinds.arguments import coerce
+    from runbook.render.filters import FilterError, to_bool
+
+    assert word not in BOOL_WORDS and not truthy(word)
+    assert coerce(word, {"type": "boolean"}) == word  # left for the schema to refuse
+    with pytest.raises(FilterError):
+        to_bool(word)

@@ -18,7 +18,7 @@ from runbook.actions.commands import Command
 from runbook.errors import ValidationError
 from runbook.model.become import Become
 from runbook.model.hostpattern import connection_for
-from runbook.model.values import port_problem
+from runbook.model.values import port_problem, truthy
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class HostSpec:
             connection=conn,
             private_key_file=pick("ansible_ssh_private_key_file", "ansible_private_key_file"),
             password=pick("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"),
-            become=_truthy(pick("ansible_become", "ansible_sudo", default=False)),
+            become=truthy(pick("ansible_become", "ansible_sudo", default=False)),
             become_user=str(pick("ansible_become_user", "ansible_sudo_user", default="root")),
             become_password=pick("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"),
             python=pick("ansible_python_interpreter"),
@@ -81,12 +81,6 @@ def output_limit(spec: HostSpec, option: object = None) -> int:
         return parse_size(value) if value not in (None, "") else default_limit()
     except ValueError as exc:
         raise TransportError(f"host {spec.name}: bad output limit: {exc}") from None
-
-
-def _truthy(v: Any) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() in ("1", "true", "yes", "on", "y")
-    return bool(v)
 
 
 class Transport(ABC):

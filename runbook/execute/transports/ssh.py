@@ -20,7 +20,7 @@ from runbook.actions import CommandResult, FileStat
 from runbook.actions.commands import Command
 from runbook.errors import TransportError
 from runbook.execute.transports import become, handoff
-from runbook.execute.transports.base import HostSpec, Transport, _truthy
+from runbook.execute.transports.base import HostSpec, Transport
 from runbook.execute.transports.become import host_privilege
 from runbook.execute.transports.capture import elided
 from runbook.execute.transports.hostkeys import trust_new_from_vars
@@ -40,6 +40,7 @@ from runbook.execute.transports.ssh_connect import Connection, ConnectOptions, c
 from runbook.execute.transports.ssh_exec import become_body, close_quietly, exec_run, plain_body
 from runbook.execute.transports.ssh_files import SSHFiles
 from runbook.model.become import Become
+from runbook.model.values import truthy
 
 HARD_GRACE = 2 * KILL_GRACE + 5.0  # after a command's timeout: TERM, KILL, then give up on the peer
 
@@ -68,7 +69,7 @@ class SSHTransport(Transport):
         self.persistent = (
             persistent_shell
             if persistent_shell is not None
-            else _truthy(hv.get("runbook_ssh_persistent_shell", True))
+            else truthy(hv.get("runbook_ssh_persistent_shell", True))
         )
         self.options = ConnectOptions(
             known_hosts=known_hosts,
