@@ -12,7 +12,7 @@ from typing import Any
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
 from runbook.kinds import base as kinds
 from runbook.kinds.arguments import coerce
-from runbook.model import become
+from runbook.model import become, connection
 from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of
 from runbook.model.step import NUMBER_KEYWORDS, TEMPLATED_KEYWORDS
@@ -227,7 +227,7 @@ def check_host(
     problems: list[Problem] = []
     runtime = dict.fromkeys(runtime_names(rb), Anything())
     scope = variables.child((runtime, True))
-    for var in ("ansible_port", "ansible_ssh_port"):
+    for var in connection.VARIABLES["port"]:
         try:
             port = scope.get(var)
         except RenderError as exc:

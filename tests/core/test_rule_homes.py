@@ -252,3 +252,44 @@ def test_other_words_are_not_yes_no_words(word: str) -> None:
     assert coerce(word, {"type": "boolean"}) == word  # left for the schema to refuse
     with pytest.raises(FilterError):
         to_bool(word)
+
+
+# ---------------------------------------------------------------------- connection/become aliases
+
+
+@pytest.mark.parametrize(
+    ("what", "field", "value"),
+    [
+        ("host", "address", "10.0.0.7"),
+        ("port", "port", 2222),
+        ("user", "user", "deploy"),
+        ("private_key_file", "private_key_file", "/k/id"),
+        ("password", "password", "pw1"),
+    ],
+)
+def test_every_connection_alias_reaches_the_transport(what: str, field: str, value) -> None:
+    from runbook.model import connection
+
+    for alias in connection.VARIABLES[what]:
+        assert getattr(HostSpec.from_vars("web1", {alias: value}), field) == value, alias
+
+
+@pytest.mark.parametrize(
+    ("what", "field", "value"), [("user", "become_user", "postgres"), ("password", "become_password", "pw2")]
+)
+def test_every_become_alias_reaches_the_transport(what: str, field: str, value) -> None:
+    """`model.become.VARIABLES` is the one table: the step's privilege and the host's agree."""
+    from runbook.model import become
+
+    for alias in become.VARIABLES[what]:
+        hv = {alias: value}
+        assert getattr(HostSpec.from_vars("web1", hv), field) == value == become.pick(hv, what), alias
+
+
+def test_a_bad_port_alias_is_refused_by_the_validator_and_the_transport(project: Project) -> None:
+    project.inventory("localhost ansible_connection=local ansible_ssh_port=99999\n")
+    project.runbook("p", "hosts: localhost\nsteps:\n  - shell: echo\n    changes: false\n")
+    res = project.cli("validate", "p", "-i", str(project.root / "inv"))
+    assert res.exit_code == 2 and "ansible_ssh_port must be a port number from 1 to 65535" in res.output
+    with pytest.raises(Exception, match="must be a port number"):
+        HostSpec.from_vars("localhost", {"ansible_ssh_port": 99999})
