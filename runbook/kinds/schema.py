@@ -6,6 +6,7 @@ from typing import Any
 
 from runbook.kinds import base as kinds
 from runbook.model.runbook import RUNBOOK_KEYS, STEP_KEYWORDS
+from runbook.model.step import CONDITION_KEYWORDS
 
 _COND = {
     "oneOf": [
@@ -43,7 +44,7 @@ def json_schema() -> dict[str, Any]:
     reg = kinds.registry()
     keywords: dict[str, Any] = {
         "name": {"type": "string"},
-        "when": _COND, "until": _COND, "changed_when": _COND, "failed_when": _COND,
+        **dict.fromkeys(CONDITION_KEYWORDS, _COND),
         "register": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
         "loop": {"type": ["array", "string"]},
         "loop_control": {"type": "object", "properties": {"loop_var": {"type": "string"}, "label": {"type": "string"}}},

@@ -51,6 +51,8 @@ NUMBER_KEYWORDS: Mapping[str, Mapping[str, bool]] = {
     "backoff": {},
     "timeout": {"positive": True},
 }
+# The keywords that hold conditions (Jinja2 expressions without braces, one or a list).
+CONDITION_KEYWORDS = ("when", "until", "failed_when", "changed_when")
 # The keywords whose value may be a template (their syntax is checked before any host is).
 TEMPLATED_KEYWORDS = (
     "name", "loop", *NUMBER_KEYWORDS, "become", "become_user", "become_method", "become_flags", "no_log",

@@ -15,7 +15,7 @@ from runbook.kinds.arguments import coerce
 from runbook.model import become, connection
 from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of
-from runbook.model.step import NUMBER_KEYWORDS, TEMPLATED_KEYWORDS
+from runbook.model.step import CONDITION_KEYWORDS, NUMBER_KEYWORDS, TEMPLATED_KEYWORDS
 from runbook.model.values import number_problem, port_problem
 from runbook.render import templar as tpl
 from runbook.render.anything import Anything
@@ -121,7 +121,7 @@ def check_static(rb: Runbook) -> list[Problem]:
                 problems.append(
                     Problem(RenderError(f"{keyword}: {exc.message}", location=exc.location, hint=exc.hint))
                 )
-        for keyword in ("when", "until", "failed_when", "changed_when"):
+        for keyword in CONDITION_KEYWORDS:
             for cond in getattr(step, keyword) or ():
                 if not isinstance(cond, str):
                     continue

@@ -27,7 +27,7 @@ from runbook.model.hostpattern import (
     names_localhost,
 )
 from runbook.model.inventory import load_inventory
-from runbook.model.step import NUMBER_KEYWORDS, STEP_KEYWORDS, TEMPLATED_KEYWORDS
+from runbook.model.step import CONDITION_KEYWORDS, NUMBER_KEYWORDS, STEP_KEYWORDS, TEMPLATED_KEYWORDS
 from runbook.model.values import BOOL_WORDS, TRUE_WORDS, number_problem, to_number, truthy
 from runbook.render.secrets import Redactor, mask_credentials
 from tests.core.conftest import Project
@@ -151,7 +151,7 @@ def test_a_step_s_dsn_is_masked_the_same_in_console_json_and_audit(
 def test_the_keyword_tables_agree() -> None:
     from runbook.kinds.schema import json_schema
 
-    assert set(NUMBER_KEYWORDS) <= set(STEP_KEYWORDS)
+    assert set(NUMBER_KEYWORDS) <= set(STEP_KEYWORDS) and set(CONDITION_KEYWORDS) <= set(STEP_KEYWORDS)
     assert set(TEMPLATED_KEYWORDS) <= set(STEP_KEYWORDS)
     from runbook.kinds.base import registry
 
