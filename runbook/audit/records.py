@@ -31,11 +31,10 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from runbook.audit.canonical import canonical_bytes, fix_surrogates
-from runbook.render.secrets import mask_credentials
+from runbook.render.secrets import MASK, mask_credentials
 
 FORMAT = "runbook-audit/1"
 SEAL_TYPE = "runbook-audit-seal/1"
-MASK = "***"
 GENESIS = "0" * 64
 _SAFE_INT = 2**53
 

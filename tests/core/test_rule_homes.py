@@ -293,3 +293,15 @@ def test_a_bad_port_alias_is_refused_by_the_validator_and_the_transport(project:
     assert res.exit_code == 2 and "ansible_ssh_port must be a port number from 1 to 65535" in res.output
     with pytest.raises(Exception, match="must be a port number"):
         HostSpec.from_vars("localhost", {"ansible_ssh_port": 99999})
+
+
+def test_the_mask_is_written_once() -> None:
+    """Every path masks with `render.secrets.MASK`; no module spells its own."""
+    offenders = [
+        f"{path.relative_to(RUNBOOK)}:{node.lineno}"
+        for path in RUNBOOK.rglob("*.py")
+        if path.name != "secrets.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value == "***"
+    ]
+    assert offenders == []

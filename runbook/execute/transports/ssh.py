@@ -41,6 +41,7 @@ from runbook.execute.transports.ssh_exec import become_body, close_quietly, exec
 from runbook.execute.transports.ssh_files import SSHFiles
 from runbook.model.become import Become
 from runbook.model.values import truthy
+from runbook.render.secrets import MASK
 
 HARD_GRACE = 2 * KILL_GRACE + 5.0  # after a command's timeout: TERM, KILL, then give up on the peer
 
@@ -164,7 +165,7 @@ class SSHTransport(Transport):
     def _redact(self, text: str) -> str:
         for secret in (self.spec.become_password, self.spec.password, *self._passwords):
             if secret:
-                text = text.replace(secret, "***")
+                text = text.replace(secret, MASK)
         return text
 
     @staticmethod
