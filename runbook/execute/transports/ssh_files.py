@@ -117,19 +117,7 @@ class SSHFiles:
                 raise self._oserror(exc.errno or errno.EACCES, "stat", path, str(exc)) from None
         uid, gid = int(st.st_uid or 0), int(st.st_gid or 0)
         owner, group = self._names(uid, gid)
-        mode = st.st_mode or 0
-        return FileStat(
-            path=path,
-            exists=True,
-            is_dir=statmod.S_ISDIR(mode),
-            is_link=statmod.S_ISLNK(mode),
-            mode=statmod.S_IMODE(mode),
-            uid=uid,
-            gid=gid,
-            size=int(st.st_size or 0),
-            owner=owner,
-            group=group,
-        )
+        return existing(path, st.st_mode or 0, uid, gid, int(st.st_size or 0), owner, group)
 
     # ------------------------------------------------------------------------------------------ write
     def _resolve_id(self, kind: str, name: str) -> int:
@@ -259,18 +247,25 @@ def parse_stat(path: str, rc: int, out: bytes) -> FileStat | None:
     parts = out.decode("utf-8", "replace").split()
     if rc != 0 or len(parts) != 6:
         return None
-    mode = int(parts[0], 16)
+    owner, group = (None if name == "UNKNOWN" else name for name in parts[4:6])
+    return existing(path, int(parts[0], 16), int(parts[1]), int(parts[2]), int(parts[3]), owner, group)
+
+
+def existing(
+    path: str, st_mode: int, uid: int, gid: int, size: int, owner: str | None, group: str | None
+) -> FileStat:
+    """The FileStat of a path that exists, from its lstat fields (sftp's or ``stat -c``'s)."""
     return FileStat(
         path=path,
         exists=True,
-        is_dir=statmod.S_ISDIR(mode),
-        is_link=statmod.S_ISLNK(mode),
-        mode=statmod.S_IMODE(mode),
-        uid=int(parts[1]),
-        gid=int(parts[2]),
-        size=int(parts[3]),
-        owner=None if parts[4] == "UNKNOWN" else parts[4],
-        group=None if parts[5] == "UNKNOWN" else parts[5],
+        is_dir=statmod.S_ISDIR(st_mode),
+        is_link=statmod.S_ISLNK(st_mode),
+        mode=statmod.S_IMODE(st_mode),
+        uid=uid,
+        gid=gid,
+        size=size,
+        owner=owner,
+        group=group,
     )
 
 
