@@ -7,6 +7,7 @@ from typing import Any
 from runbook.kinds import base as kinds
 from runbook.model.runbook import RUNBOOK_KEYS, STEP_KEYWORDS
 from runbook.model.step import CONDITION_KEYWORDS
+from runbook.model.values import VARIABLE_NAME_PATTERN
 
 _COND = {
     "oneOf": [
@@ -45,7 +46,7 @@ def json_schema() -> dict[str, Any]:
     keywords: dict[str, Any] = {
         "name": {"type": "string"},
         **dict.fromkeys(CONDITION_KEYWORDS, _COND),
-        "register": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        "register": {"type": "string", "pattern": VARIABLE_NAME_PATTERN},
         "loop": {"type": ["array", "string"]},
         "loop_control": {"type": "object", "properties": {"loop_var": {"type": "string"}, "label": {"type": "string"}}},
         "retries": _NUM, "delay": _NUM, "backoff": _NUM, "timeout": _NUM,
@@ -113,7 +114,7 @@ def json_schema() -> dict[str, Any]:
         "vars": {"type": "object"},
         "defaults": {"type": "object"},
         "vars_files": {"type": "array", "items": {"type": "string"}},
-        "secrets": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},
+        "secrets": {"type": "array", "items": {"type": "string", "pattern": VARIABLE_NAME_PATTERN}},
         "preflight": steps,
         "steps": steps,
         "rollback": {"oneOf": [{"enum": ["auto", "none"]}, steps]},

@@ -23,6 +23,10 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+# `is_variable_name` as a JSON Schema pattern, for editors (ASCII; keywords are refused when read)
+VARIABLE_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
+
+
 def is_variable_name(name: Any) -> bool:
     """A name Jinja2 can read as a variable: an identifier, not a Python keyword (for, if, None)."""
     return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
