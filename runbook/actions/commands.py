@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from runbook.model import shellwords
 from runbook.model.become import Become
-from runbook.render.secrets import url_passwords
+from runbook.render.secrets import MASK, url_passwords
 
 
 def q(word: object) -> str:
@@ -38,7 +38,7 @@ class Masked(str):
 
 
 def _show(part: str) -> str:
-    return "***" if isinstance(part, Masked) else part
+    return MASK if isinstance(part, Masked) else part
 
 
 @dataclass(frozen=True)
@@ -112,17 +112,17 @@ class Command:
     def display(self) -> str:
         """What a human (console, audit, plan) may see: masked parts and env secrets as ***."""
         if self.argv is not None:
-            text = " ".join(shlex.quote(_show(a)) if not isinstance(a, Masked) else "***" for a in self.argv)
+            text = " ".join(shlex.quote(_show(a)) if not isinstance(a, Masked) else MASK for a in self.argv)
         else:
             text = _show(self.script or "")
         for secret in self.masked:
             if secret:
-                text = text.replace(secret, "***")
+                text = text.replace(secret, MASK)
         for part in self.argv or ():
             if isinstance(part, Masked) and part:
-                text = text.replace(part, "***")
+                text = text.replace(part, MASK)
         env = " ".join(
-            f"{k}={'***' if isinstance(v, Masked) else shlex.quote(v)}" for k, v in self.env.items()
+            f"{k}={MASK if isinstance(v, Masked) else shlex.quote(v)}" for k, v in self.env.items()
         )
         prefix = f"cd {shlex.quote(self.cwd)} && " if self.cwd else ""
         body = f"{env + ' ' if env else ''}{text}"

@@ -31,11 +31,10 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from runbook.audit.canonical import canonical_bytes, fix_surrogates
-from runbook.render.secrets import mask_credentials
+from runbook.render.secrets import MASK, mask_credentials
 
 FORMAT = "runbook-audit/1"
 SEAL_TYPE = "runbook-audit-seal/1"
-MASK = "***"
 GENESIS = "0" * 64
 _SAFE_INT = 2**53
 
@@ -72,12 +71,6 @@ def _key(k: Any) -> str:
     return fix_surrogates(str(k))
 
 
-def mask_url_passwords(text: str) -> str:
-    """Mask ``scheme://user:PASSWORD@`` and ``password=VALUE``-style pairs (also ``PGPASSWORD=``,
-    ``api_key: VALUE``, ``?access_token=VALUE``) in free text."""
-    return mask_credentials(text)  # one home for the rule, linear in the text's length
-
-
 class Scrubber:
     """Redacts, masks and normalises values in one walk (the hot path of the writer)."""
 
@@ -89,7 +82,7 @@ class Scrubber:
             value = self._redact(value)
             if not isinstance(value, str):
                 value = str(value)
-        return mask_url_passwords(value)
+        return mask_credentials(value)
 
     def value(self, value: Any) -> Any:
         t = type(value)

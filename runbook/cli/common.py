@@ -10,11 +10,17 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from runbook.errors import RunbookError, UsageError, ValidationError
+from runbook.model.hostpattern import implicit_host_vars, is_localhost, names_localhost
+
+if TYPE_CHECKING:
+    from runbook.model.inventory import Inventory
+    from runbook.model.inventory_view import InventoryView
+    from runbook.model.runbook import Runbook
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -170,7 +176,7 @@ def project_dir_for(path: Path) -> Path:
     return Path.cwd()
 
 
-def load_inventory(sources: tuple[str, ...] | list[str], playbook_dir: Path | None = None) -> Any:
+def load_inventory(sources: tuple[str, ...] | list[str], playbook_dir: Path | None = None) -> Inventory:
     """The inventory; ``playbook_dir`` (the runbook's folder, as ansible-playbook uses the playbook's)
     may hold group_vars/ and host_vars/ that win over the ones beside the inventory. Without it, the
     current directory plays that part, as for ansible-inventory. Without -i: RUNBOOK_INVENTORY,
@@ -244,18 +250,16 @@ def parse_extra_vars(values: tuple[str, ...], secrets: set[str] | None = None) -
     return out
 
 
-def select_hosts(rb: Any, inventory: Any, limit: str | None) -> list[str]:
+def select_hosts(rb: Runbook, inventory: InventoryView, limit: str | None) -> list[str]:
     """The runbook's hosts (its `hosts:` pattern, then --limit); none at all is a usage error
     pointing at the runbook's `hosts:` line."""
     hosts = inventory.select(rb.hosts)
-    if not hosts and any(
-        p.strip() in ("localhost", "127.0.0.1") for p in rb.hosts.replace(",", ":").split(":")
-    ):
+    if not hosts and names_localhost(rb.hosts):
         hosts = ["localhost"]  # Ansible's implicit localhost
     matched = bool(hosts)
     if limit:
         allowed = set(inventory.select(limit))
-        if limit.strip() in ("localhost", "127.0.0.1"):
+        if is_localhost(limit):
             allowed.add(limit.strip())
         hosts = [h for h in hosts if h in allowed]
     if not hosts:
@@ -273,8 +277,8 @@ def select_hosts(rb: Any, inventory: Any, limit: str | None) -> list[str]:
 
 
 def host_problems(
-    rb: Any,
-    inventory: Any,
+    rb: Runbook,
+    inventory: InventoryView,
     hosts: list[str],
     extra_vars: dict[str, Any],
     project_dir: Path,
@@ -296,7 +300,7 @@ def host_problems(
     groups = {g: inventory.select(g) for g in inventory.groups}  # once, not once per host
     for host in hosts:
         known = host in inventory.hosts
-        hv = inventory.host_vars(host) if known else {"ansible_connection": "local"}
+        hv = implicit_host_vars(host, inventory.host_vars(host) if known else None)
         magic = {"inventory_hostname": host, "host": host, "group_names": inventory.group_names(host) if known else [],
                  "groups": groups, "hostvars": {}, "run": {"id": "validate", "status": "running", "dry_run": True},
                  "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True,

@@ -23,7 +23,7 @@ WIDTH = 78
 @handle_errors
 def doc_cmd(module: str | None, as_list: bool, as_json: bool) -> None:
     """Show the documentation of MODULE (e.g. `runbook doc postgres.backup`), or --list them all."""
-    from runbook.plan.moddoc import module_doc, module_names
+    from runbook.kinds.moddoc import module_doc, module_names
 
     if as_list or not module:
         docs = [module_doc(n) for n in module_names()]
@@ -72,7 +72,7 @@ def doc_cmd(module: str | None, as_list: bool, as_json: bool) -> None:
 def _complete(incomplete: str) -> list[Any]:
     from click.shell_completion import CompletionItem
 
-    from runbook.plan.moddoc import module_names
+    from runbook.kinds.moddoc import module_names
 
     return [CompletionItem(n) for n in module_names() if n.startswith(incomplete)]
 
@@ -94,8 +94,9 @@ def shipped_example(module: str) -> tuple[str, str]:
 
     from runbook.cli.examples import example_files
     from runbook.errors import RunbookError
-    from runbook.plan import validate as v
-    from runbook.plan.moddoc import generated_example, module_doc
+    from runbook.kinds.base import KnownModules
+    from runbook.kinds.moddoc import generated_example, module_doc
+    from runbook.model.runbook import load_runbook
 
     try:
         files = [(rel, p) for rel, p in example_files() if rel.startswith("playbooks/")]
@@ -103,7 +104,7 @@ def shipped_example(module: str) -> tuple[str, str]:
         files = []
     for rel, path in files:
         try:
-            rb = v.load(path)
+            rb = load_runbook(path, KnownModules())
         except RunbookError:
             continue
         for step in _all_steps(rb):

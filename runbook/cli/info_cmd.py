@@ -47,6 +47,8 @@ def validate_cmd(
 ) -> None:
     """Statically check runbooks (all of them when no NAME is given): schema, module arguments,
     template syntax, template files, and undefined variables for every targeted host."""
+    from runbook.kinds.base import KnownModules
+    from runbook.model.runbook import load_runbook
     from runbook.plan import validate as v
 
     paths = [resolve_runbook(n) for n in names] or sorted(
@@ -60,7 +62,7 @@ def validate_cmd(
     total = 0
     for path in paths:
         try:
-            rb = v.load(path)
+            rb = load_runbook(path, KnownModules())
         except ValidationError as exc:
             for p in v.validation_errors(exc):
                 click.secho(f"error: {p}", fg="red", err=True)
@@ -97,7 +99,8 @@ def validate_cmd(
 @handle_errors
 def list_cmd(as_json: bool) -> None:
     """List runbooks found in ./playbooks and RUNBOOK_PATH."""
-    from runbook.plan import validate as v
+    from runbook.kinds.base import KnownModules
+    from runbook.model.runbook import load_runbook
 
     rows = []
     for d in search_path():
@@ -105,7 +108,7 @@ def list_cmd(as_json: bool) -> None:
             continue
         for p in sorted(d.glob("*.y*ml")):
             try:
-                rb = v.load(p)
+                rb = load_runbook(p, KnownModules())
                 rows.append(
                     {
                         "name": rb.name or p.stem,
@@ -160,9 +163,11 @@ def show_cmd(name: str) -> None:
     from rich.markup import escape
 
     from runbook.cli.console import make_console
+    from runbook.kinds.base import KnownModules
+    from runbook.model.runbook import load_runbook
     from runbook.plan import validate as v
 
-    rb = v.load(resolve_runbook(name))
+    rb = load_runbook(resolve_runbook(name), KnownModules())
     problems = v.check_static(rb)  # a runbook that cannot run is not shown as if it could
     if problems:
         exc = ValidationError(
@@ -236,7 +241,7 @@ def _show_step(c: Any, s: Any, number: str, indent: int, auto: bool = True) -> N
 @click.command("schema")
 def schema_cmd() -> None:
     """Print the JSON Schema of the runbook format (for editors: yaml-language-server)."""
-    from runbook.plan.schema import json_schema
+    from runbook.kinds.schema import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 

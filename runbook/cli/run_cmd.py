@@ -182,11 +182,13 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
     from runbook.execute.state import RunState
+    from runbook.kinds.base import KnownModules
+    from runbook.model.runbook import load_runbook
     from runbook.plan import validate as v
     from runbook.render.secrets import Redactor
 
     path = resolve_runbook(name)
-    rb = v.load(path)
+    rb = load_runbook(path, KnownModules())
     problems = v.check_static(rb)
     if problems:
         exc = ValidationError(
@@ -487,11 +489,12 @@ def rollback_cmd(
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
     from runbook.execute.state import RunState
-    from runbook.plan import validate as v
+    from runbook.kinds.base import KnownModules
+    from runbook.model.runbook import load_runbook
     from runbook.render.secrets import Redactor
 
     path = resolve_runbook(name)
-    rb = v.load(path)
+    rb = load_runbook(path, KnownModules())
     state = RunState.load(Path(".runbook"), run_id)
     _same_runbook(state, path)
     todo = {h: [e for e in s.entries if e.status not in ("rolled_back",)] for h, s in state.hosts.items()}

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runbook.errors import RenderError, RunbookError, TransportError
 from runbook.execute import faults, leftovers
@@ -19,12 +18,13 @@ from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.state import Entry
 from runbook.kinds import base as kinds
+from runbook.kinds.arguments import coerce
 from runbook.kinds.base import Outcome, StepContext
 from runbook.model import become
 from runbook.model.become import Become
 from runbook.model.runbook import Step
-from runbook.model.values import LARGEST, is_template, shown_number
-from runbook.plan.validate import coerce
+from runbook.model.step import NUMBER_KEYWORDS
+from runbook.model.values import is_template, to_number, truthy
 from runbook.render.filters import to_bool
 from runbook.render.secrets import Redactor, leaves
 from runbook.render.templar import LazyVars, Templar
@@ -88,9 +88,7 @@ def privilege_asked(templar: Any, step: Step | None, variables: Mapping[str, Any
         value = become.pick(variables, "become")
     elif is_template(value):
         value = templar.render(value, variables, step.loc("become") if step is not None else None)
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
-    return bool(value)
+    return truthy(value)
 
 
 def as_written(value: Any, redact: Callable[[str], str]) -> Any:
@@ -104,26 +102,29 @@ def as_written(value: Any, redact: Callable[[str], str]) -> Any:
     return value
 
 
+@dataclass
 class Attempts:
-    """The StepRunner's part that runs one item (a mixin: StepRunner holds the fields below)."""
+    """Runs one item of a step: renders its arguments and timing, attempts it until it succeeds or
+    its retries are spent, judges each outcome and records its change. A StepRunner holds one, made
+    with exactly what it needs: the run's templar and redactor, where files are found, the run's
+    controls (cancel, persist, fault), the delegate lookup, and the drives in flight (``active``,
+    under ``lock``) that an interrupt stops."""
 
-    if TYPE_CHECKING:
-        templar: Templar
-        redactor: Redactor
-        project_dir: Path
-        loader_dirs: tuple[Path, ...]
-        cancel: threading.Event
-        dry_run: bool
-        run_id: str
-        persist: Callable[..., None]
-        delegate: Callable[[str], HostRun] | None
-        pinned: Callable[[], frozenset[str]]
-        inflight: leftovers.InFlight
-        fault: Callable[[], str | None]
-        active: dict[str, tuple[Drive, Any]]
-        _lock: threading.Lock
-
-        def emit(self, kind: str, hr: HostRun | None, step: Step | None = None, **kw: Any) -> None: ...
+    templar: Templar
+    redactor: Redactor
+    emit: Callable[..., None]  # emit(kind, hr, step=None, **fields): an event on the run's bus
+    project_dir: Path
+    loader_dirs: tuple[Path, ...]
+    cancel: threading.Event
+    run_id: str
+    dry_run: bool = False
+    persist: Callable[..., None] = lambda durable=True: None
+    delegate: Callable[[str], HostRun] | None = None
+    pinned: Callable[[], frozenset[str]] = frozenset  # releases unfinished runs may roll back to
+    inflight: leftovers.InFlight = field(default_factory=lambda: leftovers.InFlight(None))
+    fault: Callable[[], str | None] = lambda: None  # a run-level fault (audit/state): steps stop
+    active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run_attempts(
         self, hr: HostRun, step: Step, kind: kinds.StepKind, item: Item, rec: StepRecord
@@ -289,31 +290,21 @@ class Attempts:
         """Render the step's retries, delay, backoff and timeout into the item (RenderError if not numbers)."""
         v = item.variables
         item.retries = (
-            self._num(step.retries, v, step) if step.retries is not None else (3 if step.until else 0)
+            int(self._num("retries", step, v)) if step.retries is not None else (3 if step.until else 0)
         )
-        item.delay = float(self._num(step.delay, v, step))
-        item.backoff = float(self._num(step.backoff, v, step))
-        item.timeout = self._num(step.timeout, v, step) if step.timeout is not None else None
+        item.delay = float(self._num("delay", step, v))
+        item.backoff = float(self._num("backoff", step, v))
+        item.timeout = self._num("timeout", step, v) if step.timeout is not None else None
         item.become = privilege_asked(self.templar, step, v)
         item.privilege = privilege(self.templar, step, v) if item.become else Become()
 
-    def _num(self, value: Any, variables: Mapping[str, Any], step: Step) -> float | int:
-        v = self.templar.render(value, variables, step.location)
+    def _num(self, key: str, step: Step, variables: Mapping[str, Any]) -> float | int:
+        """A numeric keyword rendered, under the same rule as when the runbook is read."""
+        value = self.templar.render(getattr(step, key), variables, step.location)
         try:
-            f = float(v)
-        except (TypeError, ValueError):
-            raise RenderError(f"expected a number, got {str(v)[:100]!r}", location=step.location) from None
-        except OverflowError:  # an integer too large for a float
-            f = math.inf if v > 0 else -math.inf
-        if math.isnan(f) or f < 0:
-            raise RenderError(
-                f"expected a finite number >= 0, got {shown_number(v)[:100]}", location=step.location
-            )
-        if f > LARGEST:
-            raise RenderError(
-                f"expected a number up to {LARGEST:,}, got {shown_number(v)[:100]}", location=step.location
-            )
-        return int(f) if f.is_integer() else f
+            return to_number(value, **NUMBER_KEYWORDS[key])
+        except ValueError as exc:
+            raise RenderError(f"{key} {exc}", location=step.location) from None
 
     def _conditions(
         self,
@@ -431,7 +422,7 @@ class Attempts:
                 return Attempt(Outcome.failure(f"state not saved, nothing changed: {why}")), None
         token = self.inflight.start(target.name, step.label)  # on disk before its first command
         drive.env = self.inflight.env(self.run_id, token)
-        with self._lock:
+        with self.lock:
             self.active[hr.name] = (drive, transport)
         timer = None
         if timeout:
@@ -462,7 +453,7 @@ class Attempts:
         finally:
             if timer:
                 timer.cancel()
-            with self._lock:
+            with self.lock:
                 self.active.pop(hr.name, None)
             self.inflight.end(token)
         if provisional is not None and not provisional.snapshots:

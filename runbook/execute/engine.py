@@ -41,6 +41,8 @@ from runbook.execute.runresult import (
 from runbook.execute.state import RunState, mask_extra_vars
 from runbook.execute.steprunner import StepRunner
 from runbook.execute.transports import HostSpec
+from runbook.model.hostpattern import implicit_host_vars
+from runbook.model.inventory_view import InventoryView
 from runbook.model.runbook import Runbook, Step
 from runbook.plan import planner
 from runbook.render.secrets import Redactor, collect_secrets, register_origins
@@ -65,7 +67,7 @@ class Engine:
     def __init__(
         self,
         runbook: Runbook,
-        inventory: Any,
+        inventory: InventoryView,
         hosts: Sequence[str],
         options: RunOptions,
         bus: EventBus,
@@ -110,7 +112,7 @@ class Engine:
             inflight=leftovers.InFlight(None if options.dry_run else self.state.dir / "inflight"),
             fault=self.fault, once_hosts=self._once_hosts,
         )  # fmt: skip
-        self.rollback = Rollback(self)
+        self.rollback = Rollback(self.runner, self.templar, self.redactor, runbook, options, run=self)
         self._persist_lock = threading.Lock()
         self._last_save = 0.0
         self.state_fault: str | None = None
@@ -144,9 +146,7 @@ class Engine:
         """The host's context (made on first use: targeted hosts, delegate_to and hostvars ones)."""
         if name in self.hosts:
             return self.hosts[name]
-        hv = self.inventory.host_vars(name) if name in getattr(self.inventory, "hosts", {}) else {}
-        if not hv and name in ("localhost", "127.0.0.1"):
-            hv = {"ansible_connection": "local"}
+        hv = implicit_host_vars(name, self.inventory.host_vars(name) if name in self.inventory.hosts else {})
         self.redactor.add(collect_secrets(hv, names=self.redactor.names))
         magic = host_magic(
             name, self.inventory, play=self.play, run=self.run_info, runbook_dir=self.rb.path.parent,
@@ -201,6 +201,10 @@ class Engine:
         if self.opt.tags and not (tags & self.opt.tags) and "always" not in tags:
             return False
         return not (self.opt.skip_tags and tags & self.opt.skip_tags)
+
+    def parallel(self, hosts: Sequence[str], fn: Callable[[HostRun], Any]) -> None:
+        """``fn(hr)`` for each host, --forks at a time (the rollback's way to reach every host)."""
+        self._parallel(hosts, fn)
 
     def _parallel(self, hosts: Sequence[str], fn: Callable[[HostRun], Any]) -> None:
         forks = self.opt.forks or self.rb.forks or getattr(self.inventory, "default_forks", None) or 10

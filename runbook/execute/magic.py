@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.execute.state import RunState
+from runbook.model.inventory_view import InventoryView
 
 
 class MagicVars(Mapping[str, Any]):
@@ -61,7 +62,7 @@ class Play:
 
 def host_magic(
     name: str,
-    inventory: Any,
+    inventory: InventoryView,
     *,
     play: Play,
     hostvars: Mapping[str, Any],
@@ -70,7 +71,7 @@ def host_magic(
     dry_run: bool,
     state: RunState,
 ) -> MagicVars:
-    known = name in getattr(inventory, "hosts", {})
+    known = name in inventory.hosts
     fixed = {
         "inventory_hostname": name,
         "inventory_hostname_short": name.split(".")[0],
@@ -82,45 +83,44 @@ def host_magic(
         "playbook_dir": str(runbook_dir),
         "runbook_dir": str(runbook_dir),
         "ansible_check_mode": dry_run,
-        "inventory_sources": list(getattr(inventory, "sources", []) or []),
+        "inventory_sources": list(inventory.sources or []),
         "snapshots": Snapshots(state, name),
     }
     return MagicVars(fixed, play.live())
 
 
 class Groups(Mapping[str, list[str]]):
-    def __init__(self, inventory: Any):
+    def __init__(self, inventory: InventoryView):
         self._inv = inventory
 
     def __getitem__(self, key: str) -> list[str]:
-        groups = getattr(self._inv, "groups", {})
-        if key not in groups:
+        if key not in self._inv.groups:
             raise KeyError(key)
         return self._inv.select(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(getattr(self._inv, "groups", {}))
+        return iter(self._inv.groups)
 
     def __len__(self) -> int:
-        return len(getattr(self._inv, "groups", {}))
+        return len(self._inv.groups)
 
 
 class HostVars(Mapping[str, Any]):
     """``hostvars[name]``: another host's variables (its host context is made on first use)."""
 
-    def __init__(self, inventory: Any, known: Callable[[str], bool], host_vars: Callable[[str], Any]):
+    def __init__(self, inventory: InventoryView, known: Callable[[str], bool], host_vars: Callable[[str], Any]):
         self._inv, self._known, self._vars = inventory, known, host_vars
 
     def __getitem__(self, key: str) -> Any:
-        if not self._known(key) and key not in getattr(self._inv, "hosts", {}):
+        if not self._known(key) and key not in self._inv.hosts:
             raise KeyError(key)
         return self._vars(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(getattr(self._inv, "hosts", {}))
+        return iter(self._inv.hosts)
 
     def __len__(self) -> int:
-        return len(getattr(self._inv, "hosts", {}))
+        return len(self._inv.hosts)
 
 
 class Snapshots(Mapping[str, Any]):

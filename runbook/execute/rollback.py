@@ -4,52 +4,87 @@ operator's choice after Ctrl-C (roll back what changed, or keep it and say how t
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from runbook.errors import RunbookError
 from runbook.execute import faults
 from runbook.execute.attempts import privilege, privilege_asked
 from runbook.execute.driver import Aborted, Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
-from runbook.execute.state import Entry
+from runbook.execute.runresult import RunOptions
+from runbook.execute.state import Entry, RunState
+from runbook.execute.steprunner import StepRunner
 from runbook.kinds import base as kinds
 from runbook.kinds import undo as undo_rules
+from runbook.kinds.arguments import coerce
 from runbook.kinds.base import Outcome, StepContext
-from runbook.model.runbook import Step
-from runbook.plan.validate import coerce
-from runbook.render.secrets import MASK
-from runbook.render.templar import Literal
+from runbook.model.runbook import Runbook, Step
+from runbook.render.secrets import MASK, Redactor
+from runbook.render.templar import Literal, Templar
 
-if TYPE_CHECKING:
-    from runbook.execute.engine import Engine
+
+class RunControl(Protocol):
+    """What a rollback asks of the run it belongs to (the engine is one): its hosts, its state and
+    its controls. Nothing of how the run is driven."""
+
+    run_id: str
+    run_info: dict[str, Any]
+    cancel: threading.Event
+    state: RunState
+
+    @property
+    def hosts(self) -> Mapping[str, HostRun]: ...
+
+    def host_run(self, name: str) -> HostRun: ...
+
+    def stop_active(self) -> None: ...
+
+    def persist(self) -> None: ...
+
+    def parallel(self, hosts: Sequence[str], fn: Callable[[HostRun], Any]) -> None: ...
 
 
 class Rollback:
-    def __init__(self, engine: Engine):
-        self.e = engine
+    """Undo what a run changed on a host, newest first, and check that the restored state holds.
+
+    Given its collaborators: the step runner that runs each undo, the templar and redactor of the
+    run, the runbook (its rollback policy and steps), the run's options and the run's controls."""
+
+    def __init__(
+        self,
+        runner: StepRunner,
+        templar: Templar,
+        redactor: Redactor,
+        runbook: Runbook,
+        options: RunOptions,
+        run: RunControl,
+    ):
+        self.runner, self.templar, self.redactor = runner, templar, redactor
+        self.rb, self.opt, self.run = runbook, options, run
         self._records: dict[int, StepRecord] = {}  # entry -> its undo record (verify notes go there)
 
     def host(self, hr: HostRun, reason: str | None = None) -> None:
         """Roll one host back (after its failure, another host's with rollback_scope all, an
         interrupt, or `runbook rollback`)."""
-        e = self.e
-        if e.rb.rollback == "none":
+        if self.rb.rollback == "none":
             return
         entries = [x for x in hr.state.entries if x.phase == "steps" and x.status != "rolled_back"]
-        explicit = isinstance(e.rb.rollback, tuple)
+        explicit = isinstance(self.rb.rollback, tuple)
         if not entries and not explicit:
             return  # nothing changed, nothing to roll back: the run is "failed", not "rolled_back"
-        e.runner.emit(
+        self.runner.emit(
             "rollback.start", hr, None, phase="rollback",
-            data={"reason": e.redactor.redact(reason or hr.failure)},
+            data={"reason": self.redactor.redact(reason or hr.failure)},
         )  # fmt: skip
         ok, gave_up = True, False
-        e.run_info["status"] = "rolling_back"
-        if isinstance(e.rb.rollback, tuple):
-            for step in e.rb.rollback:
-                rec = e.runner.run_step(hr, step, phase="rollback")
+        self.run.run_info["status"] = "rolling_back"
+        if isinstance(self.rb.rollback, tuple):
+            for step in self.rb.rollback:
+                rec = self.runner.run_step(hr, step, phase="rollback")
                 ok = ok and rec.outcome != "failed"
                 if rec.outcome == "failed" and self._gave_up(hr, hr, []):
                     gave_up = True
@@ -59,9 +94,9 @@ class Rollback:
         else:
             todo = list(reversed(entries))
             for i, x in enumerate(todo):
-                done = self.undo_entry(hr, x, e.rb.find_step(x.step_key))
+                done = self.undo_entry(hr, x, self.rb.find_step(x.step_key))
                 ok = done and ok
-                where = e.host_run(x.delegate_to) if x.delegate_to else hr
+                where = self.run.host_run(x.delegate_to) if x.delegate_to else hr
                 if not done and self._gave_up(hr, where, todo[i + 1 :]):
                     gave_up = True
                     break
@@ -69,10 +104,10 @@ class Rollback:
         # difference is named, not only the first) -- unless the host could not be reached at all
         if not gave_up:
             ok = self.verify(hr, [x for x in entries if x.status == "rolled_back"]) and ok
-        e.persist()
+        self.run.persist()
         hr.rollback_status = "ok" if ok else "failed"
         hr.state.status = "rolled_back" if ok else "rollback_failed"
-        e.runner.emit(
+        self.runner.emit(
             "rollback.end", hr, None, phase="rollback", outcome="ok" if ok else "failed",
             data={"problems": list(hr.rollback_problems)},
         )  # fmt: skip
@@ -84,14 +119,13 @@ class Rollback:
         why = where.down
         if not why:
             return False
-        e = self.e
         note = f"not undone: {where.name} is unreachable ({why})"
         for x in rest:
             x.status = "rollback_failed"
-            rec = StepRecord("rollback", x.index, f"undo: {x.name}", x.module, "failed", msg=e.redactor.redact(note))
+            rec = StepRecord("rollback", x.index, f"undo: {x.name}", x.module, "failed", msg=self.redactor.redact(note))
             hr.records.append(rec)
             hr.stats["failed"] += 1
-            e.runner.emit(
+            self.runner.emit(
                 "rollback.step", hr, None, phase="rollback", outcome="failed",
                 data={"step": x.name, "module": x.module, "index": x.index, "msg": rec.msg},
             )  # fmt: skip
@@ -105,7 +139,6 @@ class Rollback:
         """Undo one entry: the step's own undo: step wins over the module's snapshot-based undo. A
         change that neither can undo is reported as NOT undone (the rollback fails: a human must act),
         unless the step declares it needs no undo (runbook.kinds.undo)."""
-        e = self.e
         kind = kinds.get(entry.module)
         start = time.monotonic()
         outcome, msg = "rolled_back", ""
@@ -128,15 +161,15 @@ class Rollback:
         except (RunbookError, Cancelled) as exc:
             outcome, msg = "failed", str(exc)
         except Exception as exc:  # an undo's unexpected error is that undo's failure (exit 4)
-            outcome, msg = "failed", faults.describe(exc, e.redactor.redact, f"undo {entry.name} on {hr.name}")
+            outcome, msg = "failed", faults.describe(exc, self.redactor.redact, f"undo {entry.name} on {hr.name}")
         duration = time.monotonic() - start
         entry.status = "rolled_back" if outcome in ("rolled_back", "skipped") else "rollback_failed"
         if outcome == "failed":
             on = entry.delegate_to or hr.name
-            hr.rollback_problems.append(f"{on}: step '{entry.name}': {e.redactor.redact(msg)}")
+            hr.rollback_problems.append(f"{on}: step '{entry.name}': {self.redactor.redact(msg)}")
         rec = StepRecord(
             "rollback", entry.index, f"undo: {entry.name}", entry.module, outcome,
-            duration=duration, msg=e.redactor.redact(msg),
+            duration=duration, msg=self.redactor.redact(msg),
         )  # fmt: skip
         hr.records.append(rec)
         self._records[id(entry)] = rec
@@ -144,7 +177,7 @@ class Rollback:
             hr.stats["rolled_back"] += 1
         elif outcome == "failed":
             hr.stats["failed"] += 1
-        e.runner.emit(
+        self.runner.emit(
             "rollback.step", hr, None, phase="rollback", outcome=outcome, duration=duration,
             data={"step": entry.name, "module": entry.module, "index": entry.index, "msg": rec.msg},
         )  # fmt: skip
@@ -154,13 +187,12 @@ class Rollback:
         """Check what the undone entries' kinds can check: each thing (a path, a compose project, a
         migrations table) once, against its oldest snapshot in the run (what it was before). A
         difference fails the rollback, named host, step, expected vs found."""
-        e = self.e
         todo: dict[tuple[str, str], tuple[Entry, Step | None, kinds.StepKind, dict[str, Any]]] = {}
         for n, entry in enumerate(entries):  # oldest first: the first snapshot of a thing wins
             kind = kinds.get(entry.module)
             if kind is None or not kind.can_verify_undo or not entry.snapshots:
                 continue
-            step = e.rb.find_step(entry.step_key)
+            step = self.rb.find_step(entry.step_key)
             if step is not None and step.undo_none is not None and step.undo is None:
                 continue  # left as it is on purpose: nothing to check
             for i, snap in enumerate(entry.snapshots):
@@ -181,7 +213,7 @@ class Rollback:
                 good, msg = out.ok, out.msg
             except (RunbookError, Cancelled) as exc:
                 good, msg = False, f"could not be checked: {exc}"
-            msg = e.redactor.redact(msg)
+            msg = self.redactor.redact(msg)
             duration = time.monotonic() - start
             undo_rec = self._records.get(id(entry))
             if good:
@@ -200,7 +232,7 @@ class Rollback:
                     )
                 )  # fmt: skip
                 hr.stats["failed"] += 1
-            e.runner.emit(
+            self.runner.emit(
                 "rollback.verify", hr, None, phase="rollback", outcome="ok" if good else "failed",
                 duration=duration,
                 data={"step": entry.name, "module": entry.module, "index": entry.index, "msg": msg},
@@ -216,7 +248,7 @@ class Rollback:
         if step.vars or loop:  # the undo sees the step's vars and its loop item
             # the item is data (often a registered result): it must not be rendered as a template
             undo = replace(undo, vars={**step.vars, **undo.vars, **{k: Literal(v) for k, v in loop.items()}})
-        rec = self.e.runner.run_step(hr, undo, phase="rollback")
+        rec = self.runner.run_step(hr, undo, phase="rollback")
         hr.records[:] = [r for r in hr.records if r is not rec]  # recorded as the original's rollback
         hr.stats[rec.outcome] = max(0, hr.stats.get(rec.outcome, 0) - 1)
         return ("rolled_back" if rec.outcome != "failed" else "failed"), rec.msg
@@ -226,21 +258,20 @@ class Rollback:
     ) -> tuple[HostRun, dict[str, Any], StepContext, Any]:
         """Where the entry's step ran, the arguments it ran with, a context to undo it there, and
         who its commands run as (RunbookError when that cannot be rendered)."""
-        e = self.e
-        where = e.host_run(entry.delegate_to) if entry.delegate_to else hr
+        where = self.run.host_run(entry.delegate_to) if entry.delegate_to else hr
         variables = hr.vars(step.vars if step else None, self._loop_vars(hr, entry, step))
         args = self.undo_args(entry, step, kind, variables)
-        asked = privilege_asked(e.templar, step, variables)  # RunbookError: the caller's failure
-        priv = privilege(e.templar, step, variables) if asked else None
+        asked = privilege_asked(self.templar, step, variables)  # RunbookError: the caller's failure
+        priv = privilege(self.templar, step, variables) if asked else None
         ctx = StepContext(
             host=where.name,
             vars=variables,
-            project_dir=e.opt.project_dir,
-            run_id=e.run_id,
+            project_dir=self.opt.project_dir,
+            run_id=self.run.run_id,
             become=asked,
-            render_str=lambda t: e.templar.render_str(t, variables),
-            loader_dirs=e.runner.loader_dirs,
-            pinned=e.runner.pinned,
+            render_str=lambda t: self.templar.render_str(t, variables),
+            loader_dirs=self.runner.loader_dirs,
+            pinned=self.runner.pinned,
         )
         return where, args, ctx, priv
 
@@ -253,19 +284,18 @@ class Rollback:
     ) -> Outcome:
         """Run an undo's (or a check's) actions where the step ran (its delegate_to host), its
         commands tagged as one in-flight attempt (runbook.execute.leftovers)."""
-        e = self.e
-        token = e.runner.inflight.start(where.name, what)
+        token = self.runner.inflight.start(where.name, what)
         try:
             drive = Drive(
                 transport=where.transport(),
-                redact=e.redactor.redact,
-                on_note=lambda line: e.runner.emit("step.output", hr, None, data={"line": line}),
-                env=e.runner.inflight.env(e.run_id, token),
+                redact=self.redactor.redact,
+                on_note=lambda line: self.runner.emit("step.output", hr, None, data={"line": line}),
+                env=self.runner.inflight.env(self.run.run_id, token),
                 privilege=priv,
             )
             return drive.run(gen)
         finally:
-            e.runner.inflight.end(token)
+            self.runner.inflight.end(token)
 
     def _undo_snapshots(
         self, hr: HostRun, entry: Entry, step: Step | None, kind: kinds.StepKind
@@ -297,7 +327,7 @@ class Rollback:
             raw = step.args  # a literal secret was masked in the state: the runbook still has it
         where = step.location if step is not None else None
         if entry.ran_args is None:  # a state file from before ran_args: render everything again
-            return kind.normalize(self.e.templar.render(kind.normalize(raw), variables, where))
+            return kind.normalize(self.templar.render(kind.normalize(raw), variables, where))
         args = self._fill(entry.ran_args, kind.normalize(raw), variables, where)
         return coerce(args, kind.schema)
 
@@ -313,7 +343,7 @@ class Rollback:
             return {k: self._fill(v, raw[k], variables, where) if k in raw else v for k, v in ran.items()}
         if isinstance(ran, list) and isinstance(raw, list) and len(ran) == len(raw):
             return [self._fill(a, b, variables, where) for a, b in zip(ran, raw, strict=True)]
-        return self.e.templar.render(raw, variables, where)
+        return self.templar.render(raw, variables, where)
 
     def _loop_vars(self, hr: HostRun, entry: Entry, step: Step | None) -> dict[str, Any] | None:
         """The loop item the entry was made for; a masked one comes from rendering the loop again."""
@@ -325,7 +355,7 @@ class Rollback:
             raise RunbookError(
                 f"'{entry.name}': its loop item held a secret and the step is gone from the runbook"
             )
-        items = self.e.runner.loop_items(step, hr.vars(step.vars)) or []
+        items = self.runner.loop_items(step, hr.vars(step.vars)) or []
         if entry.loop_index >= len(items):
             raise RunbookError(
                 f"'{entry.name}': its loop item held a secret, and the loop now has {len(items)} item(s)"
@@ -337,42 +367,40 @@ class Rollback:
         """Ctrl-C: roll back what changed if the operator agrees (or --yes), else say how to later.
         Ctrl-C twice (``aborted``, or again while asking or rolling back): nothing more is done on
         any host; the state is kept for `runbook rollback`. Returns the run's message."""
-        e = self.e
-        e.stop_active()
+        self.run.stop_active()
         changed = [
             h
-            for h, hr in e.hosts.items()
+            for h, hr in self.run.hosts.items()
             if any(x.status != "rolled_back" for x in hr.state.entries if x.phase == "steps")
         ]
-        later = f"run `runbook rollback {e.rb.name} --run {e.state.run_id}`"
+        later = f"run `runbook rollback {self.rb.name} --run {self.run.state.run_id}`"
         msg = "interrupted"
         if aborted:
             msg = "aborted (Ctrl-C twice)" + (f"; NOT rolled back: {', '.join(changed)} ({later})" if changed else "")
-        elif changed and not e.opt.dry_run:
+        elif changed and not self.opt.dry_run:
             try:
                 msg = self._interrupted(changed, later)
             except Aborted:
-                e.stop_active()
+                self.run.stop_active()
                 msg = f"aborted (Ctrl-C twice) during rollback: state kept; {later}"
-        e.persist()
+        self.run.persist()
         return msg
 
     def _interrupted(self, changed: list[str], later: str) -> str:
-        e = self.e
         question = f"Interrupted. Roll back what changed on {', '.join(changed)}?"
-        do_it = e.opt.yes or (e.opt.confirm is not None and e.opt.confirm(question))
+        do_it = self.opt.yes or (self.opt.confirm is not None and self.opt.confirm(question))
         if not do_it:
             return f"interrupted; NOT rolled back: {', '.join(changed)} ({later})"
-        e.cancel.clear()
+        self.run.cancel.clear()
         try:  # every host at once: one that cannot be reached does not hold the others up
-            e._parallel(changed, lambda hr: self.host(hr, "interrupted by the operator"))
+            self.run.parallel(changed, lambda hr: self.host(hr, "interrupted by the operator"))
         except (KeyboardInterrupt, Cancelled):
             return f"interrupted again during rollback: state kept; {later}"
-        failed = [h for h in changed if e.hosts[h].rollback_status == "failed"]
+        failed = [h for h in changed if self.run.hosts[h].rollback_status == "failed"]
         done = [h for h in changed if h not in failed]
         msg = "interrupted" + (f"; rolled back {', '.join(done)}" if done else "")
         if failed:
-            why = "; ".join(f"{h}: {e.hosts[h].failure}" for h in failed)
+            why = "; ".join(f"{h}: {self.run.hosts[h].failure}" for h in failed)
             msg += f"; ROLLBACK FAILED on {', '.join(failed)}: a human must act ({why}; {later})"
         return msg
 

@@ -21,7 +21,8 @@ from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.once import Once
 from runbook.kinds import base as kinds
 from runbook.model.runbook import Step
-from runbook.plan.validate import Anything
+from runbook.model.values import to_number
+from runbook.render.anything import Anything
 from runbook.render.secrets import Redactor
 from runbook.render.templar import LazyVars, Templar, is_template
 
@@ -31,7 +32,7 @@ PURE_KINDS = frozenset({"set_fact", "debug", "assert", "fail", "approve"})
 
 
 @dataclass
-class StepRunner(Attempts):
+class StepRunner:
     """Shared by every host of a run; holds no per-host state itself."""
 
     bus: EventBus
@@ -53,6 +54,15 @@ class StepRunner(Attempts):
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _once: dict[tuple[Any, ...], Once] = field(default_factory=dict)
+    attempts: Attempts = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.attempts = Attempts(
+            templar=self.templar, redactor=self.redactor, emit=self.emit, project_dir=self.project_dir,
+            loader_dirs=self.loader_dirs, cancel=self.cancel, run_id=self.run_id, dry_run=self.dry_run,
+            persist=self.persist, delegate=self.delegate, pinned=self.pinned, inflight=self.inflight,
+            fault=self.fault, active=self.active, lock=self._lock,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------------ events
     def emit(self, kind: str, hr: HostRun | None, step: Step | None = None, **kw: Any) -> None:
@@ -169,16 +179,14 @@ class StepRunner(Attempts):
         pause = step.loop_pause
         if isinstance(pause, str):  # a template: rendered once, before the first item
             try:
-                pause = float(self._num(pause, hr.vars(step.vars), step))
-            except RunbookError as exc:
+                rendered = self.templar.render(pause, hr.vars(step.vars), step.location)
+                pause = float(to_number(rendered))
+            except (RunbookError, ValueError) as exc:
+                problem = exc.message if isinstance(exc, RunbookError) else str(exc)
                 rec = StepRecord(
-                    phase,
-                    step.index,
-                    step.label,
-                    step.module,
-                    "failed",
-                    msg=self.redactor.redact(f"loop_control.pause: {exc.message}"),
-                )
+                    phase, step.index, step.label, step.module, "failed",
+                    msg=self.redactor.redact(f"loop_control.pause {problem}"),
+                )  # fmt: skip
                 rec.error = "render"
                 return rec
         for i, value in enumerate(items):
@@ -250,8 +258,8 @@ class StepRunner(Attempts):
             if loop_vars is not None and not self._when(step, variables):
                 rec.outcome, rec.msg = "skipped", CONDITION_FALSE
                 return rec
-            item.args = self.render_args(kind, step, variables, read_only)
-            self.timing(step, item)
+            item.args = self.attempts.render_args(kind, step, variables, read_only)
+            self.attempts.timing(step, item)
         except RunbookError as exc:
             rec.outcome, rec.msg, rec.error = "failed", str(exc), "render"
             return rec
@@ -268,7 +276,7 @@ class StepRunner(Attempts):
             if step.register:
                 hr.facts[step.register] = Anything()  # known only at run time
             return rec
-        return self.run_attempts(hr, step, kind, item, rec)
+        return self.attempts.run_attempts(hr, step, kind, item, rec)
 
     # ------------------------------------------------------------------------------ fallback
     def _falls_back(self, rec: StepRecord) -> bool:

@@ -41,16 +41,6 @@ def split_dsn(dsn: str) -> tuple[str, str | None]:
     return " ".join(_KV_PW.sub("", dsn).split()), val
 
 
-def mask_dsn(dsn: str) -> str:
-    """The DSN as it may be shown: the password replaced by ***."""
-    m = _URI.match(dsn)
-    if m:
-        if m.group("pw") is not None:
-            dsn = f"{m.group('scheme')}{m.group('user')}:***@{m.group('rest')}"
-        return _QUERY_PW.sub(r"\1***", dsn)
-    return _KV_PW.sub(lambda k: k.group("key") + "***", dsn)
-
-
 def dump_script(pg_dump: str, fmt: str, plain_dsn: str, dest: str) -> str:
     """Shell: pg_dump (password-less DSN) to dest.partial, then to dest (mode 0600); prints its sha256
     and size. A failed dump leaves nothing behind. Values are quoted once, into shell variables; the

@@ -7,7 +7,7 @@ check says what was found and what was required; check.env_file never shows a va
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any
 
 from runbook.actions import Action, ReadFile, Run, Stat
@@ -341,6 +341,24 @@ class CheckEnvFile(StepKind):
         return Outcome.success(f"{path}: {len(env.values)} keys, mode {fmt_mode(st.mode)}", data=data)
 
 
+DEFAULT_PORT_HOST = "127.0.0.1"  # a port step's host when none is given (the host's own loopback)
+
+
+def port_host(args: Mapping[str, Any]) -> str:
+    """The address a port step (check.port, wait: {port: ...}) asks about."""
+    return str(args.get("host") or DEFAULT_PORT_HOST)
+
+
+def listeners_at(host: str, port: int, who: str) -> Generator[Action, Any, tuple[list[str], str]]:
+    """The listeners that accept host:port, and where they were read; StepFailed (named after
+    ``who``, the step) when ``host`` is not an IP address or localhost, or no listener list can be read."""
+    listeners, source = yield from probe_listeners()
+    try:
+        return matching(listeners, host, port), source
+    except ValueError:
+        raise StepFailed(f"{who} host {host!r} must be an IP address or localhost") from None
+
+
 def probe_listeners() -> Generator[Action, Any, tuple[list[tuple[str, int]], str]]:
     """Listening TCP sockets on the host: /proc/net/tcp{,6}, else ``ss -ltnH``. Read-only."""
     v4 = yield ReadFile("/proc/net/tcp")
@@ -386,15 +404,12 @@ class CheckPort(StepKind):
     }
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
-        port, host = int(args["port"]), str(args.get("host") or "127.0.0.1")
+        port, host = int(args["port"]), port_host(args)
         state = args.get("state") or "listening"
         try:
-            listeners, source = yield from probe_listeners()
-            hits = matching(listeners, host, port)
+            hits, source = yield from listeners_at(host, port, "check.port")
         except StepFailed as exc:
             return Outcome.failure(str(exc))
-        except ValueError:
-            return Outcome.failure(f"check.port host {host!r} must be an IP address or localhost")
         data = {"port": port, "host": host, "listening": bool(hits), "listeners": hits, "source": source}
         if state == "free":
             if hits:

@@ -12,11 +12,11 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from runbook.actions import Action, Http, Sleep, Stat
-from runbook.facts.net import matching
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
-from runbook.kinds.checks import PORT_SCHEMA, probe_listeners
+from runbook.kinds.checks import PORT_SCHEMA, listeners_at, port_host
 from runbook.kinds.filestate import StepFailed
 from runbook.kinds.http import STATUS_SCHEMA, connection_problem, public_url, status_ok
+from runbook.model.values import FALSE_WORDS, TRUE_WORDS
 
 Probe = Callable[[], Generator[Action, Any, tuple[bool, str]]]
 _STATES = {"port": ("started", "stopped"), "path": ("present", "absent"), "url": ()}
@@ -96,15 +96,11 @@ class Wait(StepKind):
 
     def _probe(self, target: str, state: str | None, args: dict[str, Any]) -> tuple[str, Probe]:
         if target == "port":
-            host, port = str(args.get("host") or "127.0.0.1"), int(args["port"])
+            host, port = port_host(args), int(args["port"])
             want = state == "started"
 
             def port_probe() -> Generator[Action, Any, tuple[bool, str]]:
-                listeners, _ = yield from probe_listeners()
-                try:
-                    hits = matching(listeners, host, port)
-                except ValueError:
-                    raise StepFailed(f"wait: host {host!r} must be an IP address or localhost")
+                hits, _ = yield from listeners_at(host, port, "wait:")
                 return bool(hits) == want, ("listening: " + ", ".join(hits)) if hits else "not listening"
 
             return f"{host}:{port} is {'listening' if want else 'closed'}", port_probe
@@ -135,8 +131,8 @@ def _has_validate() -> bool:
     return "validate_certs" in {f.name for f in dataclasses.fields(Http)}
 
 
-_TRUE = {"true", "yes", "on", "y", "1"}
-_FALSE = {"false", "no", "off", "n", "0", "", "none", "null"}
+_TRUE = TRUE_WORDS
+_FALSE = FALSE_WORDS | {"", "none", "null"}
 
 
 def truth(value: Any) -> bool:

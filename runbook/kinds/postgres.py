@@ -36,7 +36,6 @@ from runbook.facts.postgres import (
     dropped_summary,
     dump_script,
     expect_problem,
-    mask_dsn,
     parse_migrations,
     parse_toc,
     restore_script,
@@ -45,6 +44,7 @@ from runbook.facts.postgres import (
     wipe_sql,
 )
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.render.secrets import mask_credentials
 
 _DSN = {"type": "string", "minLength": 1, "description": "libpq DSN or URI, as seen from the host"}
 _BIN = {"type": "string", "description": "directory of pg_dump/pg_restore/psql on the host"}
@@ -90,7 +90,7 @@ class PostgresQuery(StepKind):
         if args.get("timeout"):
             params["connect_timeout"] = int(args["timeout"])
         res = yield Client("postgres", "query", params)
-        shown = f"{mask_dsn(dsn)}: {' '.join(str(args['sql']).split())[:200]}"
+        shown = f"{mask_credentials(dsn)}: {' '.join(str(args['sql']).split())[:200]}"
         if not res.get("ok"):
             return Outcome.failure(f"{shown}: {res.get('error')}", command=shown)
         rows = res.get("rows") or []
@@ -141,14 +141,14 @@ class PostgresBackup(StepKind):
         res = yield Run(cmd, timeout=float(args.get("timeout", 3600)))
         if res.dry_run:
             return Outcome.success(
-                f"would dump {mask_dsn(dsn)} to {dest}",
+                f"would dump {mask_credentials(dsn)} to {dest}",
                 changed=True,
                 command=cmd.display(),
                 data={"path": dest, "sha256": "", "size": 0, "format": args.get("format", "custom")},
             )
         if not res.ok:
             return Outcome.failure(
-                f"pg_dump of {mask_dsn(dsn)} failed: {tail(res.stderr)}",
+                f"pg_dump of {mask_credentials(dsn)} failed: {tail(res.stderr)}",
                 rc=res.rc,
                 stderr=res.stderr,
                 command=cmd.display(),
@@ -157,7 +157,7 @@ class PostgresBackup(StepKind):
         checksum, size = lines[0], int(lines[-1])
         data = {"path": dest, "sha256": checksum, "size": size, "format": args.get("format", "custom")}
         return Outcome.success(
-            f"{mask_dsn(dsn)} -> {dest} ({size} bytes, sha256 {checksum[:16]})",
+            f"{mask_credentials(dsn)} -> {dest} ({size} bytes, sha256 {checksum[:16]})",
             changed=True,
             data=data,
             command=cmd.display(),
@@ -204,7 +204,7 @@ def restore_from(
     if res.dry_run:
         what = "; first dropping everything the dump does not contain" if wipe else ""
         return Outcome.success(
-            f"would restore {src} into {mask_dsn(dsn)}{what}", changed=True, command=cmd.display()
+            f"would restore {src} into {mask_credentials(dsn)}{what}", changed=True, command=cmd.display()
         )
     if not res.ok:
         hint = (
@@ -214,14 +214,14 @@ def restore_from(
             else ""
         )
         return Outcome.failure(
-            f"restore of {src} into {mask_dsn(dsn)} failed (nothing changed): {tail(res.stderr)}{hint}",
+            f"restore of {src} into {mask_credentials(dsn)} failed (nothing changed): {tail(res.stderr)}{hint}",
             rc=res.rc,
             stderr=res.stderr,
             command=cmd.display(),
         )
     cleared, since = created_since(res.stderr, toc)
     return Outcome.success(
-        f"restored {src} (sha256 {actual[:16]}) into {mask_dsn(dsn)}{dropped_summary(since)}",
+        f"restored {src} (sha256 {actual[:16]}) into {mask_credentials(dsn)}{dropped_summary(since)}",
         changed=True,
         data={"src": src, "sha256": actual, "dropped": since, "cleared": cleared},
         command=cmd.display(),
@@ -321,7 +321,7 @@ class PostgresMigrate(StepKind):
             "postgres", "migrations_applied", {"dsn": common["dsn"], "table": common["table"]}
         )
         if not state.get("ok"):
-            return Outcome.failure(f"{mask_dsn(common['dsn'])}: {state.get('error')}")
+            return Outcome.failure(f"{mask_credentials(common['dsn'])}: {state.get('error')}")
         applied: dict[str, str] = state.get("versions") or {}
         for m in migrations:
             if m["version"] in applied and applied[m["version"]] != m["checksum"]:
@@ -375,7 +375,7 @@ class PostgresMigrate(StepKind):
             "postgres", "migrations_applied", {"dsn": common["dsn"], "table": snapshot["table"]}
         )
         if not state.get("ok"):
-            return Outcome.failure(f"{mask_dsn(common['dsn'])}: {state.get('error')}")
+            return Outcome.failure(f"{mask_credentials(common['dsn'])}: {state.get('error')}")
         want = sorted(snapshot.get("applied_before") or [], key=int)
         found = sorted(state.get("versions") or {}, key=int)
         if found != want:
@@ -390,13 +390,13 @@ class PostgresMigrate(StepKind):
                 if part
             )
             return Outcome.failure(
-                f"{mask_dsn(common['dsn'])} {snapshot['table']}: expected applied "
+                f"{mask_credentials(common['dsn'])} {snapshot['table']}: expected applied "
                 f"[{', '.join(want)}], found [{', '.join(found)}] ({detail})"
             )
         return Outcome.success(f"{snapshot['table']}: applied [{', '.join(want)}], as before")
 
     def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
-        return f"migrations:{mask_dsn(str(args['dsn']))}:{snapshot.get('table')}"
+        return f"migrations:{mask_credentials(str(args['dsn']))}:{snapshot.get('table')}"
 
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         common = self._common(args)
@@ -404,7 +404,7 @@ class PostgresMigrate(StepKind):
             "postgres", "migrations_applied", {"dsn": common["dsn"], "table": snapshot["table"]}
         )
         if not state.get("ok"):
-            return Outcome.failure(f"{mask_dsn(common['dsn'])}: {state.get('error')}")
+            return Outcome.failure(f"{mask_credentials(common['dsn'])}: {state.get('error')}")
         before = set(snapshot.get("applied_before") or [])
         mine = [
             v for v in snapshot.get("pending") or [] if v in (state.get("versions") or {}) and v not in before

@@ -3,19 +3,14 @@ settings are what the 4 GB plan expects (seed 002: Redis capped at 300 MB). Read
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from runbook.actions import Client
 from runbook.facts.compose import parse_memory
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.render.secrets import mask_credentials
 
 MIB = 1024 * 1024
-
-
-def mask_url(url: str) -> str:
-    """redis://user:secret@host:6379/0 -> redis://user:***@host:6379/0"""
-    return re.sub(r"^([a-z]+://)([^:@/]*):([^@/]*)@", r"\1\2:***@", url, flags=re.I)
 
 
 @register
@@ -50,7 +45,7 @@ class RedisPing(StepKind):
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
         url = str(args["url"])
-        shown = mask_url(url)
+        shown = mask_credentials(url)
         params = {"url": url, "timeout": float(args.get("timeout", 5)), "info": True}
         res = yield Client("redis", "ping", params)
         if not res.get("ok"):

@@ -15,9 +15,44 @@ import fnmatch
 import os
 import re
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+# --- implicit localhost: the one home of the rule ---------------------------------------------
+# ansible.constants.LOCALHOST: the names that mean "this machine". A host pattern term naming one of
+# them selects Ansible's implicit localhost when the inventory has no such host (`select_hosts`), and
+# a host so named is reached without SSH unless the inventory gives it an address (`connection_for`).
 
 LOCALHOST_NAMES = ("127.0.0.1", "localhost", "::1")
+IMPLICIT_LOCALHOST_VARS: Mapping[str, Any] = {"ansible_connection": "local"}
+
+
+def is_localhost(name: str) -> bool:
+    """Does a host name (or a single host pattern term) mean this machine?"""
+    return isinstance(name, str) and name.strip() in LOCALHOST_NAMES
+
+
+def implicit_host_vars(name: str, host_vars: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A host's variables, or those of Ansible's implicit localhost for a localhost name the
+    inventory does not hold (it runs on this machine)."""
+    if not host_vars and is_localhost(name):
+        return dict(IMPLICIT_LOCALHOST_VARS)
+    return host_vars or {}
+
+
+def connection_for(name: str, host_vars: Mapping[str, Any]) -> str:
+    """The connection of a host whose variables name none: local for a localhost name without an
+    ``ansible_host`` address, else ssh."""
+    return "local" if is_localhost(name) and "ansible_host" not in host_vars else "ssh"
+
+
+def names_localhost(pattern: str) -> bool:
+    """Does a host pattern hold a term (not a ``!``/``&`` one) that names localhost?"""
+    try:
+        terms = split_host_pattern(pattern)
+    except (PatternError, ValueError):
+        return False
+    return any(is_localhost(t) for t in terms)
 
 
 class RangeError(ValueError):
@@ -234,9 +269,9 @@ def read_limit_files(pattern: str) -> list[str]:
 
 def select_hosts(
     pattern: str | list[str],
-    host_names,
-    group_names,
-    group_hosts,
+    host_names: Sequence[str],
+    group_names: Sequence[str],
+    group_hosts: Callable[[str], list[str]],
     *,
     presplit: bool = False,
     localhost: str | None = None,
@@ -260,7 +295,7 @@ def select_hosts(
             results.extend(group_hosts(g))
         if not groups or expr[0] == "~" or any(c in expr for c in ".?*["):
             results.extend(_match_list(host_names, expr))
-        if not results and expr in LOCALHOST_NAMES:
+        if not results and is_localhost(expr):
             implicit[:] = implicit or [expr]
             results = list(implicit)
         return results

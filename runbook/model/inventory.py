@@ -16,8 +16,9 @@ from typing import Any
 
 from runbook.errors import InventoryError, Location
 from runbook.model.hostpattern import (
-    LOCALHOST_NAMES,
+    IMPLICIT_LOCALHOST_VARS,
     PatternError,
+    is_localhost,
     parse_host_list,
     read_limit_files,
     select_hosts,
@@ -177,8 +178,8 @@ class Inventory(InventoryData):
         if host in self.hosts:
             groups = self._sorted_groups(g for g in self._host_groups(host) if g != "all")
             inline = self.hosts[host].vars
-        elif host in LOCALHOST_NAMES:  # Ansible's implicit localhost
-            groups, inline = [], {"ansible_connection": "local"}
+        elif is_localhost(host):  # Ansible's implicit localhost
+            groups, inline = [], dict(IMPLICIT_LOCALHOST_VARS)
             import sys
 
             inline["ansible_python_interpreter"] = sys.executable

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.errors import InventoryError
-from runbook.model.hostpattern import LOCALHOST_NAMES
+from runbook.model.hostpattern import is_localhost
 
 _INVALID_GROUP_CHARS = re.compile(r"^[\d\W]|[^\w]")
 
@@ -71,7 +71,7 @@ class InventoryData:
             self.hosts[name] = Host(name)
             if port:
                 self.hosts[name].vars["ansible_port"] = int(port)
-            if name in LOCALHOST_NAMES:
+            if is_localhost(name):
                 if self._localhost is None:
                     self._localhost = name
                 else:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,6 +41,22 @@ STEP_KEYWORDS = {
     "vars": "variables for this step only",
     "changes": "false marks a shell/command step as a read-only probe",
 }
+
+# The keywords that hold a count or a duration, and the number rule each follows (`number_problem`):
+# checked when the runbook is read, when a template is rendered for validation, and at run time.
+NUMBER_KEYWORDS: Mapping[str, Mapping[str, bool]] = {
+    "retries": {"integer": True},
+    "delay": {},
+    "backoff": {},
+    "timeout": {"positive": True},
+}
+# The keywords that hold conditions (Jinja2 expressions without braces, one or a list).
+CONDITION_KEYWORDS = ("when", "until", "failed_when", "changed_when")
+# The keywords whose value may be a template (their syntax is checked before any host is).
+TEMPLATED_KEYWORDS = (
+    "name", "loop", *NUMBER_KEYWORDS, "become", "become_user", "become_method", "become_flags", "no_log",
+    "ignore_errors", "run_once", "changes", "delegate_to", "loop_control",
+)  # fmt: skip
 
 _TYPE_NAMES: dict[type, str] = {
     int: "an integer",
@@ -364,13 +379,9 @@ class StepParser:
                 kloc("register"),
                 hint="use letters, digits and _ (not starting with a digit, not a keyword like 'for')",
             )
-        for key in ("retries", "delay", "backoff", "timeout"):
-            types = (int, str) if key == "retries" else (int, float, str)
-            if (
-                key in raw
-                and self.typed(raw[key], types, key, kloc(key))
-                and self._number(key, raw[key], kloc, integer=key == "retries", positive=key == "timeout")
-            ):
+        for key, rule in NUMBER_KEYWORDS.items():
+            types = (int, str) if rule.get("integer") else (int, float, str)
+            if key in raw and self.typed(raw[key], types, key, kloc(key)) and self._number(key, raw[key], kloc, **rule):
                 kw[key] = raw[key]
         for key in ("no_log", "ignore_errors", "run_once", "become", "changes"):
             if key in raw and self.typed(raw[key], (bool, str), key, kloc(key)):
@@ -428,15 +439,11 @@ class StepParser:
             if lc.get("index_var") is not None:
                 kw["loop_index_var"] = str(lc["index_var"])
             pause = lc.get("pause", 0)
-            if is_template(pause):  # rendered once per loop, at run time (a number of seconds)
-                kw["loop_pause"] = pause
-            elif isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0 <= pause < math.inf:
-                self.err(
-                    "loop_control.pause must be a number of seconds (or a {{ template }} giving one)",
-                    kloc("loop_control"),
-                )
+            problem = number_problem(pause)  # a template is checked once rendered, at run time
+            if problem:
+                self.err(f"loop_control.pause {problem} (seconds)", kloc("loop_control"))
             else:
-                kw["loop_pause"] = float(pause)
+                kw["loop_pause"] = pause if is_template(pause) else float(pause)
         if (
             "vars" in raw
             and raw["vars"] is not None

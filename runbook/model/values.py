@@ -23,12 +23,28 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+# `is_variable_name` as a JSON Schema pattern, for editors (ASCII; keywords are refused when read)
+VARIABLE_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$"
+
+
 def is_variable_name(name: Any) -> bool:
     """A name Jinja2 can read as a variable: an identifier, not a Python keyword (for, if, None)."""
     return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
 
 
-BOOL_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0", "y", "n", "t", "f"}
+# The words of a yes/no value, as Ansible's ``boolean()`` reads them (BOOLEANS_TRUE/BOOLEANS_FALSE):
+# the one home of the rule for keywords, module arguments, filters, conditions and host variables.
+TRUE_WORDS = frozenset({"true", "yes", "on", "y", "t", "1"})
+FALSE_WORDS = frozenset({"false", "no", "off", "n", "f", "0"})
+BOOL_WORDS = TRUE_WORDS | FALSE_WORDS
+
+
+def truthy(value: Any) -> bool:
+    """A host variable's yes/no (``ansible_become: yes``): text is true only when it is a true word,
+    anything else by Python's truth (Ansible's ``boolean(strict=False)``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in TRUE_WORDS
+    return bool(value)
 
 
 # Python refuses to convert integers of more digits than this between text and int (a guard against
@@ -126,6 +142,20 @@ def number_problem(
     if integer and isinstance(value, float) and not value.is_integer():
         return f"must be a whole number, got {value!r}"
     return None
+
+
+def to_number(
+    value: Any, *, integer: bool = False, positive: bool = False, maximum: int = LARGEST
+) -> int | float:
+    """``value`` (a number or its text) as an int when whole, else a float: the one number rule of
+    `number_problem`, for values known only once rendered. ValueError(problem) when it breaks it."""
+    problem = number_problem(value, integer=integer, positive=positive, maximum=maximum)
+    if problem is None and is_template(value):
+        problem = f"must be {'a whole number' if integer else 'a number'}, got {str(value)[:100]!r}"
+    if problem:
+        raise ValueError(problem)
+    number = float(value.strip()) if isinstance(value, str) else value
+    return int(number) if float(number).is_integer() else float(number)
 
 
 def suggest(word: str, choices: Collection[str]) -> str:

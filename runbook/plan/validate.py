@@ -4,7 +4,6 @@ read-only preflight, and undefined variables (StrictUndefined) for every targete
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,79 +11,17 @@ from typing import Any
 
 from runbook.errors import Location, RenderError, RunbookError, ValidationError
 from runbook.kinds import base as kinds
-from runbook.model import become
+from runbook.kinds.arguments import coerce
+from runbook.model import become, connection
 from runbook.model.loader import read_text
-from runbook.model.runbook import Runbook, errors_of, load_runbook
+from runbook.model.runbook import Runbook, errors_of
+from runbook.model.step import CONDITION_KEYWORDS, NUMBER_KEYWORDS, TEMPLATED_KEYWORDS
 from runbook.model.values import number_problem, port_problem
 from runbook.render import templar as tpl
+from runbook.render.anything import Anything
 from runbook.render.templar import LazyVars, Templar
 
 READ_ONLY_OK = {"shell", "command"}  # treated as probes in preflight
-
-
-def module_names() -> kinds.KnownModules:
-    """The known module names (families are imported on demand)."""
-    return kinds.KnownModules()
-
-
-def load(path: str | Path) -> Runbook:
-    return load_runbook(path, module_names())
-
-
-class Anything:
-    """Stands in for values only known at run time (registered results, loop items)."""
-
-    # what Jinja2's sandbox asks before calling a value (class attributes: never an Anything)
-    unsafe_callable = False
-    alters_data = False
-
-    def __getattr__(self, name: str) -> Anything:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self
-
-    def __getitem__(self, key: Any) -> Anything:
-        return self
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-    def __bool__(self) -> bool:
-        return True
-
-    def __str__(self) -> str:
-        return "<runtime>"
-
-    def __call__(self, *a: Any, **kw: Any) -> Anything:
-        return self
-
-    def __contains__(self, item: Any) -> bool:
-        return False
-
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __lt__(self, other: object) -> bool:
-        return False
-
-    __gt__ = __le__ = __ge__ = __lt__
-
-    def __int__(self) -> int:
-        return 0
-
-    def __float__(self) -> float:
-        return 0.0
-
-    def __add__(self, other: Any) -> Any:
-        return other if isinstance(other, str) else self
-
-    __radd__ = __add__
 
 
 @dataclass
@@ -184,7 +121,7 @@ def check_static(rb: Runbook) -> list[Problem]:
                 problems.append(
                     Problem(RenderError(f"{keyword}: {exc.message}", location=exc.location, hint=exc.hint))
                 )
-        for keyword in ("when", "until", "failed_when", "changed_when"):
+        for keyword in CONDITION_KEYWORDS:
             for cond in getattr(step, keyword) or ():
                 if not isinstance(cond, str):
                     continue
@@ -207,18 +144,12 @@ def check_static(rb: Runbook) -> list[Problem]:
     return problems
 
 
-_TEMPLATED_KEYWORDS = (
-    "name", "loop", "retries", "delay", "backoff", "timeout", "become", "become_user", "become_method",
-    "become_flags", "no_log",
-    "ignore_errors", "run_once", "changes", "delegate_to", "loop_label",
-)  # fmt: skip
-
-
 def _keyword_templates(step: Any) -> Iterator[tuple[str, str]]:
     """The step keywords written as templates (their syntax is checked before any host is)."""
-    for keyword in _TEMPLATED_KEYWORDS:
-        for text, _ in _strings(getattr(step, keyword, None), None):
-            yield keyword.replace("loop_label", "loop_control"), text
+    for keyword in TEMPLATED_KEYWORDS:
+        attribute = "loop_label" if keyword == "loop_control" else keyword  # Step keeps only the label
+        for text, _ in _strings(getattr(step, attribute, None), None):
+            yield keyword, text
     for text, _ in _strings(dict(step.vars), None):
         yield "vars", text
 
@@ -279,55 +210,6 @@ def _literal_types(step: Any, schema: Mapping[str, Any], args: Mapping[str, Any]
     return out
 
 
-def _types(schema: Mapping[str, Any]) -> set[str]:
-    t = schema.get("type")
-    return {t} if isinstance(t, str) else set(t or ())
-
-
-def coerce(value: Any, schema: Any) -> Any:
-    """Convert rendered text to the type the module's schema asks for, as Ansible's argument spec
-    does: ``port: "{{ port }}"`` with ``-e port=8080`` (a string) becomes the integer 8080."""
-    if not isinstance(schema, Mapping):
-        return value
-    if isinstance(value, dict):
-        props = schema.get("properties") or {}
-        return {k: coerce(v, props.get(k)) for k, v in value.items()} if props else value
-    if isinstance(value, list):
-        items = schema.get("items")
-        return [coerce(v, items) for v in value] if isinstance(items, Mapping) else value
-    types = _types(schema)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        # `content: "{{ port }}"` renders to a number; a string-only argument gets its text
-        return str(value) if "string" in types and not types & {"integer", "number"} else value
-    if not isinstance(value, str) or not types or "string" in types:
-        return value
-    text = value.strip()
-    if types & {"integer", "number"} and re.fullmatch(r"[-+]?\d+", text):
-        return int(text)
-    if "number" in types:
-        try:
-            return float(text)
-        except ValueError:
-            pass
-    if "boolean" in types and text.lower() in _BOOLS:
-        return _BOOLS[text.lower()]
-    if "null" in types and text.lower() in ("", "none", "null"):
-        return None
-    return value
-
-
-_BOOLS = {
-    "true": True,
-    "yes": True,
-    "on": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "off": False,
-    "0": False,
-}
-
-
 def runtime_names(rb: Runbook) -> set[str]:
     names = {s.register for s in rb.all_steps() if s.register}
     names |= {s.loop_var for s in rb.all_steps() if s.loop is not None}
@@ -345,7 +227,7 @@ def check_host(
     problems: list[Problem] = []
     runtime = dict.fromkeys(runtime_names(rb), Anything())
     scope = variables.child((runtime, True))
-    for var in ("ansible_port", "ansible_ssh_port"):
+    for var in connection.VARIABLES["port"]:
         try:
             port = scope.get(var)
         except RenderError as exc:
@@ -444,14 +326,14 @@ def _check_become(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None
 
 def _check_numbers(step: Any, templar: Templar, scope: Mapping[str, Any]) -> None:
     """retries, delay, backoff and timeout written as templates must render to usable numbers."""
-    for key in ("retries", "delay", "backoff", "timeout"):
+    for key, rule in NUMBER_KEYWORDS.items():
         value = getattr(step, key)
         if not tpl.is_template(value):
             continue
         rendered = templar.render(value, scope, step.loc(key))
         if isinstance(rendered, Anything):
             continue
-        problem = number_problem(rendered, integer=key == "retries", positive=key == "timeout")
+        problem = number_problem(rendered, **rule)
         if problem:
             raise RenderError(f"{key} {problem}", location=step.loc(key))
 

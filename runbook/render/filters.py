@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from runbook.model.values import json_int
+from runbook.model.values import FALSE_WORDS, TRUE_WORDS, json_int
 
-_TRUE = {"yes", "on", "1", "true", "y", "t"}
-_FALSE = {"no", "off", "0", "false", "n", "f", ""}
+_TRUE = TRUE_WORDS
+_FALSE = FALSE_WORDS | {""}
 
 
 class FilterError(ValueError):

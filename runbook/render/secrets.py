@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from runbook.model.inventory_view import InventoryView
+
 MASK = "***"
 MIN_SECRET = 3  # shorter strings are not registered: masking "ab" everywhere would hide everything
 
@@ -310,7 +312,7 @@ def register_origins(
     redactor: Redactor,
     *,
     runbook: Any = None,
-    inventory: Any = None,
+    inventory: InventoryView | None = None,
     extra_vars: Mapping[str, Any] | None = None,
     declared: Iterable[str] = (),
 ) -> Redactor:
@@ -325,6 +327,6 @@ def register_origins(
         redactor.add(collect_secrets({**runbook.defaults, **runbook.vars}, names=names))
     if extra_vars:
         redactor.add(collect_secrets(dict(extra_vars), names=names))
-    for data in getattr(inventory, "vault_data", ()):
+    for data in inventory.vault_data if inventory is not None else ():
         redactor.add_value(data)
     return redactor

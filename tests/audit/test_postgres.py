@@ -7,10 +7,11 @@ import pytest
 
 from runbook.audit.chain import record_hash
 from runbook.audit.keys import Signer
-from runbook.audit.sinks.postgres import PostgresSink, safe_dsn
+from runbook.audit.sinks.postgres import PostgresSink
 from runbook.audit.writer import AuditWriter
 from runbook.errors import AuditError
 from runbook.execute.events import Event
+from runbook.render.secrets import mask_credentials
 from tests.fixtures.postgres import PgServer
 
 from .helpers import records, run_events, write_run
@@ -65,8 +66,8 @@ def test_connection_errors_are_clear_and_hide_the_password(postgres_server: PgSe
         PostgresSink(bad, connect_timeout=5)
     text = str(exc.value)
     assert "cannot connect to the audit database" in text and "wrong-pw-123" not in text
-    assert postgres_server.password not in safe_dsn(postgres_server.dsn)
-    assert "password=***" in safe_dsn("host=x password=abc user=y")
+    assert postgres_server.password not in mask_credentials(postgres_server.dsn)
+    assert "password=***" in mask_credentials("host=x password=abc user=y")
 
 
 def test_database_lost_mid_run_is_recorded_not_fatal(

@@ -111,7 +111,10 @@ def test_a_templated_pause_that_is_no_number_fails_the_step_clearly(project: Pat
     res = CliRunner().invoke(cli, ["exec", "rb", "-i", "inv", "--output", "json"])
     assert res.exit_code == 1, res.output
     step = json.loads(res.stdout)["hosts"]["localhost"]["steps"][0]
-    assert step["outcome"] == "failed" and "loop_control.pause: expected a number, got 'soon'" in step["msg"]
+    assert (
+        step["outcome"] == "failed"
+        and "loop_control.pause must be a number (or a {{ template }}), got 'soon'" in step["msg"]
+    )
     bad = CliRunner().invoke(cli, ["validate", "rb", "-i", "inv"])
     assert bad.exit_code == 0, bad.output  # a template is checked once rendered
 

@@ -14,9 +14,9 @@ from runbook.facts.compose import (
     parse_memory,
     problems_of,
 )
-from runbook.facts.postgres import created_since, mask_dsn, parse_toc, split_dsn, toc_schemas, wipe_sql
+from runbook.facts.postgres import created_since, parse_toc, split_dsn, toc_schemas, wipe_sql
 from runbook.kinds.postgres import read_migrations
-from runbook.kinds.redis import mask_url
+from runbook.render.secrets import mask_credentials
 
 
 @pytest.mark.parametrize(
@@ -85,9 +85,9 @@ def test_dsn_passwords_never_shown() -> None:
     )
     assert split_dsn("host=h password='a b' dbname=x") == ("host=h dbname=x", "a b")
     assert split_dsn("host=h dbname=x") == ("host=h dbname=x", None)
-    assert mask_dsn("postgresql://app:pw@db/app") == "postgresql://app:***@db/app"
-    assert "pw" not in mask_dsn("host=h password=pw user=u")
-    assert mask_url("redis://:s3cret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
+    assert mask_credentials("postgresql://app:pw@db/app") == "postgresql://app:***@db/app"
+    assert "pw" not in mask_credentials("host=h password=pw user=u")
+    assert mask_credentials("redis://:s3cret@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
 
 
 def test_toc_and_what_a_restore_dropped() -> None:

@@ -169,8 +169,8 @@ def test_an_alias_bomb_is_refused_within_a_small_memory_budget(tmp_path: Path) -
     ("step", "message"),
     [
         ('shell: echo {{ item }}\n    loop: "{{ 5 }}"', "loop must be a list, got int"),
-        ('shell: echo hi\n    timeout: "{{ -0.5 }}"', "expected a finite number >= 0"),
-        ('shell: echo hi\n    retries: "{{ -2 }}"', "expected a finite number >= 0"),
+        ('shell: echo hi\n    timeout: "{{ -0.5 }}"', "timeout must be greater than 0"),
+        ('shell: echo hi\n    retries: "{{ -2 }}"', "retries must be at least 0"),
         ('shell: "echo ' + "x" * 3_000_000 + '"', "cannot start the command"),
     ],
     ids=[

@@ -11,8 +11,8 @@ import pytest
 
 from runbook.actions import Http
 from runbook.actions.commands import Command
+from runbook.kinds.schema import json_schema
 from runbook.model.inventory import load_inventory
-from runbook.plan.schema import json_schema
 from tests.core.conftest import Project
 from tests.security.canary import VAULT_PASSWORD, echo_server, encrypt, inline_vault
 

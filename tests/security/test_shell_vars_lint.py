@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from runbook.kinds.base import KnownModules
 from runbook.kinds.shellvars import unquoted_shell_vars
-from runbook.plan import validate as v
+from runbook.model.runbook import load_runbook
 
 
 def _warnings(tmp_path: Path, steps: str) -> list[str]:
     path = tmp_path / "rb.yml"
     path.write_text("name: t\nhosts: localhost\nsteps:\n" + textwrap.indent(textwrap.dedent(steps), "  "))
-    return [str(w) for w in unquoted_shell_vars(v.load(path))]
+    return [str(w) for w in unquoted_shell_vars(load_runbook(path, KnownModules()))]
 
 
 @pytest.mark.parametrize(

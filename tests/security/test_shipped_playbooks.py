@@ -13,7 +13,9 @@ import pytest
 from jinja2 import nodes
 
 from runbook.kinds import base as kinds
+from runbook.kinds.base import KnownModules
 from runbook.kinds.shellvars import expressions, unquoted_shell_vars
+from runbook.model.runbook import load_runbook
 from runbook.plan import validate as v
 from runbook.render.templar import ENV
 from tests.security.cases import CANARY, PAYLOADS, TEMPLATE_PAYLOADS, with_canary
@@ -50,7 +52,7 @@ MAGIC = {
 
 def shell_variables(path: Path) -> set[str]:
     """The variables a runbook's shell text uses that may hold text (not those only used as | int)."""
-    rb = v.load(path)
+    rb = load_runbook(path, KnownModules())
     names: set[str] = set()
     for step in rb.all_steps():
         kind = kinds.get(step.module)
@@ -72,7 +74,7 @@ def shell_variables(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", PLAYBOOKS, ids=lambda p: p.stem)
 def test_shipped_playbook_has_no_unquoted_variable_in_shell_text(path: Path) -> None:
-    assert unquoted_shell_vars(v.load(path)) == []
+    assert unquoted_shell_vars(load_runbook(path, KnownModules())) == []
 
 
 @pytest.mark.slow

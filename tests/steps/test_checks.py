@@ -201,3 +201,23 @@ def test_port_on_ipv6_loopback(rb: Runner) -> None:
         assert not rb.run("check.port", {"port": port, "host": "127.0.0.1"}).outcome.ok
     finally:
         sock.close()
+
+
+def test_wait_and_check_port_share_one_port_host_rule(rb: Runner) -> None:
+    """One home (kinds/checks.py: port_host, listeners_at): the same default address and the same
+    refusal of a host name, whichever step asks."""
+    from runbook.kinds.checks import DEFAULT_PORT_HOST
+
+    sock = socket.socket()
+    sock.bind((DEFAULT_PORT_HOST, 0))
+    sock.listen(1)
+    port = sock.getsockname()[1]
+    try:
+        assert rb.run("check.port", {"port": port}).outcome.ok
+        assert rb.run("wait", {"port": port, "timeout": 2}).outcome.ok
+    finally:
+        sock.close()
+    check = rb.run("check.port", {"port": port, "host": "db.internal"}).outcome
+    wait = rb.run("wait", {"port": port, "host": "db.internal", "timeout": 1}).outcome
+    assert check.msg == "check.port host 'db.internal' must be an IP address or localhost"
+    assert not wait.ok and "wait: host 'db.internal' must be an IP address or localhost" in wait.msg

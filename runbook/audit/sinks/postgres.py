@@ -14,19 +14,11 @@ table's owner can still drop them -- grant the writing role INSERT and SELECT on
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from runbook.audit.records import mask_url_passwords
 from runbook.errors import AuditError, require_extra
-
-_KV_PASSWORD = re.compile(r"(?i)(password\s*=\s*)('[^']*'|\S+)")
-
-
-def safe_dsn(dsn: str) -> str:
-    """The DSN with any password masked (for messages)."""
-    return _KV_PASSWORD.sub(r"\1***", mask_url_passwords(dsn))
+from runbook.render.secrets import mask_credentials
 
 
 class PostgresSink:
@@ -46,7 +38,7 @@ class PostgresSink:
         self._func = sql.Identifier(*(parts[:1] if len(parts) == 2 else []), "runbook_audit_append_only")
         self._batch = max(1, batch)
         self._pending: list[tuple[Any, ...]] = []
-        self._dsn_label = safe_dsn(dsn)
+        self._dsn_label = mask_credentials(dsn)
         try:
             self._conn = psycopg.connect(
                 dsn, connect_timeout=connect_timeout, application_name="runbook-audit", autocommit=True
@@ -157,7 +149,7 @@ class AuditTable:
         if not 1 <= len(parts) <= 2 or not all(parts):
             raise AuditError(f"bad audit table name {table!r}", hint="use NAME or SCHEMA.NAME")
         self.table = sql.Identifier(*parts)
-        self.label = f"{safe_dsn(dsn)} table {table}"
+        self.label = f"{mask_credentials(dsn)} table {table}"
         try:
             self._conn = psycopg.connect(
                 dsn,
@@ -176,13 +168,13 @@ class AuditTable:
             found = self._conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()
         except psycopg.Error as exc:
             raise AuditError(
-                f"cannot read the audit database {safe_dsn(dsn)}: {_first_line(exc)}",
+                f"cannot read the audit database {mask_credentials(dsn)}: {_first_line(exc)}",
                 hint="check --audit-dsn / the database is reachable",
             )
         if not found or found[0] is None:
             self._conn.close()
             raise AuditError(
-                f"the audit database {safe_dsn(dsn)} has no table {table}",
+                f"the audit database {mask_credentials(dsn)} has no table {table}",
                 hint="pass the table runs were written to (--audit-table), or run without --audit-dsn",
             )
 
@@ -230,7 +222,7 @@ class AuditTable:
 
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
-    return safe_dsn(text.splitlines()[0] if text else type(exc).__name__)
+    return mask_credentials(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def _row_problem(seq: int, h: str, prev: str, event: str, run_id: str, text: str, rehash: Any) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from runbook.execute.transports.base import Transport
+from runbook.render.secrets import MASK
 
 CONNECT_TIMEOUT = 10
 
@@ -100,7 +101,7 @@ def _error(exc: Exception, sql: str | None = None, params: dict[str, Any] | None
             out["error"] = f"cannot connect to {_where(_info(str(params['dsn'])))}: {out['error']}"
     secret = _info(str(params["dsn"])).get("password") if params else None
     if secret:
-        out["error"] = out["error"].replace(secret, "***")
+        out["error"] = out["error"].replace(secret, MASK)
     return out
 
 

@@ -13,10 +13,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from runbook.execute.transports.base import Transport
+from runbook.render.secrets import MASK
 
 
 def _redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
+    return text.replace(secret, MASK) if secret else text
 
 
 def ping(params: dict[str, Any], transport: Transport, stack: contextlib.ExitStack, cancel: threading.Event):

@@ -16,9 +16,12 @@ from typing import Any
 from runbook.actions import CommandResult, FileStat
 from runbook.actions.commands import Command
 from runbook.errors import ValidationError
+from runbook.model import become as become_vars
+from runbook.model import connection
 from runbook.model.become import Become
 from runbook.model.connection import connection_is_native, native_connection
-from runbook.model.values import port_problem
+from runbook.model.hostpattern import connection_for
+from runbook.model.values import port_problem, truthy
 
 
 @dataclass(frozen=True)
@@ -46,17 +49,16 @@ class HostSpec:
 
     @classmethod
     def from_vars(cls, name: str, hv: Mapping[str, Any]) -> HostSpec:
-        def pick(*keys: str, default: Any = None) -> Any:
-            for k in keys:
-                if hv.get(k) not in (None, ""):
-                    return hv[k]
-            return default
+        def pick(what: str, default: Any = None) -> Any:
+            return connection.pick(hv, what, default)
 
-        raw = str(pick("ansible_connection", default=""))
-        conn = (native_connection(raw) or raw.strip()) if raw else (
-            "local" if name in ("localhost", "127.0.0.1") and "ansible_host" not in hv else "ssh"
-        )
-        port = pick("ansible_port", "ansible_ssh_port")
+        def become_var(what: str, default: Any = None) -> Any:
+            value = become_vars.pick(hv, what)
+            return default if value is None else value
+
+        raw = str(pick("connection", default=""))
+        conn = (native_connection(raw) or raw.strip()) if raw else connection_for(name, hv)
+        port = pick("port")
         problem = port_problem(port) if port is not None else None
         if problem:
             raise ValidationError(
@@ -65,16 +67,16 @@ class HostSpec:
             )
         return cls(
             name=name,
-            address=str(pick("ansible_host", "ansible_ssh_host", default=name)),
+            address=str(pick("host", default=name)),
             port=int(port) if port is not None else None,
-            user=pick("ansible_user", "ansible_ssh_user", "ansible_remote_user"),
+            user=pick("user"),
             connection=conn,
-            private_key_file=pick("ansible_ssh_private_key_file", "ansible_private_key_file"),
-            password=pick("ansible_password", "ansible_ssh_pass", "ansible_ssh_password"),
-            become=_truthy(pick("ansible_become", "ansible_sudo", default=False)),
-            become_user=str(pick("ansible_become_user", "ansible_sudo_user", default="root")),
-            become_password=pick("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"),
-            python=pick("ansible_python_interpreter"),
+            private_key_file=pick("private_key_file"),
+            password=pick("password"),
+            become=truthy(become_var("become", default=False)),
+            become_user=str(become_var("user", default="root")),
+            become_password=become_var("password"),
+            python=pick("python"),
             vars=hv,
         )
 
@@ -90,12 +92,6 @@ def output_limit(spec: HostSpec, option: object = None) -> int:
         return parse_size(value) if value not in (None, "") else default_limit()
     except ValueError as exc:
         raise TransportError(f"host {spec.name}: bad output limit: {exc}") from None
-
-
-def _truthy(v: Any) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() in ("1", "true", "yes", "on", "y")
-    return bool(v)
 
 
 class Transport(ABC):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbook.errors import HostKeyError
+from runbook.model.values import truthy
 
 _WRITE_LOCK = threading.Lock()
 
@@ -225,7 +226,4 @@ def trust_command(hostname: str, port: int, key_type: str, known_hosts: str, jum
 
 
 def trust_new_from_vars(hostvars: Any) -> bool:
-    v = (hostvars or {}).get("runbook_trust_new_hosts")
-    if isinstance(v, str):
-        return v.strip().lower() in ("1", "true", "yes", "on", "y")
-    return bool(v)
+    return truthy((hostvars or {}).get("runbook_trust_new_hosts"))

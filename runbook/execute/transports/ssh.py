@@ -19,8 +19,8 @@ from typing import Any
 from runbook.actions import CommandResult, FileStat
 from runbook.actions.commands import Command
 from runbook.errors import TransportError
-from runbook.execute.transports import become, handoff, ssh_files
-from runbook.execute.transports.base import HostSpec, Transport, _truthy
+from runbook.execute.transports import become, handoff
+from runbook.execute.transports.base import HostSpec, Transport
 from runbook.execute.transports.become import host_privilege
 from runbook.execute.transports.capture import elided
 from runbook.execute.transports.hostkeys import trust_new_from_vars
@@ -38,7 +38,10 @@ from runbook.execute.transports.pshell import (
 from runbook.execute.transports.ssh_config import Endpoint, resolve
 from runbook.execute.transports.ssh_connect import Connection, ConnectOptions, connect
 from runbook.execute.transports.ssh_exec import become_body, close_quietly, exec_run, plain_body
+from runbook.execute.transports.ssh_files import SSHFiles
 from runbook.model.become import Become
+from runbook.model.values import truthy
+from runbook.render.secrets import MASK
 
 HARD_GRACE = 2 * KILL_GRACE + 5.0  # after a command's timeout: TERM, KILL, then give up on the peer
 
@@ -67,7 +70,7 @@ class SSHTransport(Transport):
         self.persistent = (
             persistent_shell
             if persistent_shell is not None
-            else _truthy(hv.get("runbook_ssh_persistent_shell", True))
+            else truthy(hv.get("runbook_ssh_persistent_shell", True))
         )
         self.options = ConnectOptions(
             known_hosts=known_hosts,
@@ -88,6 +91,10 @@ class SSHTransport(Transport):
         self._cancel = threading.Event()
         self._down: str | None = None  # the connection was lost, or could not be made
         self.names: dict[tuple[str, object], str | None] = {}  # (kind, id or name) -> name/id cache
+        self.files = SSHFiles(
+            self.name, sftp=self.sftp, guard=self.guard, run_raw=lambda c: self.run_raw(c, timeout=None),
+            become_user_for=self.become_user_for, remote_uid=lambda: self.facts.uid, names=self.names,
+        )  # fmt: skip
         self._passwords: set[str] = set()  # become passwords commands brought (masked in messages)
 
     # ----------------------------------------------------------------------------- connection
@@ -158,7 +165,7 @@ class SSHTransport(Transport):
     def _redact(self, text: str) -> str:
         for secret in (self.spec.become_password, self.spec.password, *self._passwords):
             if secret:
-                text = text.replace(secret, "***")
+                text = text.replace(secret, MASK)
         return text
 
     @staticmethod
@@ -434,13 +441,13 @@ class SSHTransport(Transport):
             fh.write(data)
 
     def read_file(self, path: str, *, become: bool = False) -> bytes | None:
-        return ssh_files.read_file(self, path, become=become)
+        return self.files.read_file(path, become=become)
 
     def stat(self, path: str, *, become: bool = False) -> FileStat:
-        return ssh_files.stat(self, path, become=become)
+        return self.files.stat(path, become=become)
 
     def write_file(self, path, content, *, mode=None, owner=None, group=None, become=False) -> None:
-        ssh_files.write_file(self, path, content, mode=mode, owner=owner, group=group, become=become)
+        self.files.write_file(path, content, mode=mode, owner=owner, group=group, become=become)
 
     # ----------------------------------------------------------------------------- tunnels
     @contextlib.contextmanager

@@ -8,132 +8,206 @@ import posixpath
 import secrets
 import shlex
 import stat as statmod
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 from runbook.actions import FileStat
 from runbook.actions.commands import Command
 from runbook.errors import RunbookError
 from runbook.model.become import Become
 
-if TYPE_CHECKING:
-    from runbook.execute.transports.ssh import SSHTransport
-
 q = shlex.quote
 MISSING, ISDIR = 44, 45  # exit codes of read_script/stat_script
 _MISSING, _ISDIR = MISSING, ISDIR
 
 
-def _become(t: SSHTransport, become: bool | Become) -> bool:
-    return t.become_user_for(become) is not None
+class SSHFiles:
+    """An SSH host's file operations (read, stat, atomic write): over SFTP as the login user, through
+    sh scripts (``read_script`` ...) when ``become`` asks for another user. Composed into the
+    transport, given exactly what it needs of it: the host's name, an SFTP client, the guard that
+    turns a lost connection into the transport's error, a way to run a command, who ``become``
+    means, the login user's uid, and the (kind, id or name) cache of user and group names."""
 
+    def __init__(
+        self,
+        host: str,
+        *,
+        sftp: Callable[[], Any],
+        guard: Callable[[str], AbstractContextManager[None]],
+        run_raw: Callable[[Command], Any],
+        become_user_for: Callable[[bool | Become], str | None],
+        remote_uid: Callable[[], int],
+        names: dict[tuple[str, object], str | None] | None = None,
+    ):
+        self.host, self.sftp, self.guard, self.run_raw = host, sftp, guard, run_raw
+        self.become_user_for, self.remote_uid = become_user_for, remote_uid
+        self.names: dict[tuple[str, object], str | None] = {} if names is None else names
 
-def _cmd(t: SSHTransport, script: str, *, become: bool | Become, stdin: bytes | None = None):
-    command = Command.shell(script, become=bool(become), stdin=stdin)
-    raw = t.run_raw(command.as_user(become) if isinstance(become, Become) else command, timeout=None)
-    return raw
+    def _become(self, become: bool | Become) -> bool:
+        return self.become_user_for(become) is not None
 
+    def _cmd(self, script: str, *, become: bool | Become, stdin: bytes | None = None):
+        command = Command.shell(script, become=bool(become), stdin=stdin)
+        raw = self.run_raw(command.as_user(become) if isinstance(become, Become) else command)
+        return raw
 
-def _oserror(t: SSHTransport, code: int, what: str, path: str, detail: str = "") -> OSError:
-    msg = f"host {t.name}: cannot {what} {path}" + (f": {detail.strip()}" if detail.strip() else "")
-    return OSError(code, msg)
+    def _oserror(self, code: int, what: str, path: str, detail: str = "") -> OSError:
+        msg = f"host {self.host}: cannot {what} {path}" + (f": {detail.strip()}" if detail.strip() else "")
+        return OSError(code, msg)
 
-
-# ------------------------------------------------------------------------------------------ read
-def read_file(t: SSHTransport, path: str, *, become: bool | Become = False) -> bytes | None:
-    if _become(t, become):
-        raw = _cmd(t, read_script(path), become=become)
-        if raw.rc in (_MISSING, _ISDIR):
-            return None
-        if raw.rc != 0:
-            raise _oserror(t, errno.EACCES, "read", path, raw.stderr.decode("utf-8", "replace"))
-        return raw.stdout
-    with t.guard(f"while reading {path}"):
-        return _sftp_read(t, path)
-
-
-def _sftp_read(t: SSHTransport, path: str) -> bytes | None:
-    sftp = t.sftp()
-    try:
-        with sftp.open(path, "rb") as fh:
-            fh.prefetch()
-            return fh.read()
-    except OSError as exc:
-        try:
-            st = sftp.stat(path)
-        except OSError:
-            if exc.errno == errno.ENOENT or getattr(exc, "errno", None) is None:
+    # ------------------------------------------------------------------------------------------ read
+    def read_file(self, path: str, *, become: bool | Become = False) -> bytes | None:
+        if self._become(become):
+            raw = self._cmd(read_script(path), become=become)
+            if raw.rc in (_MISSING, _ISDIR):
                 return None
-            raise _oserror(t, exc.errno or errno.EIO, "read", path, str(exc)) from None
-        if statmod.S_ISDIR(st.st_mode or 0):
-            return None
-        raise _oserror(t, exc.errno or errno.EACCES, "read", path, str(exc) or "permission denied") from None
+            if raw.rc != 0:
+                raise self._oserror(errno.EACCES, "read", path, raw.stderr.decode("utf-8", "replace"))
+            return raw.stdout
+        with self.guard(f"while reading {path}"):
+            return self._sftp_read(path)
 
-
-# ------------------------------------------------------------------------------------------ stat
-def _names(t: SSHTransport, uid: int, gid: int) -> tuple[str | None, str | None]:
-    key_u, key_g = ("passwd", uid), ("group", gid)
-    if key_u not in t.names or key_g not in t.names:
-        raw = _cmd(
-            t,
-            f"getent passwd {uid} | cut -d: -f1; echo /; getent group {gid} | cut -d: -f1",
-            become=False,
-        )
-        text = raw.stdout.decode("utf-8", "replace")
-        user, _, grp = text.partition("/")
-        t.names[key_u] = user.strip() or None
-        t.names[key_g] = grp.strip() or None
-    return t.names[key_u], t.names[key_g]
-
-
-def stat(t: SSHTransport, path: str, *, become: bool | Become = False) -> FileStat:
-    if _become(t, become):
-        raw = _cmd(t, stat_script(path), become=become)
-        st = parse_stat(path, raw.rc, raw.stdout)
-        if st is None:
-            raise _oserror(t, errno.EACCES, "stat", path, raw.stderr.decode("utf-8", "replace"))
-        return st
-    with t.guard(f"while checking {path}"):
+    def _sftp_read(self, path: str) -> bytes | None:
+        sftp = self.sftp()
         try:
-            st = t.sftp().lstat(path)
+            with sftp.open(path, "rb") as fh:
+                fh.prefetch()
+                return fh.read()
         except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                return FileStat(path=path, exists=False)
-            raise _oserror(t, exc.errno or errno.EACCES, "stat", path, str(exc)) from None
-    uid, gid = int(st.st_uid or 0), int(st.st_gid or 0)
-    owner, group = _names(t, uid, gid)
-    mode = st.st_mode or 0
-    return FileStat(
-        path=path,
-        exists=True,
-        is_dir=statmod.S_ISDIR(mode),
-        is_link=statmod.S_ISLNK(mode),
-        mode=statmod.S_IMODE(mode),
-        uid=uid,
-        gid=gid,
-        size=int(st.st_size or 0),
-        owner=owner,
-        group=group,
-    )
+            try:
+                st = sftp.stat(path)
+            except OSError:
+                if exc.errno == errno.ENOENT or getattr(exc, "errno", None) is None:
+                    return None
+                raise self._oserror(exc.errno or errno.EIO, "read", path, str(exc)) from None
+            if statmod.S_ISDIR(st.st_mode or 0):
+                return None
+            raise self._oserror(
+                exc.errno or errno.EACCES, "read", path, str(exc) or "permission denied"
+            ) from None
 
+    # ------------------------------------------------------------------------------------------ stat
+    def _names(self, uid: int, gid: int) -> tuple[str | None, str | None]:
+        key_u, key_g = ("passwd", uid), ("group", gid)
+        if key_u not in self.names or key_g not in self.names:
+            raw = self._cmd(
+                f"getent passwd {uid} | cut -d: -f1; echo /; getent group {gid} | cut -d: -f1",
+                become=False,
+            )
+            text = raw.stdout.decode("utf-8", "replace")
+            user, _, grp = text.partition("/")
+            self.names[key_u] = user.strip() or None
+            self.names[key_g] = grp.strip() or None
+        return self.names[key_u], self.names[key_g]
 
-# ------------------------------------------------------------------------------------------ write
-def _resolve_id(t: SSHTransport, kind: str, name: str) -> int:
-    if name.isdigit():
-        return int(name)
-    key = (kind + "-by-name", name)
-    cached = t.names.get(key)
-    if cached is not None:
-        return int(cached)
-    raw = _cmd(t, f"getent -- {kind} {q(name)} | cut -d: -f3", become=False)
-    text = raw.stdout.decode("utf-8", "replace").strip()
-    if raw.rc != 0 or not text.isdigit():
-        what = "user" if kind == "passwd" else "group"
-        raise RunbookError(  # bad input, not a connection problem
-            f"host {t.name}: no {what} named {name!r} on the host",
-            hint=f"create the {what} first, or fix owner/group in the step",
+    def stat(self, path: str, *, become: bool | Become = False) -> FileStat:
+        if self._become(become):
+            raw = self._cmd(stat_script(path), become=become)
+            st = parse_stat(path, raw.rc, raw.stdout)
+            if st is None:
+                raise self._oserror(errno.EACCES, "stat", path, raw.stderr.decode("utf-8", "replace"))
+            return st
+        with self.guard(f"while checking {path}"):
+            try:
+                st = self.sftp().lstat(path)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    return FileStat(path=path, exists=False)
+                raise self._oserror(exc.errno or errno.EACCES, "stat", path, str(exc)) from None
+        uid, gid = int(st.st_uid or 0), int(st.st_gid or 0)
+        owner, group = self._names(uid, gid)
+        return existing(path, st.st_mode or 0, uid, gid, int(st.st_size or 0), owner, group)
+
+    # ------------------------------------------------------------------------------------------ write
+    def _resolve_id(self, kind: str, name: str) -> int:
+        if name.isdigit():
+            return int(name)
+        key = (kind + "-by-name", name)
+        cached = self.names.get(key)
+        if cached is not None:
+            return int(cached)
+        raw = self._cmd(f"getent -- {kind} {q(name)} | cut -d: -f3", become=False)
+        text = raw.stdout.decode("utf-8", "replace").strip()
+        if raw.rc != 0 or not text.isdigit():
+            what = "user" if kind == "passwd" else "group"
+            raise RunbookError(  # bad input, not a connection problem
+                f"host {self.host}: no {what} named {name!r} on the host",
+                hint=f"create the {what} first, or fix owner/group in the step",
+            )
+        self.names[key] = text
+        return int(text)
+
+    def write_file(
+        self,
+        path: str,
+        content: bytes,
+        *,
+        mode: int | None = None,
+        owner: str | None = None,
+        group: str | None = None,
+        become: bool | Become = False,
+    ) -> None:
+        if self._become(become):
+            self._write_as(path, content, mode=mode, owner=owner, group=group, become=become)
+            return
+        with self.guard(f"while writing {path}"):
+            self._sftp_write(path, content, mode=mode, owner=owner, group=group)
+
+    def _sftp_write(
+        self, path: str, content: bytes, *, mode: int | None, owner: str | None, group: str | None
+    ) -> None:
+        sftp = self.sftp()
+        directory = posixpath.dirname(path) or "."
+        try:
+            _makedirs(sftp, directory)
+        except OSError as exc:
+            raise self._oserror(exc.errno or errno.EACCES, "create directory for", path, str(exc)) from None
+        try:
+            old = sftp.lstat(path)
+        except OSError:
+            old = None
+        final_mode = (
+            mode if mode is not None else (statmod.S_IMODE(old.st_mode) if old and old.st_mode else None)
         )
-    t.names[key] = text
-    return int(text)
+        uid = gid = None
+        if owner or group:
+            uid = self._resolve_id("passwd", owner) if owner else (old.st_uid if old else None)
+            gid = self._resolve_id("group", group) if group else (old.st_gid if old else None)
+        elif old is not None and self.remote_uid() == 0:
+            uid, gid = old.st_uid, old.st_gid  # root replacing someone's file keeps its owner
+        tmp = posixpath.join(directory, f".runbook-{secrets.token_hex(6)}.tmp")
+        try:
+            with sftp.open(tmp, "wb") as fh:
+                if final_mode is not None:
+                    fh.chmod(final_mode)  # before any content is written
+                fh.set_pipelined(True)
+                fh.write(content)
+            if uid is not None or gid is not None:
+                st = sftp.lstat(tmp)
+                sftp.chown(tmp, uid if uid is not None else st.st_uid, gid if gid is not None else st.st_gid)
+            sftp.posix_rename(tmp, path)
+        except OSError as exc:
+            try:
+                sftp.remove(tmp)
+            except OSError:
+                pass
+            raise self._oserror(exc.errno or errno.EIO, "write", path, str(exc)) from None
+
+    def _write_as(
+        self,
+        path: str,
+        content: bytes,
+        *,
+        mode: int | None,
+        owner: str | None,
+        group: str | None,
+        become: bool | Become,
+    ) -> None:
+        script = write_script(path, mode=mode, owner=owner, group=group)
+        raw = self._cmd(script, become=become, stdin=content)
+        if raw.rc != 0:
+            raise self._oserror(errno.EACCES, "write", path, raw.stderr.decode("utf-8", "replace"))
 
 
 def _makedirs(sftp, directory: str) -> None:
@@ -151,78 +225,6 @@ def _makedirs(sftp, directory: str) -> None:
             sftp.mkdir(d)
         except OSError:
             sftp.stat(d)  # raced with someone else: fine if it exists now
-
-
-def write_file(
-    t: SSHTransport,
-    path: str,
-    content: bytes,
-    *,
-    mode: int | None = None,
-    owner: str | None = None,
-    group: str | None = None,
-    become: bool | Become = False,
-) -> None:
-    if _become(t, become):
-        _write_as(t, path, content, mode=mode, owner=owner, group=group, become=become)
-        return
-    with t.guard(f"while writing {path}"):
-        _sftp_write(t, path, content, mode=mode, owner=owner, group=group)
-
-
-def _sftp_write(
-    t: SSHTransport, path: str, content: bytes, *, mode: int | None, owner: str | None, group: str | None
-) -> None:
-    sftp = t.sftp()
-    directory = posixpath.dirname(path) or "."
-    try:
-        _makedirs(sftp, directory)
-    except OSError as exc:
-        raise _oserror(t, exc.errno or errno.EACCES, "create directory for", path, str(exc)) from None
-    try:
-        old = sftp.lstat(path)
-    except OSError:
-        old = None
-    final_mode = mode if mode is not None else (statmod.S_IMODE(old.st_mode) if old and old.st_mode else None)
-    uid = gid = None
-    if owner or group:
-        uid = _resolve_id(t, "passwd", owner) if owner else (old.st_uid if old else None)
-        gid = _resolve_id(t, "group", group) if group else (old.st_gid if old else None)
-    elif old is not None and t.facts.uid == 0:
-        uid, gid = old.st_uid, old.st_gid  # root replacing someone's file keeps its owner
-    tmp = posixpath.join(directory, f".runbook-{secrets.token_hex(6)}.tmp")
-    try:
-        with sftp.open(tmp, "wb") as fh:
-            if final_mode is not None:
-                fh.chmod(final_mode)  # before any content is written
-            fh.set_pipelined(True)
-            fh.write(content)
-        if uid is not None or gid is not None:
-            st = sftp.lstat(tmp)
-            sftp.chown(tmp, uid if uid is not None else st.st_uid, gid if gid is not None else st.st_gid)
-        sftp.posix_rename(tmp, path)
-    except OSError as exc:
-        try:
-            sftp.remove(tmp)
-        except OSError:
-            pass
-        raise _oserror(t, exc.errno or errno.EIO, "write", path, str(exc)) from None
-
-
-def _write_as(
-    t: SSHTransport,
-    path: str,
-    content: bytes,
-    *,
-    mode: int | None,
-    owner: str | None,
-    group: str | None,
-    become: bool | Become,
-) -> None:
-    script = write_script(path, mode=mode, owner=owner, group=group)
-    raw = _cmd(t, script, become=become, stdin=content)
-    if raw.rc != 0:
-        raise _oserror(t, errno.EACCES, "write", path, raw.stderr.decode("utf-8", "replace"))
 
 
 # ------------------------------------------------------------------- as another user: sh scripts
@@ -245,18 +247,25 @@ def parse_stat(path: str, rc: int, out: bytes) -> FileStat | None:
     parts = out.decode("utf-8", "replace").split()
     if rc != 0 or len(parts) != 6:
         return None
-    mode = int(parts[0], 16)
+    owner, group = (None if name == "UNKNOWN" else name for name in parts[4:6])
+    return existing(path, int(parts[0], 16), int(parts[1]), int(parts[2]), int(parts[3]), owner, group)
+
+
+def existing(
+    path: str, st_mode: int, uid: int, gid: int, size: int, owner: str | None, group: str | None
+) -> FileStat:
+    """The FileStat of a path that exists, from its lstat fields (sftp's or ``stat -c``'s)."""
     return FileStat(
         path=path,
         exists=True,
-        is_dir=statmod.S_ISDIR(mode),
-        is_link=statmod.S_ISLNK(mode),
-        mode=statmod.S_IMODE(mode),
-        uid=int(parts[1]),
-        gid=int(parts[2]),
-        size=int(parts[3]),
-        owner=None if parts[4] == "UNKNOWN" else parts[4],
-        group=None if parts[5] == "UNKNOWN" else parts[5],
+        is_dir=statmod.S_ISDIR(st_mode),
+        is_link=statmod.S_ISLNK(st_mode),
+        mode=statmod.S_IMODE(st_mode),
+        uid=uid,
+        gid=gid,
+        size=size,
+        owner=owner,
+        group=group,
     )
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from runbook.kinds import base as kinds
 from runbook.model.runbook import RUNBOOK_KEYS, STEP_KEYWORDS
+from runbook.model.step import CONDITION_KEYWORDS
+from runbook.model.values import VARIABLE_NAME_PATTERN
 
 _COND = {
     "oneOf": [
@@ -43,8 +45,8 @@ def json_schema() -> dict[str, Any]:
     reg = kinds.registry()
     keywords: dict[str, Any] = {
         "name": {"type": "string"},
-        "when": _COND, "until": _COND, "changed_when": _COND, "failed_when": _COND,
-        "register": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+        **dict.fromkeys(CONDITION_KEYWORDS, _COND),
+        "register": {"type": "string", "pattern": VARIABLE_NAME_PATTERN},
         "loop": {"type": ["array", "string"]},
         "loop_control": {"type": "object", "properties": {"loop_var": {"type": "string"}, "label": {"type": "string"}}},
         "retries": _NUM, "delay": _NUM, "backoff": _NUM, "timeout": _NUM,
@@ -112,7 +114,7 @@ def json_schema() -> dict[str, Any]:
         "vars": {"type": "object"},
         "defaults": {"type": "object"},
         "vars_files": {"type": "array", "items": {"type": "string"}},
-        "secrets": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},
+        "secrets": {"type": "array", "items": {"type": "string", "pattern": VARIABLE_NAME_PATTERN}},
         "preflight": steps,
         "steps": steps,
         "rollback": {"oneOf": [{"enum": ["auto", "none"]}, steps]},
