@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 
 from runbook.execute.transports.base import HostSpec
+from runbook.kinds.base import KnownModules
 from runbook.model.connection import connection_is_native, native_connection
+from runbook.model.runbook import load_runbook
 from runbook.plan.connections import needs_native_transport
-from runbook.plan.validate import load
 from tests.core.conftest import Project
 
 
@@ -84,7 +85,7 @@ def test_step_trait(project: Project) -> None:
         "hosts: all\nsteps:\n  - shell: 'true'\n  - ansible.playbook: site.yml\n"
         "  - shell: 'true'\n    delegate_to: localhost\n",
     )
-    steps = load(path).all_steps()
+    steps = load_runbook(path, KnownModules()).all_steps()
     assert [needs_native_transport(s) for s in steps] == [True, False, False]
 
 
