@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from runbook.actions import Action
+from runbook.errors import Location
 from runbook.model.values import shown_number
 
 StepGen = Generator[Action, Any, "Outcome"]
@@ -104,6 +105,25 @@ class StepContext:
         return candidates[0]
 
 
+@dataclass(frozen=True)
+class HostCheck:
+    """What ``StepKind.check_for_host`` may use: where the step is written, the step context of the
+    host being checked (``find_file``, ``render_str`` with its variables) and how to render a
+    control-machine template file with them."""
+
+    module: str
+    location: Location
+    arg_locations: Mapping[str, Location]
+    ctx: StepContext
+    render_file: Callable[[Path], Any]  # render a template file's text (RenderError when it fails)
+    unknown: Callable[[Any], bool] = lambda value: False  # a value known only at run time
+
+
+    def where(self, arg: str) -> Location:
+        """The location of one argument (the step's when not known)."""
+        return self.arg_locations.get(arg, self.location)
+
+
 class StepKind:
     """Base class for modules. Subclasses set ``name``, ``schema`` and implement ``run``."""
 
@@ -122,6 +142,26 @@ class StepKind:
     # What the kind's `register:` value holds besides COMMON_REGISTERS: field -> what it is. This is
     # the one home of that text: `runbook schema` and `runbook doc` read it from here.
     registers: ClassVar[dict[str, str]] = {}
+    # The kind runs on the control machine and touches no host (set_fact, debug, assert, fail,
+    # approve): a dry-run runs it for real, as it would a read-only check.
+    pure: ClassVar[bool] = False
+    # The engine asks a human before it goes on (approve): the step's run() is not called, the
+    # engine's approval gate (runbook.execute.approval) decides the outcome.
+    asks_approval: ClassVar[bool] = False
+    # The kind runs the author's own shell text or argv (shell, command). Such a step's `changes:`
+    # keyword is its ``changes`` argument, and in preflight it is a read-only probe by default
+    # (``changes: false``), so preflight may run it.
+    raw_shell: ClassVar[bool] = False
+
+    def defines(self, args: Any) -> tuple[str, ...]:
+        """The variables a step of this kind sets for the steps after it (set_fact's keys), from its
+        arguments as written: ``runbook validate`` knows them before the run."""
+        return ()
+
+    def check_for_host(self, args: Mapping[str, Any], check: HostCheck) -> None:
+        """Static checks of the arguments rendered for one host, beyond the schema (a template's
+        source file exists and renders). Raise ValidationError or RenderError; return when fine."""
+        return None
 
     def normalize(self, args: Any) -> dict[str, Any]:
         """Turn the YAML value into the args mapping validated against ``schema``."""

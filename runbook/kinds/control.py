@@ -25,6 +25,8 @@ class Approve(StepKind):
         "approved. `approvers: N` needs N distinct people, `approvers: [alice, carol]` each of them."
     )
     free_form = "prompt"
+    pure = True
+    asks_approval = True
     schema = {
         "type": "object",
         "properties": {
@@ -74,6 +76,10 @@ class SetFact(StepKind):
     }
     description = "Set host variables for the following steps."
     schema = {"type": "object", "minProperties": 1}
+    pure = True
+
+    def defines(self, args: Any) -> tuple[str, ...]:
+        return tuple(str(k) for k in args) if isinstance(args, dict) else ()
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
         return Outcome.success("", data={"ansible_facts": dict(args)})
@@ -86,6 +92,7 @@ class Debug(StepKind):
     registers = {}
     description = "Print a message (or a variable's value)."
     free_form = "msg"
+    pure = True
     schema = {
         "type": "object",
         "properties": {"msg": {}, "var": {"type": "string"}},
