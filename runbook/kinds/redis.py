@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from runbook.actions import Client
+from runbook.actions import Client, Operation
 from runbook.facts.compose import parse_memory
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 
 MIB = 1024 * 1024
+PING = Operation("redis.ping", "runbook.execute.clients.redis:ping", library="redis")
 
 
 def mask_url(url: str) -> str:
@@ -52,7 +53,7 @@ class RedisPing(StepKind):
         url = str(args["url"])
         shown = mask_url(url)
         params = {"url": url, "timeout": float(args.get("timeout", 5)), "info": True}
-        res = yield Client("redis", "ping", params)
+        res = yield Client(PING, params)
         if not res.get("ok"):
             return Outcome.failure(f"{shown}: {res.get('error') or 'no PONG'}", command=f"PING {shown}")
         used, maxmem = int(res.get("used_memory") or 0), int(res.get("maxmemory") or 0)

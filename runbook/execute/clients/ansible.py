@@ -122,5 +122,3 @@ def playbook(
         "stdout": stdout[-65536:],
     }
 
-
-OPS = {"playbook": playbook}
