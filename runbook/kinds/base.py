@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from runbook.actions import Action
-from runbook.errors import Location
+from runbook.errors import Location, ValidationError
 from runbook.model.values import shown_number
 
 StepGen = Generator[Action, Any, "Outcome"]
@@ -216,11 +216,28 @@ _REGISTRY: dict[str, type[StepKind]] = {}
 
 
 def register(cls: type[StepKind]) -> type[StepKind]:
-    """Class decorator: make a step kind available under ``cls.name``."""
+    """Class decorator: make a step kind available under ``cls.name`` (optional for the classes of
+    a module named by a ``runbook.steps`` entry point: loading it registers them)."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
+    had = _REGISTRY.get(cls.name)
+    if had is not None and _where(had) != _where(cls):
+        raise ValidationError(
+            f"step kind '{cls.name}' is defined twice: by {_where(had)} and by {_where(cls)}",
+            hint="a `runbook.steps` entry point may not redefine a step kind another package provides",
+        )
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def register_once(cls: type[StepKind]) -> None:
+    """Register ``cls`` unless it is registered already (a family module using ``@register``)."""
+    if _REGISTRY.get(cls.name) is not cls:
+        register(cls)
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def registry() -> dict[str, type[StepKind]]:
