@@ -81,11 +81,12 @@ class FakeHost(Transport):
         commands: list[Reply] | tuple[Reply, ...] = (),
         clients: Mapping[str, ClientReply] | None = None,
         http: Mapping[str, HttpReply] | None = None,
+        modes: Mapping[str, int] | None = None,
         host_vars: Mapping[str, Any] | None = None,
     ):
         super().__init__(HostSpec.from_vars(name, {"ansible_connection": "local", **(host_vars or {})}))
         self.files: dict[str, bytes] = {p: _bytes(c) for p, c in (files or {}).items()}
-        self.modes: dict[str, int] = {}
+        self.modes: dict[str, int] = dict(modes or {})  # path -> permission bits (files: 0o644)
         self.dirs: set[str] = {d.rstrip("/") or "/" for d in dirs}
         self.replies: list[Reply] = list(commands)
         self.clients: dict[str, ClientReply] = dict(clients or {})
@@ -176,7 +177,8 @@ class FakeHost(Transport):
 
             body = json.dumps(body)
         return HttpResponse(
-            status=int(reply.get("status", 200)), headers=dict(reply.get("headers") or {}), body=_bytes(body),
+            status=int(reply.get("status", 200)), body=_bytes(body),
+            headers={str(k).lower(): str(v) for k, v in (reply.get("headers") or {}).items()},
             error=reply.get("error"),
         )  # fmt: skip
 
