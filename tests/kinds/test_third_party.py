@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,6 +111,19 @@ def test_doc_lists_the_kind_and_a_misspelt_one_is_suggested(site: Path, proj: Pa
     assert bad.returncode == 2
     assert "unknown module 'acme.mtod'" in bad.stdout + bad.stderr
     assert "acme.motd" in bad.stdout + bad.stderr  # did you mean ...
+
+
+def test_the_worked_example_in_the_docs_is_this_package() -> None:
+    doc = (REPO / "docs" / "step-kinds.md").read_text()
+    blocks = re.findall(r"```(?:toml|python)\n(.*?)```", doc, re.S)
+    for rel in ("pyproject.toml", "acme_runbook/steps.py", "tests/test_acme_steps.py"):
+        assert (PLUGIN / rel).read_text() in blocks, f"docs/step-kinds.md does not show {rel} as it is"
+
+
+def test_the_docs_snippets_run() -> None:
+    doc = (REPO / "docs" / "step-kinds.md").read_text()
+    snippet = doc.split("Scripted commands and service clients", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile("from runbook.testing import FakeHost, run\n" + snippet, "docs/step-kinds.md", "exec"), {})
 
 
 def test_without_the_package_the_kind_is_unknown(proj: Path) -> None:
