@@ -106,6 +106,29 @@ class StepContext:
 
 
 @dataclass(frozen=True)
+class Requirement:
+    """Who must approve a step of a kind that ``asks_approval``: ``count`` distinct people, or each
+    of ``names`` (then count == len(names))."""
+
+    count: int = 1
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, args: Mapping[str, Any]) -> Requirement:
+        """From the step's (schema-checked) ``approvers`` argument: N, or a list of names
+        (duplicates by case are one); absent: one person."""
+        value = args.get("approvers", 1)
+        if isinstance(value, list):
+            names: list[str] = []
+            for n in value:
+                name = str(n).strip()
+                if name.casefold() not in {x.casefold() for x in names}:
+                    names.append(name)
+            return cls(len(names), tuple(names))
+        return cls(int(value))
+
+
+@dataclass(frozen=True)
 class HostCheck:
     """What ``StepKind.check_for_host`` may use: where the step is written, the step context of the
     host being checked (``find_file``, ``render_str`` with its variables) and how to render a
@@ -146,7 +169,8 @@ class StepKind:
     # approve): a dry-run runs it for real, as it would a read-only check.
     pure: ClassVar[bool] = False
     # The engine asks a human before it goes on (approve): the step's run() is not called, the
-    # engine's approval gate (runbook.execute.approval) decides the outcome.
+    # engine's approval gate (runbook.execute.approval) decides the outcome; who must approve is
+    # the step's ``approvers`` argument (Requirement.of), and ``prompt`` what is asked.
     asks_approval: ClassVar[bool] = False
     # The kind runs the author's own shell text or argv (shell, command). Such a step's `changes:`
     # keyword is its ``changes`` argument, and in preflight it is a read-only probe by default

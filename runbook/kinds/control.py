@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """Who must approve: ``count`` distinct people, or each of ``names`` (then count == len(names))."""
-
-    count: int = 1
-    names: tuple[str, ...] = ()
 
 
 @register
@@ -49,19 +40,6 @@ class Approve(StepKind):
         },
         "additionalProperties": False,
     }
-
-    @staticmethod
-    def requirement(args: dict[str, Any]) -> Requirement:
-        """The (schema-checked) ``approvers`` argument as a Requirement; duplicates by case are one."""
-        value = args.get("approvers", 1)
-        if isinstance(value, list):
-            names: list[str] = []
-            for n in value:
-                name = str(n).strip()
-                if name.casefold() not in {x.casefold() for x in names}:
-                    names.append(name)
-            return Requirement(len(names), tuple(names))
-        return Requirement(int(value))
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:  # the engine handles approve
         return Outcome.success("approved")
