@@ -11,7 +11,7 @@ its actions performed by the real runbook.execute.driver.Drive, dry-run and read
 
 What the kind asked for is kept: ``actions`` (every action it yielded), ``commands`` (the display
 form of each command that ran), ``planned`` (what a dry-run would have done), ``snapshots``,
-``notes``, and on the host ``written`` (path -> bytes) and ``unanswered`` (commands no reply was
+``notes``, ``slept`` (pauses are kept, never slept), and on the host ``written`` (path -> bytes) and ``unanswered`` (commands no reply was
 scripted for: they get rc 127). Service clients (``Client``) and HTTP requests (``Http``) are
 answered from ``clients`` (by operation name) and ``http`` (by ``"METHOD URL"`` or the URL)
 instead of being sent anywhere.
@@ -34,6 +34,7 @@ from runbook.actions import (
     FileStat,
     Http,
     HttpResponse,
+    Sleep,
 )
 from runbook.actions.commands import Command
 from runbook.errors import RunbookError
@@ -196,6 +197,7 @@ class _Drive(Drive):
         self.actions: list[Action] = []
         self.notes: list[str] = []
         self.on_note = self.notes.append
+        self.slept: list[float] = []
 
     def perform(self, action: Action) -> Any:
         self.actions.append(action)
@@ -206,6 +208,9 @@ class _Drive(Drive):
         if isinstance(action, Http) and live:
             self.learn(action.secrets())
             return self.host.request(action)
+        if isinstance(action, Sleep):  # kept, not slept: a test never waits
+            self.slept.append(float(action.seconds))
+            return None
         return super().perform(action)
 
 
@@ -219,6 +224,7 @@ class KindRun:
     planned: list[PlannedChange]
     snapshots: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    slept: list[float] = field(default_factory=list)  # the pauses asked for (none is slept)
 
     @property
     def ok(self) -> bool:
@@ -285,7 +291,7 @@ def _drive(host: FakeHost, gen: Any, *, dry_run: bool = False, read_only: bool =
     drive = _Drive(host, dry_run=dry_run, read_only=read_only, cancel=threading.Event())
     outcome = drive.run(gen)
     return KindRun(outcome, drive.actions, list(drive.commands), list(drive.planned), list(drive.snapshots),
-                   drive.notes)  # fmt: skip
+                   drive.notes, drive.slept)  # fmt: skip
 
 
 def run(

@@ -24,6 +24,8 @@ performs (as pyinfra's operation test cases). Each tests/kinds/cases/<module>.ya
           snapshots: [{...}]
           clients: [[redis.ping, {url: ...}]]             # client calls (operation, params)
           requests: ["GET http://..."]
+          notes: ["warning: ..."]                          # lines for the operator
+          slept: [1.0, 1.0]                               # pauses asked for (never slept)
 
 A command no reply was scripted for fails the case (unless ``expect.unanswered`` lists it). The
 real-service tests (tests/steps, tests/deploy) stay: these pin each kind's logic and commands."""
@@ -102,6 +104,10 @@ def test_case(kind: str, case: dict[str, Any], tmp_path: Path) -> None:
         assert done.snapshots == want["snapshots"]
     if "clients" in want:
         assert [[op, params] for op, params in host.client_calls] == want["clients"]
+    if "notes" in want:
+        assert done.notes == want["notes"]
+    if "slept" in want:
+        assert done.slept == want["slept"]
     if "requests" in want:
         assert [f"{r.method} {r.url}" for r in host.requests] == want["requests"]
 
