@@ -236,6 +236,7 @@ class Operation:
     name: str
     target: str
     library: str | None = None
+    install: str | None = None  # what to pip install when ``library`` is missing (default: runbook's extra)
 
     @property
     def service(self) -> str:

@@ -164,3 +164,19 @@ def test_an_entry_point_may_name_one_class() -> None:
         assert kinds._REGISTRY["acme.remember"] is _Remember
     finally:
         kinds._REGISTRY.pop("acme.remember", None)
+
+
+def test_a_plugin_operation_missing_its_library_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import threading
+
+    from runbook.actions import Client, Operation
+    from runbook.errors import MissingExtra
+    from runbook.execute import clients
+
+    monkeypatch.setitem(sys.modules, "acme_sdk", None)  # what `import` meets when it is not installed
+    op = Operation("acme.deploy", "acme_runbook.client:deploy", library="acme_sdk", install="acme-runbook[sdk]")
+    with pytest.raises(MissingExtra, match=r"the acme client needs the Python package acme_sdk.*pip install 'acme-runbook\[sdk\]'"):
+        clients.call(Client(op, {}), None, contextlib.ExitStack(), threading.Event())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="client operation 'no_such_mod_x:f' cannot be loaded"):
+        clients.call(Client(Operation("x.f", "no_such_mod_x:f"), {}), None, contextlib.ExitStack(), threading.Event())  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ def call(action: Client, transport: Transport, stack: contextlib.ExitStack, canc
     """Perform a Client action: import its operation's implementation and call it."""
     op = action.op
     if op.library:  # a step failure naming the extra, not an ImportError
-        require_extra(op.library, f"the {op.service} client")
+        require_extra(op.library, f"the {op.service} client", op.install)
     return _implementation(op.target)(dict(action.params), transport, stack, cancel)
 
 
