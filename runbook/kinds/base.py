@@ -141,7 +141,6 @@ class HostCheck:
     render_file: Callable[[Path], Any]  # render a template file's text (RenderError when it fails)
     unknown: Callable[[Any], bool] = lambda value: False  # a value known only at run time
 
-
     def where(self, arg: str) -> Location:
         """The location of one argument (the step's when not known)."""
         return self.arg_locations.get(arg, self.location)
@@ -219,6 +218,10 @@ class StepKind:
         difference (expected vs found); read-only. Kinds that cannot check leave this as it is."""
         return Outcome.success("not checked")
         yield
+
+    @property
+    def checks_for_host(self) -> bool:
+        return type(self).check_for_host is not StepKind.check_for_host
 
     @property
     def can_verify_undo(self) -> bool:

@@ -368,7 +368,8 @@ def check_host(
             _check_become(step, templar, scope)
             step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
             args = templar.render(kind.normalize(step.args), step_scope, step.location)
-            kind.check_for_host(args, _host_check(step, templar, step_scope, host, rb, project_dir))
+            if kind.checks_for_host:
+                kind.check_for_host(args, _host_check(step, templar, step_scope, host, rb, project_dir))
         except RenderError as exc:
             msg = f"step '{step.label}' ({step.key}): {exc.message}"
             problems.append(
