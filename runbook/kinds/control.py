@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
@@ -57,7 +58,7 @@ class SetFact(StepKind):
     pure = True
 
     def defines(self, args: Any) -> tuple[str, ...]:
-        return tuple(str(k) for k in args) if isinstance(args, dict) else ()
+        return tuple(str(k) for k in args) if isinstance(args, Mapping) else ()
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
         return Outcome.success("", data={"ansible_facts": dict(args)})
