@@ -4,6 +4,11 @@ A step kind is a small class registered under its module name (``check.memory``,
 It validates its arguments with a JSON Schema, and its ``run`` is a generator that yields actions
 (runbook.actions) and returns an Outcome. Mutating kinds yield a Snapshot before they change
 anything, and implement ``undo(args, snapshot, ctx)`` the same way.
+
+What the engine, the validator and the rollback need to know of a kind are its traits, on the class
+(``mutating``, ``pure``, ``asks_approval``, ``raw_shell``, ``registers``, ``defines``,
+``check_for_host``, ``undo`` ...): nothing outside runbook.kinds tests a module name. Kinds are
+found through the ``runbook.steps`` entry points (runbook.kinds); docs/step-kinds.md.
 """
 
 from __future__ import annotations
