@@ -78,13 +78,20 @@ class MissingExtra(RunbookError):
 EXTRAS = {"psycopg": "postgres", "redis": "redis"}
 
 
-def require_extra(module: str, needed_by: str) -> None:
-    """Import ``module`` or raise MissingExtra naming the extra that installs it."""
+def require_extra(module: str, needed_by: str, install: str | None = None) -> None:
+    """Import ``module`` or raise MissingExtra naming the extra that installs it (``install``: what
+    to pip install instead, for a package that is not one of runbook's extras)."""
     import importlib
 
     try:
         importlib.import_module(module)
     except ImportError as exc:
+        if install:
+            raise MissingExtra(
+                f"{needed_by} needs the Python package {module}, which is not installed ({exc}): "
+                f"pip install '{install}'",
+                hint=f"install it: pip install '{install}'",
+            ) from None
         extra = EXTRAS.get(module, "all")
         raise MissingExtra(
             f"{needed_by} needs the Python package {module}, which is not installed ({exc}): "

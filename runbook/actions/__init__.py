@@ -216,14 +216,39 @@ class Tunnel(Action):
 
 
 @dataclass(frozen=True)
+class Operation:
+    """One operation of a service client (a PostgreSQL query, a Redis PING), as a step names it.
+
+    ``target`` is where the implementation lives, ``"package.module:function"``: imported on the
+    control machine when a step first calls it (runbook's own are in runbook.execute.clients; a
+    plug-in package may ship its own). The function is ``fn(params, transport, stack, cancel)``: it
+    reaches the service through ``transport.tunnel`` and returns what the step gets back. ``library``
+    is the optional Python package it needs: when missing, the step fails naming the extra that
+    installs it (runbook.errors.require_extra) instead of an ImportError. ``name`` is how a dry-run's
+    plan and messages show it (``postgres.migrate``).
+
+    Declare it once, beside the step kind that calls it::
+
+        PING = Operation("redis.ping", "runbook.execute.clients.redis:ping", library="redis")
+        res = yield Client(PING, {"url": url})
+    """
+
+    name: str
+    target: str
+    library: str | None = None
+    install: str | None = None  # what to pip install when ``library`` is missing (default: runbook's extra)
+
+    @property
+    def service(self) -> str:
+        return self.name.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
 class Client(Action):
-    """Call a service client that lives in the execute layer (e.g. "postgres", "redis").
+    """Call a service client operation (``op``, an Operation) with ``params``; what it returns is
+    sent back. ``changes`` marks operations that modify state (not performed in a dry-run)."""
 
-    ``service`` names a registered client (runbook.execute.clients); ``op`` and ``params`` are
-    passed to it; what it returns is sent back. ``changes`` marks operations that modify state."""
-
-    service: str
-    op: str
+    op: Operation
     params: Mapping[str, Any] = field(default_factory=dict)
     changes: bool = False
 

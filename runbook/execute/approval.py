@@ -1,7 +1,7 @@
 """Who approved an ``approve`` step.
 
 The step needs ``approvers: N`` distinct people (default 1) or each of the named ones
-(``approvers: [alice, carol]``); runbook.kinds.control.Approve.requirement reads that. The
+(``approvers: [alice, carol]``) of any kind that asks_approval; runbook.kinds.base.Requirement reads it. The
 people come from the run's identities (``--approver NAME``, ``$RUNBOOK_APPROVER``, else the signing
 key's principal, else user@host: the CLI gathers them) or, at a terminal, are typed at the prompt.
 Names are told apart case-insensitively: "Alice" twice is one approver. A "no" from anyone is a no.
@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbook.kinds.control import Approve, Requirement
+from runbook.kinds.base import Requirement
 
 NAME_ATTEMPTS = 3  # a name typed empty or twice is asked again, this many times per approver
 
@@ -77,7 +77,7 @@ def decide(
     """Gather the approvals ``args`` require. With ``yes``: the identities given are the approvers
     (too few distinct ones, or a named approver missing, is a denial naming who is missing). Else at
     a terminal (``confirm``): each approver confirms; for several, each name is typed (``ask_name``)."""
-    req = Approve.requirement(args)
+    req = Requirement.of(args)
     people = _distinct(identities)
     if yes:
         return _by_flags(req, people)

@@ -269,11 +269,11 @@ class Attempts:
     ) -> dict[str, Any]:
         """The step's arguments (or ``raw`` ones) rendered for a host, coerced and validated."""
         raw = kind.normalize(step.args if raw is None else raw)
-        if step.top_phase == "preflight" and step.module in ("shell", "command") and isinstance(raw, dict):
+        if step.top_phase == "preflight" and kind.raw_shell and isinstance(raw, dict):
             raw = {"changes": False, **raw}
         args = self.templar.render(raw, variables, step.location)
         args = kind.normalize(args)
-        if step.changes is not None and step.module in ("shell", "command"):
+        if step.changes is not None and kind.raw_shell:
             args = {**args, "changes": to_bool(step.changes)}
         args = coerce(args, kind.schema)
         exc = kinds.first_error(kind.schema, args)

@@ -176,7 +176,7 @@ class Drive:
             return self._stack.enter_context(self.transport.tunnel(action.host, action.port))
         if isinstance(action, Client):
             if skip:
-                self.planned.append(PlannedChange("client", f"{action.service}.{action.op}"))
+                self.planned.append(PlannedChange("client", action.op.name))
                 return None
             return clients.call(action, self.transport, self._stack, self.cancel)
         if isinstance(action, Sleep):

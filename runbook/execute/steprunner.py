@@ -28,7 +28,6 @@ from runbook.render.templar import LazyVars, Templar, is_template
 
 NO_LOG = "(output hidden: no_log)"
 CONDITION_FALSE = "condition false"
-PURE_KINDS = frozenset({"set_fact", "debug", "assert", "fail", "approve"})
 
 
 @dataclass
@@ -263,9 +262,9 @@ class StepRunner:
         except RunbookError as exc:
             rec.outcome, rec.msg, rec.error = "failed", str(exc), "render"
             return rec
-        if step.module == "approve":
+        if kind.asks_approval:
             return self._approve(hr, step, item.args, rec)
-        if self.dry_run and not read_only and not kind.mutating and step.module not in PURE_KINDS:
+        if self.dry_run and not read_only and not kind.mutating and not kind.pure:
             # a check after changes that were not made would test the old state: show it, don't run it
             summary = self.redactor.redact(
                 f"{step.module} "

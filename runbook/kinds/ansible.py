@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook.actions import Client, Note
+from runbook.actions import Client, Note, Operation
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+
+PLAYBOOK = Operation("ansible.playbook", "runbook.execute.clients.ansible:playbook")
 
 
 @register
@@ -66,7 +68,7 @@ class AnsiblePlaybook(StepKind):
             "forks": args.get("forks"),
             "timeout": args.get("timeout"),
         }
-        res = yield Client("ansible", "playbook", params, changes=not check)
+        res = yield Client(PLAYBOOK, params, changes=not check)
         if res is None:  # dry-run of a step that is not in check mode
             return Outcome.success("would run the playbook", changed=True)
         for line in res.get("tasks", [])[-200:]:

@@ -4,6 +4,11 @@ A step kind is a small class registered under its module name (``check.memory``,
 It validates its arguments with a JSON Schema, and its ``run`` is a generator that yields actions
 (runbook.actions) and returns an Outcome. Mutating kinds yield a Snapshot before they change
 anything, and implement ``undo(args, snapshot, ctx)`` the same way.
+
+What the engine, the validator and the rollback need to know of a kind are its traits, on the class
+(``mutating``, ``pure``, ``asks_approval``, ``raw_shell``, ``registers``, ``defines``,
+``check_for_host``, ``undo`` ...): nothing outside runbook.kinds tests a module name. Kinds are
+found through the ``runbook.steps`` entry points (runbook.kinds); docs/step-kinds.md.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from runbook.actions import Action
+from runbook.errors import Location, ValidationError
 from runbook.model.values import shown_number
 
 StepGen = Generator[Action, Any, "Outcome"]
@@ -104,6 +110,47 @@ class StepContext:
         return candidates[0]
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """Who must approve a step of a kind that ``asks_approval``: ``count`` distinct people, or each
+    of ``names`` (then count == len(names))."""
+
+    count: int = 1
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, args: Mapping[str, Any]) -> Requirement:
+        """From the step's (schema-checked) ``approvers`` argument: N, or a list of names
+        (duplicates by case are one); absent: one person."""
+        value = args.get("approvers", 1)
+        if isinstance(value, list):
+            names: list[str] = []
+            for n in value:
+                name = str(n).strip()
+                if name.casefold() not in {x.casefold() for x in names}:
+                    names.append(name)
+            return cls(len(names), tuple(names))
+        return cls(int(value))
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """What ``StepKind.check_for_host`` may use: where the step is written, the step context of the
+    host being checked (``find_file``, ``render_str`` with its variables) and how to render a
+    control-machine template file with them."""
+
+    module: str
+    location: Location
+    arg_locations: Mapping[str, Location]
+    ctx: StepContext
+    render_file: Callable[[Path], Any]  # render a template file's text (RenderError when it fails)
+    unknown: Callable[[Any], bool] = lambda value: False  # a value known only at run time
+
+    def where(self, arg: str) -> Location:
+        """The location of one argument (the step's when not known)."""
+        return self.arg_locations.get(arg, self.location)
+
+
 class StepKind:
     """Base class for modules. Subclasses set ``name``, ``schema`` and implement ``run``."""
 
@@ -126,6 +173,27 @@ class StepKind:
     # run through Ansible itself (ansible-runner) or only on the control node: those alone may target
     # a host whose ansible_connection runbook has no transport for (runbook.plan.connections).
     needs_native_transport: ClassVar[bool] = True
+    # The kind runs on the control machine and touches no host (set_fact, debug, assert, fail,
+    # approve): a dry-run runs it for real, as it would a read-only check.
+    pure: ClassVar[bool] = False
+    # The engine asks a human before it goes on (approve): the step's run() is not called, the
+    # engine's approval gate (runbook.execute.approval) decides the outcome; who must approve is
+    # the step's ``approvers`` argument (Requirement.of), and ``prompt`` what is asked.
+    asks_approval: ClassVar[bool] = False
+    # The kind runs the author's own shell text or argv (shell, command). Such a step's `changes:`
+    # keyword is its ``changes`` argument, and in preflight it is a read-only probe by default
+    # (``changes: false``), so preflight may run it.
+    raw_shell: ClassVar[bool] = False
+
+    def defines(self, args: Any) -> tuple[str, ...]:
+        """The variables a step of this kind sets for the steps after it (set_fact's keys), from its
+        arguments as written: ``runbook validate`` knows them before the run."""
+        return ()
+
+    def check_for_host(self, args: Mapping[str, Any], check: HostCheck) -> None:
+        """Static checks of the arguments rendered for one host, beyond the schema (a template's
+        source file exists and renders). Raise ValidationError or RenderError; return when fine."""
+        return None
 
     def normalize(self, args: Any) -> dict[str, Any]:
         """Turn the YAML value into the args mapping validated against ``schema``."""
@@ -161,6 +229,10 @@ class StepKind:
         yield
 
     @property
+    def checks_for_host(self) -> bool:
+        return type(self).check_for_host is not StepKind.check_for_host
+
+    @property
     def can_verify_undo(self) -> bool:
         return type(self).verify_undo is not StepKind.verify_undo
 
@@ -180,11 +252,28 @@ _REGISTRY: dict[str, type[StepKind]] = {}
 
 
 def register(cls: type[StepKind]) -> type[StepKind]:
-    """Class decorator: make a step kind available under ``cls.name``."""
+    """Class decorator: make a step kind available under ``cls.name`` (optional for the classes of
+    a module named by a ``runbook.steps`` entry point: loading it registers them)."""
     if not cls.name:
         raise ValueError(f"{cls.__name__} has no name")
+    had = _REGISTRY.get(cls.name)
+    if had is not None and _where(had) != _where(cls):
+        raise ValidationError(
+            f"step kind '{cls.name}' is defined twice: by {_where(had)} and by {_where(cls)}",
+            hint="a `runbook.steps` entry point may not redefine a step kind another package provides",
+        )
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def register_once(cls: type[StepKind]) -> None:
+    """Register ``cls`` unless it is registered already (a family module using ``@register``)."""
+    if _REGISTRY.get(cls.name) is not cls:
+        register(cls)
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def registry() -> dict[str, type[StepKind]]:

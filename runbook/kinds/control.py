@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """Who must approve: ``count`` distinct people, or each of ``names`` (then count == len(names))."""
-
-    count: int = 1
-    names: tuple[str, ...] = ()
 
 
 @register
@@ -25,6 +17,8 @@ class Approve(StepKind):
         "approved. `approvers: N` needs N distinct people, `approvers: [alice, carol]` each of them."
     )
     free_form = "prompt"
+    pure = True
+    asks_approval = True
     schema = {
         "type": "object",
         "properties": {
@@ -48,19 +42,6 @@ class Approve(StepKind):
         "additionalProperties": False,
     }
 
-    @staticmethod
-    def requirement(args: dict[str, Any]) -> Requirement:
-        """The (schema-checked) ``approvers`` argument as a Requirement; duplicates by case are one."""
-        value = args.get("approvers", 1)
-        if isinstance(value, list):
-            names: list[str] = []
-            for n in value:
-                name = str(n).strip()
-                if name.casefold() not in {x.casefold() for x in names}:
-                    names.append(name)
-            return Requirement(len(names), tuple(names))
-        return Requirement(int(value))
-
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:  # the engine handles approve
         return Outcome.success("approved")
         yield
@@ -75,6 +56,10 @@ class SetFact(StepKind):
     }
     description = "Set host variables for the following steps."
     schema = {"type": "object", "minProperties": 1}
+    pure = True
+
+    def defines(self, args: Any) -> tuple[str, ...]:
+        return tuple(str(k) for k in args) if isinstance(args, Mapping) else ()
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
         return Outcome.success("", data={"ansible_facts": dict(args)})
@@ -88,6 +73,7 @@ class Debug(StepKind):
     registers = {}
     description = "Print a message (or a variable's value)."
     free_form = "msg"
+    pure = True
     schema = {
         "type": "object",
         "properties": {"msg": {}, "var": {"type": "string"}},

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from runbook.actions import FileStat, ReadFile, Run, Snapshot, Stat, WriteFile
 from runbook.actions.commands import operand
-from runbook.errors import RunbookError
-from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.errors import RenderError, RunbookError, ValidationError
+from runbook.kinds.base import HostCheck, Outcome, StepContext, StepGen, StepKind, register
 from runbook.kinds.filestate import (
     StepFailed,
     attr_commands,
@@ -138,6 +139,31 @@ class RestoresPath(StepKind):
         return f"path:{snapshot.get('path')}"
 
 
+def check_source(args: Any, check: HostCheck, folder: str, *, render: bool) -> None:
+    """A template's or copy's source file exists on this machine (and a template renders)."""
+    if not isinstance(args, Mapping) or not args.get("src") or check.unknown(args["src"]):
+        return  # inline content, or made of a registered result: known only during the run
+    name = str(args["src"])
+    src = check.ctx.find_file(name, folder)
+    where = check.where("src")
+    if not src.exists():
+        raise ValidationError(
+            f"{check.module} source not found: {name}",
+            location=where,
+            hint=f"looked in {check.ctx.project_dir / folder} and next to the runbook",
+        )
+    if not render:
+        return
+    try:
+        check.render_file(src)
+    except ValidationError as exc:  # not readable as text
+        raise ValidationError(exc.message, location=exc.location or where, hint=exc.hint) from None
+    except RenderError as exc:
+        raise RenderError(
+            f"in template {src.name}: {exc.message}", location=exc.location or check.location, hint=exc.hint
+        ) from None
+
+
 @register
 class Copy(RestoresPath):
     name = "copy"
@@ -170,6 +196,9 @@ class Copy(RestoresPath):
             where = "is a directory (copying directories is not supported)" if src.is_dir() else "not found"
             return Outcome.failure(f"copy src {args['src']!r} {where} (looked at {src})")
         return (yield from write_file(src.read_bytes(), args, ctx, src.name))
+
+    def check_for_host(self, args: Any, check: HostCheck) -> None:
+        check_source(args, check, "files", render=False)
 
 
 @register
@@ -209,6 +238,9 @@ class Template(RestoresPath):
             rendered += "\n"
         name = src.name[:-3] if src.name.endswith(".j2") else src.name
         return (yield from write_file(rendered.encode("utf-8"), args, ctx, name))
+
+    def check_for_host(self, args: Any, check: HostCheck) -> None:
+        check_source(args, check, "templates", render=True)
 
 
 _STATES = ("file", "directory", "absent", "touch", "link")

@@ -157,6 +157,7 @@ class Assert(StepKind):
         "failed_assertion": "index of the first condition that was false",
     }
     description = "Fail unless every condition in `that` is true (conditions are rendered by the engine)."
+    pure = True
     schema = {
         "type": "object",
         "properties": {
@@ -194,6 +195,7 @@ class Fail(StepKind):
     needs_native_transport = False
     registers = {}
     description = "Stop here with a message (use with when:)."
+    pure = True
     free_form = "msg"
     schema = {"type": "object", "properties": {"msg": {"type": "string"}}, "additionalProperties": False}
 

@@ -119,8 +119,12 @@ def module_doc(name: str) -> ModuleDoc | None:
     arguments = [
         Argument(k, type_of(v), k in required, _default(v), _description(v)) for k, v in props.items()
     ]
-    if cls.shell_args and "changes" in props:
+    if cls.raw_shell:
         mutates = "yes, unless changes: false (a read-only probe)"
+    elif cls.asks_approval:
+        mutates = "no (a human gate: asks for approval; a dry-run says it would ask)"
+    elif cls.pure:
+        mutates = "no (runs on the control machine, touches no host; runs in a dry-run too)"
     else:
         mutates = "yes" if cls.mutating else "no (read-only: runs in pre-flight and for real in a dry-run)"
     if not cls.mutating:

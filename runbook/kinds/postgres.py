@@ -28,7 +28,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from runbook.actions import Client, Note, Run, Snapshot, Stat
+from runbook.actions import Client, Note, Operation, Run, Snapshot, Stat
 from runbook.actions.commands import Command, Masked
 from runbook.facts.compose import tail
 from runbook.facts.postgres import (
@@ -45,6 +45,12 @@ from runbook.facts.postgres import (
 )
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 from runbook.render.secrets import mask_credentials
+
+# the PostgreSQL client's operations (runbook.execute.clients.postgres), all through psycopg
+_CLIENT = "runbook.execute.clients.postgres"
+QUERY = Operation("postgres.query", f"{_CLIENT}:query", library="psycopg")
+APPLIED = Operation("postgres.migrations_applied", f"{_CLIENT}:migrations_applied", library="psycopg")
+MIGRATE = Operation("postgres.migrate", f"{_CLIENT}:migrate", library="psycopg")
 
 _DSN = {"type": "string", "minLength": 1, "description": "libpq DSN or URI, as seen from the host"}
 _BIN = {"type": "string", "description": "directory of pg_dump/pg_restore/psql on the host"}
@@ -89,7 +95,7 @@ class PostgresQuery(StepKind):
         params = {"dsn": dsn, "sql": args["sql"], "params": args.get("params")}
         if args.get("timeout"):
             params["connect_timeout"] = int(args["timeout"])
-        res = yield Client("postgres", "query", params)
+        res = yield Client(QUERY, params)
         shown = f"{mask_credentials(dsn)}: {' '.join(str(args['sql']).split())[:200]}"
         if not res.get("ok"):
             return Outcome.failure(f"{shown}: {res.get('error')}", command=shown)
@@ -317,9 +323,7 @@ class PostgresMigrate(StepKind):
         if problems:
             return Outcome.failure("; ".join(problems))
         common = self._common(args)
-        state = yield Client(
-            "postgres", "migrations_applied", {"dsn": common["dsn"], "table": common["table"]}
-        )
+        state = yield Client(APPLIED, {"dsn": common["dsn"], "table": common["table"]})
         if not state.get("ok"):
             return Outcome.failure(f"{mask_credentials(common['dsn'])}: {state.get('error')}")
         applied: dict[str, str] = state.get("versions") or {}
@@ -346,8 +350,7 @@ class PostgresMigrate(StepKind):
         )
         for m in pending:
             res = yield Client(
-                "postgres",
-                "migrate",
+                MIGRATE,
                 {**common, **{k: m[k] for k in ("version", "name", "sql", "checksum")}, "direction": "up",
                  "run_id": ctx.run_id},
                 changes=True,
@@ -371,9 +374,7 @@ class PostgresMigrate(StepKind):
     def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         """The tracking table lists exactly the versions applied before the run."""
         common = self._common(args)
-        state = yield Client(
-            "postgres", "migrations_applied", {"dsn": common["dsn"], "table": snapshot["table"]}
-        )
+        state = yield Client(APPLIED, {"dsn": common["dsn"], "table": snapshot["table"]})
         if not state.get("ok"):
             return Outcome.failure(f"{mask_credentials(common['dsn'])}: {state.get('error')}")
         want = sorted(snapshot.get("applied_before") or [], key=int)
@@ -400,9 +401,7 @@ class PostgresMigrate(StepKind):
 
     def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
         common = self._common(args)
-        state = yield Client(
-            "postgres", "migrations_applied", {"dsn": common["dsn"], "table": snapshot["table"]}
-        )
+        state = yield Client(APPLIED, {"dsn": common["dsn"], "table": snapshot["table"]})
         if not state.get("ok"):
             return Outcome.failure(f"{mask_credentials(common['dsn'])}: {state.get('error')}")
         before = set(snapshot.get("applied_before") or [])
@@ -417,8 +416,7 @@ class PostgresMigrate(StepKind):
         if not missing:
             for v in sorted(mine, key=int, reverse=True):
                 res = yield Client(
-                    "postgres",
-                    "migrate",
+                    MIGRATE,
                     {**common, "table": snapshot["table"], "version": v, "name": "", "sql": downs[v],
                      "checksum": "", "direction": "down"},
                     changes=True,

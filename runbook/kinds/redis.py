@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from runbook.actions import Client
+from runbook.actions import Client, Operation
 from runbook.facts.compose import parse_memory
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 from runbook.render.secrets import mask_credentials
 
 MIB = 1024 * 1024
+PING = Operation("redis.ping", "runbook.execute.clients.redis:ping", library="redis")
 
 
 @register
@@ -47,7 +48,7 @@ class RedisPing(StepKind):
         url = str(args["url"])
         shown = mask_credentials(url)
         params = {"url": url, "timeout": float(args.get("timeout", 5)), "info": True}
-        res = yield Client("redis", "ping", params)
+        res = yield Client(PING, params)
         if not res.get("ok"):
             return Outcome.failure(f"{shown}: {res.get('error') or 'no PONG'}", command=f"PING {shown}")
         used, maxmem = int(res.get("used_memory") or 0), int(res.get("maxmemory") or 0)

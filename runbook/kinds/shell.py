@@ -64,6 +64,7 @@ class Shell(StepKind):
     description = "Run shell text on the host (/bin/sh -c)."
     mutating = True
     free_form = "cmd"
+    raw_shell = True
     shell_args = ("cmd",)
     schema = {
         "type": "object",
@@ -90,6 +91,7 @@ class CommandKind(StepKind):
     )
     mutating = True
     free_form = "cmd"
+    raw_shell = True
     shell_args = ("cmd",)  # split like a shell: an unquoted value with spaces becomes more arguments
     schema = {
         "type": "object",

@@ -21,8 +21,6 @@ from runbook.render import templar as tpl
 from runbook.render.anything import Anything
 from runbook.render.templar import LazyVars, Templar
 
-READ_ONLY_OK = {"shell", "command"}  # treated as probes in preflight
-
 
 @dataclass
 class Problem:
@@ -64,7 +62,7 @@ def check_static(rb: Runbook) -> list[Problem]:
             step.top_phase == "preflight"
             and ".undo" not in step.phase  # its fallback steps must be read-only too
             and kind.mutates(kind.normalize(step.args))
-            and step.module not in READ_ONLY_OK
+            and not kind.raw_shell  # the author's own command: a probe in preflight (changes: false)
         ):
             problems.append(Problem(ValidationError(
                 f"preflight must be read-only, but '{step.module}' changes things",
@@ -215,8 +213,9 @@ def runtime_names(rb: Runbook) -> set[str]:
     names |= {s.loop_var for s in rb.all_steps() if s.loop is not None}
     names |= {"result", "ansible_facts", "ansible_failed_result", "ansible_failed_task"}
     for s in rb.all_steps():
-        if s.module == "set_fact" and isinstance(s.args, Mapping):
-            names |= {str(k) for k in s.args}
+        kind = kinds.get(s.module)
+        if kind is not None:
+            names |= set(kind.defines(s.args))
     return names
 
 
@@ -252,8 +251,8 @@ def check_host(
             _check_become(step, templar, scope)
             step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
             args = templar.render(kind.normalize(step.args), step_scope, step.location)
-            if step.module in ("template", "copy") and isinstance(args, Mapping) and args.get("src"):
-                _check_source(step, args, templar, step_scope, host, rb, project_dir)
+            if kind.checks_for_host:
+                kind.check_for_host(args, _host_check(step, templar, step_scope, host, rb, project_dir))
         except RenderError as exc:
             msg = f"step '{step.label}' ({step.key}): {exc.message}"
             problems.append(
@@ -338,42 +337,20 @@ def _check_numbers(step: Any, templar: Templar, scope: Mapping[str, Any]) -> Non
             raise RenderError(f"{key} {problem}", location=step.loc(key))
 
 
-def _check_source(
-    step: Any,
-    args: Mapping[str, Any],
-    templar: Templar,
-    scope: LazyVars,
-    host: str,
-    rb: Runbook,
-    project_dir: Path,
-) -> None:
-    """A template's or copy's source file exists on this machine (and a template renders)."""
-    name = str(args["src"])
-    if "<runtime>" in name:  # made of a registered result: known only during the run
-        return
-    folder = "templates" if step.module == "template" else "files"
+def _host_check(
+    step: Any, templar: Templar, scope: LazyVars, host: str, rb: Runbook, project_dir: Path
+) -> kinds.HostCheck:
+    """What a kind's own host checks (kinds.StepKind.check_for_host) see of this host and step."""
     ctx = kinds.StepContext(host=host, vars=scope, project_dir=project_dir, run_id="validate",
                             loader_dirs=(rb.path.parent, rb.path.parent.parent))  # fmt: skip
-    src = ctx.find_file(name, folder)
-    where = step.arg_locations.get("src", step.location)
-    if not src.exists():
-        raise ValidationError(
-            f"{step.module} source not found: {name}",
-            location=where,
-            hint=f"looked in {project_dir / folder} and next to the runbook",
-        )
-    if step.module != "template":
-        return
-    try:
-        text = read_text(src, "template")
-    except ValidationError as exc:
-        raise ValidationError(exc.message, location=exc.location or where, hint=exc.hint) from None
-    try:
-        templar.render_str(text, scope, Location(str(src), 1, 1))
-    except RenderError as exc:
-        raise RenderError(
-            f"in template {src.name}: {exc.message}", location=exc.location or step.location, hint=exc.hint
-        ) from None
+
+    def render_file(src: Path) -> Any:
+        return templar.render_str(read_text(src, "template"), scope, Location(str(src), 1, 1))
+
+    return kinds.HostCheck(
+        module=step.module, location=step.location, arg_locations=step.arg_locations, ctx=ctx,
+        render_file=render_file, unknown=lambda value: isinstance(value, Anything) or "<runtime>" in str(value),
+    )  # fmt: skip
 
 
 def validation_errors(exc: ValidationError) -> list[Problem]:

@@ -114,6 +114,14 @@ def test_the_built_wheel_works_outside_the_repository(tmp_path: Path) -> None:
     inst = _run([py, "-m", "pip", "install", "-q", str(wheel)], tmp_path, env)
     assert inst.returncode == 0, inst.stderr
     runbook = str(tmp_path / "venv" / "bin" / "runbook")
+    # installed, the step kinds come from the wheel's entry points, and runbook.testing ships with it
+    probe = "from runbook.kinds import base, builtin_families; import runbook.testing; print(len(builtin_families()), len(base.registry()))"
+    found = _run([py, "-c", probe], tmp_path, env)
+    assert found.returncode == 0, found.stderr
+    families = PYPROJECT["project"]["entry-points"]["runbook.steps"]
+    from runbook.kinds import base
+
+    assert found.stdout.split() == [str(len(families)), str(len(base.registry()))]
     work = tmp_path / "elsewhere"
     work.mkdir()
 

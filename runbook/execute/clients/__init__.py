@@ -1,33 +1,41 @@
 """Service clients that steps reach through Client/Http actions (the only place psycopg, redis and
-HTTP connections are opened). Each service module defines ``OPS: dict[str, callable]`` where a callable
-is ``fn(params, transport, stack, cancel) -> result``; connections go through ``transport.tunnel``."""
+HTTP connections are opened). A step names the operation it calls with a typed
+runbook.actions.Operation (``"runbook.execute.clients.redis:ping"``): each operation is a function
+``fn(params, transport, stack, cancel) -> result`` in its service's module, and connections go
+through ``transport.tunnel``. Adding an operation is adding that function (and the step's Operation)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from runbook.actions import Client
 from runbook.errors import require_extra
 from runbook.execute.transports.base import Transport
 
-SERVICES = {"postgres": "runbook.execute.clients.postgres", "redis": "runbook.execute.clients.redis"}
-# the library each service client needs (an optional extra of the package: runbook.errors.EXTRAS)
-LIBRARIES = {"postgres": "psycopg", "redis": "redis"}
-
 
 def call(action: Client, transport: Transport, stack: contextlib.ExitStack, cancel: threading.Event) -> Any:
-    modname = SERVICES.get(action.service, f"runbook.execute.clients.{action.service}")
-    if action.service in LIBRARIES:  # a step failure naming the extra, not an ImportError
-        require_extra(LIBRARIES[action.service], f"the {action.service} client")
-    mod = importlib.import_module(modname)
+    """Perform a Client action: import its operation's implementation and call it."""
+    op = action.op
+    if op.library:  # a step failure naming the extra, not an ImportError
+        require_extra(op.library, f"the {op.service} client", op.install)
+    return _implementation(op.target)(dict(action.params), transport, stack, cancel)
+
+
+@functools.cache
+def _implementation(target: str) -> Callable[..., Any]:
+    module, _, attr = target.partition(":")
     try:
-        fn = mod.OPS[action.op]
-    except KeyError:
-        raise ValueError(f"client {action.service} has no operation {action.op!r}") from None
-    return fn(dict(action.params), transport, stack, cancel)
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"client operation {target!r} cannot be loaded: {exc}") from None
+    if not callable(fn):
+        raise ValueError(f"client operation {target!r} is not a function")
+    return fn
 
 
 def http_request(action: Any, transport: Transport, stack: contextlib.ExitStack) -> Any:

@@ -127,5 +127,3 @@ def playbook(
         "stdout": stdout[-65536:],
     }
 
-
-OPS = {"playbook": playbook}

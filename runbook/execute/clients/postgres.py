@@ -173,7 +173,7 @@ TRACKING = """CREATE TABLE IF NOT EXISTS {} (
 )"""
 
 
-def migrate(
+def _apply_migration(
     params: dict[str, Any], transport: Transport, stack: contextlib.ExitStack, cancel: threading.Event
 ):
     """{dsn, table, version, name, sql, checksum, direction: up|down, run_id} -> {ok} or {ok: False, error,
@@ -208,17 +208,16 @@ class _MigrationError(Exception):
         self.exc = exc
 
 
-def _migrate(
+def migrate(
     params: dict[str, Any], transport: Transport, stack: contextlib.ExitStack, cancel: threading.Event
 ):
+    """One migration, up or down (_apply_migration); a failure names the line of its SQL."""
     import psycopg
 
     try:
-        return migrate(params, transport, stack, cancel)
+        return _apply_migration(params, transport, stack, cancel)
     except _MigrationError as exc:
         return _error(exc.exc, params.get("sql"), params)
     except (psycopg.Error, ValueError, OSError) as exc:
         return _error(exc, None, params)
 
-
-OPS = {"query": query, "migrations_applied": migrations_applied, "migrate": _migrate}

@@ -62,5 +62,3 @@ def ping(params: dict[str, Any], transport: Transport, stack: contextlib.ExitSta
     except (redis.RedisError, OSError, ValueError) as exc:
         return {"ok": False, "error": _redact(f"{type(exc).__name__}: {exc}", password)}
 
-
-OPS = {"ping": ping}

@@ -1,0 +1,3 @@
+from tests.core.conftest import project
+
+__all__ = ["project"]
