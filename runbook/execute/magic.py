@@ -68,22 +68,25 @@ def host_magic(
     run: Mapping[str, Any],
     runbook_dir: Path,
     dry_run: bool,
-    state: RunState,
+    state: RunState | None,
+    groups: Mapping[str, list[str]] | None = None,
 ) -> MagicVars:
+    """The magic variables of host ``name``. Without a run ``state`` (validate: no run yet) there are
+    no snapshots; ``groups`` may be given already resolved (validate renders for every host)."""
     known = name in getattr(inventory, "hosts", {})
     fixed = {
         "inventory_hostname": name,
         "inventory_hostname_short": name.split(".")[0],
         "host": name,
         "group_names": inventory.group_names(name) if known else [],
-        "groups": Groups(inventory),
+        "groups": Groups(inventory) if groups is None else groups,
         "hostvars": hostvars,
         "run": run,
         "playbook_dir": str(runbook_dir),
         "runbook_dir": str(runbook_dir),
         "ansible_check_mode": dry_run,
         "inventory_sources": list(getattr(inventory, "sources", []) or []),
-        "snapshots": Snapshots(state, name),
+        "snapshots": Snapshots(state, name) if state is not None else {},
     }
     return MagicVars(fixed, play.live())
 
