@@ -93,10 +93,10 @@ def host_problems(
     for host in hosts:
         known = host in inventory.hosts
         hv = inventory.host_vars(host) if known else {"ansible_connection": "local"}
-        magic = host_magic(
+        magic = dict(host_magic(  # a plain dict: nothing changes while validating, and it is faster
             host, inventory, play=play, hostvars={}, run=run, runbook_dir=rb.path.parent, dry_run=True,
             state=None, groups=groups,
-        )  # fmt: skip
+        ))  # fmt: skip
         layers = [
             (extra_vars, False),
             (magic, True),
