@@ -1,5 +1,5 @@
 """Asking a terminal who approves; the approvers themselves (--approver, $RUNBOOK_APPROVER, the
-signing key's principal) are runbook.session.approvers'."""
+signing key's principal) are in runbook.session.approvers."""
 
 from __future__ import annotations
 

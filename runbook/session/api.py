@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from runbook.session.request import Hooks, RollbackRequest, RunRequest, Subscriber, ValidateRequest
@@ -21,10 +22,7 @@ def _hooks(hooks: Hooks | None, on_event: Subscriber | None) -> Hooks:
     hooks = hooks or Hooks()
     if on_event is not None:
         before: Callable[[], Any] | None = hooks.observers
-        hooks = Hooks(
-            observers=lambda: [*(before() if before else ()), on_event], confirm=hooks.confirm,
-            ask_name=hooks.ask_name, around_run=hooks.around_run, warn=hooks.warn,
-        )  # fmt: skip
+        hooks = replace(hooks, observers=lambda: [*(before() if before else ()), on_event])
     return hooks
 
 

@@ -150,6 +150,9 @@ class Hooks:
     """Entered just around the engine's run (the CLI: its SIGINT/SIGTERM handlers, -vvv logging)."""
     warn: Callable[[str], None] | None = None
     """Told what could not be done after the run (the audit trail could not be sealed)."""
+    transport_factory: Callable[[Any], Any] | None = None
+    """Makes each host's transport from its runbook.execute.transports.HostSpec (None: the real
+    local/SSH/Ansible ones); for tests of step kinds against a fake transport."""
 
 
 def field_names(cls: type) -> list[str]:

@@ -73,6 +73,7 @@ def execute(target: RollbackTarget, hooks: Hooks | None = None) -> Outcome:
         inventory_sources=project.inventory_sources(inventories),
         limit=state.meta.get("limit"),
         secret_names=frozenset(declared),
+        transport_factory=hooks.transport_factory,
     )
     return drive(
         lambda redactor, bus: Engine(target.runbook, inventory, list(target.todo), options, bus, redactor),

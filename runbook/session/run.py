@@ -9,13 +9,14 @@ trail and returns the Outcome with every known secret masked."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from runbook.errors import AuditError, Location, RefusedError, UsageError, ValidationError
 from runbook.session import project
-from runbook.session.request import Hooks, RunRequest
+from runbook.session.request import Hooks, RollbackRequest, RunRequest
 from runbook.session.result import Outcome
 
 
@@ -129,6 +130,7 @@ def run_options(target: Target, hooks: Hooks) -> Any:
         resume=resume_state, inventory_sources=project.inventory_sources(target.inventory_sources),
         limit=target.limit, secret_names=target.secret_names,
         approvers=identities(tuple(req.approvers), req.audit_key), ask_name=hooks.ask_name,
+        transport_factory=hooks.transport_factory,
     )  # fmt: skip
 
 
@@ -148,11 +150,18 @@ def execute(target: Target, hooks: Hooks | None = None) -> Outcome:
 
 
 def drive(
-    make_engine: Any, go: Any, rb: Any, path: Path, req: Any, hooks: Hooks, *, dry_run: bool
+    make_engine: Callable[[Any, Any], Any],
+    go: Callable[[Any], Any],
+    rb: Any,
+    path: Path,
+    req: RunRequest | RollbackRequest,
+    hooks: Hooks,
+    *,
+    dry_run: bool,
 ) -> Outcome:
     """The part a run and a rollback share: the redactor and event bus, the engine, the observers and
-    the audit writer subscribed (in that order), the run itself, then everything closed and sealed,
-    and the result redacted."""
+    the audit writer subscribed (in that order), the run itself (``go(engine)``: run or rollback_run),
+    then everything closed and sealed, and the result redacted. ``make_engine(redactor, bus)``."""
     from runbook.execute.events import EventBus
     from runbook.render.secrets import Redactor
 
@@ -202,7 +211,7 @@ def redact_result(result: Any, redactor: Any) -> None:
     result.message = redactor.redact(result.message)
 
 
-def audit_writer(req: Any, redactor: Any) -> Any:
+def audit_writer(req: RunRequest | RollbackRequest, redactor: Any) -> Any:
     """The audit writer a request asks for (None: audit off); one that cannot write is a refusal."""
     enabled = req.audit if req.audit is not None else os.environ.get("RUNBOOK_AUDIT", "1") != "0"
     if not enabled:

@@ -221,3 +221,21 @@ def test_import_runbook_stays_cheap() -> None:
     assert res.stdout.split("\n")[:2] == ["[]", "True"]
     with pytest.raises(AttributeError):
         runbook.no_such_name  # noqa: B018
+
+
+def test_hooks_give_the_transport_and_see_the_events(deploy: Project, t: Path) -> None:
+    from runbook.execute.transports import open_transport
+
+    (t / "open").touch()
+    made: list[str] = []
+
+    def factory(spec):  # type: ignore[no-untyped-def]
+        made.append(spec.name)
+        return open_transport(spec)
+
+    seen: list[str] = []
+    hooks = runbook.Hooks(transport_factory=factory, observers=lambda: [lambda ev: seen.append(ev.kind)])
+    out = runbook.run("deploy", inventory=[str(deploy.root / "inv")], vars={"t": str(t), "version": 8},
+                      hooks=hooks, on_event=lambda ev: seen.append("also:" + ev.kind))  # fmt: skip
+    assert out.ok and made and set(made) == {"localhost"}
+    assert seen[0] == "run.start" and seen[1] == "also:run.start"
