@@ -28,12 +28,14 @@ from runbook.session.project import (
     secret_names,
     select_hosts,
 )
+from runbook.session.validate import host_problems
 
 __all__ = [
     "complete_runbooks",
     "default_inventory",
     "error_document",
     "handle_errors",
+    "host_problems",
     "inventory_sources",
     "load_inventory",
     "parse_extra_vars",

@@ -362,30 +362,14 @@ class _Interrupts:
     "--audit-dsn", envvar="RUNBOOK_AUDIT_DSN", help="Also write audit records to this PostgreSQL database."
 )
 @handle_errors
-def rollback_cmd(
-    name: str,
-    run_id: str,
-    inventories: tuple[str, ...],
-    extra: tuple[str, ...],
-    secret: tuple[str, ...],
-    yes: bool,
-    output: str,
-    trust_new_hosts: bool,
-    known_hosts: str | None,
-    audit_dir: str,
-    audit_key: str | None,
-    audit_dsn: str | None,
-) -> None:
+def rollback_cmd(yes: bool, output: str, **kw: Any) -> None:
     """Undo what run RUN_ID changed, from its saved snapshots (in reverse order)."""
     from runbook.cli.console import ConsoleRenderer, make_console, recap
     from runbook.cli.output import json_document
     from runbook.session import Hooks, RollbackRequest
     from runbook.session import rollback as session
 
-    request = RollbackRequest(
-        name, run_id, inventory=inventories, extra_vars=extra, secrets=secret, trust_new_hosts=trust_new_hosts,
-        known_hosts=known_hosts, audit_dir=audit_dir, audit_key=audit_key, audit_dsn=audit_dsn,
-    )  # fmt: skip
+    request = RollbackRequest(**{_FIELD_OF.get(k, k): v for k, v in kw.items()})  # flags as in exec
     target = session.prepare(request)
     console = make_console(stderr=output == "json")
     if not target.todo:
