@@ -246,3 +246,15 @@ def same_runbook(state: Any, path: Path) -> None:
             f"run {state.run_id} was a run of {saved}, not of {path}",
             hint=f"give the runbook that run used: {Path(saved).stem}",
         )
+
+
+def given_vars(request: Any, declared: set[str]) -> dict[str, Any]:
+    """A request's extra vars: its ``-e`` strings parsed (vault files add their names to
+    ``declared``), then its Python ``vars`` on top. Every session reads them here."""
+    return {**parse_extra_vars(tuple(request.extra_vars), declared), **request.vars}
+
+
+def request_inventory(request: Any, sources: tuple[str, ...] | list[str], playbook_dir: Path | None) -> Any:
+    """The inventory a request names (``sources``: its own, or the saved run's). Every session
+    loads it here."""
+    return load_inventory(sources, playbook_dir=playbook_dir)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import KW_ONLY, dataclass, field, fields
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,12 @@ def _strings(value: str | Iterable[str]) -> tuple[str, ...]:
     return (value,) if isinstance(value, (str, os.PathLike)) else tuple(str(v) for v in value)
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    """What every request that renders a runbook needs: the runbook, its inventory, its variables."""
+@dataclass(frozen=True, kw_only=True)
+class _Variables:
+    """Where a runbook's variables come from: the inventory, extra vars, secret names. Every request
+    has these (an option that changes how they are read, such as a vault password, goes here and is
+    read in runbook.session.project.given_vars / request_inventory)."""
 
-    runbook: str | os.PathLike[str]
-    """A runbook name (``playbooks/NAME.yml``, ``RUNBOOK_PATH``, or a declared ``name:``) or a path."""
-    _: KW_ONLY
     inventory: Sequence[str] = ()
     """``-i``: inventory files, directories or ``'h1,h2,'`` lists (none: $RUNBOOK_INVENTORY,
     $ANSIBLE_INVENTORY, ./inventories/local, else the implicit localhost)."""
@@ -46,6 +45,26 @@ class _Inputs:
     """Extra vars as Python values (applied after ``extra_vars``; highest precedence)."""
     secrets: Sequence[str] = ()
     """``--secret``: variable names whose values are masked everywhere."""
+
+    def __post_init__(self) -> None:
+        for name in ("inventory", "extra_vars", "secrets"):
+            object.__setattr__(self, name, _strings(getattr(self, name)))
+
+    def with_options(self, **changes: Any) -> Any:
+        """A copy with some fields changed (unknown names are a TypeError, as for the constructor)."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class _Inputs(_Variables):
+    """What a request that runs a runbook needs besides its variables: the runbook, SSH host keys,
+    the audit trail, the state directory."""
+
+    runbook: str | os.PathLike[str]
+    """A runbook name (``playbooks/NAME.yml``, ``RUNBOOK_PATH``, or a declared ``name:``) or a path."""
+    _: KW_ONLY
     trust_new_hosts: bool = False
     """``--trust-new-hosts``: record unknown SSH host keys (changed keys are still refused)."""
     known_hosts: str | None = None
@@ -60,16 +79,6 @@ class _Inputs:
     """Write an audit trail (None: unless $RUNBOOK_AUDIT=0)."""
     state_root: Path = Path(".runbook")
     """Where run state (snapshots, resume points) is kept."""
-
-    def __post_init__(self) -> None:
-        for name in ("inventory", "extra_vars", "secrets"):
-            object.__setattr__(self, name, _strings(getattr(self, name)))
-
-    def with_options(self, **changes: Any) -> Any:
-        """A copy with some fields changed (unknown names are a TypeError, as for the constructor)."""
-        from dataclasses import replace
-
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,21 +125,17 @@ class RollbackRequest(_Inputs):
 
 
 @dataclass(frozen=True)
-class ValidateRequest:
+class ValidateRequest(_Variables):
     """Statically check runbooks (all of the search path when ``runbooks`` is empty): ``runbook validate``."""
 
     runbooks: Sequence[str | os.PathLike[str]] = ()
     _: KW_ONLY
-    inventory: Sequence[str] = ()
     limit: str | None = None
-    extra_vars: Sequence[str] = ()
-    vars: Mapping[str, Any] = field(default_factory=dict)
-    secrets: Sequence[str] = ()
+    """``-l``: only check these hosts."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "runbooks", _strings(self.runbooks) if self.runbooks else ())
-        for name in ("inventory", "extra_vars", "secrets"):
-            object.__setattr__(self, name, _strings(getattr(self, name)))
 
 
 @dataclass
@@ -154,7 +159,3 @@ class Hooks:
     """Makes each host's transport from its runbook.execute.transports.HostSpec (None: the real
     local/SSH/Ansible ones); for tests of step kinds against a fake transport."""
 
-
-def field_names(cls: type) -> list[str]:
-    """The option names a request type takes (for the API's keyword arguments and its docs)."""
-    return [f.name for f in fields(cls) if f.name != "_"]

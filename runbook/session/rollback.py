@@ -58,10 +58,10 @@ def execute(target: RollbackTarget, hooks: Hooks | None = None) -> Outcome:
     req, state = target.request, target.state
     declared = project.secret_names(tuple(req.secrets)) | set(state.meta.get("secret_extra_vars") or ())
     declared |= set(state.meta.get("secret_names") or ())
-    given = {**project.parse_extra_vars(tuple(req.extra_vars), declared), **req.vars}
+    given = project.given_vars(req, declared)
     extra_vars = project.restore_extra_vars(state, given, "rollback")
     inventories = tuple(req.inventory) or tuple(state.meta.get("inventory") or ())
-    inventory = project.load_inventory(inventories, playbook_dir=target.path.parent)
+    inventory = project.request_inventory(req, inventories, target.path.parent)
     options = RunOptions(
         yes=True,
         extra_vars=extra_vars,

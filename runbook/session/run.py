@@ -60,7 +60,7 @@ def prepare(request: RunRequest) -> Target:
     rb = load_checked(path)
     resume_state = RunState.load(request.state_root, request.resume) if request.resume else None
     declared = project.secret_names(tuple(request.secrets))
-    extra_vars = {**project.parse_extra_vars(tuple(request.extra_vars), declared), **request.vars}
+    extra_vars = project.given_vars(request, declared)
     inventories = tuple(request.inventory)
     limit = request.limit
     if resume_state is not None:  # the run's own inventory and -e, unless given again
@@ -70,7 +70,7 @@ def prepare(request: RunRequest) -> Target:
         inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
         limit = limit or resume_state.meta.get("limit")  # the same hosts as the run it continues
         extra_vars = project.restore_extra_vars(resume_state, extra_vars, "--resume")
-    inventory = project.load_inventory(inventories, playbook_dir=path.parent)
+    inventory = project.request_inventory(request, inventories, path.parent)
     hosts = project.select_hosts(rb, inventory, limit)
     if not hosts:
         raise UsageError(

@@ -28,9 +28,9 @@ def checks(request: ValidateRequest) -> Iterator[RunbookCheck]:
     """Each runbook's check, one at a time (a front end reports each as it comes). Errors that stop
     everything (no runbook, an unreadable inventory, bad -e) are raised before the first."""
     paths = runbook_paths(request)
-    inventory = project.load_inventory(tuple(request.inventory), playbook_dir=paths[0].parent)
+    inventory = project.request_inventory(request, tuple(request.inventory), paths[0].parent)
     declared = project.secret_names(tuple(request.secrets))
-    extra_vars = {**project.parse_extra_vars(tuple(request.extra_vars), declared), **request.vars}
+    extra_vars = project.given_vars(request, declared)
     for path in paths:
         yield check_one(path, inventory, request.limit, extra_vars, declared)
 
