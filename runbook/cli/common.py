@@ -31,6 +31,7 @@ from runbook.session.project import (
 from runbook.session.validate import host_problems
 
 __all__ = [
+    "FIELD_OF",
     "complete_runbooks",
     "default_inventory",
     "error_document",
@@ -41,6 +42,7 @@ __all__ = [
     "parse_extra_vars",
     "project_dir_for",
     "report",
+    "request_fields",
     "resolve_runbook",
     "restore_extra_vars",
     "runbook_names",
@@ -113,6 +115,17 @@ def handle_errors(fn: F) -> F:
             sys.exit(70)
 
     return wrapper  # type: ignore[return-value]
+
+
+# A command's flags become fields of its runbook.session request by name: a click parameter named as
+# its field passes straight through; these keep their older parameter names.
+FIELD_OF = {"name": "runbook", "names": "runbooks", "inventories": "inventory", "extra": "extra_vars",
+            "secret": "secrets", "approver": "approvers"}  # fmt: skip
+
+
+def request_fields(params: dict[str, Any]) -> dict[str, Any]:
+    """A command's click parameters as the keyword arguments of its request."""
+    return {FIELD_OF.get(k, k): v for k, v in params.items()}
 
 
 def complete_runbooks(ctx: Any, param: Any, incomplete: str) -> list[Any]:

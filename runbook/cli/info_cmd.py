@@ -12,6 +12,7 @@ from runbook.cli.common import (
     complete_runbooks,
     handle_errors,
     load_inventory,
+    request_fields,
     resolve_runbook,
     search_path,
 )
@@ -31,19 +32,13 @@ from runbook.errors import RunbookError, ValidationError
 @click.option("-e", "--extra-vars", "extra", multiple=True)
 @click.option("--secret", "secret", multiple=True, metavar="NAME", help="Treat variable NAME as a secret.")
 @handle_errors
-def validate_cmd(
-    names: tuple[str, ...],
-    inventories: tuple[str, ...],
-    limit: str | None,
-    extra: tuple[str, ...],
-    secret: tuple[str, ...],
-) -> None:
+def validate_cmd(**kw: Any) -> None:
     """Statically check runbooks (all of them when no NAME is given): schema, module arguments,
     template syntax, template files, and undefined variables for every targeted host."""
     from runbook.session import ValidateRequest
     from runbook.session.validate import checks
 
-    request = ValidateRequest(names, inventory=inventories, limit=limit, extra_vars=extra, secrets=secret)
+    request = ValidateRequest(**request_fields(kw))
     total = 0
     for check in checks(request):  # each runbook reported as it is checked
         for w in check.lint_warnings:

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from runbook.cli.common import complete_runbooks, handle_errors
+from runbook.cli.common import complete_runbooks, handle_errors, request_fields
 from runbook.errors import Aborted, UsageError
 
 
@@ -162,11 +162,9 @@ def plan_cmd(**kw: Any) -> None:
     sys.exit(_execute(dry_run=True, start_at=None, resume=None, **kw))
 
 
-# The run's flags are RunRequest fields: a click parameter named as its field passes straight through
-# (a new option is one click.option here + one field of runbook.session.request.RunRequest); these
-# keep their older parameter names. The front end's own flags (how the outcome is shown) stay here.
-_FIELD_OF = {"name": "runbook", "inventories": "inventory", "extra": "extra_vars", "secret": "secrets",
-             "approver": "approvers"}  # fmt: skip
+# The run's flags are RunRequest fields, passed by name (common.request_fields: a new option is one
+# click.option here + one field of runbook.session.request.RunRequest). The front end's own flags
+# (how the outcome is shown) stay here.
 _FRONT_END = ("output", "junit_file", "verbose", "list_hosts", "list_steps")
 
 
@@ -175,7 +173,7 @@ def _execute(**kw: Any) -> int:
     from runbook.session import RunRequest
 
     shown = {k: kw.pop(k) for k in _FRONT_END if k in kw}
-    request = RunRequest(**{_FIELD_OF.get(k, k): v for k, v in kw.items()})
+    request = RunRequest(**request_fields(kw))
     return run_request(request, **shown)
 
 
@@ -369,7 +367,7 @@ def rollback_cmd(yes: bool, output: str, **kw: Any) -> None:
     from runbook.session import Hooks, RollbackRequest
     from runbook.session import rollback as session
 
-    request = RollbackRequest(**{_FIELD_OF.get(k, k): v for k, v in kw.items()})  # flags as in exec
+    request = RollbackRequest(**request_fields(kw))
     target = session.prepare(request)
     console = make_console(stderr=output == "json")
     if not target.todo:
