@@ -9,12 +9,15 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from runbook.cli.common import complete_runbooks, handle_errors, request_fields
 from runbook.errors import Aborted, UsageError
+
+if TYPE_CHECKING:
+    from runbook.session import RunRequest
 
 
 def _run_options(fn: Any) -> Any:
@@ -177,7 +180,7 @@ def _execute(**kw: Any) -> int:
     return run_request(request, **shown)
 
 
-def run_request(request: Any, *, output: str = "text", junit_file: str | None = None, verbose: int = 0,
+def run_request(request: RunRequest, *, output: str = "text", junit_file: str | None = None, verbose: int = 0,
                 list_hosts: bool = False, list_steps: bool = False) -> int:  # fmt: skip
     """Run a RunRequest from the terminal: the console renderer, prompts and signal handling as
     hooks of the session, then the recap (or JSON, JUnit) of its outcome. Returns the exit code."""
