@@ -28,7 +28,6 @@ from runbook.session.project import (
     secret_names,
     select_hosts,
 )
-from runbook.session.validate import host_problems
 
 __all__ = [
     "FIELD_OF",
@@ -36,7 +35,6 @@ __all__ = [
     "default_inventory",
     "error_document",
     "handle_errors",
-    "host_problems",
     "inventory_sources",
     "load_inventory",
     "parse_extra_vars",
@@ -126,6 +124,14 @@ FIELD_OF = {"name": "runbook", "names": "runbooks", "inventories": "inventory", 
 def request_fields(params: dict[str, Any]) -> dict[str, Any]:
     """A command's click parameters as the keyword arguments of its request."""
     return {FIELD_OF.get(k, k): v for k, v in params.items()}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "host_problems":  # runbook.session.validate's, imported when asked for
+        from runbook.session.validate import host_problems
+
+        return host_problems
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def complete_runbooks(ctx: Any, param: Any, incomplete: str) -> list[Any]:

@@ -3,14 +3,13 @@ ansible_play_hosts / ansible_play_batch (they change as hosts fail and batches g
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runbook.execute.state import RunState
+if TYPE_CHECKING:  # validate uses these magic variables too: it needs no run state module
+    from runbook.execute.state import RunState
 
 
 class MagicVars(Mapping[str, Any]):
@@ -149,6 +148,9 @@ class Snapshots(Mapping[str, Any]):
 
 
 def operator() -> dict[str, str]:
+    import getpass  # here: validate imports this module for the magic variables, not for these
+    import socket
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

@@ -16,8 +16,22 @@ session first needs them."""
 
 from __future__ import annotations
 
-from runbook.session.request import Hooks, RollbackRequest, RunRequest, ValidateRequest
-from runbook.session.result import Outcome, RunbookCheck, Validation
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_NAMES = {
+    "Hooks": "runbook.session.request",
+    "RollbackRequest": "runbook.session.request",
+    "RunRequest": "runbook.session.request",
+    "ValidateRequest": "runbook.session.request",
+    "Outcome": "runbook.session.result",
+    "RunbookCheck": "runbook.session.result",
+    "Validation": "runbook.session.result",
+}
+
+if TYPE_CHECKING:
+    from runbook.session.request import Hooks, RollbackRequest, RunRequest, ValidateRequest
+    from runbook.session.result import Outcome, RunbookCheck, Validation
 
 __all__ = [
     "Hooks",
@@ -28,3 +42,11 @@ __all__ = [
     "ValidateRequest",
     "Validation",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The request and result types, imported on first use (the CLI's start stays cheap)."""
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runbook.session' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
