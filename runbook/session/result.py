@@ -89,6 +89,12 @@ class Outcome:
             raise KeyError(name)
         return found[-1]
 
+    def __repr__(self) -> str:
+        return (
+            f"Outcome(run_id={self.run_id!r}, status={self.status!r}, exit_code={self.exit_code}, "
+            f"hosts={list(self.result.hosts)!r}, dry_run={self.dry_run}, audit_path={self.audit_path!r})"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """The ``--output json`` document."""
         return document(self.result, self.runbook, self.audit_path, self.dry_run)

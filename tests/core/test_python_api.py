@@ -54,6 +54,7 @@ def test_run_returns_a_typed_outcome(deploy: Project, t: Path) -> None:
     assert [s.name for s in out.steps()] == ["Log", "Config", "Gate"]
     assert out.step("Config").outcome == "changed"
     assert out.run_id and not out.dry_run and out.audit_path is None  # RUNBOOK_AUDIT=0 in this project
+    assert repr(out).startswith(f"Outcome(run_id={out.run_id!r}, status='success', exit_code=0")
     doc = out.as_dict()
     assert doc["runbook"] == "deploy" and doc["exit_code"] == 0
     assert doc["hosts"]["localhost"]["steps"][1]["name"] == "Config"
@@ -138,6 +139,19 @@ def test_validate_reports_problems_per_runbook(project: Project) -> None:
     assert v.exit_code == 2 and not v.ok and len(v.problems) == 1
     assert runbook.validate("good", extra_vars=["greeting=hi"]).ok
     assert [c.path.name for c in runbook.validate(runbook.ValidateRequest())] == ["bad.yml", "good.yml"]
+
+
+def test_validate_keeps_the_warnings_apart_from_the_problems(project: Project) -> None:
+    project.runbook("warn", "hosts: localhost\nsteps:\n  - name: Echo\n    shell: 'echo {{ word }}'\n")
+    (check,) = runbook.validate("warn", extra_vars=["word=hi"])
+    assert check.ok and check.lint_warnings and "word" in check.lint_warnings[0]
+    assert check.undo_warnings and "Echo" in check.undo_warnings[0]  # a shell step has no automatic undo
+    assert check.warnings == [*check.lint_warnings, *check.undo_warnings]
+    res = project.cli("validate", "warn", "-e", "word=hi")  # the CLI prints the same, in that order
+    assert res.exit_code == 0
+    assert [line for line in res.stderr.splitlines() if line.startswith("warning: ")] == [
+        f"warning: {w}" for w in check.warnings
+    ]
 
 
 def test_errors_before_a_run_raise_with_the_cli_exit_code(project: Project) -> None:
