@@ -87,7 +87,10 @@ if "runbook.plan" in sys.modules:  # imported before this module finished (never
 
 def __getattr__(name: str) -> Any:
     if name == "plan":
-        return importlib.import_module("runbook.plan")  # the callable package (see _PlanPackage)
+        try:
+            return importlib.import_module("runbook.plan")  # the callable package (see _PlanPackage)
+        except ModuleNotFoundError:  # no planning package of that name (any more): the function
+            return importlib.import_module("runbook.session.api").plan
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'runbook' has no attribute {name!r}")
