@@ -11,14 +11,10 @@ import click
 from runbook.cli.common import (
     complete_runbooks,
     handle_errors,
-    host_problems,
     load_inventory,
-    parse_extra_vars,
-    project_dir_for,
+    request_fields,
     resolve_runbook,
     search_path,
-    secret_names,
-    select_hosts,
 )
 from runbook.cli.vaultopts import ansible_options
 from runbook.errors import RunbookError, ValidationError
@@ -38,57 +34,24 @@ from runbook.errors import RunbookError, ValidationError
 @click.option("--secret", "secret", multiple=True, metavar="NAME", help="Treat variable NAME as a secret.")
 @handle_errors
 @ansible_options()
-def validate_cmd(
-    names: tuple[str, ...],
-    inventories: tuple[str, ...],
-    limit: str | None,
-    extra: tuple[str, ...],
-    secret: tuple[str, ...],
-) -> None:
+def validate_cmd(**kw: Any) -> None:
     """Statically check runbooks (all of them when no NAME is given): schema, module arguments,
     template syntax, template files, and undefined variables for every targeted host."""
-    from runbook.kinds.base import KnownModules
-    from runbook.model.runbook import load_runbook
-    from runbook.plan import validate as v
+    from runbook.session import ValidateRequest
+    from runbook.session.validate import checks
 
-    paths = [resolve_runbook(n) for n in names] or sorted(
-        {p for d in search_path() if d.is_dir() for p in d.glob("*.y*ml")}
-    )
-    if not paths:
-        raise RunbookError("no runbooks to validate", hint="give NAME or create playbooks/*.yml")
-    inventory = load_inventory(inventories, playbook_dir=paths[0].parent)
-    declared = secret_names(secret)
-    extra_vars = parse_extra_vars(extra, declared)
+    request = ValidateRequest(**request_fields(kw))
     total = 0
-    for path in paths:
-        try:
-            rb = load_runbook(path, KnownModules())
-        except ValidationError as exc:
-            for p in v.validation_errors(exc):
-                click.secho(f"error: {p}", fg="red", err=True)
-                total += 1
-            continue
-        from runbook.kinds.shellvars import unquoted_shell_vars
-
-        for w in unquoted_shell_vars(rb):
+    for check in checks(request):  # each runbook reported as it is checked
+        for w in check.lint_warnings:
             click.secho(f"warning: {w}", fg="yellow", err=True)
-        problems = v.check_static(rb)
-        if not problems:
-            try:
-                hosts = select_hosts(rb, inventory, limit)
-            except RunbookError as exc:
-                problems.append(v.Problem(exc))
-            else:
-                problems += host_problems(
-                    rb, inventory, hosts, extra_vars, project_dir_for(path), declared
-                )
-        for p in problems:
+        for p in check.problems:
             click.secho(f"error: {p}", fg="red", err=True)
-        for w in v.undo_warnings(rb):
+        for w in check.undo_warnings:
             click.secho(f"warning: {w}", fg="yellow", err=True)
-        total += len(problems)
-        if not problems:
-            click.secho(f"ok: {path} ({len(rb.all_steps())} steps)", fg="green")
+        total += len(check.problems)
+        if check.ok:
+            click.secho(f"ok: {check.path} ({check.steps} steps)", fg="green")
     if total:
         click.secho(f"{total} problem(s) found", fg="red", err=True)
         sys.exit(2)

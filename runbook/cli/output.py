@@ -40,13 +40,10 @@ def plain_data(value: Any) -> Any:
 
 
 def json_document(result: Any, runbook: Any, audit_path: str | None, dry_run: bool) -> str:
-    from runbook.kinds import undo
+    """``--output json``: the run's document (runbook.session.result.document), made plain."""
+    from runbook.session.result import document
 
-    doc = result.as_dict()
-    doc.update(
-        {"runbook": runbook.name, "runbook_file": str(runbook.path), "dry_run": dry_run, "audit": audit_path}
-    )
-    doc["cannot_undo"] = undo.as_dicts(runbook)  # steps whose changes a rollback cannot undo
+    doc = document(result, runbook, audit_path, dry_run)
     return json.dumps(plain_data(json.loads(json.dumps(doc, default=str))), indent=2)
 
 

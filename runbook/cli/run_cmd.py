@@ -1,28 +1,24 @@
-"""exec / plan / rollback: wire runbook + inventory + engine + subscribers, then report."""
+"""exec / plan / rollback: flags -> a request of runbook.session, which runs it; then the report
+(recap, JSON, JUnit). The terminal's parts (console renderer, prompts, signals) are hooks of the run."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from runbook.cli.common import (
-    complete_runbooks,
-    handle_errors,
-    load_inventory,
-    parse_extra_vars,
-    project_dir_for,
-    resolve_runbook,
-    restore_extra_vars,
-    secret_names,
-    select_hosts,
-)
+from runbook.cli.common import complete_runbooks, handle_errors, request_fields
 from runbook.cli.vaultopts import ansible_options
-from runbook.errors import Aborted, AuditError, Location, RefusedError, UsageError, ValidationError
+from runbook.errors import Aborted, UsageError
+
+if TYPE_CHECKING:
+    from runbook.session import RunRequest
 
 
 def _run_options(fn: Any) -> Any:
@@ -172,67 +168,42 @@ def plan_cmd(**kw: Any) -> None:
     sys.exit(_execute(dry_run=True, start_at=None, resume=None, **kw))
 
 
-def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: tuple[str, ...], secret: tuple[str, ...], tags: str, skip_tags: str,
-             forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
-             audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
-             max_output: str | None, dry_run: bool, start_at: str | None, resume: str | None,
-             approver: tuple[str, ...] = (), list_hosts: bool = False, list_steps: bool = False) -> int:  # fmt: skip
-    from runbook.cli.approvers import ask_name, identities
-    from runbook.cli.output import json_document, junit_xml
-    from runbook.execute.engine import Engine, RunOptions
-    from runbook.execute.events import EventBus
-    from runbook.execute.state import RunState
-    from runbook.kinds.base import KnownModules
-    from runbook.model.runbook import load_runbook
-    from runbook.plan import validate as v
-    from runbook.render.secrets import Redactor
+# The run's flags are RunRequest fields, passed by name (common.request_fields: a new option is one
+# click.option here + one field of runbook.session.request.RunRequest). The front end's own flags
+# (how the outcome is shown) stay here.
+_FRONT_END = ("output", "junit_file", "verbose", "list_hosts", "list_steps")
 
-    path = resolve_runbook(name)
-    rb = load_runbook(path, KnownModules())
-    problems = v.check_static(rb)
-    if problems:
-        exc = ValidationError(
-            problems[0].error.message, location=problems[0].error.location, hint=problems[0].error.hint
-        )
-        exc.errors = [p.error for p in problems]  # type: ignore[attr-defined]
-        raise exc
-    state_root = Path(".runbook")
-    resume_state = RunState.load(state_root, resume) if resume else None
-    declared = secret_names(secret)
-    extra_vars = parse_extra_vars(extra, declared)
-    if resume_state is not None:  # the run's own inventory and -e, unless given again
-        declared |= set(resume_state.meta.get("secret_extra_vars") or ())
-        declared |= set(resume_state.meta.get("secret_names") or ())
-        _same_runbook(resume_state, path)
-        inventories = inventories or tuple(resume_state.meta.get("inventory") or ())
-        limit = limit or resume_state.meta.get("limit")  # the same hosts as the run it continues
-        extra_vars = restore_extra_vars(resume_state, extra_vars, "--resume")
-    inventory = load_inventory(inventories, playbook_dir=path.parent)
-    hosts = select_hosts(rb, inventory, limit)
-    if not hosts:
-        raise UsageError(
-            f"no hosts match '{rb.hosts}'" + (f" with --limit {limit}" if limit else ""),
-            hint="check -i/--inventory and the runbook's hosts:",
-        )
+
+def _execute(**kw: Any) -> int:
+    """exec/plan: the flags as a RunRequest, the session runs it, the outcome rendered as asked."""
+    from runbook.session import RunRequest
+
+    shown = {k: kw.pop(k) for k in _FRONT_END if k in kw}
+    request = RunRequest(**request_fields(kw))
+    return run_request(request, **shown)
+
+
+def run_request(request: RunRequest, *, output: str = "text", junit_file: str | None = None, verbose: int = 0,
+                list_hosts: bool = False, list_steps: bool = False) -> int:  # fmt: skip
+    """Run a RunRequest from the terminal: the console renderer, prompts and signal handling as
+    hooks of the session, then the recap (or JSON, JUnit) of its outcome. Returns the exit code."""
+    from runbook.cli.approvers import ask_name
+    from runbook.cli.output import json_document, junit_xml
+    from runbook.session import Hooks
+    from runbook.session import run as session
+
+    target = session.prepare(request)
+    rb, path, dry_run = target.runbook, target.path, request.dry_run
     if list_hosts or list_steps:  # as ansible-playbook --list-hosts/--list-tasks: nothing runs
         from runbook.cli.listing import list_hosts as show_hosts
         from runbook.cli.listing import list_steps as show_steps
 
         click.echo(f"runbook: {rb.name} ({path})")
         if list_hosts:
-            show_hosts(rb, hosts)
+            show_hosts(rb, target.hosts)
         if list_steps:
             show_steps(rb)
         return 0
-    if rb.window and not dry_run and not force_window:
-        from runbook.execute.window import inside
-
-        ok, desc = inside(rb.window)
-        if not ok:
-            raise RefusedError(
-                f"outside the {desc}: refused, nothing was changed",
-                hint="wait for the window, or pass --force-window",
-            )
     machine = output != "text"
     console = None
     if not machine or verbose:  # rich only when a human reads the output (json/junit: stdout is data)
@@ -240,6 +211,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
 
         console = make_console(stderr=machine)
     interactive = sys.stdin.isatty() and not machine
+    renderer: Any = None
 
     def confirm(question: str) -> bool:
         if not interactive:
@@ -258,57 +230,17 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         with _quiet(renderer):
             return ask_name(question, default)
 
-    renderer: Any = None
+    def observers() -> list[Any]:
+        nonlocal renderer
+        renderer = ConsoleRenderer(console, verbose=verbose) if console is not None else None
+        return [renderer] if renderer else []
 
-    transport_options: dict[str, Any] = {"trust_new_hosts": trust_new_hosts}
-    if known_hosts:
-        transport_options["known_hosts"] = known_hosts
-    if max_output:
-        from runbook.execute.transports.capture import parse_size
-
-        try:
-            transport_options["max_output"] = parse_size(max_output)
-        except ValueError as exc:
-            raise UsageError(f"--max-output: {exc}", hint="a size such as 1M, 256k or 1048576") from None
-    redactor = Redactor()
-    bus = EventBus()
-    options = RunOptions(
-        dry_run=dry_run, yes=yes, tags=_split(tags), skip_tags=_split(skip_tags), extra_vars=extra_vars,
-        forks=forks, start_at=start_at, project_dir=project_dir_for(path), state_root=state_root,
-        transport_options=transport_options, confirm=confirm if interactive else None,
-        run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
-        inventory_sources=_sources(inventories), limit=limit, secret_names=frozenset(declared),
-        approvers=identities(approver, audit_key), ask_name=ask_approver if interactive else None,
+    hooks = Hooks(
+        observers=observers, confirm=confirm if interactive else None,
+        ask_name=ask_approver if interactive else None, around_run=lambda: _terminal(verbose), warn=_warn,
     )  # fmt: skip
-    engine = Engine(rb, inventory, hosts, options, bus, redactor)
-    renderer = ConsoleRenderer(console, verbose=verbose) if console is not None else None
-    if renderer:
-        bus.subscribe(renderer)
-    writer = None
-    if not dry_run:
-        writer = _audit_writer(audit_dir, audit_key, audit_dsn, redactor)
-        if writer is not None:
-            bus.subscribe(writer)
-    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGTERM, _sigterm)
-    signal.signal(signal.SIGINT, _Interrupts())
-    debug = _debug_log(verbose)
-    try:
-        result = engine.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous[0])
-        signal.signal(signal.SIGINT, previous[1])
-        if debug is not None:
-            debug()
-        if renderer:
-            renderer.close()
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception as exc:  # the run's outcome stands; say the audit could not be sealed
-                click.secho(f"audit: could not seal the run: {exc}", fg="red", err=True)
-    audit_path = str(writer.path) if writer is not None and getattr(writer, "path", None) else None
-    _redact_result(result, redactor)
+    outcome = session.execute(target, hooks)
+    result, audit_path = outcome.result, outcome.audit_path
     if output == "json":
         click.echo(json_document(result, rb, audit_path, dry_run))
     elif output == "junit":
@@ -322,13 +254,31 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
             Path(junit_file).write_text(junit_xml(result, rb))
         except OSError as exc:  # the run's outcome stands; its report could not be written
             click.secho(f"error: --junit-file {junit_file}: {exc.strerror or exc}", fg="red", err=True)
-    return result.exit_code
+    return outcome.exit_code
+
+
+def _warn(text: str) -> None:
+    click.secho(text, fg="red", err=True)
+
+
+@contextlib.contextmanager
+def _terminal(verbose: int) -> Iterator[None]:
+    """While the engine runs: SIGTERM and SIGINT handled as interrupts, -vvv's debug log on."""
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGINT, _Interrupts())
+    debug = _debug_log(verbose)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+        if debug is not None:
+            debug()
 
 
 def _quiet(renderer: Any) -> Any:
     """While a prompt waits for the operator, the live progress display stands still."""
-    import contextlib
-
     return renderer.paused() if renderer is not None else contextlib.nullcontext()
 
 
@@ -368,28 +318,6 @@ def _debug_log(verbose: int) -> Any:
     return remove
 
 
-def _redact_result(result: Any, redactor: Any) -> None:
-    """Every secret known by the end of the run masked in the records the reports are made of."""
-    for hr in result.hosts.values():
-        hr.failure = redactor.redact(hr.failure)
-        for rec in hr.records:
-            rec.redact(redactor.redact)
-    result.message = redactor.redact(result.message)
-
-
-def _sources(inventories: tuple[str, ...]) -> list[str]:
-    """Inventory sources as the saved state keeps them: absolute paths (or 'h1,h2,' lists)."""
-    return [s if "," in s or not Path(s).exists() else str(Path(s).resolve()) for s in inventories]
-
-
-def _same_runbook(state: Any, path: Path) -> None:
-    saved = state.meta.get("runbook")
-    if saved and Path(saved).resolve() != path.resolve():
-        raise UsageError(
-            f"run {state.run_id} was a run of {saved}, not of {path}",
-            hint=f"give the runbook that run used: {Path(saved).stem}",
-        )
-
 
 def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
@@ -412,36 +340,6 @@ class _Interrupts:
             raise Aborted("Ctrl-C twice")
         sys.stderr.write("\ninterrupted a third time: exiting\n")
         os._exit(130)
-
-
-def _split(text: str) -> frozenset[str]:
-    return frozenset(t.strip() for t in text.split(",") if t.strip())
-
-
-def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: Any) -> Any:
-    if os.environ.get("RUNBOOK_AUDIT", "1") == "0":
-        return None
-    try:
-        from runbook.audit.writer import AuditWriter
-    except ImportError:  # pragma: no cover - audit package missing
-        return None
-    if key is None:
-        from runbook.audit.keys import default_key_path
-
-        default = Path(default_key_path())
-        key = str(default) if default.exists() else None
-    sinks = []
-    try:
-        if dsn:
-            from runbook.audit.sinks.postgres import PostgresSink
-
-            sinks.append(PostgresSink(dsn))
-        return AuditWriter(directory, signing_key=key, redact=redactor.redact, sinks=sinks)
-    except (AuditError, OSError) as exc:  # in use, read-only, full: refused before any change
-        text = exc.message if isinstance(exc, AuditError) else f"{exc.strerror or exc}"
-        where = exc.location if isinstance(exc, AuditError) else Location(directory)
-        hint = exc.hint if isinstance(exc, AuditError) and exc.hint else "fix the audit directory, or give --audit-dir"
-        raise RefusedError(f"audit trail cannot be written: {text}; nothing was changed", location=where, hint=hint) from None
 
 
 @click.command("rollback")
@@ -469,84 +367,26 @@ def _audit_writer(directory: str, key: str | None, dsn: str | None, redactor: An
 )
 @handle_errors
 @ansible_options(run=True)
-def rollback_cmd(
-    name: str,
-    run_id: str,
-    inventories: tuple[str, ...],
-    extra: tuple[str, ...],
-    secret: tuple[str, ...],
-    yes: bool,
-    output: str,
-    trust_new_hosts: bool,
-    known_hosts: str | None,
-    audit_dir: str,
-    audit_key: str | None,
-    audit_dsn: str | None,
-) -> None:
+def rollback_cmd(yes: bool, output: str, **kw: Any) -> None:
     """Undo what run RUN_ID changed, from its saved snapshots (in reverse order)."""
     from runbook.cli.console import ConsoleRenderer, make_console, recap
     from runbook.cli.output import json_document
-    from runbook.execute.engine import Engine, RunOptions
-    from runbook.execute.events import EventBus
-    from runbook.execute.state import RunState
-    from runbook.kinds.base import KnownModules
-    from runbook.model.runbook import load_runbook
-    from runbook.render.secrets import Redactor
+    from runbook.session import Hooks, RollbackRequest
+    from runbook.session import rollback as session
 
-    path = resolve_runbook(name)
-    rb = load_runbook(path, KnownModules())
-    state = RunState.load(Path(".runbook"), run_id)
-    _same_runbook(state, path)
-    todo = {h: [e for e in s.entries if e.status not in ("rolled_back",)] for h, s in state.hosts.items()}
-    todo = {h: es for h, es in todo.items() if es}
+    request = RollbackRequest(**request_fields(kw))
+    target = session.prepare(request)
     console = make_console(stderr=output == "json")
-    if not todo:
-        console.print(f"run {state.run_id}: nothing to roll back")
+    if not target.todo:
+        console.print(f"run {target.state.run_id}: nothing to roll back")
         sys.exit(0)
-    for h, es in todo.items():
+    for h, es in target.todo.items():
         console.print(f"{h}: will undo " + ", ".join(e.name for e in reversed(es)))
     if not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
         raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
-    declared = secret_names(secret) | set(state.meta.get("secret_extra_vars") or ())
-    declared |= set(state.meta.get("secret_names") or ())
-    extra_vars = restore_extra_vars(state, parse_extra_vars(extra, declared), "rollback")
-    inventories = inventories or tuple(state.meta.get("inventory") or ())
-    inventory = load_inventory(inventories, playbook_dir=path.parent)
-    redactor = Redactor()
-    bus = EventBus()
-    transport_options: dict[str, Any] = {"trust_new_hosts": trust_new_hosts}
-    if known_hosts:
-        transport_options["known_hosts"] = known_hosts
-    options = RunOptions(
-        yes=True,
-        extra_vars=extra_vars,
-        transport_options=transport_options,
-        project_dir=project_dir_for(path),
-        state_root=Path(".runbook"),
-        run_id=f"{state.run_id}-rollback",
-        resume=state,
-        inventory_sources=_sources(inventories),
-        limit=state.meta.get("limit"),
-        secret_names=frozenset(declared),
-    )
-    engine = Engine(rb, inventory, list(todo), options, bus, redactor)
-    renderer = ConsoleRenderer(console)
-    bus.subscribe(renderer)
-    writer = _audit_writer(audit_dir, audit_key, audit_dsn, redactor)
-    if writer is not None:
-        bus.subscribe(writer)
-    try:
-        result = engine.rollback_run()
-    finally:
-        renderer.close()
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception as exc:  # the rollback's outcome stands; say the audit could not be sealed
-                click.secho(f"audit: could not seal the run: {exc}", fg="red", err=True)
-    _redact_result(result, redactor)
+    outcome = session.execute(target, Hooks(observers=lambda: [ConsoleRenderer(console)], warn=_warn))
     if output == "json":
-        click.echo(json_document(result, rb, str(writer.path) if writer else None, False))
+        click.echo(json_document(outcome.result, target.runbook, outcome.audit_path, False))
     else:
-        recap(console, result, str(writer.path) if writer else None)
-    sys.exit(result.exit_code)
+        recap(console, outcome.result, outcome.audit_path)
+    sys.exit(outcome.exit_code)

@@ -3,15 +3,15 @@ ansible_play_hosts / ansible_play_batch (they change as hosts fail and batches g
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runbook.execute.state import RunState
 from runbook.model.inventory_view import InventoryView
+
+if TYPE_CHECKING:  # validate uses these magic variables too: it needs no run state module
+    from runbook.execute.state import RunState
 
 
 class MagicVars(Mapping[str, Any]):
@@ -69,22 +69,25 @@ def host_magic(
     run: Mapping[str, Any],
     runbook_dir: Path,
     dry_run: bool,
-    state: RunState,
+    state: RunState | None,
+    groups: Mapping[str, list[str]] | None = None,
 ) -> MagicVars:
+    """The magic variables of host ``name``. Without a run ``state`` (validate: no run yet) there are
+    no snapshots; ``groups`` may be given already resolved (validate renders for every host)."""
     known = name in inventory.hosts
     fixed = {
         "inventory_hostname": name,
         "inventory_hostname_short": name.split(".")[0],
         "host": name,
         "group_names": inventory.group_names(name) if known else [],
-        "groups": Groups(inventory),
+        "groups": Groups(inventory) if groups is None else groups,
         "hostvars": hostvars,
         "run": run,
         "playbook_dir": str(runbook_dir),
         "runbook_dir": str(runbook_dir),
         "ansible_check_mode": dry_run,
         "inventory_sources": list(inventory.sources or []),
-        "snapshots": Snapshots(state, name),
+        "snapshots": Snapshots(state, name) if state is not None else {},
     }
     return MagicVars(fixed, play.live())
 
@@ -146,6 +149,9 @@ class Snapshots(Mapping[str, Any]):
 
 
 def operator() -> dict[str, str]:
+    import getpass  # here: validate imports this module for the magic variables, not for these
+    import socket
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
