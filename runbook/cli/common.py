@@ -304,11 +304,15 @@ def host_problems(
     problems: list[Any] = []
     seen: set[str] = set()
     groups = {g: inventory.select(g) for g in inventory.groups}  # once, not once per host
+    from runbook.execute.magic import operator
+
+    # what a run's `run` holds (runbook.execute.engine): its id and status are known at run time
+    run_info = {"id": "validate", "status": "running", "dry_run": True, "runbook": rb.name, "operator": operator()}
     for host in hosts:
         known = host in inventory.hosts
         hv = inventory.host_vars(host) if known else {"ansible_connection": "local"}
         magic = {"inventory_hostname": host, "host": host, "group_names": inventory.group_names(host) if known else [],
-                 "groups": groups, "hostvars": {}, "run": {"id": "validate", "status": "running", "dry_run": True},
+                 "groups": groups, "hostvars": {}, "run": run_info,
                  "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True,
                  "snapshots": {}, "inventory_hostname_short": host.split(".")[0],
                  "ansible_play_hosts": list(hosts), "ansible_play_batch": list(hosts), "ansible_play_hosts_all": list(hosts)}  # fmt: skip

@@ -21,7 +21,7 @@ from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.once import Once
 from runbook.kinds import base as kinds
 from runbook.model.runbook import Step
-from runbook.plan.validate import Anything
+from runbook.render.runtime import Anything
 from runbook.render.secrets import Redactor
 from runbook.render.templar import LazyVars, Templar, is_template
 

@@ -17,6 +17,7 @@ from runbook.model.loader import read_text
 from runbook.model.runbook import Runbook, errors_of, load_runbook
 from runbook.model.values import number_problem, port_problem
 from runbook.render import templar as tpl
+from runbook.render.runtime import RUNTIME, Anything, reading, touched_now, unknowable
 from runbook.render.templar import LazyVars, Templar
 
 READ_ONLY_OK = {"shell", "command"}  # treated as probes in preflight
@@ -29,62 +30,6 @@ def module_names() -> kinds.KnownModules:
 
 def load(path: str | Path) -> Runbook:
     return load_runbook(path, module_names())
-
-
-class Anything:
-    """Stands in for values only known at run time (registered results, loop items)."""
-
-    # what Jinja2's sandbox asks before calling a value (class attributes: never an Anything)
-    unsafe_callable = False
-    alters_data = False
-
-    def __getattr__(self, name: str) -> Anything:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return self
-
-    def __getitem__(self, key: Any) -> Anything:
-        return self
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-    def __bool__(self) -> bool:
-        return True
-
-    def __str__(self) -> str:
-        return "<runtime>"
-
-    def __call__(self, *a: Any, **kw: Any) -> Anything:
-        return self
-
-    def __contains__(self, item: Any) -> bool:
-        return False
-
-    def __eq__(self, other: object) -> bool:
-        return False
-
-    def __hash__(self) -> int:
-        return 0
-
-    def __lt__(self, other: object) -> bool:
-        return False
-
-    __gt__ = __le__ = __ge__ = __lt__
-
-    def __int__(self) -> int:
-        return 0
-
-    def __float__(self) -> float:
-        return 0.0
-
-    def __add__(self, other: Any) -> Any:
-        return other if isinstance(other, str) else self
-
-    __radd__ = __add__
 
 
 @dataclass
@@ -356,29 +301,56 @@ def check_host(
             problems.append(Problem(ValidationError(
                 f"host {host}: {var} {problem}", hint=f"fix {var} for this host in the inventory",
             ), host))  # fmt: skip
+    names = frozenset(runtime)
     for step in rb.all_steps():
         kind = kinds.get(step.module)
         if kind is None:
             continue
-        try:
-            if not all(templar.evaluate(cond, scope, step.loc("when")) for cond in step.when):
-                continue  # statically false (e.g. `foo is defined`): its arguments are not rendered
-            if step.loop is not None:
-                _check_loop(templar.render(step.loop, scope, step.loc("loop")), step)
-            _check_numbers(step, templar, scope)
-            _check_become(step, templar, scope)
-            step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
-            args = templar.render(kind.normalize(step.args), step_scope, step.location)
-            if step.module in ("template", "copy") and isinstance(args, Mapping) and args.get("src"):
-                _check_source(step, args, templar, step_scope, host, rb, project_dir)
-        except RenderError as exc:
-            msg = f"step '{step.label}' ({step.key}): {exc.message}"
-            problems.append(
-                Problem(RenderError(msg, location=exc.location or step.location, hint=exc.hint), host)
-            )
-        except ValidationError as exc:
-            problems.append(Problem(exc, host))
+        step_scope = variables.child((runtime, True))  # fresh: no value cached from another step
+        with reading():
+            try:
+                _check_step(step, kind, templar, step_scope, host, rb, project_dir)
+            except RenderError as exc:
+                if unknowable(exc.message, touched_now(), names):
+                    continue  # made of a value known at run time: the run decides
+                msg = f"step '{step.label}' ({step.key}): {exc.message}"
+                problems.append(
+                    Problem(RenderError(msg, location=exc.location or step.location, hint=exc.hint), host)
+                )
+            except ValidationError as exc:
+                problems.append(Problem(exc, host))
     return problems
+
+
+def _may_run(step: Any, templar: Templar, scope: LazyVars) -> bool:
+    """False only when a `when` is false before the run (e.g. `foo is defined`); a condition made of
+    a value known at run time (a registered result, a set_fact value) may go either way."""
+    for cond in step.when:
+        with reading():
+            try:
+                value = templar.evaluate(cond, scope, step.loc("when"))
+            except RenderError as exc:
+                if unknowable(exc.message, touched_now(), frozenset()):
+                    continue
+                raise
+            if not value and not touched_now():
+                return False
+    return True
+
+
+def _check_step(
+    step: Any, kind: Any, templar: Templar, scope: LazyVars, host: str, rb: Runbook, project_dir: Path
+) -> None:
+    if not _may_run(step, templar, scope):
+        return  # statically false: its arguments are not rendered
+    if step.loop is not None:
+        _check_loop(templar.render(step.loop, scope, step.loc("loop")), step)
+    _check_numbers(step, templar, scope)
+    _check_become(step, templar, scope)
+    step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
+    args = templar.render(kind.normalize(step.args), step_scope, step.location)
+    if step.module in ("template", "copy") and isinstance(args, Mapping) and args.get("src"):
+        _check_source(step, args, templar, step_scope, host, rb, project_dir)
 
 
 def _check_loop(items: Any, step: Any) -> None:
@@ -448,7 +420,7 @@ def _check_source(
 ) -> None:
     """A template's or copy's source file exists on this machine (and a template renders)."""
     name = str(args["src"])
-    if "<runtime>" in name:  # made of a registered result: known only during the run
+    if RUNTIME in name:  # made of a registered result: known only during the run
         return
     folder = "templates" if step.module == "template" else "files"
     ctx = kinds.StepContext(host=host, vars=scope, project_dir=project_dir, run_id="validate",
