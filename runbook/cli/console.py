@@ -113,6 +113,14 @@ class ConsoleRenderer:
             with self._lock:
                 self.running.pop(ev.host or "-", None)
             self._step_line(ev)
+        elif k == "step.item":  # one loop item, its name rendered (`ping {{ item }}` -> `ping a`)
+            outcome = ev.outcome or "ok"
+            if outcome != "skipped" or self.verbose:
+                lead = f"{utc_stamp(ev.ts)} " if self.stamped else "  "
+                self.c.print(
+                    f"{lead}[{STYLE.get(outcome, '')}]{MARK.get(outcome, outcome):>7}[/] "
+                    f"{escape(ev.host or '')} | [dim]item[/] {escape(ev.step or '')}"
+                )
         elif k == "rollback.start":
             self.c.print(
                 f"\n[bold magenta]ROLLBACK[/] {escape(ev.host or '')}: {escape(str(ev.data.get('reason', '')))}"
@@ -155,7 +163,8 @@ class ConsoleRenderer:
         line = f"{lead}[{style}]{MARK.get(outcome, outcome):>7}[/] {escape(ev.host or '')} | {escape(ev.step or '')}{dur}{att}"
         self.c.print(line)
         msg = ev.data.get("msg")
-        if msg and (outcome == "failed" or self.verbose or str(msg).startswith("recovered by fallback")):
+        if msg and (outcome == "failed" or self.verbose or str(msg).startswith("recovered by fallback")
+                    or "dry-run: " in str(msg)):  # what a plan did not do, and why
             self.c.print(
                 f"          [red]{escape(str(msg))}[/]"
                 if outcome == "failed"

@@ -26,8 +26,11 @@ from runbook.model.runbook import Step
 from runbook.model.values import LARGEST, is_template, shown_number
 from runbook.plan.validate import coerce
 from runbook.render.filters import to_bool
+from runbook.render.runtime import planned_result, reading, touched_now, unknowable
 from runbook.render.secrets import Redactor, leaves
 from runbook.render.templar import LazyVars, Templar
+
+PURE_KINDS = frozenset({"set_fact", "debug", "assert", "fail", "approve"})  # run as they are in a dry-run
 
 NO_LOG_SECRET_LINES = 256
 
@@ -58,6 +61,7 @@ class Attempt:
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     render_error: bool = False  # the step's own rendering (a template file) failed
     elided: list[dict[str, Any]] = field(default_factory=list)  # output streams cut (see Drive)
+    skipped_waits: float = 0.0  # seconds a dry-run did not wait (see Drive.plan)
 
 
 def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> Become:
@@ -144,24 +148,36 @@ class Attempts:
             for stream in ("stdout", "stderr"):  # as Ansible registers them: no trailing newline
                 if isinstance(registered.get(stream), str):
                     registered[stream] = registered[stream].rstrip("\r\n")
+            planned = self.dry_run and not item.read_only and step.module not in PURE_KINDS
+            if planned:  # not run: its output, return code ... are known only at run time
+                registered = planned_result(registered)
             until_ok, judged = True, True
-            try:
-                ok, changed = self._judge(step, out, registered, variables)
-            except RunbookError as exc:  # a failed_when/changed_when that cannot be evaluated
-                ok, changed, judged = False, out.changed, False
-                out = _failed(out, str(exc))
-                rec.error = "render"
+            with reading():
+                try:
+                    ok, changed = self._judge(step, out, registered, variables)
+                    if planned and touched_now():  # judged on output the plan does not have
+                        ok, changed = out.ok, out.changed
+                except RunbookError as exc:  # a failed_when/changed_when that cannot be evaluated
+                    ok, changed, judged = False, out.changed, False
+                    if planned and unknowable(exc.message, touched_now()):
+                        ok, judged = out.ok, True
+                    else:
+                        out = _failed(out, str(exc))
+                        rec.error = "render"
             registered.update(failed=not ok, changed=changed)
             if step.register and item.loop_vars is None:
                 hr.facts[step.register] = registered
             if "ansible_facts" in out.data and ok:
                 hr.facts.update(out.data["ansible_facts"])
             if ok and step.until:
-                try:
-                    until_ok = self._conditions(step.until, step, registered, variables, step.loc("until"))
-                except RunbookError as exc:
-                    ok, judged, rec.error = False, False, "render"
-                    out = _failed(out, str(exc))
+                with reading():
+                    try:
+                        until_ok = self._conditions(step.until, step, registered, variables, step.loc("until"))
+                        until_ok = until_ok or (planned and touched_now())
+                    except RunbookError as exc:
+                        if not (planned and unknowable(exc.message, touched_now())):
+                            ok, judged, rec.error = False, False, "render"
+                            out = _failed(out, str(exc))
             if (
                 not judged
                 or (ok and until_ok)
@@ -193,6 +209,9 @@ class Attempts:
         rec.outcome = (
             "failed" if not final_ok else ("skipped" if out.skipped else ("changed" if changed else "ok"))
         )
+        if self.dry_run:
+            note = plan_note(attempt.skipped_waits, retries if not final_ok else 0, delay)
+            rec.msg = f"{rec.msg}; {note}" if rec.msg and note else (note or rec.msg)
         self._record_change(hr, target, step, item, rec, entry, changed)
         if step.no_log and not self.dry_run:  # what it printed is secret (its first lines: a step that
             # prints a token prints a few lines; thousands of "secrets" would slow every redaction)
@@ -405,6 +424,7 @@ class Attempts:
         drive = Drive(
             transport=transport,
             dry_run=self.dry_run and not item.read_only,
+            plan=self.dry_run,
             read_only=item.read_only,
             cancel=cancel,
             on_snapshot=on_snapshot,
@@ -481,9 +501,20 @@ class Attempts:
             raise Cancelled("interrupted")
         planned = [{"kind": p.kind, "summary": p.summary, "diff": p.diff} for p in drive.planned]
         attempt = Attempt(
-            out, planned, drive.commands, drive.snapshots, render_error=bool(render_failed), elided=drive.elided
+            out, planned, drive.commands, drive.snapshots, render_error=bool(render_failed), elided=drive.elided,
+            skipped_waits=drive.skipped_waits,
         )
         return attempt, holder["entry"]
+
+
+def plan_note(waited: float, retries: float, delay: float) -> str:
+    """What a dry-run did not do of a step it ran for real (a probe): the waits, the retries."""
+    parts = []
+    if waited > 0:
+        parts.append(f"did not wait {waited:g}s")
+    if retries:
+        parts.append(f"tried once (the run retries up to {retries:g} more times, {delay:g}s apart)")
+    return ("dry-run: " + " and ".join(parts)) if parts else ""
 
 
 def _failed(out: Outcome, msg: str) -> Outcome:

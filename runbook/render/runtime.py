@@ -160,3 +160,23 @@ def unknowable(message: str, touched: bool, runtime_names: frozenset[str] | set[
         return False
     m = _UNDEFINED_NAME.search(message)
     return m is None or m.group(1) in runtime_names
+
+
+class PartlyKnown(dict):  # type: ignore[type-arg]
+    """What a step a dry-run planned (and did not run) registers: what the plan knows (the path it
+    would write, changed), and a run-time value for the rest (its output, return code, ...)."""
+
+    def __missing__(self, key: Any) -> Anything:
+        _touch()
+        return Anything()
+
+
+def planned_result(registered: dict[str, Any]) -> PartlyKnown:
+    """A planned step's registered result: the values a dry-run did not produce (empty output, no
+    return code) are known only at run time."""
+    return PartlyKnown(
+        {k: Anything() if v is None or (isinstance(v, (str, list, dict)) and not v) else v for k, v in registered.items()}
+    )
+
+
+KNOWN_AT_RUN_TIME = "dry-run: known at run time (made of a value a step the plan did not run gives)"
