@@ -21,6 +21,7 @@ from runbook.cli.common import (
     secret_names,
     select_hosts,
 )
+from runbook.cli.verbosity import HELP as VERBOSE_HELP
 from runbook.errors import Aborted, AuditError, Location, RefusedError, UsageError, ValidationError
 
 
@@ -116,10 +117,9 @@ def _run_options(fn: Any) -> Any:
             "--list-steps", is_flag=True,
             help="List the steps of every phase with their modules and tags; run nothing.",
         ),
-        click.option(
-            "-v", "--verbose", count=True,
-            help="Show skipped steps and messages (-vvv: the traceback of an unexpected error).",
-        ),
+        click.option("-v", "--verbose", count=True, help=VERBOSE_HELP),
+        click.option("--diff", "diff", is_flag=True, help="Show the diff of every file a step writes (as ansible --diff)."),
+        click.option("--step", "step", is_flag=True, help="Confirm each step before it runs: (y)es/(n)o/(c)ontinue (needs a terminal)."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -173,8 +173,10 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
              forks: int | None, output: str, junit_file: str | None, yes: bool, trust_new_hosts: bool, known_hosts: str | None,
              audit_dir: str, audit_key: str | None, audit_dsn: str | None, force_window: bool, verbose: int,
              max_output: str | None, dry_run: bool, start_at: str | None, resume: str | None,
-             approver: tuple[str, ...] = (), list_hosts: bool = False, list_steps: bool = False) -> int:  # fmt: skip
+             approver: tuple[str, ...] = (), list_hosts: bool = False, list_steps: bool = False,
+             diff: bool = False, step: bool = False) -> int:  # fmt: skip
     from runbook.cli.approvers import ask_name, identities
+    from runbook.cli.console import step_gate
     from runbook.cli.output import json_document, junit_xml
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
@@ -274,6 +276,7 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
         run_id=resume_state.run_id + "-resume" if resume_state else None, resume=resume_state,
         inventory_sources=_sources(inventories), limit=limit, secret_names=frozenset(declared),
         approvers=identities(approver, audit_key), ask_name=ask_approver if interactive else None,
+        diff=diff, step_gate=step_gate(interactive, lambda: renderer) if step else None,
     )  # fmt: skip
     engine = Engine(rb, inventory, hosts, options, bus, redactor)
     renderer = ConsoleRenderer(console, verbose=verbose) if console is not None else None

@@ -62,6 +62,7 @@ class Attempt:
     render_error: bool = False  # the step's own rendering (a template file) failed
     elided: list[dict[str, Any]] = field(default_factory=list)  # output streams cut (see Drive)
     skipped_waits: float = 0.0  # seconds a dry-run did not wait (see Drive.plan)
+    diffs: list[dict[str, str]] = field(default_factory=list)  # --diff: the files it wrote
 
 
 def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> Become:
@@ -118,6 +119,7 @@ class Attempts:
         loader_dirs: tuple[Path, ...]
         cancel: threading.Event
         dry_run: bool
+        diff: bool
         run_id: str
         persist: Callable[..., None]
         delegate: Callable[[str], HostRun] | None
@@ -200,6 +202,7 @@ class Attempts:
         rec.command = out.command or ("\n".join(attempt.commands) if attempt.commands else None)
         rec.elided = attempt.elided
         rec.planned = attempt.planned
+        rec._diffs = attempt.diffs  # type: ignore[attr-defined]
         final_ok = ok and until_ok
         rec.msg = out.msg if final_ok or out.msg else "until condition not met"
         if ok and not until_ok:
@@ -425,6 +428,7 @@ class Attempts:
             transport=transport,
             dry_run=self.dry_run and not item.read_only,
             plan=self.dry_run,
+            diff=self.diff,
             read_only=item.read_only,
             cancel=cancel,
             on_snapshot=on_snapshot,
@@ -503,6 +507,7 @@ class Attempts:
         attempt = Attempt(
             out, planned, drive.commands, drive.snapshots, render_error=bool(render_failed), elided=drive.elided,
             skipped_waits=drive.skipped_waits,
+            diffs=[{"kind": p.kind, "summary": p.summary, "diff": p.diff} for p in drive.diffs],
         )
         return attempt, holder["entry"]
 

@@ -83,6 +83,8 @@ class Drive:
     env: Mapping[str, str] = field(default_factory=dict)  # added to every command (the run's tag)
     privilege: Become | None = None  # who an action asking for `become` runs as (the step's become_*)
     plan: bool = False  # a dry-run, even for a probe that runs for real: waits are not waited
+    diff: bool = False  # --diff: a real run also shows each file it writes as a diff
+    diffs: list[PlannedChange] = field(default_factory=list)  # what --diff shows (real writes)
     skipped_waits: float = 0.0  # seconds of waits a dry-run did not wait
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
@@ -156,6 +158,8 @@ class Drive:
             if skip:
                 self.planned.append(self._file_change(action))
                 return None
+            if self.diff:  # what the file was, before it is written
+                self.diffs.append(self._file_change(action))
             self.transport.write_file(
                 action.path,
                 action.content,

@@ -38,6 +38,7 @@ def plan_budget() -> float:
     except ValueError:
         return 30.0
 CONDITION_FALSE = "condition false"
+STEP_DECLINED = "not run: declined at --step"
 
 
 @dataclass
@@ -52,6 +53,8 @@ class StepRunner(Attempts):
     loader_dirs: tuple[Path, ...]
     cancel: threading.Event
     dry_run: bool = False
+    diff: bool = False  # --diff: the files a real run writes are shown as diffs
+    gate: Callable[[str, str], bool] | None = None  # --step: may this step run on this host?
     persist: Callable[..., None] = lambda durable=True: None
     approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str, dict[str, Any]]] | None = None
     delegate: Callable[[str], HostRun] | None = None
@@ -87,6 +90,12 @@ class StepRunner(Attempts):
         record. Never raises for step failures; raises Cancelled when the run is interrupted."""
         phase = phase or step.top_phase
         step = self.named(step, hr)
+        asked = self.gate is not None and phase == "steps" and step.phase == step.top_phase
+        if asked and self.gate is not None and not self.gate(hr.name, step.label):  # --step: no
+            rec = StepRecord(phase, step.index, step.label, step.module, "skipped", msg=STEP_DECLINED)
+            self._start(hr, step, phase)
+            self._finish(hr, step, rec)
+            return rec
         if not step.run_once:
             return self._run_step(hr, step, read_only=read_only, phase=phase)
         with self._lock:
@@ -265,6 +274,7 @@ class StepRunner(Attempts):
             planned=[p for r in recs for p in r.planned], attempts=max((r.attempts for r in recs), default=1),
             error=next((r.error for r in recs if r.outcome == "failed" and r.error), None),
         )  # fmt: skip
+        rec._diffs = [d for r in recs for d in getattr(r, "_diffs", [])]  # type: ignore[attr-defined]
         registered = {
             "results": results,
             "changed": outcome == "changed",
@@ -399,6 +409,9 @@ class StepRunner(Attempts):
             data["error"] = rec.error
         if rec.planned:
             data["planned"] = rec.planned
+        diffs = list(getattr(rec, "_diffs", []))
+        if diffs and not step.no_log:  # --diff: what the step wrote (a no_log step shows nothing)
+            data["diffs"] = [{**d, "diff": self.redactor.redact(d["diff"])} for d in diffs]
         if step.phase != step.top_phase:
             data["key"] = step.key  # a fallback (or undo) step: which one
         self.emit(
