@@ -312,7 +312,7 @@ def host_problems(
         known = host in inventory.hosts
         hv = inventory.host_vars(host) if known else {"ansible_connection": "local"}
         magic = {"inventory_hostname": host, "host": host, "group_names": inventory.group_names(host) if known else [],
-                 "groups": groups, "hostvars": {}, "run": run_info,
+                 "groups": groups, "hostvars": v.HostVarsBefore(inventory, rb, extra_vars), "run": run_info,
                  "playbook_dir": str(rb.path.parent), "runbook_dir": str(rb.path.parent), "ansible_check_mode": True,
                  "snapshots": {}, "inventory_hostname_short": host.split(".")[0],
                  "ansible_play_hosts": list(hosts), "ansible_play_batch": list(hosts), "ansible_play_hosts_all": list(hosts)}  # fmt: skip

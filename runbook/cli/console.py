@@ -201,7 +201,8 @@ class ConsoleRenderer:
         from rich.syntax import Syntax  # pygments: only when there is a diff to show
 
         self.c.print(
-            Syntax(plain(diff), "diff", theme="ansi_dark", background_color="default", word_wrap=True)
+            Syntax(plain(diff), "diff", theme="ansi_dark", background_color="default",
+                   word_wrap=not self.c.soft_wrap)  # a log (soft wrap): each line whole, as it is
         )
 
     @contextlib.contextmanager

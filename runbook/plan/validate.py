@@ -276,6 +276,7 @@ _BOOLS = {
 def runtime_names(rb: Runbook) -> set[str]:
     names = {s.register for s in rb.all_steps() if s.register}
     names |= {s.loop_var for s in rb.all_steps() if s.loop is not None}
+    names |= {s.loop_index_var for s in rb.all_steps() if s.loop is not None and s.loop_index_var}
     names |= {"result", "ansible_facts", "ansible_failed_result", "ansible_failed_task"}
     for s in rb.all_steps():
         if s.module == "set_fact" and isinstance(s.args, Mapping):
@@ -456,3 +457,25 @@ def undo_warnings(rb: Runbook) -> list[str]:
     from runbook.kinds import undo
 
     return [f"{undo.describe(step, why)} ({undo.DECLARE_HINT})" for step, why in undo.gaps(rb)]
+
+
+class HostVarsBefore(Mapping[str, Any]):
+    """``hostvars`` before a run: each inventory host's variables (the inventory's, the runbook's),
+    with what only the run gives (registered results, set_fact values) known at run time."""
+
+    def __init__(self, inventory: Any, rb: Runbook, extra: Mapping[str, Any]):
+        self._inv, self._rb, self._extra = inventory, rb, extra
+        self._runtime = dict.fromkeys(runtime_names(rb), Anything())
+
+    def __getitem__(self, host: str) -> Any:
+        if host not in getattr(self._inv, "hosts", {}):
+            raise KeyError(host)
+        magic = {"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0]}
+        return {**dict(self._rb.defaults), **self._inv.host_vars(host), **dict(self._rb.vars),
+                **self._runtime, **magic, **dict(self._extra)}  # fmt: skip
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(getattr(self._inv, "hosts", {}))
+
+    def __len__(self) -> int:
+        return len(getattr(self._inv, "hosts", {}))
