@@ -176,8 +176,8 @@ def _execute(name: str, inventories: tuple[str, ...], limit: str | None, extra: 
              approver: tuple[str, ...] = (), list_hosts: bool = False, list_steps: bool = False,
              diff: bool = False, step: bool = False) -> int:  # fmt: skip
     from runbook.cli.approvers import ask_name, identities
-    from runbook.cli.console import step_gate
     from runbook.cli.output import json_document, junit_xml
+    from runbook.cli.stepping import step_gate
     from runbook.execute.engine import Engine, RunOptions
     from runbook.execute.events import EventBus
     from runbook.execute.state import RunState

@@ -61,7 +61,8 @@ def _broken_in_run(name: str, cwd: Path) -> bool:
 
 def test_validate_agrees_with_real_runs_on_a_varied_corpus(tmp_path: Path) -> None:
     (tmp_path / "playbooks").mkdir()
-    (tmp_path / "inv").write_text("localhost ansible_connection=local\n")
+    # several hosts: the same problem on each is reported once, whatever the order they are checked in
+    (tmp_path / "inv").write_text("localhost ansible_connection=local\n[more]\nh2 ansible_connection=local\nh3 ansible_connection=local\n")
     files = sorted(CORPUS.glob("*.yml"))
     assert len(files) >= 30
     for f in files:
@@ -100,3 +101,20 @@ def test_the_coolify_demo_falls_back_to_ssh_when_no_coolify_answers(tmp_path: Pa
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Coolify did not answer" in res.stdout
     assert "Fallback: docker compose up over SSH" in res.stdout and "recovered by fallback" in res.stdout
+
+
+def test_the_coolify_demo_takes_the_coolify_path_when_a_coolify_answers(tmp_path: Path) -> None:
+    from tests.standins.coolify import CoolifyStandIn
+
+    with CoolifyStandIn(token="local-demo|token") as coolify:  # the local inventory's token and app
+        coolify.add_app("local-demo-app", "runbook-demo", commit="1111111aaaa")
+        res = _runbook(["plan", "coolify-deploy", "-i", str(REPO / "inventories" / "local"), "-e",
+                        f"coolify_url={coolify.url}"], tmp_path, RUNBOOK_PATH=str(REPO / "playbooks"))  # fmt: skip
+        sent = [r for r in coolify.requests if r["method"] != "GET"]
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    status = next(i for i, line in enumerate(lines) if "Coolify answers, the token is valid" in line and "start" not in line)
+    assert " ok " in lines[status], lines[status]  # the pre-flight reached the stand-in
+    assert "Coolify did not answer" not in res.stdout
+    assert "local-demo|token" not in res.stdout  # the token is never shown
+    assert sent == [] and "would send" in res.stdout  # a plan starts no deployment
