@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +33,16 @@ from runbook.render.templar import LazyVars, Templar
 
 PURE_KINDS = frozenset({"set_fact", "debug", "assert", "fail", "approve"})  # run as they are in a dry-run
 
+
+def plan_budget() -> float:
+    """Seconds a dry-run spends on a probe it runs for real, and on the items of a loop of them (a
+    monitoring loop of 30 minutes is not waited through): RUNBOOK_PLAN_BUDGET, default 30."""
+    try:
+        return max(0.0, float(os.environ.get("RUNBOOK_PLAN_BUDGET", "30")))
+    except ValueError:
+        return 30.0
+
+
 NO_LOG_SECRET_LINES = 256
 
 
@@ -51,6 +62,7 @@ class Item:
     timeout: float | None = None
     privilege: Become = field(default_factory=Become)  # who `become` means for this item
     become: bool = False  # whether the item runs with privilege at all
+    plan_cut: bool = False  # a dry-run's probe, bounded by the plan's budget (not its own timeout)
 
 
 @dataclass
@@ -212,7 +224,11 @@ class Attempts:
         rec.outcome = (
             "failed" if not final_ok else ("skipped" if out.skipped else ("changed" if changed else "ok"))
         )
-        if self.dry_run:
+        if item.plan_cut and rec.outcome == "failed" and out.rc == 124 and attempt_no == 1:
+            rec.outcome = "skipped"
+            rec.msg = (f"dry-run: stopped after {timeout:g}s (a plan spends at most RUNBOOK_PLAN_BUDGET={timeout:g}s "
+                       "on a probe); the real run lets it finish")  # fmt: skip
+        elif self.dry_run:
             note = plan_note(attempt.skipped_waits, retries if not final_ok else 0, delay)
             rec.msg = f"{rec.msg}; {note}" if rec.msg and note else (note or rec.msg)
         self._record_change(hr, target, step, item, rec, entry, changed)
@@ -316,6 +332,9 @@ class Attempts:
         item.delay = float(self._num(step.delay, v, step))
         item.backoff = float(self._num(step.backoff, v, step))
         item.timeout = self._num(step.timeout, v, step) if step.timeout is not None else None
+        budget = plan_budget()
+        if self.dry_run and item.read_only and budget > 0 and (item.timeout is None or item.timeout > budget):
+            item.timeout, item.plan_cut = budget, True  # a plan does not wait for a long probe
         item.become = privilege_asked(self.templar, step, v)
         item.privilege = privilege(self.templar, step, v) if item.become else Become()
 

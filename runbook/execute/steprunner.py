@@ -14,7 +14,7 @@ from typing import Any
 
 from runbook.errors import RenderError, RunbookError
 from runbook.execute import faults, leftovers
-from runbook.execute.attempts import PURE_KINDS, Attempts, Item
+from runbook.execute.attempts import PURE_KINDS, Attempts, Item, plan_budget
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
 from runbook.execute.hostctx import HostRun, StepRecord
@@ -27,16 +27,6 @@ from runbook.render.templar import LazyVars, Templar, is_template
 
 NO_LOG = "(output hidden: no_log)"
 
-
-def plan_budget() -> float:
-    """Seconds a dry-run spends on the items of a loop of probes it runs for real (a monitoring loop
-    of 30 minutes is not waited through): RUNBOOK_PLAN_BUDGET, default 30."""
-    import os
-
-    try:
-        return max(0.0, float(os.environ.get("RUNBOOK_PLAN_BUDGET", "30")))
-    except ValueError:
-        return 30.0
 CONDITION_FALSE = "condition false"
 STEP_DECLINED = "not run: declined at --step"
 

@@ -106,3 +106,21 @@ def test_loop_items_are_named_per_item_in_console_and_audit(project: Project, mo
     names = [r["step"] for r in records if r.get("event") == "step.item"]
     assert names == ["ping alpha", "ping beta", "plain (item=gamma)"]
     assert not any("{{" in str(r.get("step")) for r in records)
+
+
+def test_a_long_probe_is_stopped_at_the_plan_budget(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNBOOK_PLAN_BUDGET", "1")
+    project.runbook("slow", """
+        hosts: localhost
+        preflight:
+          - name: a 30-minute watch
+            shell: "sleep 1800"
+        steps:
+          - debug: {msg: hi}
+        """)  # fmt: skip
+    res, doc = project.exec_json("slow", "--check")
+    assert res.exit_code == 0, res.output
+    step = project.steps(doc)["a 30-minute watch"]
+    assert step["outcome"] == "skipped"
+    assert "dry-run: stopped after 1s" in step["msg"] and "the real run lets it finish" in step["msg"]
+    assert project.steps(doc)["debug"]["outcome"] == "ok"  # the plan went on
