@@ -126,3 +126,20 @@ def test_a_long_diff_line_is_wrapped_on_a_narrow_terminal_not_cut(project: Proje
     env = {**os.environ, "PYTHONPATH": str(REPO), "RUNBOOK_AUDIT": "0", "NO_COLOR": "1", "COLUMNS": "60"}
     out = _pty_run([sys.executable, "-m", "runbook", "plan", "w", "-i", "inv"], env, project.root)
     assert all(w in out for w in words), out  # every word of the line is shown
+
+
+def test_new_output_holds_no_terminal_escapes(project: Project) -> None:
+    dest = project.root / "esc.txt"
+    project.runbook("esc", f"""
+        hosts: localhost
+        steps:
+          - name: "item {{{{ item }}}}"
+            shell: 'printf "\\033[31m%s\\033[0m\\n" {{{{ item | quote }}}}'
+            loop: ["\\e[1mbold", plain]
+          - copy: {{content: "\\e[32mgreen\\n", dest: "{dest}"}}
+        """)  # fmt: skip
+    res = project.exec("esc", "-vvv", "--diff")
+    assert res.exit_code == 0, res.output
+    assert "\x1b" not in res.output and "| item item " in res.output
+    res, _ = project.exec_json("esc", "-vv", "--diff")
+    assert "\x1b" not in res.stdout and "\\u001b" not in res.stdout
