@@ -4,11 +4,14 @@ on a narrow terminal wrapped (never cut)."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
 import subprocess
 import sys
+
+import pytest
 
 from tests.core.conftest import REPO, Project
 from tests.core.test_guards import closed_window
@@ -143,3 +146,15 @@ def test_new_output_holds_no_terminal_escapes(project: Project) -> None:
     assert "\x1b" not in res.output and "| item item " in res.output
     res, _ = project.exec_json("esc", "-vv", "--diff")
     assert "\x1b" not in res.stdout and "\\u001b" not in res.stdout
+
+
+def test_the_audit_keeps_a_diff_as_its_digest(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNBOOK_AUDIT", "1")
+    dest = project.root / "app.conf"
+    project.runbook("w", WRITES.format(content="port=2\\n", dest=dest))
+    res = project.exec("w", "--diff", "--audit-dir", str(project.root / "audit"))
+    assert res.exit_code == 0 and "+port=2" in res.output, res.output
+    records = [json.loads(line) for f in (project.root / "audit").glob("*.jsonl") for line in f.read_text().splitlines()]
+    diffs = [d for r in records if r.get("event") == "step.end" for d in (r.get("data") or {}).get("diffs", [])]
+    assert len(diffs) == 1 and diffs[0]["summary"].startswith(str(dest)) and len(diffs[0]["diff_sha256"]) == 64
+    assert "port=2" not in json.dumps(records)
