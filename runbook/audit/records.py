@@ -160,6 +160,12 @@ def event_record(event: EventLike, scrub: Scrubber) -> dict[str, Any]:
                 rec[f"{stream}_sha256"] = digest_text(scrub.value(out) if isinstance(out, str) else out)
             elif isinstance(given, str):
                 rec[f"{stream}_sha256"] = text(given)
+    if isinstance(data.get("diffs"), list):  # --diff: what a file was and became is kept as digests
+        data["diffs"] = [
+            {k: v for k, v in d.items() if k != "diff"} | {"diff_sha256": digest_text(scrub.value(str(d.get("diff") or "")))}
+            if isinstance(d, Mapping) else d
+            for d in data["diffs"]
+        ]
     if "line" in data and rec["event"] == "step.output":
         data["line_sha256"] = digest_text(scrub.value(data.pop("line")))
     command = data.pop("command", None)

@@ -113,6 +113,14 @@ class ConsoleRenderer:
             with self._lock:
                 self.running.pop(ev.host or "-", None)
             self._step_line(ev)
+        elif k == "step.item":  # one loop item, its name rendered (`ping {{ item }}` -> `ping a`)
+            outcome = ev.outcome or "ok"
+            if outcome != "skipped" or self.verbose:
+                lead = f"{utc_stamp(ev.ts)} " if self.stamped else "  "
+                self.c.print(
+                    f"{lead}[{STYLE.get(outcome, '')}]{MARK.get(outcome, outcome):>7}[/] "
+                    f"{escape(ev.host or '')} | [dim]item[/] {escape(ev.step or '')}"
+                )
         elif k == "rollback.start":
             self.c.print(
                 f"\n[bold magenta]ROLLBACK[/] {escape(ev.host or '')}: {escape(str(ev.data.get('reason', '')))}"
@@ -145,8 +153,8 @@ class ConsoleRenderer:
 
     def _step_line(self, ev: Event) -> None:
         outcome = ev.outcome or "ok"
-        if outcome == "skipped" and not self.verbose and not self.stamped:
-            return
+        if outcome == "skipped" and not self.verbose and not self.stamped and "--step" not in str(ev.data.get("msg")):
+            return  # (a step the operator declined at --step is always shown)
         style = STYLE.get(outcome, "")
         dur = f" [dim]({ev.duration:.1f}s)[/]" if ev.duration and ev.duration >= 0.5 else ""
         attempts = ev.data.get("attempts", 1)
@@ -155,7 +163,8 @@ class ConsoleRenderer:
         line = f"{lead}[{style}]{MARK.get(outcome, outcome):>7}[/] {escape(ev.host or '')} | {escape(ev.step or '')}{dur}{att}"
         self.c.print(line)
         msg = ev.data.get("msg")
-        if msg and (outcome == "failed" or self.verbose or str(msg).startswith("recovered by fallback")):
+        if msg and (outcome == "failed" or self.verbose or str(msg).startswith("recovered by fallback")
+                    or "dry-run: " in str(msg) or "--step" in str(msg)):  # what was not done, and why
             self.c.print(
                 f"          [red]{escape(str(msg))}[/]"
                 if outcome == "failed"
@@ -167,17 +176,34 @@ class ConsoleRenderer:
                 if text:
                     tail = "\n".join(text.splitlines()[-10:])
                     self.c.print(f"          [dim]{stream}:[/] {escape(tail)}")
+        if self.verbose:
+            from runbook.cli.verbosity import result_lines
+
+            shown = {k: v for k, v in ev.data.items() if outcome != "failed" or k != "stdout"}  # shown below
+            for text in result_lines(shown, ev.rc, self.verbose):
+                self.c.print(f"          [dim]{escape(text)}[/]")
+        for p in ev.data.get("diffs", []) or []:  # --diff: what a real run wrote
+            self.c.print(f"          [yellow]wrote[/] {escape(p['summary'])}")
+            if p.get("diff"):
+                self._diff(p["diff"])
         for p in ev.data.get("planned", []) or []:
             if p["kind"] == "file":
                 self.c.print(f"          [yellow]would write[/] {escape(p['summary'])}")
                 if self.show_diffs and p.get("diff"):
-                    from rich.syntax import Syntax  # pygments: only when there is a diff to show
-
-                    self.c.print(Syntax(plain(p["diff"]), "diff", theme="ansi_dark", background_color="default"))
+                    self._diff(p["diff"])
             else:
                 self.c.print(
                     f"          [yellow]would {'run' if p['kind'] == 'command' else 'send'}[/] {escape(p['summary'])}"
                 )
+
+    def _diff(self, diff: str) -> None:
+        """A file's diff, every line whole: wrapped at the terminal's width, never cut."""
+        from rich.syntax import Syntax  # pygments: only when there is a diff to show
+
+        self.c.print(
+            Syntax(plain(diff), "diff", theme="ansi_dark", background_color="default",
+                   word_wrap=not self.c.soft_wrap)  # a log (soft wrap): each line whole, as it is
+        )
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -221,3 +247,4 @@ def recap(console: Console, result: Any, audit_path: str | None) -> None:
         console.print(f"[{color}]{escape(result.message)}[/]")
     if audit_path:
         console.print(f"audit: {escape(audit_path)}")
+

@@ -19,6 +19,7 @@ from runbook.errors import Aborted, UsageError
 
 if TYPE_CHECKING:
     from runbook.session import RunRequest
+from runbook.cli.verbosity import HELP as VERBOSE_HELP
 
 
 def _run_options(fn: Any) -> Any:
@@ -113,10 +114,9 @@ def _run_options(fn: Any) -> Any:
             "--list-steps", is_flag=True,
             help="List the steps of every phase with their modules and tags; run nothing.",
         ),
-        click.option(
-            "-v", "--verbose", count=True,
-            help="Show skipped steps and messages (-vvv: the traceback of an unexpected error).",
-        ),
+        click.option("-v", "--verbose", count=True, help=VERBOSE_HELP),
+        click.option("--diff", "diff", is_flag=True, help="Show the diff of every file a step writes (as ansible --diff)."),
+        click.option("--step", "step", is_flag=True, help="Confirm each step before it runs: (y)es/(n)o/(c)ontinue (needs a terminal)."),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -171,7 +171,7 @@ def plan_cmd(**kw: Any) -> None:
 # The run's flags are RunRequest fields, passed by name (common.request_fields: a new option is one
 # click.option here + one field of runbook.session.request.RunRequest). The front end's own flags
 # (how the outcome is shown) stay here.
-_FRONT_END = ("output", "junit_file", "verbose", "list_hosts", "list_steps")
+_FRONT_END = ("output", "junit_file", "verbose", "list_hosts", "list_steps", "step")
 
 
 def _execute(**kw: Any) -> int:
@@ -184,11 +184,12 @@ def _execute(**kw: Any) -> int:
 
 
 def run_request(request: RunRequest, *, output: str = "text", junit_file: str | None = None, verbose: int = 0,
-                list_hosts: bool = False, list_steps: bool = False) -> int:  # fmt: skip
+                list_hosts: bool = False, list_steps: bool = False, step: bool = False) -> int:  # fmt: skip
     """Run a RunRequest from the terminal: the console renderer, prompts and signal handling as
     hooks of the session, then the recap (or JSON, JUnit) of its outcome. Returns the exit code."""
     from runbook.cli.approvers import ask_name
     from runbook.cli.output import json_document, junit_xml
+    from runbook.cli.stepping import step_gate
     from runbook.session import Hooks
     from runbook.session import run as session
 
@@ -238,6 +239,7 @@ def run_request(request: RunRequest, *, output: str = "text", junit_file: str | 
     hooks = Hooks(
         observers=observers, confirm=confirm if interactive else None,
         ask_name=ask_approver if interactive else None, around_run=lambda: _terminal(verbose), warn=_warn,
+        step_gate=step_gate(interactive, lambda: renderer) if step else None,
     )  # fmt: skip
     outcome = session.execute(target, hooks)
     result, audit_path = outcome.result, outcome.audit_path

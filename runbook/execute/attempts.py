@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,8 +27,19 @@ from runbook.model.runbook import Step
 from runbook.model.step import NUMBER_KEYWORDS
 from runbook.model.values import is_template, to_number, truthy
 from runbook.render.filters import to_bool
+from runbook.render.runtime import planned_result, reading, touched_now, unknowable
 from runbook.render.secrets import Redactor, leaves
 from runbook.render.templar import LazyVars, Templar
+
+
+def plan_budget() -> float:
+    """Seconds a dry-run spends on a probe it runs for real, and on the items of a loop of them (a
+    monitoring loop of 30 minutes is not waited through): RUNBOOK_PLAN_BUDGET, default 30."""
+    try:
+        return max(0.0, float(os.environ.get("RUNBOOK_PLAN_BUDGET", "30")))
+    except ValueError:
+        return 30.0
+
 
 NO_LOG_SECRET_LINES = 256
 
@@ -48,6 +60,7 @@ class Item:
     timeout: float | None = None
     privilege: Become = field(default_factory=Become)  # who `become` means for this item
     become: bool = False  # whether the item runs with privilege at all
+    plan_cut: bool = False  # a dry-run's probe, bounded by the plan's budget (not its own timeout)
 
 
 @dataclass
@@ -58,6 +71,8 @@ class Attempt:
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     render_error: bool = False  # the step's own rendering (a template file) failed
     elided: list[dict[str, Any]] = field(default_factory=list)  # output streams cut (see Drive)
+    skipped_waits: float = 0.0  # seconds a dry-run did not wait (see Drive.plan)
+    diffs: list[dict[str, str]] = field(default_factory=list)  # --diff: the files it wrote
 
 
 def privilege(templar: Any, step: Step | None, variables: Mapping[str, Any]) -> Become:
@@ -118,6 +133,7 @@ class Attempts:
     cancel: threading.Event
     run_id: str
     dry_run: bool = False
+    diff: bool = False  # --diff: the diff of every file a step writes, shown and digested
     persist: Callable[..., None] = lambda durable=True: None
     delegate: Callable[[str], HostRun] | None = None
     pinned: Callable[[], frozenset[str]] = frozenset  # releases unfinished runs may roll back to
@@ -145,24 +161,36 @@ class Attempts:
             for stream in ("stdout", "stderr"):  # as Ansible registers them: no trailing newline
                 if isinstance(registered.get(stream), str):
                     registered[stream] = registered[stream].rstrip("\r\n")
+            planned = self.dry_run and not item.read_only and not kind.pure
+            if planned:  # not run: its output, return code ... are known only at run time
+                registered = planned_result(registered)
             until_ok, judged = True, True
-            try:
-                ok, changed = self._judge(step, out, registered, variables)
-            except RunbookError as exc:  # a failed_when/changed_when that cannot be evaluated
-                ok, changed, judged = False, out.changed, False
-                out = _failed(out, str(exc))
-                rec.error = "render"
+            with reading():
+                try:
+                    ok, changed = self._judge(step, out, registered, variables)
+                    if planned and touched_now():  # judged on output the plan does not have
+                        ok, changed = out.ok, out.changed
+                except RunbookError as exc:  # a failed_when/changed_when that cannot be evaluated
+                    ok, changed, judged = False, out.changed, False
+                    if planned and unknowable(exc.message, touched_now()):
+                        ok, judged = out.ok, True
+                    else:
+                        out = _failed(out, str(exc))
+                        rec.error = "render"
             registered.update(failed=not ok, changed=changed)
             if step.register and item.loop_vars is None:
                 hr.facts[step.register] = registered
             if "ansible_facts" in out.data and ok:
                 hr.facts.update(out.data["ansible_facts"])
             if ok and step.until:
-                try:
-                    until_ok = self._conditions(step.until, step, registered, variables, step.loc("until"))
-                except RunbookError as exc:
-                    ok, judged, rec.error = False, False, "render"
-                    out = _failed(out, str(exc))
+                with reading():
+                    try:
+                        until_ok = self._conditions(step.until, step, registered, variables, step.loc("until"))
+                        until_ok = until_ok or (planned and touched_now())
+                    except RunbookError as exc:
+                        if not (planned and unknowable(exc.message, touched_now())):
+                            ok, judged, rec.error = False, False, "render"
+                            out = _failed(out, str(exc))
             if (
                 not judged
                 or (ok and until_ok)
@@ -185,6 +213,7 @@ class Attempts:
         rec.command = out.command or ("\n".join(attempt.commands) if attempt.commands else None)
         rec.elided = attempt.elided
         rec.planned = attempt.planned
+        rec._diffs = attempt.diffs  # type: ignore[attr-defined]
         final_ok = ok and until_ok
         rec.msg = out.msg if final_ok or out.msg else "until condition not met"
         if ok and not until_ok:
@@ -194,6 +223,13 @@ class Attempts:
         rec.outcome = (
             "failed" if not final_ok else ("skipped" if out.skipped else ("changed" if changed else "ok"))
         )
+        if item.plan_cut and rec.outcome == "failed" and out.rc == 124 and attempt_no == 1:
+            rec.outcome = "skipped"
+            rec.msg = (f"dry-run: stopped after {timeout:g}s (a plan spends at most RUNBOOK_PLAN_BUDGET={timeout:g}s "
+                       "on a probe); the real run lets it finish")  # fmt: skip
+        elif self.dry_run:
+            note = plan_note(attempt.skipped_waits, retries if not final_ok else 0, delay)
+            rec.msg = f"{rec.msg}; {note}" if rec.msg and note else (note or rec.msg)
         self._record_change(hr, target, step, item, rec, entry, changed)
         if step.no_log and not self.dry_run:  # what it printed is secret (its first lines: a step that
             # prints a token prints a few lines; thousands of "secrets" would slow every redaction)
@@ -295,6 +331,9 @@ class Attempts:
         item.delay = float(self._num("delay", step, v))
         item.backoff = float(self._num("backoff", step, v))
         item.timeout = self._num("timeout", step, v) if step.timeout is not None else None
+        budget = plan_budget()
+        if self.dry_run and item.read_only and budget > 0 and (item.timeout is None or item.timeout > budget):
+            item.timeout, item.plan_cut = budget, True  # a plan does not wait for a long probe
         item.become = privilege_asked(self.templar, step, v)
         item.privilege = privilege(self.templar, step, v) if item.become else Become()
 
@@ -396,6 +435,8 @@ class Attempts:
         drive = Drive(
             transport=transport,
             dry_run=self.dry_run and not item.read_only,
+            plan=self.dry_run,
+            diff=self.diff,
             read_only=item.read_only,
             cancel=cancel,
             on_snapshot=on_snapshot,
@@ -472,9 +513,21 @@ class Attempts:
             raise Cancelled("interrupted")
         planned = [{"kind": p.kind, "summary": p.summary, "diff": p.diff} for p in drive.planned]
         attempt = Attempt(
-            out, planned, drive.commands, drive.snapshots, render_error=bool(render_failed), elided=drive.elided
+            out, planned, drive.commands, drive.snapshots, render_error=bool(render_failed), elided=drive.elided,
+            skipped_waits=drive.skipped_waits,
+            diffs=[{"kind": p.kind, "summary": p.summary, "diff": p.diff} for p in drive.diffs],
         )
         return attempt, holder["entry"]
+
+
+def plan_note(waited: float, retries: float, delay: float) -> str:
+    """What a dry-run did not do of a step it ran for real (a probe): the waits, the retries."""
+    parts = []
+    if waited > 0:
+        parts.append(f"did not wait {waited:g}s")
+    if retries:
+        parts.append(f"tried once (the run retries up to {retries:g} more times, {delay:g}s apart)")
+    return ("dry-run: " + " and ".join(parts)) if parts else ""
 
 
 def _failed(out: Outcome, msg: str) -> Outcome:

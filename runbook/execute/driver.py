@@ -82,6 +82,10 @@ class Drive:
     deadline: float | None = None  # time.monotonic() by which the step must end (its timeout)
     env: Mapping[str, str] = field(default_factory=dict)  # added to every command (the run's tag)
     privilege: Become | None = None  # who an action asking for `become` runs as (the step's become_*)
+    plan: bool = False  # a dry-run, even for a probe that runs for real: waits are not waited
+    diff: bool = False  # --diff: a real run also shows each file it writes as a diff
+    diffs: list[PlannedChange] = field(default_factory=list)  # what --diff shows (real writes)
+    skipped_waits: float = 0.0  # seconds of waits a dry-run did not wait
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # display forms of every command run
@@ -154,6 +158,8 @@ class Drive:
             if skip:
                 self.planned.append(self._file_change(action))
                 return None
+            if self.diff:  # what the file was, before it is written
+                self.diffs.append(self._file_change(action))
             self.transport.write_file(
                 action.path,
                 action.content,
@@ -180,7 +186,10 @@ class Drive:
                 return None
             return clients.call(action, self.transport, self._stack, self.cancel)
         if isinstance(action, Sleep):
-            if not self.dry_run and self.cancel.wait(_bounded(action.seconds)):
+            if self.dry_run or self.plan:  # a plan says what it would wait, and does not
+                self.skipped_waits += max(0.0, float(action.seconds))
+                return None
+            if self.cancel.wait(_bounded(action.seconds)):
                 raise Cancelled("cancelled")  # the step's timeout or the run's interrupt, not a done wait
             return None
         if isinstance(action, Snapshot):

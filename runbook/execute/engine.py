@@ -110,7 +110,7 @@ class Engine:
             cancel=self.cancel, dry_run=options.dry_run, persist=self.persist, approve=self._approve,
             delegate=self.host_run, pinned=pins.Pinned(options.state_root),
             inflight=leftovers.InFlight(None if options.dry_run else self.state.dir / "inflight"),
-            fault=self.fault, once_hosts=self._once_hosts,
+            fault=self.fault, once_hosts=self._once_hosts, diff=options.diff, gate=options.step_gate,
         )  # fmt: skip
         self.rollback = Rollback(self.runner, self.templar, self.redactor, runbook, options, run=self)
         self._persist_lock = threading.Lock()

@@ -10,10 +10,13 @@ Event kinds (``Event.kind``):
   step.start     host, step, phase, data: {module, index, command?}
   step.end       host, step, phase, outcome (ok|changed|failed|skipped|rolled_back), rc,
                  duration, data: {msg, command, stdout_sha256, stderr_sha256, stdout, stderr, attempts,
-                 key (fallback/undo steps: e.g. steps[2].fallback[0])}
+                 key (fallback/undo steps: e.g. steps[2].fallback[0]), diffs (--diff: the files
+                 written, [{kind, summary, diff}]; the audit keeps each diff's sha256)}
                  (stdout/stderr are already redacted; the audit stores only their digests). A step
                  with fallback steps ends after them: its step.end comes last, msg "recovered by
                  fallback: <why it failed>" when they all succeeded
+  step.item      host, step (the loop item's name, rendered: "ping alpha"), phase, outcome,
+                 data: {index, msg, module}: one loop item of a step (its step.end follows the items)
   step.output    host, step, data: {line}   (live notes from long steps)
   snapshot       host, step, data: {snapshot keys summary, state_file}
   approval       host?, step, data: {approved_by, method}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from runbook.errors import TransportError
 from runbook.execute.state import HostState
 from runbook.execute.transports import HostSpec, Transport, open_transport
 from runbook.render.templar import LazyVars
+
+log = logging.getLogger("runbook.execute")
 
 
 @dataclass
@@ -101,6 +104,7 @@ class HostRun:
         with self._lock:
             if self._transport is None:
                 factory = self.transport_factory or (lambda s: open_transport(s, **self.transport_options))
+                log.debug("connecting: %s", reached_by(self.spec))  # -vvv shows it
                 t = factory(self.spec)
                 try:
                     t.connect()
@@ -136,3 +140,14 @@ class HostRun:
             (self.facts, True),
             (step_vars or {}, False),
         )
+
+
+def reached_by(spec: Any) -> str:
+    """How a host is reached (transport, address, port, user, key; never a password): -vvv."""
+    conn = getattr(spec, "connection", "?")
+    if conn == "local":
+        return f"{spec.name}: local (this machine, no SSH)"
+    who = f"{spec.user}@" if getattr(spec, "user", None) else ""
+    port = f":{spec.port}" if getattr(spec, "port", None) else ""
+    key = f", key {spec.private_key_file}" if getattr(spec, "private_key_file", None) else ""
+    return f"{spec.name}: {conn} {who}{spec.address}{port}{key}"

@@ -45,6 +45,9 @@ class RunOptions:
     # principal; none given: the login. ask_name(question, default) asks a terminal for a name.
     approvers: Sequence[Any] = ()
     ask_name: Callable[[str, str], str] | None = None
+    diff: bool = False  # --diff: a real run shows each file it writes as a diff (step.end data.diffs)
+    # --step: step_gate(host, step name) says whether a step of the steps phase runs (False: skipped)
+    step_gate: Callable[[str, str], bool] | None = None
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import Any
 
 from runbook.errors import RenderError, RunbookError
 from runbook.execute import faults, leftovers
-from runbook.execute.attempts import Attempts, Item
+from runbook.execute.attempts import Attempts, Item, plan_budget
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
 from runbook.execute.hostctx import HostRun, StepRecord
@@ -22,12 +22,14 @@ from runbook.execute.once import Once
 from runbook.kinds import base as kinds
 from runbook.model.runbook import Step
 from runbook.model.values import to_number
-from runbook.render.anything import Anything
+from runbook.render.runtime import KNOWN_AT_RUN_TIME, Anything, reading, touched_now, unknowable
 from runbook.render.secrets import Redactor
 from runbook.render.templar import LazyVars, Templar, is_template
 
 NO_LOG = "(output hidden: no_log)"
+
 CONDITION_FALSE = "condition false"
+STEP_DECLINED = "not run: declined at --step"
 
 
 @dataclass
@@ -42,6 +44,8 @@ class StepRunner:
     loader_dirs: tuple[Path, ...]
     cancel: threading.Event
     dry_run: bool = False
+    diff: bool = False  # --diff: the files a real run writes are shown as diffs
+    gate: Callable[[str, str], bool] | None = None  # --step: may this step run on this host?
     persist: Callable[..., None] = lambda durable=True: None
     approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str, dict[str, Any]]] | None = None
     delegate: Callable[[str], HostRun] | None = None
@@ -53,6 +57,7 @@ class StepRunner:
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _once: dict[tuple[Any, ...], Once] = field(default_factory=dict)
+    _written: dict[str, str] = field(default_factory=dict)  # step key -> its name as written
     attempts: Attempts = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +65,7 @@ class StepRunner:
             templar=self.templar, redactor=self.redactor, emit=self.emit, project_dir=self.project_dir,
             loader_dirs=self.loader_dirs, cancel=self.cancel, run_id=self.run_id, dry_run=self.dry_run,
             persist=self.persist, delegate=self.delegate, pinned=self.pinned, inflight=self.inflight,
-            fault=self.fault, active=self.active, lock=self._lock,
+            fault=self.fault, active=self.active, lock=self._lock, diff=self.diff,
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------------ events
@@ -85,6 +90,12 @@ class StepRunner:
         record. Never raises for step failures; raises Cancelled when the run is interrupted."""
         phase = phase or step.top_phase
         step = self.named(step, hr)
+        asked = self.gate is not None and phase == "steps" and step.phase == step.top_phase
+        if asked and self.gate is not None and not self.gate(hr.name, step.label):  # --step: no
+            rec = StepRecord(phase, step.index, step.label, step.module, "skipped", msg=STEP_DECLINED)
+            self._start(hr, step, phase)
+            self._finish(hr, step, rec)
+            return rec
         if not step.run_once:
             return self._run_step(hr, step, read_only=read_only, phase=phase)
         with self._lock:
@@ -105,16 +116,54 @@ class StepRunner:
         return rec
 
     def named(self, step: Step, hr: HostRun) -> Step:
-        """The step with its name rendered for the host (``Deploy {{ version }}``); the name as written
-        if it cannot be rendered (a name never fails a step)."""
+        """The step with its name rendered for the host (``Deploy {{ version }}``); a loop's name made
+        of its item names the items (``ping a, ping b``); the name as written if it cannot be
+        rendered (a name never fails a step)."""
         if not step.name or not is_template(step.name):
             return step
+        self._written.setdefault(step.key, step.name)  # its items' names are rendered from it
         try:
             name = str(self.templar.render_str(step.name, hr.vars(step.vars), step.location))
         except Exception:  # an undefined variable, a loop item not known yet ...
-            return step
+            name = self._loop_name(step, hr) if step.loop is not None else ""
         name = self.redactor.redact(name).strip()
         return replace(step, name=name) if name else step
+
+    def item_name(self, step: Step, variables: Mapping[str, Any], loop_vars: Mapping[str, Any]) -> str:
+        """One loop item's name: the step's name rendered with the item (``ping {{ item }}``), else the
+        step's name and the item (its loop_control.label), as Ansible's ``(item=...)``."""
+        raw = self._written.get(step.key, step.name or "")
+        if raw and is_template(raw):
+            try:
+                return self.redactor.redact(str(self.templar.render_str(raw, variables, step.location))).strip()
+            except Exception:  # pragma: no cover - the name as written, with the item
+                pass
+        label: Any = loop_vars.get(step.loop_var)
+        if step.loop_label is not None:
+            try:
+                label = self.templar.render(step.loop_label, variables, step.loc("loop_control"))
+            except Exception:
+                pass
+        shown = label if isinstance(label, str) else repr(label)
+        return self.redactor.redact(f"{step.label} (item={shown[:80]})")
+
+    def _loop_name(self, step: Step, hr: HostRun) -> str:
+        """The names of a loop's items, shortened: ``a, b, c`` or ``a … z (40 items)``."""
+        try:
+            items = self.loop_items(step, hr.vars(step.vars)) or []
+        except Exception:
+            return ""
+        if not items:
+            return ""
+        picks = list(enumerate(items)) if len(items) <= 3 else [(0, items[0]), (len(items) - 1, items[-1])]
+        names = []
+        for i, value in picks:
+            loop_vars = {step.loop_var: value, **({step.loop_index_var: i} if step.loop_index_var else {})}
+            try:
+                names.append(str(self.templar.render_str(step.name or "", hr.vars(step.vars, loop_vars))))
+            except Exception:
+                return ""
+        return ", ".join(names) if len(items) <= 3 else f"{names[0]} … {names[1]} ({len(items)} items)"
 
     def _start(self, hr: HostRun, step: Step, phase: str) -> None:
         self.emit("step.start", hr, step, phase=phase, data={"module": step.module, "index": step.index})
@@ -155,15 +204,20 @@ class StepRunner:
         """The step's own record, and whether ignore_errors may ignore its failure (not for a `when`
         or `loop` that cannot be evaluated, as in Ansible)."""
         try:
-            if step.loop is None and not self._when(step, variables):  # with a loop: per item
-                rec = StepRecord(phase, step.index, step.label, step.module, "skipped", msg=CONDITION_FALSE)
-                if step.register:  # as Ansible does: `x is skipped` works afterwards
-                    hr.facts[step.register] = {
-                        "skipped": True, "changed": False, "failed": False, "msg": CONDITION_FALSE,
-                    }  # fmt: skip
-                return rec, False
-            items = self.loop_items(step, variables)
+            with reading() as seen:
+                if step.loop is None and not self._when(step, variables):  # with a loop: per item
+                    rec = StepRecord(phase, step.index, step.label, step.module, "skipped", msg=CONDITION_FALSE)
+                    if step.register:  # as Ansible does: `x is skipped` works afterwards
+                        hr.facts[step.register] = {
+                            "skipped": True, "changed": False, "failed": False, "msg": CONDITION_FALSE,
+                        }  # fmt: skip
+                    return rec, False
+                items = self.loop_items(step, variables)
+                if self.dry_run and items == [] and touched_now():  # a loop over a registered result
+                    return self._known_later(hr, step, phase, "its loop items"), False
         except RunbookError as exc:
+            if self.dry_run and unknowable(exc.message, seen.touched):
+                return self._known_later(hr, step, phase), False
             rec = StepRecord(
                 phase, step.index, step.label, step.module, "failed", msg=self.redactor.redact(str(exc))
             )
@@ -188,15 +242,25 @@ class StepRunner:
                 )  # fmt: skip
                 rec.error = "render"
                 return rec
+        started, cut = time.monotonic(), ""
         for i, value in enumerate(items):
             if i and pause and not self.dry_run and self.cancel.wait(pause):
                 raise Cancelled("interrupted")
+            spent = time.monotonic() - started
+            if i and self.dry_run and read_only and spent > plan_budget():
+                cut = (f"dry-run: ran {i} of {len(items)} items in {spent:.0f}s; the other {len(items) - i} "
+                       f"run during the real run (a plan spends at most {plan_budget():g}s on a loop of probes)")  # fmt: skip
+                break
             loop_vars = {step.loop_var: value}
             if step.loop_index_var:
                 loop_vars[step.loop_index_var] = i
             variables = hr.vars(step.vars, loop_vars)
             r = self._run_item(hr, step, variables, read_only, phase, loop_vars, i)
             recs.append(r)
+            self.emit(
+                "step.item", hr, None, step_name=self.item_name(step, variables, loop_vars), phase=phase,
+                outcome=r.outcome, data={"index": i, "msg": self.redactor.redact(r.msg), "module": step.module},
+            )  # fmt: skip
             status = {
                 "changed": r.outcome == "changed",
                 "failed": r.outcome == "failed",
@@ -219,12 +283,13 @@ class StepRunner:
         rec = StepRecord(
             phase, step.index, step.label, step.module, outcome,
             rc=next((r.rc for r in recs if r.outcome == "failed"), recs[-1].rc if recs else None),
-            msg="; ".join(r.msg for r in recs if r.msg)[:2000],
+            msg="; ".join([*(r.msg for r in recs if r.msg), *([cut] if cut else [])])[:2000],
             command="\n".join(r.command for r in recs if r.command) or None,
             stdout="".join(r.stdout for r in recs), stderr="".join(r.stderr for r in recs),
             planned=[p for r in recs for p in r.planned], attempts=max((r.attempts for r in recs), default=1),
             error=next((r.error for r in recs if r.outcome == "failed" and r.error), None),
         )  # fmt: skip
+        rec._diffs = [d for r in recs for d in getattr(r, "_diffs", [])]  # type: ignore[attr-defined]
         registered = {
             "results": results,
             "changed": outcome == "changed",
@@ -254,12 +319,15 @@ class StepRunner:
             return rec
         item = Item(phase, variables, {}, read_only, loop_vars, index)
         try:
-            if loop_vars is not None and not self._when(step, variables):
-                rec.outcome, rec.msg = "skipped", CONDITION_FALSE
-                return rec
-            item.args = self.attempts.render_args(kind, step, variables, read_only)
-            self.attempts.timing(step, item)
+            with reading() as seen:
+                if loop_vars is not None and not self._when(step, variables):
+                    rec.outcome, rec.msg = "skipped", CONDITION_FALSE
+                    return rec
+                item.args = self.attempts.render_args(kind, step, variables, read_only)
+                self.attempts.timing(step, item)
         except RunbookError as exc:
+            if self.dry_run and unknowable(exc.message, seen.touched):
+                return self._known_later(hr, step, phase, rec=rec)
             rec.outcome, rec.msg, rec.error = "failed", str(exc), "render"
             return rec
         if kind.asks_approval:
@@ -356,6 +424,9 @@ class StepRunner:
             data["error"] = rec.error
         if rec.planned:
             data["planned"] = rec.planned
+        diffs = list(getattr(rec, "_diffs", []))
+        if diffs and not step.no_log:  # --diff: what the step wrote (a no_log step shows nothing)
+            data["diffs"] = [{**d, "diff": self.redactor.redact(d["diff"])} for d in diffs]
         if step.phase != step.top_phase:
             data["key"] = step.key  # a fallback (or undo) step: which one
         self.emit(
@@ -364,7 +435,30 @@ class StepRunner:
         )  # fmt: skip
 
     def _when(self, step: Step, variables: Mapping[str, Any]) -> bool:
-        return all(self.templar.evaluate(c, variables, step.loc("when")) for c in step.when)
+        """All of the step's conditions hold. In a dry-run, a condition made of a value the plan does
+        not have (a step it did not run registered it) may hold: the step is planned."""
+        for cond in step.when:
+            with reading():
+                try:
+                    holds = self.templar.evaluate(cond, variables, step.loc("when"))
+                except RunbookError as exc:
+                    if self.dry_run and unknowable(exc.message, touched_now()):
+                        continue
+                    raise
+                if not holds and not (self.dry_run and touched_now()):
+                    return False
+        return True
+
+    def _known_later(
+        self, hr: HostRun, step: Step, phase: str, what: str = "", rec: StepRecord | None = None
+    ) -> StepRecord:
+        """A dry-run's step that needs a value only the run has: shown as such, the plan goes on."""
+        rec = rec or StepRecord(phase, step.index, step.label, step.module, "skipped")
+        rec.outcome = "skipped"
+        rec.msg = KNOWN_AT_RUN_TIME.replace("known", f"{what} known") if what else KNOWN_AT_RUN_TIME
+        if step.register:
+            hr.facts[step.register] = Anything()
+        return rec
 
     def loop_items(self, step: Step, variables: Mapping[str, Any]) -> list[Any] | None:
         if step.loop is None:

@@ -18,7 +18,7 @@ from runbook.model.runbook import Runbook, errors_of
 from runbook.model.step import CONDITION_KEYWORDS, NUMBER_KEYWORDS, TEMPLATED_KEYWORDS
 from runbook.model.values import number_problem, port_problem
 from runbook.render import templar as tpl
-from runbook.render.anything import Anything
+from runbook.render.runtime import RUNTIME, Anything, reading, touched_now, unknowable
 from runbook.render.templar import LazyVars, Templar
 
 
@@ -211,6 +211,7 @@ def _literal_types(step: Any, schema: Mapping[str, Any], args: Mapping[str, Any]
 def runtime_names(rb: Runbook) -> set[str]:
     names = {s.register for s in rb.all_steps() if s.register}
     names |= {s.loop_var for s in rb.all_steps() if s.loop is not None}
+    names |= {s.loop_index_var for s in rb.all_steps() if s.loop is not None and s.loop_index_var}
     names |= {"result", "ansible_facts", "ansible_failed_result", "ansible_failed_task"}
     for s in rb.all_steps():
         kind = kinds.get(s.module)
@@ -238,29 +239,56 @@ def check_host(
                 f"host {host}: {var} {problem}", hint=f"fix {var} for this host in the inventory",
             ), host))  # fmt: skip
     problems += _connection_problems(rb, scope, host)
+    names = frozenset(runtime)
     for step in rb.all_steps():
         kind = kinds.get(step.module)
         if kind is None:
             continue
-        try:
-            if not all(templar.evaluate(cond, scope, step.loc("when")) for cond in step.when):
-                continue  # statically false (e.g. `foo is defined`): its arguments are not rendered
-            if step.loop is not None:
-                _check_loop(templar.render(step.loop, scope, step.loc("loop")), step)
-            _check_numbers(step, templar, scope)
-            _check_become(step, templar, scope)
-            step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
-            args = templar.render(kind.normalize(step.args), step_scope, step.location)
-            if kind.checks_for_host:
-                kind.check_for_host(args, _host_check(step, templar, step_scope, host, rb, project_dir))
-        except RenderError as exc:
-            msg = f"step '{step.label}' ({step.key}): {exc.message}"
-            problems.append(
-                Problem(RenderError(msg, location=exc.location or step.location, hint=exc.hint), host)
-            )
-        except ValidationError as exc:
-            problems.append(Problem(exc, host))
+        step_scope = variables.child((runtime, True))  # fresh: no value cached from another step
+        with reading():
+            try:
+                _check_step(step, kind, templar, step_scope, host, rb, project_dir)
+            except RenderError as exc:
+                if unknowable(exc.message, touched_now(), names):
+                    continue  # made of a value known at run time: the run decides
+                msg = f"step '{step.label}' ({step.key}): {exc.message}"
+                problems.append(
+                    Problem(RenderError(msg, location=exc.location or step.location, hint=exc.hint), host)
+                )
+            except ValidationError as exc:
+                problems.append(Problem(exc, host))
     return problems
+
+
+def _may_run(step: Any, templar: Templar, scope: LazyVars) -> bool:
+    """False only when a `when` is false before the run (e.g. `foo is defined`); a condition made of
+    a value known at run time (a registered result, a set_fact value) may go either way."""
+    for cond in step.when:
+        with reading():
+            try:
+                value = templar.evaluate(cond, scope, step.loc("when"))
+            except RenderError as exc:
+                if unknowable(exc.message, touched_now(), frozenset()):
+                    continue
+                raise
+            if not value and not touched_now():
+                return False
+    return True
+
+
+def _check_step(
+    step: Any, kind: Any, templar: Templar, scope: LazyVars, host: str, rb: Runbook, project_dir: Path
+) -> None:
+    if not _may_run(step, templar, scope):
+        return  # statically false: its arguments are not rendered
+    if step.loop is not None:
+        _check_loop(templar.render(step.loop, scope, step.loc("loop")), step)
+    _check_numbers(step, templar, scope)
+    _check_become(step, templar, scope)
+    step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
+    args = templar.render(kind.normalize(step.args), step_scope, step.location)
+    if kind.checks_for_host:
+        kind.check_for_host(args, _host_check(step, templar, step_scope, host, rb, project_dir))
 
 
 def _connection_problems(rb: Runbook, scope: Any, host: str) -> list[Problem]:
@@ -349,7 +377,7 @@ def _host_check(
 
     return kinds.HostCheck(
         module=step.module, location=step.location, arg_locations=step.arg_locations, ctx=ctx,
-        render_file=render_file, unknown=lambda value: isinstance(value, Anything) or "<runtime>" in str(value),
+        render_file=render_file, unknown=lambda value: isinstance(value, Anything) or RUNTIME in str(value),
     )  # fmt: skip
 
 
@@ -362,3 +390,25 @@ def undo_warnings(rb: Runbook) -> list[str]:
     from runbook.kinds import undo
 
     return [f"{undo.describe(step, why)} ({undo.DECLARE_HINT})" for step, why in undo.gaps(rb)]
+
+
+class HostVarsBefore(Mapping[str, Any]):
+    """``hostvars`` before a run: each inventory host's variables (the inventory's, the runbook's),
+    with what only the run gives (registered results, set_fact values) known at run time."""
+
+    def __init__(self, inventory: Any, rb: Runbook, extra: Mapping[str, Any]):
+        self._inv, self._rb, self._extra = inventory, rb, extra
+        self._runtime = dict.fromkeys(runtime_names(rb), Anything())
+
+    def __getitem__(self, host: str) -> Any:
+        if host not in getattr(self._inv, "hosts", {}):
+            raise KeyError(host)
+        magic = {"inventory_hostname": host, "inventory_hostname_short": host.split(".")[0]}
+        return {**dict(self._rb.defaults), **self._inv.host_vars(host), **dict(self._rb.vars),
+                **self._runtime, **magic, **dict(self._extra)}  # fmt: skip
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(getattr(self._inv, "hosts", {}))
+
+    def __len__(self) -> int:
+        return len(getattr(self._inv, "hosts", {}))

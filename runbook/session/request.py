@@ -107,6 +107,8 @@ class RunRequest(_Inputs):
     """``--force-window``: run outside the runbook's maintenance window."""
     max_output: str | int | None = None
     """``--max-output``: output kept per stream of each command (``1M``, ``256k``, or bytes)."""
+    diff: bool = False
+    """``--diff``: a real run shows (and the audit digests) the diff of every file a step writes."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -155,6 +157,8 @@ class Hooks:
     """Entered just around the engine's run (the CLI: its SIGINT/SIGTERM handlers, -vvv logging)."""
     warn: Callable[[str], None] | None = None
     """Told what could not be done after the run (the audit trail could not be sealed)."""
+    step_gate: Any = None
+    """--step: asked before each step whether it runs (runbook.execute.stepgate.StepGate); None: all run."""
     transport_factory: Callable[[Any], Any] | None = None
     """Makes each host's transport from its runbook.execute.transports.HostSpec (None: the real
     local/SSH/Ansible ones); for tests of step kinds against a fake transport."""

@@ -132,7 +132,7 @@ def run_options(target: Target, hooks: Hooks) -> Any:
         resume=resume_state, inventory_sources=project.inventory_sources(target.inventory_sources),
         limit=target.limit, secret_names=target.secret_names,
         approvers=identities(tuple(req.approvers), req.audit_key), ask_name=hooks.ask_name,
-        transport_factory=hooks.transport_factory,
+        transport_factory=hooks.transport_factory, diff=req.diff, step_gate=hooks.step_gate,
     )  # fmt: skip
 
 

@@ -82,7 +82,7 @@ def host_problems(
     """Render everything that can be rendered before a run, for every host (undefined variables,
     template files, loops): validate reports these, and exec can refuse to start on them. Their
     messages are redacted: no secret in a validation error."""
-    from runbook.execute.magic import Play, host_magic
+    from runbook.execute.magic import Play, host_magic, operator
     from runbook.model.hostpattern import implicit_host_vars
     from runbook.plan import validate as v
     from runbook.render.secrets import Redactor, collect_secrets, register_origins
@@ -96,12 +96,14 @@ def host_problems(
     seen: set[str] = set()
     groups = {g: inventory.select(g) for g in inventory.groups}  # once, not once per host
     play = Play(hosts, lambda h: False)
-    run = {"id": "validate", "status": "running", "dry_run": True}
+    # what a run's `run` holds (runbook.execute.engine): its id and status are known at run time
+    run = {"id": "validate", "status": "running", "dry_run": True, "runbook": rb.name, "operator": operator()}
+    hostvars = v.HostVarsBefore(inventory, rb, extra_vars)
     for host in hosts:
         known = host in inventory.hosts
         hv = implicit_host_vars(host, inventory.host_vars(host) if known else None)
         magic = dict(host_magic(  # a plain dict: nothing changes while validating, and it is faster
-            host, inventory, play=play, hostvars={}, run=run, runbook_dir=rb.path.parent, dry_run=True,
+            host, inventory, play=play, hostvars=hostvars, run=run, runbook_dir=rb.path.parent, dry_run=True,
             state=None, groups=groups,
         ))  # fmt: skip
         layers = [

@@ -35,7 +35,7 @@ def test_step_names_are_rendered_and_fall_back_to_the_raw_name(project: Project)
     assert [s["name"] for s in doc["hosts"]["localhost"]["steps"]] == [
         "Deploy 2.1.0 on localhost",
         "Cannot render {{ not_defined_anywhere }}",
-        "Per item {{ item }}",  # as Ansible: the item is not known when the name is shown
+        "Per item a",  # a loop's name: its items' names (issue 13)
     ]
 
 
