@@ -493,12 +493,11 @@ def rollback_cmd(
     todo = {h: [e for e in s.entries if e.status not in ("rolled_back",)] for h, s in state.hosts.items()}
     todo = {h: es for h, es in todo.items() if es}
     console = make_console(stderr=output == "json")
-    if not todo:
+    if not todo:  # nothing to undo; a dead run may still hold its hosts' deploy lock: release it
         console.print(f"run {state.run_id}: nothing to roll back")
-        sys.exit(0)
     for h, es in todo.items():
         console.print(f"{h}: will undo " + ", ".join(e.name for e in reversed(es)))
-    if not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
+    if todo and not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
         raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
     declared = secret_names(secret) | set(state.meta.get("secret_extra_vars") or ())
     declared |= set(state.meta.get("secret_names") or ())
@@ -522,7 +521,7 @@ def rollback_cmd(
         limit=state.meta.get("limit"),
         secret_names=frozenset(declared),
     )
-    engine = Engine(rb, inventory, list(todo), options, bus, redactor)
+    engine = Engine(rb, inventory, list(todo) or list(state.hosts), options, bus, redactor)
     renderer = ConsoleRenderer(console)
     bus.subscribe(renderer)
     writer = _audit_writer(audit_dir, audit_key, audit_dsn, redactor)
