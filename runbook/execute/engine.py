@@ -117,16 +117,17 @@ class Engine:
         self.state_fault: str | None = None
 
     # ------------------------------------------------------------------------------ setup
-    def persist(self, durable: bool = True, *, guard: bool = False) -> None:
+    def persist(self, durable: bool = True, *, guard: bool = False, progress: bool = False) -> None:
         """Save the run state. Snapshots (durable) are written and fsynced at once, before the change
-        they describe; progress markers are coalesced (at most one write per 0.25 s, and always at
-        the end of the run), so a crash can at worst make --resume repeat the last few steps.
+        they describe; a step counted done (``progress``: before its step.end) is written at once
+        too, so a --resume never runs a completed step again; other records (a loop item's outcome)
+        are coalesced (at most one write per 0.25 s, and always at the end of the run).
         A state that cannot be written is a run-level fault (the run's steps stop, see ``fault``);
         with ``guard`` (a snapshot before its change) it also raises, so the change is not made."""
         if self.opt.dry_run:
             return
         now = time.monotonic()
-        if not durable and now - self._last_save < 0.25:
+        if not durable and not progress and now - self._last_save < 0.25:
             return
         with self._persist_lock:
             self._last_save = now
@@ -526,8 +527,7 @@ class Engine:
                         hr.stats["unreachable"] = 1
                     self._roll_back(hr)
                     break
-                hr.state.last_completed = step.index
-                self.persist(durable=False)
+                hr.state.last_completed = step.index  # saved as it ended (StepRunner._finish)
         except (KeyboardInterrupt, Cancelled):
             raise
         except Exception as exc:  # the lock's transport, a bug between steps: the host's failure

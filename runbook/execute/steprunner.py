@@ -42,7 +42,7 @@ class StepRunner(Attempts):
     loader_dirs: tuple[Path, ...]
     cancel: threading.Event
     dry_run: bool = False
-    persist: Callable[..., None] = lambda durable=True: None
+    persist: Callable[..., None] = lambda durable=True, **kw: None
     approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str, dict[str, Any]]] | None = None
     delegate: Callable[[str], HostRun] | None = None
     pinned: Callable[[], frozenset[str]] = frozenset  # releases unfinished runs may roll back to
@@ -334,6 +334,10 @@ class StepRunner(Attempts):
             data["planned"] = rec.planned
         if step.phase != step.top_phase:
             data["key"] = step.key  # a fallback (or undo) step: which one
+        if rec.phase == "steps" == step.phase and (rec.outcome != "failed" or ignored) and not self.dry_run:
+            # done: on disk before its step.end, so that a --resume never runs it again
+            hr.state.last_completed = step.index
+            self.persist(durable=False, progress=True)
         self.emit(
             "step.end", hr, step, phase=rec.phase, outcome=rec.outcome if not ignored else "failed",
             rc=rec.rc, duration=rec.duration, data=data,

@@ -150,3 +150,39 @@ def test_a_rollback_with_nothing_to_undo_leaves_another_runs_lock_alone(locked: 
     assert back.rc == 0, back.message
     assert "nothing to roll back" in back.message and "stale lock" not in back.message
     assert json.loads((lock / "details.json").read_text())["run_id"] == "someone-else"
+
+
+COUNTED = textwrap.dedent(
+    """\
+    name: counted
+    hosts: all
+    steps:
+      - {name: One, shell: "echo one >> {{ dir | quote }}/ran", changed_when: false}
+      - {name: Two, shell: "echo two >> {{ dir | quote }}/ran", changed_when: false}
+      - {name: Three, shell: "echo three >> {{ dir | quote }}/ran", changed_when: false}
+    always:
+      - {name: Finally, shell: "echo always >> {{ dir | quote }}/ran", changed_when: false}
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("point", "after"),
+    [
+        ("steps|step.end|Three|1", ["one", "two", "three"]),  # counted done before its end is told
+        ("always|phase.start||1", ["one", "two", "three"]),
+        ("always|action.Run|Finally|1", ["one", "two", "three", "always"]),
+    ],
+)
+def test_a_resume_never_runs_a_completed_step_again(hooked: Subject, point: str, after: list[str]) -> None:
+    """Steps that end within a split second of each other are each on record as done when they end:
+    killed after them, the resumed run runs none of them again; its always: runs (it is a run)."""
+    (hooked.root / "playbooks" / "counted.yml").write_text(COUNTED)
+    res = hooked.cli("exec", runbook="counted", fault=f"kill@{point}")
+    assert res.rc == KILLED, res.message
+    ran = hooked.root / "ran"
+    assert ran.read_text().split() == after
+    (run_id,) = [p.name for p in (hooked.root / ".runbook" / "runs").iterdir()]
+    again = hooked.cli("exec", "--resume", run_id, runbook="counted")
+    assert again.rc == 0, again.message
+    assert ran.read_text().split() == [*after[:3], "always"] + (["always"] if len(after) == 4 else [])
