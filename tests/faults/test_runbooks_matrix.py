@@ -131,21 +131,10 @@ RECOVERIES_INSIDE = ["rollback", "resume"] if FULL else ["rollback"]
 # ------------------------------------------------------------------------------------ local-smoke
 
 SMOKE_BOUNDARIES, SMOKE_MUTATING = points_for("local-smoke")
-SMOKE_KNOWN: dict[tuple[str, str], str] = {
-    ("Health check", "resume"): (
-        "open (issue 8 item 4): killed as the health check starts, `--resume` ends with the service "
-        "still serving where a whole run leaves it stopped (the killed run's service is not the one "
-        "the resumed run's pid file names)"
-    ),
-}
+SMOKE_KNOWN: dict[tuple[str, str], str] = {}
 SMOKE_KNOWN_INSIDE: dict[tuple[str, str], str] = {}
-# OPEN, not hidden: run in sequence, local-smoke's points after "Health check" fail because a service
-# a killed run started keeps the port, so the next point's pre-flight refuses (exit 3). Alone each
-# passes. Listed in docs/fault-matrix.md as open work.
-SMOKE_OPEN = (
-    "open (issue 8): in sequence, a service a killed local-smoke run started outlives its rollback "
-    "and holds the port, so later points' pre-flight refuses"
-)
+# (fixed) a resume that ran "Start the service" again (its completion had been coalesced away) started
+# a second service that could not bind and named it in http.pid: the killed run's kept the port
 
 
 @pytest.fixture(scope="module")
@@ -178,27 +167,20 @@ def smoke(tmp_path_factory) -> Iterator[Matrix]:
                     break
                 time.sleep(0.05)
         shutil.rmtree(smoke_dir, ignore_errors=True)
-        if listening(port):  # a service a point left running without its pid file: go on elsewhere
-            move_port()
+        if listening(port):  # a service a point left running without its pid file is a finding
+            pytest.fail(f"a service the points before left running still holds port {port}")
         res = subject.cli("exec")
         assert res.rc == 0, res.message
-
-    def move_port() -> None:
-        nonlocal port
-        port = free_port()
-        subject.vars["smoke_port"] = port
 
     target = Target(subject, rebuild)
     yield Matrix(target, lambda st: st != target.baseline)
 
 
-@pytest.mark.xfail(strict=False, reason=SMOKE_OPEN)
 @pytest.mark.parametrize(("step", "recovery"), cases(SMOKE_BOUNDARIES, ["rollback", "resume"], SMOKE_KNOWN))
 def test_local_smoke_kill_at_the_boundary_before(smoke: Matrix, step: str, recovery: str) -> None:
     run_boundary(smoke, step, recovery)
 
 
-@pytest.mark.xfail(strict=False, reason=SMOKE_OPEN)
 @pytest.mark.parametrize(("step", "recovery"), cases(SMOKE_MUTATING, RECOVERIES_INSIDE, SMOKE_KNOWN_INSIDE))
 def test_local_smoke_kill_inside(smoke: Matrix, step: str, recovery: str) -> None:
     run_inside(smoke, step, recovery)
