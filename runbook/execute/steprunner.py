@@ -19,6 +19,7 @@ from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.once import Once
+from runbook.execute.transports.capture import JoinedCapture
 from runbook.kinds import base as kinds
 from runbook.model.runbook import Step
 from runbook.plan.validate import Anything
@@ -164,6 +165,10 @@ class StepRunner(Attempts):
 
     def _run_loop(self, hr: HostRun, step: Step, items: list[Any], read_only: bool, phase: str) -> StepRecord:
         results, recs = [], []
+        # the items' outputs joined are capped as a whole (each item's is capped by its transport):
+        # the step's record and what it registers hold at most the limit, whatever the item count
+        limit = hr.output_limit
+        joined = {s: JoinedCapture(limit, self.redactor.redact) for s in ("stdout", "stderr")}
         for i, value in enumerate(items):
             if i and step.loop_pause and not self.dry_run and self.cancel.wait(step.loop_pause):
                 raise Cancelled("interrupted")
@@ -172,6 +177,9 @@ class StepRunner(Attempts):
                 loop_vars[step.loop_index_var] = i
             variables = hr.vars(step.vars, loop_vars)
             r = self._run_item(hr, step, variables, read_only, phase, loop_vars, i)
+            for stream, cap in joined.items():
+                cap.add(getattr(r, stream))
+                setattr(r, stream, "")  # held once, in the capture
             recs.append(r)
             status = {
                 "changed": r.outcome == "changed",
@@ -180,6 +188,7 @@ class StepRunner(Attempts):
                 "msg": r.msg,
             }
             results.append({**status, **getattr(r, "_registered", {}), step.loop_var: value})
+            _cut(results, joined)
             if r.outcome == "failed" and not step.ignore_errors:
                 break
         outcomes = {r.outcome for r in recs}
@@ -197,10 +206,15 @@ class StepRunner(Attempts):
             rc=next((r.rc for r in recs if r.outcome == "failed"), recs[-1].rc if recs else None),
             msg="; ".join(r.msg for r in recs if r.msg)[:2000],
             command="\n".join(r.command for r in recs if r.command) or None,
-            stdout="".join(r.stdout for r in recs), stderr="".join(r.stderr for r in recs),
+            stdout=joined["stdout"].text(), stderr=joined["stderr"].text(),
             planned=[p for r in recs for p in r.planned], attempts=max((r.attempts for r in recs), default=1),
             error=next((r.error for r in recs if r.outcome == "failed" and r.error), None),
+            elided=[e for r in recs for e in r.elided],
         )  # fmt: skip
+        _cut(results, joined, final=True)
+        whole = {s: c.summary() for s, c in joined.items() if c.elided}
+        if whole:  # the loop's streams as a whole: their size and digest (audited with the step)
+            rec.elided.append({"command": f"{step.label} (loop of {len(recs)} items, joined)", **whole})
         registered = {
             "results": results,
             "changed": outcome == "changed",
@@ -382,3 +396,15 @@ class StepRunner(Attempts):
         rec.msg = f"approved by {who}" if ok else f"not approved ({who})"
         rec.error = None if ok else "refused"
         return rec
+
+
+def _cut(results: list[dict[str, Any]], joined: Mapping[str, JoinedCapture], final: bool = False) -> None:
+    """What a loop registers holds each item's output as the joined capture keeps it."""
+    for stream, cap in joined.items():
+        for n in cap.changed(final):
+            res = results[n] if n < len(results) else None
+            if res is None or not isinstance(res.get(stream), str):
+                continue
+            res[stream] = cap.item(n)
+            if isinstance(res.get(f"{stream}_lines"), list):
+                res[f"{stream}_lines"] = res[stream].splitlines()
