@@ -245,20 +245,34 @@ def steps_of(runbook: str) -> list[tuple[str, str, bool]]:
     return out
 
 
+def nested_of(runbook: str) -> dict[str, str]:
+    """The name of every fallback (and undo) step of the runbook -> the top-level step it is part of."""
+    rb = load_runbook(PLAYBOOKS / f"{runbook}.yml")
+    return {sub.label: s.label for s in rb.steps for sub in s.nested()}
+
+
 def kill_points(runbook: str, points: list[str]) -> list[KillPoint]:
     """The matrix's points of one traced run: the boundary before every step that ran (its step.start)
     and after the last (the always phase's start, else the run's end), and inside every mutating step
     each snapshot taken, each change made and its step.end (the change made, not yet counted as done).
     Traced names are rendered (``Render the {{ color }} environment``): matched to the model's."""
     model = steps_of(runbook)
+    nested = nested_of(runbook)
     out: list[KillPoint] = []
     seen: set[str] = set()
     for p in points:
         phase, kind, traced, _ = p.split("|")
         step = _model_step(traced, model) if phase == "steps" else None
-        if step is None:
+        part_of = None
+        if step is None and phase == "steps" and traced in nested:  # inside a fallback step: its parent's
+            part_of = next((m for m in model if m[0] == nested[traced]), None)
+        if step is None and part_of is None:
             continue
-        name, _, mutating = step
+        name, _, mutating = step or part_of  # type: ignore[misc]
+        if part_of is not None:
+            if mutating and (kind == "snapshot" or kind.startswith("action.") or kind == "step.end"):
+                out.append(KillPoint(p, "inside", name, True))
+            continue
         if kind == "step.start" and name not in seen:
             seen.add(name)
             out.append(KillPoint(p, "boundary", name, mutating))

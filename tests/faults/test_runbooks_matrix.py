@@ -447,3 +447,163 @@ def test_e02_go_live_kill_at_the_boundary_before(e02: Matrix, step: str, recover
 @pytest.mark.parametrize(("step", "recovery"), cases(E02_MUTATING, RECOVERIES_INSIDE, E02_KNOWN_INSIDE))
 def test_e02_go_live_kill_inside(e02: Matrix, step: str, recovery: str) -> None:
     run_inside(e02, step, recovery)
+
+
+# ---------------------------------------------------------------------------------- canary-rollout
+
+CANARY_ALL_BOUNDARIES, CANARY_ALL_MUTATING = points_for("canary-rollout")
+CANARY_DEPLOY = "Deploy the release"
+# the CI matrix: before the deploy (the canary batch), after the last step (both batches done); inside
+# the deploy, on the canary and on the second batch's host (full: every point)
+CANARY_BOUNDARIES = CANARY_ALL_BOUNDARIES if FULL else [CANARY_DEPLOY, "(after the last step)"]
+CANARY_MUTATING = CANARY_ALL_MUTATING if FULL else [CANARY_DEPLOY]
+CANARY_HOSTS = ("matrix-canary1", "matrix-canary2")
+CANARY_GATES = {"error_rate_query": "vector(0.002)", "latency_p95_query": "vector(1.5)"}
+
+
+def _app_state(host: str, port: int, app: Path, project: str, lock: str) -> dict[str, Any]:
+    """A deploy-4gb-like app on one host: what it serves, its containers' images, its files, its lock."""
+    from runbook.execute.lock import lock_dir
+    from tests.faults.subjects import _containers
+    from tests.fixtures.health import health
+
+    return {
+        "health": health(port),
+        "containers": _containers(project),
+        "files": {n: f for n, f in tree(app).items() if ".runbook-releases" not in n},
+        "lock_held": Path(lock_dir(lock, host)).exists(),
+    }
+
+
+def _compose_down(project: str, compose_file: Path) -> None:
+    import subprocess
+
+    args = ["-f", str(compose_file)] if compose_file.exists() else []
+    subprocess.run(["docker", "compose", "-p", project, *args, "down", "--timeout", "1"],
+                   capture_output=True, timeout=120)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def canary(seed_images, prometheus, tmp_path_factory) -> Iterator[Matrix]:
+    from runbook.execute.lock import lock_dir
+    from tests.fixtures.health import health
+
+    root = tmp_path_factory.mktemp("fault-canary")
+    tag = os.urandom(2).hex()
+    hosts = {h: {"port": free_port(), "dir": root / h, "project": f"rbfault005{tag}{n}"}
+             for n, h in enumerate(CANARY_HOSTS)}  # fmt: skip
+    inv = fresh_inventory(root, "\n".join(
+        f"{h} ansible_connection=local app_port={x['port']} app_dir={x['dir']} app_name={x['project']}"
+        for h, x in hosts.items()
+    ))  # fmt: skip
+    v = {"app_version": "v1", "prometheus_url": prometheus.url, "gate_hold": "0.3s", "gate_every": 0.1,
+         "notify_url": "", "health_delay": 0.3, "container_health_interval": "500ms", "wait_timeout": 60,
+         **CANARY_GATES}  # fmt: skip
+
+    def state() -> dict[str, Any]:
+        return {h: _app_state(h, x["port"], x["dir"], x["project"], "canary-rollout") for h, x in hosts.items()}
+
+    subject = Subject(
+        runbook="canary-rollout", root=root, inventory=inv, host=CANARY_HOSTS[0], vars=v,
+        change={"app_version": "v2"}, state=state,
+        healthy=lambda expected: all(health(x["port"]) == expected[h]["health"] for h, x in hosts.items()),
+        audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:
+        for h, x in hosts.items():
+            _compose_down(x["project"], x["dir"] / "docker-compose-4gb.yml")
+            shutil.rmtree(x["dir"], ignore_errors=True)
+            shutil.rmtree(lock_dir("canary-rollout", h), ignore_errors=True)
+        res = subject.cli("exec")
+        assert res.rc == 0, res.message
+
+    try:
+        yield Matrix(Target(subject, rebuild, root),
+                     lambda st: all((st[h]["health"] or {}).get("version") == "v2" for h in hosts))  # fmt: skip
+    finally:
+        for x in hosts.values():
+            _compose_down(x["project"], x["dir"] / "docker-compose-4gb.yml")
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("step", "recovery"), cases(CANARY_BOUNDARIES, ["rollback", "resume"], {}))
+def test_canary_rollout_kill_at_the_boundary_before(canary: Matrix, step: str, recovery: str) -> None:
+    run_boundary(canary, step, recovery)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("step", "recovery"), cases(CANARY_MUTATING, RECOVERIES_INSIDE, {}))
+def test_canary_rollout_kill_inside(canary: Matrix, step: str, recovery: str) -> None:
+    run_inside(canary, step, recovery)
+
+
+@pytest.mark.docker
+def test_canary_rollout_points_cover_both_batches(canary: Matrix) -> None:
+    """The deploy's points are traced on the canary and on the second batch's host (N counts them)."""
+    passes = {k.point.rsplit("|", 1)[1] for k in canary.inside(CANARY_DEPLOY) if "|action." in k.point}
+    assert passes == {"1", "2"}, canary.inside(CANARY_DEPLOY)
+
+
+# ---------------------------------------------------------------------------------- coolify-deploy
+
+COOLIFY_ALL_BOUNDARIES, COOLIFY_MUTATING = points_for("coolify-deploy")
+COOLIFY_APP = "ok0s0cgw8ck0w8kgs8kk4kk8"
+COOLIFY_HOST = "matrix-coolify"
+
+
+@pytest.fixture(scope="module")
+def coolify(seed_images, tmp_path_factory) -> Iterator[Matrix]:
+    """coolify-deploy with Coolify's deployments failing (the stand-in), so that every release goes
+    out through the runbook's fallback: the compose file deployed on the host by compose.up."""
+    from runbook.execute.lock import lock_dir
+    from tests.fixtures.health import health
+    from tests.standins.coolify import CoolifyStandIn
+
+    root = tmp_path_factory.mktemp("fault-coolify")
+    port, project, app = free_port(), "rbfault006" + os.urandom(2).hex(), root / "app"
+    inv = fresh_inventory(root, f"{COOLIFY_HOST} ansible_connection=local app_port={port} app_dir={app} "
+                                f"app_name={project} coolify_app_uuid={COOLIFY_APP}")  # fmt: skip
+    c = CoolifyStandIn().__enter__()
+    c.add_app(COOLIFY_APP, "web", commit="1111111")
+    c.add_finished(COOLIFY_APP, "1111111")
+    c.behaviour.outcome = "failed"  # every deploy through Coolify fails: the SSH fallback deploys
+    v = {"app_version": "v1", "coolify_url": c.url, "coolify_token": c.token, "coolify_timeout": 2,
+         "coolify_poll": 0.05, "notify_url": "", "health_delay": 0.3, "health_retries": 3,
+         "container_health_interval": "500ms", "wait_timeout": 60}  # fmt: skip
+
+    def state() -> dict[str, Any]:
+        return _app_state(COOLIFY_HOST, port, app, project, "coolify-deploy")
+
+    subject = Subject(
+        runbook="coolify-deploy", root=root, inventory=inv, host=COOLIFY_HOST, vars=v,
+        change={"app_version": "v2"}, state=state,
+        healthy=lambda expected: health(port) == expected["health"], audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:
+        _compose_down(project, app / "docker-compose-4gb.yml")
+        shutil.rmtree(app, ignore_errors=True)
+        shutil.rmtree(lock_dir("coolify-deploy", COOLIFY_HOST), ignore_errors=True)
+        res = subject.cli("exec")
+        assert res.rc == 0, res.message
+
+    try:
+        yield Matrix(Target(subject, rebuild, app), lambda st: (st["health"] or {}).get("version") == "v2")
+    finally:
+        _compose_down(project, app / "docker-compose-4gb.yml")
+        c.__exit__(None, None, None)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("step", "recovery"), cases(COOLIFY_ALL_BOUNDARIES, ["rollback", "resume"], {}))
+def test_coolify_deploy_kill_at_the_boundary_before(coolify: Matrix, step: str, recovery: str) -> None:
+    run_boundary(coolify, step, recovery)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("step", "recovery"), cases(COOLIFY_MUTATING, RECOVERIES_INSIDE, {}))
+def test_coolify_deploy_kill_inside(coolify: Matrix, step: str, recovery: str) -> None:
+    """Inside the Coolify step: the API's deploy, then each of its fallback steps (their snapshots
+    and changes: the rendered files, `docker compose up`)."""
+    run_inside(coolify, step, recovery)
