@@ -540,9 +540,11 @@ def test_canary_rollout_kill_inside(canary: Matrix, step: str, recovery: str) ->
 
 @pytest.mark.docker
 def test_canary_rollout_points_cover_both_batches(canary: Matrix) -> None:
-    """The deploy's points are traced on the canary and on the second batch's host (N counts them)."""
-    passes = {k.point.rsplit("|", 1)[1] for k in canary.inside(CANARY_DEPLOY) if "|action." in k.point}
-    assert passes == {"1", "2"}, canary.inside(CANARY_DEPLOY)
+    """The deploy's points are traced on the canary and on the second batch's host (N counts them:
+    one snapshot and one end per host)."""
+    for kind in ("snapshot", "step.end"):
+        passes = {k.point.rsplit("|", 1)[1] for k in canary.inside(CANARY_DEPLOY) if f"|{kind}|" in k.point}
+        assert passes == {"1", "2"}, canary.inside(CANARY_DEPLOY)
 
 
 # ---------------------------------------------------------------------------------- coolify-deploy
