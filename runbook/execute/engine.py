@@ -360,7 +360,7 @@ class Engine:
         elif self.rb.rollback == "none":
             msg = f"run {self.state.run_id}: nothing undone (the runbook says rollback: none)"
         elif all(self.hosts[h].rollback_status is None for h in self.host_names):
-            msg = f"run {self.state.run_id}: nothing to roll back (it changed nothing)"
+            msg = f"run {self.state.run_id}: nothing to roll back (nothing it changed is left to undo)"
         else:
             msg = f"run {self.state.run_id} rolled back"
         if self.broken_locks:  # a dead run's lock, released and audited (lock.broken)
