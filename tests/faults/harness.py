@@ -416,10 +416,14 @@ class Matrix:
     the change really happened), and the kill points of a traced run of that change."""
 
     def __init__(
-        self, target: Target, changed_ok: Callable[[dict[str, Any]], bool], transport: str = "local"
-    ):
+        self, target: Target, changed_ok: Callable[[dict[str, Any]], bool], transport: str = "local",
+        undoable: bool = True,
+    ):  # fmt: skip
+        """``undoable``: the traced change is rolled back to get to the baseline again (False: the
+        baseline is rebuilt; a change no rollback can undo, as a deploy that Coolify finished)."""
         self.target = target
         self.transport = transport
+        self.undoable = undoable
         self.subject: Subject = target.subject
         self.baseline = target.ensure_baseline()
         res, points = trace(self.subject)
@@ -428,8 +432,9 @@ class Matrix:
         assert changed_ok(self.changed), f"the traced run changed nothing: {self.changed}"
         self.traced = points
         self.points = kill_points(self.subject.runbook, points)
-        back = self.subject.cli("rollback", "--run", res.run_id)
-        assert back.rc == 0, back.message
+        if undoable:
+            back = self.subject.cli("rollback", "--run", res.run_id)
+            assert back.rc == 0, back.message
         self.target.ensure_baseline()
 
     def boundary(self, step: str) -> list[KillPoint]:
@@ -442,7 +447,7 @@ class Matrix:
         self.target.ensure_baseline(fresh_release=True)
         expected = self.baseline if recovery == "rollback" else self.changed
         res = recover(self.subject, kp, recovery, expected, transport=self.transport)
-        if recovery == "resume":  # back to the baseline for the next point: roll the resumed run back
+        if recovery == "resume" and self.undoable:  # back to the baseline: roll the resumed run back
             back = self.subject.cli("rollback", "--run", res.run_id)
             diff = differences(self.baseline, self.subject.state())
             if back.rc != 0 or diff:  # the point's row says so too

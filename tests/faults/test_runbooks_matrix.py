@@ -16,6 +16,7 @@ of both, with both recoveries).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -609,3 +610,107 @@ def test_coolify_deploy_kill_inside(coolify: Matrix, step: str, recovery: str) -
     """Inside the Coolify step: the API's deploy, then each of its fallback steps (their snapshots
     and changes: the rendered files, `docker compose up`)."""
     run_inside(coolify, step, recovery)
+
+
+# ------------------------------------------------------------------- coolify-deploy, through Coolify
+
+COOLIFY_API_HOST = "matrix-coolify-api"
+
+
+@pytest.fixture(scope="module")
+def coolify_api(tmp_path_factory) -> Iterator[Matrix]:
+    """coolify-deploy with Coolify answering and deploying (the stand-in): nothing changes on the
+    host itself; what Coolify runs is the application's newest finished deployment, and the app's
+    health answer (a server of the test's own) reports the version of the commit it runs."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from runbook.execute.lock import lock_dir
+    from tests.fixtures.health import health
+    from tests.standins.coolify import CoolifyStandIn
+
+    root = tmp_path_factory.mktemp("fault-coolify-api")
+    c = CoolifyStandIn().__enter__()
+    versions = {"1111111": "v1", "2222222": "v2"}
+
+    def live() -> str | None:
+        with c.lock:
+            done = [d for d in c.deployments.values() if c.status_of(d.uuid) == "finished"]
+        return max(done, key=lambda d: d.id).commit if done else None
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "healthy", "version": versions.get(live() or "", "?")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    port = server.server_address[1]
+    inv = fresh_inventory(root, f"{COOLIFY_API_HOST} ansible_connection=local app_port={port} "
+                                f"app_dir={root / 'app'} app_name=rbfault007 coolify_app_uuid={COOLIFY_APP}")  # fmt: skip
+    v = {"app_version": "v1", "coolify_url": c.url, "coolify_token": c.token, "coolify_timeout": 10,
+         "coolify_poll": 0.05, "notify_url": "", "health_delay": 0.3, "health_retries": 3}  # fmt: skip
+
+    def state() -> dict[str, Any]:
+        with c.lock:
+            deploys = sorted(d.commit for d in c.deployments.values())
+        return {"health": health(port), "live": live(), "deployments": deploys,
+                "lock_held": Path(lock_dir("coolify-deploy", COOLIFY_API_HOST)).exists(),
+                "files": tree(root / "app")}  # fmt: skip
+
+    subject = Subject(
+        runbook="coolify-deploy", root=root, inventory=inv, host=COOLIFY_API_HOST, vars=v,
+        change={"app_version": "v2"}, state=state,
+        healthy=lambda expected: health(port) == expected["health"], audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:  # Coolify runs commit 1111111; its next deployment builds 2222222
+        with c.lock:
+            c.deployments.clear()
+            c.requests.clear()
+        c.add_app(COOLIFY_APP, "web", commit="1111111")
+        c.add_finished(COOLIFY_APP, "1111111")
+        c.apps[COOLIFY_APP].commit = "2222222"
+        shutil.rmtree(lock_dir("coolify-deploy", COOLIFY_API_HOST), ignore_errors=True)
+
+    try:
+        yield Matrix(Target(subject, rebuild), lambda st: st["live"] == "2222222", "coolify-api", undoable=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+        c.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize(("step", "recovery"), cases(COOLIFY_ALL_BOUNDARIES, ["resume"], {}))
+def test_coolify_api_deploy_kill_at_the_boundary_then_resume(coolify_api: Matrix, step: str, recovery: str) -> None:
+    """Resumed, the run ends as a whole one does: one deployment through Coolify, never two (a
+    completed Coolify step is not run again)."""
+    run_boundary(coolify_api, step, recovery)
+
+
+def test_coolify_api_deploy_killed_before_it_rolls_back_to_nothing(coolify_api: Matrix) -> None:
+    run_boundary(coolify_api, COOLIFY_ALL_BOUNDARIES[0], "rollback")
+
+
+def test_coolify_api_deploy_rollback_after_it_names_what_to_roll_back_to(coolify_api: Matrix) -> None:
+    """Killed after Coolify finished: the API cannot redeploy an earlier deployment, so the rollback
+    must not claim it rolled back: exit 4, naming the deployment and commit to go back to in Coolify."""
+    from tests.faults.harness import MATRIX, Outcome, kill_at
+
+    (kp,) = coolify_api.boundary("Health check")
+    coolify_api.target.ensure_baseline()
+    run_id, _ = kill_at(coolify_api.subject, kp)
+    back = coolify_api.subject.cli("rollback", "--run", run_id)
+    honest = back.rc == 4 and "roll back to deployment" in back.message and "(commit 1111111" in back.message
+    # not restored (the API cannot), and said so: the row counts it as not restored, with why
+    MATRIX.append(Outcome("coolify-deploy", "coolify-api", kp.id, "boundary", "rollback", False, back.rc, None,
+                          "by design: exit 4 naming the deployment and commit to roll back to in Coolify's UI"
+                          if honest else back.message[:300]).row())  # fmt: skip
+    assert honest, back.message
