@@ -477,7 +477,10 @@ def rollback_cmd(
     audit_key: str | None,
     audit_dsn: str | None,
 ) -> None:
-    """Undo what run RUN_ID changed, from its saved snapshots (in reverse order)."""
+    """Undo what run RUN_ID changed, from its saved snapshots (in reverse order).
+
+    A run with nothing left to undo exits 0; if it died holding a host's deploy lock (its process
+    gone from this machine), that lock is released, said and audited."""
     from runbook.cli.console import ConsoleRenderer, make_console, recap
     from runbook.cli.output import json_document
     from runbook.execute.engine import Engine, RunOptions
