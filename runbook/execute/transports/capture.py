@@ -143,8 +143,9 @@ class JoinedCapture:
     stream's size and sha256, and at most ``limit`` bytes of it kept, the head from the first items
     and the tail from the last ones, so memory and the registered value stay bounded whatever the
     number of items. Each item keeps what of it falls in the head or the tail, with a marker for
-    the rest (an item entirely in the middle is only its marker): ``items()``; ``text()`` is them
-    joined. A cut never leaves part of a secret (the same rule as ``Capture``)."""
+    the rest (an item entirely in the middle is only its marker): ``item(n)``, and ``changed()``
+    says which items were cut since it was last asked; ``text()`` is them joined, one marker for
+    each run of cut bytes. A cut never leaves part of a secret (the same rule as ``Capture``)."""
 
     def __init__(self, limit: int, redact: Callable[[str], str] | None = None):
         self.limit = limit
