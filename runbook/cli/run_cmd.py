@@ -370,7 +370,10 @@ class _Interrupts:
 @handle_errors
 @ansible_options(run=True)
 def rollback_cmd(yes: bool, output: str, **kw: Any) -> None:
-    """Undo what run RUN_ID changed, from its saved snapshots (in reverse order)."""
+    """Undo what run RUN_ID changed, from its saved snapshots (in reverse order).
+
+    A run with nothing left to undo exits 0; if it died holding a host's deploy lock (its process
+    gone from this machine), that lock is released, said and audited."""
     from runbook.cli.console import ConsoleRenderer, make_console, recap
     from runbook.cli.output import json_document
     from runbook.session import Hooks, RollbackRequest
@@ -379,12 +382,11 @@ def rollback_cmd(yes: bool, output: str, **kw: Any) -> None:
     request = RollbackRequest(**request_fields(kw))
     target = session.prepare(request)
     console = make_console(stderr=output == "json")
-    if not target.todo:
+    if not target.todo:  # nothing to undo; a dead run may still hold its hosts' deploy lock: release it
         console.print(f"run {target.state.run_id}: nothing to roll back")
-        sys.exit(0)
     for h, es in target.todo.items():
         console.print(f"{h}: will undo " + ", ".join(e.name for e in reversed(es)))
-    if not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
+    if target.todo and not yes and not (sys.stdin.isatty() and click.confirm("Proceed?", default=False)):
         raise UsageError("rollback not confirmed", hint="pass --yes to roll back without asking")
     outcome = session.execute(target, Hooks(observers=lambda: [ConsoleRenderer(console)], warn=_warn))
     if output == "json":

@@ -103,6 +103,7 @@ class Engine:
             s.register for s in runbook.all_steps() if s.register and s.no_log
         )
         self.hosts: dict[str, HostRun] = {}
+        self.broken_locks: dict[str, str] = {}  # host -> the stale deploy lock this run broke there
         self.play = Play(self.host_names, lambda h: h in self.hosts and self.hosts[h].failed)
         self.runner = StepRunner(
             bus=bus, run_id=self.run_id, templar=self.templar, redactor=self.redactor,
@@ -118,16 +119,17 @@ class Engine:
         self.state_fault: str | None = None
 
     # ------------------------------------------------------------------------------ setup
-    def persist(self, durable: bool = True, *, guard: bool = False) -> None:
+    def persist(self, durable: bool = True, *, guard: bool = False, progress: bool = False) -> None:
         """Save the run state. Snapshots (durable) are written and fsynced at once, before the change
-        they describe; progress markers are coalesced (at most one write per 0.25 s, and always at
-        the end of the run), so a crash can at worst make --resume repeat the last few steps.
+        they describe; a step counted done (``progress``: before its step.end) is written at once
+        too, so a --resume never runs a completed step again; other records (a loop item's outcome)
+        are coalesced (at most one write per 0.25 s, and always at the end of the run).
         A state that cannot be written is a run-level fault (the run's steps stop, see ``fault``);
         with ``guard`` (a snapshot before its change) it also raises, so the change is not made."""
         if self.opt.dry_run:
             return
         now = time.monotonic()
-        if not durable and now - self._last_save < 0.25:
+        if not durable and not progress and now - self._last_save < 0.25:
             return
         with self._persist_lock:
             self._last_save = now
@@ -330,6 +332,9 @@ class Engine:
             # (a killed run's lock is broken as stale: same control host, dead PID, or past its TTL)
             locked: bool | None = False
             try:
+                if not self._undoable(hr):  # changed nothing: only release the dead run's own lock
+                    self._break_dead_lock(hr)
+                    return
                 locked = self._lock(hr)
                 if locked is None:
                     hr.rollback_status = "failed"
@@ -358,7 +363,7 @@ class Engine:
         self.run_info["status"] = status
         always_problem = ""
         try:
-            if not self.interrupted:
+            if not self.interrupted and any(hr.rollback_status is not None for hr in self.hosts.values()):
                 self.cancel.clear()
                 self._phase_always()
         except Exception as exc:  # the rollback's outcome stands; always: itself broke
@@ -372,10 +377,14 @@ class Engine:
             msg += "".join(f"\n{p}" for h in bad for p in self.hosts[h].rollback_problems)
         elif self.rb.rollback == "none":
             msg = f"run {self.state.run_id}: nothing undone (the runbook says rollback: none)"
+        elif all(self.hosts[h].rollback_status is None for h in self.host_names):
+            msg = f"run {self.state.run_id}: nothing to roll back (nothing it changed is left to undo)"
         else:
             msg = f"run {self.state.run_id} rolled back"
         if always_problem:
             msg += f"\n{always_problem}"
+        if self.broken_locks:  # a dead run's lock, released and audited (lock.broken)
+            msg += "".join(f"\n{h}: {why}" for h, why in self.broken_locks.items())
         if self.fault() and code == EXIT_OK:  # undone, but the state (or audit) does not say so
             status, code = "aborted", EXIT_FAULT
             msg += f"; {self.fault()}"
@@ -555,8 +564,7 @@ class Engine:
                         hr.stats["unreachable"] = 1
                     self._roll_back(hr)
                     break
-                hr.state.last_completed = step.index
-                self.persist(durable=False)
+                hr.state.last_completed = step.index  # saved as it ended (StepRunner._finish)
         except (KeyboardInterrupt, Cancelled):
             raise
         except Exception as exc:  # the lock's transport, a bug between steps: the host's failure
@@ -587,7 +595,27 @@ class Engine:
             return None
         if res.broke_stale:
             self.runner.emit("step.output", hr, None, phase="steps", data={"line": res.message})
+            self.runner.emit("lock.broken", hr, None, phase="steps", data=dict(res.broken or {}))
+            self.broken_locks[hr.name] = f"{res.message} ({(res.broken or {}).get('why', 'stale')})"
         return True
+
+    def _undoable(self, hr: HostRun) -> bool:
+        """Whether `runbook rollback` has anything to do on the host (an explicit rollback: always)."""
+        return isinstance(self.rb.rollback, tuple) or any(
+            x.phase == "steps" and x.status != "rolled_back" for x in hr.state.entries
+        )
+
+    def _break_dead_lock(self, hr: HostRun) -> None:
+        """The run rolled back changed nothing on the host but may have died holding its deploy lock:
+        release that lock (only the dead run's own, only when its process is verifiably gone)."""
+        if not self.rb.lock or self.opt.dry_run or not leftovers.run_is_dead(self._earlier_owner):
+            return
+        broken = locks.break_dead(hr.transport(), self.rb.lock, self.state.run_id, hr.name)
+        if broken:
+            line = f"broke a stale lock held by run {self.state.run_id}"
+            self.runner.emit("step.output", hr, None, phase="rollback", data={"line": line})
+            self.runner.emit("lock.broken", hr, None, phase="rollback", data=broken)
+            self.broken_locks[hr.name] = f"{line} ({broken['why']})"
 
     def _stop_leftovers(self, hr: HostRun) -> None:
         """Before undoing or resuming a dead run on a host: stop the commands of the steps that were

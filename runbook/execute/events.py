@@ -20,6 +20,8 @@ Event kinds (``Event.kind``):
   step.output    host, step, data: {line}   (live notes from long steps)
   snapshot       host, step, data: {snapshot keys summary, state_file}
   approval       host?, step, data: {approved_by, method}
+  lock.broken    host, data: {lock, dir, run_id, pid, control_host, since, why}: a stale deploy lock
+                 (its holder dead, or past its TTL) this run broke before taking the lock
   rollback.start host, data: {reason}
   rollback.step  host, step, outcome, rc, duration, data: {msg}
   rollback.verify host, outcome (ok|failed), data: {step, module, index, msg}: the restored state

@@ -116,6 +116,14 @@ class HostRun:
             return self._transport
 
     @property
+    def output_limit(self) -> int:
+        """Bytes of output kept per stream on this host (the transport's rule: base.output_limit)."""
+        from runbook.execute.transports.base import output_limit
+
+        t = self._transport
+        return t.output_limit if t is not None else output_limit(self.spec, self.transport_options.get("max_output"))
+
+    @property
     def down(self) -> str | None:
         """Why the host cannot be reached now (its connection was lost and could not be made
         again), or None."""

@@ -11,6 +11,7 @@ import os
 import shlex
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from runbook.actions.commands import Command
 from runbook.execute.leftovers import owner_meta, run_is_dead
@@ -24,6 +25,7 @@ class LockResult:
     acquired: bool
     message: str = ""
     broke_stale: bool = False
+    broken: dict[str, Any] | None = None  # the stale lock's details (its run, pid, why it was stale)
 
 
 def _safe(text: str) -> str:
@@ -54,21 +56,27 @@ def acquire(transport: Transport, name: str, run_id: str, host: str, ttl: float 
         info = json.loads(raw or b"{}")
     except ValueError:
         info = {}
-    stale = False
+    why = ""
     since = float(info.get("since", 0) or 0)
     if since and time.time() - since > ttl:
-        stale = True
+        why = f"held for more than its TTL of {ttl:.0f} s"
     if run_is_dead(info):
-        stale = True
+        why = f"its process {info.get('pid')} on {info.get('control_host')} is gone"
     if not info and not raw:
         # half-created lock (crash between mkdir and write): stale if the directory is old
         age = transport.run(Command.shell(f"echo $(( $(date +%s) - $(stat -c %Y {shlex.quote(d)}) ))"))
-        stale = age.ok and age.stdout.strip().isdigit() and int(age.stdout.strip()) > 60
-    if stale:
+        if age.ok and age.stdout.strip().isdigit() and int(age.stdout.strip()) > 60:
+            why = "half-created (no details) for more than 60 s"
+    if why:
         transport.run(Command.exec(["rm", "-rf", d]))
         again = acquire(transport, name, run_id, host, ttl)
         again.broke_stale = again.acquired
-        again.message = f"broke a stale lock held by run {info.get('run_id', '?')}"
+        holder = info.get("run_id", "?")
+        again.message = f"broke a stale lock held by run {holder}"
+        again.broken = {
+            "lock": name, "dir": d, "run_id": holder, "pid": info.get("pid"),
+            "control_host": info.get("control_host"), "since": since or None, "why": why,
+        }  # fmt: skip
         return again
     who = f"run {info.get('run_id', '?')} by {info.get('user', '?')}@{info.get('control_host', '?')}"
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since)) if since else "unknown time"
@@ -84,3 +92,22 @@ def release(transport: Transport, name: str, run_id: str, host: str) -> None:
         info = {}
     if info.get("run_id") in (run_id, None):
         transport.run(Command.exec(["rm", "-rf", d]))
+
+
+def break_dead(transport: Transport, name: str, run_id: str, host: str) -> dict[str, Any] | None:
+    """Remove the host's lock when run ``run_id`` holds it and is verifiably dead (it ran on this
+    control host and its process is gone); the lock's details, or None (left alone: absent, another
+    run's, or a holder that may be alive). What `runbook rollback` of a run that changed nothing does."""
+    d = lock_dir(name, host)
+    raw = transport.read_file(f"{d}/details.json")
+    try:
+        info = json.loads(raw or b"{}")
+    except ValueError:
+        return None
+    if not isinstance(info, dict) or info.get("run_id") != run_id or not run_is_dead(info):
+        return None
+    transport.run(Command.exec(["rm", "-rf", d]))
+    since = float(info.get("since", 0) or 0)
+    why = f"its process {info.get('pid')} on {info.get('control_host')} is gone"
+    return {"lock": name, "dir": d, "run_id": run_id, "pid": info.get("pid"),
+            "control_host": info.get("control_host"), "since": since or None, "why": why}  # fmt: skip

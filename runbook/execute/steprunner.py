@@ -19,6 +19,7 @@ from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.once import Once
+from runbook.execute.transports.capture import JoinedCapture
 from runbook.kinds import base as kinds
 from runbook.model.runbook import Step
 from runbook.model.values import to_number
@@ -46,7 +47,7 @@ class StepRunner:
     dry_run: bool = False
     diff: bool = False  # --diff: the files a real run writes are shown as diffs
     gate: Callable[[str, str], bool] | None = None  # --step: may this step run on this host?
-    persist: Callable[..., None] = lambda durable=True: None
+    persist: Callable[..., None] = lambda durable=True, **kw: None
     approve: Callable[[HostRun, Step, dict[str, Any]], tuple[bool, str, dict[str, Any]]] | None = None
     delegate: Callable[[str], HostRun] | None = None
     pinned: Callable[[], frozenset[str]] = frozenset  # releases unfinished runs may roll back to
@@ -243,6 +244,10 @@ class StepRunner:
                 rec.error = "render"
                 return rec
         started, cut = time.monotonic(), ""
+        # the items' outputs joined are capped as a whole (each item's is capped by its transport):
+        # the step's record and what it registers hold at most the limit, whatever the item count
+        limit = hr.output_limit
+        joined = {s: JoinedCapture(limit, self.redactor.redact) for s in ("stdout", "stderr")}
         for i, value in enumerate(items):
             if i and pause and not self.dry_run and self.cancel.wait(pause):
                 raise Cancelled("interrupted")
@@ -256,6 +261,9 @@ class StepRunner:
                 loop_vars[step.loop_index_var] = i
             variables = hr.vars(step.vars, loop_vars)
             r = self._run_item(hr, step, variables, read_only, phase, loop_vars, i)
+            for stream, cap in joined.items():
+                cap.add(getattr(r, stream))
+                setattr(r, stream, "")  # held once, in the capture
             recs.append(r)
             self.emit(
                 "step.item", hr, None, step_name=self.item_name(step, variables, loop_vars), phase=phase,
@@ -268,6 +276,7 @@ class StepRunner:
                 "msg": r.msg,
             }
             results.append({**status, **getattr(r, "_registered", {}), step.loop_var: value})
+            _cut(results, joined)
             if r.outcome == "failed" and not step.ignore_errors:
                 break
         outcomes = {r.outcome for r in recs}
@@ -285,11 +294,16 @@ class StepRunner:
             rc=next((r.rc for r in recs if r.outcome == "failed"), recs[-1].rc if recs else None),
             msg="; ".join([*(r.msg for r in recs if r.msg), *([cut] if cut else [])])[:2000],
             command="\n".join(r.command for r in recs if r.command) or None,
-            stdout="".join(r.stdout for r in recs), stderr="".join(r.stderr for r in recs),
+            stdout=joined["stdout"].text(), stderr=joined["stderr"].text(),
             planned=[p for r in recs for p in r.planned], attempts=max((r.attempts for r in recs), default=1),
             error=next((r.error for r in recs if r.outcome == "failed" and r.error), None),
+            elided=[e for r in recs for e in r.elided],
         )  # fmt: skip
         rec._diffs = [d for r in recs for d in getattr(r, "_diffs", [])]  # type: ignore[attr-defined]
+        _cut(results, joined, final=True)
+        whole = {s: c.summary() for s, c in joined.items() if c.elided}
+        if whole:  # the loop's streams as a whole: their size and digest (audited with the step)
+            rec.elided.append({"command": f"{step.label} (loop of {len(recs)} items, joined)", **whole})
         registered = {
             "results": results,
             "changed": outcome == "changed",
@@ -429,6 +443,10 @@ class StepRunner:
             data["diffs"] = [{**d, "diff": self.redactor.redact(d["diff"])} for d in diffs]
         if step.phase != step.top_phase:
             data["key"] = step.key  # a fallback (or undo) step: which one
+        if rec.phase == "steps" == step.phase and (rec.outcome != "failed" or ignored) and not self.dry_run:
+            # done: on disk before its step.end, so that a --resume never runs it again
+            hr.state.last_completed = step.index
+            self.persist(durable=False, progress=True)
         self.emit(
             "step.end", hr, step, phase=rec.phase, outcome=rec.outcome if not ignored else "failed",
             rc=rec.rc, duration=rec.duration, data=data,
@@ -496,3 +514,15 @@ class StepRunner:
         rec.msg = f"approved by {who}" if ok else f"not approved ({who})"
         rec.error = None if ok else "refused"
         return rec
+
+
+def _cut(results: list[dict[str, Any]], joined: Mapping[str, JoinedCapture], final: bool = False) -> None:
+    """What a loop registers holds each item's output as the joined capture keeps it."""
+    for stream, cap in joined.items():
+        for n in cap.changed(final):
+            res = results[n] if n < len(results) else None
+            if res is None or not isinstance(res.get(stream), str):
+                continue
+            res[stream] = cap.item(n)
+            if isinstance(res.get(f"{stream}_lines"), list):
+                res[f"{stream}_lines"] = res[stream].splitlines()

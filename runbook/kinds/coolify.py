@@ -160,6 +160,28 @@ def _live(deps: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     return next((_pick(d) for d in deps or [] if d.get("status") == "finished"), None)
 
 
+LIVE_PAGES, LIVE_PAGE = 10, 20  # how far back live() looks for the newest finished deployment
+
+
+def live(api: Api, app: str) -> Gen:
+    """(answered, the application's live deployment: its newest finished one, or None). Pages back
+    through its history: failed or cancelled deployments since the live one (ten failed deploys in a
+    row) do not hide it. answered is False when Coolify did not answer."""
+    for page in range(LIVE_PAGES):
+        r = yield from api.call(
+            "GET", f"/deployments/applications/{quote(app)}", {"skip": page * LIVE_PAGE, "take": LIVE_PAGE}
+        )
+        if not r.ok:
+            return False, None
+        items = r.doc.get("deployments") if isinstance(r.doc, dict) else r.doc  # code vs spec
+        if not isinstance(items, list):
+            return False, None
+        found = _live([d for d in items if isinstance(d, dict) and d.get("deployment_uuid")])
+        if found is not None or len(items) < LIVE_PAGE:
+            return True, found
+    return True, None
+
+
 def _same(prev: dict[str, Any] | None, live: dict[str, Any] | None) -> bool:
     """Is the live deployment the one from before (or a rebuild of the same commit)?"""
     if not prev or not live:
@@ -226,9 +248,9 @@ class CoolifyDeploy(StepKind):
                 continue
             if not r.ok or not isinstance(r.doc, dict):
                 return Outcome.failure(f"{api.shown}: {problem(r)}", command=shown)
-            deps = yield from history(api, u)
+            _, previous = yield from live(api, u)
             before[u] = {"application": True, "name": r.doc.get("name") or u, "status": r.doc.get("status")}
-            before[u]["previous"] = _live(deps)
+            before[u]["previous"] = previous
         yield Snapshot({"coolify": api.shown, "uuids": uuids, "tag": tag, "apps": before})
         start = time.monotonic()
         while True:
@@ -384,11 +406,11 @@ class CoolifyDeploy(StepKind):
         problems, same = [], []
         for u, s in apps.items():
             prev = s.get("previous")
-            live = _live((yield from history(api, u)))
+            answered, now = yield from live(api, u)
             name = s.get("name") or u
-            if live is None and prev is not None:
+            if not answered:
                 problems.append(f"{name}: cannot tell which deployment is live (Coolify did not answer)")
-            elif _same(prev, live):
+            elif _same(prev, now):
                 same.append(name)
             elif prev is None:
                 problems.append(
@@ -396,8 +418,8 @@ class CoolifyDeploy(StepKind):
                 )
             else:
                 problems.append(
-                    f"{name} now runs deployment {live['deployment_uuid']} (commit "
-                    f"{str(live.get('commit', '?'))[:12]}); roll back to deployment {prev['deployment_uuid']} "
+                    f"{name} now runs deployment {(now or {}).get('deployment_uuid', '?')} (commit "
+                    f"{str((now or {}).get('commit', '?'))[:12]}); roll back to deployment {prev['deployment_uuid']} "
                     f"(commit {str(prev.get('commit', '?'))[:12]}) in Coolify (application > Rollback)"
                 )
         if problems:

@@ -54,8 +54,8 @@ def execute(target: RollbackTarget, hooks: Hooks | None = None) -> Outcome:
     from runbook.execute.engine import Engine, RunOptions
 
     hooks = hooks or Hooks()
-    if not target.todo:
-        return nothing_to_do(target)
+    if not target.todo and not target.runbook.lock:
+        return nothing_to_do(target)  # (with a deploy lock, the engine releases a dead run's own)
     req, state = target.request, target.state
     declared = project.secret_names(tuple(req.secrets)) | set(state.meta.get("secret_extra_vars") or ())
     declared |= set(state.meta.get("secret_names") or ())
@@ -77,7 +77,7 @@ def execute(target: RollbackTarget, hooks: Hooks | None = None) -> Outcome:
         transport_factory=hooks.transport_factory,
     )
     return drive(
-        lambda redactor, bus: Engine(target.runbook, inventory, list(target.todo), options, bus, redactor),
+        lambda redactor, bus: Engine(target.runbook, inventory, list(target.todo) or list(state.hosts), options, bus, redactor),
         lambda engine: engine.rollback_run(),
         target.runbook, target.path, req, hooks, dry_run=False,
     )  # fmt: skip

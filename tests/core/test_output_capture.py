@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.execute.transports.capture import Capture, marker, parse_size
+from runbook.execute.transports.capture import Capture, JoinedCapture, marker, parse_size
 from runbook.render.secrets import Redactor
 
 SECRET = "s3cr3t-T0ken-value"
@@ -158,3 +158,99 @@ def test_200_mb_of_output_locally_in_bounded_memory(tmp_path):
     inv.write_text("localhost ansible_connection=local\n")
     doc, rss, audit = big_run(tmp_path, inv)
     check_big(doc, rss, audit, tmp_path, "localhost")
+
+
+# ------------------------------------------------------------------ a loop's outputs, as a whole
+
+
+def joined(items: list[str], limit: int, redact=None) -> tuple[JoinedCapture, list[str]]:
+    cap = JoinedCapture(limit, redact)
+    seen: dict[int, str] = {}
+    for i, text in enumerate(items):
+        cap.add(text)
+        seen[i] = text
+        for n in cap.changed():
+            seen[n] = cap.item(n)
+    for n in cap.changed(final=True):
+        seen[n] = cap.item(n)
+    return cap, [seen[i] for i in range(len(items))]
+
+
+@pytest.mark.parametrize("sizes", [[3000] * 40, [10, 70_000, 5, 0, 2000, 40_000, 0, 9], [100] * 2000])
+def test_a_loops_outputs_are_capped_as_a_whole(sizes):
+    limit = 16 * 1024
+    items = [f"[{i}:" + "x" * max(0, s - 10) + f":{i}]\n" for i, s in enumerate(sizes)]
+    whole = "".join(items)
+    cap, kept = joined(items, limit)
+    assert cap.total == len(whole.encode()) and cap.sha256 == hashlib.sha256(whole.encode()).hexdigest()
+    assert cap.elided and cap.summary() == {"bytes": cap.total, "kept": limit, "sha256": cap.sha256}
+    text = cap.text()
+    head, _, rest = text.partition("\n[… ")
+    tail = rest.split(" bytes elided …]\n", 1)[1]
+    assert whole.startswith(head) and whole.endswith(tail) and "[…" not in tail  # one marker
+    assert len(head.encode()) + len(tail.encode()) <= limit
+    assert f"[… {len(whole) - len(head) - len(tail)} bytes elided …]" in text
+    # what each item registers: itself where kept, else its kept ends around a marker of the rest
+    assert sum(len(k.encode()) for k in kept) <= limit + len(items) * 40
+    for item, k in zip(items, kept, strict=True):
+        if k != item:
+            a, _, b = k.partition("[… ")
+            b = b.split(" bytes elided …]", 1)[1]
+            assert item.startswith(a) and item.endswith(b) and len(a) + len(b) < len(item)
+    assert kept[0].startswith("[0:") and kept[-1].endswith(f":{len(items) - 1}]\n")
+
+
+def test_a_loop_under_the_limit_is_kept_exactly():
+    items = ["a\n", "", "bb\n" * 100]
+    cap, kept = joined(items, 64 * 1024)
+    assert not cap.elided and kept == items and cap.text() == "".join(items) and cap.summary() is None
+
+
+def test_a_loops_joined_memory_is_bounded():
+    cap = JoinedCapture(1 << 20)
+    item = "y" * (1 << 20)
+    for _ in range(200):  # 200 items of 1 MiB each
+        cap.add(item)
+        cap.changed()
+    assert sum(len(h) + len(t) for h, t, _ in cap._items) < 4 << 20
+
+
+@pytest.mark.parametrize("offset", range(-len(SECRET) + 1, 1, 3))
+def test_a_secret_across_a_loops_cut_is_never_left_in_part(offset):
+    limit = 4096
+    red = Redactor([SECRET])
+    at = limit // 2 + offset
+    items = ["a" * 1000, "a" * (at - 1000) + SECRET + "b" * 3000, "c" * 20_000]
+    cap, kept = joined(items, limit, red.redact)
+    assert not fragments(cap.text()) and not any(fragments(k) for k in kept)
+
+
+def test_a_loop_step_registers_and_reports_its_output_capped_as_a_whole(project, tmp_path, monkeypatch):
+    """20 items printing 40 KiB each, 64 KiB kept: the step's output and what it registers hold
+    the head and the tail of the whole (a marker for the rest), the audit its size and digest."""
+    project.runbook(
+        "loopy",
+        "hosts: localhost\nsteps:\n"
+        "  - name: Print per item\n"
+        "    shell: \"printf '<%s>' {{ item }}; head -c 40960 /dev/zero | tr '\\\\0' z; echo\"\n"
+        "    loop: \"{{ range(20) | list }}\"\n"
+        "    changed_when: false\n"
+        "    register: out\n"
+        "  - name: Sizes\n"
+        "    copy: {content: \"{{ out.results | map(attribute='stdout') | map('length') | list | to_json }}\","
+        " dest: \"{{ dest }}\"}\n",
+    )
+    monkeypatch.setenv("RUNBOOK_AUDIT", "1")
+    res = project.exec("loopy", "--max-output", "64k", "-e", f"dest={tmp_path / 'sizes'}", "--output", "json",
+                       "--audit-dir", str(tmp_path / "audit"))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    (step,) = [s for s in doc["hosts"]["localhost"]["steps"] if s["name"] == "Print per item"]
+    assert step["stdout"].startswith("<0>zzz") and step["stdout"].rstrip().endswith("zzz")
+    assert step["stdout"].count("bytes elided …]") == 1 and len(step["stdout"]) < 64 * 1024 + 100
+    sizes = json.loads((tmp_path / "sizes").read_text())
+    assert len(sizes) == 20 and sum(sizes) < 64 * 1024 + 20 * 40 and sizes[0] > 30_000 and sizes[10] < 40
+    whole = "".join(f"<{i}>" + "z" * 40960 + "\n" for i in range(20))
+    digest = hashlib.sha256(whole.encode()).hexdigest()
+    trail = "".join(p.read_text() for p in (tmp_path / "audit").glob("*.jsonl"))
+    assert digest in trail and "loop of 20 items, joined" in trail

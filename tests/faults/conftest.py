@@ -14,6 +14,7 @@ from tests.fixtures.dockerd import dockerd  # noqa: F401 - session fixture
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - session fixture
 from tests.fixtures.redis import redis_server  # noqa: F401 - session fixture
 from tests.fixtures.sshd import ssh_lab, sshd_factory  # noqa: F401 - fixtures
+from tests.integrations.conftest import prometheus  # noqa: F401 - session fixture (canary-rollout's gates)
 from tests.seeds.conftest import seed_images  # noqa: F401 - session fixture
 
 OUT_ENV = "RUNBOOK_FAULT_MATRIX_OUT"

@@ -245,20 +245,34 @@ def steps_of(runbook: str) -> list[tuple[str, str, bool]]:
     return out
 
 
+def nested_of(runbook: str) -> dict[str, str]:
+    """The name of every fallback (and undo) step of the runbook -> the top-level step it is part of."""
+    rb = load_runbook(PLAYBOOKS / f"{runbook}.yml")
+    return {sub.label: s.label for s in rb.steps for sub in s.nested()}
+
+
 def kill_points(runbook: str, points: list[str]) -> list[KillPoint]:
     """The matrix's points of one traced run: the boundary before every step that ran (its step.start)
     and after the last (the always phase's start, else the run's end), and inside every mutating step
     each snapshot taken, each change made and its step.end (the change made, not yet counted as done).
     Traced names are rendered (``Render the {{ color }} environment``): matched to the model's."""
     model = steps_of(runbook)
+    nested = nested_of(runbook)
     out: list[KillPoint] = []
     seen: set[str] = set()
     for p in points:
         phase, kind, traced, _ = p.split("|")
         step = _model_step(traced, model) if phase == "steps" else None
-        if step is None:
+        part_of = None
+        if step is None and phase == "steps" and traced in nested:  # inside a fallback step: its parent's
+            part_of = next((m for m in model if m[0] == nested[traced]), None)
+        if step is None and part_of is None:
             continue
-        name, _, mutating = step
+        name, _, mutating = step or part_of  # type: ignore[misc]
+        if part_of is not None:
+            if mutating and (kind == "snapshot" or kind.startswith("action.") or kind == "step.end"):
+                out.append(KillPoint(p, "inside", name, True))
+            continue
         if kind == "step.start" and name not in seen:
             seen.add(name)
             out.append(KillPoint(p, "boundary", name, mutating))
@@ -402,10 +416,14 @@ class Matrix:
     the change really happened), and the kill points of a traced run of that change."""
 
     def __init__(
-        self, target: Target, changed_ok: Callable[[dict[str, Any]], bool], transport: str = "local"
-    ):
+        self, target: Target, changed_ok: Callable[[dict[str, Any]], bool], transport: str = "local",
+        undoable: bool = True,
+    ):  # fmt: skip
+        """``undoable``: the traced change is rolled back to get to the baseline again (False: the
+        baseline is rebuilt; a change no rollback can undo, as a deploy that Coolify finished)."""
         self.target = target
         self.transport = transport
+        self.undoable = undoable
         self.subject: Subject = target.subject
         self.baseline = target.ensure_baseline()
         res, points = trace(self.subject)
@@ -414,8 +432,9 @@ class Matrix:
         assert changed_ok(self.changed), f"the traced run changed nothing: {self.changed}"
         self.traced = points
         self.points = kill_points(self.subject.runbook, points)
-        back = self.subject.cli("rollback", "--run", res.run_id)
-        assert back.rc == 0, back.message
+        if undoable:
+            back = self.subject.cli("rollback", "--run", res.run_id)
+            assert back.rc == 0, back.message
         self.target.ensure_baseline()
 
     def boundary(self, step: str) -> list[KillPoint]:
@@ -428,7 +447,7 @@ class Matrix:
         self.target.ensure_baseline(fresh_release=True)
         expected = self.baseline if recovery == "rollback" else self.changed
         res = recover(self.subject, kp, recovery, expected, transport=self.transport)
-        if recovery == "resume":  # back to the baseline for the next point: roll the resumed run back
+        if recovery == "resume" and self.undoable:  # back to the baseline: roll the resumed run back
             back = self.subject.cli("rollback", "--run", res.run_id)
             diff = differences(self.baseline, self.subject.state())
             if back.rc != 0 or diff:  # the point's row says so too

@@ -42,7 +42,8 @@ def run(full: bool, extra: list[str]) -> tuple[Path, int]:
 
 def kind(row: dict[str, Any]) -> str:
     if row["where"] in ("boundary", "inside"):
-        return f"kill {row['where']} a step, then {row['recovery']}"
+        where = "at a step boundary" if row["where"] == "boundary" else "inside a step"
+        return f"kill {where}, then {row['recovery']}"
     return {"disk": "state/audit disk full or read-only", "repeat": "failed attempts in a row",
             "load": "200 MB of step output", "network": "frozen sshd / blackhole"}.get(row["where"], row["where"])  # fmt: skip
 

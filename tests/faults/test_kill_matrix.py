@@ -37,12 +37,7 @@ FULL = os.environ.get("RUNBOOK_FAULT_MATRIX") == "full"
 STEPS = steps_of("deploy-4gb")
 BOUNDARIES = [name for name, _, _ in STEPS] + ["(after the last step)"]
 MUTATING = [name for name, _, mutating in STEPS if mutating]
-KNOWN = {  # (step, recovery) -> why it fails today
-    ("Back up the database", "rollback"): (
-        "open (issue 8): killed before its first change, `runbook rollback --run ID` says 'nothing to "
-        "roll back' (exit 0) and leaves the dead run's deploy lock held until the next deploy breaks it"
-    ),
-}
+KNOWN: dict[tuple[str, str], str] = {}  # (step, recovery) -> why it fails today
 KNOWN_INSIDE: dict[tuple[str, str], str] = {}  # resumed after compose up: holds (issue 8 item 4)
 
 

@@ -16,6 +16,7 @@ of both, with both recoveries).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -131,21 +132,10 @@ RECOVERIES_INSIDE = ["rollback", "resume"] if FULL else ["rollback"]
 # ------------------------------------------------------------------------------------ local-smoke
 
 SMOKE_BOUNDARIES, SMOKE_MUTATING = points_for("local-smoke")
-SMOKE_KNOWN: dict[tuple[str, str], str] = {
-    ("Health check", "resume"): (
-        "open (issue 8 item 4): killed as the health check starts, `--resume` ends with the service "
-        "still serving where a whole run leaves it stopped (the killed run's service is not the one "
-        "the resumed run's pid file names)"
-    ),
-}
+SMOKE_KNOWN: dict[tuple[str, str], str] = {}
 SMOKE_KNOWN_INSIDE: dict[tuple[str, str], str] = {}
-# OPEN, not hidden: run in sequence, local-smoke's points after "Health check" fail because a service
-# a killed run started keeps the port, so the next point's pre-flight refuses (exit 3). Alone each
-# passes. Listed in docs/fault-matrix.md as open work.
-SMOKE_OPEN = (
-    "open (issue 8): in sequence, a service a killed local-smoke run started outlives its rollback "
-    "and holds the port, so later points' pre-flight refuses"
-)
+# (fixed) a resume that ran "Start the service" again (its completion had been coalesced away) started
+# a second service that could not bind and named it in http.pid: the killed run's kept the port
 
 
 @pytest.fixture(scope="module")
@@ -178,27 +168,20 @@ def smoke(tmp_path_factory) -> Iterator[Matrix]:
                     break
                 time.sleep(0.05)
         shutil.rmtree(smoke_dir, ignore_errors=True)
-        if listening(port):  # a service a point left running without its pid file: go on elsewhere
-            move_port()
+        if listening(port):  # a service a point left running without its pid file is a finding
+            pytest.fail(f"a service the points before left running still holds port {port}")
         res = subject.cli("exec")
         assert res.rc == 0, res.message
-
-    def move_port() -> None:
-        nonlocal port
-        port = free_port()
-        subject.vars["smoke_port"] = port
 
     target = Target(subject, rebuild)
     yield Matrix(target, lambda st: st != target.baseline)
 
 
-@pytest.mark.xfail(strict=False, reason=SMOKE_OPEN)
 @pytest.mark.parametrize(("step", "recovery"), cases(SMOKE_BOUNDARIES, ["rollback", "resume"], SMOKE_KNOWN))
 def test_local_smoke_kill_at_the_boundary_before(smoke: Matrix, step: str, recovery: str) -> None:
     run_boundary(smoke, step, recovery)
 
 
-@pytest.mark.xfail(strict=False, reason=SMOKE_OPEN)
 @pytest.mark.parametrize(("step", "recovery"), cases(SMOKE_MUTATING, RECOVERIES_INSIDE, SMOKE_KNOWN_INSIDE))
 def test_local_smoke_kill_inside(smoke: Matrix, step: str, recovery: str) -> None:
     run_inside(smoke, step, recovery)
@@ -449,12 +432,7 @@ def e02(seed_images, postgres_server, tmp_path_factory) -> Iterator[Matrix]:
         hook.__exit__(None, None, None)
 
 
-E02_KNOWN = {
-    ("(after the last step)", "resume"): (
-        "open (issue 8 item 4): killed as always: starts (every step done), `--resume` runs something "
-        "again that takes a value from the documents' id sequence: expected [(301, True)], found [(302, True)]"
-    ),
-}
+E02_KNOWN: dict[tuple[str, str], str] = {}  # a step is on record as done before its end (resume)
 E02_KNOWN_INSIDE: dict[tuple[str, str], str] = {}  # an undo: step is on record before it starts
 
 
@@ -470,3 +448,269 @@ def test_e02_go_live_kill_at_the_boundary_before(e02: Matrix, step: str, recover
 @pytest.mark.parametrize(("step", "recovery"), cases(E02_MUTATING, RECOVERIES_INSIDE, E02_KNOWN_INSIDE))
 def test_e02_go_live_kill_inside(e02: Matrix, step: str, recovery: str) -> None:
     run_inside(e02, step, recovery)
+
+
+# ---------------------------------------------------------------------------------- canary-rollout
+
+CANARY_ALL_BOUNDARIES, CANARY_ALL_MUTATING = points_for("canary-rollout")
+CANARY_DEPLOY = "Deploy the release"
+# the CI matrix: before the deploy (the canary batch), after the last step (both batches done); inside
+# the deploy, on the canary and on the second batch's host (full: every point)
+CANARY_BOUNDARIES = CANARY_ALL_BOUNDARIES if FULL else [CANARY_DEPLOY, "(after the last step)"]
+CANARY_MUTATING = CANARY_ALL_MUTATING if FULL else [CANARY_DEPLOY]
+CANARY_HOSTS = ("matrix-canary1", "matrix-canary2")
+CANARY_GATES = {"error_rate_query": "vector(0.002)", "latency_p95_query": "vector(1.5)"}
+
+
+def _app_state(host: str, port: int, app: Path, project: str, lock: str) -> dict[str, Any]:
+    """A deploy-4gb-like app on one host: what it serves, its containers' images, its files, its lock."""
+    from runbook.execute.lock import lock_dir
+    from tests.faults.subjects import _containers
+    from tests.fixtures.health import health
+
+    return {
+        "health": health(port),
+        "containers": _containers(project),
+        "files": {n: f for n, f in tree(app).items() if ".runbook-releases" not in n},
+        "lock_held": Path(lock_dir(lock, host)).exists(),
+    }
+
+
+def _compose_down(project: str, compose_file: Path) -> None:
+    import subprocess
+
+    args = ["-f", str(compose_file)] if compose_file.exists() else []
+    subprocess.run(["docker", "compose", "-p", project, *args, "down", "--timeout", "1"],
+                   capture_output=True, timeout=120)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def canary(seed_images, prometheus, tmp_path_factory) -> Iterator[Matrix]:
+    from runbook.execute.lock import lock_dir
+    from tests.fixtures.health import health
+
+    root = tmp_path_factory.mktemp("fault-canary")
+    tag = os.urandom(2).hex()
+    hosts = {h: {"port": free_port(), "dir": root / h, "project": f"rbfault005{tag}{n}"}
+             for n, h in enumerate(CANARY_HOSTS)}  # fmt: skip
+    inv = fresh_inventory(root, "\n".join(
+        f"{h} ansible_connection=local app_port={x['port']} app_dir={x['dir']} app_name={x['project']}"
+        for h, x in hosts.items()
+    ))  # fmt: skip
+    v = {"app_version": "v1", "prometheus_url": prometheus.url, "gate_hold": "0.3s", "gate_every": 0.1,
+         "notify_url": "", "health_delay": 0.3, "container_health_interval": "500ms", "wait_timeout": 60,
+         **CANARY_GATES}  # fmt: skip
+
+    def state() -> dict[str, Any]:
+        return {h: _app_state(h, x["port"], x["dir"], x["project"], "canary-rollout") for h, x in hosts.items()}
+
+    subject = Subject(
+        runbook="canary-rollout", root=root, inventory=inv, host=CANARY_HOSTS[0], vars=v,
+        change={"app_version": "v2"}, state=state,
+        healthy=lambda expected: all(health(x["port"]) == expected[h]["health"] for h, x in hosts.items()),
+        audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:
+        for h, x in hosts.items():
+            _compose_down(x["project"], x["dir"] / "docker-compose-4gb.yml")
+            shutil.rmtree(x["dir"], ignore_errors=True)
+            shutil.rmtree(lock_dir("canary-rollout", h), ignore_errors=True)
+        res = subject.cli("exec")
+        assert res.rc == 0, res.message
+
+    try:
+        yield Matrix(Target(subject, rebuild, root),
+                     lambda st: all((st[h]["health"] or {}).get("version") == "v2" for h in hosts))  # fmt: skip
+    finally:
+        for x in hosts.values():
+            _compose_down(x["project"], x["dir"] / "docker-compose-4gb.yml")
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("step", "recovery"), cases(CANARY_BOUNDARIES, ["rollback", "resume"], {}))
+def test_canary_rollout_kill_at_the_boundary_before(canary: Matrix, step: str, recovery: str) -> None:
+    run_boundary(canary, step, recovery)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("step", "recovery"), cases(CANARY_MUTATING, RECOVERIES_INSIDE, {}))
+def test_canary_rollout_kill_inside(canary: Matrix, step: str, recovery: str) -> None:
+    run_inside(canary, step, recovery)
+
+
+@pytest.mark.docker
+def test_canary_rollout_points_cover_both_batches(canary: Matrix) -> None:
+    """The deploy's points are traced on the canary and on the second batch's host (N counts them:
+    one snapshot and one end per host)."""
+    for kind in ("snapshot", "step.end"):
+        passes = {k.point.rsplit("|", 1)[1] for k in canary.inside(CANARY_DEPLOY) if f"|{kind}|" in k.point}
+        assert passes == {"1", "2"}, canary.inside(CANARY_DEPLOY)
+
+
+# ---------------------------------------------------------------------------------- coolify-deploy
+
+COOLIFY_ALL_BOUNDARIES, COOLIFY_MUTATING = points_for("coolify-deploy")
+COOLIFY_APP = "ok0s0cgw8ck0w8kgs8kk4kk8"
+COOLIFY_HOST = "matrix-coolify"
+
+
+@pytest.fixture(scope="module")
+def coolify(seed_images, tmp_path_factory) -> Iterator[Matrix]:
+    """coolify-deploy with Coolify's deployments failing (the stand-in), so that every release goes
+    out through the runbook's fallback: the compose file deployed on the host by compose.up."""
+    from runbook.execute.lock import lock_dir
+    from tests.fixtures.health import health
+    from tests.standins.coolify import CoolifyStandIn
+
+    root = tmp_path_factory.mktemp("fault-coolify")
+    port, project, app = free_port(), "rbfault006" + os.urandom(2).hex(), root / "app"
+    inv = fresh_inventory(root, f"{COOLIFY_HOST} ansible_connection=local app_port={port} app_dir={app} "
+                                f"app_name={project} coolify_app_uuid={COOLIFY_APP}")  # fmt: skip
+    c = CoolifyStandIn().__enter__()
+    c.add_app(COOLIFY_APP, "web", commit="1111111")
+    c.add_finished(COOLIFY_APP, "1111111")
+    c.behaviour.outcome = "failed"  # every deploy through Coolify fails: the SSH fallback deploys
+    v = {"app_version": "v1", "coolify_url": c.url, "coolify_token": c.token, "coolify_timeout": 2,
+         "coolify_poll": 0.05, "notify_url": "", "health_delay": 0.3, "health_retries": 3,
+         "container_health_interval": "500ms", "wait_timeout": 60}  # fmt: skip
+
+    def state() -> dict[str, Any]:
+        return _app_state(COOLIFY_HOST, port, app, project, "coolify-deploy")
+
+    subject = Subject(
+        runbook="coolify-deploy", root=root, inventory=inv, host=COOLIFY_HOST, vars=v,
+        change={"app_version": "v2"}, state=state,
+        healthy=lambda expected: health(port) == expected["health"], audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:
+        _compose_down(project, app / "docker-compose-4gb.yml")
+        shutil.rmtree(app, ignore_errors=True)
+        shutil.rmtree(lock_dir("coolify-deploy", COOLIFY_HOST), ignore_errors=True)
+        res = subject.cli("exec")
+        assert res.rc == 0, res.message
+
+    try:
+        yield Matrix(Target(subject, rebuild, app), lambda st: (st["health"] or {}).get("version") == "v2")
+    finally:
+        _compose_down(project, app / "docker-compose-4gb.yml")
+        c.__exit__(None, None, None)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("step", "recovery"), cases(COOLIFY_ALL_BOUNDARIES, ["rollback", "resume"], {}))
+def test_coolify_deploy_kill_at_the_boundary_before(coolify: Matrix, step: str, recovery: str) -> None:
+    run_boundary(coolify, step, recovery)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("step", "recovery"), cases(COOLIFY_MUTATING, RECOVERIES_INSIDE, {}))
+def test_coolify_deploy_kill_inside(coolify: Matrix, step: str, recovery: str) -> None:
+    """Inside the Coolify step: the API's deploy, then each of its fallback steps (their snapshots
+    and changes: the rendered files, `docker compose up`)."""
+    run_inside(coolify, step, recovery)
+
+
+# ------------------------------------------------------------------- coolify-deploy, through Coolify
+
+COOLIFY_API_HOST = "matrix-coolify-api"
+
+
+@pytest.fixture(scope="module")
+def coolify_api(tmp_path_factory) -> Iterator[Matrix]:
+    """coolify-deploy with Coolify answering and deploying (the stand-in): nothing changes on the
+    host itself; what Coolify runs is the application's newest finished deployment, and the app's
+    health answer (a server of the test's own) reports the version of the commit it runs."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from runbook.execute.lock import lock_dir
+    from tests.fixtures.health import health
+    from tests.standins.coolify import CoolifyStandIn
+
+    root = tmp_path_factory.mktemp("fault-coolify-api")
+    c = CoolifyStandIn().__enter__()
+    versions = {"1111111": "v1", "2222222": "v2"}
+
+    def live() -> str | None:
+        with c.lock:
+            done = [d for d in c.deployments.values() if c.status_of(d.uuid) == "finished"]
+        return max(done, key=lambda d: d.id).commit if done else None
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "healthy", "version": versions.get(live() or "", "?")}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    port = server.server_address[1]
+    inv = fresh_inventory(root, f"{COOLIFY_API_HOST} ansible_connection=local app_port={port} "
+                                f"app_dir={root / 'app'} app_name=rbfault007 coolify_app_uuid={COOLIFY_APP}")  # fmt: skip
+    v = {"app_version": "v1", "coolify_url": c.url, "coolify_token": c.token, "coolify_timeout": 10,
+         "coolify_poll": 0.05, "notify_url": "", "health_delay": 0.3, "health_retries": 3}  # fmt: skip
+
+    def state() -> dict[str, Any]:
+        with c.lock:
+            deploys = sorted(d.commit for d in c.deployments.values())
+        return {"health": health(port), "live": live(), "deployments": deploys,
+                "lock_held": Path(lock_dir("coolify-deploy", COOLIFY_API_HOST)).exists(),
+                "files": tree(root / "app")}  # fmt: skip
+
+    subject = Subject(
+        runbook="coolify-deploy", root=root, inventory=inv, host=COOLIFY_API_HOST, vars=v,
+        change={"app_version": "v2"}, state=state,
+        healthy=lambda expected: health(port) == expected["health"], audit_dir=root / "audit",
+    )  # fmt: skip
+
+    def rebuild() -> None:  # Coolify runs commit 1111111; its next deployment builds 2222222
+        with c.lock:
+            c.deployments.clear()
+            c.requests.clear()
+        c.add_app(COOLIFY_APP, "web", commit="1111111")
+        c.add_finished(COOLIFY_APP, "1111111")
+        c.apps[COOLIFY_APP].commit = "2222222"
+        shutil.rmtree(lock_dir("coolify-deploy", COOLIFY_API_HOST), ignore_errors=True)
+
+    try:
+        yield Matrix(Target(subject, rebuild), lambda st: st["live"] == "2222222", "coolify-api", undoable=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+        c.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize(("step", "recovery"), cases(COOLIFY_ALL_BOUNDARIES, ["resume"], {}))
+def test_coolify_api_deploy_kill_at_the_boundary_then_resume(coolify_api: Matrix, step: str, recovery: str) -> None:
+    """Resumed, the run ends as a whole one does: one deployment through Coolify, never two (a
+    completed Coolify step is not run again)."""
+    run_boundary(coolify_api, step, recovery)
+
+
+def test_coolify_api_deploy_killed_before_it_rolls_back_to_nothing(coolify_api: Matrix) -> None:
+    run_boundary(coolify_api, COOLIFY_ALL_BOUNDARIES[0], "rollback")
+
+
+def test_coolify_api_deploy_rollback_after_it_names_what_to_roll_back_to(coolify_api: Matrix) -> None:
+    """Killed after Coolify finished: the API cannot redeploy an earlier deployment, so the rollback
+    must not claim it rolled back: exit 4, naming the deployment and commit to go back to in Coolify."""
+    from tests.faults.harness import MATRIX, Outcome, kill_at
+
+    (kp,) = coolify_api.boundary("Health check")
+    coolify_api.target.ensure_baseline()
+    run_id, _ = kill_at(coolify_api.subject, kp)
+    back = coolify_api.subject.cli("rollback", "--run", run_id)
+    honest = back.rc == 4 and "roll back to deployment" in back.message and "(commit 1111111" in back.message
+    # not restored (the API cannot), and said so: the row counts it as not restored, with why
+    MATRIX.append(Outcome("coolify-deploy", "coolify-api", kp.id, "boundary", "rollback", False, back.rc, None,
+                          "by design: exit 4 naming the deployment and commit to roll back to in Coolify's UI"
+                          if honest else back.message[:300]).row())  # fmt: skip
+    assert honest, back.message

@@ -209,6 +209,20 @@ def test_undo_is_honest(runner: Runner, coolify: CoolifyStandIn) -> None:
     assert again.ok and again.msg.startswith("nothing to undo")
 
 
+def test_the_live_deployment_is_found_behind_many_failed_ones(runner: Runner, coolify: CoolifyStandIn) -> None:
+    """Failed deploys in a row (more than a page of history) do not hide what is live: the snapshot
+    still names it, and the undo of one more failed deploy finds nothing to undo."""
+    previous = next(iter(coolify.deployments.values()))
+    coolify.behaviour.outcome = "failed"
+    for _ in range(25):  # deploys that failed since (through Coolify's UI, other runs ...)
+        coolify._queue(coolify.apps[APP], "3333333", False, outcome="failed", queued_for=0, run_for=0)
+    assert not runner.run("coolify.deploy", args(coolify)).ok
+    snap = runner.last.snapshots[0]
+    assert snap["apps"][APP]["previous"]["deployment_uuid"] == previous.uuid
+    again = runner.undo("coolify.deploy", args(coolify), snap)
+    assert again.ok and again.msg.startswith("nothing to undo"), again.msg
+
+
 def test_status_reports_the_application(runner: Runner, coolify: CoolifyStandIn) -> None:
     out = runner.run(
         "coolify.status", {"url": coolify.url, "token": coolify.token, "uuid": APP}, read_only=True

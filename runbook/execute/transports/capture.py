@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from typing import Any
 
 DEFAULT_LIMIT = 1 << 20  # bytes kept per stream (head + tail)
 LOOK = 64 * 1024  # window beyond each cut, so a secret up to this long crossing a cut is still seen
@@ -135,3 +136,128 @@ def elided(**streams: Capture | None) -> dict[str, dict[str, object]] | None:
         if c is not None and c.elided
     }
     return out or None
+
+
+class JoinedCapture:
+    """The outputs of many commands taken as one stream (a loop step's items, joined): the whole
+    stream's size and sha256, and at most ``limit`` bytes of it kept, the head from the first items
+    and the tail from the last ones, so memory and the registered value stay bounded whatever the
+    number of items. Each item keeps what of it falls in the head or the tail, with a marker for
+    the rest (an item entirely in the middle is only its marker): ``item(n)``, and ``changed()``
+    says which items were cut since it was last asked; ``text()`` is them joined, one marker for
+    each run of cut bytes. A cut never leaves part of a secret (the same rule as ``Capture``)."""
+
+    def __init__(self, limit: int, redact: Callable[[str], str] | None = None):
+        self.limit = limit
+        self.redact = redact or (lambda s: s)
+        self.total = 0
+        self._sha = hashlib.sha256()
+        self._head_room = limit // 2
+        self._tail_room = limit - limit // 2
+        # per item: [head kept, tail kept (the part past the head, trimmed from its start), size]
+        self._items: list[list[Any]] = []
+        self._tail_bytes = 0  # bytes held in the items' tail parts
+        self._changed: set[int] = set()  # items cut since changed() was last asked
+        self._first_tail = 0  # the first item that may still hold a tail part
+
+    def add(self, text: str) -> None:
+        data = text.encode("utf-8", "surrogateescape")
+        self.total += len(data)
+        self._sha.update(data)
+        head = ""
+        if self._head_room > 0 and text:
+            if len(data) <= self._head_room:
+                head, text = text, ""
+            else:
+                head = self._cut_head(text, self._head_room)
+                text = text[len(head) :]
+            self._head_room -= len(head.encode("utf-8", "surrogateescape"))
+        self._items.append([head, text, len(data)])
+        self._tail_bytes += len(text.encode("utf-8", "surrogateescape"))
+        if self._tail_bytes > 2 * self._tail_room + LOOK:  # amortised: trim once it doubled
+            self._trim()
+
+    def _cut_head(self, text: str, room: int) -> str:
+        head = text.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+        look = text[len(head) : len(head) + LOOK]
+        return _common_prefix(self.redact(head), self.redact(head + look))
+
+    def _trim(self) -> None:
+        """Keep only the last ``tail_room`` bytes of the tail parts (from the last items back; the
+        items before ``_first_tail`` hold no tail part any more)."""
+        if self._tail_bytes <= self._tail_room:
+            return
+        room = self._tail_room
+        n = len(self._items) - 1
+        while n >= self._first_tail:
+            item = self._items[n]
+            tail = item[1]
+            size = len(tail.encode("utf-8", "surrogateescape"))
+            if size <= room:
+                room -= size
+                n -= 1
+                continue
+            self._changed.add(n)
+            if room > 0:
+                raw = tail.encode("utf-8", "surrogateescape")
+                kept = raw[len(raw) - room :].decode("utf-8", "ignore")
+                look = tail[max(0, len(tail) - len(kept) - LOOK) : len(tail) - len(kept)]
+                item[1] = _common_suffix(self.redact(kept), self.redact(look + kept))
+                room -= len(item[1].encode("utf-8", "surrogateescape"))
+            else:
+                item[1] = ""
+            n -= 1
+            break
+        first = n + 1  # the items from here on keep their tail parts
+        while n >= self._first_tail:  # before the cut: nothing of their tail parts is kept
+            if self._items[n][1]:
+                self._items[n][1] = ""
+                self._changed.add(n)
+            n -= 1
+        self._first_tail = first
+        self._tail_bytes = self._tail_room - room
+
+    @property
+    def elided(self) -> bool:
+        return self.total > self.limit
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def item(self, n: int) -> str:
+        """Item ``n`` as kept: whole, or its kept head and tail around a marker of what was cut."""
+        head, tail, size = self._items[n]
+        kept = len(head.encode("utf-8", "surrogateescape")) + len(tail.encode("utf-8", "surrogateescape"))
+        return head + tail if kept >= size else head + marker(size - kept).strip("\n") + tail
+
+    def changed(self, final: bool = False) -> list[int]:
+        """The items cut since the last call (what holds their output must take ``item(n)``);
+        ``final``: the last items are in, cut to the limit exactly first."""
+        if final:
+            self._trim()
+        out, self._changed = sorted(self._changed), set()
+        return out
+
+    def text(self) -> str:
+        """The items joined, one marker for each run of cut bytes (however many items it spans)."""
+        self._trim()
+        out: list[str] = []
+        cut = 0
+        for head, tail, size in self._items:
+            kept_head = len(head.encode("utf-8", "surrogateescape"))
+            kept_tail = len(tail.encode("utf-8", "surrogateescape"))
+            out.append(head)
+            cut += size - kept_head - kept_tail
+            if tail:
+                if cut:
+                    out.append(marker(cut))
+                    cut = 0
+                out.append(tail)
+        if cut:
+            out.append(marker(cut))
+        return "".join(out)
+
+    def summary(self) -> dict[str, object] | None:
+        """For a step's ``elided`` record: the whole stream's size, the bytes kept, its sha256."""
+        return {"bytes": self.total, "kept": self.limit, "sha256": self.sha256} if self.elided else None

@@ -9,6 +9,7 @@ invoke and hand invoke over only when an ssh_config we load has a ``Match exec``
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 import threading
@@ -36,6 +37,11 @@ def load_paramiko() -> ModuleType:
             finally:
                 if blocked and "invoke" in sys.modules and sys.modules["invoke"] is None:
                     del sys.modules["invoke"]
+            # paramiko's reader thread logs what breaks a connection (with a traceback) on logger
+            # "paramiko"; with no handler, Python prints it on stderr amid the console and the
+            # JSON. The transport reports each of those failures itself (connection lost, no
+            # answer within N s): paramiko's own records go nowhere unless the operator adds one.
+            logging.getLogger("paramiko").addHandler(logging.NullHandler())
             _MODULE = paramiko
         return _MODULE
 
