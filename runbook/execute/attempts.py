@@ -270,6 +270,7 @@ class Attempts:
         raw = kind.normalize(step.args if raw is None else raw)
         if step.top_phase == "preflight" and step.module in ("shell", "command") and isinstance(raw, dict):
             raw = {"changes": False, **raw}
+        raw = self._condition_args(kind, step, raw, variables)
         args = self.templar.render(raw, variables, step.location)
         args = kind.normalize(args)
         if step.changes is not None and step.module in ("shell", "command"):
@@ -284,6 +285,29 @@ class Attempts:
                 location=loc or step.location,
             )
         return args
+
+    def _condition_args(
+        self, kind: kinds.StepKind, step: Step, raw: Any, variables: Mapping[str, Any]
+    ) -> Any:
+        """The kind's condition arguments (assert's `that`) evaluated as `when:` is: a bare expression
+        or a {{ }} one, each to true/false."""
+        if not kind.conditions or not isinstance(raw, dict):
+            return raw
+        out = dict(raw)
+        for key in kind.conditions:
+            if key not in out:
+                continue
+            value = out[key]
+            items = value if isinstance(value, list) else [value]
+            where = step.arg_locations.get(key) or step.location
+            done = [
+                c if isinstance(c, bool) else self.templar.evaluate(c, variables, where)
+                for c in items
+                if isinstance(c, (str, bool, int, float))
+            ]
+            if len(done) == len(items):
+                out[key] = done if isinstance(value, list) else done[0]
+        return out
 
     def timing(self, step: Step, item: Item) -> None:
         """Render the step's retries, delay, backoff and timeout into the item (RenderError if not numbers)."""

@@ -113,6 +113,9 @@ class StepKind:
     schema: ClassVar[dict[str, Any]] = {"type": "object"}  # JSON Schema of the args mapping
     # If the module accepts a bare string (``shell: "echo hi"``), the key it is stored under.
     free_form: ClassVar[str | None] = None
+    # Arguments that hold conditions, as `when:` does: bare Jinja expressions (``x.rc == 0``), evaluated
+    # to true/false before the step runs (Ansible's assert `that`)
+    conditions: ClassVar[tuple[str, ...]] = ()
     # Arguments that are shell text (or split like it): ``runbook validate`` warns where a variable
     # lands in them unquoted (runbook.kinds.shellvars).
     shell_args: ClassVar[tuple[str, ...]] = ()

@@ -24,6 +24,8 @@ from jinja2.utils import concat
 from runbook.errors import Location, RenderError
 from runbook.model.inventory_yaml import Unsafe
 from runbook.model.values import MAX_INT_DIGITS, NumberTooLarge, huge_int, shown_number
+from runbook.render import lookups
+from runbook.render.ansible_filters import ANSIBLE_FILTERS, ANSIBLE_TESTS
 from runbook.render.filters import FILTERS, TESTS, FilterError
 from runbook.render.secrets import Redactor, collect_secrets
 
@@ -42,7 +44,10 @@ def _env() -> jinja2.Environment:
     env.code_generator_class = _Codegen
     env.finalize = _finalize
     env.filters.update(FILTERS)
+    env.filters.update(ANSIBLE_FILTERS)
     env.tests.update(TESTS)
+    env.tests.update(ANSIBLE_TESTS)
+    env.globals.update(lookup=lookups.lookup, query=lookups.query, q=lookups.query)
     env.globals["range"] = _bounded_range
     return env
 
@@ -224,6 +229,7 @@ def compile_template(text: str, location: Location | None = None) -> jinja2.Temp
     if t is None:
         try:
             t = ENV.from_string(text)
+            refused = _lookup_problem(text)
         except jinja2.TemplateSyntaxError as exc:
             line = (location.line or 1) + (exc.lineno or 1) - 1 if location else exc.lineno
             loc = Location(location.file, line, location.column) if location else None
@@ -239,9 +245,18 @@ def compile_template(text: str, location: Location | None = None) -> jinja2.Temp
         except (ValueError, OverflowError) as exc:  # constants folded while compiling: 10 ** 5000
             why = f"more than {MAX_INT_DIGITS} digits" if "integer string" in str(exc) else str(exc)[:100]
             raise RenderError(f"template error: a number in it is too large ({why})", location=location) from None
+        if refused:
+            raise RenderError(f"template error: {refused}", location=location)
         with _cache_lock:
             _cache[text] = t
     return t
+
+
+def _lookup_problem(text: str) -> str | None:
+    """Why a template's lookup()/query() is refused (runbook.render.lookups.check_lookups)."""
+    if not any(f in text for f in lookups.LOOKUP_FUNCS):
+        return None
+    return lookups.check_lookups(ENV.parse(text))
 
 
 def _syntax_hint(message: str) -> str:
