@@ -273,6 +273,8 @@ class Attempts:
         raw = self._condition_args(kind, step, raw, variables)
         args = self.templar.render(raw, variables, step.location)
         args = kind.normalize(args)
+        if step.environment is not None:
+            args = self._environment(kind, step, args, variables)
         if step.changes is not None and step.module in ("shell", "command"):
             args = {**args, "changes": to_bool(step.changes)}
         args = coerce(args, kind.schema)
@@ -285,6 +287,27 @@ class Attempts:
                 location=loc or step.location,
             )
         return args
+
+    def _environment(
+        self, kind: kinds.StepKind, step: Step, args: dict[str, Any], variables: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Ansible's `environment:`: the step's command's environment (a shell/command step's env:;
+        its own env: entries win)."""
+        env = self.templar.render(step.environment, variables, step.loc("environment"))
+        if not isinstance(env, Mapping):
+            raise RunbookError(
+                f"environment must be a mapping of NAME: value, got {type(env).__name__}",
+                location=step.loc("environment"),
+            )
+        if "env" in (kind.schema.get("properties") or {}):
+            return {**args, "env": {**{str(k): v for k, v in env.items()}, **(args.get("env") or {})}}
+        if kind.schema.get("properties") is None:  # an Ansible module: Ansible sets it (step.environment)
+            return args
+        raise RunbookError(
+            f"environment: applies to commands (shell/command steps); {step.module} runs none",
+            location=step.loc("environment"),
+            hint="remove environment: from this step",
+        )
 
     def _condition_args(
         self, kind: kinds.StepKind, step: Step, raw: Any, variables: Mapping[str, Any]

@@ -15,6 +15,7 @@ from typing import Any
 from runbook.errors import RenderError, RunbookError
 from runbook.execute import faults, leftovers
 from runbook.execute.attempts import Attempts, Item
+from runbook.execute.blocks import Blocks
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
 from runbook.execute.hostctx import HostRun, StepRecord
@@ -31,7 +32,7 @@ PURE_KINDS = frozenset({"set_fact", "debug", "assert", "fail", "approve"})
 
 
 @dataclass
-class StepRunner(Attempts):
+class StepRunner(Attempts, Blocks):
     """Shared by every host of a run; holds no per-host state itself."""
 
     bus: EventBus
@@ -51,6 +52,7 @@ class StepRunner(Attempts):
     once_hosts: Callable[[str], list[str]] | None = None  # hosts, in batch order, still in the phase
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
+    handlers: tuple[Step, ...] = ()  # the runbook's handlers (notify:)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _once: dict[tuple[Any, ...], Once] = field(default_factory=dict)
 
@@ -76,6 +78,15 @@ class StepRunner(Attempts):
         record. Never raises for step failures; raises Cancelled when the run is interrupted."""
         phase = phase or step.top_phase
         step = self.named(step, hr)
+        if step.module == "block":
+            return self.run_block(hr, step, read_only=read_only, phase=phase)
+        if step.module == "meta" and _meta_action(step.args) == "flush_handlers":
+            rec = self._run_step(hr, step, read_only=read_only, phase=phase)
+            if rec.outcome != "skipped":
+                bad = self.flush_handlers(hr, read_only=read_only, phase=phase)
+                if bad is not None:
+                    return bad
+            return rec
         if not step.run_once:
             return self._run_step(hr, step, read_only=read_only, phase=phase)
         with self._lock:
@@ -136,6 +147,7 @@ class StepRunner(Attempts):
             rec.outcome = "ok"
             return rec
         self._finish(hr, step, rec, at=at)
+        self.notify(hr, step, rec)
         return rec
 
     def _body(
@@ -223,6 +235,8 @@ class StepRunner(Attempts):
         loop_vars: dict[str, Any] | None = None,
         index: int | None = None,
     ) -> StepRecord:
+        if step.check_mode is True and not self.dry_run:  # this step is only ever planned
+            return replace(self, dry_run=True)._run_item(hr, step, variables, read_only, phase, loop_vars, index)
         rec = StepRecord(phase, step.index, step.label, step.module, "ok")
         kind = kinds.get(step.module)
         if kind is None:
@@ -378,3 +392,7 @@ class StepRunner(Attempts):
         rec.msg = f"approved by {who}" if ok else f"not approved ({who})"
         rec.error = None if ok else "refused"
         return rec
+
+
+def _meta_action(args: Any) -> Any:
+    return args.get("action") if isinstance(args, Mapping) else args

@@ -19,6 +19,7 @@ FAMILIES = (
     "coolify",
     "notify",
     "prometheus",
+    "tasks",
 )
 
 _loaded = False
@@ -31,6 +32,7 @@ _FAMILY_OF = {
     "wait": "flow", "assert": "flow", "fail": "flow",
     "approve": "control", "set_fact": "control", "debug": "control",
     "check": "checks",
+    "block": "tasks", "meta": "tasks",
 }  # fmt: skip
 
 

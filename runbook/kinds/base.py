@@ -130,6 +130,8 @@ class StepKind:
         """Turn the YAML value into the args mapping validated against ``schema``."""
         if self.free_form and isinstance(args, str):
             return {self.free_form: args}
+        if self.free_form and isinstance(args, dict) and "_raw_params" in args:  # free form + args:
+            return {self.free_form: args["_raw_params"], **{k: v for k, v in args.items() if k != "_raw_params"}}
         if args is None:
             return {}
         return args
@@ -201,6 +203,13 @@ def get(name: str) -> StepKind | None:
     if cls is None:
         load_for(name)
         cls = _REGISTRY.get(name) or registry().get(name)
+    if cls is None:
+        from runbook.kinds.ansible_names import is_ansible_module
+
+        if is_ansible_module(name):
+            from runbook.kinds.tasks import AnsibleModule
+
+            return AnsibleModule(name)
     return cls() if cls else None
 
 
