@@ -24,7 +24,7 @@ from runbook.model import become
 from runbook.model.become import Become
 from runbook.model.runbook import Step
 from runbook.model.values import LARGEST, is_template, shown_number
-from runbook.plan.validate import coerce
+from runbook.plan.validate import Anything, coerce
 from runbook.render.filters import to_bool
 from runbook.render.secrets import Redactor, leaves
 from runbook.render.templar import LazyVars, Templar
@@ -132,7 +132,10 @@ class Attempts:
         variables, phase, args = item.variables, item.phase, item.args
         retries, delay, backoff, timeout = item.retries, item.delay, item.backoff, item.timeout
         entry: Entry | None = None
-        target = self.delegate(step.delegate_to) if (step.delegate_to and self.delegate) else hr
+        target = hr
+        if step.delegate_to and self.delegate:  # rendered per item, as Ansible's (delegate_to: "{{ item }}")
+            where = self.templar.render(step.delegate_to, variables, step.loc("delegate_to"))
+            target = self.delegate(str(where).strip())
         attempt_no = 0
         while True:
             attempt_no += 1
@@ -153,7 +156,8 @@ class Attempts:
                 rec.error = "render"
             registered.update(failed=not ok, changed=changed)
             if step.register and item.loop_vars is None:
-                hr.facts[step.register] = registered
+                plan_unknown = self.dry_run and not item.read_only and not kind.result_known_in_plan
+                hr.facts[step.register] = Anything() if plan_unknown else registered
             if "ansible_facts" in out.data and ok:
                 hr.facts.update(out.data["ansible_facts"])
             if ok and step.until:

@@ -116,6 +116,8 @@ class StepKind:
     # Arguments that hold conditions, as `when:` does: bare Jinja expressions (``x.rc == 0``), evaluated
     # to true/false before the step runs (Ansible's assert `that`)
     conditions: ClassVar[tuple[str, ...]] = ()
+    # False: what the step registers is known only once it ran (a plan registers "anything")
+    result_known_in_plan: ClassVar[bool] = True
     # Arguments that are shell text (or split like it): ``runbook validate`` warns where a variable
     # lands in them unquoted (runbook.kinds.shellvars).
     shell_args: ClassVar[tuple[str, ...]] = ()

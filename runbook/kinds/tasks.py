@@ -50,6 +50,7 @@ class AnsibleModule(StepKind):
 
     registers = {}
     mutating = True
+    result_known_in_plan = False
     description = "An Ansible module, run through ansible-runner."
     schema = {"type": "object"}
 
