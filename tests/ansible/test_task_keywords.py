@@ -138,14 +138,27 @@ def test_lookups_and_pipe_only_for_literal_commands(project: Project, tmp_path: 
 
 def test_unsupported_syntax_names_the_runbook_way(project: Project) -> None:
     cases = {
-        "roles": ("hosts: all\nroles: [web]\ntasks:\n  - debug: {msg: x}\n", "include_tasks: roles/NAME/tasks/main.yml"),
+        "roles": (
+            "hosts: all\nroles: [web]\ntasks:\n  - debug: {msg: x}\n",
+            "include_tasks: roles/NAME/tasks/main.yml",
+        ),
         "local_action": ("steps:\n  - local_action: {module: shell, cmd: x}\n", "delegate_to: localhost"),
-        "include_role": ("steps:\n  - include_role: {name: web}\n", "include_tasks: roles/NAME/tasks/main.yml"),
-        "dynamic include": ("steps:\n  - include_tasks: \"{{ f }}.yml\"\n", "includes only files named literally"),
-        "unknown handler": ("steps:\n  - {shell: x, notify: restrat app}\nhandlers:\n  - {name: restart app, shell: y}\n",
-                            "did you mean 'restart app'?"),  # fmt: skip
-        "check_mode false": ("steps:\n  - {copy: {content: x, dest: /tmp/x}, check_mode: false}\n",
-                             "runs only read-only probes in a plan"),  # fmt: skip
+        "include_role": (
+            "steps:\n  - include_role: {name: web}\n",
+            "include_tasks: roles/NAME/tasks/main.yml",
+        ),
+        "dynamic include": (
+            'steps:\n  - include_tasks: "{{ f }}.yml"\n',
+            "includes only files named literally",
+        ),
+        "unknown handler": (
+            "steps:\n  - {shell: x, notify: restrat app}\nhandlers:\n  - {name: restart app, shell: y}\n",
+            "did you mean 'restart app'?",
+        ),
+        "check_mode false": (
+            "steps:\n  - {copy: {content: x, dest: /tmp/x}, check_mode: false}\n",
+            "runs only read-only probes in a plan",
+        ),
     }
     for name, (text, hint) in cases.items():
         project.runbook("u", text)
