@@ -17,8 +17,15 @@ from typing import Any
 import jinja2
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator
-from jinja2.lexer import TOKEN_BLOCK_BEGIN, TOKEN_BLOCK_END, TOKEN_STRING, TOKEN_VARIABLE_BEGIN, TOKEN_VARIABLE_END, Lexer
 from jinja2.exceptions import SecurityError
+from jinja2.lexer import (
+    TOKEN_BLOCK_BEGIN,
+    TOKEN_BLOCK_END,
+    TOKEN_STRING,
+    TOKEN_VARIABLE_BEGIN,
+    TOKEN_VARIABLE_END,
+    Lexer,
+)
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import concat
 
