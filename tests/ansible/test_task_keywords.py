@@ -164,3 +164,31 @@ def test_unsupported_syntax_names_the_runbook_way(project: Project) -> None:
         project.runbook("u", text)
         res = project.cli("validate", "u", "-i", str(project.root / "inv"))
         assert res.exit_code == 2 and hint in res.output, (name, res.output)
+
+
+def test_a_rescued_blocks_change_is_still_rolled_back_by_a_later_failure(project: Project, tmp_path: Path) -> None:
+    conf = tmp_path / "app.conf"
+    conf.write_text("v1\n")
+    project.runbook(
+        "rescued",
+        f"""
+        steps:
+          - block:
+              - name: write v2
+                copy: {{content: "v2\\n", dest: "{conf}"}}
+              - name: flaky
+                shell: exit 1
+                changes: false
+            rescue:
+              - name: note it
+                debug: {{msg: "rescued {{{{ ansible_failed_task.name }}}}"}}
+          - name: later failure
+            shell: exit 2
+            changes: false
+        """,
+    )
+    res, doc = project.exec_json("rescued")
+    assert res.exit_code == 1, res.output  # the rescued failure did not stop the run; the later one did
+    steps = project.steps(doc)
+    assert steps["note it"]["msg"] == "rescued flaky"
+    assert doc["status"] == "rolled_back" and conf.read_text() == "v1\n"  # the block's change undone

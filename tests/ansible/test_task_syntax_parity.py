@@ -184,3 +184,15 @@ def test_include_and_import_tasks_relative_to_the_including_file(project: Projec
     assert a_rc == 0 and a_log == ["first", "part-inc", "inner"]
     assert r_log == a_log, out
     assert r_rc == 0, out
+
+
+def test_the_play_as_a_runbook_matches_runbook_schema() -> None:
+    import jsonschema
+    import yaml
+
+    from runbook.plan.schema import json_schema
+
+    doc = yaml.safe_load(textwrap.dedent(BLOCK_RESCUE_HANDLERS))[0]
+    doc["steps"] = doc.pop("tasks")  # the play keys runbook reads as its own
+    doc.pop("gather_facts")
+    jsonschema.validate(doc, json_schema())
