@@ -17,13 +17,10 @@ config is reloaded), see Rollback."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.model.runbook import Step
-
-if TYPE_CHECKING:
-    pass
 
 
 class Blocks:
@@ -59,7 +56,6 @@ class Blocks:
             if rescue_failed is None:
                 if hr.stats.get("failed"):
                     hr.stats["failed"] -= 1  # as Ansible's recap: rescued, not failed
-                hr.facts.setdefault("ansible_rescued", []).append(sub.label)
                 failure = None
             else:
                 failure = rescue_failed

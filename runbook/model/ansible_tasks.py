@@ -61,6 +61,12 @@ STEP_REFUSED = {
     "import_playbook": "run the other playbook as its own runbook (or with an ansible.playbook step)",
     "debugger": "use runbook's --verbose output and the audit trail",
     "throttle": "set forks: on the runbook",
+    "action": "write the module as the step's key (action: shell echo hi -> shell: echo hi)",
+    "diff": "runbook plan always shows the diffs of what would change: remove diff:",
+    "any_errors_fatal": "use max_fail_percentage: 0 on the runbook (the default)",
+    "with_first_found": "name the file (or choose it with a when: condition)",
+    "module_defaults": "write the arguments on each step (YAML anchors help)",
+    "become_exe": "use become_method: sudo or su (and become_flags)",
 }
 
 
