@@ -129,7 +129,9 @@ class StepRunner(Attempts, Blocks):
         try:
             fault = self.fault() if phase == "steps" else None  # rollback and always: still run
             if fault:
-                rec = StepRecord(phase, step.index, step.label, step.module, "failed", msg=f"not run: {fault}")
+                rec = StepRecord(
+                    phase, step.index, step.label, step.module, "failed", msg=f"not run: {fault}"
+                )
                 rec.error, ignorable = "fault", False
             else:
                 rec, ignorable = self._body(hr, step, variables, read_only, phase)
@@ -156,7 +158,11 @@ class StepRunner(Attempts, Blocks):
         """The step's own record, and whether ignore_errors may ignore its failure (not for a `when`
         or `loop` that cannot be evaluated, as in Ansible)."""
         try:
-            if step.loop is None and not self._when(step, variables):  # with a loop: per item
+            if (
+                step.loop is None
+                and not self._when(step, variables)
+                and not self._unknown_when(step, variables)
+            ):
                 rec = StepRecord(phase, step.index, step.label, step.module, "skipped", msg=CONDITION_FALSE)
                 if step.register:  # as Ansible does: `x is skipped` works afterwards
                     hr.facts[step.register] = {
@@ -236,7 +242,9 @@ class StepRunner(Attempts, Blocks):
         index: int | None = None,
     ) -> StepRecord:
         if step.check_mode is True and not self.dry_run:  # this step is only ever planned
-            return replace(self, dry_run=True)._run_item(hr, step, variables, read_only, phase, loop_vars, index)
+            return replace(self, dry_run=True)._run_item(
+                hr, step, variables, read_only, phase, loop_vars, index
+            )
         rec = StepRecord(phase, step.index, step.label, step.module, "ok")
         kind = kinds.get(step.module)
         if kind is None:
@@ -244,7 +252,11 @@ class StepRunner(Attempts, Blocks):
             return rec
         item = Item(phase, variables, {}, read_only, loop_vars, index)
         try:
-            if loop_vars is not None and not self._when(step, variables):
+            if (
+                loop_vars is not None
+                and not self._when(step, variables)
+                and not self._unknown_when(step, variables)
+            ):
                 rec.outcome, rec.msg = "skipped", CONDITION_FALSE
                 return rec
             item.args = self.render_args(kind, step, variables, read_only)
@@ -352,6 +364,24 @@ class StepRunner(Attempts, Blocks):
             "step.end", hr, step, phase=rec.phase, outcome=rec.outcome if not ignored else "failed",
             rc=rec.rc, duration=rec.duration, data=data,
         )  # fmt: skip
+
+    def _unknown_when(self, step: Step, variables: Mapping[str, Any]) -> bool:
+        """In a plan: does a false `when` compare a result known only at run time (what an Ansible
+        module registers)? Then the step is planned, not shown as skipped: it may well run."""
+        if not self.dry_run:
+            return False
+        from runbook.render.templar import _expression_names, single_expression
+
+        for cond in step.when:
+            if not isinstance(cond, str):
+                continue
+            for name in _expression_names(single_expression(cond.strip()) or cond):
+                try:
+                    if isinstance(variables[name], Anything):
+                        return True
+                except Exception:  # undefined: the condition's own error says so
+                    continue
+        return False
 
     def _when(self, step: Step, variables: Mapping[str, Any]) -> bool:
         return all(self.templar.evaluate(c, variables, step.loc("when")) for c in step.when)

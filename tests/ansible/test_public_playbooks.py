@@ -59,9 +59,12 @@ def test_deployments_is_refused_for_its_role_then_plans_adapted(project: Project
     steps = project.steps(doc)
     assert steps["Ensure secrets file is present."]["outcome"] == "changed"  # runbook's own template
     assert steps["Check if database exists."]["msg"] == "would run Ansible module stat"
-    # `app_updated.changed == true`: what an Ansible module registers is known once it ran; a plan
-    # compares it with nothing (runbook.plan.validate.Anything), so these are shown as skipped
-    assert steps["Perform deployment-related rake tasks."]["outcome"] == "skipped"
+    # `when: app_updated.changed == true`: what an Ansible module registers is known once it ran;
+    # the plan shows the steps that depend on it (with_items, environment: as Ansible runs them)
+    rake = steps["Perform deployment-related rake tasks."]
+    assert rake["outcome"] == "changed", rake
+    assert "RAILS_ENV=" in rake["command"] and "bundle exec rake db:migrate" in rake["command"]
+    assert "bundle exec rake assets:precompile" in rake["command"]
     assert steps["restart nginx"]["outcome"] == "changed"
 
 
