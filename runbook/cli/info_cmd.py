@@ -153,6 +153,7 @@ def show_cmd(name: str) -> None:
     phases: list[tuple[str, Any]] = [("preflight", rb.preflight), ("steps", rb.steps)]
     phases.append(("rollback", rb.rollback if isinstance(rb.rollback, tuple) else ()))
     phases.append(("always", rb.always))
+    phases.append(("handlers", rb.handlers))
     for phase, steps in phases:
         if phase == "rollback" and not steps:
             c.print(f"\n[bold blue]ROLLBACK[/]: {rb.rollback} (scope: {rb.rollback_scope})")
@@ -192,6 +193,8 @@ def _show_step(c: Any, s: Any, number: str, indent: int, auto: bool = True) -> N
     extras += _undo_note(s, auto)
     if s.fallback:
         extras.append(f"fallback: {len(s.fallback)} step(s)")
+    if s.notify:
+        extras.append(f"notify {', '.join(s.notify)}")
     where = f"line {s.location.line}" if s.location.line else ""
     c.print(
         " " * indent
@@ -199,6 +202,9 @@ def _show_step(c: Any, s: Any, number: str, indent: int, auto: bool = True) -> N
     )
     for fb in s.fallback:
         _show_step(c, fb, f"fallback {fb.index + 1}.", indent + 6, auto)
+    for part in ("block", "rescue", "always"):  # a block's steps, indented under it
+        for sub in getattr(s, part, ()) or ():
+            _show_step(c, sub, f"{part} {sub.index + 1}.", indent + 6, auto)
 
 
 @click.command("schema")

@@ -27,7 +27,7 @@ from runbook.model.runbook import Step
 from runbook.model.step import NUMBER_KEYWORDS
 from runbook.model.values import is_template, to_number, truthy
 from runbook.render.filters import to_bool
-from runbook.render.runtime import planned_result, reading, touched_now, unknowable
+from runbook.render.runtime import Anything, planned_result, reading, touched_now, unknowable
 from runbook.render.secrets import Redactor, leaves
 from runbook.render.templar import LazyVars, Templar
 
@@ -149,7 +149,10 @@ class Attempts:
         variables, phase, args = item.variables, item.phase, item.args
         retries, delay, backoff, timeout = item.retries, item.delay, item.backoff, item.timeout
         entry: Entry | None = None
-        target = self.delegate(step.delegate_to) if (step.delegate_to and self.delegate) else hr
+        target = hr
+        if step.delegate_to and self.delegate:  # rendered per item, as Ansible's (delegate_to: "{{ item }}")
+            where = self.templar.render(step.delegate_to, variables, step.loc("delegate_to"))
+            target = self.delegate(str(where).strip())
         attempt_no = 0
         while True:
             attempt_no += 1
@@ -179,7 +182,8 @@ class Attempts:
                         rec.error = "render"
             registered.update(failed=not ok, changed=changed)
             if step.register and item.loop_vars is None:
-                hr.facts[step.register] = registered
+                plan_unknown = self.dry_run and not item.read_only and not kind.result_known_in_plan
+                hr.facts[step.register] = Anything() if plan_unknown else registered
             if "ansible_facts" in out.data and ok:
                 hr.facts.update(out.data["ansible_facts"])
             if ok and step.until:
@@ -307,8 +311,11 @@ class Attempts:
         raw = kind.normalize(step.args if raw is None else raw)
         if step.top_phase == "preflight" and kind.raw_shell and isinstance(raw, dict):
             raw = {"changes": False, **raw}
+        raw = self._condition_args(kind, step, raw, variables)
         args = self.templar.render(raw, variables, step.location)
         args = kind.normalize(args)
+        if step.environment is not None:
+            args = self._environment(kind, step, args, variables)
         if step.changes is not None and kind.raw_shell:
             args = {**args, "changes": to_bool(step.changes)}
         args = coerce(args, kind.schema)
@@ -321,6 +328,50 @@ class Attempts:
                 location=loc or step.location,
             )
         return args
+
+    def _environment(
+        self, kind: kinds.StepKind, step: Step, args: dict[str, Any], variables: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Ansible's `environment:`: the step's command's environment (a shell/command step's env:;
+        its own env: entries win)."""
+        env = self.templar.render(step.environment, variables, step.loc("environment"))
+        if not isinstance(env, Mapping):
+            raise RunbookError(
+                f"environment must be a mapping of NAME: value, got {type(env).__name__}",
+                location=step.loc("environment"),
+            )
+        if "env" in (kind.schema.get("properties") or {}):
+            return {**args, "env": {**{str(k): v for k, v in env.items()}, **(args.get("env") or {})}}
+        if kind.schema.get("properties") is None:  # an Ansible module: Ansible sets it (step.environment)
+            return args
+        raise RunbookError(
+            f"environment: applies to commands (shell/command steps); {step.module} runs none",
+            location=step.loc("environment"),
+            hint="remove environment: from this step",
+        )
+
+    def _condition_args(
+        self, kind: kinds.StepKind, step: Step, raw: Any, variables: Mapping[str, Any]
+    ) -> Any:
+        """The kind's condition arguments (assert's `that`) evaluated as `when:` is: a bare expression
+        or a {{ }} one, each to true/false."""
+        if not kind.conditions or not isinstance(raw, dict):
+            return raw
+        out = dict(raw)
+        for key in kind.conditions:
+            if key not in out:
+                continue
+            value = out[key]
+            items = value if isinstance(value, list) else [value]
+            where = step.arg_locations.get(key) or step.location
+            done = [
+                c if isinstance(c, bool) else self.templar.evaluate(c, variables, where)
+                for c in items
+                if isinstance(c, (str, bool, int, float))
+            ]
+            if len(done) == len(items):
+                out[key] = done if isinstance(value, list) else done[0]
+        return out
 
     def timing(self, step: Step, item: Item) -> None:
         """Render the step's retries, delay, backoff and timeout into the item (RenderError if not numbers)."""

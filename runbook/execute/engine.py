@@ -113,6 +113,7 @@ class Engine:
             inflight=leftovers.InFlight(None if options.dry_run else self.state.dir / "inflight"),
             fault=self.fault, once_hosts=self._once_hosts, diff=options.diff, gate=options.step_gate,
         )  # fmt: skip
+        self.runner.handlers = runbook.handlers
         self.rollback = Rollback(self.runner, self.templar, self.redactor, runbook, options, run=self)
         self._persist_lock = threading.Lock()
         self._last_save = 0.0
@@ -555,16 +556,13 @@ class Engine:
                     continue
                 rec = self.runner.run_step(hr, step)
                 if rec.outcome == "failed":
-                    hr.failed = True
-                    hr.render_error = rec.error == "render"
-                    hr.failure = f"step '{rec.name}' failed: {rec.msg}"
-                    # refused, not failed: nothing was changed on the host when it stopped
-                    hr.refused = (rec.error in ("refused", "fault") or hr.unreachable) and not hr.changed
-                    if hr.unreachable:
-                        hr.stats["unreachable"] = 1
-                    self._roll_back(hr)
+                    self._host_failed(hr, rec)
                     break
                 hr.state.last_completed = step.index  # saved as it ended (StepRunner._finish)
+            if not hr.failed:  # the handlers its steps notified, once each (Ansible: end of the play)
+                rec = self.runner.flush_handlers(hr)
+                if rec is not None:
+                    self._host_failed(hr, rec)
         except (KeyboardInterrupt, Cancelled):
             raise
         except Exception as exc:  # the lock's transport, a bug between steps: the host's failure
@@ -578,6 +576,17 @@ class Engine:
             if locked:
                 with contextlib.suppress(Exception):
                     locks.release(hr.transport(), self.rb.lock or "", self.run_id, hr.name)
+
+    def _host_failed(self, hr: HostRun, rec: StepRecord) -> None:
+        """A step (or a handler) failed on the host: record why, and roll the host back."""
+        hr.failed = True
+        hr.render_error = rec.error == "render"
+        hr.failure = f"step '{rec.name}' failed: {rec.msg}"
+        # refused, not failed: nothing was changed on the host when it stopped
+        hr.refused = (rec.error in ("refused", "fault") or hr.unreachable) and not hr.changed
+        if hr.unreachable:
+            hr.stats["unreachable"] = 1
+        self._roll_back(hr)
 
     def _lock(self, hr: HostRun) -> bool | None:
         """Take the host's deploy lock (True), none is wanted (False), or it is held (None: failed)."""

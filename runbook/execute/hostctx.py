@@ -86,7 +86,8 @@ class HostRun:
     in_phase: bool = False  # running the current phase's steps (run_once waits for the first host)
     refused: bool = False  # failed before changing anything: lock held, host key, unreachable, denied
     rollback_status: str | None = None  # None | ok | failed
-    rollback_problems: list[str] = field(default_factory=list)  # what a failed rollback left (host, step, diff)
+    rollback_problems: list[str] = field(default_factory=list)
+    notified: dict[str, None] = field(default_factory=dict)  # handlers to run (in notify order)  # what a failed rollback left (host, step, diff)
     transport_factory: Callable[[HostSpec], Transport] | None = None
     connect_error: str | None = None  # why the last attempt to connect failed
     _transport: Transport | None = None

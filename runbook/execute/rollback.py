@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from runbook.errors import RunbookError
 from runbook.execute import faults
 from runbook.execute.attempts import privilege, privilege_asked
+from runbook.execute.blocks import handler_names
 from runbook.execute.driver import Aborted, Cancelled, Drive
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.runresult import RunOptions
@@ -81,6 +82,7 @@ class Rollback:
             data={"reason": self.redactor.redact(reason or hr.failure)},
         )  # fmt: skip
         ok, gave_up = True, False
+        hr.notified.clear()  # what the failed run's steps notified is not run: their change is undone
         self.run.run_info["status"] = "rolling_back"
         if isinstance(self.rb.rollback, tuple):
             for step in self.rb.rollback:
@@ -100,6 +102,8 @@ class Rollback:
                 if not done and self._gave_up(hr, where, todo[i + 1 :]):
                     gave_up = True
                     break
+        if not gave_up:  # notify on undo: the handlers of the steps whose change was undone
+            ok = self._handlers_after_undo(hr, entries) and ok
         # "rolled back" only once the restored state is checked (also after a failure: every
         # difference is named, not only the first) -- unless the host could not be reached at all
         if not gave_up:
@@ -111,6 +115,18 @@ class Rollback:
             "rollback.end", hr, None, phase="rollback", outcome="ok" if ok else "failed",
             data={"problems": list(hr.rollback_problems)},
         )  # fmt: skip
+
+    def _handlers_after_undo(self, hr: HostRun, entries: list[Entry]) -> bool:
+        """Run, once each, the handlers notified by the steps this rollback undid (a proxy reloaded
+        once its config file is restored); an explicit rollback: list notifies as its steps say."""
+        undone = [self.rb.find_step(x.step_key) for x in entries if x.status == "rolled_back"]
+        names = handler_names(undone)
+        if not names and not hr.notified:
+            return True
+        hr.notified.update(dict.fromkeys(names))
+        line = "running the handlers notified by the undone steps: " + ", ".join(hr.notified)
+        self.runner.emit("step.output", hr, None, phase="rollback", data={"line": line})
+        return self.runner.flush_handlers(hr, phase="rollback") is None
 
     def _gave_up(self, hr: HostRun, where: HostRun, rest: list[Entry]) -> bool:
         """After a failed undo: if ``where`` cannot be reached (connection lost and a new one

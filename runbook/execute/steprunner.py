@@ -15,6 +15,7 @@ from typing import Any
 from runbook.errors import RenderError, RunbookError
 from runbook.execute import faults, leftovers
 from runbook.execute.attempts import Attempts, Item, plan_budget
+from runbook.execute.blocks import Blocks
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
 from runbook.execute.hostctx import HostRun, StepRecord
@@ -34,7 +35,7 @@ STEP_DECLINED = "not run: declined at --step"
 
 
 @dataclass
-class StepRunner:
+class StepRunner(Blocks):
     """Shared by every host of a run; holds no per-host state itself."""
 
     bus: EventBus
@@ -56,6 +57,7 @@ class StepRunner:
     once_hosts: Callable[[str], list[str]] | None = None  # hosts, in batch order, still in the phase
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
+    handlers: tuple[Step, ...] = ()  # the runbook's handlers (notify:)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _once: dict[tuple[Any, ...], Once] = field(default_factory=dict)
     _written: dict[str, str] = field(default_factory=dict)  # step key -> its name as written
@@ -96,6 +98,16 @@ class StepRunner:
             rec = StepRecord(phase, step.index, step.label, step.module, "skipped", msg=STEP_DECLINED)
             self._start(hr, step, phase)
             self._finish(hr, step, rec)
+            return rec
+        kind = kinds.get(step.module)
+        if kind is not None and kind.runs_nested_steps:  # a block: its steps, rescue and always
+            return self.run_block(hr, step, read_only=read_only, phase=phase)
+        if kind is not None and kind.flushes_handlers(step.args):  # meta: flush_handlers
+            rec = self._run_step(hr, step, read_only=read_only, phase=phase)
+            if rec.outcome != "skipped":
+                bad = self.flush_handlers(hr, read_only=read_only, phase=phase)
+                if bad is not None:
+                    return bad
             return rec
         if not step.run_once:
             return self._run_step(hr, step, read_only=read_only, phase=phase)
@@ -197,6 +209,7 @@ class StepRunner:
             rec.outcome = "ok"
             return rec
         self._finish(hr, step, rec, at=at)
+        self.notify(hr, step, rec)
         return rec
 
     def _body(
@@ -326,6 +339,10 @@ class StepRunner:
         loop_vars: dict[str, Any] | None = None,
         index: int | None = None,
     ) -> StepRecord:
+        if step.check_mode is True and not self.dry_run:  # this step is only ever planned
+            return replace(self, dry_run=True)._run_item(
+                hr, step, variables, read_only, phase, loop_vars, index
+            )
         rec = StepRecord(phase, step.index, step.label, step.module, "ok")
         kind = kinds.get(step.module)
         if kind is None:

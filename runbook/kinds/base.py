@@ -160,6 +160,11 @@ class StepKind:
     schema: ClassVar[dict[str, Any]] = {"type": "object"}  # JSON Schema of the args mapping
     # If the module accepts a bare string (``shell: "echo hi"``), the key it is stored under.
     free_form: ClassVar[str | None] = None
+    # Arguments that hold conditions, as `when:` does: bare Jinja expressions (``x.rc == 0``), evaluated
+    # to true/false before the step runs (Ansible's assert `that`)
+    conditions: ClassVar[tuple[str, ...]] = ()
+    # False: what the step registers is known only once it ran (a plan registers "anything")
+    result_known_in_plan: ClassVar[bool] = True
     # Arguments that are shell text (or split like it): ``runbook validate`` warns where a variable
     # lands in them unquoted (runbook.kinds.shellvars).
     shell_args: ClassVar[tuple[str, ...]] = ()
@@ -184,6 +189,12 @@ class StepKind:
     # keyword is its ``changes`` argument, and in preflight it is a read-only probe by default
     # (``changes: false``), so preflight may run it.
     raw_shell: ClassVar[bool] = False
+    # The step holds steps of its own that the engine runs (Ansible's block: block/rescue/always).
+    runs_nested_steps: ClassVar[bool] = False
+
+    def flushes_handlers(self, args: Any) -> bool:
+        """Whether the step, once run, runs the handlers notified so far (meta: flush_handlers)."""
+        return False
 
     def defines(self, args: Any) -> tuple[str, ...]:
         """The variables a step of this kind sets for the steps after it (set_fact's keys), from its
@@ -199,6 +210,8 @@ class StepKind:
         """Turn the YAML value into the args mapping validated against ``schema``."""
         if self.free_form and isinstance(args, str):
             return {self.free_form: args}
+        if self.free_form and isinstance(args, dict) and "_raw_params" in args:  # free form + args:
+            return {self.free_form: args["_raw_params"], **{k: v for k, v in args.items() if k != "_raw_params"}}
         if args is None:
             return {}
         return args
@@ -291,6 +304,13 @@ def get(name: str) -> StepKind | None:
     if cls is None:
         load_for(name)
         cls = _REGISTRY.get(name) or registry().get(name)
+    if cls is None:
+        from runbook.kinds.ansible_names import is_ansible_module
+
+        if is_ansible_module(name):
+            from runbook.kinds.tasks import AnsibleModule
+
+            return AnsibleModule(name)
     return cls() if cls else None
 
 

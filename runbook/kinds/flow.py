@@ -156,12 +156,13 @@ class Assert(StepKind):
     registers = {
         "failed_assertion": "index of the first condition that was false",
     }
-    description = "Fail unless every condition in `that` is true (conditions are rendered by the engine)."
+    description = "Fail unless every condition in `that` is true (bare expressions, as in `when:`)."
     pure = True
+    conditions = ("that",)
     schema = {
         "type": "object",
         "properties": {
-            "that": {"description": 'a condition or a list of them, e.g. "{{ free_mb | int > 100 }}"'},
+            "that": {"description": "a condition or a list of them, bare expressions as in `when:`, e.g. \"x.stdout == 'y'\""},
             "fail_msg": {"type": "string"},
             "msg": {"type": "string", "description": "alias of fail_msg"},
             "success_msg": {"type": "string"},

@@ -64,12 +64,29 @@ def json_schema() -> dict[str, Any]:
              "description": "the step needs no undo, and why: {none: \"idempotent cache warm\"}"},
         ]},
         "fallback": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/step"}},
+        "notify": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "listen": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "environment": {"type": ["object", "string"]}, "check_mode": {"type": "boolean"},
+        # Ansible's spellings, read as loop: / the module's arguments (runbook.model.ansible_tasks)
+        "with_items": {"description": "Ansible's: loop over the items (one level flattened)"},
+        "with_list": {"description": "Ansible's: loop over the list"},
+        "with_dict": {"description": "Ansible's: loop over a mapping's item.key / item.value"},
+        "args": {"type": "object", "description": "Ansible's: arguments merged into the module's"},
     }  # fmt: skip
     for k, desc in STEP_KEYWORDS.items():
         keywords.setdefault(k, {})
         keywords[k] = {**keywords[k], "description": desc}
     variants = []
+    step_list = {"type": "array", "items": {"$ref": "#/$defs/step"}}
     for name, cls in sorted(reg.items()):
+        if name == "block":  # Ansible's block: its steps, not arguments
+            variants.append({
+                "type": "object", "description": cls.description,
+                "properties": {**keywords, "block": {**step_list, "minItems": 1}, "rescue": step_list,
+                               "always": step_list},
+                "required": ["block"], "additionalProperties": False,
+            })  # fmt: skip
+            continue
         arg_schema = dict(cls.schema)
         if isinstance(arg_schema.get("properties"), dict):  # the mapping itself stays a mapping
             arg_schema["properties"] = {k: templatable(v) for k, v in arg_schema["properties"].items()}
@@ -120,6 +137,7 @@ def json_schema() -> dict[str, Any]:
         "rollback": {"oneOf": [{"enum": ["auto", "none"]}, steps]},
         "rollback_scope": {"enum": ["host", "all"]},
         "always": steps,
+        "handlers": steps,
         "tags": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "become": {"type": "boolean"},
         "become_user": {"type": "string"},

@@ -7,6 +7,7 @@ Neither can be undone from a snapshot; a step may give an explicit ``undo:`` com
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -23,6 +24,32 @@ _COMMON = {
     "changes": {"type": "boolean", "description": "false: a read-only probe (runs in dry-run)"},
     "executable": {"type": "string", "description": "shell to use (shell module), default /bin/sh"},
 }
+
+
+# Ansible reads these key=value words out of a shell/command step's free-form text
+# ("npm test chdir={{ app_directory }}": chdir is an argument, not part of the command).
+_INLINE = re.compile(
+    r"(?:^|\s)(chdir|creates|removes|executable|stdin)=(\"[^\"]*\"|'[^']*'|(?:\{\{.*?\}\}|\S)+)(?=\s|$)"
+)
+
+
+def inline_args(args: Any) -> Any:
+    """The free-form command with Ansible's inline ``chdir=``/``creates=``/... words as arguments."""
+    if not isinstance(args, dict) or not isinstance(args.get("cmd"), str) or "=" not in args["cmd"]:
+        return args
+    found: dict[str, str] = {}
+
+    def take(m: re.Match[str]) -> str:
+        value = m.group(2)
+        if value[:1] in "\"'" and value[-1:] == value[:1]:
+            value = value[1:-1]
+        found[m.group(1)] = value
+        return ""
+
+    cmd = _INLINE.sub(take, args["cmd"]).strip()
+    if not found or not cmd:
+        return args
+    return {**{k: v for k, v in found.items() if k not in args}, **args, "cmd": cmd}
 
 
 def _run(command: Command, args: dict[str, Any], ctx: StepContext) -> StepGen:
@@ -65,6 +92,10 @@ class Shell(StepKind):
     mutating = True
     free_form = "cmd"
     raw_shell = True
+
+    def normalize(self, args: Any) -> dict[str, Any]:
+        return inline_args(super().normalize(args))
+
     shell_args = ("cmd",)
     schema = {
         "type": "object",
@@ -92,6 +123,10 @@ class CommandKind(StepKind):
     mutating = True
     free_form = "cmd"
     raw_shell = True
+
+    def normalize(self, args: Any) -> dict[str, Any]:
+        return inline_args(super().normalize(args))
+
     shell_args = ("cmd",)  # split like a shell: an unquoted value with spaces becomes more arguments
     schema = {
         "type": "object",

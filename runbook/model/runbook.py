@@ -15,6 +15,7 @@ from typing import Any
 
 from runbook.errors import Location, ValidationError
 from runbook.model import become
+from runbook.model.ansible_tasks import PLAY_IGNORED, PLAY_REFUSED, TaskReader, play_to_runbook
 from runbook.model.loader import YDict, YList, load_vars_file, load_yaml_text, read_text
 from runbook.model.step import STEP_KEYWORDS, Step, StepParser
 from runbook.model.values import is_variable_name, number_problem, plain, suggest
@@ -50,6 +51,8 @@ RUNBOOK_KEYS = {
     "rollback": "auto | none | a list of steps run when a step fails",
     "rollback_scope": "host (default: roll back the failed host) | all (every host changed in this run)",
     "always": "steps that run at the end whatever happened",
+    "handlers": "steps run once, at the end of the host's steps (or at meta: flush_handlers), when a step "
+    "that notifies them changed something; and after a rollback undid a step that notifies them",
     "tags": "tags applied to every step",
     "become": "default become for every step",
     "become_user": "default become_user for every step",
@@ -86,6 +89,7 @@ class Runbook:
     rollback: str | tuple[Step, ...] = "auto"
     rollback_scope: str = "host"
     always: tuple[Step, ...] = ()
+    handlers: tuple[Step, ...] = ()
     timeout: float | None = None
     location: Location | None = None
     key_locations: Mapping[str, Location] = field(default_factory=dict)
@@ -100,7 +104,7 @@ class Runbook:
         out = [*self.preflight, *self.steps, *self.always]
         if isinstance(self.rollback, tuple):
             out += self.rollback
-        return out
+        return out + list(self.handlers)
 
     def all_steps(self) -> list[Step]:
         """Every step, including the undo and fallback steps nested in them."""
@@ -120,9 +124,11 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         data = data[0]  # an Ansible-style play list with one play
     if isinstance(data, list) and len(data) > 1:
         raise ValidationError(
-            f"this file holds {len(data)} plays; a runbook is one mapping (name:, hosts:, steps: ...)",
+            f"this file holds {len(data)} plays; a runbook is one play (one mapping: hosts:, steps: or "
+            "tasks: ...)",
             location=Location(file, 1, 1),
-            hint="split it into one runbook file per play",
+            hint="split it into one runbook file per play (a play that only gathers facts can go: runbook "
+            "gathers none)",
         )
     if not isinstance(data, dict):
         raise ValidationError(
@@ -130,6 +136,12 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
             location=Location(file, 1, 1),
             hint="see `runbook schema` or playbooks/local-smoke.yml",
         )
+    reader = TaskReader(p.errors, file, Path(file).parent)
+    if any(k in data for k in ("tasks", "pre_tasks", "post_tasks", *PLAY_REFUSED, *PLAY_IGNORED)):
+        data = play_to_runbook(data, reader, Path(file).parent)  # an Ansible play
+    for key in ("preflight", "steps", "always", "rollback", "handlers"):
+        if key in data:
+            data[key] = reader.tasks(data[key], Path(file).parent)
     kloc = data.key_loc if isinstance(data, YDict) else (lambda k: Location(file))
     for key in data:
         if key not in RUNBOOK_KEYS and not (isinstance(key, str) and key.startswith("x-")):
@@ -248,6 +260,8 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
     preflight = p.steps(data.get("preflight"), "preflight", kloc("preflight"), defaults)
     steps = p.steps(data.get("steps"), "steps", kloc("steps"), defaults)
     always = p.steps(data.get("always"), "always", kloc("always"), defaults)
+    handlers = p.steps(data.get("handlers"), "handlers", kloc("handlers"), defaults)
+    _check_notify(p, [*preflight, *steps, *always, *handlers], handlers, kloc("handlers"))
     rb = data.get("rollback", "auto")
     rollback: str | tuple[Step, ...]
     if rb in ("auto", None, True):
@@ -302,11 +316,29 @@ def parse_runbook(text: str, path: str | Path, modules: Collection[str] | None =
         rollback=rollback,
         rollback_scope=scope,
         always=always,
+        handlers=handlers,
         timeout=defaults.get("timeout"),
         location=Location(file, 1, 1),
         key_locations={str(k): loc for k in data if (loc := kloc(k)) is not None},
         secrets=frozenset(secret_names),
     )
+
+
+def _check_notify(p: StepParser, steps: list[Step], handlers: tuple[Step, ...], where: Location | None) -> None:
+    """Every notify: names a handler (by name or listen topic), as Ansible requires."""
+    known = {h.name for h in handlers if h.name} | {t for h in handlers for t in h.listen}
+    for step in (s for top in steps for s in _with_nested(top)):
+        if step.listen and step.phase != "handlers":
+            p.err("listen: is a handler's keyword", step.loc("listen"), hint="move the step under handlers:")
+        for name in step.notify:
+            if name not in known:
+                sug = suggest(name, sorted(known))
+                p.err(
+                    f"notify: no handler named {name!r}",
+                    step.loc("notify"),
+                    hint=(sug + " " if sug else "")
+                    + ("handlers: " + ", ".join(sorted(known)) if known else "add a handlers: list with a step named so"),
+                )
 
 
 def _secret_names(p: StepParser, value: Any, where: Location | None) -> list[str]:

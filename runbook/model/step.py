@@ -9,6 +9,7 @@ from typing import Any
 
 from runbook.errors import Location, ValidationError
 from runbook.model import become
+from runbook.model.ansible_tasks import STEP_REFUSED
 from runbook.model.loader import YDict, YList
 from runbook.model.values import BOOL_WORDS, is_template, is_variable_name, number_problem, plain, suggest
 
@@ -40,7 +41,19 @@ STEP_KEYWORDS = {
     "counts as recovered",
     "vars": "variables for this step only",
     "changes": "false marks a shell/command step as a read-only probe",
+    "notify": "handler name(s) to run once the phase ends (or at meta: flush_handlers) if this step "
+    "changed something; also after a rollback undid this step's change",
+    "listen": "(a handler) topic(s) it also answers to in notify:",
+    "environment": "environment variables for the step's command (shell/command: merged into env:)",
+    "check_mode": "true: only plan this step (never change anything); false: run it in plan/--dry-run "
+    "too (only for read-only shell/command probes)",
 }
+# Ansible's block: `block:` steps, `rescue:` steps run when one of them failed, `always:` steps run
+# whatever happened (runbook.execute.blocks). Their keywords apply to every step inside.
+BLOCK_KEYS = ("block", "rescue", "always")
+# A block's keywords that its steps inherit (as Ansible's block keywords are).
+INHERITED = ("when", "tags", "become", "become_user", "become_method", "become_flags", "vars", "no_log",
+             "ignore_errors", "environment", "check_mode", "delegate_to", "timeout")  # fmt: skip
 
 # The keywords that hold a count or a duration, and the number rule each follows (`number_problem`):
 # checked when the runbook is read, when a template is rendered for validation, and at run time.
@@ -106,6 +119,13 @@ class Step:
     fallback: tuple[Step, ...] = ()
     vars: Mapping[str, Any] = field(default_factory=dict)
     changes: bool | None = None
+    notify: tuple[str, ...] = ()
+    listen: tuple[str, ...] = ()
+    environment: Any = None
+    check_mode: bool | None = None
+    block: tuple[Step, ...] = ()
+    rescue: tuple[Step, ...] = ()
+    always: tuple[Step, ...] = ()
     arg_locations: Mapping[str, Location] = field(default_factory=dict)
     keyword_locations: Mapping[str, Location] = field(default_factory=dict)
 
@@ -135,8 +155,9 @@ class Step:
         return int(self.phase.split("[", 1)[1].split("]", 1)[0])
 
     def nested(self) -> Iterator[Step]:
-        """This step's undo and fallback steps, recursively (not the step itself)."""
-        for sub in (*((self.undo,) if self.undo is not None else ()), *self.fallback):
+        """This step's undo, fallback and block steps, recursively (not the step itself)."""
+        undo = (self.undo,) if self.undo is not None else ()
+        for sub in (*undo, *self.fallback, *self.block, *self.rescue, *self.always):
             yield sub
             yield from sub.nested()
 
@@ -228,6 +249,15 @@ class StepParser:
 
     def _module(self, raw: dict, phase: str, index: int, sloc: Location, kloc: Any) -> str | None:
         """The step's one module key, or None (with the error recorded)."""
+        if "block" in raw:
+            return "block"
+        for k in raw:
+            if k in STEP_REFUSED:
+                self.err(f"'{k}' is not supported", kloc(k), hint=STEP_REFUSED[k])
+                return None
+            if k in ("rescue", "always"):
+                self.err(f"'{k}' belongs to a block", kloc(k), hint=f"write block: (the steps) above {k}:")
+                return None
         module_keys = [k for k in raw if k not in STEP_KEYWORDS]
         if not module_keys:
             self.err(
@@ -329,6 +359,8 @@ class StepParser:
                 )
         if isinstance(raw, YDict):
             kw["keyword_locations"] = {str(k): raw.key_loc(k) for k in raw if k in STEP_KEYWORDS}
+        if module == "block":
+            return self._block(raw, phase, index, kloc, sloc, name, kw, defaults)
         args = raw[module]
         arg_locs = {}
         if isinstance(args, YDict):
@@ -342,6 +374,32 @@ class StepParser:
             name=name or "",
             arg_locations=arg_locs,
             **kw,
+        )
+
+    def _block(
+        self, raw: dict, phase: str, index: int, kloc: Any, sloc: Location, name: str, kw: dict, defaults: dict
+    ) -> Step | None:
+        """block/rescue/always: the block's keywords pushed down to every step inside it."""
+        for k in raw:
+            if k not in STEP_KEYWORDS and k not in BLOCK_KEYS:
+                self.err(f"unknown key '{k}' in a block", kloc(k), hint="a block holds block:, rescue:, "
+                         "always: and step keywords (when, become, vars, tags ...); put modules in its steps")  # fmt: skip
+        for k in ("register", "loop", "until", "retries", "undo", "fallback", "notify", "run_once"):
+            if k in raw:
+                self.err(f"'{k}' does not apply to a block", kloc(k), hint=f"write {k}: on the steps inside it")
+        parts: dict[str, tuple[Step, ...]] = {}
+        for key in BLOCK_KEYS:
+            items = raw.get(key)
+            if items is None:
+                continue
+            if not isinstance(items, list) or (key == "block" and not items):
+                self.err(f"{key} must be a list of steps", kloc(key))
+                continue
+            parts[key] = self.steps(items, f"{phase}[{index}].{key}", kloc(key), defaults)
+        block = Step(module="block", args=None, location=sloc, phase=phase, index=index, name=name or "block", **kw)
+        inherited = {k: getattr(block, k) for k in INHERITED}
+        return replace(
+            block, when=(), vars={}, **{k: tuple(_inherit(s, inherited) for s in v) for k, v in parts.items()}
         )
 
     def _undo_none(self, value: Any, loc: Location | None) -> str | None:
@@ -444,6 +502,30 @@ class StepParser:
                 self.err(f"loop_control.pause {problem} (seconds)", kloc("loop_control"))
             else:
                 kw["loop_pause"] = pause if is_template(pause) else float(pause)
+        for key in ("notify", "listen"):
+            if key in raw and raw[key] is not None:
+                names = [raw[key]] if isinstance(raw[key], str) else raw[key]
+                if self.typed(names, (list,), key, kloc(key)):
+                    kw[key] = tuple(str(n) for n in names)
+        if "environment" in raw and raw["environment"] is not None:
+            env = raw["environment"]
+            if isinstance(env, dict) or (isinstance(env, str) and is_template(env)):
+                kw["environment"] = env
+            else:
+                self.err("environment must be a mapping (NAME: value) or a {{ template }} giving one",
+                         kloc("environment"))  # fmt: skip
+        if "check_mode" in raw and self.typed(raw["check_mode"], (bool,), "check_mode", kloc("check_mode")):
+            kw["check_mode"] = raw["check_mode"]
+            probe = next((k for k in raw if k in ("shell", "command", "ansible.builtin.shell", "ansible.builtin.command")), None)
+            if raw["check_mode"] is False and probe is None:
+                self.err(
+                    "check_mode: false would make this step change things during plan/--dry-run",
+                    kloc("check_mode"),
+                    hint="runbook runs only read-only probes in a plan: a shell/command step with check_mode: "
+                    "false (or changes: false)",
+                )
+            elif raw["check_mode"] is False and "changes" not in raw:
+                kw["changes"] = False  # a read-only probe: it runs in plans too, as Ansible's would
         if (
             "vars" in raw
             and raw["vars"] is not None
@@ -470,3 +552,25 @@ class StepParser:
             if st is not None:
                 out.append(st)
         return tuple(out)
+
+
+def _inherit(step: Step, kw: Mapping[str, Any]) -> Step:
+    """A step inside a block, with the block's keywords (its own win; conditions add up)."""
+    changes: dict[str, Any] = {
+        "when": (*kw["when"], *step.when),
+        "tags": tuple(dict.fromkeys((*step.tags, *kw["tags"]))),
+        "vars": {**kw["vars"], **step.vars} if kw["vars"] else step.vars,
+    }
+    for key in ("become", "become_user", "become_method", "become_flags", "environment", "check_mode",
+                "delegate_to", "timeout"):  # fmt: skip
+        if getattr(step, key) is None and kw[key] is not None:
+            changes[key] = kw[key]
+    if kw["no_log"] is True and not step.no_log:
+        changes["no_log"] = True
+    if kw["ignore_errors"] is True and not step.ignore_errors:
+        changes["ignore_errors"] = True
+    if step.module == "block":  # what the outer block says reaches the inner block's steps too
+        outer = {**kw, "vars": kw["vars"]}
+        changes.update({k: tuple(_inherit(s, outer) for s in getattr(step, k)) for k in BLOCK_KEYS})
+        changes["when"], changes["vars"] = (), {}
+    return replace(step, **changes)

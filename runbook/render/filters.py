@@ -116,21 +116,20 @@ def regex_replace(
 def regex_search(
     value: Any, pattern: str, *groups: str, ignorecase: bool = False, multiline: bool = False
 ) -> Any:
+    """As ansible-core's: the match, or the listed groups (``'\\1'``, ``'\\g<name>'``), or None."""
+    wanted: list[int | str] = []
+    for g in groups:  # read before searching, as Ansible does (a bad reference is an error)
+        m = re.match(r"\\g<(\S+)>", g) if g.startswith("\\g") else re.match(r"\\(\d+)", g)
+        if not g.startswith("\\") or m is None:
+            raise FilterError(f"regex_search: bad group reference {g!r} (use '\\1' or '\\g<name>')")
+        wanted.append(m.group(1) if g.startswith("\\g") else int(m.group(1)))
     flags = (re.I if ignorecase else 0) | (re.M if multiline else 0)
-    m = re.search(pattern, str(value), flags)
-    if not m:
+    found = re.search(pattern, str(value), flags)
+    if not found:
         return None
-    if not groups:
-        return m.group(0)
-    out = []
-    for g in groups:
-        if g.startswith("\\g<"):
-            out.append(m.group(g[3:-1]))
-        elif g.startswith("\\"):
-            out.append(m.group(int(g[1:])))
-        else:
-            raise FilterError(f"regex_search: bad group reference {g!r}")
-    return out
+    if not wanted:
+        return found.group(0)
+    return [found.group(g) for g in wanted]
 
 
 def regex_findall(value: Any, pattern: str, ignorecase: bool = False, multiline: bool = False) -> list:

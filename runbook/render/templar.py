@@ -19,22 +19,59 @@ import jinja2
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
+from jinja2.lexer import (
+    TOKEN_BLOCK_BEGIN,
+    TOKEN_BLOCK_END,
+    TOKEN_STRING,
+    TOKEN_VARIABLE_BEGIN,
+    TOKEN_VARIABLE_END,
+    Lexer,
+)
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
 from runbook.model.inventory_yaml import Unsafe
 from runbook.model.values import MAX_INT_DIGITS, NumberTooLarge, huge_int, shown_number
+from runbook.render import lookups
+from runbook.render.ansible_filters import ANSIBLE_FILTERS, ANSIBLE_TESTS
 from runbook.render.filters import FILTERS, TESTS, FilterError
 from runbook.render.secrets import Redactor, collect_secrets
 
 
-def _env() -> jinja2.Environment:
+class _YamlLexer(Lexer):
+    """Ansible's reading of templates that come from YAML (ansible-core's AnsibleLexer): the
+    backslashes of string constants inside ``{{ }}`` are kept as written (YAML already unescaped
+    them), so ``regex_replace('(\\d+)', '\\1')`` in a double-quoted YAML string means what it
+    means to Ansible. Statements (``{% %}``), template files and conditions are read as Jinja does."""
+
+    def tokeniter(self, *args: Any, **kwargs: Any) -> Iterator[tuple[int, str, str]]:
+        inside, words = False, 0
+        for token in super().tokeniter(*args, **kwargs):
+            kind = token[1]
+            if kind == TOKEN_VARIABLE_BEGIN:
+                inside = True
+            elif kind == TOKEN_VARIABLE_END:
+                inside = False
+            elif kind == TOKEN_BLOCK_BEGIN:
+                words = 1  # runbook's own `{% set __rb_result = (expr) %}` (a value's expression)
+            elif kind == TOKEN_BLOCK_END:
+                inside, words = False, 0
+            elif words and kind == "name":
+                words = 0 if (words == 1 and token[2] != "set") else words + 1
+                if words == 3:
+                    inside, words = token[2] == "__rb_result", 0
+            elif inside and kind == TOKEN_STRING:
+                token = (token[0], kind, token[2].replace("\\", "\\\\"))
+            yield token
+
+
+def _env(yaml_values: bool = False) -> jinja2.Environment:
     """Jinja2's sandbox: a template (from a runbook, an inventory, -e, a template file) can read
     variables and call filters, but never reach Python internals (``__class__``, ``__globals__``,
     ``cycler.__init__``, ``self._TemplateReference__context``, ``str.format`` on dunders), so no
     value becomes code on the control machine."""
-    env = _Sandbox(
+    env = (_YamlEnv if yaml_values else _Sandbox)(
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
@@ -43,7 +80,10 @@ def _env() -> jinja2.Environment:
     env.code_generator_class = _Codegen
     env.finalize = _finalize
     env.filters.update(FILTERS)
+    env.filters.update(ANSIBLE_FILTERS)
     env.tests.update(TESTS)
+    env.tests.update(ANSIBLE_TESTS)
+    env.globals.update(lookup=lookups.lookup, query=lookups.query, q=lookups.query)
     env.globals["range"] = _bounded_range
     env.globals["now"] = now
     return env
@@ -188,8 +228,20 @@ def _expression_names(expr: str) -> tuple[str, ...]:
     return names
 
 
+class _YamlEnv(_Sandbox):
+    """The sandbox for values written in YAML (runbook steps and vars, inventories, -e)."""
+
+    @property
+    def lexer(self) -> Lexer:  # type: ignore[override]
+        lexer = self.__dict__.get("_rb_lexer")
+        if lexer is None:
+            lexer = self.__dict__["_rb_lexer"] = _YamlLexer(self)
+        return lexer
+
+
 ENV = _env()
-_cache: dict[str, jinja2.Template] = {}
+YAML_ENV = _env(yaml_values=True)
+_cache: dict[tuple[str, bool], jinja2.Template] = {}
 _cache_lock = threading.Lock()
 
 
@@ -235,11 +287,12 @@ def is_template(value: Any) -> bool:
     )
 
 
-def compile_template(text: str, location: Location | None = None) -> jinja2.Template:
-    t = _cache.get(text)
+def compile_template(text: str, location: Location | None = None, *, yaml_value: bool = False) -> jinja2.Template:
+    t = _cache.get((text, yaml_value))
     if t is None:
         try:
-            t = ENV.from_string(text)
+            t = (YAML_ENV if yaml_value else ENV).from_string(text)
+            refused = _lookup_problem(text)
         except jinja2.TemplateSyntaxError as exc:
             line = (location.line or 1) + (exc.lineno or 1) - 1 if location else exc.lineno
             loc = Location(location.file, line, location.column) if location else None
@@ -254,12 +307,19 @@ def compile_template(text: str, location: Location | None = None) -> jinja2.Temp
             ) from None
         except (ValueError, OverflowError) as exc:  # constants folded while compiling: 10 ** 5000
             why = f"more than {MAX_INT_DIGITS} digits" if "integer string" in str(exc) else str(exc)[:100]
-            raise RenderError(
-                f"template error: a number in it is too large ({why})", location=location
-            ) from None
+            raise RenderError(f"template error: a number in it is too large ({why})", location=location) from None
+        if refused:
+            raise RenderError(f"template error: {refused}", location=location)
         with _cache_lock:
-            _cache[text] = t
+            _cache[(text, yaml_value)] = t
     return t
+
+
+def _lookup_problem(text: str) -> str | None:
+    """Why a template's lookup()/query() is refused (runbook.render.lookups.check_lookups)."""
+    if not any(f in text for f in lookups.LOOKUP_FUNCS):
+        return None
+    return lookups.check_lookups(ENV.parse(text))
 
 
 def _syntax_hint(message: str) -> str:
@@ -413,7 +473,7 @@ class Templar:
         if isinstance(value, str):
             if not is_template(value):
                 return value
-            return self.render_str(value, variables, location, native=True)
+            return self.render_str(value, variables, location, native=True, yaml_value=True)
         if isinstance(value, Mapping):
             return {
                 self.render(k, variables, location): self.render(v, variables, location)
@@ -435,19 +495,21 @@ class Templar:
         location: Location | None = None,
         *,
         native: bool = False,
+        yaml_value: bool = False,
     ) -> Any:
+        """Render ``text``; ``yaml_value``: it was written in YAML (read as Ansible reads those)."""
         expr = single_expression(text) if native else None
         outer = _TAINT.redactor
         _TAINT.redactor = self.redactor
         try:
             if expr is not None:
-                result = self._eval(expr, variables, location)
+                result = self._eval(expr, variables, location, yaml_value=yaml_value)
                 if _reads_secret(variables, _expression_names(expr)):
                     _secret_output(result)  # {{ vault_pw | b64encode }}: computed from a secret
                 elif self.redactor.holds(result):
                     _TAINT.seen = True
                 return result
-            t = compile_template(text, location)
+            t = compile_template(text, location, yaml_value=yaml_value)
             ctx = t.new_context(_WithGlobals(variables), shared=True)
             return concat(t.root_render_func(ctx))
         except jinja2.UndefinedError as exc:
@@ -513,8 +575,10 @@ class Templar:
         finally:
             _TAINT.redactor = outer
 
-    def _eval(self, expr: str, variables: Mapping[str, Any], location: Location | None) -> Any:
-        t = compile_template("{% set __rb_result = (" + expr + ") %}", location)
+    def _eval(
+        self, expr: str, variables: Mapping[str, Any], location: Location | None, *, yaml_value: bool = False
+    ) -> Any:
+        t = compile_template("{% set __rb_result = (" + expr + ") %}", location, yaml_value=yaml_value)
         ctx = t.new_context(_WithGlobals(variables), shared=True)
         for _ in t.root_render_func(ctx):
             pass

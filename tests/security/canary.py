@@ -263,15 +263,16 @@ steps:
     ignore_errors: true
   - name: Judge a secret
     shell: "true"
-    when: "{{{{ fail | default(false) | bool and (pwd | bool) }}}}"
+    when: "{{{{ fail | default(false) | bool and (pwd is version('1', '>', strict=true)) }}}}"
     changes: false
 """
     (p.root / "playbooks" / "canary.yml").write_text(common + steps)
-    # validate: every secret in a problem's message ('cannot interpret ... as a boolean')
+    # validate: every secret in a problem's message ("invalid version number '...'": a strict
+    # version test fails with the value in its message; `bool` reads any text, as Ansible's does)
     names = ["inline_pw", "gv_db_pw", "gv_api.nested[0].value", "db_url", "gv_b64", "hv_secret",
              "vf_secret", "ex_secret", "bearer", "pwd", "db_dsn", "service_password", "deploy_token"]  # fmt: skip
     checks = "".join(
-        f"  - name: Check {i}\n    shell: \"true\"\n    when: \"{{{{ {n} | bool }}}}\"\n"
+        f"  - name: Check {i}\n    shell: \"true\"\n    when: \"{{{{ {n} is version('1', '>', strict=true) }}}}\"\n"
         for i, n in enumerate(names)
     )
     (p.root / "playbooks" / "judge.yml").write_text(common + "steps:\n" + checks)

@@ -92,7 +92,7 @@ def test_sandbox_refuses_every_escape(payload: str, tmp_path: Path) -> None:
         ("{{ 'a-%s' % x }}", "a-1"),
         ("{{ '{}-{}'.format(x, 'y') }}", "1-y"),
         ("{{ ns.v }}{% set ns = namespace(v=2) %}", "2"),
-        ("{{ (lookup | default('no lookup')) }}", "no lookup"),
+        ("{{ lookup('env', 'RB_NO_SUCH_VAR') | default('no lookup', true) }}", "no lookup"),
         ("{{ 'x y' | quote }}", "'x y'"),
     ],
 )

@@ -84,12 +84,12 @@ def test_secret_on_the_command_line_declares_an_extra_var(project: Project) -> N
 
 
 def test_plan_and_validate_take_secret_too(project: Project) -> None:
-    project.runbook("r", 'hosts: localhost\nsteps:\n  - shell: "echo {{ pwd }}"\n    when: "{{ pwd | bool }}"\n')
+    project.runbook("r", 'hosts: localhost\nsteps:\n  - shell: "echo {{ pwd }}"\n    when: "{{ pwd is version(\'1\', \'>\', strict=true) }}"\n')
     res = project.plan("r", "--secret", "pwd", "-e", f"pwd={S1}")
-    assert res.exit_code == 2 and "cannot interpret '***' as a boolean" in shown(res)
+    assert res.exit_code == 2 and "invalid version number '***'" in shown(res)
     assert S1 not in shown(res)
     res = project.cli("validate", "r", "-i", "inv", "--secret", "pwd", "-e", f"pwd={S1}")
-    assert res.exit_code == 2 and "cannot interpret '***' as a boolean" in shown(res)
+    assert res.exit_code == 2 and "invalid version number '***'" in shown(res)
     assert S1 not in shown(res)
 
 
