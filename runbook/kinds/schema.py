@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runbook.kinds import base as kinds
+from runbook.model.ansible_tasks import TASK_KEYWORDS
 from runbook.model.runbook import RUNBOOK_KEYS, STEP_KEYWORDS
 from runbook.model.step import CONDITION_KEYWORDS
 from runbook.model.values import VARIABLE_NAME_PATTERN
@@ -68,10 +69,8 @@ def json_schema() -> dict[str, Any]:
         "listen": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         "environment": {"type": ["object", "string"]}, "check_mode": {"type": "boolean"},
         # Ansible's spellings, read as loop: / the module's arguments (runbook.model.ansible_tasks)
-        "with_items": {"description": "Ansible's: loop over the items (one level flattened)"},
-        "with_list": {"description": "Ansible's: loop over the list"},
-        "with_dict": {"description": "Ansible's: loop over a mapping's item.key / item.value"},
-        "args": {"type": "object", "description": "Ansible's: arguments merged into the module's"},
+        **{k: {"description": desc} for k, desc in TASK_KEYWORDS.items()},
+        "args": {"type": "object", "description": TASK_KEYWORDS["args"]},
     }  # fmt: skip
     for k, desc in STEP_KEYWORDS.items():
         keywords.setdefault(k, {})
@@ -79,7 +78,7 @@ def json_schema() -> dict[str, Any]:
     variants = []
     step_list = {"type": "array", "items": {"$ref": "#/$defs/step"}}
     for name, cls in sorted(reg.items()):
-        if name == "block":  # Ansible's block: its steps, not arguments
+        if cls.runs_nested_steps:  # Ansible's block: its steps, not arguments
             variants.append({
                 "type": "object", "description": cls.description,
                 "properties": {**keywords, "block": {**step_list, "minItems": 1}, "rescue": step_list,

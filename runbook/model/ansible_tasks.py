@@ -22,6 +22,14 @@ from runbook.model.loader import YDict, YList, load_yaml_file
 
 INCLUDES = ("include_tasks", "import_tasks", "ansible.builtin.include_tasks", "ansible.builtin.import_tasks")
 WITH_LOOPS = ("with_items", "with_list", "with_dict")
+# Ansible's task keywords a step may be written with; the loader reads them as runbook's own (loop:,
+# the module's arguments): the schema lists them beside the step keywords.
+TASK_KEYWORDS: dict[str, str] = {
+    "with_items": "Ansible's: loop over the items (one level flattened)",
+    "with_list": "Ansible's: loop over the list",
+    "with_dict": "Ansible's: loop over a mapping's item.key / item.value",
+    "args": "Ansible's: arguments merged into the module's",
+}
 MAX_INCLUDE_DEPTH = 20
 
 # Play keys runbook accepts (and ignores) and the ones it refuses with the runbook way to say it.

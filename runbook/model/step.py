@@ -359,7 +359,7 @@ class StepParser:
                 )
         if isinstance(raw, YDict):
             kw["keyword_locations"] = {str(k): raw.key_loc(k) for k in raw if k in STEP_KEYWORDS}
-        if module == "block":
+        if "block" in raw:  # Ansible's block: syntax, not a module (see _module)
             return self._block(raw, phase, index, kloc, sloc, name, kw, defaults)
         args = raw[module]
         arg_locs = {}
@@ -569,7 +569,7 @@ def _inherit(step: Step, kw: Mapping[str, Any]) -> Step:
         changes["no_log"] = True
     if kw["ignore_errors"] is True and not step.ignore_errors:
         changes["ignore_errors"] = True
-    if step.module == "block":  # what the outer block says reaches the inner block's steps too
+    if step.block:  # a block (never empty): what it says reaches its inner steps too
         outer = {**kw, "vars": kw["vars"]}
         changes.update({k: tuple(_inherit(s, outer) for s in getattr(step, k)) for k in BLOCK_KEYS})
         changes["when"], changes["vars"] = (), {}

@@ -364,6 +364,8 @@ class LazyVars(Mapping[str, Any]):
         self._resolving: set[str] = set()
         self._done: dict[str, Any] = {}
         self._secret: set[str] = set()  # keys whose values are secrets (read: taints the output)
+        self._partial: dict[str, _Partial] = {}  # mappings being rendered, readable entry by entry
+        self._paths: set[tuple[Any, ...]] = set()  # their entries being rendered (cycle detection)
 
     def is_secret(self, key: str) -> bool:
         """Does this variable hold a secret (by origin, declaration, name, or computed from one)?"""
@@ -401,13 +403,18 @@ class LazyVars(Mapping[str, Any]):
         if isinstance(raw, Literal):
             return raw.value
         if key in self._resolving:
+            if key in self._partial:  # a mapping being rendered: its other entries, one by one
+                return self._partial[key]
             raise RenderError(f"variable '{key}' refers to itself (recursive loop)")
         self._resolving.add(key)
+        if isinstance(raw, Mapping):  # as Ansible: `app.name` may be read while `app` renders
+            self._partial[key] = _Partial(raw, self, (key,))
         outer_seen, _TAINT.seen = _TAINT.seen, False
         try:
             value = self._templar.render(raw, self)
         finally:
             self._resolving.discard(key)
+            self._partial.pop(key, None)
             derived, _TAINT.seen = _TAINT.seen, outer_seen
         if derived or (is_template(raw) and redactor.is_secret_var(key)):
             # computed from a secret (db_url: "postgres://app:{{ vault_pw }}@db/app"), or a
@@ -435,6 +442,39 @@ class LazyVars(Mapping[str, Any]):
     def child(self, *layers: tuple[Mapping[str, Any], bool]) -> LazyVars:
         """A view with more layers on top (highest first): step vars, loop item, registered results."""
         return LazyVars([*layers, *self._layers], self._templar)
+
+
+class _Partial(Mapping[str, Any]):
+    """A variable's mapping while it is being rendered: each entry rendered when read, so that one
+    entry may use another (``app: {name: demo, dir: "/srv/{{ app.name }}"}``, as Ansible allows);
+    an entry that needs itself is still a recursive loop."""
+
+    __slots__ = ("_path", "_raw", "_vars")
+
+    def __init__(self, raw: Mapping[str, Any], variables: LazyVars, path: tuple[Any, ...]):
+        self._raw, self._vars, self._path = raw, variables, path
+
+    def __getitem__(self, key: Any) -> Any:
+        raw = self._raw[key]
+        path = (*self._path, key)
+        if isinstance(raw, Mapping):
+            return _Partial(raw, self._vars, path)
+        if path in self._vars._paths:
+            raise RenderError(f"variable '{'.'.join(map(str, path))}' refers to itself (recursive loop)")
+        self._vars._paths.add(path)
+        try:
+            return self._vars._templar.render(raw, self._vars)
+        finally:
+            self._vars._paths.discard(path)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 class _WithGlobals(Mapping[str, Any]):

@@ -189,7 +189,8 @@ def test_include_and_import_tasks_relative_to_the_including_file(project: Projec
 def test_the_play_as_a_runbook_matches_runbook_schema() -> None:
     import jsonschema
     import yaml
-    from runbook.plan.schema import json_schema
+
+    from runbook.kinds.schema import json_schema
 
     doc = yaml.safe_load(textwrap.dedent(BLOCK_RESCUE_HANDLERS))[0]
     doc["steps"] = doc.pop("tasks")  # the play keys runbook reads as its own

@@ -133,3 +133,23 @@ def test_now_gives_the_control_machines_time_as_ansible_does(project: Path) -> N
     after = datetime.datetime.now(datetime.UTC)
     assert int(year) in (before.year, after.year) and ordered == "True"
     assert before.strftime("%Y-%m-%dT%H:%M") <= stamp <= after.strftime("%Y-%m-%dT%H:%M")
+
+
+def test_a_mapping_entry_may_use_another_entry_of_the_same_variable_as_in_ansible(project: Path) -> None:
+    body = """\
+        hosts: app
+        vars:
+          app: {name: demo, dirs: {data: "/srv/{{ app_name }}/data", logs: "{{ app.dirs.data }}/../logs"}}
+          app_name: "{{ app.name }}"
+        steps:
+          - debug: {msg: "{{ app.dirs.data }} {{ app.dirs.logs }}"}
+        """
+    assert messages(run(project, body)) == ["/srv/demo/data /srv/demo/data/../logs"]
+
+
+def test_an_entry_that_needs_itself_is_still_a_recursive_loop(project: Path) -> None:
+    (project / "playbooks" / "rb.yml").write_text(
+        "hosts: app\nvars:\n  a: {x: '{{ a.x }}'}\nsteps:\n  - debug: {msg: '{{ a }}'}\n"
+    )
+    res = CliRunner().invoke(cli, ["exec", "rb", "-i", "inv", "--output", "json"])
+    assert res.exit_code == 1 and "variable 'a.x' refers to itself (recursive loop)" in res.stdout
