@@ -226,6 +226,9 @@ class Client(Action):
     op: str
     params: Mapping[str, Any] = field(default_factory=dict)
     changes: bool = False
+    # one call for every host of the batch that reaches this step (the client's BATCH_OPS), each
+    # host getting its own result: the hosts meet in runbook.execute.gather
+    batched: bool = False
 
     @property
     def mutating(self) -> bool:
@@ -250,6 +253,15 @@ class Snapshot(Action):
     passes it to the step kind's ``undo``. Sends back None."""
 
     data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Planned(Action):
+    """A change the step found it would make (a check mode's answer: Ansible's --check --diff),
+    shown in a plan like a file's diff. Sends back None."""
+
+    summary: str
+    diff: str = ""
 
 
 @dataclass(frozen=True)

@@ -168,8 +168,10 @@ class ConsoleRenderer:
                     tail = "\n".join(text.splitlines()[-10:])
                     self.c.print(f"          [dim]{stream}:[/] {escape(tail)}")
         for p in ev.data.get("planned", []) or []:
-            if p["kind"] == "file":
-                self.c.print(f"          [yellow]would write[/] {escape(p['summary'])}")
+            if p["kind"] in ("file", "change"):  # change: a check mode's answer (Ansible --check --diff)
+                verb = "would write" if p["kind"] == "file" else "would change"
+                summary = str(p["summary"]).removesuffix(": would change")
+                self.c.print(f"          [yellow]{verb}[/] {escape(summary)}")
                 if self.show_diffs and p.get("diff"):
                     from rich.syntax import Syntax  # pygments: only when there is a diff to show
 

@@ -42,6 +42,7 @@ class Item:
     read_only: bool = False
     loop_vars: dict[str, Any] | None = None
     index: int | None = None  # position in the loop
+    attempt: int = 0  # which attempt is running (1 = the first)
     retries: float = 0
     delay: float = 1.0
     backoff: float = 1.0
@@ -93,6 +94,17 @@ def privilege_asked(templar: Any, step: Step | None, variables: Mapping[str, Any
     return bool(value)
 
 
+def play_vars(hr: HostRun, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's `vars:` and -e values for a host, rendered (one that cannot be is left out)."""
+    out: dict[str, Any] = {}
+    for name in hr.play_var_names:
+        try:
+            out[name] = variables[name]
+        except (KeyError, RunbookError):
+            continue
+    return out
+
+
 def as_written(value: Any, redact: Callable[[str], str]) -> Any:
     """A step's arguments for the state file: plain JSON, templates unrendered, known secrets masked."""
     if isinstance(value, str):
@@ -123,6 +135,8 @@ class Attempts:
         active: dict[str, tuple[Drive, Any]]
         _lock: threading.Lock
 
+        def batch_hook(self, hr: HostRun, step: Step, item: Item, drive: Drive) -> Any: ...
+
         def emit(self, kind: str, hr: HostRun | None, step: Step | None = None, **kw: Any) -> None: ...
 
     def run_attempts(
@@ -136,6 +150,7 @@ class Attempts:
         attempt_no = 0
         while True:
             attempt_no += 1
+            item.attempt = attempt_no
             attempt, entry = self._attempt(hr, target, kind, step, args, item, timeout, entry)
             out = attempt.outcome
             if attempt.render_error and not out.ok:
@@ -268,11 +283,12 @@ class Attempts:
     ) -> dict[str, Any]:
         """The step's arguments (or ``raw`` ones) rendered for a host, coerced and validated."""
         raw = kind.normalize(step.args if raw is None else raw)
-        if step.top_phase == "preflight" and step.module in ("shell", "command") and isinstance(raw, dict):
+        shellish = kinds.native_name(step.module, kind) in ("shell", "command")
+        if step.top_phase == "preflight" and shellish and isinstance(raw, dict):
             raw = {"changes": False, **raw}
         args = self.templar.render(raw, variables, step.location)
         args = kind.normalize(args)
-        if step.changes is not None and step.module in ("shell", "command"):
+        if step.changes is not None and shellish:
             args = {**args, "changes": to_bool(step.changes)}
         args = coerce(args, kind.schema)
         exc = kinds.first_error(kind.schema, args)
@@ -371,6 +387,7 @@ class Attempts:
             loader_dirs=self.loader_dirs,
             pinned=self.pinned,
             holds_secret=lambda text: self.redactor.redact(text) != text,
+            play_vars=lambda: play_vars(target, item.variables),
         )
         cancel = threading.Event()
         holder: dict[str, Entry | None] = {"entry": entry}
@@ -414,6 +431,8 @@ class Attempts:
             deadline=time.monotonic() + float(timeout) if timeout else None,
             privilege=item.privilege,
         )
+        if target is hr:
+            drive.batch = self.batch_hook(hr, step, item, drive)
         if self.cancel.is_set():
             raise Cancelled("interrupted")
         provisional = None

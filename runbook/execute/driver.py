@@ -21,6 +21,7 @@ from runbook.actions import (
     FileStat,
     Http,
     Note,
+    Planned,
     ReadFile,
     Run,
     Sleep,
@@ -82,6 +83,9 @@ class Drive:
     deadline: float | None = None  # time.monotonic() by which the step must end (its timeout)
     env: Mapping[str, str] = field(default_factory=dict)  # added to every command (the run's tag)
     privilege: Become | None = None  # who an action asking for `become` runs as (the step's become_*)
+    # a batched Client action goes here (runbook.execute.gather: one call for the batch's hosts);
+    # None: the call is made for this host alone
+    batch: Callable[[Client, Transport], Any] | None = None
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # display forms of every command run
@@ -178,7 +182,16 @@ class Drive:
             if skip:
                 self.planned.append(PlannedChange("client", f"{action.service}.{action.op}"))
                 return None
-            return clients.call(action, self.transport, self._stack, self.cancel)
+            if action.batched:
+                if self.batch is not None:
+                    return self.batch(action, self.transport)
+                note = self.on_note or (lambda line: None)
+                job = (self.transport.name, dict(action.params), self.transport, note)
+                return clients.call_batch(action.service, action.op, [job], self.cancel)[self.transport.name]
+            return clients.call(action, self.transport, self._stack, self.cancel, note=self.on_note)
+        if isinstance(action, Planned):
+            self.planned.append(PlannedChange("change", self.redact(action.summary), self.redact(action.diff)))
+            return None
         if isinstance(action, Sleep):
             if not self.dry_run and self.cancel.wait(_bounded(action.seconds)):
                 raise Cancelled("cancelled")  # the step's timeout or the run's interrupt, not a done wait

@@ -17,6 +17,7 @@ from runbook.execute import faults, leftovers
 from runbook.execute.attempts import Attempts, Item
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
+from runbook.execute.gather import Gather, Job, Position
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.once import Once
 from runbook.kinds import base as kinds
@@ -51,8 +52,11 @@ class StepRunner(Attempts):
     once_hosts: Callable[[str], list[str]] | None = None  # hosts, in batch order, still in the phase
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
+    # hosts that may still reach a batched step of a phase, with their positions (runbook.execute.gather)
+    gather_peers: Callable[[str], list[tuple[str, Position | None]]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _once: dict[tuple[Any, ...], Once] = field(default_factory=dict)
+    _gathers: dict[tuple[Any, ...], Gather] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------------ events
     def emit(self, kind: str, hr: HostRun | None, step: Step | None = None, **kw: Any) -> None:
@@ -76,6 +80,8 @@ class StepRunner(Attempts):
         record. Never raises for step failures; raises Cancelled when the run is interrupted."""
         phase = phase or step.top_phase
         step = self.named(step, hr)
+        if step.phase == step.top_phase:  # where the host is, for batched steps (gather)
+            hr.position = (step.index, -1, 0)
         if not step.run_once:
             return self._run_step(hr, step, read_only=read_only, phase=phase)
         with self._lock:
@@ -238,9 +244,10 @@ class StepRunner(Attempts):
         except RunbookError as exc:
             rec.outcome, rec.msg, rec.error = "failed", str(exc), "render"
             return rec
-        if step.module == "approve":
+        module = kinds.native_name(step.module, kind)
+        if module == "approve":
             return self._approve(hr, step, item.args, rec)
-        if self.dry_run and not read_only and not kind.mutating and step.module not in PURE_KINDS:
+        if self.dry_run and not read_only and not kind.mutating and module not in PURE_KINDS:
             # a check after changes that were not made would test the old state: show it, don't run it
             summary = self.redactor.redact(
                 f"{step.module} "
@@ -252,6 +259,39 @@ class StepRunner(Attempts):
                 hr.facts[step.register] = Anything()  # known only at run time
             return rec
         return self.run_attempts(hr, step, kind, item, rec)
+
+    # ------------------------------------------------------------------------------ batched
+    def batch_hook(self, hr: HostRun, step: Step, item: Item, drive: Drive) -> Any:
+        """How a batched Client action of this step meets the other hosts of the batch (None: it
+        runs for this host alone — a fallback or undo step, run_once, delegate_to, a rollback)."""
+        if (
+            self.gather_peers is None
+            or step.phase != step.top_phase
+            or step.run_once
+            or step.delegate_to
+            or item.phase not in ("steps", "always", "preflight")
+        ):
+            return None
+        key: Position = (step.index, -1 if item.index is None else item.index, item.attempt)
+        phase = item.phase
+        peers = self.gather_peers
+
+        def batch(action: Any, transport: Any) -> Any:
+            from runbook.execute import clients
+
+            with self._lock:
+                gather = self._gathers.setdefault((self.batch, phase, step.key, key), Gather(key))
+            hr.position = key
+            note = drive.on_note or (lambda line: None)
+            job = Job(hr.name, (dict(action.params), transport, note))
+
+            def run(jobs: list[Job]) -> dict[str, Any]:
+                batch_jobs = [(j.host, *j.payload) for j in jobs]
+                return clients.call_batch(action.service, action.op, batch_jobs, drive.cancel)
+
+            return gather.join(job, lambda: peers(phase), run, drive.cancel)
+
+        return batch
 
     # ------------------------------------------------------------------------------ fallback
     def _falls_back(self, rec: StepRecord) -> bool:

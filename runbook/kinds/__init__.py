@@ -31,6 +31,7 @@ _FAMILY_OF = {
     "wait": "flow", "assert": "flow", "fail": "flow",
     "approve": "control", "set_fact": "control", "debug": "control",
     "check": "checks",
+    "uri": "ansible", "wait_for": "ansible", "pause": "ansible",  # Ansible's names (ansible_builtin)
 }  # fmt: skip
 
 

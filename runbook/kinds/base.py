@@ -90,6 +90,9 @@ class StepContext:
     # records (compose releases) that the rollback of an unfinished run may still need: never pruned
     pinned: Callable[[], frozenset[str]] = frozenset
     holds_secret: Callable[[str], bool] = lambda text: False  # does this text hold a known secret?
+    # the run's own variables (the runbook's `vars:` and -e), rendered for this host: what a tool
+    # the step hands over to (ansible.playbook) gets as its extra variables
+    play_vars: Callable[[], Mapping[str, Any]] = dict
 
     def find_file(self, name: str, kind: str = "templates") -> Path:
         """Resolve a control-machine source file (template, copy src, migrations dir)."""
@@ -198,7 +201,18 @@ def get(name: str) -> StepKind | None:
     if cls is None:
         load_for(name)
         cls = _REGISTRY.get(name) or registry().get(name)
+    if cls is None:  # an installed Ansible module (resolved lazily, by Ansible's plugin loader)
+        from runbook.kinds.ansible_module import resolve
+
+        cls = resolve(name)
     return cls() if cls else None
+
+
+def native_name(name: str, kind: StepKind | None = None) -> str:
+    """The runbook module a step name means: ``ansible.builtin.shell`` -> ``shell`` (an Ansible
+    name mapped to runbook's own kind: runbook.kinds.ansible_builtin); others are themselves."""
+    kind = kind if kind is not None else get(name)
+    return str(getattr(kind, "native", "") or name)
 
 
 class KnownModules:

@@ -123,17 +123,21 @@ def check_static(rb: Runbook) -> list[Problem]:
                 Problem(ValidationError(f"unknown module '{step.module}'", location=step.location))
             )
             continue
+        try:
+            args = kind.normalize(step.args)
+        except RunbookError as exc:  # an Ansible argument runbook's mapping does not take
+            problems.append(Problem(ValidationError(exc.message, location=step.location, hint=exc.hint)))
+            continue
         if (
             step.top_phase == "preflight"
             and ".undo" not in step.phase  # its fallback steps must be read-only too
-            and kind.mutates(kind.normalize(step.args))
-            and step.module not in READ_ONLY_OK
+            and kind.mutates(args)
+            and kinds.native_name(step.module, kind) not in READ_ONLY_OK
         ):
             problems.append(Problem(ValidationError(
                 f"preflight must be read-only, but '{step.module}' changes things",
                 location=step.location, hint="move this step to 'steps:'",
             )))  # fmt: skip
-        args = kind.normalize(step.args)
         if not isinstance(args, Mapping):
             problems.append(
                 Problem(
@@ -369,7 +373,7 @@ def check_host(
             _check_become(step, templar, scope)
             step_scope = scope.child((dict(step.vars), False)) if step.vars else scope
             args = templar.render(kind.normalize(step.args), step_scope, step.location)
-            if step.module in ("template", "copy") and isinstance(args, Mapping) and args.get("src"):
+            if kinds.native_name(step.module, kind) in ("template", "copy") and isinstance(args, Mapping) and args.get("src"):
                 _check_source(step, args, templar, step_scope, host, rb, project_dir)
         except RenderError as exc:
             msg = f"step '{step.label}' ({step.key}): {exc.message}"
@@ -450,7 +454,8 @@ def _check_source(
     name = str(args["src"])
     if "<runtime>" in name:  # made of a registered result: known only during the run
         return
-    folder = "templates" if step.module == "template" else "files"
+    is_template = kinds.native_name(step.module) == "template"
+    folder = "templates" if is_template else "files"
     ctx = kinds.StepContext(host=host, vars=scope, project_dir=project_dir, run_id="validate",
                             loader_dirs=(rb.path.parent, rb.path.parent.parent))  # fmt: skip
     src = ctx.find_file(name, folder)
@@ -461,7 +466,7 @@ def _check_source(
             location=where,
             hint=f"looked in {project_dir / folder} and next to the runbook",
         )
-    if step.module != "template":
+    if not is_template:
         return
     try:
         text = read_text(src, "template")

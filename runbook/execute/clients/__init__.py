@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from runbook.actions import Client
@@ -18,16 +19,44 @@ SERVICES = {"postgres": "runbook.execute.clients.postgres", "redis": "runbook.ex
 LIBRARIES = {"postgres": "psycopg", "redis": "redis"}
 
 
-def call(action: Client, transport: Transport, stack: contextlib.ExitStack, cancel: threading.Event) -> Any:
-    modname = SERVICES.get(action.service, f"runbook.execute.clients.{action.service}")
-    if action.service in LIBRARIES:  # a step failure naming the extra, not an ImportError
-        require_extra(LIBRARIES[action.service], f"the {action.service} client")
-    mod = importlib.import_module(modname)
+def _module(service: str) -> Any:
+    modname = SERVICES.get(service, f"runbook.execute.clients.{service}")
+    if service in LIBRARIES:  # a step failure naming the extra, not an ImportError
+        require_extra(LIBRARIES[service], f"the {service} client")
+    return importlib.import_module(modname)
+
+
+def call(
+    action: Client,
+    transport: Transport,
+    stack: contextlib.ExitStack,
+    cancel: threading.Event,
+    note: Callable[[str], None] | None = None,
+) -> Any:
+    """One host's call. ``note``: live progress lines for the operator (clients that stream)."""
+    mod = _module(action.service)
     try:
         fn = mod.OPS[action.op]
     except KeyError:
         raise ValueError(f"client {action.service} has no operation {action.op!r}") from None
-    return fn(dict(action.params), transport, stack, cancel)
+    params = dict(action.params)
+    if note is not None and action.op in getattr(mod, "STREAMS", ()):
+        params["_note"] = note
+    return fn(params, transport, stack, cancel)
+
+
+Job = tuple[str, dict[str, Any], Transport, Callable[[str], None]]  # host, params, transport, note
+
+
+def call_batch(service: str, op: str, jobs: list[Job], cancel: threading.Event) -> dict[str, Any]:
+    """A batched operation (``Client.batched``): ONE call for several hosts; each host's result.
+    (runbook.execute.gather decides which hosts go together.)"""
+    mod = _module(service)
+    try:
+        fn = mod.BATCH_OPS[op]
+    except (KeyError, AttributeError):
+        raise ValueError(f"client {service} has no batched operation {op!r}") from None
+    return fn(jobs, cancel)
 
 
 def http_request(action: Any, transport: Transport, stack: contextlib.ExitStack) -> Any:
@@ -37,4 +66,4 @@ def http_request(action: Any, transport: Transport, stack: contextlib.ExitStack)
     return _request(action, transport, stack)
 
 
-__all__ = ["call", "http_request"]
+__all__ = ["call", "call_batch", "http_request"]

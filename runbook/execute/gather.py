@@ -1,0 +1,102 @@
+"""The batch rendezvous of steps that run as ONE process for all hosts (Ansible modules through
+ansible-runner): every host of the batch runs its step in its own thread, as for any step; at the
+step's batched action each host *joins* a round and waits until every other host that may still get
+there has joined or gone past; the host that sees that first leads: it runs the action once for all
+who joined and hands each one its own result.
+
+Who may still get there (``peers``): the hosts of the batch still in the phase (not failed), each
+with its position — (step index, loop item, attempt) of where it is now, or None when it has not
+started the phase yet. A host whose position is before the round's key may still join (it is on its
+way: rendering, a `when`, an earlier step); one past it (it skipped the step, or is retrying at a
+later attempt) is not waited for. A host that joins after the leader has started gets the next
+round (a second, later process). A host that has not started only counts while a worker is free
+for it (``forks`` bounds the threads: the others wait for a worker, not for this step).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runbook.execute.driver import Cancelled
+
+Position = tuple[int, int, int]  # (step index, loop item (-1: none), attempt (0: not yet))
+Peers = Callable[[], list[tuple[str, Position | None]]]
+
+
+@dataclass
+class Job:
+    """One host's part of a round: what it asked for and how to reach it (opaque here)."""
+
+    host: str
+    payload: Any
+
+
+@dataclass
+class Round:
+    jobs: dict[str, Job] = field(default_factory=dict)
+    running: bool = False
+    results: dict[str, Any] | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class Gather:
+    """One batched step (one loop item, one attempt) in one batch and phase."""
+
+    key: Position
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    current: Round = field(default_factory=Round)
+    rounds: int = 0  # how many processes this step took (one, unless a host came late)
+
+    def join(
+        self,
+        job: Job,
+        peers: Peers,
+        run: Callable[[list[Job]], dict[str, Any]],
+        cancel: threading.Event,
+        poll: float = 0.02,
+    ) -> Any:
+        """Wait for the batch, run (as leader) or receive the result; ``job.host``'s result.
+        Cancelled when ``cancel`` is set while waiting (a host's timeout, the run stopping)."""
+        with self.cond:
+            rnd = self.current
+            rnd.jobs[job.host] = job
+            self.cond.notify_all()
+            while rnd.results is None and rnd.error is None:
+                if cancel.is_set():
+                    if not rnd.running:
+                        rnd.jobs.pop(job.host, None)
+                        self.cond.notify_all()
+                    raise Cancelled("interrupted")
+                if not rnd.running and not self._waiting_for(rnd, peers):
+                    rnd.running = True
+                    self.current = Round()  # a late host starts the next round
+                    self.rounds += 1
+                    break
+                self.cond.wait(poll)
+            else:
+                return self._result(rnd, job.host)
+        try:  # the leader: outside the lock, the others wait on the condition
+            results = run(list(rnd.jobs.values()))
+        except BaseException as exc:
+            with self.cond:
+                rnd.error = exc
+                self.cond.notify_all()
+            raise
+        with self.cond:
+            rnd.results = results
+            self.cond.notify_all()
+        return self._result(rnd, job.host)
+
+    def _waiting_for(self, rnd: Round, peers: Peers) -> list[str]:
+        return [h for h, pos in peers() if h not in rnd.jobs and (pos is None or pos < self.key)]
+
+    @staticmethod
+    def _result(rnd: Round, host: str) -> Any:
+        if rnd.error is not None:
+            raise RuntimeError(f"the batched run failed: {rnd.error}") from rnd.error
+        assert rnd.results is not None
+        return rnd.results.get(host)
