@@ -197,12 +197,18 @@ def _ref(var: str) -> str:
     return "{{ " + var + " }}"
 
 
-def play(module: str, name: str) -> str:
+def play(module: str, name: str, keys: list[str]) -> str:
+    """The one-task play. Each argument is taken from the host's own ``__runbook_args`` (a key a
+    host does not give is omitted for it); a whole-dict template would be free-form text to the
+    free-form modules (command, shell, raw)."""
+    import json
+
     import yaml
 
+    args = {k: "{{ " + f"{ARGS_VAR}[{json.dumps(k)}] | default(omit)" + " }}" for k in keys}
     task = {
         "name": name,
-        module: _ref(ARGS_VAR),
+        module: args,
         "check_mode": _ref(CHECK_VAR),
         "diff": _ref(DIFF_VAR),
         "no_log": _ref(NO_LOG_VAR),
@@ -251,7 +257,7 @@ def modules(jobs: list[tuple[str, dict[str, Any], Transport, Callable[[str], Non
     with ansible_io.private_dir() as pdd:
         inventory = ansible_io.to_yaml({"all": {"hosts": hosts}}, lambda t: t in conn_secrets or secret(t), vault)
         ansible_io.write_private(pdd / "inventory" / "hosts.yml", inventory)
-        ansible_io.write_private(pdd / "project" / "main.yml", play(first["module"], "runbook step"))
+        ansible_io.write_private(pdd / "project" / "main.yml", play(first["module"], "runbook step", sorted({str(k) for _h, p, _t, _n in jobs for k in p.get("args") or {}})))
         _counted()
         r = ansible_io.run(
             pdd,

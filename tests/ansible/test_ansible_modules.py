@@ -1,0 +1,220 @@
+"""Any installed Ansible module as a step, on real ansible-core + ansible-runner: one ansible-playbook
+process per batch, check mode + diff in a plan, Ansible's result in `register`, its error message on
+failure, and no secret in clear in ansible-runner's private data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from runbook.cli.main import cli
+from runbook.execute.clients import ansible as ansible_client
+from runbook.execute.clients import ansible_io
+
+pytestmark = pytest.mark.slow
+
+SECRET = "hunter2-Sekr3t-value"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RUNBOOK_AUDIT", "0")
+    (tmp_path / "inv").write_text(
+        "".join(f"{h} ansible_connection=local ansible_python_interpreter=python3\n" for h in ("a", "b", "c"))
+    )
+    return tmp_path
+
+
+def write(project: Path, body: str) -> Path:
+    rb = project / "rb.yml"
+    rb.write_text(textwrap.dedent(body))
+    return rb
+
+
+def invoke(*args: str) -> tuple[int, dict[str, Any], int]:
+    """Run the CLI in this process: exit code, JSON document, ansible-playbook processes started."""
+    before = ansible_client.INVOCATIONS["count"]
+    res = CliRunner().invoke(cli, [*args, "--output", "json"])
+    try:
+        doc = json.loads(res.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no JSON (exit {res.exit_code}): {res.output}")
+    return res.exit_code, doc, ansible_client.INVOCATIONS["count"] - before
+
+
+def step(doc: dict[str, Any], host: str, i: int = 0) -> dict[str, Any]:
+    return doc["hosts"][host]["steps"][i]
+
+
+LINEINFILE = """\
+    name: mods
+    hosts: all
+    vars: {{d: "{d}"}}
+    {extra}
+    steps:
+      - name: set a line
+        ansible.builtin.lineinfile:
+          path: "{{{{ d }}}}/{{{{ inventory_hostname }}}}.conf"
+          line: "host={{{{ inventory_hostname }}}}"
+          create: true
+        register: li
+        undo: none
+      - name: what ansible returned
+        assert:
+          that: ["{{{{ li.msg == 'line added' }}}}", "{{{{ li.changed }}}}", "{{{{ li.diff is defined }}}}"]
+    """
+
+
+def test_check_mode_in_plan_then_for_real_in_one_process_per_batch(project: Path) -> None:
+    write(project, LINEINFILE.format(d=project, extra=""))
+    code, doc, procs = invoke("plan", "rb.yml", "-i", "inv")
+    assert code == 0, doc
+    assert procs == 1  # three hosts, one ansible-playbook
+    assert not any((project / f"{h}.conf").exists() for h in "abc")  # check mode changed nothing
+    s = step(doc, "b")
+    assert s["outcome"] == "changed" and s["msg"].startswith("would change")
+    (planned,) = s["planned"]
+    assert planned["kind"] == "change"
+    assert "+host=b" in planned["diff"]
+
+    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes")
+    assert code == 0, doc
+    assert procs == 1
+    for h in "abc":
+        assert (project / f"{h}.conf").read_text() == f"host={h}\n"
+        assert step(doc, h)["outcome"] == "changed"
+        assert step(doc, h, 1)["outcome"] == "ok"  # the assert on the registered result
+
+    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes")
+    assert procs == 1
+    assert step(doc, "a")["outcome"] == "ok"  # idempotent: Ansible says unchanged
+    assert step(doc, "a", 1)["outcome"] == "failed"  # li.msg is '' now
+
+
+def test_serial_batches_get_one_process_each(project: Path) -> None:
+    write(project, LINEINFILE.format(d=project, extra="serial: 1"))
+    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes")
+    assert code == 0, doc
+    assert procs == 3
+
+
+def test_a_host_that_skips_the_step_is_not_waited_for(project: Path) -> None:
+    write(
+        project,
+        f"""\
+        name: skip
+        hosts: all
+        steps:
+          - name: set a line
+            ansible.builtin.lineinfile: {{path: "{project}/{{{{ inventory_hostname }}}}.conf", line: x, create: true}}
+            when: inventory_hostname != 'b'
+            undo: none
+        """,
+    )
+    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes")
+    assert code == 0, doc
+    assert procs == 1
+    assert step(doc, "b")["outcome"] == "skipped"
+    assert not (project / "b.conf").exists() and (project / "c.conf").exists()
+
+
+def test_failure_carries_ansibles_message_and_rolls_back(project: Path) -> None:
+    write(
+        project,
+        f"""\
+        name: fails
+        hosts: all
+        steps:
+          - name: edit a file that is not there
+            ansible.builtin.lineinfile: {{path: "{project}/missing/x.conf", line: x}}
+            register: out
+          - name: never
+            shell: "true"
+        """,
+    )
+    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes", "-l", "a")
+    assert code == 1
+    s = step(doc, "a")
+    assert s["outcome"] == "failed"
+    assert "does not exist" in s["msg"]  # Ansible's own words: "Destination ... does not exist !"
+    assert len(doc["hosts"]["a"]["steps"]) == 1
+
+
+def test_failed_command_reports_rc_and_stderr(project: Path) -> None:
+    write(
+        project,
+        """\
+        name: fails
+        hosts: all
+        steps:
+          - name: the real Ansible command module
+            ansible.legacy.command: {argv: [sh, -c, "echo oops >&2; exit 3"]}
+            undo: none
+        """,
+    )
+    code, doc, _ = invoke("exec", "rb.yml", "-i", "inv", "--yes", "-l", "a")
+    assert code == 1
+    s = step(doc, "a")
+    assert s["rc"] == 3
+    assert "oops" in s["stderr"] and "oops" in s["msg"]
+
+
+def test_secrets_never_in_clear_in_the_private_data_dir(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_API_TOKEN", "env-token-" + SECRET)
+    write(
+        project,
+        f"""\
+        name: secret
+        hosts: all
+        secrets: [db_password]
+        vars: {{db_password: "{SECRET}"}}
+        steps:
+          - name: write the secret
+            ansible.builtin.lineinfile: {{path: "{project}/{{{{ inventory_hostname }}}}.env", line: "PW={{{{ db_password }}}}", create: true}}
+            register: w
+            undo: none
+        """,
+    )
+    seen: list[str] = []
+    real = ansible_io.run
+
+    def spying(pdd: Path, **kw: Any) -> Any:
+        on_event = kw["on_event"]
+
+        def look(ev: dict[str, Any]) -> None:
+            if ev.get("event") == "runner_on_start":  # the process runs: everything is on disk
+                seen.extend(_files(pdd))
+            on_event(ev)
+
+        kw["on_event"] = look
+        try:
+            return real(pdd, **kw)
+        finally:
+            seen.extend(_files(pdd))
+
+    monkeypatch.setattr(ansible_io, "run", spying)
+    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes")
+    assert code == 0, doc
+    assert (project / "a.env").read_text() == f"PW={SECRET}\n"  # it reached the module
+    assert seen, "the private data dir was not inspected"
+    text = "\n".join(seen)
+    assert "$ANSIBLE_VAULT" in text  # the secret went vault-encrypted
+    assert SECRET not in text
+    assert "artifacts" in text and '"command"' in text  # artifacts/<id>/command was looked at
+    assert SECRET not in json.dumps(doc)
+    assert not list(ansible_io.root().glob(f"{os.getpid()}-*"))  # removed afterwards
+
+
+def _files(pdd: Path) -> list[str]:
+    out = []
+    for p in pdd.rglob("*"):
+        if p.is_file():
+            out.append(f"== {p.relative_to(pdd)}\n{p.read_text(errors='replace')}")
+    return out
