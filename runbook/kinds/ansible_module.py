@@ -137,8 +137,10 @@ def outcome(got: dict[str, Any], check: bool, command: str) -> StepGen:
     status = got.get("status", "failed")
     res = dict(got.get("res") or {})
     data = {k: v for k, v in res.items() if not k.startswith(_KEEP_OUT)}
-    stdout = res.get("stdout") if isinstance(res.get("stdout"), str) else ""
-    stderr = res.get("stderr") if isinstance(res.get("stderr"), str) else ""
+    # module_stdout/module_stderr: what a module that did not answer in JSON printed (a broken
+    # interpreter, a login banner): the reason is there
+    stdout = next((res[k] for k in ("stdout", "module_stdout") if isinstance(res.get(k), str) and res[k]), "")
+    stderr = next((res[k] for k in ("stderr", "module_stderr") if isinstance(res.get(k), str) and res[k]), "")
     rc = res.get("rc") if isinstance(res.get("rc"), int) and not isinstance(res.get("rc"), bool) else None
     common = {"rc": rc, "stdout": stdout, "stderr": stderr, "data": data, "command": command}
     if status in ("failed", "unreachable"):
@@ -147,6 +149,8 @@ def outcome(got: dict[str, Any], check: bool, command: str) -> StepGen:
             msg = f"{msg} (details hidden: no_log)"
         if stderr and stderr.strip() not in msg:
             msg = f"{msg}; stderr: {stderr.strip()[-1000:]}"
+        if res.get("module_stdout") and str(res["module_stdout"]).strip() not in msg:
+            msg = f"{msg}; module output: {str(res['module_stdout']).strip()[-1000:]}"
         if status == "unreachable":
             msg = f"unreachable: {msg}"
         return Outcome.failure(msg, **common)

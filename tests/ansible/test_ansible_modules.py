@@ -139,7 +139,7 @@ def test_failure_carries_ansibles_message_and_rolls_back(project: Path) -> None:
             shell: "true"
         """,
     )
-    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes", "-l", "a")
+    code, doc, _procs = invoke("exec", "rb.yml", "-i", "inv", "--yes", "-l", "a")
     assert code == 1
     s = step(doc, "a")
     assert s["outcome"] == "failed"
@@ -200,7 +200,7 @@ def test_secrets_never_in_clear_in_the_private_data_dir(project: Path, monkeypat
             seen.extend(_files(pdd))
 
     monkeypatch.setattr(ansible_io, "run", spying)
-    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes")
+    code, doc, _procs = invoke("exec", "rb.yml", "-i", "inv", "--yes")
     assert code == 0, doc
     assert (project / "a.env").read_text() == f"PW={SECRET}\n"  # it reached the module
     assert seen, "the private data dir was not inspected"

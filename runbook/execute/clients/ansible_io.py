@@ -13,7 +13,9 @@
   no value, and credential-named variables of runbook's own environment are not passed on.
 - Events are not written to ``job_events/`` (the event handler says so) and output is not written to
   ``stdout``: runbook keeps what it needs in memory, masked.
-- Colour is off (ANSIBLE_NOCOLOR, ANSIBLE_FORCE_COLOR=0) and host-key checking is on.
+- Colour is off (ANSIBLE_NOCOLOR, ANSIBLE_FORCE_COLOR=0) and host-key checking is on; SSH master
+  connections live in the private dir (ControlPath), so one made by another run, with another
+  known_hosts, is never reused (that would skip the host-key check).
 """
 
 from __future__ import annotations
@@ -197,6 +199,13 @@ def run(
         timeout=timeout,
         json_mode=False,
     )
+    # SSH connection sharing stays inside this process's private dir: a master connection
+    # another run left in ~/.ansible/cp (made with other known_hosts) is never reused — reusing
+    # one skips host-key checking entirely
+    (pdd / "cp").mkdir(mode=0o700, exist_ok=True)
+    rc.envvars = {**(rc.envvars or {}), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(pdd / "cp")}
+    if "ANSIBLE_SSH_ARGS" not in os.environ:  # the masters end soon after the run (its dir is gone)
+        rc.envvars["ANSIBLE_SSH_ARGS"] = "-C -o ControlMaster=auto -o ControlPersist=5s"
     rc.prepare()
     rc.env = {k: v for k, v in rc.env.items() if passed_on(k) or k in (envvars or {})}
     rc.env.update(ENV)
