@@ -45,7 +45,6 @@ ENV = {
 # names of runbook's own environment that look like credentials: not passed to Ansible (they would
 # be written to artifacts/<id>/command); the step's `environment`, if any, is the way to pass one
 _CREDENTIAL_ENV = re.compile(r"pass|token|secret|credential|(^|_)key($|_)|api_?key|auth|cookie", re.I)
-_cleaned = False
 
 
 def root() -> Path:
@@ -81,15 +80,12 @@ def clean_stale(base: Path | None = None) -> list[Path]:
 @contextlib.contextmanager
 def private_dir() -> Iterator[Path]:
     """A fresh 0700 private data directory, removed afterwards (stale ones are cleaned first)."""
-    global _cleaned
     base = root()
     base.mkdir(mode=0o700, exist_ok=True)
     if base.stat().st_uid != os.getuid() or base.is_symlink():
         raise RuntimeError(f"{base} is not this user's directory; refusing to use it")
     os.chmod(base, 0o700)
-    if not _cleaned:
-        clean_stale(base)
-        _cleaned = True
+    clean_stale(base)  # a few directory entries: cheap next to starting ansible-playbook
     pdd = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base))
     try:
         for sub in ("env", "inventory", "project", "artifacts"):
