@@ -105,6 +105,13 @@ def test_ansible_refuses_an_unknown_host_key(ssh_lab, tmp_path: Path) -> None:  
         "ansible_host": h.address, "ansible_port": h.port, "ansible_user": "root",
         "ansible_ssh_private_key_file": str(ssh_lab.key), **PY,
     })  # fmt: skip
+    good = SSHTransport(spec, known_hosts=str(ssh_lab.known_hosts))
+    params = {"module": "ansible.builtin.copy", "args": {"content": "x", "dest": str(tmp_path / "ok.txt")}, "check": False}
+    res = client.modules([(h.name, params, good, lambda line: None)], threading.Event())[h.name]
+    assert res["status"] == "changed", res
+    assert (tmp_path / "ok.txt").read_text() == "x"
+
+    # the SSH master that run left is NOT reused by a run that checks against another known_hosts
     transport = SSHTransport(spec, known_hosts=str(empty))
     target = tmp_path / "never.txt"
     params = {"module": "ansible.builtin.copy", "args": {"content": "x", "dest": str(target)}, "check": False}
@@ -112,8 +119,3 @@ def test_ansible_refuses_an_unknown_host_key(ssh_lab, tmp_path: Path) -> None:  
     assert res["status"] == "unreachable", res
     assert "Host key verification failed" in json.dumps(res["res"])
     assert not target.exists()
-
-    good = SSHTransport(spec, known_hosts=str(ssh_lab.known_hosts))
-    res = client.modules([(h.name, params, good, lambda line: None)], threading.Event())[h.name]
-    assert res["status"] == "changed", res
-    assert target.read_text() == "x"

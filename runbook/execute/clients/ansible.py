@@ -8,6 +8,7 @@ arguments from a host variable. How secrets stay out of the private data dir: an
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -132,7 +133,6 @@ def render_diffs(diff: Any, where: str) -> list[str]:
         if before is None and after is None:
             continue
         if not isinstance(before, str) or not isinstance(after, str):
-            import json
 
             before = before if isinstance(before, str) else json.dumps(before, indent=2, sort_keys=True, default=str) + "\n"
             after = after if isinstance(after, str) else json.dumps(after, indent=2, sort_keys=True, default=str) + "\n"
@@ -201,8 +201,6 @@ def play(module: str, name: str, keys: list[str]) -> str:
     """The one-task play. Each argument is taken from the host's own ``__runbook_args`` (a key a
     host does not give is omitted for it); a whole-dict template would be free-form text to the
     free-form modules (command, shell, raw)."""
-    import json
-
     import yaml
 
     args = {k: "{{ " + f"{ARGS_VAR}[{json.dumps(k)}] | default(omit)" + " }}" for k in keys}
@@ -268,6 +266,7 @@ def modules(jobs: list[tuple[str, dict[str, Any], Transport, Callable[[str], Non
             on_event=on_event,
             cancel=cancel.is_set,
             forks=max(1, min(len(jobs), 50)),
+            control_key=json.dumps(sorted(str(e.get("ansible_ssh_common_args", "")) for e in hosts.values())),
         )
     for host, *_ in jobs:
         if host not in results:  # no result for it: ansible-playbook stopped before (a syntax error ...)

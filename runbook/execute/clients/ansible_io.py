@@ -14,8 +14,9 @@
 - Events are not written to ``job_events/`` (the event handler says so) and output is not written to
   ``stdout``: runbook keeps what it needs in memory, masked.
 - Colour is off (ANSIBLE_NOCOLOR, ANSIBLE_FORCE_COLOR=0) and host-key checking is on; SSH master
-  connections live in the private dir (ControlPath), so one made by another run, with another
-  known_hosts, is never reused (that would skip the host-key check).
+  connections are this process's own (control_dir), so one made by another run, with another
+  known_hosts, is never reused (that would skip the host-key check). Pipelining is on unless the
+  environment says otherwise.
 """
 
 from __future__ import annotations
@@ -95,6 +96,39 @@ def private_dir() -> Iterator[Path]:
         shutil.rmtree(pdd, ignore_errors=True)
 
 
+CONTROL_PERSIST = 30
+_control: dict[str, Path] = {}
+
+
+def control_dir() -> Path:
+    """Where this process's SSH master connections live (ControlPath): shared by the Ansible steps
+    of one run — the same hosts, the same known_hosts — and by nobody else: a master another run
+    left in ~/.ansible/cp, made with another known_hosts, is never reused (reusing one skips the
+    host-key check). Named ``<pid>-cp`` under root(): stale ones go with clean_stale; at exit the
+    masters are told to stop and the directory is removed."""
+    if "dir" not in _control:
+        import atexit
+
+        d = root() / f"{os.getpid()}-cp"
+        d.mkdir(mode=0o700, exist_ok=True)
+        _control["dir"] = d
+        atexit.register(close_masters)
+    return _control["dir"]
+
+
+def close_masters() -> None:
+    import subprocess
+
+    d = _control.pop("dir", None)
+    if d is None:
+        return
+    for sock in d.glob("*/*") if d.exists() else ():
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "runbook-master"],
+                           capture_output=True, timeout=5, stdin=subprocess.DEVNULL)  # fmt: skip
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -169,6 +203,7 @@ def run(
     tags: str | None = None,
     skip_tags: str | None = None,
     envvars: Mapping[str, str] | None = None,
+    control_key: str = "",
 ) -> Any:
     """Run ansible-playbook through ansible-runner without its ``dump_artifacts`` (see above)."""
     from ansible_runner.config.runner import RunnerConfig
@@ -195,13 +230,16 @@ def run(
         timeout=timeout,
         json_mode=False,
     )
-    # SSH connection sharing stays inside this process's private dir: a master connection
-    # another run left in ~/.ansible/cp (made with other known_hosts) is never reused — reusing
-    # one skips host-key checking entirely
-    (pdd / "cp").mkdir(mode=0o700, exist_ok=True)
-    rc.envvars = {**(rc.envvars or {}), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(pdd / "cp")}
-    if "ANSIBLE_SSH_ARGS" not in os.environ:  # the masters end soon after the run (its dir is gone)
-        rc.envvars["ANSIBLE_SSH_ARGS"] = "-C -o ControlMaster=auto -o ControlPersist=5s"
+    import hashlib
+
+    # masters are shared only by runs that check host keys the same way (known_hosts, ssh options)
+    cp = control_dir() / hashlib.sha256(control_key.encode()).hexdigest()[:12]
+    cp.mkdir(mode=0o700, exist_ok=True)
+    rc.envvars = {**(rc.envvars or {}), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp)}
+    if "ANSIBLE_SSH_ARGS" not in os.environ:
+        rc.envvars["ANSIBLE_SSH_ARGS"] = f"-C -o ControlMaster=auto -o ControlPersist={CONTROL_PERSIST}s"
+    if "ANSIBLE_PIPELINING" not in os.environ:  # one SSH round trip per module, not five
+        rc.envvars["ANSIBLE_PIPELINING"] = "True"
     rc.prepare()
     rc.env = {k: v for k, v in rc.env.items() if passed_on(k) or k in (envvars or {})}
     rc.env.update(ENV)
