@@ -4,6 +4,7 @@ file — on H hosts over real OpenSSH sshd on loopback (started here, stopped at
 
   runbook-ansible   runbook exec, the steps as Ansible modules (one ansible-playbook per step and batch)
   ansible-playbook  the same tasks as one play (forks = H), same inventory and known_hosts
+                    (Ansible's defaults, and with pipelining, which runbook turns on for its runs)
   runbook-native    runbook exec with runbook's own kind for the same change (`copy` of the file's
                     content: the fast path runbook's own modules keep), for scale
 
@@ -91,6 +92,8 @@ def main() -> None:
                                         "-i", str(inv), "--known-hosts", str(kh), "--yes"],
                     "ansible-playbook": [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(inv),
                                          "-f", str(n_hosts), str(playbook_file(work / f"pb-{n_steps}.yml", out, n_steps))],
+                    "ansible-playbook+pipelining": [shutil.which("ansible-playbook") or "ansible-playbook", "-i", str(inv),
+                                         "-f", str(n_hosts), str(work / f"pb-{n_steps}.yml")],
                     "runbook-native": [sys.executable, "-m", "runbook.cli.main", "exec",
                                        str(runbook_file(work / f"native-{n_steps}.yml", out, n_steps, True)),
                                        "-i", str(inv), "--known-hosts", str(kh), "--yes"],
@@ -100,7 +103,8 @@ def main() -> None:
                     for _ in range(opt.runs):
                         shutil.rmtree(out, ignore_errors=True)
                         out.mkdir()
-                        times.append(timed(cmd, env, work))
+                        case_env = {**env, "ANSIBLE_PIPELINING": "True"} if "pipelining" in name else env
+                        times.append(timed(cmd, case_env, work))
                     results.setdefault(name, {})[f"{n_hosts}h x {n_steps}s"] = statistics.median(times)
     finally:
         for h in hosts:
@@ -119,9 +123,9 @@ def main() -> None:
         print(json.dumps(summary, indent=2))
         return
     cols = list(next(iter(summary.values())).keys())
-    print(f"{'':18}" + "".join(f"{c:>24}" for c in cols))
+    print(f"{'':28}" + "".join(f"{c:>24}" for c in cols))
     for name, row in summary.items():
-        print(f"{name:18}" + "".join(f"{row[c]:>24}" for c in cols))
+        print(f"{name:28}" + "".join(f"{row[c]:>24}" for c in cols))
 
 
 if __name__ == "__main__":
