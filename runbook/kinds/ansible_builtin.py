@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from runbook.errors import RenderError
 from runbook.kinds import base
-from runbook.kinds.base import StepContext, StepGen, StepKind, register
+from runbook.kinds.base import StepContext, StepGen, StepKind, register_alias
 
 Translate = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -117,7 +117,7 @@ def alias(name: str, native: str, *, renames: dict[str, str] | None = None, free
         }  # fmt: skip
         if special is not None:
             attrs["special"] = lambda self, args, _f=special: _f(args)
-        register(type(f"Alias_{n.replace('.', '_')}", (Alias,), attrs))
+        register_alias(type(f"Alias_{n.replace('.', '_')}", (Alias,), attrs))
 
 
 def _uri(args: dict[str, Any]) -> dict[str, Any]:

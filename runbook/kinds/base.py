@@ -186,6 +186,18 @@ def register(cls: type[StepKind]) -> type[StepKind]:
     return cls
 
 
+_ALIASES: dict[str, type[StepKind]] = {}
+
+
+def register_alias(cls: type[StepKind]) -> type[StepKind]:
+    """Make a kind available under another tool's name for it (``ansible.builtin.copy`` for
+    ``copy``): found by ``get``, not listed by ``registry`` (runbook's own modules)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    _ALIASES[cls.name] = cls
+    return cls
+
+
 def registry() -> dict[str, type[StepKind]]:
     from runbook.kinds import load_all
 
@@ -197,10 +209,10 @@ def get(name: str) -> StepKind | None:
     """The step kind for a module name, importing only the family that defines it."""
     from runbook.kinds import load_for
 
-    cls = _REGISTRY.get(name)
+    cls = _REGISTRY.get(name) or _ALIASES.get(name)
     if cls is None:
         load_for(name)
-        cls = _REGISTRY.get(name) or registry().get(name)
+        cls = _REGISTRY.get(name) or _ALIASES.get(name) or registry().get(name)
     if cls is None:  # an installed Ansible module (resolved lazily, by Ansible's plugin loader)
         from runbook.kinds.ansible_module import resolve
 
