@@ -219,3 +219,30 @@ def _files(pdd: Path) -> list[str]:
         if p.is_file():
             out.append(f"== {p.relative_to(pdd)}\n{p.read_text(errors='replace')}")
     return out
+
+
+def test_a_value_from_data_is_never_templated_by_ansible(project: Path) -> None:
+    """Arguments reach Ansible as runbook rendered them, tagged !unsafe: Ansible's own unsandboxed
+    templating never runs a value that came from data (here a command's output)."""
+    canary = project / "PWNED"
+    payload = "{{ lookup('pipe', 'touch " + str(canary) + "') }}"
+    (project / "value.txt").write_text(payload)
+    write(
+        project,
+        f"""\
+        name: unsafe
+        hosts: all
+        steps:
+          - name: read
+            shell: cat {project}/value.txt
+            register: got
+            changes: false
+          - name: write it with Ansible
+            ansible.builtin.lineinfile: {{path: "{project}/out.txt", line: "{{{{ got.stdout }}}}", create: true}}
+            undo: none
+        """,
+    )
+    code, doc, _ = invoke("exec", "rb.yml", "-i", "inv", "--yes", "-l", "a")
+    assert code == 0, doc
+    assert (project / "out.txt").read_text() == payload + "\n"
+    assert not canary.exists()

@@ -112,6 +112,12 @@ def playbook(
     }
 
 
+def unsafe_extravars(extravars: dict[str, Any]) -> str:
+    """The extra vars as YAML for ``-e @file`` with every string tagged ``!unsafe`` (no secret
+    among them: see ansible_io.to_yaml for the vaulted form)."""
+    return ansible_io.to_yaml(extravars, lambda text: False, ansible_io.Vault())
+
+
 def _secret_test(values: Any) -> Callable[[str], bool]:
     found = [s for s in values or () if isinstance(s, str) and s]
     return lambda text: any(s in text for s in found)
