@@ -246,3 +246,31 @@ def test_a_value_from_data_is_never_templated_by_ansible(project: Path) -> None:
     assert code == 0, doc
     assert (project / "out.txt").read_text() == payload + "\n"
     assert not canary.exists()
+
+
+def test_loop_items_and_retries_are_one_process_each_for_all_hosts(project: Path) -> None:
+    write(
+        project,
+        f"""\
+        name: loop
+        hosts: all
+        steps:
+          - name: lines
+            ansible.builtin.lineinfile: {{path: "{project}/{{{{ inventory_hostname }}}}.loop", line: "{{{{ item }}}}", create: true}}
+            loop: [one, two]
+            undo: none
+          - name: until it is in place
+            ansible.builtin.lineinfile: {{path: "{project}/{{{{ inventory_hostname }}}}.loop", line: three}}
+            register: r
+            until: "{{{{ r.changed == false }}}}"
+            retries: 2
+            delay: 0
+            undo: none
+        """,
+    )
+    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes")
+    assert code == 0, doc
+    assert procs == 4  # 2 loop items + 2 attempts, whatever the number of hosts
+    for h in "abc":
+        assert (project / f"{h}.loop").read_text() == "one\ntwo\nthree\n"
+        assert step(doc, h, 1)["attempts"] == 2
