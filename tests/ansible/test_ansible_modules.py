@@ -274,3 +274,13 @@ def test_loop_items_and_retries_are_one_process_each_for_all_hosts(project: Path
     for h in "abc":
         assert (project / f"{h}.loop").read_text() == "one\ntwo\nthree\n"
         assert step(doc, h, 1)["attempts"] == 2
+
+
+def test_forks_bound_the_batch_a_waiting_host_never_blocks_a_worker(project: Path) -> None:
+    """forks 2, three hosts: the two running hosts do not wait for the third (it has no worker
+    until one of them finishes), so two processes, and no deadlock."""
+    write(project, LINEINFILE.format(d=project, extra=""))
+    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes", "--forks", "2")
+    assert code == 0, doc
+    assert procs == 2
+    assert all((project / f"{h}.conf").exists() for h in "abc")
