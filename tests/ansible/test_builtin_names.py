@@ -136,3 +136,10 @@ def test_an_ansible_module_step_cannot_be_undone_unless_it_says_how(project: Pat
     gaps = doc["cannot_undo"]
     assert [g["key"] for g in gaps] == ["steps[0]"]
     assert "has no undo" in gaps[0]["why"]
+
+
+def test_doc_knows_ansible_names() -> None:
+    res = CliRunner().invoke(cli, ["doc", "ansible.builtin.lineinfile"])
+    assert res.exit_code == 0 and "ansible-doc ansible.builtin.lineinfile" in res.output
+    res = CliRunner().invoke(cli, ["doc", "ansible.builtin.copy"])
+    assert res.exit_code == 0 and "runbook's native copy" in res.output and "dest" in res.output
