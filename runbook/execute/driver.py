@@ -186,7 +186,10 @@ class Drive:
                 if self.batch is not None:
                     return self.batch(action, self.transport)
                 note = self.on_note or (lambda line: None)
-                job = (self.transport.name, dict(action.params), self.transport, note)
+                params = dict(action.params)
+                if self.deadline is not None:
+                    params["timeout"] = max(1, int(self.deadline - time.monotonic() + 0.999))
+                job = (self.transport.name, params, self.transport, note)
                 return clients.call_batch(action.service, action.op, [job], self.cancel)[self.transport.name]
             return clients.call(action, self.transport, self._stack, self.cancel, note=self.on_note)
         if isinstance(action, Planned):

@@ -38,8 +38,12 @@ class Job:
 class Round:
     jobs: dict[str, Job] = field(default_factory=dict)
     running: bool = False
-    results: dict[str, Any] | None = None
+    results: dict[str, Any] = field(default_factory=dict)  # filled as each host's result comes
+    done: bool = False
     error: BaseException | None = None
+
+
+Deliver = Callable[[str, Any], None]
 
 
 @dataclass
@@ -55,17 +59,25 @@ class Gather:
         self,
         job: Job,
         peers: Peers,
-        run: Callable[[list[Job]], dict[str, Any]],
+        run: Callable[[list[Job], Deliver], dict[str, Any]],
         cancel: threading.Event,
         poll: float = 0.02,
     ) -> Any:
-        """Wait for the batch, run (as leader) or receive the result; ``job.host``'s result.
-        Cancelled when ``cancel`` is set while waiting (a host's timeout, the run stopping)."""
+        """Wait for the batch, start the run (the first host to see nobody left to wait for), and
+        return ``job.host``'s result as soon as it is known (``run`` hands results over one by
+        one through its ``deliver`` argument, and returns them all). Cancelled when ``cancel`` is
+        set while waiting (this host's timeout, the run stopping)."""
         with self.cond:
             rnd = self.current
             rnd.jobs[job.host] = job
             self.cond.notify_all()
-            while rnd.results is None and rnd.error is None:
+            while True:
+                if job.host in rnd.results:
+                    return rnd.results[job.host]
+                if rnd.error is not None:
+                    raise RuntimeError(f"the batched run failed: {rnd.error}") from rnd.error
+                if rnd.done:
+                    return None
                 if cancel.is_set():
                     if not rnd.running:
                         rnd.jobs.pop(job.host, None)
@@ -75,28 +87,29 @@ class Gather:
                     rnd.running = True
                     self.current = Round()  # a late host starts the next round
                     self.rounds += 1
-                    break
+                    threading.Thread(target=self._run, args=(rnd, run), daemon=True, name="runbook-gather").start()
                 self.cond.wait(poll)
-            else:
-                return self._result(rnd, job.host)
-        try:  # the leader: outside the lock, the others wait on the condition
-            results = run(list(rnd.jobs.values()))
-        except BaseException as exc:
+
+    def _run(self, rnd: Round, run: Callable[[list[Job], Deliver], dict[str, Any]]) -> None:
+        """The round's one call, in its own thread: each host goes on when its own result is in."""
+
+        def deliver(host: str, result: Any) -> None:
             with self.cond:
-                rnd.error = exc
+                rnd.results[host] = result
                 self.cond.notify_all()
-            raise
+
+        try:
+            results = run(list(rnd.jobs.values()), deliver)
+        except BaseException as exc:  # handed to every waiting host
+            with self.cond:
+                rnd.error, rnd.done = exc, True
+                self.cond.notify_all()
+            return
         with self.cond:
-            rnd.results = results
+            for host, result in (results or {}).items():
+                rnd.results.setdefault(host, result)
+            rnd.done = True
             self.cond.notify_all()
-        return self._result(rnd, job.host)
 
     def _waiting_for(self, rnd: Round, peers: Peers) -> list[str]:
         return [h for h, pos in peers() if h not in rnd.jobs and (pos is None or pos < self.key)]
-
-    @staticmethod
-    def _result(rnd: Round, host: str) -> Any:
-        if rnd.error is not None:
-            raise RuntimeError(f"the batched run failed: {rnd.error}") from rnd.error
-        assert rnd.results is not None
-        return rnd.results.get(host)

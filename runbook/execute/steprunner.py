@@ -5,6 +5,7 @@ snapshots) are in runbook.execute.attempts."""
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -283,11 +284,16 @@ class StepRunner(Attempts):
                 gather = self._gathers.setdefault((self.batch, phase, step.key, key), Gather(key))
             hr.position = key
             note = drive.on_note or (lambda line: None)
-            job = Job(hr.name, (dict(action.params), transport, note))
+            params = dict(action.params)
+            if drive.deadline is not None:  # each host's own timeout, enforced by Ansible for it
+                params["timeout"] = max(1, math.ceil(drive.deadline - time.monotonic()))
+            job = Job(hr.name, (params, transport, note))
 
-            def run(jobs: list[Job]) -> dict[str, Any]:
+            def run(jobs: list[Job], deliver: Callable[[str, Any], None]) -> dict[str, Any]:
+                # stopped by the run being interrupted, not by one host's timeout (Ansible keeps
+                # each host's: its task timeout)
                 batch_jobs = [(j.host, *j.payload) for j in jobs]
-                return clients.call_batch(action.service, action.op, batch_jobs, drive.cancel)
+                return clients.call_batch(action.service, action.op, batch_jobs, self.cancel, deliver)
 
             return gather.join(job, lambda: peers(phase), run, drive.cancel)
 

@@ -284,3 +284,23 @@ def test_forks_bound_the_batch_a_waiting_host_never_blocks_a_worker(project: Pat
     assert code == 0, doc
     assert procs == 2
     assert all((project / f"{h}.conf").exists() for h in "abc")
+
+
+def test_a_step_timeout_is_each_hosts_own(project: Path) -> None:
+    write(
+        project,
+        """\
+        name: slow
+        hosts: all
+        steps:
+          - name: slow on b only
+            ansible.legacy.command: "sleep {{ 30 if inventory_hostname == 'b' else 0 }}"
+            timeout: 8
+            undo: none
+        """,
+    )
+    code, doc, procs = invoke("exec", "rb.yml", "-i", "inv", "--yes")
+    assert procs == 1
+    assert code == 1
+    assert step(doc, "a")["outcome"] == "changed" and step(doc, "c")["outcome"] == "changed"
+    assert step(doc, "b")["outcome"] == "failed" and "timed out" in step(doc, "b")["msg"]

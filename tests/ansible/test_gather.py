@@ -16,7 +16,7 @@ def _run(hosts: list[str], positions: dict[str, Any], arrive: dict[str, threadin
     def peers() -> list[tuple[str, Any]]:
         return [(h, positions[h]) for h in hosts if positions[h] != "gone"]
 
-    def run(jobs: list[Job]) -> dict[str, Any]:
+    def run(jobs: list[Job], deliver: Any = None) -> dict[str, Any]:
         calls.append(sorted(j.host for j in jobs))
         return {j.host: f"result of {j.host}" for j in jobs}
 
@@ -64,7 +64,7 @@ def test_a_host_arriving_after_the_leader_started_gets_the_next_round() -> None:
     calls: list[list[str]] = []
     positions: dict[str, Any] = {"a": (0, -1, 1), "b": (5, -1, 0)}  # b looks past it at first
 
-    def run(jobs: list[Job]) -> dict[str, Any]:
+    def run(jobs: list[Job], deliver: Any = None) -> dict[str, Any]:
         calls.append(sorted(j.host for j in jobs))
         n = len(calls)
         started.set()
@@ -84,3 +84,28 @@ def test_a_host_arriving_after_the_leader_started_gets_the_next_round() -> None:
     ta.join(10)
     tb.join(10)
     assert calls == [["a"], ["b"]] and out == {"a": 1, "b": 2} and gather.rounds == 2
+
+
+def test_each_host_goes_on_with_its_own_result_before_the_run_ends() -> None:
+    gather = Gather((0, -1, 1))
+    release = threading.Event()
+    positions: dict[str, Any] = {"a": (0, -1, 1), "b": (0, -1, 1)}
+
+    def run(jobs: list[Job], deliver: Any) -> dict[str, Any]:
+        deliver("a", "fast")  # a's result is known; b's is not yet
+        release.wait(10)
+        return {"a": "fast", "b": "slow"}
+
+    def peers() -> list[tuple[str, Any]]:
+        return list(positions.items())
+
+    out: dict[str, Any] = {}
+    ta = threading.Thread(target=lambda: out.update(a=gather.join(Job("a", None), peers, run, threading.Event(), 0.005)))
+    tb = threading.Thread(target=lambda: out.update(b=gather.join(Job("b", None), peers, run, threading.Event(), 0.005)))
+    ta.start()
+    tb.start()
+    ta.join(10)
+    assert out == {"a": "fast"} and tb.is_alive()  # a went on while the run still works for b
+    release.set()
+    tb.join(10)
+    assert out == {"a": "fast", "b": "slow"}

@@ -48,15 +48,22 @@ def call(
 Job = tuple[str, dict[str, Any], Transport, Callable[[str], None]]  # host, params, transport, note
 
 
-def call_batch(service: str, op: str, jobs: list[Job], cancel: threading.Event) -> dict[str, Any]:
+def call_batch(
+    service: str,
+    op: str,
+    jobs: list[Job],
+    cancel: threading.Event,
+    deliver: Callable[[str, Any], None] | None = None,
+) -> dict[str, Any]:
     """A batched operation (``Client.batched``): ONE call for several hosts; each host's result.
-    (runbook.execute.gather decides which hosts go together.)"""
+    (runbook.execute.gather decides which hosts go together.) ``deliver(host, result)``: each
+    host's result as soon as it is known."""
     mod = _module(service)
     try:
         fn = mod.BATCH_OPS[op]
     except (KeyError, AttributeError):
         raise ValueError(f"client {service} has no batched operation {op!r}") from None
-    return fn(jobs, cancel)
+    return fn(jobs, cancel, deliver)
 
 
 def http_request(action: Any, transport: Transport, stack: contextlib.ExitStack) -> Any:

@@ -20,6 +20,7 @@ from runbook.render.secrets import collect_secrets
 
 RUNNER_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")
 ARGS_VAR, CHECK_VAR, DIFF_VAR, NO_LOG_VAR = "__runbook_args", "__runbook_check", "__runbook_diff", "__runbook_no_log"
+TIMEOUT_VAR = "__runbook_timeout"  # the step's timeout, per host (Ansible's task timeout; 0: none)
 # how many ansible-playbook processes this process started (the bench and tests count them)
 INVOCATIONS = {"count": 0}
 _count_lock = threading.Lock()
@@ -216,12 +217,17 @@ def play(module: str, name: str, keys: list[str]) -> str:
         "check_mode": _ref(CHECK_VAR),
         "diff": _ref(DIFF_VAR),
         "no_log": _ref(NO_LOG_VAR),
+        "timeout": _ref(TIMEOUT_VAR),
     }
     doc = [{"name": "runbook", "hosts": "all", "gather_facts": False, "tasks": [task]}]
     return yaml.safe_dump(doc, sort_keys=False, width=1 << 16)
 
 
-def modules(jobs: list[tuple[str, dict[str, Any], Transport, Callable[[str], None]]], cancel: threading.Event) -> dict[str, Any]:
+def modules(
+    jobs: list[tuple[str, dict[str, Any], Transport, Callable[[str], None]]],
+    cancel: threading.Event,
+    deliver: Callable[[str, Any], None] | None = None,
+) -> dict[str, Any]:
     """Run one module on every job's host in ONE ansible-playbook process; per host: ``status``
     (ok/changed/failed/skipped/unreachable/missing), Ansible's result ``res``, ``diffs``."""
     missing = _missing()
@@ -247,6 +253,8 @@ def modules(jobs: list[tuple[str, dict[str, Any], Transport, Callable[[str], Non
             results[host] = {"status": status, "res": res, "diffs": render_diffs(res.get("diff"), f"{first['module']} [{host}]")}
             msg = res.get("msg") if status in ("failed", "unreachable") else ""
             notes[host](f"ansible: {status} ({took:.1f}s)" + (f": {str(msg)[:200]}" if msg else ""))
+            if deliver is not None:
+                deliver(host, results[host])
         elif kind in ("warning", "error") or (kind == "verbose" and ev.get("stdout")):
             output.append(str(ev.get("stdout", "")))
 
@@ -255,7 +263,7 @@ def modules(jobs: list[tuple[str, dict[str, Any], Transport, Callable[[str], Non
     hosts: dict[str, Any] = {}
     for host, p, transport, _note in jobs:
         entry = connection_vars(transport, p)
-        entry.update({ARGS_VAR: dict(p.get("args") or {}), CHECK_VAR: bool(p.get("check")), DIFF_VAR: bool(p.get("diff")), NO_LOG_VAR: bool(p.get("no_log"))})
+        entry.update({ARGS_VAR: dict(p.get("args") or {}), CHECK_VAR: bool(p.get("check")), DIFF_VAR: bool(p.get("diff")), NO_LOG_VAR: bool(p.get("no_log")), TIMEOUT_VAR: max(0, int(p.get("timeout") or 0))})
         hosts[host] = entry
     conn_secrets = {s for entry in hosts.values() for s in collect_secrets(entry)}  # passwords
     with ansible_io.private_dir() as pdd:
