@@ -38,6 +38,7 @@ class Job:
 class Round:
     jobs: dict[str, Job] = field(default_factory=dict)
     running: bool = False
+    leader: str = ""  # the host that started the run
     results: dict[str, Any] = field(default_factory=dict)  # filled as each host's result comes
     done: bool = False
     error: BaseException | None = None
@@ -72,19 +73,21 @@ class Gather:
             rnd.jobs[job.host] = job
             self.cond.notify_all()
             while True:
-                if job.host in rnd.results:
+                # the host that started the run also waits for its end: the process and its
+                # private directory are gone when the step of the last host to finish ends
+                if job.host in rnd.results and (job.host != rnd.leader or rnd.done):
                     return rnd.results[job.host]
                 if rnd.error is not None:
                     raise RuntimeError(f"the batched run failed: {rnd.error}") from rnd.error
                 if rnd.done:
                     return None
-                if cancel.is_set():
+                if cancel.is_set() and not (job.host == rnd.leader and job.host in rnd.results):
                     if not rnd.running:
                         rnd.jobs.pop(job.host, None)
                         self.cond.notify_all()
                     raise Cancelled("interrupted")
                 if not rnd.running and not self._waiting_for(rnd, peers):
-                    rnd.running = True
+                    rnd.running, rnd.leader = True, job.host
                     self.current = Round()  # a late host starts the next round
                     self.rounds += 1
                     threading.Thread(target=self._run, args=(rnd, run), daemon=True, name="runbook-gather").start()

@@ -89,7 +89,7 @@ def test_a_host_arriving_after_the_leader_started_gets_the_next_round() -> None:
 def test_each_host_goes_on_with_its_own_result_before_the_run_ends() -> None:
     gather = Gather((0, -1, 1))
     release = threading.Event()
-    positions: dict[str, Any] = {"a": (0, -1, 1), "b": (0, -1, 1)}
+    positions: dict[str, Any] = {"a": (0, -1, 1), "b": (0, -1, 0)}  # b: on its way
 
     def run(jobs: list[Job], deliver: Any) -> dict[str, Any]:
         deliver("a", "fast")  # a's result is known; b's is not yet
@@ -103,7 +103,9 @@ def test_each_host_goes_on_with_its_own_result_before_the_run_ends() -> None:
     ta = threading.Thread(target=lambda: out.update(a=gather.join(Job("a", None), peers, run, threading.Event(), 0.005)))
     tb = threading.Thread(target=lambda: out.update(b=gather.join(Job("b", None), peers, run, threading.Event(), 0.005)))
     ta.start()
-    tb.start()
+    threading.Event().wait(0.05)
+    positions["b"] = (0, -1, 1)
+    tb.start()  # b arrives last: it starts the run (and waits for its end)
     ta.join(10)
     assert out == {"a": "fast"} and tb.is_alive()  # a went on while the run still works for b
     release.set()
