@@ -97,7 +97,7 @@ def parse_free_form(text: str) -> dict[str, Any]:
     """``name=nginx state=present`` as Ansible parses it (free text: ``_raw_params``)."""
     from ansible.parsing.splitter import parse_kv
 
-    return dict(parse_kv(text, check_raw=True))
+    return dict(parse_kv(text))
 
 
 class AnsibleModule(StepKind):

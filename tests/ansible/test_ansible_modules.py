@@ -304,3 +304,37 @@ def test_a_step_timeout_is_each_hosts_own(project: Path) -> None:
     assert code == 1
     assert step(doc, "a")["outcome"] == "changed" and step(doc, "c")["outcome"] == "changed"
     assert step(doc, "b")["outcome"] == "failed" and "timed out" in step(doc, "b")["msg"]
+
+
+def test_apt_in_check_mode_says_what_it_would_install(project: Path) -> None:
+    """ansible.builtin.apt in a plan (check mode: nothing is installed, not even as root), with the
+    k=v free form Ansible users write; an installed package is ok."""
+    import shutil
+
+    if not shutil.which("apt-get") or not Path("/usr/bin/python3").exists():
+        pytest.skip("apt cannot run here")
+    probe = __import__("subprocess").run(["/usr/bin/python3", "-c", "import apt"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("python3-apt not installed")
+    if __import__("subprocess").run(["dpkg", "-s", "sl"], capture_output=True).returncode == 0:
+        pytest.skip("the probe package is installed here: nothing would change")
+    (project / "inv").write_text("a ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n")
+    write(
+        project,
+        """\
+        name: apt
+        hosts: all
+        steps:
+          - name: a package that is not installed
+            ansible.builtin.apt: {name: sl, state: present}
+          - name: one that is
+            apt: name=coreutils state=present
+        """,
+    )
+    code, doc, procs = invoke("plan", "rb.yml", "-i", "inv")
+    assert code == 0, doc
+    assert procs == 2
+    s = step(doc, "a")
+    assert s["outcome"] == "changed" and "sl" in s["planned"][0]["diff"]
+    assert step(doc, "a", 1)["outcome"] == "ok" and not step(doc, "a", 1)["planned"]
+    assert __import__("subprocess").run(["dpkg", "-s", "sl"], capture_output=True).returncode != 0
