@@ -100,7 +100,7 @@ def play_vars(hr: HostRun, variables: Mapping[str, Any]) -> dict[str, Any]:
     for name in hr.play_var_names:
         try:
             out[name] = variables[name]
-        except (KeyError, RunbookError):
+        except Exception:  # undefined, or a template that fails for this host: not handed over
             continue
     return out
 

@@ -93,11 +93,13 @@ def resolve(name: str) -> type[StepKind] | None:
     )
 
 
-def parse_free_form(text: str) -> dict[str, Any]:
-    """``name=nginx state=present`` as Ansible parses it (free text: ``_raw_params``)."""
+def parse_free_form(text: str, fqcn: str = "") -> dict[str, Any]:
+    """``name=nginx state=present`` as Ansible parses it for that module: k=v pairs, or, for the
+    modules that take free text (command, shell, raw, script …), ``_raw_params``."""
+    from ansible.parsing.mod_args import RAW_PARAM_MODULES
     from ansible.parsing.splitter import parse_kv
 
-    return dict(parse_kv(text))
+    return dict(parse_kv(text, check_raw=fqcn in RAW_PARAM_MODULES))
 
 
 class AnsibleModule(StepKind):
@@ -112,7 +114,7 @@ class AnsibleModule(StepKind):
 
     def normalize(self, args: Any) -> dict[str, Any]:
         if isinstance(args, str):
-            return parse_free_form(args)
+            return parse_free_form(args, self.fqcn)
         return {} if args is None else args
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
