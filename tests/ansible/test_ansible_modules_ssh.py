@@ -82,8 +82,8 @@ def test_host_keys_are_checked(ssh_lab, tmp_path: Path) -> None:  # noqa: F811
     rb = runbook_file(tmp_path)
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
-    # runbook's own connection refuses first; Ansible must too, so ask it directly through the
-    # client with runbook's view of the host (strict checking, this known_hosts)
+    # through the CLI runbook's own connection refuses the host first (the next test asks Ansible
+    # itself, with runbook's view of the host)
     code, _doc, _err = run_cli(["exec", str(rb), "-i", str(inv), "--known-hosts", str(empty), "--yes"], tmp_path)
     assert code != 0
     assert not (tmp_path / f"{ssh_lab.hosts[0].name}.ini").exists()
