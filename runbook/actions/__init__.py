@@ -237,6 +237,7 @@ class Operation:
     target: str
     library: str | None = None
     install: str | None = None  # what to pip install when ``library`` is missing (default: runbook's extra)
+    streams: bool = False  # it takes a ``_note`` callable in its params: live progress lines
 
     @property
     def service(self) -> str:
@@ -251,6 +252,9 @@ class Client(Action):
     op: Operation
     params: Mapping[str, Any] = field(default_factory=dict)
     changes: bool = False
+    # one call for every host of the batch that reaches this step (the client's BATCH_OPS), each
+    # host getting its own result: the hosts meet in runbook.execute.gather
+    batched: bool = False
 
     @property
     def mutating(self) -> bool:
@@ -275,6 +279,15 @@ class Snapshot(Action):
     passes it to the step kind's ``undo``. Sends back None."""
 
     data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Planned(Action):
+    """A change the step found it would make (a check mode's answer: Ansible's --check --diff),
+    shown in a plan like a file's diff. Sends back None."""
+
+    summary: str
+    diff: str = ""
 
 
 @dataclass(frozen=True)

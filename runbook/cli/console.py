@@ -187,8 +187,10 @@ class ConsoleRenderer:
             if p.get("diff"):
                 self._diff(p["diff"])
         for p in ev.data.get("planned", []) or []:
-            if p["kind"] == "file":
-                self.c.print(f"          [yellow]would write[/] {escape(p['summary'])}")
+            if p["kind"] in ("file", "change"):  # change: a check mode's answer (Ansible --check --diff)
+                verb = "would write" if p["kind"] == "file" else "would change"
+                summary = str(p["summary"]).removesuffix(": would change")
+                self.c.print(f"          [yellow]{verb}[/] {escape(summary)}")
                 if self.show_diffs and p.get("diff"):
                     self._diff(p["diff"])
             else:

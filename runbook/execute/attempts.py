@@ -54,6 +54,7 @@ class Item:
     read_only: bool = False
     loop_vars: dict[str, Any] | None = None
     index: int | None = None  # position in the loop
+    attempt: int = 0  # which attempt is running (1 = the first)
     retries: float = 0
     delay: float = 1.0
     backoff: float = 1.0
@@ -106,6 +107,17 @@ def privilege_asked(templar: Any, step: Step | None, variables: Mapping[str, Any
     return truthy(value)
 
 
+def play_vars(hr: HostRun, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's `vars:` and -e values for a host, rendered (one that cannot be is left out)."""
+    out: dict[str, Any] = {}
+    for name in hr.play_var_names:
+        try:
+            out[name] = variables[name]
+        except Exception:  # undefined, or a template that fails for this host: not handed over
+            continue
+    return out
+
+
 def as_written(value: Any, redact: Callable[[str], str]) -> Any:
     """A step's arguments for the state file: plain JSON, templates unrendered, known secrets masked."""
     if isinstance(value, str):
@@ -141,6 +153,7 @@ class Attempts:
     fault: Callable[[], str | None] = lambda: None  # a run-level fault (audit/state): steps stop
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    batch_hook: Callable[..., Any] | None = None  # (hr, step, item, drive): a batched step's rendezvous
 
     def run_attempts(
         self, hr: HostRun, step: Step, kind: kinds.StepKind, item: Item, rec: StepRecord
@@ -156,6 +169,7 @@ class Attempts:
         attempt_no = 0
         while True:
             attempt_no += 1
+            item.attempt = attempt_no
             attempt, entry = self._attempt(hr, target, kind, step, args, item, timeout, entry)
             out = attempt.outcome
             if attempt.render_error and not out.ok:
@@ -452,6 +466,7 @@ class Attempts:
             loader_dirs=self.loader_dirs,
             pinned=self.pinned,
             holds_secret=lambda text: self.redactor.redact(text) != text,
+            play_vars=lambda: play_vars(target, item.variables),
         )
         cancel = threading.Event()
         holder: dict[str, Entry | None] = {"entry": entry}
@@ -497,6 +512,8 @@ class Attempts:
             deadline=time.monotonic() + float(timeout) if timeout else None,
             privilege=item.privilege,
         )
+        if target is hr:
+            drive.batch = self.batch_hook(hr, step, item, drive) if self.batch_hook else None
         if self.cancel.is_set():
             raise Cancelled("interrupted")
         provisional = None

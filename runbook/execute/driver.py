@@ -21,6 +21,7 @@ from runbook.actions import (
     FileStat,
     Http,
     Note,
+    Planned,
     ReadFile,
     Run,
     Sleep,
@@ -86,6 +87,9 @@ class Drive:
     diff: bool = False  # --diff: a real run also shows each file it writes as a diff
     diffs: list[PlannedChange] = field(default_factory=list)  # what --diff shows (real writes)
     skipped_waits: float = 0.0  # seconds of waits a dry-run did not wait
+    # a batched Client action goes here (runbook.execute.gather: one call for the batch's hosts);
+    # None: the call is made for this host alone
+    batch: Callable[[Client, Transport], Any] | None = None
     planned: list[PlannedChange] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # display forms of every command run
@@ -184,7 +188,19 @@ class Drive:
             if skip:
                 self.planned.append(PlannedChange("client", action.op.name))
                 return None
-            return clients.call(action, self.transport, self._stack, self.cancel)
+            if action.batched:
+                if self.batch is not None:
+                    return self.batch(action, self.transport)
+                note = self.on_note or (lambda line: None)
+                params = dict(action.params)
+                if self.deadline is not None:
+                    params["timeout"] = max(1, int(self.deadline - time.monotonic() + 0.999))
+                job = (self.transport.name, params, self.transport, note)
+                return clients.call_batch(action.op, [job], self.cancel)[self.transport.name]
+            return clients.call(action, self.transport, self._stack, self.cancel, note=self.on_note)
+        if isinstance(action, Planned):
+            self.planned.append(PlannedChange("change", self.redact(action.summary), self.redact(action.diff)))
+            return None
         if isinstance(action, Sleep):
             if self.dry_run or self.plan:  # a plan says what it would wait, and does not
                 self.skipped_waits += max(0.0, float(action.seconds))

@@ -112,6 +112,7 @@ class Engine:
             delegate=self.host_run, pinned=pins.Pinned(options.state_root),
             inflight=leftovers.InFlight(None if options.dry_run else self.state.dir / "inflight"),
             fault=self.fault, once_hosts=self._once_hosts, diff=options.diff, gate=options.step_gate,
+            gather_peers=self._gather_peers,
         )  # fmt: skip
         self.runner.handlers = runbook.handlers
         self.rollback = Rollback(self.runner, self.templar, self.redactor, runbook, options, run=self)
@@ -177,6 +178,7 @@ class Engine:
             name=name, spec=spec, base_vars=base, state=self.state.host(name),
             transport_options=self.opt.transport_options, extra_vars=self.opt.extra_vars,
             transport_factory=self.opt.transport_factory,
+            play_var_names=tuple(dict.fromkeys([*map(str, self.rb.vars), *map(str, self.opt.extra_vars)])),
         )  # fmt: skip
         if self.opt.resume is not None:
             hr.facts.update(hr.state.facts)
@@ -212,9 +214,11 @@ class Engine:
     def _parallel(self, hosts: Sequence[str], fn: Callable[[HostRun], Any]) -> None:
         forks = self.opt.forks or self.rb.forks or getattr(self.inventory, "default_forks", None) or 10
         for h in hosts:  # all of them before any starts: run_once waits for the batch's first host
-            self.host_run(h).in_phase = True
+            hr = self.host_run(h)
+            hr.in_phase, hr.started, hr.position = True, False, None
 
         def one(hr: HostRun) -> Any:
+            hr.started = True
             try:
                 return fn(hr)
             finally:
@@ -228,6 +232,17 @@ class Engine:
         return [
             h for h in hosts
             if h in self.hosts and self.hosts[h].in_phase and not (phase == "steps" and self.hosts[h].failed)
+        ]  # fmt: skip
+
+    def _gather_peers(self, phase: str) -> list[tuple[str, tuple[int, int, int] | None]]:
+        """The hosts a batched step of ``phase`` may still wait for, with where each one is (None:
+        not started; it counts only while a worker is free for it: forks bound the threads)."""
+        hosts = [self.hosts[h] for h in self._once_hosts(phase)]
+        forks = self.opt.forks or self.rb.forks or 10
+        running = sum(1 for hr in hosts if hr.started)
+        return [
+            (hr.name, hr.position) for hr in hosts
+            if hr.started or running < forks
         ]  # fmt: skip
 
     def stop_active(self) -> None:

@@ -76,6 +76,7 @@ class HostRun:
     transport_options: Mapping[str, Any] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)  # registered results and set_fact
     extra_vars: Mapping[str, Any] = field(default_factory=dict)  # -e: highest precedence
+    play_var_names: tuple[str, ...] = ()  # the runbook's `vars:` and -e names (ansible.playbook)
     stats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STAT_KEYS, 0))
     records: list[StepRecord] = field(default_factory=list)
     failed: bool = False
@@ -84,6 +85,8 @@ class HostRun:
     changed_anything: bool = False
     render_error: bool = False  # the failure is a template/argument problem (dry-run: exit 2)
     in_phase: bool = False  # running the current phase's steps (run_once waits for the first host)
+    started: bool = False  # its thread has started the current phase (batched steps: gather)
+    position: tuple[int, int, int] | None = None  # (step, loop item, attempt) it is at in the phase
     refused: bool = False  # failed before changing anything: lock held, host key, unreachable, denied
     rollback_status: str | None = None  # None | ok | failed
     rollback_problems: list[str] = field(default_factory=list)

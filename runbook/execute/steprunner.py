@@ -5,6 +5,7 @@ snapshots) are in runbook.execute.attempts."""
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -18,6 +19,7 @@ from runbook.execute.attempts import Attempts, Item, plan_budget
 from runbook.execute.blocks import Blocks
 from runbook.execute.driver import Cancelled, Drive
 from runbook.execute.events import Event, EventBus
+from runbook.execute.gather import Gather, Job, Position
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.once import Once
 from runbook.execute.transports.capture import JoinedCapture
@@ -58,9 +60,12 @@ class StepRunner(Blocks):
     active: dict[str, tuple[Drive, Any]] = field(default_factory=dict)
     batch: Any = None  # set by the engine per phase/batch: run_once is once per batch
     handlers: tuple[Step, ...] = ()  # the runbook's handlers (notify:)
+    # hosts that may still reach a batched step of a phase, with their positions (runbook.execute.gather)
+    gather_peers: Callable[[str], list[tuple[str, Position | None]]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _once: dict[tuple[Any, ...], Once] = field(default_factory=dict)
     _written: dict[str, str] = field(default_factory=dict)  # step key -> its name as written
+    _gathers: dict[tuple[Any, ...], Gather] = field(default_factory=dict)
     attempts: Attempts = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -69,6 +74,7 @@ class StepRunner(Blocks):
             loader_dirs=self.loader_dirs, cancel=self.cancel, run_id=self.run_id, dry_run=self.dry_run,
             persist=self.persist, delegate=self.delegate, pinned=self.pinned, inflight=self.inflight,
             fault=self.fault, active=self.active, lock=self._lock, diff=self.diff,
+            batch_hook=self.batch_hook,
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------------ events
@@ -93,6 +99,8 @@ class StepRunner(Blocks):
         record. Never raises for step failures; raises Cancelled when the run is interrupted."""
         phase = phase or step.top_phase
         step = self.named(step, hr)
+        if step.phase == step.top_phase:  # where the host is, for batched steps (gather)
+            hr.position = (step.index, -1, 0)
         asked = self.gate is not None and phase == "steps" and step.phase == step.top_phase
         if asked and self.gate is not None and not self.gate(hr.name, step.label):  # --step: no
             rec = StepRecord(phase, step.index, step.label, step.module, "skipped", msg=STEP_DECLINED)
@@ -375,6 +383,44 @@ class StepRunner(Blocks):
                 hr.facts[step.register] = Anything()  # known only at run time
             return rec
         return self.attempts.run_attempts(hr, step, kind, item, rec)
+
+    # ------------------------------------------------------------------------------ batched
+    def batch_hook(self, hr: HostRun, step: Step, item: Item, drive: Drive) -> Any:
+        """How a batched Client action of this step meets the other hosts of the batch (None: it
+        runs for this host alone — a fallback or undo step, run_once, delegate_to, a rollback)."""
+        if (
+            self.gather_peers is None
+            or step.phase != step.top_phase
+            or step.run_once
+            or step.delegate_to
+            or item.phase not in ("steps", "always", "preflight")
+        ):
+            return None
+        key: Position = (step.index, -1 if item.index is None else item.index, item.attempt)
+        phase = item.phase
+        peers = self.gather_peers
+
+        def batch(action: Any, transport: Any) -> Any:
+            from runbook.execute import clients
+
+            with self._lock:
+                gather = self._gathers.setdefault((self.batch, phase, step.key, key), Gather(key))
+            hr.position = key
+            note = drive.on_note or (lambda line: None)
+            params = dict(action.params)
+            if drive.deadline is not None:  # each host's own timeout, enforced by Ansible for it
+                params["timeout"] = max(1, math.ceil(drive.deadline - time.monotonic()))
+            job = Job(hr.name, (params, transport, note))
+
+            def run(jobs: list[Job], deliver: Callable[[str, Any], None]) -> dict[str, Any]:
+                # stopped by the run being interrupted, not by one host's timeout (Ansible keeps
+                # each host's: its task timeout)
+                batch_jobs = [(j.host, *j.payload) for j in jobs]
+                return clients.call_batch(action.op, batch_jobs, self.cancel, deliver)
+
+            return gather.join(job, lambda: peers(phase), run, drive.cancel)
+
+        return batch
 
     # ------------------------------------------------------------------------------ fallback
     def _falls_back(self, rec: StepRecord) -> bool:

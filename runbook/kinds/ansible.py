@@ -1,16 +1,21 @@
 """ansible.playbook: run an Ansible playbook through ansible-runner against the same inventory,
 limited to the current host. The path for fleets beyond one control machine: the same playbooks run
 under AWX / Receptor unchanged. In a dry-run it runs in Ansible's check mode (``--check --diff``),
-which changes nothing and reports what would change."""
+which changes nothing and reports what would change (as planned changes, with Ansible's diffs).
+
+The run's variables (the runbook's ``vars:`` and ``-e``, rendered for the host) are the playbook's
+extra variables, under the step's own ``extra_vars``; secrets among them reach Ansible vault-encrypted
+(runbook.execute.clients.ansible_io), never in clear in ansible-runner's private data directory."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from runbook.actions import Client, Note, Operation
+from runbook.actions import Client, Operation, Planned
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.render.secrets import leaves
 
-PLAYBOOK = Operation("ansible.playbook", "runbook.execute.clients.ansible:playbook")
+PLAYBOOK = Operation("ansible.playbook", "runbook.execute.clients.ansible:playbook", streams=True)
 
 
 @register
@@ -56,11 +61,14 @@ class AnsiblePlaybook(StepKind):
         )
         tags = args.get("tags")
         skip = args.get("skip_tags")
+        extravars = {**_plain(ctx.play_vars()), **dict(args.get("extra_vars") or {})}
+        secrets = sorted({s for s in leaves(extravars) if len(s) >= 3 and ctx.holds_secret(s)})
         params = {
             "playbook": str(playbook),
             "inventory": sources,
             "limit": ctx.host,
-            "extravars": dict(args.get("extra_vars") or {}),
+            "extravars": extravars,
+            "secrets": secrets,
             "check": check,
             "diff": bool(args.get("diff", check)),
             "tags": ",".join(tags) if isinstance(tags, list) else tags,
@@ -71,20 +79,40 @@ class AnsiblePlaybook(StepKind):
         res = yield Client(PLAYBOOK, params, changes=not check)
         if res is None:  # dry-run of a step that is not in check mode
             return Outcome.success("would run the playbook", changed=True)
-        for line in res.get("tasks", [])[-200:]:
-            yield Note(line)
         stats = res.get("stats", {}).get(ctx.host, {})
         changed = bool(stats.get("changed"))
+        if check and changed:  # what check mode says would change, shown like runbook's own diffs
+            for diff in res.get("diffs") or [""]:
+                yield Planned(f"ansible-playbook {playbook.name}: would change", diff)
         ok = res.get("rc") == 0 and res.get("status") == "successful"
         msg = f"{res.get('status')}: " + ", ".join(f"{k}={v}" for k, v in sorted(stats.items()))
+        if check and changed:
+            msg = f"would change: {msg}"
         if not ok and res.get("failed_task"):
             msg += f"; failed task: {res['failed_task']}"
         return Outcome(
             ok=ok,
-            changed=changed and not check,
+            changed=changed and (ctx.dry_run or not check),  # a plan's "changed": it would
             msg=msg,
             rc=res.get("rc"),
             stdout=res.get("stdout", ""),
             data={"ansible_stats": stats, "ansible_status": res.get("status"), "check_mode": check},
             command=f"ansible-playbook {'--check ' if check else ''}-l {ctx.host} {playbook.name}",
         )
+
+
+def _plain(values: Any) -> dict[str, Any]:
+    """Values Ansible can take as extra variables (JSON data; lazily rendered ones made plain)."""
+    import json
+
+    out: dict[str, Any] = {}
+    for k, v in dict(values).items():
+        try:
+            out[str(k)] = json.loads(json.dumps(v, default=str))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+# Ansible's names for runbook's own modules (ansible.builtin.shell, uri, ...): the same family
+from runbook.kinds import ansible_builtin  # noqa: E402,F401 - registers them

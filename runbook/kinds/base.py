@@ -96,6 +96,9 @@ class StepContext:
     # records (compose releases) that the rollback of an unfinished run may still need: never pruned
     pinned: Callable[[], frozenset[str]] = frozenset
     holds_secret: Callable[[str], bool] = lambda text: False  # does this text hold a known secret?
+    # the run's own variables (the runbook's `vars:` and -e), rendered for this host: what a tool
+    # the step hands over to (ansible.playbook) gets as its extra variables
+    play_vars: Callable[[], Mapping[str, Any]] = dict
 
     def find_file(self, name: str, kind: str = "templates") -> Path:
         """Resolve a control-machine source file (template, copy src, migrations dir)."""
@@ -289,6 +292,18 @@ def _where(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+_ALIASES: dict[str, type[StepKind]] = {}
+
+
+def register_alias(cls: type[StepKind]) -> type[StepKind]:
+    """Make a kind available under another tool's name for it (``ansible.builtin.copy`` for
+    ``copy``): found by ``get``, not listed by ``registry`` (runbook's own modules)."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    _ALIASES[cls.name] = cls
+    return cls
+
+
 def registry() -> dict[str, type[StepKind]]:
     from runbook.kinds import load_all
 
@@ -300,18 +315,22 @@ def get(name: str) -> StepKind | None:
     """The step kind for a module name, importing only the family that defines it."""
     from runbook.kinds import load_for
 
-    cls = _REGISTRY.get(name)
+    cls = _REGISTRY.get(name) or _ALIASES.get(name)
     if cls is None:
         load_for(name)
-        cls = _REGISTRY.get(name) or registry().get(name)
-    if cls is None:
-        from runbook.kinds.ansible_names import is_ansible_module
+        cls = _REGISTRY.get(name) or _ALIASES.get(name) or registry().get(name)
+    if cls is None:  # an installed Ansible module (resolved lazily, by Ansible's plugin loader)
+        from runbook.kinds.ansible_module import resolve
 
-        if is_ansible_module(name):
-            from runbook.kinds.tasks import AnsibleModule
-
-            return AnsibleModule(name)
+        cls = resolve(name)
     return cls() if cls else None
+
+
+def native_name(name: str, kind: StepKind | None = None) -> str:
+    """The runbook module a step name means: ``ansible.builtin.shell`` -> ``shell`` (an Ansible
+    name mapped to runbook's own kind: runbook.kinds.ansible_builtin); others are themselves."""
+    kind = kind if kind is not None else get(name)
+    return str(getattr(kind, "native", "") or name)
 
 
 class KnownModules:

@@ -111,7 +111,7 @@ def module_doc(name: str) -> ModuleDoc | None:
     """The documentation of module ``name`` (None when there is no such module)."""
     cls = kinds.registry().get(name)
     if cls is None:
-        return None
+        return _other_name(name)
     kind = cls()
     schema = cls.schema if isinstance(cls.schema, dict) else {}
     required = set(schema.get("required", ()))
@@ -149,6 +149,31 @@ def module_doc(name: str) -> ModuleDoc | None:
         undo=undo,
         verify=verify,
         free_form=cls.free_form,
+    )
+
+
+def _other_name(name: str) -> ModuleDoc | None:
+    """An Ansible name: of a runbook module (its doc, under that name) or an installed Ansible
+    module (run through ansible-runner: `ansible-doc` has its arguments)."""
+    from dataclasses import replace
+
+    kind = kinds.get(name)
+    if kind is None:
+        return None
+    native = kinds.native_name(name, kind)
+    if native != name:
+        doc = module_doc(native)
+        return replace(doc, name=name, description=f"{kind.description}. {doc.description}") if doc else None
+    fqcn = getattr(kind, "fqcn", name)
+    return ModuleDoc(
+        name=name,
+        description=f"{kind.description}: its arguments are Ansible's (`ansible-doc {fqcn}`); one "
+        "ansible-playbook for every host of the batch; check mode with --diff in a plan.",
+        arguments=[],
+        registers=dict(kind.registers),
+        mutates="yes (Ansible's check mode in a plan: nothing changes)",
+        undo="no: give the step an `undo:` (or `undo: none`), else a rollback reports it as NOT undone",
+        verify="no",
     )
 
 

@@ -1,6 +1,6 @@
 """Ansible task syntax the engine runs itself: ``block`` (block/rescue/always, run by
-runbook.execute.blocks), ``meta`` (flush_handlers, noop), and the step of an installed Ansible
-module (runbook.kinds.ansible_names) when runbook has no native kind of that name."""
+runbook.execute.blocks) and ``meta`` (flush_handlers, noop). An installed Ansible module's step is
+runbook.kinds.ansible_module."""
 
 from __future__ import annotations
 
@@ -49,30 +49,3 @@ class Meta(StepKind):
         return Outcome.success("")  # flush_handlers is done by the step runner around it
         yield
 
-
-class AnsibleModule(StepKind):
-    """An installed Ansible module runbook has no native kind for. Its arguments are Ansible's (a
-    mapping, or the k=v / free-form text Ansible parses), checked by Ansible when it runs."""
-
-    registers = {}
-    mutating = True
-    result_known_in_plan = False
-    description = "An Ansible module, run through ansible-runner."
-    schema = {"type": "object"}
-
-    def __init__(self, module: str = "") -> None:
-        self.name = module  # type: ignore[misc]
-
-    def normalize(self, args: Any) -> dict[str, Any]:
-        if isinstance(args, str):
-            return {"_raw_params": args}
-        return {} if args is None else args
-
-    def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
-        if ctx.dry_run:
-            return Outcome.success(f"would run Ansible module {self.name}", changed=True)
-        return Outcome.failure(
-            f"Ansible module {self.name}: this build of runbook plans Ansible-module steps but does not "
-            "run them (the ansible-runner path for any module is separate work)"
-        )
-        yield

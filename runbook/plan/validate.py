@@ -58,17 +58,21 @@ def check_static(rb: Runbook) -> list[Problem]:
                 Problem(ValidationError(f"unknown module '{step.module}'", location=step.location))
             )
             continue
+        try:
+            args = kind.normalize(step.args)
+        except RunbookError as exc:  # an Ansible argument runbook's mapping does not take
+            problems.append(Problem(ValidationError(exc.message, location=step.location, hint=exc.hint)))
+            continue
         if (
             step.top_phase == "preflight"
             and ".undo" not in step.phase  # its fallback steps must be read-only too
-            and kind.mutates(kind.normalize(step.args))
+            and kind.mutates(args)
             and not kind.raw_shell  # the author's own command: a probe in preflight (changes: false)
         ):
             problems.append(Problem(ValidationError(
                 f"preflight must be read-only, but '{step.module}' changes things",
                 location=step.location, hint="move this step to 'steps:'",
             )))  # fmt: skip
-        args = kind.normalize(step.args)
         if not isinstance(args, Mapping):
             problems.append(
                 Problem(

@@ -13,17 +13,44 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from runbook.actions import Client
+from runbook.actions import Client, Operation
 from runbook.errors import require_extra
 from runbook.execute.transports.base import Transport
 
 
-def call(action: Client, transport: Transport, stack: contextlib.ExitStack, cancel: threading.Event) -> Any:
-    """Perform a Client action: import its operation's implementation and call it."""
+def call(
+    action: Client,
+    transport: Transport,
+    stack: contextlib.ExitStack,
+    cancel: threading.Event,
+    note: Callable[[str], None] | None = None,
+) -> Any:
+    """Perform a Client action for one host: import its operation's implementation and call it.
+    ``note``: live progress lines for the operator (operations that stream)."""
     op = action.op
     if op.library:  # a step failure naming the extra, not an ImportError
         require_extra(op.library, f"the {op.service} client", op.install)
-    return _implementation(op.target)(dict(action.params), transport, stack, cancel)
+    params = dict(action.params)
+    if note is not None and op.streams:
+        params["_note"] = note
+    return _implementation(op.target)(params, transport, stack, cancel)
+
+
+Job = tuple[str, dict[str, Any], Transport, Callable[[str], None]]  # host, params, transport, note
+
+
+def call_batch(
+    op: Operation,
+    jobs: list[Job],
+    cancel: threading.Event,
+    deliver: Callable[[str, Any], None] | None = None,
+) -> dict[str, Any]:
+    """A batched operation (``Client.batched``): ONE call for several hosts; each host's result.
+    (runbook.execute.gather decides which hosts go together.) ``deliver(host, result)``: each
+    host's result as soon as it is known. The implementation is ``fn(jobs, cancel, deliver)``."""
+    if op.library:
+        require_extra(op.library, f"the {op.service} client", op.install)
+    return _implementation(op.target)(jobs, cancel, deliver)
 
 
 @functools.cache
@@ -45,4 +72,4 @@ def http_request(action: Any, transport: Transport, stack: contextlib.ExitStack)
     return _request(action, transport, stack)
 
 
-__all__ = ["call", "http_request"]
+__all__ = ["call", "call_batch", "http_request"]
