@@ -43,7 +43,7 @@ class Alias(StepKind):
         self.registers = kind.registers  # type: ignore[misc]
         self.no_undo_needed = kind.no_undo_needed  # type: ignore[misc]
         for trait in ("pure", "asks_approval", "raw_shell", "runs_nested_steps", "conditions",
-                      "result_known_in_plan", "needs_native_transport", "checks_for_host"):  # fmt: skip
+                      "result_known_in_plan", "needs_native_transport"):  # fmt: skip
             if hasattr(kind, trait):
                 setattr(self, trait, getattr(kind, trait))
 
@@ -59,6 +59,10 @@ class Alias(StepKind):
     def normalize(self, args: Any) -> dict[str, Any]:
         if isinstance(args, str) and self.free_key:
             args = {self.free_key: args}
+        elif isinstance(args, str):  # Ansible's k=v form: `wait_for: host=web1 port=80`
+            from runbook.kinds.ansible_module import parse_free_form
+
+            args = parse_free_form(args)
         if args is None:
             args = {}
         if not isinstance(args, dict):

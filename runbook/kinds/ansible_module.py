@@ -61,11 +61,20 @@ def _loader() -> Any:
     return module_loader
 
 
-@functools.cache
 def fqcn_of(name: str) -> str | None:
     """The installed module's fully qualified name, or None (not installed, or not a module)."""
-    if not _NAME.fullmatch(name):
+    if not _NAME.fullmatch(name) or name.split(".")[-1] in NOT_MODULES:
         return None
+    from runbook.kinds.ansible_names import fqcn, is_ansible_module
+
+    if is_ansible_module(name):  # found as files, where Ansible looks (no import of ansible)
+        return fqcn(name)
+    return _loaded_fqcn(name)
+
+
+@functools.cache
+def _loaded_fqcn(name: str) -> str | None:
+    """What Ansible's own plugin loader resolves ``name`` to (ansible.legacy, routing)."""
     parts = name.split(".")
     if len(parts) == 2 or (len(parts) == 1 and not _builtin_module_file(name)):
         return None  # runbook's own family.name, or nothing Ansible ships

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -189,7 +190,10 @@ def connection_vars(transport: Transport, params: Mapping[str, Any]) -> dict[str
         if ssh_config:
             ssh_args.append(f"-F {ssh_config}")
         out["ansible_ssh_common_args"] = " ".join(a for a in ssh_args if a)
-    out.setdefault("ansible_python_interpreter", spec.python or "auto_silent")
+    # as Ansible's implicit localhost: a local host runs modules with the control machine's own
+    # Python (the one running runbook, where ansible-core is installed) unless the host says
+    local_python = sys.executable if spec.connection == "local" else None
+    out.setdefault("ansible_python_interpreter", spec.python or local_python or "auto_silent")
     if params.get("become"):
         out["ansible_become"] = True
         for key in ("user", "method", "flags"):
