@@ -13,7 +13,7 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 from ansible_collections.runbook.core.plugins.plugin_utils.transport import ConnectionTransport
 
-VALID = frozenset({"kind", "args", "undo", "snapshot", "name"})
+VALID = frozenset({"kind", "args", "undo", "snapshot", "name", "read_only"})
 
 
 def _plain(value: Any) -> Any:
@@ -55,7 +55,8 @@ class ActionModule(ActionBase):
 
     def _step(self, targs: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         from runbook.execute.transports.base import HostSpec
-        from runbook.kinds.base import get, validator_for
+        from runbook.kinds.base import first_error, get
+        from runbook.plan.validate import coerce
 
         name = targs.get("kind")
         if not isinstance(name, str) or not name:
@@ -63,11 +64,11 @@ class ActionModule(ActionBase):
         kind = get(name)
         if kind is None:
             return {"failed": True, "msg": f"unknown runbook step kind {name!r} (see `runbook doc`)"}
-        args = kind.normalize(targs.get("args"))
-        errors = sorted(validator_for(kind.schema).iter_errors(args), key=lambda e: list(e.path))
-        if errors:
-            where = ".".join(str(p) for p in errors[0].path) or "args"
-            return {"failed": True, "msg": f"{name}: {where}: {errors[0].message}"}
+        args = coerce(kind.normalize(targs.get("args")), kind.schema)  # "8080" -> 8080, as runbook exec
+        error = first_error(kind.schema, args)
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path) or name
+            return {"failed": True, "msg": f"{name}: invalid argument {where}: {error.message}"}
 
         host = str(task_vars.get("inventory_hostname") or self._play_context.remote_addr or "localhost")
         variables = {k: v for k, v in task_vars.items() if not k.startswith("ansible_facts")}
@@ -110,7 +111,8 @@ class ActionModule(ActionBase):
             render_str=lambda text: templar.render_str(text, variables),
             loader_dirs=(basedir, basedir / "templates", basedir.parent / "templates"),
         )
-        drive = Drive(transport, dry_run=bool(self._task.check_mode) and kind.mutates(args))
+        read_only = bool(targs.get("read_only"))  # preflight: a mutating action fails the task
+        drive = Drive(transport, dry_run=bool(self._task.check_mode) and not read_only, read_only=read_only)
         if targs.get("undo"):
             snapshot = targs.get("snapshot")
             if not isinstance(snapshot, Mapping):

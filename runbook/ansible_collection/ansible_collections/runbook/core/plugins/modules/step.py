@@ -31,6 +31,12 @@ options:
   snapshot:
     description: The snapshot to undo from (a registered result's C(runbook_snapshot)).
     type: dict
+  read_only:
+    description:
+      - A pre-flight step. Read-only kinds run; an action that would change the host fails the task
+        (as in C(runbook exec)'s preflight phase).
+    type: bool
+    default: false
   name:
     description: The runbook step's name (shown in the result and the audit trail).
     type: str

@@ -1,0 +1,156 @@
+"""`runbook compile` prints an Ansible playbook; run by plain ansible-playbook it leaves the same end
+state as `runbook exec`, and an injected failure is rolled back the same way."""
+
+from __future__ import annotations
+
+import stat
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from runbook.cli.main import cli
+
+RUNBOOK = """\
+name: small-deploy
+hosts: all
+serial: [1, 2]
+max_fail_percentage: 0
+vars:
+  target: /tmp/never
+  version: "2.0"
+  fail_at: ""
+preflight:
+  - name: Enough disk
+    check.disk: {path: /tmp, min_free_mb: 1}
+  - name: The target's parent exists
+    shell: "test -d {{ target | dirname | quote }}"
+steps:
+  - name: App directory
+    file: {path: "{{ target }}/app", state: directory, mode: "0750"}
+  - name: Config
+    copy: {content: "version={{ version }}\\n", dest: "{{ target }}/app/app.conf", mode: "0640"}
+  - name: Existing file is replaced
+    copy: {content: "new\\n", dest: "{{ target }}/keep.txt"}
+  - name: Start marker
+    shell: "echo started > {{ target | quote }}/app/started"
+    undo:
+      shell: "rm -f -- {{ target | quote }}/app/started"
+  - name: Health with retries
+    shell: "test -f {{ target | quote }}/app/started"
+    retries: 2
+    delay: 1
+    register: health
+    changed_when: false
+  - name: Injected failure
+    shell: "test {{ fail_at | quote }} != verify"
+    changed_when: false
+always:
+  - name: Record that the run ended
+    shell: "echo done >> {{ target | quote }}/always.log"
+"""
+
+
+def _tree(root: Path) -> dict[str, tuple[str, int]]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        mode = stat.S_IMODE(p.stat().st_mode)
+        out[str(p.relative_to(root))] = ("<dir>" if p.is_dir() else p.read_text(), mode)
+    return out
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RUNBOOK_AUDIT", "0")
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "small-deploy.yml").write_text(RUNBOOK)
+    (tmp_path / "inv").write_text("localhost ansible_connection=local\n")
+    return tmp_path
+
+
+def _fresh(root: Path) -> Path:
+    root.mkdir()
+    (root / "keep.txt").write_text("old\n")
+    (root / "keep.txt").chmod(0o600)
+    return root
+
+
+def test_compiled_playbook_has_the_runbook_structure(project: Path) -> None:
+    res = CliRunner().invoke(cli, ["compile", "small-deploy"])
+    assert res.exit_code == 0, res.output
+    pre, main = yaml.safe_load(res.output)
+    assert pre["any_errors_fatal"] is True and all(t["runbook.core.step"]["read_only"] for t in pre["tasks"])
+    assert pre["tasks"][1]["runbook.core.step"]["args"]["changes"] is False  # a probe, as in runbook exec
+    assert [t["runbook.core.step"]["kind"] for t in pre["tasks"]] == ["check.disk", "shell"]
+    assert main["serial"] == [1, 2] and main["max_fail_percentage"] == 0
+    (block,) = main["tasks"]
+    kinds = [t["runbook.core.step"]["kind"] for t in block["block"]]
+    assert kinds == ["file", "copy", "copy", "shell", "shell", "shell"]
+    health = block["block"][4]
+    assert (health["retries"], health["delay"], health["until"]) == (2, 1, "health is succeeded")
+    rescue = block["rescue"]
+    # reverse order: the shell's own undo step, then the kinds' undo from the registered snapshots
+    assert [t["name"] for t in rescue[:4]] == [
+        "undo: Start marker",
+        "undo: Existing file is replaced",
+        "undo: Config",
+        "undo: App directory",
+    ]
+    assert rescue[1]["runbook.core.step"]["undo"] is True
+    assert rescue[1]["runbook.core.step"]["snapshot"] == "{{ runbook_step_3.runbook_snapshot }}"
+    assert "ansible.builtin.fail" in rescue[-1]
+    assert [t["name"] for t in block["always"]] == ["Record that the run ended"]
+
+
+@pytest.mark.slow
+def test_same_end_state_as_exec_and_failure_rolled_back(project: Path, ansible) -> None:
+    pb = project / "compiled.yml"
+    res = CliRunner().invoke(cli, ["compile", "small-deploy", "-o", str(pb)])
+    assert res.exit_code == 0, res.output
+    run = ansible()
+
+    native = _fresh(project / "native")
+    res = CliRunner().invoke(cli, ["exec", "small-deploy", "-i", "inv", "-e", f"target={native}"])
+    assert res.exit_code == 0, res.output
+    compiled = _fresh(project / "compiled")
+    run.playbook(pb, str(project / "inv"), "-e", f"target={compiled}")
+    assert _tree(compiled) == _tree(native)
+    assert _tree(native)["app/app.conf"] == ("version=2.0\n", 0o640)
+
+    # an injected failure: every change undone (the always step still ran), host failed
+    native_f = _fresh(project / "native-f")
+    res = CliRunner().invoke(
+        cli, ["exec", "small-deploy", "-i", "inv", "-e", f"target={native_f}", "-e", "fail_at=verify"]
+    )
+    assert res.exit_code == 1, res.output
+    compiled_f = _fresh(project / "compiled-f")
+    res = run.playbook(
+        pb, str(project / "inv"), "-e", f"target={compiled_f}", "-e", "fail_at=verify", check=False
+    )
+    assert res.returncode == 2, res.stdout
+    assert "rolled back" in res.stdout
+    assert _tree(compiled_f) == _tree(native_f)
+    assert _tree(compiled_f) == {
+        "always.log": ("done\n", _tree(compiled_f)["always.log"][1]),
+        "keep.txt": ("old\n", 0o600),
+    }
+
+
+@pytest.mark.slow
+def test_preflight_failure_stops_before_any_change(project: Path, ansible) -> None:
+    pb = project / "compiled.yml"
+    CliRunner().invoke(cli, ["compile", "small-deploy", "-o", str(pb)])
+    target = project / "missing-parent" / "t"
+    res = ansible().playbook(pb, str(project / "inv"), "-e", f"target={target}", check=False)
+    assert res.returncode == 2, res.stdout
+    assert "small-deploy: steps" not in res.stdout  # the steps play never started
+    assert not target.parent.exists()
+
+
+def test_unknown_runbook_is_a_usage_error(project: Path) -> None:
+    res = CliRunner().invoke(cli, ["compile", "nope"])
+    assert res.exit_code == 2
+    assert textwrap.dedent("no runbook named 'nope'") in res.output
