@@ -3,7 +3,8 @@
 Two plays on the runbook's hosts:
 
 1. ``<name>: preflight`` -- every preflight step read-only (``read_only: true``: probes run for
-   real, an action that would change the host fails the task), ``any_errors_fatal: true``: one host failing stops every host
+   real, an action that would change the host fails the task), after the maintenance window check
+   (``runbook.core.window``, once), ``any_errors_fatal: true``: one host failing stops every host
    before any change.
 2. ``<name>`` -- ``serial`` and ``max_fail_percentage`` from the runbook; the steps in a ``block``
    whose ``rescue`` undoes, in reverse order, every step that registered a snapshot
@@ -166,11 +167,19 @@ def _play_base(rb: Runbook, name: str) -> dict[str, Any]:
 def compile_runbook(rb: Runbook) -> list[dict[str, Any]]:
     """The runbook as a list of Ansible plays."""
     plays: list[dict[str, Any]] = []
-    if rb.preflight:
+    if rb.preflight or rb.window:
         pre = _play_base(rb, f"{rb.name}: preflight")
         pre["any_errors_fatal"] = True
         pre["tasks"] = []
-        pre["tasks"] = [task(s, "preflight", preflight=True) for s in rb.preflight]
+        if rb.window:
+            w = rb.window
+            spec: dict[str, Any] = {"start": w.start, "end": w.end, "tz": w.tz}
+            if w.days:
+                spec["days"] = list(w.days)
+            pre["tasks"].append(
+                {"name": "inside the maintenance window", "runbook.core.window": spec, "run_once": True}
+            )
+        pre["tasks"] += [task(s, "preflight", preflight=True) for s in rb.preflight]
         plays.append(pre)
 
     main = _play_base(rb, rb.name)

@@ -154,3 +154,25 @@ def test_unknown_runbook_is_a_usage_error(project: Path) -> None:
     res = CliRunner().invoke(cli, ["compile", "nope"])
     assert res.exit_code == 2
     assert textwrap.dedent("no runbook named 'nope'") in res.output
+
+
+@pytest.mark.slow
+def test_outside_the_window_nothing_changes(project: Path, ansible) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    start, end = (now + timedelta(hours=2)).strftime("%H:%M"), (now + timedelta(hours=3)).strftime("%H:%M")
+    text = RUNBOOK.replace(
+        "max_fail_percentage: 0\n", f"max_fail_percentage: 0\nwindow: {{start: '{start}', end: '{end}'}}\n"
+    )
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    pb = project / "compiled.yml"
+    res = CliRunner().invoke(cli, ["compile", "small-deploy", "-o", str(pb)])
+    assert res.exit_code == 0, res.output
+    pre = yaml.safe_load(pb.read_text())[0]
+    assert pre["tasks"][0]["runbook.core.window"] == {"start": start, "end": end, "tz": "UTC"}
+    target = _fresh(project / "t")
+    res = ansible().playbook(pb, str(project / "inv"), "-e", f"target={target}", check=False)
+    assert res.returncode == 2, res.stdout
+    assert "outside the maintenance window" in res.stdout
+    assert _tree(target) == {"keep.txt": ("old\n", 0o600)}
