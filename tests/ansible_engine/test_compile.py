@@ -176,3 +176,62 @@ def test_outside_the_window_nothing_changes(project: Path, ansible) -> None:
     assert res.returncode == 2, res.stdout
     assert "outside the maintenance window" in res.stdout
     assert _tree(target) == {"keep.txt": ("old\n", 0o600)}
+
+
+@pytest.mark.slow
+def test_compiled_over_sshd_with_the_audit_callback(project: Path, ansible, ssh_lab) -> None:
+    """Over real sshd (host keys checked against the lab's known_hosts), audited by the callback: the
+    same end state as `runbook exec` locally, an injected failure rolled back, the trail verifies."""
+    import json
+
+    from runbook.audit.keys import generate_key
+
+    pb = project / "compiled.yml"
+    assert CliRunner().invoke(cli, ["compile", "small-deploy", "-o", str(pb)]).exit_code == 0
+    h = ssh_lab.hosts[0]
+    inv = project / "ssh-inv"
+    inv.write_text(
+        f"{h.name} ansible_host={h.address} ansible_port={h.port} ansible_user=root "
+        f"ansible_ssh_private_key_file={ssh_lab.key} ansible_python_interpreter=python3 "
+        f"ansible_ssh_common_args='-F /dev/null -o UserKnownHostsFile={ssh_lab.known_hosts} "
+        "-o StrictHostKeyChecking=yes'\n"
+    )
+    key = project / "audit_key"
+    generate_key(key, "ops@ansible")
+    audit = project / "audit"
+    run = ansible(
+        ANSIBLE_CALLBACKS_ENABLED="runbook.core.audit",
+        RUNBOOK_AUDIT_DIR=str(audit),
+        RUNBOOK_AUDIT_KEY=str(key),
+    )
+
+    native = _fresh(project / "native")
+    res = CliRunner().invoke(cli, ["exec", "small-deploy", "-i", "inv", "-e", f"target={native}"])
+    assert res.exit_code == 0, res.output
+    remote = _fresh(project / "remote")  # the lab's sshd hosts share this machine's filesystem
+    run.playbook(pb, str(inv), "-e", f"target={remote}")
+    assert _tree(remote) == _tree(native)
+
+    remote_f = _fresh(project / "remote-f")
+    res = run.playbook(pb, str(inv), "-e", f"target={remote_f}", "-e", "fail_at=verify", check=False)
+    assert res.returncode == 2, res.stdout
+    assert set(_tree(remote_f)) == {"always.log", "keep.txt"} and _tree(remote_f)["keep.txt"] == (
+        "old\n",
+        0o600,
+    )
+
+    res = CliRunner().invoke(
+        cli, ["audit", "verify", str(audit), "--allowed-signers", f"{key}.pub", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    runs = json.loads(res.output)["runs"]
+    assert [r["outcome"] for r in runs] == ["success", "failed"]
+    undo = [
+        json.loads(line)
+        for line in sorted(audit.glob("*.jsonl"))[1].read_text().splitlines()
+        if '"undo: ' in line and '"step.end"' in line
+    ]
+    assert {r["step"] for r in undo} == {
+        "undo: Start marker", "undo: Existing file is replaced", "undo: Config", "undo: App directory"
+    }  # fmt: skip
+    assert all(r["host"] == h.name and r["outcome"] in ("changed", "ok") for r in undo)

@@ -26,9 +26,7 @@ def test_molecule_scenario_converges_idempotent_and_verifies(tmp_path: Path) -> 
         "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-home" / "tmp"),
     }
-    res = subprocess.run(
-        ["molecule", "test"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
+    res = subprocess.run(["molecule", "test"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
     for action in ("dependency", "create", "converge", "idempotence", "verify", "destroy"):
