@@ -34,6 +34,13 @@ def _var(step: Step, prefix: str) -> str:
     return step.register or f"runbook_{prefix}_{step.index + 1}"
 
 
+def _number(value: Any) -> Any:
+    """A number as Ansible likes it (2.0 -> 2); a template stays a template for Ansible to render."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _cond(exprs: tuple[Any, ...] | None) -> Any:
     if exprs is None:
         return None
@@ -88,7 +95,7 @@ def task(
             t["loop_control"] = control
     if step.retries is not None:
         t["retries"] = step.retries
-        t["delay"] = int(step.delay) if float(step.delay).is_integer() else step.delay
+        t["delay"] = _number(step.delay)
         t["until"] = _cond(step.until) if step.until else f"{_var(step, prefix)} is succeeded"
     for key in ("changed_when", "failed_when"):
         value = getattr(step, key)
@@ -108,7 +115,9 @@ def task(
     if step.tags:
         t["tags"] = list(step.tags)
     if step.timeout is not None:
-        t["timeout"] = max(1, int(step.timeout + 0.999))
+        t["timeout"] = (
+            max(1, int(step.timeout + 0.999)) if isinstance(step.timeout, int | float) else step.timeout
+        )
     if step.vars:
         t["vars"] = dict(step.vars)
     if step.fallback:

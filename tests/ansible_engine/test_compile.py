@@ -235,3 +235,25 @@ def test_compiled_over_sshd_with_the_audit_callback(project: Path, ansible, ssh_
         "undo: Start marker", "undo: Existing file is replaced", "undo: Config", "undo: App directory"
     }  # fmt: skip
     assert all(r["host"] == h.name and r["outcome"] in ("changed", "ok") for r in undo)
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[2] / "playbooks").glob("*.yml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_runbook_compiles(path: Path) -> None:
+    res = CliRunner().invoke(cli, ["compile", str(path)])
+    assert res.exit_code == 0, res.output
+    plays = yaml.safe_load(res.output)
+    steps = plays[-1]["tasks"][0]["block"]
+    assert steps and all("runbook.core.step" in t or "block" in t for t in steps)
+
+
+@pytest.mark.slow
+def test_compiled_deploy_4gb_passes_ansible_syntax_check(tmp_path: Path, ansible) -> None:
+    pb = tmp_path / "deploy-4gb.yml"
+    root = Path(__file__).resolve().parents[2]
+    res = CliRunner().invoke(cli, ["compile", str(root / "playbooks" / "deploy-4gb.yml"), "-o", str(pb)])
+    assert res.exit_code == 0, res.output
+    out = ansible().playbook(pb, "localhost,", "--syntax-check")
+    assert f"playbook: {pb}" in out.stdout
