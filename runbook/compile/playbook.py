@@ -11,6 +11,8 @@ Two plays on the runbook's hosts:
    (``runbook.core.step`` with ``undo: true`` and the registered ``runbook_snapshot``), or runs the
    runbook's own ``rollback:`` steps, then fails the host (Ansible would count a rescued host as
    ok; runbook counts it as failed and rolled back); ``always:`` runs the runbook's always steps.
+   The deploy lock (``lock:``) is ``runbook.core.lock``: taken first in the block, released last in
+   ``always``.
 
 Every step is a ``runbook.core.step`` task (the same step code, snapshots and undo as ``runbook
 exec``), registered under its own ``register:`` name or ``runbook_step_<n>``; task keywords map
@@ -213,10 +215,17 @@ def compile_runbook(rb: Runbook) -> list[dict[str, Any]]:
             },
         }
     )
-    block: dict[str, Any] = {"name": f"{rb.name}: steps", "block": [task(s) for s in rb.steps]}
+    steps = [task(s) for s in rb.steps]
+    always = [task(s, "always") for s in rb.always]
+    if rb.lock:  # the deploy lock: taken before the first step, released after the always steps
+        steps.insert(0, {"name": "deploy lock", "runbook.core.lock": {"name": rb.lock}})
+        always.append(
+            {"name": "release the deploy lock", "runbook.core.lock": {"name": rb.lock, "state": "released"}}
+        )
+    block: dict[str, Any] = {"name": f"{rb.name}: steps", "block": steps}
     block["rescue"] = rescue
-    if rb.always:
-        block["always"] = [task(s, "always") for s in rb.always]
+    if always:
+        block["always"] = always
     main["tasks"] = [block]
     plays.append(main)
     return plays

@@ -10,7 +10,9 @@ import json
 import os
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from runbook.actions.commands import Command
 from runbook.execute.leftovers import owner_meta, run_is_dead
@@ -35,13 +37,22 @@ def lock_dir(name: str, host: str) -> str:
     return f"{LOCK_ROOT}/{_safe(name)}@{_safe(host)}.lock"
 
 
-def acquire(transport: Transport, name: str, run_id: str, host: str, ttl: float = 4 * 3600) -> LockResult:
+def acquire(
+    transport: Transport,
+    name: str,
+    run_id: str,
+    host: str,
+    ttl: float = 4 * 3600,
+    owner: Mapping[str, Any] | None = None,
+) -> LockResult:
+    """Take the lock. ``owner`` (default: this process, ``owner_meta()``) is the process whose death
+    makes the lock stale: under Ansible, the ansible-playbook process, not a short-lived worker."""
     d = lock_dir(name, host)
     details = json.dumps(
         {
             "run_id": run_id,
             "user": os.environ.get("USER") or str(os.getuid()),
-            **owner_meta(),  # pid + control_host: a later run can tell whether the holder died
+            **(owner or owner_meta()),  # pid + control_host: a later run can tell whether the holder died
             "since": time.time(),
         }
     )
@@ -66,7 +77,7 @@ def acquire(transport: Transport, name: str, run_id: str, host: str, ttl: float 
         stale = age.ok and age.stdout.strip().isdigit() and int(age.stdout.strip()) > 60
     if stale:
         transport.run(Command.exec(["rm", "-rf", d]))
-        again = acquire(transport, name, run_id, host, ttl)
+        again = acquire(transport, name, run_id, host, ttl, owner)
         again.broke_stale = again.acquired
         again.message = f"broke a stale lock held by run {info.get('run_id', '?')}"
         return again

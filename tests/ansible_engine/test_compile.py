@@ -257,3 +257,58 @@ def test_compiled_deploy_4gb_passes_ansible_syntax_check(tmp_path: Path, ansible
     assert res.exit_code == 0, res.output
     out = ansible().playbook(pb, "localhost,", "--syntax-check")
     assert f"playbook: {pb}" in out.stdout
+
+
+@pytest.mark.slow
+def test_deploy_lock_held_by_a_live_run_refuses_and_is_released_after(project: Path, ansible) -> None:
+    import os
+    import shutil
+    import socket
+
+    from runbook.execute.lock import lock_dir
+
+    text = RUNBOOK.replace("max_fail_percentage: 0\n", "max_fail_percentage: 0\nlock: small-deploy-test\n")
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    pb = project / "compiled.yml"
+    assert CliRunner().invoke(cli, ["compile", "small-deploy", "-o", str(pb)]).exit_code == 0
+    (block,) = yaml.safe_load(pb.read_text())[-1]["tasks"]
+    assert block["block"][0]["runbook.core.lock"] == {"name": "small-deploy-test"}
+    assert block["always"][-1]["runbook.core.lock"] == {"name": "small-deploy-test", "state": "released"}
+
+    d = Path(lock_dir("small-deploy-test", "localhost"))
+    shutil.rmtree(d, ignore_errors=True)
+    run = ansible()
+    try:
+        # a live holder (this test's process): the run is refused before any change
+        d.mkdir(parents=True)
+        (d / "details.json").write_text(
+            f'{{"run_id": "other-run", "user": "ops", "pid": {os.getpid()}, '
+            f'"control_host": "{socket.gethostname()}", "since": 9999999999}}'
+        )
+        target = _fresh(project / "held")
+        res = run.playbook(pb, str(project / "inv"), "-e", f"target={target}", check=False)
+        assert res.returncode == 2, res.stdout
+        assert "deploy lock 'small-deploy-test' is held by run other-run" in res.stdout
+        assert set(_tree(target)) == {"keep.txt", "always.log"}  # only the always step ran
+        assert d.is_dir()  # not ours: left alone
+
+        # held by a run whose process is gone: stale, broken, the run goes on
+        import subprocess
+
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        (d / "details.json").write_text(
+            f'{{"run_id": "dead-run", "pid": {gone.pid}, "control_host": "{socket.gethostname()}", "since": 9999999999}}'
+        )
+        target = _fresh(project / "stale")
+        res = run.playbook(pb, str(project / "inv"), "-e", f"target={target}", "-v")
+        assert "broke a stale lock held by run dead-run" in res.stdout
+        assert not d.exists()
+
+        # free: the run takes it, deploys, and releases it
+        target = _fresh(project / "free")
+        run.playbook(pb, str(project / "inv"), "-e", f"target={target}")
+        assert _tree(target)["app/app.conf"] == ("version=2.0\n", 0o640)
+        assert not d.exists()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
