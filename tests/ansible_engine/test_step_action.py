@@ -114,3 +114,26 @@ def test_step_over_sshd_honours_known_hosts(tmp_path: Path, ansible, ssh_lab: Ss
     assert res.returncode == 4, res.stdout  # unreachable (not failed): Ansible's own verdict
     assert "Host key verification failed" in res.stdout + res.stderr
     assert dest.read_text() == "v1\n"
+
+
+def test_snapshots_are_durable_before_the_change_or_nothing_changes(tmp_path: Path, ansible) -> None:
+    dest = tmp_path / "conf"
+    dest.write_text("before\n")
+    pb = tmp_path / "pb.yml"
+    pb.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  vars: {runbook_run_id: r1}\n  tasks:\n"
+        f"    - runbook.core.step: {{kind: copy, args: {{content: after, dest: '{dest}'}}}}\n"
+    )
+    snaps = tmp_path / "snaps"
+    ansible(RUNBOOK_SNAPSHOT_DIR=str(snaps)).playbook(pb, "localhost,", "-c", "local")
+    (saved,) = (snaps / "r1" / "localhost").glob("*.json")
+    assert json.loads(saved.read_text())["content_b64"] == "YmVmb3JlCg=="  # "before\n"
+    assert (saved.stat().st_mode & 0o777) == 0o600 and dest.read_text() == "after"
+
+    # the snapshot cannot be saved (a file where the directory must be): the change is not made
+    dest.write_text("before\n")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a directory")
+    res = ansible(RUNBOOK_SNAPSHOT_DIR=str(blocked)).playbook(pb, "localhost,", "-c", "local", check=False)
+    assert res.returncode == 2 and "snapshot not saved, nothing changed" in res.stdout
+    assert dest.read_text() == "before\n"

@@ -6,7 +6,9 @@ The kind's generator is driven by runbook's driver (runbook.execute.driver.Drive
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,38 @@ def _plain(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)
     return value
+
+
+def snapshot_keeper(
+    task_vars: Mapping[str, Any], run_id: str, host: str, task: str
+) -> Callable[[dict[str, Any]], None] | None:
+    """Where snapshots are made durable on the controller before the change they guard:
+    ``runbook_snapshot_dir`` (task var) or $RUNBOOK_SNAPSHOT_DIR, one 0600 JSON file per snapshot,
+    fsynced with its directory. None: they live only in the task's result (registered)."""
+    root = task_vars.get("runbook_snapshot_dir") or os.environ.get("RUNBOOK_SNAPSHOT_DIR")
+    if not root:
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in host)
+    directory = Path(str(root)) / run_id / safe
+    count = [0]
+
+    def keep(data: dict[str, Any]) -> None:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        count[0] += 1
+        path = directory / f"{task}-{count[0]}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, json.dumps(data, sort_keys=True).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    return keep
 
 
 class ActionModule(ActionBase):
@@ -111,8 +145,14 @@ class ActionModule(ActionBase):
             render_str=lambda text: templar.render_str(text, variables),
             loader_dirs=(basedir, basedir / "templates", basedir.parent / "templates"),
         )
+        keep = snapshot_keeper(task_vars, ctx.run_id, host, str(self._task._uuid))
         read_only = bool(targs.get("read_only"))  # preflight: a mutating action fails the task
-        drive = Drive(transport, dry_run=bool(self._task.check_mode) and not read_only, read_only=read_only)
+        drive = Drive(
+            transport,
+            dry_run=bool(self._task.check_mode) and not read_only,
+            read_only=read_only,
+            on_snapshot=keep,
+        )
         if targs.get("undo"):
             snapshot = targs.get("snapshot")
             if not isinstance(snapshot, Mapping):

@@ -11,6 +11,9 @@ description:
     nothing is copied to the host but the commands the kind runs).
   - A mutating kind takes its snapshot before it changes anything; the snapshot is returned as
     C(runbook_snapshot) so that a later task (a block's C(rescue)) can undo the step with C(undo=true).
+  - With C(runbook_snapshot_dir) (a variable) or C($RUNBOOK_SNAPSHOT_DIR) set, every snapshot is
+    also written to a 0600 JSON file there and fsynced before the change it guards; a snapshot that
+    cannot be saved fails the task with nothing changed.
   - With C(undo=true) the kind's undo runs from C(snapshot), then the restored state is checked
     against it (the task fails naming what differs).
   - Check mode runs read-only kinds for real and reports what mutating ones would do.
