@@ -69,3 +69,17 @@ def test_build_install_and_run_from_the_artefact(tmp_path: Path, ansible) -> Non
     res = run.playbook(pb, "localhost,", "-c", "local", "-v")
     assert dest.read_text() == "from the artefact\n"
     assert "changed=1" in res.stdout  # only the installed copy is on ANSIBLE_COLLECTIONS_PATH
+
+
+def test_every_plugin_documents_itself_for_ansible_doc(ansible) -> None:
+    env = ansible().env
+    for kind, name in (("module", "step"), ("module", "window"), ("module", "lock"), ("callback", "audit")):
+        res = subprocess.run(
+            ["ansible-doc", "-t", kind, f"runbook.core.{name}"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert res.returncode == 0 and f"runbook.core.{name}" in res.stdout, res.stdout + res.stderr
+        assert "ERROR" not in res.stderr, res.stderr

@@ -7,7 +7,7 @@ module: step
 short_description: Run a runbook step kind on the host through Ansible's connection
 description:
   - Runs one runbook step kind (C(shell), C(copy), C(template), C(file), C(compose.up), ...) with
-    runbook's own step code, through the connection Ansible opened to the host (an action plugin:
+    runbook's own step code, through the connection Ansible opened to the host (an action plugin;
     nothing is copied to the host but the commands the kind runs).
   - A mutating kind takes its snapshot before it changes anything; the snapshot is returned as
     C(runbook_snapshot) so that a later task (a block's C(rescue)) can undo the step with C(undo=true).
