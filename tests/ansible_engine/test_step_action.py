@@ -137,3 +137,23 @@ def test_snapshots_are_durable_before_the_change_or_nothing_changes(tmp_path: Pa
     res = ansible(RUNBOOK_SNAPSHOT_DIR=str(blocked)).playbook(pb, "localhost,", "-c", "local", check=False)
     assert res.returncode == 2 and "snapshot not saved, nothing changed" in res.stdout
     assert dest.read_text() == "before\n"
+
+
+def test_a_step_with_privilege_uses_the_tasks_ansible_become(tmp_path: Path, ansible) -> None:
+    import shutil
+
+    if shutil.which("sudo") is None:
+        pytest.skip("sudo not installed")
+    out = tmp_path / "who.json"
+    pb = tmp_path / "pb.yml"
+    pb.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - runbook.core.step: {kind: shell, args: 'id -un'}\n"
+        "      become: true\n      become_user: nobody\n      register: who\n"
+        "    - runbook.core.step: {kind: shell, args: 'id -un'}\n      register: me\n"
+        f"    - copy: {{content: '{{{{ [who.stdout, me.stdout] | to_json }}}}', dest: '{out}'}}\n"
+    )
+    ansible().playbook(pb, "localhost,", "-c", "local")
+    import getpass
+
+    assert json.loads(out.read_text()) == ["nobody\n", f"{getpass.getuser()}\n"]
