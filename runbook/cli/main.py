@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "doc": ("runbook.cli.doc_cmd", "doc_cmd", "Show a module's arguments, registers and an example."),
     "init": ("runbook.cli.init_cmd", "init_cmd", "Lay out a new project from the shipped examples."),
     "audit": ("runbook.cli.audit_cmd", "audit", "Audit trail: keygen, verify, show, export."),
+    "compile": ("runbook.cli.compile_cmd", "compile_cmd", "Print a runbook as an ordinary Ansible playbook."),
+    "ansible-collection": ("runbook.cli.collection_cmd", "collection_cmd", "Where the shipped Ansible collection is."),
 }
 
 

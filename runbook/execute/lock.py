@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +38,22 @@ def lock_dir(name: str, host: str) -> str:
     return f"{LOCK_ROOT}/{_safe(name)}@{_safe(host)}.lock"
 
 
-def acquire(transport: Transport, name: str, run_id: str, host: str, ttl: float = 4 * 3600) -> LockResult:
+def acquire(
+    transport: Transport,
+    name: str,
+    run_id: str,
+    host: str,
+    ttl: float = 4 * 3600,
+    owner: Mapping[str, Any] | None = None,
+) -> LockResult:
+    """Take the lock. ``owner`` (default: this process, ``owner_meta()``) is the process whose death
+    makes the lock stale: under Ansible, the ansible-playbook process, not a short-lived worker."""
     d = lock_dir(name, host)
     details = json.dumps(
         {
             "run_id": run_id,
             "user": os.environ.get("USER") or str(os.getuid()),
-            **owner_meta(),  # pid + control_host: a later run can tell whether the holder died
+            **(owner or owner_meta()),  # pid + control_host: a later run can tell whether the holder died
             "since": time.time(),
         }
     )
@@ -69,7 +79,7 @@ def acquire(transport: Transport, name: str, run_id: str, host: str, ttl: float 
             why = "half-created (no details) for more than 60 s"
     if why:
         transport.run(Command.exec(["rm", "-rf", d]))
-        again = acquire(transport, name, run_id, host, ttl)
+        again = acquire(transport, name, run_id, host, ttl, owner)
         again.broke_stale = again.acquired
         holder = info.get("run_id", "?")
         again.message = f"broke a stale lock held by run {holder}"

@@ -36,7 +36,10 @@ def test_the_package_list_names_every_package_and_the_examples() -> None:
     mapped = PYPROJECT["tool"]["setuptools"]["package-dir"]
     assert {v: k for k, v in mapped.items()} == {d: f"runbook.examples.{d.replace('/', '.')}" for d in PATTERNS}
     data = PYPROJECT["tool"]["setuptools"]["package-data"]
-    assert {mapped[k]: tuple(v) for k, v in data.items()} == PATTERNS  # one rule, two spellings
+    examples = {k: v for k, v in data.items() if k.startswith("runbook.examples")}
+    assert {mapped[k]: tuple(v) for k, v in examples.items()} == PATTERNS  # one rule, two spellings
+    # the Ansible collection ships whole inside its package (runbook ansible-collection path)
+    assert data["runbook.ansible_collection"] == ["ansible_collections/**/*"]
 
 
 def test_psycopg_and_redis_are_extras() -> None:

@@ -1,0 +1,197 @@
+"""Action plugin runbook.core.step: run a runbook step kind (or its undo) through Ansible's connection.
+
+The kind's generator is driven by runbook's driver (runbook.execute.driver.Drive) over
+``ConnectionTransport``, so the same step code, snapshots and undo as ``runbook exec`` run here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.runbook.core.plugins.plugin_utils.transport import ConnectionTransport
+
+VALID = frozenset({"kind", "args", "undo", "snapshot", "name", "read_only"})
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-like copy of what Ansible handed over (its tagged str/dict/list subclasses)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def snapshot_keeper(
+    task_vars: Mapping[str, Any], run_id: str, host: str, task: str
+) -> Callable[[dict[str, Any]], None] | None:
+    """Where snapshots are made durable on the controller before the change they guard:
+    ``runbook_snapshot_dir`` (task var) or $RUNBOOK_SNAPSHOT_DIR, one 0600 JSON file per snapshot,
+    fsynced with its directory. None: they live only in the task's result (registered)."""
+    root = task_vars.get("runbook_snapshot_dir") or os.environ.get("RUNBOOK_SNAPSHOT_DIR")
+    if not root:
+        return None
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in host)
+    directory = Path(str(root)) / run_id / safe
+    count = [0]
+
+    def keep(data: dict[str, Any]) -> None:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        count[0] += 1
+        path = directory / f"{task}-{count[0]}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, json.dumps(data, sort_keys=True).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    return keep
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = VALID
+    _requires_connection = True
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        targs = _plain(self._task.args)
+        unknown = sorted(set(targs) - VALID)
+        if unknown:
+            return {**result, "failed": True, "msg": f"unknown option(s): {', '.join(unknown)}"}
+        try:
+            return {**result, **self._step(targs, task_vars)}
+        except Exception as exc:  # anything that goes wrong is this task's failure, with a message
+            from runbook.errors import RunbookError
+
+            why = exc.message if isinstance(exc, RunbookError) else f"{type(exc).__name__}: {exc}"
+            return {**result, "failed": True, "changed": False, "msg": why}
+
+    def _step(self, targs: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        from runbook.execute.transports.base import HostSpec
+        from runbook.kinds.base import first_error, get
+        from runbook.plan.validate import coerce
+
+        name = targs.get("kind")
+        if not isinstance(name, str) or not name:
+            return {"failed": True, "msg": "kind is required (a runbook step kind, e.g. shell)"}
+        kind = get(name)
+        if kind is None:
+            return {"failed": True, "msg": f"unknown runbook step kind {name!r} (see `runbook doc`)"}
+        args = coerce(kind.normalize(targs.get("args")), kind.schema)  # "8080" -> 8080, as runbook exec
+        error = first_error(kind.schema, args)
+        if error is not None:
+            where = ".".join(str(p) for p in error.absolute_path) or name
+            return {"failed": True, "msg": f"{name}: invalid argument {where}: {error.message}"}
+
+        host = str(task_vars.get("inventory_hostname") or self._play_context.remote_addr or "localhost")
+        variables = {k: v for k, v in task_vars.items() if not k.startswith("ansible_facts")}
+        spec = HostSpec(name=host, address=str(self._play_context.remote_addr or host), vars=variables)
+        transport = ConnectionTransport(self, spec)
+        try:
+            res = self._drive(name, kind, args, targs, task_vars, transport, host)
+        except Exception:
+            if not transport.unreachable:
+                raise
+            res = {}
+        if transport.unreachable:  # Ansible's connection failed: the host is unreachable, not failed
+            return {"unreachable": True, "changed": False, "msg": transport.unreachable}
+        return res
+
+    def _drive(
+        self,
+        name: str,
+        kind: Any,
+        args: dict[str, Any],
+        targs: dict[str, Any],
+        task_vars: dict[str, Any],
+        transport: ConnectionTransport,
+        host: str,
+    ) -> dict[str, Any]:
+        from runbook.execute.driver import Drive
+        from runbook.kinds.base import StepContext
+        from runbook.render.templar import Templar
+
+        variables = {k: v for k, v in task_vars.items() if not k.startswith("ansible_facts")}
+        basedir = Path(self._loader.get_basedir())
+        templar = Templar()
+        ctx = StepContext(
+            host=host,
+            vars=variables,
+            project_dir=Path(str(task_vars.get("runbook_project_dir") or basedir.parent)),
+            run_id=str(task_vars.get("runbook_run_id") or "ansible"),
+            dry_run=bool(self._task.check_mode),
+            become=bool(self._play_context.become),
+            render_str=lambda text: templar.render_str(text, variables),
+            loader_dirs=(basedir, basedir / "templates", basedir.parent / "templates"),
+        )
+        keep = snapshot_keeper(task_vars, ctx.run_id, host, str(self._task._uuid))
+        read_only = bool(targs.get("read_only"))  # preflight: a mutating action fails the task
+        drive = Drive(
+            transport,
+            dry_run=bool(self._task.check_mode) and not read_only,
+            read_only=read_only,
+            on_snapshot=keep,
+        )
+        if targs.get("undo"):
+            snapshot = targs.get("snapshot")
+            if not isinstance(snapshot, Mapping):
+                return {"failed": True, "msg": "undo needs snapshot (a registered result's runbook_snapshot)"}
+            out = drive.run(kind.undo(args, snapshot, ctx))
+            shown = self._shown(name, out, drive)
+            if out.ok and kind.can_verify_undo:
+                check = Drive(transport, read_only=True).run(kind.verify_undo(args, snapshot, ctx))
+                if not check.ok:
+                    return {**shown, "failed": True, "msg": f"rollback incomplete: {check.msg}"}
+            return shown
+        out = drive.run(kind.run(args, ctx))
+        return self._shown(name, out, drive)
+
+    @staticmethod
+    def _shown(name: str, out: Any, drive: Any) -> dict[str, Any]:
+        res: dict[str, Any] = {
+            "changed": bool(out.changed),
+            "failed": not out.ok,
+            "skipped": bool(out.skipped),
+            "msg": out.msg,
+            "rc": out.rc,
+            "stdout": out.stdout,
+            "stderr": out.stderr,
+            "stdout_lines": out.stdout.splitlines(),
+            "stderr_lines": out.stderr.splitlines(),
+            "runbook_snapshots": list(drive.snapshots),
+            "runbook_commands": list(drive.commands),
+            "runbook_kind": name,
+        }
+        if drive.planned:
+            res["runbook_planned"] = [
+                {"kind": p.kind, "summary": p.summary, "diff": p.diff} for p in drive.planned
+            ]
+        if drive.snapshots:
+            res["runbook_snapshot"] = drive.snapshots[0]
+        if out.command:
+            res["cmd"] = out.command
+        res.update({k: v for k, v in out.data.items() if k not in res})
+        if out.skipped:
+            res["changed"] = False
+        return res
