@@ -20,10 +20,12 @@ def compile_cmd(name: str, out: str | None) -> None:
     ANSIBLE_COLLECTIONS_PATH="$(runbook ansible-collection path)" ansible-playbook -i INV FILE."""
     from runbook.compile import compile_runbook, to_yaml
     from runbook.errors import ValidationError
+    from runbook.kinds.base import KnownModules
+    from runbook.model.runbook import load_runbook
     from runbook.plan import validate as v
 
     path = resolve_runbook(name)
-    rb = v.load(path)
+    rb = load_runbook(path, KnownModules())
     problems = v.check_static(rb)
     if problems:
         exc = ValidationError(

@@ -50,18 +50,15 @@ def _cond(exprs: tuple[Any, ...] | None) -> Any:
     return items[0] if len(items) == 1 else items
 
 
-PROBES = ("shell", "command")  # kinds whose `changes: false` makes them read-only probes
-
-
 def _args(step: Step, preflight: bool = False) -> Any:
     """The step's arguments as written (templates left for Ansible), with what runbook exec adds:
     ``changes`` for shell/command (the step keyword; preflight ones are probes)."""
-    args = step.args
-    if step.module in PROBES and (preflight or step.changes is not None):
-        from runbook.kinds.base import get
+    from runbook.kinds.base import get
 
-        kind = get(step.module)
-        args = dict(kind.normalize(args)) if kind is not None else dict(args or {})
+    args = step.args
+    kind = get(step.module)
+    if kind is not None and kind.raw_shell and (preflight or step.changes is not None):
+        args = dict(kind.normalize(args))  # (the author's command: `changes: false` makes it a probe)
         args["changes"] = False if preflight and step.changes is None else bool(step.changes)
     return args
 

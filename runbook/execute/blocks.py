@@ -16,6 +16,7 @@ config is reloaded), see Rollback."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,18 +24,62 @@ from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.model.runbook import Step
 
 
+class Budget:
+    """A block's time budget (``budget:``): started when the block starts; its steps and its
+    rescue/always count. Wall-clock time of this host's block (time.monotonic)."""
+
+    def __init__(self, step: Step, phase: str):
+        assert step.budget is not None
+        self.step, self.phase = step, phase
+        self.seconds, self.action = step.budget
+        self.started = time.monotonic()
+        self.tripped = False  # a step was not started for it (the failure, rescued or not, is said)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def over(self) -> str | None:
+        """What to say when the block took longer than its budget (None: within it)."""
+        took = self.elapsed()
+        if took <= self.seconds:
+            return None
+        verdict = "failed" if self.action == "fail" else "warning"
+        return f"budget {verdict}: block '{self.step.label}' took {_span(took)}, over its {_span(self.seconds)} budget"
+
+    def spent_record(self, sub: Step) -> StepRecord | None:
+        """With on_exceed: fail, the failure of a step that may no longer start."""
+        if self.action != "fail" or self.elapsed() <= self.seconds:
+            return None
+        self.tripped = True
+        msg = (f"not started: block '{self.step.label}' spent its {_span(self.seconds)} budget "
+               f"({_span(self.elapsed())} so far)")  # fmt: skip
+        return StepRecord(self.phase, sub.index, sub.label, sub.module, "failed", msg=msg)
+
+
+def _span(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds, 1), 60)
+    return f"{int(minutes)}m{secs:04.1f}s" if minutes else f"{secs:.1f}s"
+
+
 class Blocks:
     """Mixed into StepRunner (which provides run_step, emit and the handlers of the runbook)."""
 
     handlers: Sequence[Step]
     run_step: Callable[..., StepRecord]
+    emit: Callable[..., None]
+    dry_run: bool
 
     # ------------------------------------------------------------------------------ block
     def run_block(self, hr: HostRun, step: Step, *, read_only: bool, phase: str) -> StepRecord:
         rec = StepRecord(phase, step.index, step.label, "block", "ok")
         done: list[StepRecord] = []
         failure: tuple[Step, StepRecord] | None = None
+        budget = Budget(step, phase) if step.budget is not None and not self.dry_run else None
         for sub in step.block:
+            spent = budget.spent_record(sub) if budget is not None else None
+            if spent is not None:  # on_exceed: fail, and the time is up: the next step does not start
+                failure = (sub, spent)
+                break
             r = self.run_step(hr, sub, read_only=read_only, phase=phase)
             done.append(r)
             if r.outcome == "failed":
@@ -64,6 +109,12 @@ class Blocks:
             done.append(r)
             if r.outcome == "failed" and failure is None:
                 failure = (alw, r)
+        over = budget.over() if budget is not None else None
+        if over is not None:  # said in the log and the audit (step.output), and in the block's record
+            self.emit("step.output", hr, None, phase=phase, data={"line": over})
+            if budget is not None and budget.action == "fail" and failure is None and not budget.tripped:
+                failure = (step, StepRecord(phase, step.index, step.label, "block", "failed", msg=over))
+            rec.msg = over
         if failure is not None:
             rec.outcome, rec.msg, rec.error = (
                 "failed",

@@ -17,7 +17,6 @@ traffic) never passes a bound. A range vector (``x[5m]`` without a function) is 
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Generator
 from typing import Any
@@ -26,32 +25,12 @@ from urllib.parse import urlencode
 from runbook.actions import Action, Http, HttpResponse, Note, Sleep
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 from runbook.kinds.http import connection_problem, parse_json_body, public_url
+from runbook.model.values import duration
 
 _DURATION = {
     "type": ["number", "string"],
     "description": 'seconds, or a Prometheus duration: "30s", "5m", "1h30m"',
 }
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
-
-
-def duration(value: Any) -> float:
-    """Seconds from a number or a Prometheus-style duration ("1h30m", "500ms")."""
-    if value is None or value == "":
-        return 0.0
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip().lower()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    parts = _PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f'not a duration: {value!r} (write seconds, or "30s", "5m", "1h30m")')
-    return sum(float(n) * _UNITS[u] for n, u in parts)
-
-
 def series_name(metric: Any) -> str:
     if not isinstance(metric, dict) or not metric:
         return ""

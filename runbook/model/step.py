@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,7 +12,15 @@ from runbook.errors import Location, ValidationError
 from runbook.model import become
 from runbook.model.ansible_tasks import STEP_REFUSED
 from runbook.model.loader import YDict, YList
-from runbook.model.values import BOOL_WORDS, is_template, is_variable_name, number_problem, plain, suggest
+from runbook.model.values import (
+    BOOL_WORDS,
+    duration,
+    is_template,
+    is_variable_name,
+    number_problem,
+    plain,
+    suggest,
+)
 
 STEP_KEYWORDS = {
     "name": "a human-readable label for the step (Jinja2 is rendered, like Ansible's task names)",
@@ -45,6 +54,9 @@ STEP_KEYWORDS = {
     "changed something; also after a rollback undid this step's change",
     "listen": "(a handler) topic(s) it also answers to in notify:",
     "environment": "environment variables for the step's command (shell/command: merged into env:)",
+    "budget": "(a block) the time its steps may take together: a duration (90, \"5m\", \"1h30m\") or "
+    "{time: 5m, on_exceed: warn | fail}; warn (the default) says so in the log and the audit, fail "
+    "fails the block (its rescue runs, else the rollback) and starts none of its steps once spent",
     "check_mode": "true: only plan this step (never change anything); false: run it in plan/--dry-run "
     "too (only for read-only shell/command probes)",
 }
@@ -123,6 +135,7 @@ class Step:
     listen: tuple[str, ...] = ()
     environment: Any = None
     check_mode: bool | None = None
+    budget: tuple[float, str] | None = None  # (seconds, "warn" | "fail"): a block's time budget
     block: tuple[Step, ...] = ()
     rescue: tuple[Step, ...] = ()
     always: tuple[Step, ...] = ()
@@ -376,6 +389,28 @@ class StepParser:
             **kw,
         )
 
+    def _budget(self, value: Any, loc: Any) -> tuple[float, str] | None:
+        """``budget: 5m`` / ``budget: {time: 5m, on_exceed: fail}`` -> (seconds, action)."""
+        action = "warn"
+        if isinstance(value, dict):
+            unknown = sorted(set(map(str, value)) - {"time", "on_exceed"})
+            if unknown:
+                self.err(f"unknown budget key '{unknown[0]}'", loc, hint="budget: {time: 5m, on_exceed: warn | fail}")
+                return None
+            action, value = str(value.get("on_exceed", "warn")), value.get("time")
+            if action not in ("warn", "fail"):
+                self.err(f"budget on_exceed must be warn or fail, got {action!r}", loc)
+                return None
+        try:
+            seconds = duration(value) if not isinstance(value, bool) else -1.0
+        except ValueError as exc:
+            self.err(f"budget: {exc}", loc)
+            return None
+        if not 0 < seconds < math.inf:
+            self.err(f"budget must be a positive duration (\"5m\", 90), got {plain(value)!r}", loc)
+            return None
+        return seconds, action
+
     def _block(
         self, raw: dict, phase: str, index: int, kloc: Any, sloc: Location, name: str, kw: dict, defaults: dict
     ) -> Step | None:
@@ -514,6 +549,13 @@ class StepParser:
             else:
                 self.err("environment must be a mapping (NAME: value) or a {{ template }} giving one",
                          kloc("environment"))  # fmt: skip
+        if raw.get("budget") is not None:
+            budget = self._budget(raw["budget"], kloc("budget"))
+            if budget is not None and "block" not in raw:
+                self.err("budget applies to a block of steps", kloc("budget"),
+                         hint="put the steps in a block: (with budget: on it); for one step, timeout: stops it")  # fmt: skip
+            elif budget is not None:
+                kw["budget"] = budget
         if "check_mode" in raw and self.typed(raw["check_mode"], (bool,), "check_mode", kloc("check_mode")):
             kw["check_mode"] = raw["check_mode"]
             probe = next((k for k in raw if k in ("shell", "command", "ansible.builtin.shell", "ansible.builtin.command")), None)

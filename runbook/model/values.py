@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import keyword
 import math
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -161,3 +162,24 @@ def to_number(
 def suggest(word: str, choices: Collection[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f"did you mean '{close[0]}'?" if close else ""
+
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+
+
+def duration(value: Any) -> float:
+    """Seconds from a number or a Prometheus-style duration ("1h30m", "500ms")."""
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().lower()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f'not a duration: {value!r} (write seconds, or "30s", "5m", "1h30m")')
+    return sum(float(n) * _UNITS[u] for n, u in parts)

@@ -89,8 +89,8 @@ class ActionModule(ActionBase):
 
     def _step(self, targs: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         from runbook.execute.transports.base import HostSpec
+        from runbook.kinds.arguments import coerce
         from runbook.kinds.base import first_error, get
-        from runbook.plan.validate import coerce
 
         name = targs.get("kind")
         if not isinstance(name, str) or not name:
