@@ -34,7 +34,9 @@ def test_the_package_list_names_every_package_and_the_examples() -> None:
     code = sorted(find_packages(str(REPO), include=["runbook*"]))
     assert sorted(p for p in listed if not p.startswith("runbook.examples")) == code
     mapped = PYPROJECT["tool"]["setuptools"]["package-dir"]
-    assert {v: k for k, v in mapped.items()} == {d: f"runbook.examples.{d.replace('/', '.')}" for d in PATTERNS}
+    assert {v: k for k, v in mapped.items()} == {
+        d: f"runbook.examples.{d.replace('/', '.')}" for d in PATTERNS
+    }
     data = PYPROJECT["tool"]["setuptools"]["package-data"]
     examples = {k: v for k, v in data.items() if k.startswith("runbook.examples")}
     assert {mapped[k]: tuple(v) for k, v in examples.items()} == PATTERNS  # one rule, two spellings
@@ -46,7 +48,9 @@ def test_psycopg_and_redis_are_extras() -> None:
     deps = " ".join(PYPROJECT["project"]["dependencies"])
     assert "psycopg" not in deps and "redis" not in deps
     extras = PYPROJECT["project"]["optional-dependencies"]
-    assert any("psycopg" in d for d in extras["postgres"]) and any(d.startswith("redis") for d in extras["redis"])
+    assert any("psycopg" in d for d in extras["postgres"]) and any(
+        d.startswith("redis") for d in extras["redis"]
+    )
     assert "postgres" in extras["all"][0] and "redis" in extras["all"][0]
     assert any("postgres" in d and "redis" in d for d in extras["dev"])  # the tests need both
 
@@ -69,7 +73,9 @@ def test_init_lays_out_a_project_ready_to_run(project: Project, tmp_path: Path) 
     proj = project.root / "proj"
     for d in ("playbooks", "templates", "inventories/local", "migrations"):
         assert (proj / d).is_dir(), d
-    assert (proj / "playbooks" / "local-smoke.yml").read_bytes() == (REPO / "playbooks" / "local-smoke.yml").read_bytes()
+    assert (proj / "playbooks" / "local-smoke.yml").read_bytes() == (
+        REPO / "playbooks" / "local-smoke.yml"
+    ).read_bytes()
     assert not (proj / "inventories" / "local" / "host_vars").exists()
     assert "next: cd proj && runbook validate && runbook exec local-smoke" in res.stdout
     os.chdir(proj)
@@ -91,27 +97,61 @@ def test_init_keeps_what_is_there_and_refuses_a_file(project: Project) -> None:
 
 
 # ------------------------------------------------------------------ the real wheel, in a fresh venv
-def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess[str]:
+def _run(
+    cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@pytest.mark.slow
-def test_the_built_wheel_works_outside_the_repository(tmp_path: Path) -> None:
+def _wheel(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The wheel built from a copy of the checkout, and the environment to install and run it in."""
     src = tmp_path / "src"  # a copy: the build's own build/ and egg-info never land in the checkout
     top = {".git", ".runbook", "audit", "build", "dist", "tests", "bench", ".venv"}
-    anywhere = shutil.ignore_patterns("*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", "generated.yml")
+    anywhere = shutil.ignore_patterns(
+        "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache", "generated.yml"
+    )
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         return set(anywhere(directory, names)) | (top & set(names) if Path(directory) == REPO else set())
 
     shutil.copytree(REPO, src, ignore=ignore)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PIP_REQUIRE_VIRTUALENV")
+    }
     env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", RUNBOOK_AUDIT="0", NO_COLOR="1")
     dist = tmp_path / "dist"
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), "."], src, env)
     assert built.returncode == 0, built.stderr
     (wheel,) = dist.glob("runbook-*.whl")
+    return wheel, env
 
+
+@pytest.mark.slow
+def test_pipx_installs_the_wheel_as_a_tool(tmp_path: Path) -> None:
+    """As an operator installs it: `pipx install runbook-….whl`, its own venv, `runbook` on PATH."""
+    wheel, env = _wheel(tmp_path)
+    env.update(
+        PIPX_HOME=str(tmp_path / "pipx"),
+        PIPX_BIN_DIR=str(tmp_path / "bin"),
+        PIPX_MAN_DIR=str(tmp_path / "man"),
+    )
+    inst = _run([sys.executable, "-m", "pipx", "install", str(wheel)], tmp_path, env)
+    assert inst.returncode == 0, inst.stdout + inst.stderr
+    runbook = str(tmp_path / "bin" / "runbook")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    assert _run([runbook, "init", "ops"], work, env).returncode == 0
+    val = _run([runbook, "validate"], work / "ops", env)
+    assert val.returncode == 0, val.stdout + val.stderr
+    listed = _run([sys.executable, "-m", "pipx", "list", "--short"], tmp_path, env)
+    assert listed.stdout.startswith("runbook "), listed.stdout
+
+
+@pytest.mark.slow
+def test_the_built_wheel_works_outside_the_repository(tmp_path: Path) -> None:
+    wheel, env = _wheel(tmp_path)
     venv.create(tmp_path / "venv", with_pip=True, system_site_packages=False)
     py = str(tmp_path / "venv" / "bin" / "python")
     inst = _run([py, "-m", "pip", "install", "-q", str(wheel)], tmp_path, env)
@@ -170,7 +210,9 @@ def test_a_missing_extra_is_a_step_failure_naming_it(
     assert f"needs the Python package {library}" in msg and f"pip install 'runbook[{extra}]'" in msg
 
 
-def test_the_audit_sink_without_psycopg_names_the_extra(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_audit_sink_without_psycopg_names_the_extra(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
     monkeypatch.setenv("RUNBOOK_AUDIT", "1")
     project.runbook("tiny", "hosts: localhost\nsteps:\n  - {name: hi, shell: 'true'}\n")
