@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from runbook.execute.hostctx import HostRun, StepRecord
@@ -61,13 +62,17 @@ def _span(seconds: float) -> str:
     return f"{int(minutes)}m{secs:04.1f}s" if minutes else f"{secs:.1f}s"
 
 
+@dataclass
 class Blocks:
-    """Mixed into StepRunner (which provides run_step, emit and the handlers of the runbook)."""
+    """Runs blocks (block/rescue/always) and handlers for a StepRunner, which gives it exactly what
+    it needs: how a step is run (``run_step``, the runner's own), how an event is emitted, the
+    runbook's handlers (a getter: the engine sets them once the runner exists), and whether this is
+    a dry-run (budgets are not kept in a plan)."""
 
-    handlers: Sequence[Step]
     run_step: Callable[..., StepRecord]
     emit: Callable[..., None]
-    dry_run: bool
+    handlers: Callable[[], Sequence[Step]]
+    dry_run: bool = False
 
     # ------------------------------------------------------------------------------ block
     def run_block(self, hr: HostRun, step: Step, *, read_only: bool, phase: str) -> StepRecord:
@@ -137,7 +142,7 @@ class Blocks:
 
     def notified_handlers(self, names: Iterable[str]) -> list[Step]:
         wanted = set(names)
-        return [h for h in self.handlers if h.name in wanted or wanted & set(h.listen)]
+        return [h for h in self.handlers() if h.name in wanted or wanted & set(h.listen)]
 
     def flush_handlers(
         self, hr: HostRun, *, read_only: bool = False, phase: str = "steps"

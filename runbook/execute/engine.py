@@ -575,7 +575,7 @@ class Engine:
                     break
                 hr.state.last_completed = step.index  # saved as it ended (StepRunner._finish)
             if not hr.failed:  # the handlers its steps notified, once each (Ansible: end of the play)
-                rec = self.runner.flush_handlers(hr)
+                rec = self.runner.blocks.flush_handlers(hr)
                 if rec is not None:
                     self._host_failed(hr, rec)
         except (KeyboardInterrupt, Cancelled):

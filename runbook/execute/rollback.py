@@ -126,7 +126,7 @@ class Rollback:
         hr.notified.update(dict.fromkeys(names))
         line = "running the handlers notified by the undone steps: " + ", ".join(hr.notified)
         self.runner.emit("step.output", hr, None, phase="rollback", data={"line": line})
-        return self.runner.flush_handlers(hr, phase="rollback") is None
+        return self.runner.blocks.flush_handlers(hr, phase="rollback") is None
 
     def _gave_up(self, hr: HostRun, where: HostRun, rest: list[Entry]) -> bool:
         """After a failed undo: if ``where`` cannot be reached (connection lost and a new one

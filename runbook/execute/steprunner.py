@@ -37,7 +37,7 @@ STEP_DECLINED = "not run: declined at --step"
 
 
 @dataclass
-class StepRunner(Blocks):
+class StepRunner:
     """Shared by every host of a run; holds no per-host state itself."""
 
     bus: EventBus
@@ -67,6 +67,7 @@ class StepRunner(Blocks):
     _written: dict[str, str] = field(default_factory=dict)  # step key -> its name as written
     _gathers: dict[tuple[Any, ...], Gather] = field(default_factory=dict)
     attempts: Attempts = field(init=False, repr=False)
+    blocks: Blocks = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.attempts = Attempts(
@@ -76,6 +77,7 @@ class StepRunner(Blocks):
             fault=self.fault, active=self.active, lock=self._lock, diff=self.diff,
             batch_hook=self.batch_hook,
         )  # fmt: skip
+        self.blocks = Blocks(run_step=self.run_step, emit=self.emit, handlers=lambda: self.handlers, dry_run=self.dry_run)
 
     # ------------------------------------------------------------------------------------ events
     def emit(self, kind: str, hr: HostRun | None, step: Step | None = None, **kw: Any) -> None:
@@ -109,11 +111,11 @@ class StepRunner(Blocks):
             return rec
         kind = kinds.get(step.module)
         if kind is not None and kind.runs_nested_steps:  # a block: its steps, rescue and always
-            return self.run_block(hr, step, read_only=read_only, phase=phase)
+            return self.blocks.run_block(hr, step, read_only=read_only, phase=phase)
         if kind is not None and kind.flushes_handlers(step.args):  # meta: flush_handlers
             rec = self._run_step(hr, step, read_only=read_only, phase=phase)
             if rec.outcome != "skipped":
-                bad = self.flush_handlers(hr, read_only=read_only, phase=phase)
+                bad = self.blocks.flush_handlers(hr, read_only=read_only, phase=phase)
                 if bad is not None:
                     return bad
             return rec
@@ -217,7 +219,7 @@ class StepRunner(Blocks):
             rec.outcome = "ok"
             return rec
         self._finish(hr, step, rec, at=at)
-        self.notify(hr, step, rec)
+        self.blocks.notify(hr, step, rec)
         return rec
 
     def _body(
