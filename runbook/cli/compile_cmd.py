@@ -19,20 +19,10 @@ def compile_cmd(name: str, out: str | None) -> None:
     always:, serial and max_fail_percentage. Run it with
     ANSIBLE_COLLECTIONS_PATH="$(runbook ansible-collection path)" ansible-playbook -i INV FILE."""
     from runbook.compile import compile_runbook, to_yaml
-    from runbook.errors import ValidationError
-    from runbook.kinds.base import KnownModules
-    from runbook.model.runbook import load_runbook
-    from runbook.plan import validate as v
+    from runbook.session.run import load_checked
 
     path = resolve_runbook(name)
-    rb = load_runbook(path, KnownModules())
-    problems = v.check_static(rb)
-    if problems:
-        exc = ValidationError(
-            problems[0].error.message, location=problems[0].error.location, hint=problems[0].error.hint
-        )
-        exc.errors = [p.error for p in problems]  # type: ignore[attr-defined]
-        raise exc
+    rb = load_checked(path)  # as exec: a runbook that does not validate is not compiled
     text = to_yaml(compile_runbook(rb), header=f"# compiled by `runbook compile` from {path}")
     if out:
         Path(out).write_text(text, encoding="utf-8")

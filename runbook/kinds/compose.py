@@ -63,6 +63,23 @@ _TIMEOUT = {"type": "integer", "minimum": 1, "description": "seconds (default 12
 
 
 # ------------------------------------------------------------------------------------ step kinds
+class RestoresRelease(StepKind):
+    """A kind whose snapshot names the live release and its image IDs (compose.up, compose.down):
+    undo brings that release back from its record, and the rollback checks what runs."""
+
+    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from restore(args, dict(snapshot), ctx))
+
+    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
+        return (yield from verify(args, dict(snapshot), ctx))
+
+    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
+        return f"compose:{args.get('docker_host') or ''}:{snapshot.get('project')}"
+
+    def needed_records(self, snapshot: Any) -> list[str]:
+        return [str(snapshot["previous_release"])] if snapshot.get("previous_release") else []
+
+
 _NO_COMPOSE = ("is not a docker command", "unknown shorthand flag", "unknown flag: --file")
 HAND_PARSER = "runbook's YAML reader: the host has no `docker compose`, so extends, profiles and ${VAR} are not resolved"
 
@@ -285,7 +302,7 @@ class ComposePull(StepKind):
 
 
 @register
-class ComposeUp(StepKind):
+class ComposeUp(RestoresRelease):
     name = "compose.up"
     registers = {
         "project": "the compose project",
@@ -375,21 +392,9 @@ class ComposeUp(StepKind):
             },
         )
 
-    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from restore(args, dict(snapshot), ctx))
-
-    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from verify(args, dict(snapshot), ctx))
-
-    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
-        return f"compose:{args.get('docker_host') or ''}:{snapshot.get('project')}"
-
-    def needed_records(self, snapshot: Any) -> list[str]:
-        return [str(snapshot["previous_release"])] if snapshot.get("previous_release") else []
-
 
 @register
-class ComposeDown(StepKind):
+class ComposeDown(RestoresRelease):
     name = "compose.down"
     registers = {}
     description = "docker compose down; undo brings the live release back (from its release record)."
@@ -427,18 +432,6 @@ class ComposeDown(StepKind):
         return Outcome.success(
             f"{project}: {len(before)} container(s) removed", changed=True, command=cmd.display()
         )
-
-    def undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from restore(args, dict(snapshot), ctx))
-
-    def verify_undo(self, args: dict[str, Any], snapshot: Any, ctx: StepContext) -> StepGen:
-        return (yield from verify(args, dict(snapshot), ctx))
-
-    def undo_target(self, args: dict[str, Any], snapshot: Any) -> str | None:
-        return f"compose:{args.get('docker_host') or ''}:{snapshot.get('project')}"
-
-    def needed_records(self, snapshot: Any) -> list[str]:
-        return [str(snapshot["previous_release"])] if snapshot.get("previous_release") else []
 
 
 @register
