@@ -673,8 +673,10 @@ class Engine:
         def run_host(hr: HostRun) -> None:
             if hr.unreachable:
                 return
+            hr.notified.clear()  # what the steps phase notified ran (or its host failed) before
             for step in steps:
                 self.runner.run_step(hr, step)
+            self.runner.blocks.flush_handlers(hr, phase="always")  # what always: steps notified
 
         try:
             self._parallel(self.host_names, run_host)
