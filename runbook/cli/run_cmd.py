@@ -116,6 +116,11 @@ def _run_options(fn: Any) -> Any:
         ),
         click.option("-v", "--verbose", count=True, help=VERBOSE_HELP),
         click.option("--diff", "diff", is_flag=True, help="Show the diff of every file a step writes (as ansible --diff)."),
+        click.option(
+            "--engine", type=click.Choice(["native", "ansible"]), default="native", show_default=True,
+            help="Run on runbook's own engine, or as the compiled playbook through ansible-runner "
+            "(docs/ansible-engine.md).",
+        ),
         click.option("--step", "step", is_flag=True, help="Confirm each step before it runs: (y)es/(n)o/(c)ontinue (needs a terminal)."),
     ]
     for o in reversed(opts):

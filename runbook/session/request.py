@@ -14,6 +14,10 @@ from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runbook.errors import UsageError
+
+ENGINES = ("native", "ansible")
+
 Subscriber = Callable[[Any], None]  # called with each runbook.execute.events.Event of the run
 
 
@@ -109,9 +113,14 @@ class RunRequest(_Inputs):
     """``--max-output``: output kept per stream of each command (``1M``, ``256k``, or bytes)."""
     diff: bool = False
     """``--diff``: a real run shows (and the audit digests) the diff of every file a step writes."""
+    engine: str = "native"
+    """``--engine``: ``native`` (runbook's own) or ``ansible`` (the compiled playbook through
+    ansible-runner; docs/ansible-engine.md)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.engine not in ENGINES:
+            raise UsageError(f"--engine: unknown engine '{self.engine}'", hint="native or ansible")
         object.__setattr__(self, "tags", _tags(self.tags))
         object.__setattr__(self, "skip_tags", _tags(self.skip_tags))
         object.__setattr__(self, "approvers", _strings(self.approvers))

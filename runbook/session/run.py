@@ -138,17 +138,29 @@ def run_options(target: Target, hooks: Hooks) -> Any:
 
 def execute(target: Target, hooks: Hooks | None = None) -> Outcome:
     """Run a prepared run (a dry run when the request says so) and return how it ended."""
-    from runbook.execute.engine import Engine
-
     hooks = hooks or Hooks()
     check_window(target)
     options = run_options(target, hooks)
     req = target.request
     return drive(
-        lambda redactor, bus: Engine(target.runbook, target.inventory, target.hosts, options, bus, redactor),
-        lambda engine: engine.run(),
+        make_engine(target, options), lambda engine: engine.run(),
         target.runbook, target.path, req, hooks, dry_run=req.dry_run,
     )  # fmt: skip
+
+
+def make_engine(target: Target, options: Any) -> Callable[[Any, Any], Any]:
+    """The engine the request asks for, as ``make(redactor, bus)``: runbook's own, or the compiled
+    playbook through ansible-runner (runbook.session.ansible_engine)."""
+    if target.request.engine == "ansible":
+        from runbook.session.ansible_engine import AnsibleEngine
+
+        unsupported = [k for k, v in (("--resume", target.request.resume), ("--start-at", target.request.start_at)) if v]
+        if unsupported:
+            raise UsageError(f"--engine ansible: {', '.join(unsupported)} is not supported", hint="use the native engine")
+        return lambda redactor, bus: AnsibleEngine(target, options, bus, redactor)
+    from runbook.execute.engine import Engine
+
+    return lambda redactor, bus: Engine(target.runbook, target.inventory, target.hosts, options, bus, redactor)
 
 
 def drive(

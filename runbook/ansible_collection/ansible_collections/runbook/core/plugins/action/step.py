@@ -172,7 +172,6 @@ class ActionModule(ActionBase):
         res: dict[str, Any] = {
             "changed": bool(out.changed),
             "failed": not out.ok,
-            "skipped": bool(out.skipped),
             "msg": out.msg,
             "rc": out.rc,
             "stdout": out.stdout,
@@ -192,6 +191,6 @@ class ActionModule(ActionBase):
         if out.command:
             res["cmd"] = out.command
         res.update({k: v for k, v in out.data.items() if k not in res})
-        if out.skipped:
-            res["changed"] = False
+        if out.skipped:  # only then: Ansible ignores changed_when/failed_when on a result with the key
+            res["skipped"], res["changed"] = True, False
         return res
