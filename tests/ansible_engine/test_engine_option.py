@@ -1,0 +1,218 @@
+"""`runbook exec/plan NAME --engine ansible`: the compiled playbook run by ansible-runner (real
+ansible-playbook), its events streamed into runbook's console, JSON, JUnit and audit trail, with
+the native engine's end state, step records and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from runbook.cli.main import cli
+from tests.ansible_engine.test_compile import RUNBOOK, _fresh, _tree
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RUNBOOK_AUDIT", "0")
+    monkeypatch.setenv("ANSIBLE_HOME", str(tmp_path / "ansible-home"))
+    monkeypatch.setenv("ANSIBLE_LOCAL_TEMP", str(tmp_path / "ansible-home" / "tmp"))
+    root = str(Path(__file__).resolve().parents[2])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")])))
+    (tmp_path / "playbooks").mkdir()
+    (tmp_path / "playbooks" / "small-deploy.yml").write_text(RUNBOOK)
+    (tmp_path / "inv").write_text("localhost ansible_connection=local\n")
+    return tmp_path
+
+
+def _exec(*args: str) -> tuple[int, dict[str, Any]]:
+    res = CliRunner().invoke(cli, ["exec", "small-deploy", "-i", "inv", "--output", "json", *args])
+    assert res.exit_code in (0, 1, 3, 4), res.output
+    start = res.output.index("{\n")
+    return res.exit_code, json.loads(res.output[start:])
+
+
+def _steps(doc: dict[str, Any]) -> list[tuple[str, int, str, str, str]]:
+    return [
+        (s["phase"], s["index"], s["name"], s["module"], s["outcome"])
+        for s in doc["hosts"]["localhost"]["steps"]
+    ]
+
+
+def _shape(doc: dict[str, Any]) -> tuple[Any, ...]:
+    host = doc["hosts"]["localhost"]
+    return (sorted(doc), sorted(host), sorted(host["stats"]), [sorted(s) for s in host["steps"]])
+
+
+# ------------------------------------------------------------------------------ fast
+def test_the_engine_is_a_request_field_checked_up_front() -> None:
+    from runbook.errors import UsageError
+    from runbook.session import RunRequest
+
+    assert RunRequest("x").engine == "native"
+    assert RunRequest("x", engine="ansible").engine == "ansible"
+    with pytest.raises(UsageError, match="unknown engine 'awx'"):
+        RunRequest("x", engine="awx")
+
+
+def test_unknown_engine_on_the_command_line_is_a_usage_error(project: Path) -> None:
+    res = CliRunner().invoke(cli, ["exec", "small-deploy", "-i", "inv", "--engine", "awx"])
+    assert res.exit_code == 2 and "awx" in res.output
+
+
+def test_the_playbook_run_drops_the_checked_window_and_a_plans_lock(project: Path) -> None:
+    from runbook.session.ansible_engine import playbook_for, task_map
+    from runbook.session.run import load_checked
+
+    text = RUNBOOK.replace(
+        "max_fail_percentage: 0\n",
+        "max_fail_percentage: 0\nlock: deploy\nwindow: {start: '00:00', end: '23:59'}\n",
+    )
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    rb = load_checked(project / "playbooks" / "small-deploy.yml")
+    real = yaml.safe_load(playbook_for(rb, dry_run=False))
+    names = [t["name"] for t in real[0]["tasks"]]
+    assert "inside the maintenance window" not in names  # the session checked it (--force-window skips)
+    assert real[1]["tasks"][0]["block"][0]["name"] == "deploy lock"
+    plan = yaml.safe_load(playbook_for(rb, dry_run=True))
+    assert all(t["name"] != "deploy lock" for t in plan[1]["tasks"][0]["block"])
+    # a rescue task is the rollback of its step; an always step is found in the always phase
+    tasks = task_map(rb)
+    assert [(i.phase, i.name, i.undo_of) for i in tasks["undo: Config"]] == [
+        ("rollback", "undo: Config", "Config")
+    ]
+    assert tasks["Record that the run ended"][0].phase == "always"
+
+
+# ------------------------------------------------------------------------------ real ansible-playbook
+@pytest.mark.slow
+def test_same_end_state_and_step_records_as_native(project: Path) -> None:
+    native = _fresh(project / "native")
+    code_n, doc_n = _exec("-e", f"target={native}")
+    viaans = _fresh(project / "ansible")
+    code_a, doc_a = _exec("-e", f"target={viaans}", "--engine", "ansible")
+    assert (code_n, code_a) == (0, 0)
+    assert _tree(viaans) == _tree(native)
+    assert _steps(doc_a) == _steps(doc_n)
+    assert doc_a["hosts"]["localhost"]["stats"] == doc_n["hosts"]["localhost"]["stats"]
+    assert _shape(doc_a) == _shape(doc_n) and doc_a["status"] == "success"
+    from runbook.execute.clients.ansible_io import root
+
+    # the private data directory is gone (the SSH masters' directory of this process stays to its exit)
+    assert [p.name for p in root().glob(f"{os.getpid()}-*")] in ([], [f"{os.getpid()}-cp"])
+
+
+@pytest.mark.slow
+def test_injected_failure_rolled_back_exit_1_same_json(project: Path) -> None:
+    native = _fresh(project / "native")
+    code_n, doc_n = _exec("-e", f"target={native}", "-e", "fail_at=verify")
+    viaans = _fresh(project / "ansible")
+    code_a, doc_a = _exec("-e", f"target={viaans}", "-e", "fail_at=verify", "--engine", "ansible")
+    assert (code_n, code_a) == (1, 1)
+    assert doc_a["status"] == doc_n["status"] == "rolled_back"
+    assert _tree(viaans) == _tree(native)
+    assert _tree(viaans)["keep.txt"] == ("old\n", 0o600) and "app" not in _tree(viaans)
+    assert _shape(doc_a) == _shape(doc_n)
+    ha, hn = doc_a["hosts"]["localhost"], doc_n["hosts"]["localhost"]
+    assert (ha["rollback"], ha["failed"], ha["failure"]) == (hn["rollback"], hn["failed"], hn["failure"])
+    undone = [s for s in _steps(doc_a) if s[0] == "rollback"]
+    assert undone == [s for s in _steps(doc_n) if s[0] == "rollback"]
+    assert [s[2] for s in undone] == [
+        "undo: Start marker",
+        "undo: Existing file is replaced",
+        "undo: Config",
+        "undo: App directory",
+    ]
+    assert {s[4] for s in undone} == {"rolled_back"}
+
+
+@pytest.mark.slow
+def test_failed_preflight_exits_3_nothing_changed(project: Path) -> None:
+    target = project / "missing-parent" / "t"
+    code, doc = _exec("-e", f"target={target}", "--engine", "ansible")
+    assert code == 3 and doc["status"] == "preflight_failed"
+    assert "pre-flight 'The target's parent exists'" in doc["hosts"]["localhost"]["failure"]
+    assert {s[0] for s in _steps(doc)} == {"preflight"}
+    assert not target.parent.exists()
+
+
+@pytest.mark.slow
+def test_plan_is_check_mode_and_changes_nothing(project: Path) -> None:
+    target = _fresh(project / "t")
+    res = CliRunner().invoke(
+        cli, ["plan", "small-deploy", "-i", "inv", "-e", f"target={target}", "--engine", "ansible"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "App directory" in res.output
+    assert _tree(target) == {"keep.txt": ("old\n", 0o600)}
+
+
+@pytest.mark.slow
+def test_audit_trail_and_junit_of_an_ansible_run(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runbook.audit.keys import generate_key
+
+    monkeypatch.setenv("RUNBOOK_AUDIT", "1")
+    key = project / "audit_key"
+    generate_key(key, "ops@runbook")
+    audit = project / "audit"
+    target = _fresh(project / "t")
+    junit = project / "junit.xml"
+    code, _doc = _exec("-e", f"target={target}", "-e", "fail_at=verify", "--engine", "ansible",
+                       "--audit-dir", str(audit), "--audit-key", str(key), "--junit-file", str(junit))  # fmt: skip
+    assert code == 1
+    (trail,) = audit.glob("*.jsonl")
+    records = [json.loads(line) for line in trail.read_text().splitlines() if line.strip()]
+    kinds = [r.get("event") or r.get("kind") for r in records]
+    assert "run.start" in kinds and "run.end" in kinds and "rollback.step" in kinds
+    starts = [r for r in records if (r.get("event") or r.get("kind")) == "run.start"]
+    assert json.dumps(starts[0]).count('"engine": "ansible"') == 1
+    ends = [r for r in records if (r.get("event") or r.get("kind")) == "step.end"]
+    assert any(r.get("outcome") == "failed" and r.get("step") == "Injected failure" for r in ends)
+    res = CliRunner().invoke(cli, ["audit", "verify", str(audit), "--allowed-signers", str(key) + ".pub"])
+    assert res.exit_code == 0, res.output
+    xml = junit.read_text()
+    assert 'failures="1"' in xml and "undo: Start marker" in xml
+
+
+@pytest.mark.slow
+def test_over_sshd_host_keys_checked(project: Path, ssh_lab, request: pytest.FixtureRequest) -> None:
+    h = ssh_lab.hosts[0]
+    (project / "inv").write_text(
+        f"{h.name} ansible_host={h.address} ansible_port={h.port} ansible_user=root "
+        f"ansible_ssh_private_key_file={ssh_lab.key} ansible_python_interpreter=python3 "
+        "ansible_ssh_common_args='-F /dev/null'\n"
+    )
+    target = f"/tmp/runbook-engine-ansible-{os.getpid()}-{h.name}"
+    request.addfinalizer(lambda: shutil.rmtree(target, ignore_errors=True))
+    res = CliRunner().invoke(
+        cli, ["exec", "small-deploy", "-i", "inv", "-e", f"target={target}", "--engine", "ansible",
+              "--known-hosts", str(ssh_lab.known_hosts), "--output", "json"],
+    )  # fmt: skip
+    doc = json.loads(res.output[res.output.index("{\n") :])
+    assert res.exit_code == 0, res.output
+    assert [s["outcome"] for s in doc["hosts"][h.name]["steps"]][:3] == ["ok", "ok", "changed"]
+    # an unknown host key is refused before any change (never accepted silently)
+    empty = project / "empty_known_hosts"
+    empty.write_text("")
+    res = CliRunner().invoke(
+        cli, ["exec", "small-deploy", "-i", "inv", "-e", f"target={target}-2", "--engine", "ansible",
+              "--known-hosts", str(empty), "--output", "json"],
+    )  # fmt: skip
+    assert res.exit_code == 3, res.output
+    doc = json.loads(res.output[res.output.index("{\n") :])
+    native = CliRunner().invoke(
+        cli, ["exec", "small-deploy", "-i", "inv", "-e", f"target={target}-2", "--known-hosts", str(empty), "--output", "json"],
+    )  # fmt: skip
+    assert native.exit_code == 3, native.output
+    doc_n = json.loads(native.output[native.output.index("{\n") :])
+    assert doc["status"] == doc_n["status"]
+    assert doc["hosts"][h.name]["unreachable"] is True
+    assert "host key" in doc["hosts"][h.name]["failure"].lower()
+    assert not Path(f"{target}-2").exists()
