@@ -315,7 +315,7 @@ class AnsibleEngine:
                          stdout=stdout, stderr=stderr, attempts=int(res.get("attempts") or 1))  # fmt: skip
         hr.records.append(rec)
         hr.stats[outcome if outcome != "failed" or not ignored else "ok"] += 1
-        if outcome == "changed":
+        if outcome == "changed" and info.phase == "steps":  # (always: changes after the verdict, as native)
             hr.changed_anything = True
         unreachable = kind == "runner_on_unreachable"
         self.emit(

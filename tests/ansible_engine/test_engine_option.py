@@ -216,3 +216,50 @@ def test_over_sshd_host_keys_checked(project: Path, ssh_lab, request: pytest.Fix
     assert doc["hosts"][h.name]["unreachable"] is True
     assert "host key" in doc["hosts"][h.name]["failure"].lower()
     assert not Path(f"{target}-2").exists()
+
+
+@pytest.mark.slow
+def test_a_failed_undo_is_rollback_incomplete_exit_4_as_native(project: Path) -> None:
+    text = RUNBOOK.replace('rm -f -- {{ target | quote }}/app/started"', 'echo cannot; exit 3"')
+    assert text != RUNBOOK
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    native = _fresh(project / "native")
+    code_n, doc_n = _exec("-e", f"target={native}", "-e", "fail_at=verify")
+    viaans = _fresh(project / "ansible")
+    code_a, doc_a = _exec("-e", f"target={viaans}", "-e", "fail_at=verify", "--engine", "ansible")
+    assert (code_n, code_a) == (4, 4)
+    assert doc_a["status"] == doc_n["status"] == "rollback_failed"
+    ha = doc_a["hosts"]["localhost"]
+    assert ha["rollback"] == "failed"
+    assert [p.split(":")[0:2] for p in ha["rollback_problems"]] == [["localhost", " step 'Start marker'"]]
+    assert ("rollback", 3, "undo: Start marker", "shell", "failed") in _steps(doc_a)
+    assert "ROLLBACK FAILED on localhost" in doc_a["message"]
+
+
+@pytest.mark.slow
+def test_deploy_lock_held_is_refused_exit_3_as_native(project: Path) -> None:
+    import shutil
+    import socket
+
+    from runbook.execute.lock import lock_dir
+
+    text = RUNBOOK.replace("max_fail_percentage: 0\n", "max_fail_percentage: 0\nlock: engine-option-test\n")
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    d = Path(lock_dir("engine-option-test", "localhost"))
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    try:
+        (d / "details.json").write_text(
+            f'{{"run_id": "other-run", "user": "ops", "pid": {os.getpid()}, '
+            f'"control_host": "{socket.gethostname()}", "since": 9999999999}}'
+        )
+        native = _fresh(project / "native")
+        code_n, doc_n = _exec("-e", f"target={native}")
+        viaans = _fresh(project / "ansible")
+        code_a, doc_a = _exec("-e", f"target={viaans}", "--engine", "ansible")
+        assert (code_n, code_a) == (3, 3)
+        assert doc_a["status"] == doc_n["status"] == "refused"
+        assert "held by run other-run" in doc_a["hosts"]["localhost"]["failure"]
+        assert "app" not in _tree(viaans) and d.is_dir()  # nothing changed; not ours: left alone
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
