@@ -263,3 +263,52 @@ def test_deploy_lock_held_is_refused_exit_3_as_native(project: Path) -> None:
         assert "app" not in _tree(viaans) and d.is_dir()  # nothing changed; not ours: left alone
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_hosts_per_host_records_as_native(project: Path) -> None:
+    (project / "playbooks" / "small-deploy.yml").write_text(RUNBOOK.replace("  target: /tmp/never\n", ""))
+    for engine in ("native", "ansible"):
+        (project / engine).mkdir()
+        a, b = _fresh(project / engine / "a"), _fresh(project / engine / "b")
+        (project / f"inv-{engine}").write_text(
+            f"alpha ansible_connection=local target={a}\nbeta ansible_connection=local target={b}\n"
+        )
+    res_n = CliRunner().invoke(cli, ["exec", "small-deploy", "-i", "inv-native", "--output", "json"])
+    res_a = CliRunner().invoke(
+        cli, ["exec", "small-deploy", "-i", "inv-ansible", "--output", "json", "--engine", "ansible"]
+    )
+    assert (res_n.exit_code, res_a.exit_code) == (0, 0), res_a.output
+    doc_n = json.loads(res_n.output[res_n.output.index("{\n") :])
+    doc_a = json.loads(res_a.output[res_a.output.index("{\n") :])
+    assert sorted(doc_a["hosts"]) == ["alpha", "beta"]
+    for h in ("alpha", "beta"):
+        steps = [(s["phase"], s["name"], s["outcome"]) for s in doc_a["hosts"][h]["steps"]]
+        assert steps == [(s["phase"], s["name"], s["outcome"]) for s in doc_n["hosts"][h]["steps"]]
+    for host in ("a", "b"):
+        assert _tree(project / "ansible" / host) == _tree(project / "native" / host)
+
+
+@pytest.mark.slow
+def test_a_secret_never_reaches_the_output_or_the_audit(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNBOOK_AUDIT", "1")
+    text = RUNBOOK.replace(
+        "always:\n", '  - name: Uses the token\n    shell: "echo token={{ token }}"\nalways:\n'
+    ).replace('  fail_at: ""\n', '  fail_at: ""\n  token: none\n')
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    target = _fresh(project / "t")
+    token = "hunter2-" + os.urandom(6).hex()
+    res = CliRunner().invoke(
+        cli, ["exec", "small-deploy", "-i", "inv", "--output", "json", "--engine", "ansible",
+              "-e", f"target={target}", "-e", f"token={token}", "--secret", "token", "--audit-dir", "audit"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output[res.output.index("{\n") :])
+    (used,) = [s for s in doc["hosts"]["localhost"]["steps"] if s["name"] == "Uses the token"]
+    assert (
+        used["outcome"] == "changed" and used["stdout"].startswith("token=") and token not in used["stdout"]
+    )
+    assert token not in res.output
+    assert all(token not in p.read_text() for p in (project / "audit").glob("*.jsonl"))
