@@ -311,8 +311,20 @@ class AnsibleEngine:
             outcome = "failed"
         if info.phase == "rollback":
             return self._rollback_step(hr, info, outcome, took, msg)
+        commands = [str(c) for c in res.get("runbook_commands") or () if c]
+        command = red("\n".join(commands)) if commands else None
+        planned = [
+            {
+                "kind": str(p.get("kind", "")),
+                "summary": red(str(p.get("summary", ""))),
+                "diff": red(str(p.get("diff") or "")),
+            }
+            for p in res.get("runbook_planned") or ()
+            if isinstance(p, dict)
+        ]
         rec = StepRecord(info.phase, info.index, info.name, info.module, outcome, rc=rc, duration=took, msg=msg,
-                         stdout=stdout, stderr=stderr, attempts=int(res.get("attempts") or 1))  # fmt: skip
+                         command=command, stdout=stdout, stderr=stderr, planned=planned,
+                         attempts=int(res.get("attempts") or 1))  # fmt: skip
         hr.records.append(rec)
         hr.stats[outcome if outcome != "failed" or not ignored else "ok"] += 1
         if outcome == "changed" and info.phase == "steps":  # (always: changes after the verdict, as native)
@@ -320,7 +332,7 @@ class AnsibleEngine:
         unreachable = kind == "runner_on_unreachable"
         self.emit(
             "step.end", hr.name, step=info.name, phase=info.phase, outcome=outcome, rc=rc, duration=took,
-            data={"msg": msg, "module": info.module, "stdout": stdout, "stderr": stderr, **({"ignored": True} if ignored else {})},
+            data={"msg": msg, "module": info.module, "command": command, "stdout": stdout, "stderr": stderr, **({"planned": planned} if planned else {}), **({"ignored": True} if ignored else {})},
         )  # fmt: skip
         if outcome != "failed" or ignored or hr.failed:
             return

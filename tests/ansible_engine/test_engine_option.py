@@ -101,6 +101,11 @@ def test_same_end_state_and_step_records_as_native(project: Path) -> None:
     assert (code_n, code_a) == (0, 0)
     assert _tree(viaans) == _tree(native)
     assert _steps(doc_a) == _steps(doc_n)
+    commands = [(s["command"] or "").replace(str(native), "T") for s in doc_n["hosts"]["localhost"]["steps"]]
+    assert [
+        (s["command"] or "").replace(str(viaans), "T") for s in doc_a["hosts"]["localhost"]["steps"]
+    ] == commands
+    assert "mkdir -p -- T/app" in commands[2]
     assert doc_a["hosts"]["localhost"]["stats"] == doc_n["hosts"]["localhost"]["stats"]
     assert _shape(doc_a) == _shape(doc_n) and doc_a["status"] == "success"
     from runbook.execute.clients.ansible_io import root
@@ -151,6 +156,12 @@ def test_plan_is_check_mode_and_changes_nothing(project: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "App directory" in res.output
+    doc = json.loads(
+        CliRunner().invoke(cli, ["plan", "small-deploy", "-i", "inv", "-e", f"target={target}", "--engine", "ansible",
+                                 "--output", "json"]).output
+    )  # fmt: skip
+    (config,) = [s for s in doc["hosts"]["localhost"]["steps"] if s["name"] == "Config"]
+    assert config["outcome"] == "changed" and config["planned"], config  # what it would write, shown
     assert _tree(target) == {"keep.txt": ("old\n", 0o600)}
 
 
