@@ -16,6 +16,8 @@ incomplete."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import threading
 import time
@@ -26,6 +28,7 @@ from typing import Any
 from runbook.execute.events import Event
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.runresult import (
+    EXIT_INTERRUPTED,
     EXIT_PREFLIGHT,
     RunResult,
     fault_verdict,
@@ -34,10 +37,46 @@ from runbook.execute.runresult import (
 )
 from runbook.execute.state import HostState
 
+EXIT_INTERNAL = 70
+CANCEL_WAIT = 60.0  # seconds ansible-playbook is given to stop once cancelled
 PHASES = ("preflight", "steps", "rollback", "always")
 FAIL_TASK = "the run failed: rolled back"
 LOCK_TASKS = ("deploy lock", "release the deploy lock")
 WINDOW_TASK = "inside the maintenance window"
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc; empty elsewhere)."""
+    children: dict[int, list[int]] = {}
+    try:
+        stats = list(os.scandir("/proc"))
+    except OSError:
+        return set()
+    for entry in stats:
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def signal_all(pids: set[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:  # gone already
+            pass
 
 
 @dataclass(frozen=True)
@@ -196,7 +235,7 @@ class AnsibleEngine:
                 cmdline = ["--check"] if self.opt.dry_run else []
                 if self.opt.diff:
                     cmdline.append("--diff")
-                runner = ansible_io.run(
+                runner = self._in_thread(lambda: ansible_io.run(
                     pdd, playbook="main.yml", inventory=[str(pdd / "inventory" / "hosts.yml")],
                     cmdline=cmdline, vault=vault, on_event=self.on_event, cancel=self.cancel.is_set,
                     limit=",".join(self.target.hosts), forks=self.opt.forks or self.rb.forks or 10,
@@ -204,11 +243,23 @@ class AnsibleEngine:
                     skip_tags=",".join(sorted(self.opt.skip_tags)) or None,
                     envvars={"ANSIBLE_COLLECTIONS_PATH": str(collections_path())},
                     control_key=repr(sorted(str(e.get("ansible_ssh_common_args", "")) for e in hosts.values())),
-                )  # fmt: skip
-            status, code, message = self._verdict(runner)
-        except KeyboardInterrupt:
-            self.cancel.set()
-            status, code, message = "interrupted", 130, "interrupted: the Ansible run was cancelled"
+                ))  # fmt: skip
+            if self.cancel.is_set():
+                status, code = "interrupted", EXIT_INTERRUPTED
+                message = "interrupted: ansible-playbook was stopped; the rescue did not run, nothing was rolled back"
+                message += "".join(
+                    f"\n{h}: changed before the interrupt"
+                    for h, hr in self.hosts.items()
+                    if hr.changed_anything
+                )
+            else:
+                status, code, message = self._verdict(runner)
+        except Exception as exc:  # never a traceback: ansible-runner could not run the playbook
+            status, code, message = (
+                "failed",
+                EXIT_INTERNAL,
+                f"ansible-runner: {self.redactor.redact(str(exc))}",
+            )
         status, code, message = fault_verdict(status, code, message, self.bus.fault, self.hosts.values())
         for hr in self.hosts.values():
             self.emit(
@@ -220,6 +271,37 @@ class AnsibleEngine:
             data={"exit_code": code, "message": self.redactor.redact(message), "stats": {h: hr.stats for h, hr in self.hosts.items()}},
         )  # fmt: skip
         return result
+
+    def _in_thread(self, fn: Any) -> Any:
+        """ansible-runner in a worker thread, so an interrupt (SIGINT/SIGTERM: KeyboardInterrupt, or
+        a second Ctrl-C) reaches this thread and cancels the run: ansible-runner stops
+        ansible-playbook when its cancel callback says so. Every wait is bounded."""
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["runner"] = fn()
+            except BaseException as exc:  # handed to the calling thread
+                box["error"] = exc
+
+        before = descendants(os.getpid())
+        worker = threading.Thread(target=work, name="ansible-runner", daemon=True)
+        worker.start()
+        while worker.is_alive():
+            try:
+                worker.join(0.2)
+            except BaseException:  # KeyboardInterrupt, Aborted: stop ansible-playbook, then report
+                self.cancel.set()
+                # ansible-runner kills ansible-playbook's process group; a command a connection
+                # started in its own session (the local connection does) is stopped here too
+                tree = descendants(os.getpid()) - before
+                signal_all(tree, signal.SIGTERM)
+                worker.join(CANCEL_WAIT)
+                signal_all(tree, signal.SIGKILL)
+                break
+        if "error" in box and not self.cancel.is_set():
+            raise box["error"]
+        return box.get("runner")
 
     def _verdict(self, runner: Any) -> tuple[str, int, str]:
         names = self.target.hosts

@@ -323,3 +323,73 @@ def test_a_secret_never_reaches_the_output_or_the_audit(
     )
     assert token not in res.output
     assert all(token not in p.read_text() for p in (project / "audit").glob("*.jsonl"))
+
+
+def _descendants(pid: int) -> set[int]:
+    kids: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kids.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.add(k)
+            todo.append(k)
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Is the process there and not a zombie (an exited child nobody has reaped yet)?"""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_sigterm_stops_ansible_playbook_exit_130(project: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    text = RUNBOOK.replace(
+        "  - name: Health with retries\n",
+        '  - name: Long step\n    shell: "sleep 120 && touch {{ target | quote }}/slept"\n  - name: Health with retries\n',
+    )
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    target = _fresh(project / "t")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "exec", "small-deploy", "-i", "inv", "-e", f"target={target}",
+         "--engine", "ansible"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen = []
+    try:
+        for line in proc.stdout:  # bounded: the step starts, or the run ends
+            seen.append(line)
+            if "start localhost | Long step" in line:
+                break
+        assert any("Long step" in s for s in seen), "".join(seen)
+        time.sleep(0.5)  # (not a timing assertion: lets the shell start)
+        children = _descendants(proc.pid)
+        assert children
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "interrupted" in rest
+    assert not (target / "slept").exists()
+    deadline = time.monotonic() + 30
+    while (alive := {p for p in children if _running(p)}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive, [
+        Path(f"/proc/{p}/cmdline").read_bytes() for p in alive
+    ]  # ansible-playbook, workers, commands
