@@ -88,6 +88,7 @@ class TaskInfo:
     name: str
     module: str
     undo_of: str | None = None  # a rescue task undoing this step (its name)
+    own_undo: bool = False  # the step's own `undo:` step (a step of its own: step.start/step.end too)
 
 
 def task_map(rb: Any) -> dict[str, list[TaskInfo]]:
@@ -109,7 +110,9 @@ def task_map(rb: Any) -> dict[str, list[TaskInfo]]:
     elif rb.rollback == "auto":
         for s in rb.steps:
             name = f"undo: {s.name or s.module}"
-            add(name, TaskInfo("rollback", s.index, f"undo: {s.label}", s.module, undo_of=s.label))
+            own = s.undo is not None
+            module = s.undo.module if own else s.module
+            add(name, TaskInfo("rollback", s.index, f"undo: {s.label}", module, s.label, own))
     for s in rb.always:
         add(s.name or s.module, TaskInfo("always", s.index, s.label, s.module))
     add("deploy lock", TaskInfo("steps", -1, "deploy lock", "lock"))
@@ -354,9 +357,7 @@ class AnsibleEngine:
 
     def _start(self, hr: HostRun, info: TaskInfo) -> None:
         at = PHASES.index(info.phase)
-        if info.phase == "rollback" and self.section[hr.name] < at:
-            if not any(self.section[h] >= at for h in self.section):
-                self.emit("phase.start", phase="rollback")
+        if info.phase == "rollback" and self.section[hr.name] < at:  # (native: no phase.start)
             self.emit(
                 "rollback.start", hr.name, phase="rollback", data={"reason": self.redactor.redact(hr.failure)}
             )
@@ -368,7 +369,7 @@ class AnsibleEngine:
             self.emit("phase.start", phase="always")
         self.section[hr.name] = max(self.section[hr.name], at)
         self.started[(hr.name, info.name)] = time.monotonic()
-        if info.phase != "rollback":
+        if info.phase != "rollback" or info.own_undo:
             self.emit(
                 "step.start",
                 hr.name,
@@ -437,6 +438,9 @@ class AnsibleEngine:
     def _rollback_step(self, hr: HostRun, info: TaskInfo, outcome: str, took: float, msg: str) -> None:
         if outcome == "skipped":  # the step did not change (or took no snapshot): nothing to undo
             return
+        if info.own_undo:  # a step of its own, as native runs it, then the rollback's record of it
+            self.emit("step.end", hr.name, step=info.name, phase="rollback", outcome=outcome, duration=took,
+                      data={"msg": msg, "module": info.module})  # fmt: skip
         done = "failed" if outcome == "failed" else "rolled_back"
         hr.records.append(
             StepRecord("rollback", info.index, info.name, info.module, done, duration=took, msg=msg)

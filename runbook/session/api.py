@@ -38,7 +38,7 @@ def run(
 
     ``options`` are RunRequest fields (inventory, limit, extra_vars, vars, secrets, tags, skip_tags,
     forks, dry_run, start_at, resume, yes, approvers, force_window, max_output, trust_new_hosts,
-    known_hosts, audit_dir, audit_key, audit_dsn, audit, state_root). ``on_event`` is called with
+    known_hosts, audit_dir, audit_key, audit_dsn, audit, state_root, engine). ``on_event`` is called with
     every event of the run (runbook.execute.events.Event: ``kind``, ``host``, ``data``)."""
     from runbook.session import run as session
 

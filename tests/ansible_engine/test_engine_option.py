@@ -393,3 +393,31 @@ def test_sigterm_stops_ansible_playbook_exit_130(project: Path) -> None:
     assert not alive, [
         Path(f"/proc/{p}/cmdline").read_bytes() for p in alive
     ]  # ansible-playbook, workers, commands
+
+
+@pytest.mark.slow
+def test_python_api_streams_the_events_in_native_order(project: Path) -> None:
+    import runbook
+
+    def kinds(engine: str, target: Path) -> list[tuple[str, str | None, str | None, str | None]]:
+        seen: list[tuple[str, str | None, str | None, str | None]] = []
+        out = runbook.run(
+            "small-deploy", inventory=["inv"], vars={"target": str(target), "fail_at": "verify"},
+            engine=engine, on_event=lambda e: seen.append((e.kind, e.phase, e.step, e.outcome)),
+        )  # fmt: skip
+        assert out.exit_code == 1 and out.status == "rolled_back"
+        wanted = (
+            "run.start",
+            "phase.start",
+            "step.start",
+            "step.end",
+            "rollback.start",
+            "rollback.step",
+            "rollback.end",
+            "run.end",
+        )
+        return [k for k in seen if k[0] in wanted]
+
+    native = kinds("native", _fresh(project / "native"))
+    ansible = kinds("ansible", _fresh(project / "ansible"))
+    assert ansible == native, "\n".join(map(str, ansible)) + "\n--- native\n" + "\n".join(map(str, native))
