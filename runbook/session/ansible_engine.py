@@ -321,7 +321,16 @@ class AnsibleEngine:
             for h in names:
                 self.hosts[h].failed, self.hosts[h].refused = True, True
                 self.hosts[h].failure = why[-2000:]
-        return verdict(self.hosts, names, "", self.opt.dry_run)
+        # Ansible stopped the later serial batches (max_fail_percentage): their hosts never started
+        waiting = [h for h in names if not any(r.phase in ("steps", "always") for r in self.hosts[h].records)]
+        failed = any(self.hosts[h].failed for h in names)
+        aborted = ""
+        if failed and waiting and not all(self.hosts[h].failed for h in waiting):
+            aborted = (
+                f"{len([h for h in waiting if not self.hosts[h].failed])} host(s) not started: a batch failed "
+                f"past max_fail_percentage {self.rb.max_fail_percentage:g}%"
+            )
+        return verdict(self.hosts, names, aborted, self.opt.dry_run)
 
     # ------------------------------------------------------------------------------ events in
     def _info(self, host: str, task: str) -> TaskInfo | None:

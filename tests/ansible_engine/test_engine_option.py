@@ -421,3 +421,31 @@ def test_python_api_streams_the_events_in_native_order(project: Path) -> None:
     native = kinds("native", _fresh(project / "native"))
     ansible = kinds("ansible", _fresh(project / "ansible"))
     assert ansible == native, "\n".join(map(str, ansible)) + "\n--- native\n" + "\n".join(map(str, native))
+
+
+@pytest.mark.slow
+def test_a_failed_batch_stops_the_next_as_native(project: Path) -> None:
+    text = RUNBOOK.replace("  target: /tmp/never\n", "").replace(
+        'shell: "test {{ fail_at | quote }} != verify"', 'shell: "test {{ inventory_hostname }} != alpha"'
+    )
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    docs = {}
+    for engine in ("native", "ansible"):
+        (project / engine).mkdir()
+        a, b = _fresh(project / engine / "a"), _fresh(project / engine / "b")
+        (project / "inv").write_text(
+            f"alpha ansible_connection=local target={a}\nbeta ansible_connection=local target={b}\n"
+        )
+        code, docs[engine] = _exec("--engine", engine)
+        assert code == 1 and docs[engine]["status"] == "rolled_back"
+        assert "app" not in _tree(a) and "app" not in _tree(b)  # alpha rolled back, beta's batch never ran
+    alpha = [(s["phase"], s["name"], s["outcome"]) for s in docs["ansible"]["hosts"]["alpha"]["steps"]]
+    assert alpha == [(s["phase"], s["name"], s["outcome"]) for s in docs["native"]["hosts"]["alpha"]["steps"]]
+    beta = [s["phase"] for s in docs["ansible"]["hosts"]["beta"]["steps"]]
+    assert beta == [
+        "preflight",
+        "preflight",
+    ]  # (native also runs always: on beta; Ansible's batch never starts)
+    assert (
+        "not started" in docs["ansible"]["message"] and "max_fail_percentage 0%" in docs["ansible"]["message"]
+    )
