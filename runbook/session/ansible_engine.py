@@ -145,6 +145,7 @@ class AnsibleEngine:
         self.rb = target.runbook
         self.run_id = options.run_id or new_run_id()
         self.tasks = task_map(self.rb)
+        self.playbook = playbook_for(self.rb, dry_run=options.dry_run)  # before anything runs
         self.hosts: dict[str, HostRun] = {}
         self.section: dict[str, int] = {}  # host -> index in PHASES it has reached
         self.started: dict[tuple[str, str], float] = {}
@@ -232,9 +233,7 @@ class AnsibleEngine:
                 ansible_io.write_private(
                     pdd / "env" / "extravars", ansible_io.to_yaml(extra, lambda t: t in secrets, vault)
                 )
-                ansible_io.write_private(
-                    pdd / "project" / "main.yml", playbook_for(self.rb, dry_run=self.opt.dry_run)
-                )
+                ansible_io.write_private(pdd / "project" / "main.yml", self.playbook)
                 cmdline = ["--check"] if self.opt.dry_run else []
                 if self.opt.diff:
                     cmdline.append("--diff")
