@@ -154,22 +154,14 @@ def make_engine(target: Target, options: Any) -> Callable[[Any, Any], Any]:
     if target.request.engine == "ansible":
         from runbook.session.ansible_engine import AnsibleEngine
 
-        unsupported = [
-            k for k, v in (("--resume", target.request.resume), ("--start-at", target.request.start_at)) if v
-        ]
-        unsupported += sorted(
-            {"`approve:` steps" for s in target.runbook.all_steps() if s.module == "approve"}
-        )
+        unsupported = [k for k, v in (("--resume", target.request.resume), ("--start-at", target.request.start_at)) if v]
+        unsupported += sorted({"`approve:` steps" for s in target.runbook.all_steps() if s.module == "approve"})
         if unsupported:
-            raise UsageError(
-                f"--engine ansible: {', '.join(unsupported)} is not supported", hint="use the native engine"
-            )
+            raise UsageError(f"--engine ansible: {', '.join(unsupported)} is not supported", hint="use the native engine")
         return lambda redactor, bus: AnsibleEngine(target, options, bus, redactor)
     from runbook.execute.engine import Engine
 
-    return lambda redactor, bus: Engine(
-        target.runbook, target.inventory, target.hosts, options, bus, redactor
-    )
+    return lambda redactor, bus: Engine(target.runbook, target.inventory, target.hosts, options, bus, redactor)
 
 
 def drive(
@@ -259,14 +251,8 @@ def audit_writer(req: RunRequest | RollbackRequest, redactor: Any) -> Any:
     except (AuditError, OSError) as exc:  # in use, read-only, full: refused before any change
         text = exc.message if isinstance(exc, AuditError) else f"{exc.strerror or exc}"
         where = exc.location if isinstance(exc, AuditError) else Location(directory)
-        hint = (
-            exc.hint
-            if isinstance(exc, AuditError) and exc.hint
-            else "fix the audit directory, or give --audit-dir"
-        )
-        raise RefusedError(
-            f"audit trail cannot be written: {text}; nothing was changed", location=where, hint=hint
-        ) from None
+        hint = exc.hint if isinstance(exc, AuditError) and exc.hint else "fix the audit directory, or give --audit-dir"
+        raise RefusedError(f"audit trail cannot be written: {text}; nothing was changed", location=where, hint=hint) from None
 
 
 def run(request: RunRequest, hooks: Hooks | None = None) -> Outcome:
