@@ -21,9 +21,11 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
+
+import yaml
 
 from runbook.execute.events import Event
 from runbook.execute.hostctx import HostRun, StepRecord
@@ -137,6 +139,42 @@ def playbook_for(rb: Any, *, dry_run: bool) -> str:
     return to_yaml([p for p in plays if p["tasks"]])
 
 
+def task_lines(text: str, tasks: dict[str, list[TaskInfo]]) -> dict[int, TaskInfo]:
+    """The line of each task in the playbook ``text`` (Ansible's ``task_path`` is ``FILE:LINE``) ->
+    the step it runs: a task's name may be a template Ansible renders, its line is what it is."""
+    out: dict[int, TaskInfo] = {}
+
+    def value(node: Any, key: str) -> Any:
+        for k, v in getattr(node, "value", ()):
+            if getattr(k, "value", None) == key:
+                return v
+        return None
+
+    def walk(seq: Any, phase: str) -> None:
+        for node in getattr(seq, "value", ()) or ():
+            if value(node, "block") is not None:  # the steps block, or a step with fallback steps
+                for key in ("block", "rescue", "always"):  # (fallback steps: the step's phase)
+                    walk(value(node, key), phase)
+                continue
+            name = value(node, "name")
+            for info in tasks.get(str(getattr(name, "value", "")), ()):
+                if info.phase == phase:
+                    out[node.start_mark.line + 1] = info
+                    break
+
+    for play in getattr(yaml.compose(text), "value", ()) or ():
+        pre = str(getattr(value(play, "name"), "value", "")).endswith(": preflight")
+        main = value(play, "tasks")
+        if pre:
+            walk(main, "preflight")
+        else:
+            for node in getattr(main, "value", ()) or ():
+                walk(value(node, "block"), "steps")
+                walk(value(node, "rescue"), "rollback")
+                walk(value(node, "always"), "always")
+    return out
+
+
 class AnsibleEngine:
     """Runs a prepared target through ansible-runner; ``run()`` returns the native RunResult."""
 
@@ -146,6 +184,7 @@ class AnsibleEngine:
         self.run_id = options.run_id or new_run_id()
         self.tasks = task_map(self.rb)
         self.playbook = playbook_for(self.rb, dry_run=options.dry_run)  # before anything runs
+        self.lines = task_lines(self.playbook, self.tasks)
         self.hosts: dict[str, HostRun] = {}
         self.section: dict[str, int] = {}  # host -> index in PHASES it has reached
         self.started: dict[tuple[str, str], float] = {}
@@ -332,7 +371,10 @@ class AnsibleEngine:
         return verdict(self.hosts, names, aborted, self.opt.dry_run)
 
     # ------------------------------------------------------------------------------ events in
-    def _info(self, host: str, task: str) -> TaskInfo | None:
+    def _info(self, host: str, task: str, path: str = "") -> TaskInfo | None:
+        line = path.rpartition(":")[2]
+        if path.rpartition(":")[0].endswith("main.yml") and line.isdigit() and int(line) in self.lines:
+            return self.lines[int(line)]
         at = self.section.get(host, 0)
         for info in self.tasks.get(task, ()):
             if PHASES.index(info.phase) >= at:
@@ -354,9 +396,12 @@ class AnsibleEngine:
             if host in self.hosts and task == FAIL_TASK and kind == "runner_on_failed":
                 self._rescued(self.hosts[host])
             return
-        info = self._info(host, task)
+        info = self._info(host, task, str(data.get("task_path") or ""))
         if info is None:
             return
+        if task and info.index >= 0 and task != info.name:  # the name as Ansible rendered it
+            shown = self.redactor.redact(task)
+            info = replace(info, name=shown, undo_of=shown.removeprefix("undo: ") if info.undo_of else None)
         hr = self.hosts[host]
         if kind == "runner_on_start":
             self._start(hr, info)

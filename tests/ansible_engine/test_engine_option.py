@@ -463,3 +463,32 @@ def test_what_the_ansible_engine_cannot_do_is_refused_up_front(project: Path) ->
     )
     assert res.exit_code == 2 and "`approve:` steps is not supported" in res.output, res.output
     assert _tree(target) == {"keep.txt": ("old\n", 0o600)}
+
+
+def test_each_task_line_is_its_step(project: Path) -> None:
+    from runbook.session.ansible_engine import playbook_for, task_lines, task_map
+    from runbook.session.run import load_checked
+
+    rb = load_checked(project / "playbooks" / "small-deploy.yml")
+    text = playbook_for(rb, dry_run=False)
+    lines = task_lines(text, task_map(rb))
+    rows = text.splitlines()
+    for line in lines:  # the line Ansible reports as task_path is the task's name line
+        assert rows[line - 1].strip().startswith("- name:"), (line, rows[line - 1])
+    got = sorted((i.phase, i.name) for i in lines.values())
+    assert ("rollback", "undo: Config") in got and ("always", "Record that the run ended") in got
+    assert len([g for g in got if g[0] == "steps"]) == 6 and len([g for g in got if g[0] == "preflight"]) == 2
+
+
+@pytest.mark.slow
+def test_templated_step_names_as_native(project: Path) -> None:
+    text = RUNBOOK.replace("  - name: Config\n", "  - name: Config {{ version }}\n")
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    docs = {}
+    for engine in ("native", "ansible"):
+        code, docs[engine] = _exec(
+            "-e", f"target={_fresh(project / engine)}", "-e", "fail_at=verify", "--engine", engine
+        )
+        assert code == 1
+    assert _steps(docs["ansible"]) == _steps(docs["native"])
+    assert ("rollback", 1, "undo: Config 2.0", "copy", "rolled_back") in _steps(docs["ansible"])
