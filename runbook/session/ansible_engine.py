@@ -192,6 +192,7 @@ class AnsibleEngine:
         self.preflight_failed: list[str] = []
         self.output: list[str] = []
         self.cancel = threading.Event()
+        self.items: dict[tuple[str, str, int], int] = {}  # loop items seen per host and step
 
     # ------------------------------------------------------------------------------ events out
     def emit(self, kind: str, host: str | None = None, **kw: Any) -> None:
@@ -392,6 +393,11 @@ class AnsibleEngine:
             self.output.append(self.redactor.redact(str(ev.get("stdout", ""))))
             return
         host, task = data.get("host"), str(data.get("task", ""))
+        if host in self.hosts and kind.startswith("runner_item_on_"):
+            info = self._info(host, task, str(data.get("task_path") or ""))
+            if info is not None and info.phase != "rollback":
+                self._item(self.hosts[host], info, kind, data)
+            return
         if host not in self.hosts or not kind.startswith("runner_on_") or task == FAIL_TASK:
             if host in self.hosts and task == FAIL_TASK and kind == "runner_on_failed":
                 self._rescued(self.hosts[host])
@@ -407,6 +413,23 @@ class AnsibleEngine:
             self._start(hr, info)
         elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"):
             self._end(hr, info, kind, data)
+
+    def _item(self, hr: HostRun, info: TaskInfo, kind: str, data: dict[str, Any]) -> None:
+        """One loop item done: ``step.item`` (its step.end follows the items), named as native names
+        it: the step's name and the item (its loop_control label)."""
+        res = data.get("res") or {}
+        key = (hr.name, info.phase, info.index)
+        index = self.items.get(key, 0)
+        self.items[key] = index + 1
+        label = res.get("_ansible_item_label", res.get("item"))
+        shown = label if isinstance(label, str) else repr(label)
+        status = kind.removeprefix("runner_item_on_")
+        outcome = {"ok": "changed" if res.get("changed") else "ok", "skipped": "skipped"}.get(
+            status, "failed"
+        )
+        msg = self.redactor.redact(str(res.get("msg") or "")) if outcome == "failed" else ""
+        self.emit("step.item", hr.name, step=self.redactor.redact(f"{info.name} (item={shown[:80]})"), phase=info.phase,
+                  outcome=outcome, data={"index": index, "msg": msg, "module": info.module})  # fmt: skip
 
     def _start(self, hr: HostRun, info: TaskInfo) -> None:
         at = PHASES.index(info.phase)
@@ -468,7 +491,7 @@ class AnsibleEngine:
         unreachable = kind == "runner_on_unreachable"
         self.emit(
             "step.end", hr.name, step=info.name, phase=info.phase, outcome=outcome, rc=rc, duration=took,
-            data={"msg": msg, "module": info.module, "command": command, "stdout": stdout, "stderr": stderr, **({"planned": planned} if planned else {}), **({"ignored": True} if ignored else {})},
+            data={"msg": msg, "module": info.module, "index": info.index, "command": command, "stdout": stdout, "stderr": stderr, **({"planned": planned} if planned else {}), **({"ignored": True} if ignored else {})},
         )  # fmt: skip
         if outcome != "failed" or ignored or hr.failed:
             return

@@ -492,3 +492,31 @@ def test_templated_step_names_as_native(project: Path) -> None:
         assert code == 1
     assert _steps(docs["ansible"]) == _steps(docs["native"])
     assert ("rollback", 1, "undo: Config 2.0", "copy", "rolled_back") in _steps(docs["ansible"])
+
+
+@pytest.mark.slow
+def test_loop_items_stream_as_native(project: Path) -> None:
+    import runbook
+
+    text = RUNBOOK.replace(
+        "  - name: Health with retries\n",
+        '  - name: Touch files\n    shell: "touch {{ target | quote }}/{{ item }}"\n    loop: [x, y]\n'
+        "  - name: Health with retries\n",
+    )
+    (project / "playbooks" / "small-deploy.yml").write_text(text)
+    streams = {}
+    for engine in ("native", "ansible"):
+        seen: list[tuple[str, str | None, str | None, Any]] = []
+        target = _fresh(project / engine)
+        out = runbook.run(
+            "small-deploy", inventory=["inv"], vars={"target": str(target)}, engine=engine,
+            on_event=lambda e, seen=seen: seen.append((e.kind, e.step, e.outcome, dict(e.data).get("index")))
+            if (e.step or "").startswith("Touch") else None,
+        )  # fmt: skip
+        assert out.exit_code == 0 and (target / "x").exists() and (target / "y").exists()
+        streams[engine] = seen
+    assert streams["ansible"] == streams["native"]
+    assert [k[1] for k in streams["ansible"] if k[0] == "step.item"] == [
+        "Touch files (item=x)",
+        "Touch files (item=y)",
+    ]
