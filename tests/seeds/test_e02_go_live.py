@@ -202,7 +202,12 @@ def test_plan_changes_nothing(seed: Seed, baseline: dict) -> None:
     planned = [p for s in seed.steps(doc) for p in s.get("planned") or []]
     diff = "\n".join(p.get("diff", "") for p in planned)
     assert "-    image: runbook-e02:e01-v0.9.0" in diff and "+    image: runbook-e02:e02-v1.0.0" in diff
-    assert "would apply 001_e02_tagging_schema" in seed.step(doc, "Migrate to the tagging schema")["msg"]
+    # its undo reads the backup the plan did not take (registered by the step before): the plan says
+    # it is known at run time instead of stopping (issue 13 item 2)
+    migrate = seed.step(doc, "Migrate to the tagging schema")["msg"]
+    assert "would apply 001_e02_tagging_schema" in migrate or migrate.startswith(
+        "dry-run: known at run time"
+    ), migrate
     assert state(seed) == baseline
     seed.assert_no_secret_leaked()
 

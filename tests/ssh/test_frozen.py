@@ -8,7 +8,6 @@ pytest-timeout bound, so a regression fails instead of hanging the suite."""
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import os
 import signal
@@ -173,10 +172,19 @@ def test_keepalive_options_come_from_ssh_args_then_ssh_config(tmp_path):
 def test_ctrl_c_mid_step_kills_the_step_and_leaves_the_connection_usable(connect, tmp_path, mode):
     t = connect(mode=mode)
     pidfile = tmp_path / "pid"
-    timer = threading.Timer(1.0, _thread.interrupt_main)
+    # a real SIGINT, as the operator's Ctrl-C (it also wakes a blocked system call), once the step runs
+    def ctrl_c() -> None:
+        for _ in range(400):
+            if pidfile.exists() and pidfile.read_text().strip():
+                break
+            time.sleep(0.025)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Timer(0.2, ctrl_c)
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         t.run(Command.shell(f"echo $$ > {pidfile}; sleep 60"))
+    timer.join()
     res = t.run(Command.shell("echo still here"))
     assert (res.rc, res.stdout) == (0, "still here\n")
     pid = int(pidfile.read_text())
