@@ -122,7 +122,6 @@ class AnsibleModule(StepKind):
     description = "An installed Ansible module, run through ansible-runner"
     mutating = True
     needs_native_transport = False  # ansible-runner reaches the host through its connection plugin
-    result_known_in_plan = False  # what the module registers is known once it ran
     schema: ClassVar[dict[str, Any]] = {"type": "object", "description": "the module's own arguments (checked by Ansible)"}
     registers = {"(module result)": "everything the Ansible module returned (as Ansible's register holds it)"}
 
