@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,6 +23,22 @@ MISSING = (
     "cannot run here",
     "no compose plugin",
 )
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """A test (or the code it runs in-process: the CLI through click's CliRunner, runbook.run(),
+    ansible_runner.run()) must leave SIGINT and SIGTERM handled as it found them: a handler left
+    installed swallows a later test's Ctrl-C (tests/ssh/test_frozen.py's real SIGINT). The handler
+    is put back, and the test that left it fails, naming it."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    left = {sig: h for sig, h in ((s, signal.getsignal(s)) for s in before) if h != before[sig]}
+    for sig in left:
+        signal.signal(sig, before[sig])
+    assert not left, "the test left signal handlers installed: " + ", ".join(
+        f"{signal.Signals(sig).name}: {h!r} (was {before[sig]!r})" for sig, h in left.items()
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -90,6 +90,10 @@ def test_ansible_runner_job_with_script_inventory_and_artefact(tmp_path: Path, m
             playbook="deploy.yml",
             extravars={"target": str(target), **extra},
             quiet=True,
+            # without a cancel callback ansible_runner.run() installs SIGINT/SIGTERM handlers of its
+            # own in the main thread and never restores them (AWX runs it in a process of its own):
+            # here, in pytest's process, that would swallow every later test's Ctrl-C
+            cancel_callback=lambda: False,
         )
 
     remote = _fresh(tmp_path / "job-ok")

@@ -168,11 +168,6 @@ def test_keepalive_options_come_from_ssh_args_then_ssh_config(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: passes alone and under CPU load, times out in the full suite (suspected: a SIGINT "
-    "handler an earlier in-process test installed)",
-)
 @pytest.mark.parametrize("mode", ["persistent", "exec"])
 def test_ctrl_c_mid_step_kills_the_step_and_leaves_the_connection_usable(connect, tmp_path, mode):
     t = connect(mode=mode)
