@@ -172,6 +172,7 @@ def test_keepalive_options_come_from_ssh_args_then_ssh_config(tmp_path):
 def test_ctrl_c_mid_step_kills_the_step_and_leaves_the_connection_usable(connect, tmp_path, mode):
     t = connect(mode=mode)
     pidfile = tmp_path / "pid"
+
     # a real SIGINT, as the operator's Ctrl-C (it also wakes a blocked system call), once the step runs
     def ctrl_c() -> None:
         for _ in range(400):
