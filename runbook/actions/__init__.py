@@ -139,6 +139,9 @@ class Http(Action):
     # how the request is shown (dry-run plan, messages) instead of its URL, e.g. when the URL's path
     # is a secret (webhooks); "POST https://hooks.example.com/…" or just the URL part
     display: str | None = None
+    # read at most this many bytes of the body (None: all of it); a longer body is not read on:
+    # HttpResponse.too_large says so, and its body is empty
+    max_body: int | None = None
 
     def shown(self) -> str:
         """``METHOD URL`` as a human may see it (``display`` when set; never the URL's userinfo)."""
@@ -200,6 +203,9 @@ class HttpResponse:
     body: bytes = b""
     error: str | None = None
     elapsed: float = 0.0
+    # the body was longer than the request's max_body: its announced length (Content-Length, nothing
+    # read), else the bytes read before reading stopped (max_body + 1); the body itself is dropped
+    too_large: int | None = None
 
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")

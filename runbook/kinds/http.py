@@ -371,6 +371,16 @@ def _checksum_problem(spec: str, body: bytes) -> str | None:
     return None
 
 
+def _too_large(resp: HttpResponse, limit: int) -> str:
+    if resp.too_large is None:
+        return f"the body is {len(resp.body):,} bytes, more than max_size {limit:,} (nothing was written)"
+    if resp.headers.get("content-length", "").strip() == str(resp.too_large):
+        return (f"the body is {resp.too_large:,} bytes (Content-Length), more than max_size {limit:,}: "
+                "not downloaded, nothing was written")  # fmt: skip
+    return (f"the body is more than max_size {limit:,} bytes: reading stopped there, nothing was "
+            "written")  # fmt: skip
+
+
 @register
 class HttpDownload(RestoresPath):
     name = "http.download"
@@ -413,7 +423,9 @@ class HttpDownload(RestoresPath):
     }
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
-        action = build_request("GET", args, changes=False)
+        limit = int(args.get("max_size") or DOWNLOAD_LIMIT)
+        # the client stops reading past max_size: a larger body is never held whole, nor written
+        action = dataclasses.replace(build_request("GET", args, changes=False), max_body=limit)
         shown = f"GET {public_url(action.url)}"
         if args.get("force") is False:
             st = yield Stat(str(args["dest"]), become=ctx.become)
@@ -434,10 +446,10 @@ class HttpDownload(RestoresPath):
             "url": public_url(action.url),
         }
         expect = args.get("expect") or {}
-        problems = check_response(resp, expect, parse_json_body(resp) if expect.get("json") else None)
-        limit = int(args.get("max_size") or DOWNLOAD_LIMIT)
-        if len(resp.body) > limit:
-            problems.append(f"the body is {len(resp.body):,} bytes, more than max_size {limit:,}")
+        if resp.too_large is not None or len(resp.body) > limit:
+            problems = [_too_large(resp, limit)]  # its body was not read: nothing else to check
+        else:
+            problems = check_response(resp, expect, parse_json_body(resp) if expect.get("json") else None)
         if not problems and args.get("checksum"):
             bad = _checksum_problem(str(args["checksum"]), resp.body)
             if bad:

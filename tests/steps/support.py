@@ -130,6 +130,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _stream(self, size: int) -> None:
+        """Send ``size`` bytes close-delimited, counting in ``server.streamed`` what got out before
+        the client hung up; ``server.stream_done`` is set when the handler is through."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        chunk = b"x" * (64 * 1024)
+        try:
+            while self.server.streamed < size:
+                self.wfile.write(chunk)
+                self.server.streamed += len(chunk)
+        except OSError:  # the client closed the connection
+            self.close_connection = True
+        finally:
+            self.server.stream_done.set()
+
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -149,6 +165,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, b"hello world\nversion=42\n", "text/plain")
         elif path == "/big":
             self._send(200, b"x" * (100 * 1024), "text/plain")
+        elif path == "/endless":  # 64 MiB, no Content-Length (the body ends when the connection does)
+            self._stream(64 << 20)
         elif path == "/echo":
             doc = {"method": self.command, "body": body.decode(), "ctype": self.headers.get("Content-Type")}
             self._send(201 if self.command == "POST" else 200, json.dumps(doc).encode())
@@ -166,6 +184,8 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     requests: list[tuple[str, str, bytes, dict[str, str]]]
     flaky: int
+    streamed: int
+    stream_done: threading.Event
 
 
 @pytest.fixture
@@ -173,6 +193,8 @@ def http_server() -> Iterator[_Server]:
     server = _Server(("127.0.0.1", 0), _Handler)
     server.requests = []
     server.flaky = 0
+    server.streamed = 0
+    server.stream_done = threading.Event()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

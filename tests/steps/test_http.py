@@ -174,6 +174,30 @@ def test_download_checks_checksum_status_and_size_before_writing(rb: Runner, htt
     assert into_dir.outcome.ok and (rb.tmp / "text").read_bytes().startswith(b"hello")
 
 
+def test_download_stops_reading_at_max_size_and_writes_nothing(rb: Runner, http_server) -> None:
+    """A body with no Content-Length (64 MiB, sent until the connection closes) larger than
+    max_size: the client stops reading past max_size and hangs up, the step fails saying so, and
+    neither the destination nor any partial file of it is left."""
+    dest = rb.tmp / "dl" / "big.bin"
+    dest.parent.mkdir()
+    r = rb.run(
+        "http.download", {"url": base_url(http_server) + "/endless", "dest": str(dest), "max_size": 100_000}
+    )
+    assert not r.outcome.ok
+    assert "more than max_size 100,000 bytes: reading stopped there, nothing was written" in r.outcome.msg
+    assert list(dest.parent.iterdir()) == []
+    assert http_server.stream_done.wait(30), "the server is still sending: the client did not hang up"
+    # what got out before the hang-up is what the loopback's socket buffers hold, far from 64 MiB
+    assert http_server.streamed < 32 << 20, http_server.streamed
+
+
+def test_download_refuses_a_content_length_over_max_size_before_reading(rb: Runner, http_server) -> None:
+    dest = rb.tmp / "f.bin"
+    r = rb.run("http.download", {"url": base_url(http_server) + "/big", "dest": str(dest), "max_size": 1000})
+    assert not r.outcome.ok and not dest.exists()
+    assert f"the body is {100 * 1024:,} bytes (Content-Length), more than max_size 1,000" in r.outcome.msg
+
+
 def test_download_in_a_dry_run_shows_the_diff_and_writes_nothing(rb: Runner, http_server) -> None:
     dest = rb.tmp / "f.txt"
     dest.write_text("hello world\nversion=41\n")

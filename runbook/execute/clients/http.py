@@ -41,18 +41,43 @@ def http_request(action: Http, transport: Transport, stack: contextlib.ExitStack
             try:
                 conn.request(action.method.upper(), path, body=action.body, headers=headers)
                 resp = conn.getresponse()
-                body = resp.read()
+                body, too_large = _read_body(resp, action.max_body)
                 return HttpResponse(
                     status=resp.status,
                     headers={k.lower(): v for k, v in resp.getheaders()},
                     body=body,
                     elapsed=time.monotonic() - start,
+                    too_large=too_large,
                 )
             finally:
                 conn.close()
     except (OSError, ValueError, http.client.HTTPException) as exc:  # ValueError: InvalidURL
         error = _hide(f"{type(exc).__name__}: {exc}", action)
         return HttpResponse(status=0, error=error, elapsed=time.monotonic() - start)
+
+
+CHUNK = 64 * 1024
+
+
+def _read_body(resp: http.client.HTTPResponse, limit: int | None) -> tuple[bytes, int | None]:
+    """The body, read in chunks and never more than ``limit`` + 1 bytes of it: (body, None), or
+    (b"", size) when it is longer than ``limit`` (size: its Content-Length when that says so before
+    anything is read, else the bytes read when reading stopped). The caller closes the connection,
+    so the rest is never transferred."""
+    if limit is None:
+        return resp.read(), None
+    length = resp.getheader("Content-Length", "")
+    if length.strip().isdigit() and int(length) > limit:
+        return b"", int(length)
+    chunks: list[bytes] = []
+    got = 0
+    while got <= limit:
+        chunk = resp.read(min(CHUNK, limit + 1 - got))
+        if not chunk:
+            return b"".join(chunks), None
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"", got
 
 
 def _hide(text: str, action: Http) -> str:
