@@ -413,7 +413,8 @@ class HttpDownload(RestoresPath):
             "max_size": {
                 "type": "integer",
                 "minimum": 1,
-                "description": f"refuse bodies larger than this many bytes (default {DOWNLOAD_LIMIT >> 20} MiB)",
+                "description": f"refuse bodies larger than this many bytes (default {DOWNLOAD_LIMIT >> 20} MiB): "
+                "reading stops there and nothing is written",
             },
             "force": {"type": "boolean", "description": "false: only download when dest does not exist"},
             **ATTRS,
