@@ -97,6 +97,9 @@ def problem(r: Reply) -> str:
     return f"{r.status} {msg}".strip()
 
 
+RATE_WAIT = 90.0  # seconds a read waits out Coolify's rate limit (a one-minute window) in all
+
+
 class Api:
     """Builds the Http actions; holds the token so that nothing else has to."""
 
@@ -116,6 +119,22 @@ class Api:
     def call(
         self, method: str, path: str, query: dict[str, Any] | None = None, *, changes: bool = False
     ) -> Gen:
+        """One API call. A read that Coolify refuses for its rate limit (429, Retry-After) is sent
+        again after the wait it asks for, up to RATE_WAIT seconds in all (the limit is 200 requests
+        a minute per user: paging through a long history, polling, several runs on one token reach
+        it): that is Coolify answering "later", not failing. A change (POST /deploy) retries its own
+        way (its 429 may be "Deployment queue is full")."""
+        waited = 0.0
+        while True:
+            r = yield from self._once(method, path, query, changes)
+            if r.status != 429 or changes or waited >= RATE_WAIT:
+                return r
+            wait = min(max(r.retry_after if r.retry_after is not None else 1.0, 0.5), RATE_WAIT - waited)
+            yield Note(f"Coolify: {r.message or 'too many requests'}; retrying in {wait:g}s")
+            yield Sleep(wait)
+            waited += wait
+
+    def _once(self, method: str, path: str, query: dict[str, Any] | None, changes: bool) -> Gen:
         health = path == "/api/health"
         url = (self.root if health else self.base) + path + (f"?{urlencode(query)}" if query else "")
         headers = {"Accept": "application/json"}
@@ -164,22 +183,23 @@ LIVE_PAGES, LIVE_PAGE = 10, 20  # how far back live() looks for the newest finis
 
 
 def live(api: Api, app: str) -> Gen:
-    """(answered, the application's live deployment: its newest finished one, or None). Pages back
-    through its history: failed or cancelled deployments since the live one (ten failed deploys in a
-    row) do not hide it. answered is False when Coolify did not answer."""
+    """(why it cannot tell, the application's live deployment: its newest finished one, or None).
+    Pages back through its history: failed or cancelled deployments since the live one (ten failed
+    deploys in a row) do not hide it. The first is None when Coolify told; else what went wrong
+    ("Coolify did not answer (...)" only when it did not)."""
     for page in range(LIVE_PAGES):
         r = yield from api.call(
             "GET", f"/deployments/applications/{quote(app)}", {"skip": page * LIVE_PAGE, "take": LIVE_PAGE}
         )
         if not r.ok:
-            return False, None
+            return problem(r), None
         items = r.doc.get("deployments") if isinstance(r.doc, dict) else r.doc  # code vs spec
         if not isinstance(items, list):
-            return False, None
+            return f"{r.status}: no deployments list in the answer", None
         found = _live([d for d in items if isinstance(d, dict) and d.get("deployment_uuid")])
         if found is not None or len(items) < LIVE_PAGE:
-            return True, found
-    return True, None
+            return None, found
+    return None, None
 
 
 def _same(prev: dict[str, Any] | None, live: dict[str, Any] | None) -> bool:
@@ -248,7 +268,13 @@ class CoolifyDeploy(StepKind):
                 continue
             if not r.ok or not isinstance(r.doc, dict):
                 return Outcome.failure(f"{api.shown}: {problem(r)}", command=shown)
-            _, previous = yield from live(api, u)
+            unknown, previous = yield from live(api, u)
+            if unknown:
+                # a snapshot without what ran before would make the undo wrong: deploy nothing
+                return Outcome.failure(
+                    f"{api.shown}: cannot tell which deployment of {u} is live ({unknown}); nothing deployed",
+                    command=shown,
+                )
             before[u] = {"application": True, "name": r.doc.get("name") or u, "status": r.doc.get("status")}
             before[u]["previous"] = previous
         yield Snapshot({"coolify": api.shown, "uuids": uuids, "tag": tag, "apps": before})
@@ -406,10 +432,10 @@ class CoolifyDeploy(StepKind):
         problems, same = [], []
         for u, s in apps.items():
             prev = s.get("previous")
-            answered, now = yield from live(api, u)
+            unknown, now = yield from live(api, u)
             name = s.get("name") or u
-            if not answered:
-                problems.append(f"{name}: cannot tell which deployment is live (Coolify did not answer)")
+            if unknown:
+                problems.append(f"{name}: cannot tell which deployment is live ({unknown})")
             elif _same(prev, now):
                 same.append(name)
             elif prev is None:

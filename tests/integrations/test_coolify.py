@@ -209,7 +209,9 @@ def test_undo_is_honest(runner: Runner, coolify: CoolifyStandIn) -> None:
     assert again.ok and again.msg.startswith("nothing to undo")
 
 
-def test_the_live_deployment_is_found_behind_many_failed_ones(runner: Runner, coolify: CoolifyStandIn) -> None:
+def test_the_live_deployment_is_found_behind_many_failed_ones(
+    runner: Runner, coolify: CoolifyStandIn
+) -> None:
     """Failed deploys in a row (more than a page of history) do not hide what is live: the snapshot
     still names it, and the undo of one more failed deploy finds nothing to undo."""
     previous = next(iter(coolify.deployments.values()))
@@ -221,6 +223,25 @@ def test_the_live_deployment_is_found_behind_many_failed_ones(runner: Runner, co
     assert snap["apps"][APP]["previous"]["deployment_uuid"] == previous.uuid
     again = runner.undo("coolify.deploy", args(coolify), snap)
     assert again.ok and again.msg.startswith("nothing to undo"), again.msg
+
+
+def test_a_rate_limited_coolify_is_waited_for_not_taken_for_down(
+    runner: Runner, coolify: CoolifyStandIn
+) -> None:
+    """Past its rate limit (200 requests a minute per token) Coolify answers 429 with Retry-After:
+    the snapshot and the undo, paging back through a long history, wait it out (saying so) and find
+    what is live; a rate limit is not "Coolify did not answer"."""
+    previous = next(iter(coolify.deployments.values()))
+    coolify.behaviour.outcome = "failed"
+    for _ in range(45):  # three pages of history to go through
+        coolify._queue(coolify.apps[APP], "3333333", False, outcome="failed", queued_for=0, run_for=0)
+    coolify.behaviour.rate_limit, coolify.behaviour.rate_window = 2, 1.0
+    assert not runner.run("coolify.deploy", args(coolify, timeout=30)).ok
+    snap = runner.last.snapshots[0]
+    assert snap["apps"][APP]["previous"]["deployment_uuid"] == previous.uuid
+    again = runner.undo("coolify.deploy", args(coolify), snap)
+    assert again.ok and again.msg.startswith("nothing to undo"), again.msg
+    assert any("Too Many Attempts." in n and "retrying in" in n for n in runner.notes), runner.notes
 
 
 def test_status_reports_the_application(runner: Runner, coolify: CoolifyStandIn) -> None:

@@ -115,7 +115,8 @@ class Behaviour:
     fault_after: int = 0  # API requests answered normally before the fault starts
     fault_paths: str = "/api/"  # only requests under this path prefix are faulted
     api_enabled: bool = True
-    rate_limit: int = 200  # requests per minute per token (Laravel throttle:api)
+    rate_limit: int = 200  # requests per rate_window per token (Laravel throttle:api: 200 a minute)
+    rate_window: float = 60.0
     queue_limit: int = 25  # queued + in_progress deployments per server
 
 
@@ -206,9 +207,10 @@ class CoolifyStandIn(StandIn):
     def _throttle(self, auth: str) -> int:
         now = time.monotonic()
         with self.lock:
-            hits = [t for t in self._hits.get(auth, []) if now - t < 60] + [now]
+            window = self.behaviour.rate_window
+            hits = [t for t in self._hits.get(auth, []) if now - t < window] + [now]
             self._hits[auth] = hits
-            return int(60 - (now - hits[0])) + 1 if len(hits) > self.behaviour.rate_limit else 0
+            return int(window - (now - hits[0])) + 1 if len(hits) > self.behaviour.rate_limit else 0
 
     def _authenticate(self, auth: str) -> tuple[str, ...] | None:
         m = re.fullmatch(r"Bearer\s+(\S+)", auth.strip())
