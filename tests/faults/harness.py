@@ -457,6 +457,62 @@ class Matrix:
             assert not diff, "rolling the resumed run back left:\n" + "\n".join(diff)
 
 
+# ------------------------------------------------------------------------------ the CI sample
+
+FULL = os.environ.get("RUNBOOK_FAULT_MATRIX") == "full"
+ROTATION_ENV = "RUNBOOK_FAULT_MATRIX_ROTATION"
+
+
+def rotation() -> int:
+    """Which of equivalent points the CI matrix takes: $RUNBOOK_FAULT_MATRIX_ROTATION, else the day
+    (UTC days since 1970): the same all day (a failure reproduces), another one the next day, so
+    that every point of the full matrix comes round."""
+    value = os.environ.get(ROTATION_ENV, "").strip()
+    return int(value) if value.lstrip("-").isdigit() else int(time.time() // 86400)
+
+
+ROTATION = rotation()
+
+
+def step_modules(runbook: str) -> list[tuple[str, str]]:
+    """(name, module) of every step of the runbook, nested ones (fallback, undo, block) too."""
+    rb = load_runbook(PLAYBOOKS / f"{runbook}.yml")
+    return [(x.label, x.module) for s in rb.steps for x in (s, *s.nested())]
+
+
+def point_kind(kp: KillPoint) -> str:
+    """snapshot | action.Run | action.WriteFile | action.Client | step.end (| step.start ...)."""
+    return kp.point.split("|")[1]
+
+
+def point_module(runbook: str, kp: KillPoint) -> str:
+    """The module of the (top-level or nested) step a point is in, matched by its traced name."""
+    traced = kp.point.split("|")[2]
+    found = _model_step(traced, [(n, m, False) for n, m in step_modules(runbook)])
+    return found[1] if found else traced
+
+
+def sample(runbook: str, kps: list[KillPoint], turn: int | None = None) -> list[KillPoint]:
+    """The CI matrix's share of the points inside one step (RUNBOOK_FAULT_MATRIX=full: all of them):
+    every kind of point there is (the durable snapshot, each kind of change: a command, a file
+    write, a client call; the step's end before it counts as done), every kind of step the points
+    are in (the step's module, and each module of its fallback steps) and every pass (N: the hosts
+    of serial batches, loop items) at least once. Of the points of one kind, which one is taken
+    rotates (``rotation()``); kept in the traced order."""
+    if FULL:
+        return kps
+    turn = ROTATION if turn is None else turn
+    keep: list[KillPoint] = []
+    for of in (point_kind, lambda k: point_module(runbook, k), lambda k: k.point.rsplit("|", 1)[1]):
+        groups: dict[str, list[KillPoint]] = {}
+        for k in kps:
+            groups.setdefault(of(k), []).append(k)
+        for key, group in groups.items():
+            if not any(of(k) == key for k in keep):
+                keep.append(group[turn % len(group)])
+    return [k for k in kps if k in keep]
+
+
 def inside_points(m: Matrix, step: str, recovery: str, full: bool) -> list[KillPoint]:
     """The points inside a mutating step to try: all of them, or (``--resume`` outside the full
     matrix) right after each change it makes. For a resume, a kill at the snapshot leaves what a kill
