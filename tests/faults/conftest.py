@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.faults.harness import MATRIX
+from tests.faults.harness import FULL, MATRIX, ROTATION, ROTATION_ENV
 from tests.fixtures.dockerd import dockerd  # noqa: F401 - session fixture
 from tests.fixtures.postgres import postgres_server  # noqa: F401 - session fixture
 from tests.fixtures.redis import redis_server  # noqa: F401 - session fixture
@@ -33,6 +33,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     tr = terminalreporter
     tr.section("fault-injection matrix (kill, then recover; time from the kill to healthy)")
+    tr.line("every point (RUNBOOK_FAULT_MATRIX=full)" if FULL else
+            f"the CI sample, rotation {ROTATION} (set {ROTATION_ENV}={ROTATION} to try the same points again)")  # fmt: skip
     tr.line(f"{'runbook':<15} {'via':<6} {'point':<46} {'recovery':<9} {'restored':<9} {'healthy':>8}")
     for r in MATRIX:
         t = "-" if r["seconds_to_healthy"] is None else f"{r['seconds_to_healthy']:.1f}s"

@@ -9,10 +9,13 @@ Points come from the runbook (its steps, which of them are mutating) and a trace
 deploy (runbook/execute/faultpoints.py): one test per step and recovery, trying that step's boundary or
 every point inside it.
 
-What runs (docs/fault-matrix.md): locally, every point with `rollback`; `--resume` at every boundary
-and, inside each mutating step, at its snapshot and its end (RUNBOOK_FAULT_MATRIX=full: at every
-point). Over SSH, a representative subset (before the migration, inside `docker compose up`, after
-the last step; RUNBOOK_FAULT_MATRIX=full: every point there too).
+What runs (docs/fault-matrix.md): locally (the main job), every point with `rollback`; `--resume` at
+every boundary and, inside each mutating step, right after each change it makes
+(RUNBOOK_FAULT_MATRIX=full: `--resume` at every point too). Over SSH (the same points on another
+transport), the boundaries before the migration and after the last step, and inside `Deploy the
+stack` the CI sample (harness.sample): its snapshot, each kind of change it makes and its end, one of
+each, the choice rotating daily (RUNBOOK_FAULT_MATRIX_ROTATION=N pins it; full: every point of every
+step there too, both recoveries).
 """
 
 from __future__ import annotations

@@ -3,10 +3,14 @@ test_kill_matrix.py covers point by point): each is set up on the session's real
 its next release with a SIGKILL at a named point, then rolled back or resumed, and the host compared
 with the exact state it must be in.
 
-What runs (docs/fault-matrix.md): local-smoke: `rollback` at every step boundary and at every point
-inside its mutating steps, `--resume` at every boundary; compose-deploy: the same at the first step,
-around the migration and the deploy and after the last step (RUNBOOK_FAULT_MATRIX=full: every point
-of both, with both recoveries).
+What runs (docs/fault-matrix.md): at the boundaries, both recoveries: local-smoke and coolify-deploy
+every one; compose-deploy, blue-green, e02-go-live and canary-rollout a fixed choice (before the first
+change, before each step the runbook is about, after the last step). Inside the mutating steps (those
+chosen), `rollback` at the CI sample of their points (harness.sample): every kind of point (the
+snapshot, each kind of change: command, file, API/database call; the step's end), every module of
+the step and of its fallback steps, and every pass (canary-rollout: the canary and the second
+batch's host) at least once, which of each kind rotating daily (RUNBOOK_FAULT_MATRIX_ROTATION=N pins
+it). RUNBOOK_FAULT_MATRIX=full: every point of every step, with both recoveries.
 
 - local-smoke: v1.0.0 served from a scratch directory, moved to v2.0.0 (files, modes, the port).
 - compose-deploy: seed 001 on dockerd/PostgreSQL/Redis, v1 -> v2 (images, .env, compose file,
