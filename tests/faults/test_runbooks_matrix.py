@@ -612,10 +612,10 @@ def test_coolify_deploy_kill_at_the_boundary_before(coolify: Matrix, step: str, 
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize(("step", "recovery"), cases(COOLIFY_MUTATING, RECOVERIES_INSIDE, {
-    ("Deploy through Coolify", "rollback"): "open: in the full suite the undo finds 'Coolify did not "
-    "answer' (the stand-in's deployment history) and exits 4; passes alone",
-}))  # fmt: skip
+# (fixed) "Coolify did not answer" in the undo: the stand-in, as Coolify, answers 429 past 200 requests
+# a minute per token (every point deploys through it, polling at 0.05 s, and pages its growing history);
+# reads now wait out Retry-After (runbook/kinds/coolify.py Api.call) and a 429 is never "did not answer"
+@pytest.mark.parametrize(("step", "recovery"), cases(COOLIFY_MUTATING, RECOVERIES_INSIDE, {}))
 def test_coolify_deploy_kill_inside(coolify: Matrix, step: str, recovery: str) -> None:
     """Inside the Coolify step: the API's deploy, then each of its fallback steps (their snapshots
     and changes: the rendered files, `docker compose up`)."""
