@@ -214,7 +214,10 @@ class StepKind:
         if self.free_form and isinstance(args, str):
             return {self.free_form: args}
         if self.free_form and isinstance(args, dict) and "_raw_params" in args:  # free form + args:
-            return {self.free_form: args["_raw_params"], **{k: v for k, v in args.items() if k != "_raw_params"}}
+            return {
+                self.free_form: args["_raw_params"],
+                **{k: v for k, v in args.items() if k != "_raw_params"},
+            }
         if args is None:
             return {}
         return args
@@ -388,58 +391,190 @@ def _finite_validator_class() -> Any:
     return jsonschema.validators.extend(base, {"type": finite_type})
 
 
-_SIMPLE_KEYS = frozenset({"type", "description", "minLength", "default", "title", "examples"})
+# keywords that only annotate: they never make a value invalid
+_ANNOTATIONS = frozenset(
+    {"description", "title", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly"}
+)
+# what decide() understands; a schema with any other keyword is left to jsonschema
+_DECIDED = _ANNOTATIONS | {
+    "type", "enum", "const", "minLength", "maxLength", "pattern", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "items", "minItems", "maxItems", "properties",
+    "required", "additionalProperties", "oneOf", "anyOf", "allOf", "if", "then", "else",
+}  # fmt: skip
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "boolean": (bool,),
     "integer": (int,),
     "number": (int, float),
     "null": (type(None),),
+    "array": (list,),
+    "object": (dict,),
 }
 
 
-def plainly_valid(schema: Any, value: Any) -> bool:
-    """A fast, conservative check for the common case (scalar arguments against scalar schemas):
-    True means certainly valid; False means "ask jsonschema" (it also spares importing it)."""
-    if not isinstance(schema, dict) or not schema.keys() <= _SIMPLE_KEYS:
-        return False
-    types = schema.get("type")
-    names = [types] if isinstance(types, str) else types
-    if not isinstance(names, list) or not names:
-        return False
-    if not usable_number(value):
-        return False
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _plain(value: Any) -> bool:
+    """A value whose ``==`` is the builtin one (str, int, float, bool, None and their plain
+    subclasses): comparing it decides as jsonschema's ``equal`` does."""
+    return type(value).__eq__ in (
+        str.__eq__,
+        int.__eq__,
+        float.__eq__,
+        bool.__eq__,
+        object.__eq__,
+    ) and isinstance(value, (str, int, float, type(None)))
+
+
+def _equal(a: Any, b: Any) -> bool | None:
+    """jsonschema's equality (``const``, ``enum``) where it is plain: text with anything is ``==``;
+    numbers (never booleans) are ``==``; else unknown."""
+    if not (_plain(a) and _plain(b)):
+        return None
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    if _is_number(a) and _is_number(b):
+        return a == b
+    return None
+
+
+def _all(results: Any) -> bool | None:
+    """True if every one is True, False if one is False, else None (unknown)."""
+    unknown = False
+    for r in results:
+        if r is False:
+            return False
+        if r is None:
+            unknown = True
+    return None if unknown else True
+
+
+def _type_ok(names: list[Any], value: Any) -> bool | None:
     ok = False
     for name in names:
-        py = _PY_TYPES.get(name)
+        py = _PY_TYPES.get(name) if isinstance(name, str) else None
         if py is None:
-            return False
-        if isinstance(value, bool) and name not in ("boolean",):
+            return None
+        if isinstance(value, bool) and name != "boolean":
             continue
         if isinstance(value, py):
             ok = True
-    if ok and isinstance(value, str) and len(value) < schema.get("minLength", 0):
+    if ok:
+        return True
+    if isinstance(value, float) and "integer" in names:
+        return None  # 1.0 is an integer to JSON Schema
+    if isinstance(value, (dict, list, str, int, float, type(None))):
         return False
-    return ok
+    return None  # a Mapping or sequence of another type, a value known only at run time: ask jsonschema
+
+
+def decide(schema: Any, value: Any) -> bool | None:
+    """A fast, conservative JSON Schema (draft 2020-12, numbers finite) check for what step kinds'
+    argument schemas use: True means certainly valid, False certainly invalid, None "ask
+    jsonschema" (which it also spares importing). Every keyword is applied only to the types it
+    concerns, as JSON Schema does; an unknown keyword, or a value it cannot judge, gives None."""
+    if schema is True or schema == {}:
+        return True
+    if not isinstance(schema, dict) or not schema.keys() <= _DECIDED:
+        return None
+    if _is_number(value) and not usable_number(value):
+        return None  # the finite-number rule: jsonschema words the error
+    results: list[bool | None] = []
+    if "type" in schema:
+        types = schema["type"]
+        names = [types] if isinstance(types, str) else types
+        if not isinstance(names, list) or not names:
+            return None
+        results.append(_type_ok(names, value))
+    if "const" in schema:
+        results.append(_equal(value, schema["const"]))
+    if "enum" in schema:
+        options = schema["enum"]
+        if not isinstance(options, list):
+            return None
+        found = [_equal(value, o) for o in options]
+        results.append(True if True in found else (None if None in found else False))
+    if isinstance(value, str):
+        if "minLength" in schema or "maxLength" in schema:
+            lo, hi = schema.get("minLength", 0), schema.get("maxLength")
+            if not isinstance(lo, int) or not (hi is None or isinstance(hi, int)):
+                return None
+            results.append(len(value) >= lo and (hi is None or len(value) <= hi))
+        if "pattern" in schema:
+            import re
+
+            try:
+                results.append(re.search(schema["pattern"], value) is not None)
+            except (re.error, TypeError):
+                return None
+    if _is_number(value):
+        for key, holds in (
+            ("minimum", lambda v, b: v >= b),
+            ("maximum", lambda v, b: v <= b),
+            ("exclusiveMinimum", lambda v, b: v > b),
+            ("exclusiveMaximum", lambda v, b: v < b),
+        ):
+            if key in schema:
+                bound = schema[key]
+                if not _is_number(bound):
+                    return None
+                results.append(holds(value, bound))
+    if isinstance(value, list):
+        if "minItems" in schema or "maxItems" in schema:
+            lo, hi = schema.get("minItems", 0), schema.get("maxItems")
+            if not isinstance(lo, int) or not (hi is None or isinstance(hi, int)):
+                return None
+            results.append(len(value) >= lo and (hi is None or len(value) <= hi))
+        if "items" in schema:
+            results.append(_all(decide(schema["items"], v) for v in value))
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        required = schema.get("required", [])
+        if not isinstance(props, dict) or not isinstance(required, list):
+            return None
+        results.append(all(r in value for r in required))
+        for k, v in value.items():
+            if k in props:
+                results.append(decide(props[k], v))
+            elif extra is not True:
+                results.append(False if extra is False else decide(extra, v))
+    for keyword in ("oneOf", "anyOf", "allOf"):
+        if keyword in schema:
+            branches = schema[keyword]
+            if not isinstance(branches, list) or not branches:
+                return None
+            found = [decide(b, value) for b in branches]
+            if None in found:
+                return None
+            count = found.count(True)
+            results.append(
+                count == 1
+                if keyword == "oneOf"
+                else count >= 1
+                if keyword == "anyOf"
+                else count == len(found)
+            )
+    if "if" in schema:
+        condition = decide(schema["if"], value)
+        if condition is None:
+            return None
+        branch = schema.get("then" if condition else "else")
+        if branch is not None:
+            results.append(decide(branch, value))
+    return _all(results)
+
+
+def plainly_valid(schema: Any, value: Any) -> bool:
+    """True means certainly valid (``decide``); False means "ask jsonschema"."""
+    return decide(schema, value) is True
 
 
 def args_plainly_valid(schema: dict[str, Any], args: Any) -> bool:
-    """True when every argument is certainly valid by ``plainly_valid`` and the object rules hold."""
-    if not isinstance(args, dict) or schema.get("type") not in (None, "object"):
-        return False
-    if set(schema) - {"type", "properties", "required", "additionalProperties", "description"}:
-        return False
-    props = schema.get("properties") or {}
-    if any(r not in args for r in schema.get("required", ())):
-        return False
-    for k, v in args.items():
-        if k not in props:
-            if schema.get("additionalProperties", True) is not True:
-                return False
-            continue
-        if not plainly_valid(props[k], v):
-            return False
-    return True
+    """True when a step's arguments are certainly valid against its schema (``decide``)."""
+    return isinstance(args, dict) and decide(schema, args) is True
 
 
 def first_error(schema: dict[str, Any], value: Any) -> Any:
