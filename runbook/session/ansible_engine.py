@@ -252,6 +252,22 @@ class AnsibleEngine:
             self.section[name] = 0
         return hosts, secrets
 
+    def _groups(self, hosts: dict[str, Any]) -> dict[str, Any]:
+        """The inventory ansible-playbook is given: the hosts, and the groups runbook put them in
+        (membership only, each host's variables are already its own), so a play's ``hosts: web``
+        (or ``web:&prod``) selects what it selects for the native engine."""
+        inv = self.target.inventory
+        children: dict[str, dict[str, Any]] = {}
+        for name in hosts:
+            groups = inv.group_names(name) if name in getattr(inv, "hosts", ()) else []
+            for g in groups:
+                if g not in ("all", "ungrouped"):
+                    children.setdefault(str(g), {"hosts": {}})["hosts"][name] = None
+        top: dict[str, Any] = {"hosts": hosts}
+        if children:
+            top["children"] = children
+        return {"all": top}
+
     # ------------------------------------------------------------------------------ the run
     def run(self) -> RunResult:
         from runbook.ansible_collection import collections_path
@@ -268,7 +284,7 @@ class AnsibleEngine:
         self.redactor.add(secrets)
         try:
             with ansible_io.private_dir() as pdd:
-                inventory = ansible_io.to_yaml({"all": {"hosts": hosts}}, lambda t: t in secrets, vault)
+                inventory = ansible_io.to_yaml(self._groups(hosts), lambda t: t in secrets, vault)
                 ansible_io.write_private(pdd / "inventory" / "hosts.yml", inventory)
                 ansible_io.write_private(
                     pdd / "env" / "extravars", ansible_io.to_yaml(extra, lambda t: t in secrets, vault)
