@@ -50,9 +50,14 @@ def snapshot_keeper(
 
     def keep(data: dict[str, Any]) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        count[0] += 1
-        path = directory / f"{task}-{count[0]}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        while True:  # the next free number: a loop's items (each its own action run) add theirs
+            count[0] += 1
+            path = directory / f"{task}-{count[0]}.json"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                continue
         try:
             os.write(fd, json.dumps(data, sort_keys=True).encode())
             os.fsync(fd)
