@@ -259,6 +259,7 @@ class AnsibleEngine:
         self.seen: set[str] = set()  # hosts the steps play reached (a resumed one may skip every step)
         self.desk: Any = None  # the approval desk (runbook.session.ansible_approval)
         self.state_fault: str | None = None  # the run state could not be written
+        self.running: dict[tuple[str, str], tuple[TaskInfo, str]] = {}  # (host, step key) -> its task's uuid
         self.hosts: dict[str, HostRun] = {}
         self.section: dict[str, int] = {}  # host -> index in PHASES it has reached
         self.started: dict[tuple[str, str], float] = {}
@@ -390,7 +391,7 @@ class AnsibleEngine:
                     limit=",".join(self.target.hosts), forks=self.opt.forks or self.rb.forks or 10,
                     tags=",".join(sorted(self.opt.tags)) or None,
                     skip_tags=",".join(sorted(self.opt.skip_tags)) or None,
-                    envvars={"ANSIBLE_COLLECTIONS_PATH": str(collections_path()), **desk_env},
+                    envvars={"ANSIBLE_COLLECTIONS_PATH": str(collections_path()), **desk_env, **self._snapshot_env()},
                     control_key=repr(sorted(str(e.get("ansible_ssh_common_args", "")) for e in hosts.values())),
                 ))  # fmt: skip
             if self.cancel.is_set():
@@ -458,7 +459,48 @@ class AnsibleEngine:
         except StateWriteError as exc:  # the run goes on under Ansible; the verdict says so
             self.state_fault = self.state_fault or exc.message
 
+    def _snapshot_env(self) -> dict[str, str]:
+        """runbook.core.step saves each snapshot here, fsynced, before the change it guards (under
+        ``runbook_run_id``/host/task uuid): a task still running when the run was stopped left its
+        snapshots there, and a no_log task's result (censored in its event) does too."""
+        if self.opt.dry_run:
+            return {}
+        return {"RUNBOOK_SNAPSHOT_DIR": str(self.state.dir / "snapshots")}
+
+    def _saved_snapshots(self, host: str, uuid: str) -> list[dict[str, Any]]:
+        import json
+
+        if not uuid or self.opt.dry_run:
+            return []
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in host)
+        where = self.state.dir / "snapshots" / self.run_id / safe
+        found = []
+        for path in where.glob(f"{uuid}-*.json"):
+            try:
+                found.append((int(path.stem.rpartition("-")[2]), json.loads(path.read_text())))
+            except (OSError, ValueError):
+                continue
+        return [snap for _, snap in sorted(found, key=lambda x: x[0]) if isinstance(snap, dict)]
+
+    def _in_flight(self) -> None:
+        """Steps still running when the run stopped (interrupted): what they snapshotted is an entry
+        (status running, as native's), so `runbook rollback --run ID` undoes it."""
+        from runbook.execute.attempts import as_written
+        from runbook.execute.state import Entry
+
+        for (host, key), (info, uuid) in list(self.running.items()):
+            step = self.rb.find_step(key)
+            snaps = self._saved_snapshots(host, uuid)
+            if step is None or not snaps or host not in self.hosts:
+                continue
+            self.hosts[host].state.entries.append(Entry(
+                "steps", info.index, info.name, step.module, as_written(step.args, self.redactor.redact),
+                snapshots=snaps, status="running", changed=True, has_undo_step=step.undo is not None, key=step.key,
+            ))  # fmt: skip
+        self.running.clear()
+
     def _save_end(self) -> None:
+        self._in_flight()
         for hr in self.hosts.values():
             if hr.rollback_status is not None:
                 hr.state.status = "rolled_back" if hr.rollback_status == "ok" else "rollback_failed"
@@ -502,6 +544,9 @@ class AnsibleEngine:
             return
         red = self.redactor.redact
         results = res.get("results") if isinstance(res.get("results"), list) else None
+        if "censored" in res and results is None:  # no_log: the snapshots it saved on disk
+            _, uuid = self.running.get((hr.name, info.key), (info, ""))
+            res = {**res, "runbook_snapshots": self._saved_snapshots(hr.name, uuid)}
         durable = False
         for n, r in enumerate(results if results is not None else [res]):
             if not isinstance(r, dict):
@@ -693,9 +738,12 @@ class AnsibleEngine:
             info = replace(info, name=shown, undo_of=shown.removeprefix("undo: ") if info.undo_of else None)
         hr = self.hosts[host]
         if kind == "runner_on_start":
+            if info.phase == "steps" and info.key:
+                self.running[(host, info.key)] = (info, str(data.get("task_uuid") or ""))
             self._start(hr, info)
         elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"):
             self._end(hr, info, kind, data)
+            self.running.pop((host, info.key), None)
 
     def _item(self, hr: HostRun, info: TaskInfo, kind: str, data: dict[str, Any]) -> None:
         """One loop item done: ``step.item`` (its step.end follows the items), named as native names

@@ -240,3 +240,48 @@ def test_the_console_is_asked_and_a_no_ends_the_run_as_native(project: Path) -> 
             asked[engine] = questions
         assert asked["ansible"] == asked["native"] == ["[localhost] deploy now"]
         assert got["ansible"] == got["native"]
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_is_resumed_and_its_changes_undone_when_the_resume_fails(project: Path) -> None:  # noqa: F811
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    text = READS_HEALTH.replace(
+        "  - name: Health with retries\n",
+        '  - name: Long step\n    shell: "sleep {{ nap }}"\n  - name: Health with retries\n',
+    )
+    _write(project, text)
+    target = _fresh(project / "t")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook", "exec", "small-deploy", "-i", "inv", "-e", f"target={target}",
+         "-e", "nap=120", "--engine", "ansible", "--output", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=project,
+    )  # fmt: skip
+    try:
+        state = project / ".runbook" / "runs"
+        done: list[Any] = []
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:  # the step before the long one saved
+            done = [json.loads(p.read_text()) for p in state.glob("*/state.json")] if state.exists() else []
+            if done and done[0]["hosts"].get("localhost", {}).get("last_completed") == 3:
+                break
+            time.sleep(0.1)
+        assert done and done[0]["hosts"]["localhost"]["last_completed"] == 3
+        time.sleep(1.0)  # (not a timing assertion: lets the long step start)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    run_id = json.loads(out[out.index("{\n") :])["run_id"]
+    assert (target / "app" / "app.conf").exists()  # interrupted: nothing rolled back
+    code, doc = _cli("--resume", run_id, "-e", "nap=0", "-e", "fail_at=verify", "--engine", "ansible")
+    assert code == 1 and doc["status"] == "rolled_back", doc["message"]
+    ran = [s[2] for s in _steps(doc) if s[0] == "steps"]
+    assert ran == ["Long step", "Health with retries", "Injected failure"]  # completed ones not re-run
+    assert _tree(target)["keep.txt"] == ("old\n", 0o600) and "app" not in _tree(target)
