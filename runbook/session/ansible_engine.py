@@ -44,6 +44,7 @@ from runbook.kinds import base as kinds
 
 EXIT_INTERNAL = 70
 CANCEL_WAIT = 60.0  # seconds ansible-playbook is given to stop once cancelled
+ORDER_WAIT = 5.0  # seconds an approval waits for its step's start event to be shown first
 PHASES = ("preflight", "steps", "rollback", "always")
 FAIL_TASK = "the run failed: rolled back"
 LOCK_TASKS = ("deploy lock", "release the deploy lock")
@@ -616,6 +617,14 @@ class AnsibleEngine:
         if info is None:
             return {"ok": False, "msg": "not approved (the step is not one of this run's)"}
         label = self.redactor.redact(str(req.get("task") or info.name))
+        deadline = time.monotonic() + ORDER_WAIT  # the step's start is shown first (as native), bounded
+        while (
+            info.phase == "steps"
+            and info.key
+            and (host, info.key) not in self.running
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
         who_runs = operator()
         login = f"{who_runs['user']}@{who_runs['host']}"
         try:

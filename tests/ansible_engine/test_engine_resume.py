@@ -179,8 +179,8 @@ def _approvals(engine: str, target: Path, **options: Any) -> tuple[Any, list[tup
     seen: list[tuple[Any, ...]] = []
 
     def keep(e: Any) -> None:
-        if e.kind == "approval":
-            seen.append((e.host, e.step, e.phase, e.outcome, e.data.get("approved_by"), e.data.get("prompt")))
+        if e.step == "Go ahead?":  # its start, the approval, its end: in that order
+            seen.append((e.kind, e.host, e.phase, e.outcome, e.data.get("approved_by"), e.data.get("prompt")))
 
     out = runbook.run("small-deploy", inventory=["inv"], vars={"target": str(target)}, engine=engine,
                       on_event=keep, **options)  # fmt: skip
@@ -215,7 +215,11 @@ def test_approve_with_yes_records_the_approvers_as_native(project: Path) -> None
     assert (
         got["ansible"]
         == got["native"]
-        == [("localhost", "Go ahead?", "steps", "approved", "alice (--yes)", "deploy now")]
+        == [
+            ("step.start", "localhost", "steps", None, None, None),
+            ("approval", "localhost", "steps", "approved", "alice (--yes)", "deploy now"),
+            ("step.end", "localhost", "steps", "ok", None, None),
+        ]
     )
 
 
