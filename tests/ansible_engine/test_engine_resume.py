@@ -289,3 +289,36 @@ def test_an_interrupted_run_is_resumed_and_its_changes_undone_when_the_resume_fa
     ran = [s[2] for s in _steps(doc) if s[0] == "steps"]
     assert ran == ["Long step", "Health with retries", "Injected failure"]  # completed ones not re-run
     assert _tree(target)["keep.txt"] == ("old\n", 0o600) and "app" not in _tree(target)
+
+
+# ------------------------------------------------------------------------------ the step plugin alone
+@pytest.mark.slow
+def test_under_plain_ansible_an_approve_step_fails_and_never_approves(tmp_path: Path, ansible) -> None:
+    marker = tmp_path / "after"
+    pb = tmp_path / "pb.yml"
+    pb.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - runbook.core.step: {kind: approve, args: {prompt: go}}\n"
+        f"    - runbook.core.step: {{kind: shell, args: 'touch {marker}'}}\n"
+    )
+    res = ansible().playbook(pb, "localhost,", "-c", "local", check=False)
+    assert res.returncode == 2 and "approval required but no way to ask" in res.stdout
+    assert not marker.exists()
+    res = ansible().playbook(pb, "localhost,", "-c", "local", "--check", "-v", check=False)
+    assert res.returncode == 0 and "would ask for approval: go" in res.stdout, res.stdout
+
+
+@pytest.mark.slow
+def test_a_loops_items_each_save_their_snapshots(tmp_path: Path, ansible) -> None:
+    pb = tmp_path / "pb.yml"
+    pb.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  vars: {runbook_run_id: r1}\n  tasks:\n"
+        f"    - runbook.core.step: {{kind: copy, args: {{content: new, dest: '{tmp_path}/{{{{ item }}}}'}}}}\n"
+        "      loop: [a, b]\n"
+    )
+    snaps = tmp_path / "snaps"
+    res = ansible(RUNBOOK_SNAPSHOT_DIR=str(snaps)).playbook(pb, "localhost,", "-c", "local", check=False)
+    assert res.returncode == 0, res.stdout
+    saved = sorted(json.loads(p.read_text())["path"] for p in (snaps / "r1" / "localhost").glob("*.json"))
+    assert saved == [f"{tmp_path}/a", f"{tmp_path}/b"]
+    assert (tmp_path / "a").read_text() == (tmp_path / "b").read_text() == "new"
