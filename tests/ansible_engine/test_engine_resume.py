@@ -5,6 +5,7 @@ codes and recap, the same run state (`runbook rollback --run ID` undoes an ansib
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -322,3 +323,43 @@ def test_a_loops_items_each_save_their_snapshots(tmp_path: Path, ansible) -> Non
     saved = sorted(json.loads(p.read_text())["path"] for p in (snaps / "r1" / "localhost").glob("*.json"))
     assert saved == [f"{tmp_path}/a", f"{tmp_path}/b"]
     assert (tmp_path / "a").read_text() == (tmp_path / "b").read_text() == "new"
+
+
+@pytest.mark.slow
+def test_at_a_terminal_the_operator_types_a_name_and_answers_as_native(project: Path) -> None:  # noqa: F811
+    import sys
+
+    import pexpect
+
+    _write(project, APPROVE)
+    for answer, code in (("yes", 0), ("no", 3)):
+        approvals = {}
+        for engine in ENGINES:
+            target = _fresh(project / f"{engine}-{answer}")
+            audit = project / f"audit-{engine}-{answer}"
+            child = pexpect.spawn(
+                sys.executable,
+                ["-m", "runbook", "exec", "small-deploy", "-i", "inv", "-e", f"target={target}",
+                 "--audit-dir", str(audit), *_engine(engine)],
+                cwd=str(project), env={**os.environ, "RUNBOOK_AUDIT": "1"}, encoding="utf-8", timeout=120,
+                dimensions=(50, 200),
+            )  # fmt: skip
+            try:
+                child.expect("deploy now -- approver, name")  # bounded: 120 s each
+                child.sendline("carol")
+                child.expect("to confirm")
+                child.sendline(answer)
+                child.expect(pexpect.EOF)
+            finally:
+                child.close(force=True)
+            assert child.exitstatus == code, child.before
+            assert ("app" in _tree(target)) is (answer == "yes")
+            (trail,) = audit.glob("*.jsonl")
+            records = [json.loads(line) for line in trail.read_text().splitlines() if line.strip()]
+            approvals[engine] = [
+                (r.get("host"), r.get("step"), r.get("outcome"), (r.get("data") or {}).get("approved_by"))
+                for r in records
+                if (r.get("event") or r.get("kind")) == "approval"
+            ]
+        assert approvals["ansible"] == approvals["native"]
+        assert approvals["ansible"][0][3] == ("carol" if answer == "yes" else "declined by carol")
