@@ -363,3 +363,44 @@ def test_at_a_terminal_the_operator_types_a_name_and_answers_as_native(project: 
             ]
         assert approvals["ansible"] == approvals["native"]
         assert approvals["ansible"][0][3] == ("carol" if answer == "yes" else "declined by carol")
+
+
+@pytest.mark.slow
+def test_each_host_resumes_where_it_stopped_as_native(project: Path) -> None:  # noqa: F811
+    text = (
+        NO_ROLLBACK.replace("  target: /tmp/never\n", "")
+        .replace('  fail_at: ""\n', "")
+        .replace("serial: [1, 2]\nmax_fail_percentage: 0\n", "max_fail_percentage: 100\n")
+    )
+    assert "serial" not in text and "fail_at: " not in text
+    _write(project, text)
+
+    def run(*args: str) -> tuple[int, dict[str, Any]]:
+        res = CliRunner().invoke(cli, ["exec", "small-deploy", "--output", "json", *args])
+        return res.exit_code, json.loads(res.output[res.output.index("{\n") :])
+
+    steps: dict[str, dict[str, list[tuple[str, str, str]]]] = {}
+    for engine in ENGINES:
+        (project / engine).mkdir()
+        a, b = _fresh(project / engine / "a"), _fresh(project / engine / "b")
+        inv = project / f"inv-{engine}"
+        inv.write_text(
+            f"alpha ansible_connection=local target={a} fail_at=verify\n"
+            f"beta ansible_connection=local target={b} fail_at=no\n"
+        )
+        code, first = run("-i", str(inv), *_engine(engine))
+        assert code == 1 and first["hosts"]["alpha"]["failed"] and not first["hosts"]["beta"]["failed"]
+        code, doc = run("--resume", first["run_id"], "-e", "fail_at=no", *_engine(engine))  # its inventory
+        assert code == 0, doc["message"]
+        steps[engine] = {
+            h: [(s["phase"], s["name"], s["outcome"]) for s in doc["hosts"][h]["steps"]]
+            for h in ("alpha", "beta")
+        }
+    assert steps["ansible"] == steps["native"]
+    assert steps["ansible"]["alpha"] == [
+        ("steps", "Injected failure", "ok"),
+        ("always", "Record that the run ended", "changed"),
+    ]
+    assert steps["ansible"]["beta"] == [("always", "Record that the run ended", "changed")]
+    for host in ("a", "b"):
+        assert _tree(project / "ansible" / host) == _tree(project / "native" / host)
