@@ -51,10 +51,6 @@ LOCK_TASKS = ("deploy lock", "release the deploy lock")
 WINDOW_TASK = "inside the maintenance window"
 
 
-class Refused(Exception):
-    """The run cannot start (its state cannot be written): refused before any change."""
-
-
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid`` (Linux /proc; empty elsewhere)."""
     children: dict[int, list[int]] = {}
@@ -136,7 +132,9 @@ def register_name(step: Any) -> str:
     return step.register or f"runbook_step_{step.index + 1}"
 
 
-def playbook_for(rb: Any, *, dry_run: bool, start: int = 0, resumed: frozenset[str] | None = None) -> str:
+def playbook_for(
+    rb: Any, *, dry_run: bool, start: int = 0, resumed: frozenset[str] | None = None, refused: bool = False
+) -> str:
     """The compiled playbook as run here: the window was checked by the session (check_window,
     which --force-window skips), a plan takes no deploy lock (as the native engine).
 
@@ -146,14 +144,15 @@ def playbook_for(rb: Any, *, dry_run: bool, start: int = 0, resumed: frozenset[s
     step task is skipped on a host whose saved state says it completed it (``runbook_resume_after``,
     a host variable), and there a ``set_fact`` puts back what the earlier run registered (the
     snapshots the rescue undoes from, the results later steps read; ``runbook_resumed``): Ansible
-    registers a skipped task's result over it."""
+    registers a skipped task's result over it. ``refused`` (the run state cannot be written): only
+    the ``always:`` steps run (as native: nothing is changed, the team still hears of the run)."""
     from runbook.compile import compile_runbook, to_yaml
 
     plays = compile_runbook(rb)
     for play in plays:
         tasks = [t for t in play["tasks"] if t.get("name") != WINDOW_TASK]
         pre = str(play.get("name", "")).endswith(": preflight")
-        if pre and resumed is not None:
+        if pre and (resumed is not None or refused):
             tasks = []
         if dry_run:
             for t in tasks:
@@ -162,7 +161,13 @@ def playbook_for(rb: Any, *, dry_run: bool, start: int = 0, resumed: frozenset[s
                         t[key] = [x for x in t[key] if x.get("name") not in LOCK_TASKS]
         if not pre:
             for t in tasks:
-                if "block" in t:
+                if "block" in t and refused:  # (Ansible wants a task in a block that has always:)
+                    t["block"] = [{"name": "refused: nothing runs", "ansible.builtin.meta": "noop"}]
+                    t.pop("rescue", None)
+                    t["always"] = [x for x in t.get("always", ()) if x.get("name") not in LOCK_TASKS]
+                    if not t["always"]:
+                        t.pop("always")
+                elif "block" in t:
                     t["block"] = _step_tasks(rb, t["block"], start, resumed)
         play["tasks"] = tasks
     return to_yaml([p for p in plays if p["tasks"]])
@@ -365,14 +370,15 @@ class AnsibleEngine:
         self.emit("run.start", data=self._start_data())
         status, code, message = "success", 0, ""
         refused = self._save_meta()
+        if refused:  # the run state cannot be written: refused before any change, always: runs (native)
+            self.playbook = playbook_for(self.rb, dry_run=self.opt.dry_run, refused=True)
+            self.lines = task_lines(self.playbook, self.tasks)
         vault = ansible_io.Vault()
         declared = set(self.target.secret_names)
         extra = dict(self.opt.extra_vars)
         secrets |= {str(v) for k, v in extra.items() if k in declared and isinstance(v, str)}
         self.redactor.add(secrets)
         try:
-            if refused:  # the run state cannot be written: refused before any change (as native)
-                raise Refused(refused)
             with ansible_io.private_dir() as pdd, self._desk(pdd) as desk_env:
                 inventory = ansible_io.to_yaml(self._groups(hosts), lambda t: t in secrets, vault)
                 ansible_io.write_private(pdd / "inventory" / "hosts.yml", inventory)
@@ -403,10 +409,10 @@ class AnsibleEngine:
                     for h, hr in self.hosts.items()
                     if hr.changed_anything
                 )
+            elif refused:
+                status, code, message = "refused", EXIT_PREFLIGHT, f"{refused}; nothing was changed"
             else:
                 status, code, message = self._verdict(runner)
-        except Refused as exc:
-            status, code, message = "refused", EXIT_PREFLIGHT, f"{exc}; nothing was changed"
         except Exception as exc:  # never a traceback: ansible-runner could not run the playbook
             status, code, message = (
                 "failed",

@@ -404,3 +404,25 @@ def test_each_host_resumes_where_it_stopped_as_native(project: Path) -> None:  #
     assert steps["ansible"]["beta"] == [("always", "Record that the run ended", "changed")]
     for host in ("a", "b"):
         assert _tree(project / "ansible" / host) == _tree(project / "native" / host)
+
+
+@pytest.mark.slow
+def test_a_run_state_that_cannot_be_written_refuses_the_run_as_native(project: Path) -> None:  # noqa: F811
+    import runbook
+
+    blocked = project / "not-a-directory"
+    blocked.write_text("")
+    outs, trees = {}, {}
+    for engine in ENGINES:
+        target = _fresh(project / engine)
+        outs[engine] = runbook.run("small-deploy", inventory=["inv"], vars={"target": str(target)},
+                                   engine=engine, state_root=blocked)  # fmt: skip
+        assert outs[engine].exit_code == 3 and outs[engine].result.status == "refused"
+        trees[engine] = _tree(target)
+    # nothing was changed; always: ran (the team hears of the run)
+    assert (
+        trees["ansible"] == trees["native"] == {"keep.txt": ("old\n", 0o600), "always.log": ("done\n", 0o644)}
+    )
+    said = {e: o.result.message.replace(o.result.run_id, "ID") for e, o in outs.items()}
+    assert said["ansible"] == said["native"]
+    assert "cannot write the run state" in outs["ansible"].result.message
