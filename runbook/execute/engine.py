@@ -546,15 +546,7 @@ class Engine:
             hr.failure = f"{hr.failure}; rollback: {faults.describe(exc, self.redactor.redact)}"
 
     def _start_index(self) -> int:
-        if not self.opt.start_at:
-            return 0
-        for s in self.rb.steps:
-            if self.opt.start_at in (s.name, str(s.index + 1), s.key):  # numbered as `runbook show` does
-                return s.index
-        raise RunbookError(
-            f"--start-at: no step named {self.opt.start_at!r}",
-            hint="use a step's name or number as `runbook show` lists it",
-        )
+        return start_index(self.rb, self.opt.start_at)
 
     def _run_host_steps(self, hr: HostRun, steps: Sequence[Step], start_index: int) -> None:
         locked = False
@@ -682,3 +674,17 @@ class Engine:
             self._parallel(self.host_names, run_host)
         except (KeyboardInterrupt, Cancelled, Aborted):
             self.interrupted = True
+
+
+def start_index(rb: Runbook, start_at: str | None) -> int:
+    """The index of the step ``--start-at`` names (its name, number as `runbook show` numbers it,
+    or key); 0 without one. RunbookError when no step has that name."""
+    if not start_at:
+        return 0
+    for s in rb.steps:
+        if start_at in (s.name, str(s.index + 1), s.key):
+            return s.index
+    raise RunbookError(
+        f"--start-at: no step named {start_at!r}",
+        hint="use a step's name or number as `runbook show` lists it",
+    )

@@ -154,13 +154,6 @@ def make_engine(target: Target, options: Any) -> Callable[[Any, Any], Any]:
     if target.request.engine == "ansible":
         from runbook.session.ansible_engine import AnsibleEngine
 
-        unsupported = [k for k, v in (("--resume", target.request.resume), ("--start-at", target.request.start_at)) if v]
-        from runbook.kinds.base import get
-
-        asks = [s for s in target.runbook.all_steps() if getattr(get(s.module), "asks_approval", False)]
-        unsupported += ["`approve:` steps"] if asks else []
-        if unsupported:
-            raise UsageError(f"--engine ansible: {', '.join(unsupported)} is not supported", hint="use the native engine")
         return lambda redactor, bus: AnsibleEngine(target, options, bus, redactor)
     from runbook.execute.engine import Engine
 

@@ -451,20 +451,6 @@ def test_a_failed_batch_stops_the_next_as_native(project: Path) -> None:
     )
 
 
-def test_what_the_ansible_engine_cannot_do_is_refused_up_front(project: Path) -> None:
-    target = _fresh(project / "t")
-    res = CliRunner().invoke(cli, ["exec", "small-deploy", "-i", "inv", "-e", f"target={target}", "--engine", "ansible",
-                                   "--start-at", "Config"])  # fmt: skip
-    assert res.exit_code == 2 and "--start-at is not supported" in res.output
-    text = RUNBOOK.replace("steps:\n", "steps:\n  - name: Go?\n    approve: {prompt: go}\n", 1)
-    (project / "playbooks" / "small-deploy.yml").write_text(text)
-    res = CliRunner().invoke(
-        cli, ["exec", "small-deploy", "-i", "inv", "-e", f"target={target}", "--engine", "ansible"]
-    )
-    assert res.exit_code == 2 and "`approve:` steps is not supported" in res.output, res.output
-    assert _tree(target) == {"keep.txt": ("old\n", 0o600)}
-
-
 def test_each_task_line_is_its_step(project: Path) -> None:
     from runbook.session.ansible_engine import playbook_for, task_lines, task_map
     from runbook.session.run import load_checked

@@ -155,7 +155,8 @@ class Vault:
 
 
 def to_yaml(value: Any, is_secret: Callable[[str], bool], vault: Vault) -> str:
-    """``value`` as YAML for Ansible: strings ``!unsafe``, secret strings ``!vault`` (encrypted)."""
+    """``value`` as YAML for Ansible: strings that hold a ``{`` ``!unsafe``, secret strings ``!vault``
+    (encrypted), every other string a plain (quoted where YAML needs it) string."""
     import yaml
 
     class Dumper(yaml.SafeDumper):
@@ -164,6 +165,9 @@ def to_yaml(value: Any, is_secret: Callable[[str], bool], vault: Vault) -> str:
     def text(dumper: yaml.SafeDumper, s: str) -> yaml.Node:
         if is_secret(s):
             return dumper.represent_scalar("!vault", vault.encrypt(s), style="|")
+        if "{" not in s:  # nothing Ansible could template: a plain string (Ansible 2.19 resolves an
+            # `!unsafe '0644'` scalar as YAML 1.1 would an untagged one: 420, '2.0' a float, 'yes' true)
+            return dumper.represent_str(s)
         return dumper.represent_scalar("!unsafe", s)
 
     def mapping(dumper: yaml.SafeDumper, m: dict[str, Any]) -> yaml.Node:

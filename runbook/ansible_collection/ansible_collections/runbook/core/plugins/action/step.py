@@ -50,9 +50,14 @@ def snapshot_keeper(
 
     def keep(data: dict[str, Any]) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        count[0] += 1
-        path = directory / f"{task}-{count[0]}.json"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        while True:  # the next free number: a loop's items (each its own action run) add theirs
+            count[0] += 1
+            path = directory / f"{task}-{count[0]}.json"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                continue
         try:
             os.write(fd, json.dumps(data, sort_keys=True).encode())
             os.fsync(fd)
@@ -105,6 +110,8 @@ class ActionModule(ActionBase):
             return {"failed": True, "msg": f"{name}: invalid argument {where}: {error.message}"}
 
         host = str(task_vars.get("inventory_hostname") or self._play_context.remote_addr or "localhost")
+        if kind.asks_approval:  # a human gate: never run as a step (its run() would say "approved")
+            return self._approval(host, args)
         variables = {k: v for k, v in task_vars.items() if not k.startswith("ansible_facts")}
         spec = HostSpec(name=host, address=str(self._play_context.remote_addr or host), vars=variables)
         transport = ConnectionTransport(self, spec)
@@ -166,6 +173,51 @@ class ActionModule(ActionBase):
             return shown
         out = drive.run(kind.run(args, ctx))
         return self._shown(name, out, drive)
+
+    def _approval(self, host: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Ask runbook's console (``runbook exec --engine ansible``: its approval desk, a Unix socket
+        named by $RUNBOOK_APPROVAL_SOCKET) and wait for its answer; anywhere else there is nobody to
+        ask, and the step fails (an Ansible ``pause``/AWX approval node is the plain-Ansible gate)."""
+        import socket
+
+        prompt = str(args.get("prompt") or self._task.get_name())
+        if self._task.check_mode:
+            return {"changed": False, "msg": f"would ask for approval: {prompt}"}
+        path = os.environ.get("RUNBOOK_APPROVAL_SOCKET")
+        if not path:
+            return {"failed": True, "changed": False, "runbook_refused": True,
+                    "msg": "approval required but no way to ask: run it with `runbook exec --engine ansible`"}  # fmt: skip
+        request = {
+            "host": host,
+            "task": self._task.get_name(),
+            "path": self._task.get_path() or "",
+            "args": args,
+        }
+        wait = float(os.environ.get("RUNBOOK_APPROVAL_WAIT") or 86400)  # bounded: a day at most
+        data = b""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(wait)
+                sock.connect(path)
+                sock.sendall(json.dumps(request).encode() + b"\n")
+                while not data.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            reply = json.loads(data) if data.strip() else {}
+        except (OSError, ValueError) as exc:
+            reply = {"ok": False, "msg": f"not approved (no answer: {exc})"}
+        ok = bool(reply.get("ok")) if isinstance(reply, dict) else False
+        msg = str(reply.get("msg") or "") if isinstance(reply, dict) else ""
+        if not ok:
+            return {
+                "failed": True,
+                "changed": False,
+                "runbook_refused": True,
+                "msg": msg or "not approved (no answer)",
+            }
+        return {"changed": False, "msg": msg}
 
     @staticmethod
     def _shown(name: str, out: Any, drive: Any) -> dict[str, Any]:
