@@ -108,7 +108,9 @@ class RunState:
                     h: _host_doc(s, self.redact_obj, self.private_facts) for h, s in self.hosts.items()
                 },
             }
-            data = json.dumps(encode(doc), indent=1).encode()
+            # compact: json's C encoder (``indent`` makes it fall back to the pure-Python one, which
+            # cost ~10 ms a save at 10 hosts x 20 steps, paid at every completed step)
+            data = json.dumps(encode(doc), separators=(",", ":")).encode()
         tmp = self.path.with_suffix(".tmp")
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -212,6 +214,18 @@ _BIG_INT = 10**4000  # json refuses ints of more than 4300 digits: those are kep
 def encode(value: Any) -> Any:
     """A value as plain JSON without loss: non-string keys, tuples, sets, dates, bytes and huge ints
     are tagged (so a resumed run gets back ``{1: 'a'}``, not ``{'1': 'a'}``); see ``decode``."""
+    t = type(value)  # the common exact types first: the state is encoded at every completed step
+    if t is str or value is None or t is bool or t is float:
+        return value
+    if t is dict:
+        if TAG not in value and all(type(k) is str for k in value):
+            return {k: encode(v) for k, v in value.items()}
+    elif t is list:
+        return [encode(v) for v in value]
+    return _encode(value)
+
+
+def _encode(value: Any) -> Any:
     if value is None or isinstance(value, (bool, float, str)):
         return value
     if isinstance(value, int):
