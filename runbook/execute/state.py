@@ -89,6 +89,7 @@ class RunState:
         self._lock = threading.Lock()
         self.redact_obj: Callable[[Any], Any] = lambda value: value
         self.private_facts: frozenset[str] = frozenset()  # registered by no_log steps: never saved
+        self._texts: dict[str, tuple[Any, str]] = {}  # host -> (its doc as last saved, its JSON)
 
     def host(self, name: str) -> HostState:
         with self._lock:
@@ -101,16 +102,8 @@ class RunState:
         on disk before the change they describe) also fsyncs the directory, so the new name is on
         disk too; progress markers skip that. A write that fails raises StateWriteError."""
         with self._lock:
-            doc = {
-                "run_id": self.run_id,
-                "meta": self.meta,
-                "hosts": {
-                    h: _host_doc(s, self.redact_obj, self.private_facts) for h, s in self.hosts.items()
-                },
-            }
-            # compact: json's C encoder (``indent`` makes it fall back to the pure-Python one, which
-            # cost ~10 ms a save at 10 hosts x 20 steps, paid at every completed step)
-            data = json.dumps(encode(doc), separators=(",", ":")).encode()
+            hosts = ",".join(f"{_dumps(h)}:{self._host_text(h, s)}" for h, s in list(self.hosts.items()))
+            data = f'{{"run_id":{_dumps(self.run_id)},"meta":{_dumps(encode(self.meta))},"hosts":{{{hosts}}}}}'.encode()
         tmp = self.path.with_suffix(".tmp")
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -132,6 +125,23 @@ class RunState:
                 f"cannot write the run state {self.path}: {exc.strerror or exc}",
                 hint="free disk space or make .runbook/ writable; the change this state guards was not made",
             ) from None
+
+    def _host_text(self, name: str, hs: HostState) -> str:
+        """One host's part of the state file. The state is saved at every completed step of every
+        host, so a host's entries as they were at the last save (deep equality with what that save
+        wrote, read back: an in-place change anywhere in them is seen) reuse that save's text. An
+        entry's values are set once (its arguments, item, snapshots) or are a str/bool (status,
+        changed): equality is exact for them. Facts (any value: 1 == True) are encoded every time."""
+        doc = _host_doc(hs, self.redact_obj, self.private_facts)
+        entries = doc["entries"]
+        hit = self._texts.get(name)
+        if hit is not None and hit[0] == entries:
+            text = hit[1]
+        else:
+            text = _dumps(encode(entries))
+            self._texts[name] = (decode(json.loads(text)), text)
+        rest = _dumps(encode({k: v for k, v in doc.items() if k != "entries"}))
+        return f'{{"entries":{text},{rest[1:]}'
 
     @classmethod
     def load(cls, root: Path, run_id: str) -> RunState:
@@ -169,6 +179,11 @@ class RunState:
                 hint="the file is damaged; its snapshots cannot be used",
             ) from None
         return st
+
+
+def _dumps(value: Any) -> str:
+    # compact: json's C encoder (``indent`` makes it fall back to the pure-Python one)
+    return json.dumps(value, separators=(",", ":"))
 
 
 _SAVED = [f.name for f in fields(Entry) if not f.name.startswith("rendered")]  # not this run's values
