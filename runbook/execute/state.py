@@ -132,15 +132,14 @@ class RunState:
         wrote, read back: an in-place change anywhere in them is seen) reuse that save's text. An
         entry's values are set once (its arguments, item, snapshots) or are a str/bool (status,
         changed): equality is exact for them. Facts (any value: 1 == True) are encoded every time."""
-        doc = _host_doc(hs, self.redact_obj, self.private_facts)
-        entries = doc["entries"]
+        entries = list(hs.entries)
         hit = self._texts.get(name)
-        if hit is not None and hit[0] == entries:
+        if hit is not None and hit[0] == entries:  # Entry's own __eq__: its saved fields
             text = hit[1]
         else:
-            text = _dumps(encode(entries))
-            self._texts[name] = (decode(json.loads(text)), text)
-        rest = _dumps(encode({k: v for k, v in doc.items() if k != "entries"}))
+            text = _dumps(encode([{n: getattr(e, n) for n in _SAVED} for e in entries]))
+            self._texts[name] = ([Entry(**d) for d in decode(json.loads(text))], text)
+        rest = _dumps(encode(_host_rest(hs, self.redact_obj, self.private_facts)))
         return f'{{"entries":{text},{rest[1:]}'
 
     @classmethod
@@ -189,10 +188,10 @@ def _dumps(value: Any) -> str:
 _SAVED = [f.name for f in fields(Entry) if not f.name.startswith("rendered")]  # not this run's values
 
 
-def _host_doc(hs: HostState, redact_obj: Callable[[Any], Any], private: frozenset[str]) -> dict[str, Any]:
-    entries = [{name: getattr(e, name) for name in _SAVED} for e in list(hs.entries)]
+def _host_rest(hs: HostState, redact_obj: Callable[[Any], Any], private: frozenset[str]) -> dict[str, Any]:
+    """A host's saved state but its entries (see RunState._host_text)."""
     facts = redact_obj({k: v for k, v in list(hs.facts.items()) if k not in private})
-    return {"entries": entries, "status": hs.status, "last_completed": hs.last_completed, "facts": facts}
+    return {"status": hs.status, "last_completed": hs.last_completed, "facts": facts}
 
 
 def holds_secret(name: str, value: Any, redactor: Redactor) -> bool:
