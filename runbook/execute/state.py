@@ -89,7 +89,8 @@ class RunState:
         self._lock = threading.Lock()
         self.redact_obj: Callable[[Any], Any] = lambda value: value
         self.private_facts: frozenset[str] = frozenset()  # registered by no_log steps: never saved
-        self._texts: dict[str, tuple[Any, str]] = {}  # host -> (its doc as last saved, its JSON)
+        # host -> id(entry) -> (the entry, as the last save wrote it, its JSON): see _host_text
+        self._texts: dict[str, dict[int, tuple[Entry, Entry, str]]] = {}
 
     def host(self, name: str) -> HostState:
         with self._lock:
@@ -128,19 +129,24 @@ class RunState:
 
     def _host_text(self, name: str, hs: HostState) -> str:
         """One host's part of the state file. The state is saved at every completed step of every
-        host, so a host's entries as they were at the last save (deep equality with what that save
-        wrote, read back: an in-place change anywhere in them is seen) reuse that save's text. An
-        entry's values are set once (its arguments, item, snapshots) or are a str/bool (status,
-        changed): equality is exact for them. Facts (any value: 1 == True) are encoded every time."""
-        entries = list(hs.entries)
-        hit = self._texts.get(name)
-        if hit is not None and hit[0] == entries:  # Entry's own __eq__: its saved fields
-            text = hit[1]
-        else:
-            text = _dumps(encode([{n: getattr(e, n) for n in _SAVED} for e in entries]))
-            self._texts[name] = ([Entry(**d) for d in decode(json.loads(text))], text)
+        host, so an entry as it was at the last save reuses that save's text: it is compared (Entry's
+        own equality: its saved fields, deep) with what that save wrote, read back, so an in-place
+        change anywhere in it is seen. An entry's values are set once (its arguments, item,
+        snapshots) or are a str/bool/int (status, changed, indexes): equality is exact for them.
+        Facts (any value, where 1 == True) are encoded at every save."""
+        old = self._texts.get(name, {})
+        new: dict[int, tuple[Entry, Entry, str]] = {}
+        parts = []
+        for e in list(hs.entries):
+            hit = old.get(id(e))
+            if hit is None or hit[0] is not e or hit[1] != e:
+                text = _dumps(encode({n: getattr(e, n) for n in _SAVED}))
+                hit = (e, Entry(**decode(json.loads(text))), text)
+            new[id(e)] = hit
+            parts.append(hit[2])
+        self._texts[name] = new
         rest = _dumps(encode(_host_rest(hs, self.redact_obj, self.private_facts)))
-        return f'{{"entries":{text},{rest[1:]}'
+        return f'{{"entries":[{",".join(parts)}],{rest[1:]}'
 
     @classmethod
     def load(cls, root: Path, run_id: str) -> RunState:
