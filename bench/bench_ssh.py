@@ -131,13 +131,20 @@ def tree_rss_kb(pid: int) -> int:
 
 
 def measure(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 600) -> dict:
-    """Wall time, peak tree RSS (polled every 0.2 s), largest-process RSS (wait4) of one cold run."""
+    """Wall time, client CPU (user+sys of the process tree), peak tree RSS (polled every 0.2 s), largest-process RSS (wait4) of one cold run."""
     with tempfile.TemporaryFile() as out_f:
         start = time.monotonic()
         try:
             p = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out_f, stderr=out_f)
         except FileNotFoundError as exc:  # a tool that is not installed: reported as failed, not fatal
-            return {"s": 0.0, "rc": 127, "tree_mb": 0.0, "proc_mb": 0.0, "tail": f"not installed: {exc}"}
+            return {
+                "s": 0.0,
+                "cpu_s": 0.0,
+                "rc": 127,
+                "tree_mb": 0.0,
+                "proc_mb": 0.0,
+                "tail": f"not installed: {exc}",
+            }
         peak, stop = [0], threading.Event()
 
         def poll() -> None:
@@ -156,6 +163,8 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
         tail = out_f.read()[-3000:].decode("utf-8", "replace")
     return {
         "s": wall,
+        # user+sys of the child and every descendant it waited for (wait4's rusage): the client CPU
+        "cpu_s": ru.ru_utime + ru.ru_stime,
         "rc": p.returncode,
         "tree_mb": max(peak[0], ru.ru_maxrss) / 1024,
         "proc_mb": ru.ru_maxrss / 1024,
@@ -319,7 +328,11 @@ def scenario(
                 r = go()
                 results[name].append(r)
                 mark = "ok" if r["rc"] == 0 else f"FAILED rc={r['rc']}"
-                print(f"  [{tag}] {name}: {r['s']:.2f}s {mark}", file=sys.stderr, flush=True)
+                print(
+                    f"  [{tag}] {name}: {r['s']:.2f}s cpu {r['cpu_s']:.2f}s {mark}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 if r["rc"] != 0:
                     print("    " + r["tail"].strip().replace("\n", "\n    ")[-1200:], file=sys.stderr)
     out = {}
@@ -327,6 +340,7 @@ def scenario(
         ok = [r for r in rs if r["rc"] == 0]
         out[name] = {
             "median_s": statistics.median(r["s"] for r in ok) if ok else None,
+            "median_cpu_s": statistics.median(r["cpu_s"] for r in ok) if ok else None,
             "runs": len(ok),
             "failed_runs": len(rs) - len(ok),
             "peak_tree_rss_mb": max((r["tree_mb"] for r in ok), default=None),
@@ -339,9 +353,15 @@ def ratios(res: dict) -> dict:
     def m(k: str) -> float | None:
         return (res.get(k) or {}).get("median_s")
 
+    def cpu(k: str) -> float | None:
+        return (res.get(k) or {}).get("median_cpu_s")
+
     rb = m("runbook (CLI)")
     floors = [v for v in (m(k) for k in FLOORS) if v]
     out: dict[str, float | None] = {"best floor": min(floors) if floors else None}
+    floor_cpu = cpu("paramiko + TCP_NODELAY")
+    if cpu("runbook (CLI)") and floor_cpu:
+        out["runbook CPU / paramiko+NODELAY CPU"] = cpu("runbook (CLI)") / floor_cpu
     if rb:
         out["runbook / best floor"] = rb / out["best floor"] if out["best floor"] else None
         for k in ("ansible (pipelining)", "ansible (defaults)", "pyinfra", *FLOORS):
@@ -376,13 +396,14 @@ def markdown(report: dict) -> str:
         rb = (res.get("runbook (CLI)") or {}).get("median_s")
         lines += [
             f"\n### {key}\n",
-            "| tool | median s | runs | × runbook CLI | peak RSS tree MB | largest proc MB |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| tool | median s | client CPU s | runs | × runbook CLI | peak RSS tree MB | largest proc MB |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for name, r in sorted(res.items(), key=lambda kv: kv[1]["median_s"] or 1e9):
             med = r["median_s"]
             cells = [
                 f"{med:.2f}" if med else "failed",
+                f"{r['median_cpu_s']:.2f}" if r["median_cpu_s"] is not None else "-",
                 str(r["runs"]),
                 f"{med / rb:.1f}" if med and rb else "-",
                 f"{r['peak_tree_rss_mb']:.0f}" if r["peak_tree_rss_mb"] else "-",

@@ -117,6 +117,8 @@ class Engine:
         self.runner.handlers = runbook.handlers
         self.rollback = Rollback(self.runner, self.templar, self.redactor, runbook, options, run=self)
         self._persist_lock = threading.Lock()
+        self._asked_lock = threading.Lock()
+        self._asked = self._saved = self._saved_durable = 0  # group commit of the state (persist)
         self._last_save = 0.0
         self.state_fault: str | None = None
 
@@ -133,7 +135,16 @@ class Engine:
         now = time.monotonic()
         if not durable and not progress and now - self._last_save < 0.25:
             return
+        # group commit: hosts that ask while a save is being written share the next one. A request
+        # is covered only by a save that began after it (so the save holds its change), and a
+        # durable request only by a durable save.
+        with self._asked_lock:
+            self._asked += 1
+            ticket = self._asked
         with self._persist_lock:
+            if self._saved_durable >= ticket or (not durable and self._saved >= ticket):
+                return
+            upto = self._asked  # every request up to here made its change before asking
             self._last_save = now
             try:
                 self.state.save(durable)
@@ -141,6 +152,10 @@ class Engine:
                 self.state_fault = self.state_fault or exc.message
                 if guard:
                     raise
+                return
+            self._saved = max(self._saved, upto)
+            if durable:
+                self._saved_durable = max(self._saved_durable, upto)
 
     def fault(self) -> str | None:
         """A run-level fault: the audit trail or the run state cannot be written (the run stops)."""

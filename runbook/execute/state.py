@@ -89,6 +89,8 @@ class RunState:
         self._lock = threading.Lock()
         self.redact_obj: Callable[[Any], Any] = lambda value: value
         self.private_facts: frozenset[str] = frozenset()  # registered by no_log steps: never saved
+        # host -> id(entry) -> (the entry, as the last save wrote it, its JSON): see _host_text
+        self._texts: dict[str, dict[int, tuple[Entry, Entry, str]]] = {}
 
     def host(self, name: str) -> HostState:
         with self._lock:
@@ -101,14 +103,8 @@ class RunState:
         on disk before the change they describe) also fsyncs the directory, so the new name is on
         disk too; progress markers skip that. A write that fails raises StateWriteError."""
         with self._lock:
-            doc = {
-                "run_id": self.run_id,
-                "meta": self.meta,
-                "hosts": {
-                    h: _host_doc(s, self.redact_obj, self.private_facts) for h, s in self.hosts.items()
-                },
-            }
-            data = json.dumps(encode(doc), indent=1).encode()
+            hosts = ",".join(f"{_dumps(h)}:{self._host_text(h, s)}" for h, s in list(self.hosts.items()))
+            data = f'{{"run_id":{_dumps(self.run_id)},"meta":{_dumps(encode(self.meta))},"hosts":{{{hosts}}}}}'.encode()
         tmp = self.path.with_suffix(".tmp")
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -130,6 +126,27 @@ class RunState:
                 f"cannot write the run state {self.path}: {exc.strerror or exc}",
                 hint="free disk space or make .runbook/ writable; the change this state guards was not made",
             ) from None
+
+    def _host_text(self, name: str, hs: HostState) -> str:
+        """One host's part of the state file. The state is saved at every completed step of every
+        host, so an entry as it was at the last save reuses that save's text: it is compared (Entry's
+        own equality: its saved fields, deep) with what that save wrote, read back, so an in-place
+        change anywhere in it is seen. An entry's values are set once (its arguments, item,
+        snapshots) or are a str/bool/int (status, changed, indexes): equality is exact for them.
+        Facts (any value, where 1 == True) are encoded at every save."""
+        old = self._texts.get(name, {})
+        new: dict[int, tuple[Entry, Entry, str]] = {}
+        parts = []
+        for e in list(hs.entries):
+            hit = old.get(id(e))
+            if hit is None or hit[0] is not e or hit[1] != e:
+                text = _dumps(encode({n: getattr(e, n) for n in _SAVED}))
+                hit = (e, Entry(**decode(json.loads(text))), text)
+            new[id(e)] = hit
+            parts.append(hit[2])
+        self._texts[name] = new
+        rest = _dumps(encode(_host_rest(hs, self.redact_obj, self.private_facts)))
+        return f'{{"entries":[{",".join(parts)}],{rest[1:]}'
 
     @classmethod
     def load(cls, root: Path, run_id: str) -> RunState:
@@ -169,13 +186,18 @@ class RunState:
         return st
 
 
+def _dumps(value: Any) -> str:
+    # compact: json's C encoder (``indent`` makes it fall back to the pure-Python one)
+    return json.dumps(value, separators=(",", ":"))
+
+
 _SAVED = [f.name for f in fields(Entry) if not f.name.startswith("rendered")]  # not this run's values
 
 
-def _host_doc(hs: HostState, redact_obj: Callable[[Any], Any], private: frozenset[str]) -> dict[str, Any]:
-    entries = [{name: getattr(e, name) for name in _SAVED} for e in list(hs.entries)]
+def _host_rest(hs: HostState, redact_obj: Callable[[Any], Any], private: frozenset[str]) -> dict[str, Any]:
+    """A host's saved state but its entries (see RunState._host_text)."""
     facts = redact_obj({k: v for k, v in list(hs.facts.items()) if k not in private})
-    return {"entries": entries, "status": hs.status, "last_completed": hs.last_completed, "facts": facts}
+    return {"status": hs.status, "last_completed": hs.last_completed, "facts": facts}
 
 
 def holds_secret(name: str, value: Any, redactor: Redactor) -> bool:
@@ -212,6 +234,18 @@ _BIG_INT = 10**4000  # json refuses ints of more than 4300 digits: those are kep
 def encode(value: Any) -> Any:
     """A value as plain JSON without loss: non-string keys, tuples, sets, dates, bytes and huge ints
     are tagged (so a resumed run gets back ``{1: 'a'}``, not ``{'1': 'a'}``); see ``decode``."""
+    t = type(value)  # the common exact types first: the state is encoded at every completed step
+    if t is str or value is None or t is bool or t is float:
+        return value
+    if t is dict:
+        if TAG not in value and all(type(k) is str for k in value):
+            return {k: encode(v) for k, v in value.items()}
+    elif t is list:
+        return [encode(v) for v in value]
+    return _encode(value)
+
+
+def _encode(value: Any) -> Any:
     if value is None or isinstance(value, (bool, float, str)):
         return value
     if isinstance(value, int):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.execute.state import RunState, decode, encode
+from runbook.execute.state import Entry, RunState, decode, encode
 from tests.core.conftest import PYTHON, REPO, Project
 from tests.core.test_interrupt import interrupt, wait_for
 
@@ -55,6 +55,35 @@ def test_a_saved_state_reads_back_with_its_types(tmp_path: Path) -> None:
     back = RunState.load(tmp_path, "r1")
     assert back.meta["extra_vars"] == {"m": {1: "a", 2.5: None}, "d": dt.date(2026, 5, 1)}
     assert back.hosts["h"].facts["reg"]["results"][0]["map"] == {0: [None, 2**80]}
+
+
+def test_each_save_holds_every_change_made_in_place_since_the_last(tmp_path: Path) -> None:
+    """Hosts whose state did not change reuse the last save's text; any change, also one made in
+    place deep in an entry or in the facts (True -> 1 included), is in the next save."""
+    st = RunState(tmp_path, "r2", {"extra_vars": {}})
+    for h in ("a", "b"):
+        st.host(h).entries.append(Entry("steps", 0, "s", "copy", {"dest": "/x"}, snapshots=[{"k": [1]}]))
+        st.host(h).facts["flag"] = True
+    st.save()
+    a = st.host("a")
+    changes = [
+        lambda: setattr(a.entries[0], "status", "changed"),
+        lambda: a.entries[0].snapshots.append({"content": b"old"}),
+        lambda: a.entries[0].snapshots[0]["k"].append(2),
+        lambda: a.entries[0].args.update(mode="0600"),
+        lambda: a.facts.update(flag=1),
+        lambda: setattr(a, "last_completed", 0),
+        lambda: a.entries.append(Entry("steps", 1, "t", "shell", {"cmd": "x"}, loop_index=0)),
+    ]
+    for change in changes:
+        change()
+        st.save()
+        back = RunState.load(tmp_path, "r2")
+        for h in ("a", "b"):
+            saved, live = back.hosts[h], st.hosts[h]
+            assert typed([vars(e) for e in saved.entries]) == typed([vars(e) for e in live.entries])
+            assert typed(saved.facts) == typed(live.facts)
+            assert saved.last_completed == live.last_completed
 
 
 RUNBOOK = """

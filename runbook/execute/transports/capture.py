@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -53,7 +54,10 @@ class Capture:
         self.total = 0
         self._sha = hashlib.sha256()
         self._head = bytearray()
-        self._tail = bytearray()
+        # the tail as the chunks received (no copy per chunk): the newest ones holding at least
+        # _tail_keep bytes, joined only when asked (``_tail``)
+        self._chunks: deque[bytes] = deque()
+        self._held = 0  # bytes in _chunks
         half = (limit or 0) // 2
         self._head_cap = half + LOOK
         self._tail_keep = (limit or 0) - half + LOOK
@@ -69,11 +73,25 @@ class Capture:
         room = self._head_cap - len(self._head)
         if room > 0:
             self._head += data[:room]
+            if len(data) <= room:
+                return
             data = data[room:]
-        if data:
-            self._tail += data
-            if len(self._tail) > 2 * self._tail_keep:  # amortised: trim once it doubled
-                del self._tail[: len(self._tail) - self._tail_keep]
+        chunks = self._chunks
+        chunks.append(bytes(data))
+        self._held += len(data)
+        # drop the oldest chunks the tail no longer needs (it keeps at least _tail_keep bytes)
+        while self._held - len(chunks[0]) >= self._tail_keep:
+            self._held -= len(chunks.popleft())
+
+    @property
+    def _tail(self) -> bytes:
+        """The last _tail_keep bytes (or fewer: all there were past the head)."""
+        if len(self._chunks) > 1:
+            joined = b"".join(self._chunks)
+            self._chunks.clear()
+            self._chunks.append(joined)
+        tail = self._chunks[0] if self._chunks else b""
+        return tail[-self._tail_keep :] if len(tail) > self._tail_keep else tail
 
     @property
     def sha256(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import grp
 import os
 import pwd
@@ -30,6 +31,16 @@ from runbook.model.become import Become
 KILL_WAIT = 5.0  # after the kill of a timed-out command, the longest wait for its pipes and exit
 
 
+READ = 1 << 20  # bytes read from a pipe at once (as much as a widened pipe holds)
+
+
+def _widen(fd: int) -> None:
+    """Let the pipe hold 1 MiB (Linux; 64 KiB by default): a command printing a lot is read in
+    1 MiB chunks, not 64 KiB ones (16 times fewer wake-ups of it and of us). Best effort."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, READ)  # type: ignore[attr-defined]
+
+
 def _pump(
     proc: subprocess.Popen, stdin: bytes | None, out: Capture, err: Capture, deadline: float | None
 ) -> bool:
@@ -40,6 +51,7 @@ def _pump(
     try:
         for fh, cap in ((proc.stdout, out), (proc.stderr, err)):
             if fh is not None and not fh.closed:
+                _widen(fh.fileno())
                 sel.register(fh, selectors.EVENT_READ, cap)
         todo = memoryview(stdin or b"")
         if proc.stdin is not None:
@@ -65,7 +77,7 @@ def _pump(
                         sel.unregister(key.fileobj)
                         key.fileobj.close()
                     continue
-                data = os.read(key.fd, 1 << 17)
+                data = os.read(key.fd, READ)
                 if data:
                     key.data.write(data)
                 else:
@@ -116,7 +128,12 @@ class LocalTransport(Transport):
         if needed is None:  # sudo: do the sudoers rules ask for a password?
             probe = ["sudo", "-n", "-H", *shellwords.split(priv.flags), "-u", priv.user, "true"]
             try:
-                needed = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=30).returncode != 0
+                needed = (
+                    subprocess.run(
+                        probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=30
+                    ).returncode
+                    != 0
+                )
             except (OSError, subprocess.SubprocessError):
                 needed = True
         text = become.body(

@@ -98,7 +98,7 @@ class Frames:
         while True:
             i = data.find(token, start)
             if i < 0:  # hold back what could be the start of a frame cut by the chunk's end
-                cut = max(start, len(data) - keep)
+                cut = _held_back(data, token, max(start, len(data) - keep))
                 if cut > start:
                     self.sink(data[start:cut])
                 self._pending += data[cut:]
@@ -111,6 +111,19 @@ class Frames:
                 return frames
             frames.append(data[i + len(token) : nl].split())
             start = nl + 1
+
+
+def _held_back(data: bytes, token: bytes, at: int) -> int:
+    """Where the part of ``data`` that may be the start of a token cut by the chunk's end begins:
+    the first position from ``at`` whose rest is a prefix of ``token`` (else the end). Holding back
+    only that (usually nothing) saves copying every chunk into the next one."""
+    first = token[:1]
+    j = data.find(first, at)
+    while j >= 0:
+        if token.startswith(data[j:]):
+            return j
+        j = data.find(first, j + 1)
+    return len(data)
 
 
 @dataclass(frozen=True)
