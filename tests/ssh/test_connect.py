@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -210,3 +211,51 @@ def test_not_an_ssh_server(connect, ssh_lab):
     with pytest.raises(TransportError, match="handshake"):
         connect(spec=spec, connect_timeout=5)
     srv.close()
+
+
+def test_a_shell_that_cannot_start_runs_the_first_step_once_on_an_exec_channel(
+    connect, ssh_lab, sshd_factory, tmp_path
+):
+    """The first step goes out right behind the persistent shell's hello; when the hello fails (here
+    mktemp, TMPDIR does not exist) the shell exits before reading the step, so the step runs on an
+    exec channel instead, exactly once, and so do the steps after it."""
+    host = sshd_factory("notmp", extra_config="SetEnv TMPDIR=/nonexistent/runbook-test")
+    kh = tmp_path / "known_hosts"
+    kh.write_text(host.known_hosts_line())
+    t = connect(host, known_hosts=str(kh))
+    marker = tmp_path / "ran"
+    for i in range(2):
+        r = t.run(Command.shell(f"echo step{i} >> {marker}; echo done{i}"))
+        assert (r.rc, r.stdout) == (0, f"done{i}\n")
+    assert marker.read_text() == "step0\nstep1\n"
+    assert t.mode == "exec" and "mktemp" in t._shell_failed
+
+
+def test_start_up_round_trips_through_a_wan_link(ssh_lab, tmp_path):
+    """Through a 200 ms round-trip proxy (bench/wanproxy.py counts the client's turns): connect,
+    authenticate, start the shell and run the first step in 6 turns (banner, key exchange, NEWKEYS
+    with the service request and the signed auth request, channel open, exec, then the hello with the
+    first step), one more per step, one to close."""
+    from bench.wanproxy import WanProxy
+    from runbook.execute.transports.ssh import SSHTransport
+
+    web1 = ssh_lab.hosts[0]
+    proxy = WanProxy(200)  # a long round trip: no CPU stall on a loaded machine looks like one
+    addr = proxy.add(("127.0.0.1", 0), (web1.address, web1.port))
+    proxy.start()
+    try:
+        kh = tmp_path / "known_hosts"
+        kh.write_text(web1.known_hosts_line(name=f"[{addr[0]}]:{addr[1]}"))
+        spec = spec_for(web1, ssh_lab, address=addr[0], port=addr[1])
+        t = SSHTransport(spec, known_hosts=str(kh), ssh_config="/dev/null", allow_agent=False)
+        t.connect()
+        for i in range(3):
+            assert t.run(Command.shell(f"echo {i}")).stdout == f"{i}\n"
+        t.close()
+        deadline = time.monotonic() + 5
+        while not proxy.connections() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (conn,) = proxy.connections()
+        assert conn["turns"] == 6 + 2 + 1, conn["turn_log"]
+    finally:
+        proxy.stop()

@@ -48,7 +48,7 @@ def test_a_killed_shells_directory_is_removed_on_the_next_connection(connect, tm
         d.mkdir(exist_ok=True)
     try:
         assert not d_dead.exists()  # removed by `live`, the next shell
-        connect()
+        assert connect()._shell.facts  # its hello (which removes the leftovers) has been answered
         assert not other_boot.exists()
         assert same_boot_alive.is_dir() and not_ours.is_dir() and releases.is_dir() and d_live.is_dir()
         assert live.run(Command.shell("true")).rc == 0

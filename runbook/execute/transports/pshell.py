@@ -80,6 +80,7 @@ class Frames:
     def __init__(self, token: str):
         self.token = token.encode()
         self.sink: Callable[[bytes], None] = _discard
+        self.switch: Callable[[bytes], None] | None = None  # the sink after a READY frame
         self._pending = bytearray()
 
     def drop(self) -> None:
@@ -109,7 +110,10 @@ class Frames:
             if nl < 0:  # the rest of the frame is still on its way
                 self._pending += data[i:]
                 return frames
-            frames.append(data[i + len(token) : nl].split())
+            frame = data[i + len(token) : nl].split()
+            if frame == [b"READY"] and self.switch is not None:
+                self.sink, self.switch = self.switch, None
+            frames.append(frame)
             start = nl + 1
 
 
@@ -186,46 +190,91 @@ def printf_octal(data: bytes, target: str, chunk: int = 8192) -> str:
     return "\n".join(lines)
 
 
+class ShellNotStarted(ShellLost):
+    """The shell exited before its handshake ended: nothing sent after the hello ran (sh runs its
+    input in order and the hello ends by printing READY), so the step may run another way."""
+
+
 class PersistentShell:
-    """A long-lived ``/bin/sh`` on an exec channel. Not thread-safe: one step at a time."""
+    """A long-lived ``/bin/sh`` on an exec channel. Not thread-safe: one step at a time.
+
+    Start-up costs one round trip after the channel is open: the exec request, the hello and the
+    first step go out together, without waiting for the exec's reply or the hello's READY (read
+    back before the step's own output: ``facts`` or ``run`` wait for it)."""
 
     def __init__(self, transport: Any, *, timeout: float, redact: Callable[[str], str] = lambda s: s):
         self.token = "RBK" + secrets.token_hex(10)
         self.redact = redact
+        self.timeout = timeout
         self._buf = bytearray()
         self._err = bytearray()
         self._out, self._errs = Frames(self.token), Frames(self.token)
+        self._errs.sink = self._hello_err  # until the hello's READY frame on stderr (Frames.switch)
+        self._facts: Facts | None = None
+        # frames read with the hello's answer (stdout, stderr): the first step's, for run() to take
+        self._early_frames: tuple[list[list[bytes]], list[list[bytes]]] = ([], [])
+        self._early: tuple[list[list[bytes]], list[list[bytes]]] | None = None
         self.broken = False  # left in the middle of a step (interrupted): must not be reused
         self.chan = transport.open_session(timeout=timeout)
         try:
-            # run by the login shell once (its rc files run once); `exec` leaves a plain sh
-            self.chan.exec_command("exec /bin/sh")
+            # run by the login shell once (its rc files run once); `exec` leaves a plain sh. The
+            # request's reply is not waited for: a refusal closes the channel (paramiko), which the
+            # handshake sees as the shell gone
+            _exec_no_wait(self.chan, "exec /bin/sh")
             hello = (  # two forks on the host (mktemp, id); everything else is builtins
                 LEFTOVERS
                 + '__rb_d=$(mktemp -d "${TMPDIR:-/tmp}/.runbook-$__rb_b-$$-XXXXXXXXXX") || exit 97\n'
                 "trap 'rm -rf \"$__rb_d\"' EXIT; trap 'exit 129' HUP; trap 'exit 143' TERM\n"
                 "if command -v setsid >/dev/null 2>&1; then __rb_ss=setsid; else __rb_ss=; fi\n"
                 "if command -v sudo >/dev/null 2>&1; then __rb_su=1; else __rb_su=0; fi\n"
+                f"printf '%s READY\\n' {self.token} >&2\n"
                 f"printf '%s READY %s %s\\n%s\\n%s\\n' {self.token} "
                 '"${__rb_ss:-none}" "$__rb_su" "$(id)" "$__rb_d"\n'
             )
             self.chan.sendall(hello.encode())
-            deadline = time.monotonic() + timeout
+        except BaseException:
+            self.chan.close()
+            raise
+
+    def _hello_err(self, data: bytes) -> None:
+        self._err += data
+        del self._err[:-4096]
+
+    @property
+    def ready(self) -> bool:
+        return self._facts is not None
+
+    @property
+    def facts(self) -> Facts:
+        """What the hello learnt (waits for its READY: at most ``timeout``)."""
+        if self._facts is None:
+            self._handshake()
+        assert self._facts is not None
+        return self._facts
+
+    def _handshake(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        try:
             while True:
                 line = self._readline(deadline)
                 if line is None:
-                    raise ShellLost(f"no answer from the remote shell within {timeout:g}s")
+                    raise ShellLost(f"no answer from the remote shell within {self.timeout:g}s")
                 parts = line.decode("utf-8", "replace").split()
                 if len(parts) == 4 and parts[0] == self.token and parts[1] == "READY":
                     ident, tmpdir = self._readline(deadline), self._readline(deadline)
                     if ident is None or tmpdir is None:
                         raise ShellLost("the remote shell's handshake was cut short")
                     uid, user = parse_id(ident.decode("utf-8", "replace"))
-                    self.facts = Facts(uid, user, tmpdir.decode(), parts[2] == "setsid", parts[3] == "1")
+                    self._facts = Facts(uid, user, tmpdir.decode(), parts[2] == "setsid", parts[3] == "1")
                     break
-        except BaseException:
-            self.chan.close()
+        except ShellLost as exc:
+            self.broken = True
+            if type(exc) is ShellLost and (self.chan.closed or self.chan.eof_received):
+                raise ShellNotStarted(str(exc)) from None
             raise
+        rest, self._buf = bytes(self._buf), bytearray()
+        self._early_frames[0].extend(self._out.feed(rest))  # after the hello: the first step's output
+        self._early = self._early_frames
 
     # ------------------------------------------------------------------------------------ reading
     def _recv(self, wait: float) -> tuple[bytes, bytes]:
@@ -260,9 +309,8 @@ class PersistentShell:
         if remaining <= 0:
             return False
         out, err = self._recv(min(POLL, remaining))
-        if err:
-            self._err += err
-            del self._err[:-4096]
+        # the hello's stderr, then (after its READY frame) the first step's
+        self._early_frames[1].extend(self._errs.feed(err))
         self._buf += out
         return bool(out)
 
@@ -301,7 +349,7 @@ class PersistentShell:
         else:
             src = f"{d}/i"
             if len(stdin) > 256 * 1024 and put_file is not None:
-                put_file(f"{self.facts.tmpdir}/i", stdin)
+                put_file(f"{self.facts.tmpdir}/i", stdin)  # (waits for the hello)
             else:
                 pre = printf_octal(stdin, f"{d}/i") + "\n"
         tok = self.token
@@ -312,19 +360,28 @@ class PersistentShell:
             f"printf '%s END %s\\n' {tok} \"$__rb_rc\"; printf '%s END\\n' {tok} >&2\n"
             + (f": >{d}/i\n" if stdin is not None else "")
         )
-        while self.chan.recv_ready() or self.chan.recv_stderr_ready():  # a past step's background
-            o, e = self._recv(0)  # children wrote after it ended: not this step's output
+        ready = self.ready
+        while ready and (self.chan.recv_ready() or self.chan.recv_stderr_ready()):  # a past step's
+            o, e = self._recv(0)  # background children wrote after it ended: not this step's output
             self._out.feed(o)
             self._errs.feed(e)
-        self._out.drop()
-        self._errs.drop()
+        if ready:
+            self._out.drop()
+            self._errs.drop()
+            self._early = None  # (the hello was answered before any step: nothing of a step's)
         out, err = Capture(limit), Capture(limit)
-        self._out.sink, self._errs.sink = out.write, err.write
+        self._out.sink = out.write
+        if ready:
+            self._errs.sink = err.write
+        else:  # the first step, sent behind the hello: its stderr begins after the hello's READY
+            self._errs.switch = err.write
         self.broken = True  # until both END frames are read, the shell is mid-step
         pid: int | None = None
         try:
             start = time.monotonic()
             self.chan.sendall(script.encode())
+            if not ready:
+                self._handshake()  # ShellNotStarted: the step did not run
             rc: int | None = None
             err_done = False
             timed_out = was_cancelled = False
@@ -349,15 +406,20 @@ class PersistentShell:
                     kill_stage, next_kill = 2, now + KILL_GRACE
                 elif rc is not None and now - last > STALL:
                     raise ShellLost(f"the step's stderr did not end within {STALL:g}s of its exit")
-                o, e = self._recv(POLL)
-                if o or e:
-                    last = now
-                for frame in self._out.feed(o):
+                if self._early is not None:  # frames that came in with the hello's answer
+                    out_frames, err_frames = self._early
+                    self._early = None
+                else:
+                    o, e = self._recv(POLL)
+                    if o or e:
+                        last = now
+                    out_frames, err_frames = self._out.feed(o), self._errs.feed(e)
+                for frame in out_frames:
                     if frame[:1] == [b"START"] and len(frame) == 2:
                         pid = int(frame[1])
                     elif frame[:1] == [b"END"] and len(frame) == 2:
                         rc = int(frame[1])
-                for frame in self._errs.feed(e):
+                for frame in err_frames:
                     if frame == [b"END"]:
                         err_done = True
             self.broken = False
@@ -368,6 +430,7 @@ class PersistentShell:
             raise
         finally:
             self._out.sink = self._errs.sink = _discard
+            self._errs.switch = None
         return Raw(rc, timed_out=timed_out, cancelled=was_cancelled, out=out, err=err)
 
     def close(self) -> None:
@@ -378,6 +441,21 @@ class PersistentShell:
         except Exception:
             pass
         self.chan.close()
+
+
+def _exec_no_wait(chan: Any, command: str) -> None:
+    """paramiko's Channel.exec_command without waiting for the server's reply (one round trip)."""
+    from paramiko.common import cMSG_CHANNEL_REQUEST
+    from paramiko.message import Message
+
+    m = Message()
+    m.add_byte(cMSG_CHANNEL_REQUEST)
+    m.add_int(chan.remote_chanid)
+    m.add_string("exec")
+    m.add_boolean(True)  # a failure reply closes the channel (Channel._request_failed)
+    m.add_string(command)
+    chan._event_pending()
+    chan.transport._send_user_message(m)
 
 
 def kill_script(pid: int, signal: str, group: bool) -> str:

@@ -31,6 +31,7 @@ from runbook.execute.transports.pshell import (
     PersistentShell,
     Raw,
     ShellLost,
+    ShellNotStarted,
     ShellWedged,
     kill_script,
     parse_id,
@@ -117,15 +118,22 @@ class SSHTransport(Transport):
     def _open_shell(self) -> None:
         assert self._conn is not None
         try:
+            # its hello is answered later (facts, or the first step sent right behind it)
             self._shell = PersistentShell(
                 self._conn.transport, timeout=max(30.0, self.options.connect_timeout), redact=self._redact
             )
-            self._facts = self._shell.facts
         except Exception as exc:  # any failure: fall back to one exec channel per command
-            if not self._conn.active:
-                raise self._lost(f"while starting the remote shell: {exc}") from None
-            self._shell = None
-            self._shell_failed = f"{type(exc).__name__}: {exc}"
+            self._shell_unusable(exc, "while starting the remote shell")
+
+    def _shell_unusable(self, exc: BaseException, what: str) -> None:
+        """The shell did not start (it never printed READY): commands get exec channels instead."""
+        assert self._conn is not None
+        if self._shell is not None:
+            close_quietly(self._shell.chan, wait=0.0)
+        self._shell = None
+        if self._dead(self._conn, 0.5 if isinstance(exc, ShellLost) else 0.0):
+            raise self._lost(f"{what}: {exc}") from None
+        self._shell_failed = f"{type(exc).__name__}: {exc}"
 
     @property
     def mode(self) -> str:
@@ -202,6 +210,13 @@ class SSHTransport(Transport):
     def facts(self) -> Facts:
         if self._facts is None:
             conn = self._ensure()
+            shell = self._shell
+            if shell is not None:
+                try:
+                    self._facts = shell.facts
+                except Exception as exc:
+                    with self._lock:
+                        self._shell_unusable(exc, "while starting the remote shell")
             if self._facts is None:
                 probe = Command.shell(
                     "command -v setsid >/dev/null 2>&1 && echo setsid || echo none; "
@@ -307,8 +322,11 @@ class SSHTransport(Transport):
             command = handoff.via_stdin(command)  # sudo keeps only stdin: the script comes on it
         if shell is not None:
             body = self._body(command, True)
+            if self._shell is not shell:  # its hello failed (asking for facts): exec channels now
+                shell = None
+        if shell is not None:
             try:
-                return shell.run(
+                raw = shell.run(
                     body,
                     stdin=command.stdin,
                     timeout=timeout,
@@ -317,6 +335,9 @@ class SSHTransport(Transport):
                     put_file=self._put_file,
                     limit=limit,
                 )
+            except ShellNotStarted as exc:  # the step did not run: it runs on an exec channel
+                with self._lock:
+                    self._shell_unusable(exc, "while starting the remote shell")
             except ShellWedged:
                 self._discard_shell()
                 return Raw(124 if not self._cancel.is_set() else 143, timed_out=not self._cancel.is_set())
@@ -332,6 +353,8 @@ class SSHTransport(Transport):
                     f"`{self._redact(command.display())}`: {self._redact(str(exc))}",
                     hint="the step's effect on the host is unknown; the next step gets a new shell",
                 ) from None
+            else:
+                return raw
         needed = None
         priv = self.privilege(command)
         if priv is not None and priv.password is not None:
