@@ -80,8 +80,14 @@ class ConnectionTransport(Transport):
         text, sudoable = self._wrap(command, priv, timeout)
         started = time.monotonic()
         try:
+            # the executable given: Ansible appends no `&& sleep 0` (a script's last line may be a
+            # comment, a heredoc's end ...; the text is run as written, by sh -c)
             res = self._action._low_level_execute_command(
-                text, sudoable=sudoable, in_data=command.stdin, encoding_errors="surrogateescape"
+                text,
+                sudoable=sudoable,
+                in_data=command.stdin,
+                executable=getattr(self._action._play_context, "executable", None) or "/bin/sh",
+                encoding_errors="surrogateescape",
             )
         except Exception as exc:  # AnsibleConnectionFailure and friends: the host is unreachable
             from ansible.errors import AnsibleConnectionFailure
