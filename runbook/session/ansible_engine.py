@@ -398,7 +398,9 @@ class AnsibleEngine:
                     limit=",".join(self.target.hosts), forks=self.opt.forks or self.rb.forks or 10,
                     tags=",".join(sorted(self.opt.tags)) or None,
                     skip_tags=",".join(sorted(self.opt.skip_tags)) or None,
-                    envvars={"ANSIBLE_COLLECTIONS_PATH": str(collections_path()), **desk_env, **self._snapshot_env()},
+                    envvars={"ANSIBLE_COLLECTIONS_PATH": str(collections_path()),  # (the plugins' run.id
+                             "RUNBOOK_RUN_ID": self.run_id, "RUNBOOK_PROJECT_DIR": str(self.opt.project_dir),  # and templates/)
+                             **desk_env, **self._snapshot_env()},
                     control_key=repr(sorted(str(e.get("ansible_ssh_common_args", "")) for e in hosts.values())),
                 ))  # fmt: skip
             if self.cancel.is_set():

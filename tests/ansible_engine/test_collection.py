@@ -73,7 +73,9 @@ def test_build_install_and_run_from_the_artefact(tmp_path: Path, ansible) -> Non
 
 def test_every_plugin_documents_itself_for_ansible_doc(ansible) -> None:
     env = ansible().env
-    for kind, name in (("module", "step"), ("module", "window"), ("module", "lock"), ("callback", "audit")):
+    for kind, name in (
+        ("module", "step"), ("module", "window"), ("module", "lock"), ("callback", "audit"), ("lookup", "run"),
+    ):  # fmt: skip
         res = subprocess.run(
             ["ansible-doc", "-t", kind, f"runbook.core.{name}"],
             capture_output=True,
