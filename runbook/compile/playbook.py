@@ -63,6 +63,16 @@ def _args(step: Step, preflight: bool = False) -> Any:
     return args
 
 
+def _own_retry(step: Step) -> bool:
+    """A step whose delay grows (``backoff``) and that retries until it succeeds: Ansible's
+    ``retries``/``delay`` sleep the same time between attempts, so runbook.core.step retries it
+    (``retry: {retries, delay, backoff}``), as runbook exec does: the same attempts and waits.
+    With ``until``/``changed_when``/``failed_when`` (judged on the registered result, by Ansible),
+    Ansible's retries stay, with a fixed delay."""
+    judged = bool(step.until) or step.changed_when is not None or step.failed_when is not None
+    return step.backoff != 1 and not judged
+
+
 def task(
     step: Step, prefix: str = "step", *, register: bool = True, preflight: bool = False
 ) -> dict[str, Any]:
@@ -92,7 +102,13 @@ def task(
             control["pause"] = step.loop_pause
         if control:
             t["loop_control"] = control
-    if step.retries is not None:
+    if step.retries is not None and _own_retry(step):  # backoff: runbook.core.step retries itself
+        t[STEP]["retry"] = {
+            "retries": step.retries,
+            "delay": _number(step.delay),
+            "backoff": _number(step.backoff),
+        }
+    elif step.retries is not None:
         t["retries"] = step.retries
         t["delay"] = _number(step.delay)
         t["until"] = _cond(step.until) if step.until else f"{_var(step, prefix)} is succeeded"
@@ -164,12 +180,34 @@ def undo_tasks(step: Step, prefix: str = "step") -> list[dict[str, Any]]:
     return [t]
 
 
+RUN_ID = "{{ lookup('runbook.core.run', 'id') }}"
+STATUS = "runbook_status"  # set by the rescue: rollback_failed, then rolled_back (or failed)
+
+
+def run_var(rb: Runbook, status: str) -> dict[str, Any]:
+    """runbook's ``run`` variable: the run's id (runbook.core.run: the same in every task of one
+    ansible-playbook run, ``-e runbook_run_id`` wins), its status, the runbook, check mode."""
+    return {"id": RUN_ID, "status": status, "runbook": rb.name, "dry_run": "{{ ansible_check_mode }}"}
+
+
 def _play_base(rb: Runbook, name: str) -> dict[str, Any]:
     play: dict[str, Any] = {"name": name, "hosts": rb.hosts, "gather_facts": False}
     variables = {**dict(rb.defaults), **dict(rb.vars)}
-    if variables:
-        play["vars"] = variables
+    variables.setdefault("run", run_var(rb, "running"))
+    play["vars"] = variables
     return play
+
+
+def _always(step: Step, rb: Runbook) -> dict[str, Any]:
+    """An always: step; it sees the run's outcome as ``run.status`` (success unless the rescue ran)."""
+    t = task(step, "always")
+    if "run" not in rb.vars and "run" not in rb.defaults:
+        target = t["block"][0] if "block" in t else t
+        target["vars"] = {
+            "run": run_var(rb, f"{{{{ {STATUS} | default('success') }}}}"),
+            **target.get("vars", {}),
+        }
+    return t
 
 
 def compile_runbook(rb: Runbook) -> list[dict[str, Any]]:
@@ -196,12 +234,17 @@ def compile_runbook(rb: Runbook) -> list[dict[str, Any]]:
     main["max_fail_percentage"] = rb.max_fail_percentage
     if rb.forks:
         main["throttle"] = rb.forks
-    rescue: list[dict[str, Any]] = []
+    first = "failed" if rb.rollback == "none" else "rollback_failed"  # until every undo task ran
+    rescue: list[dict[str, Any]] = [{"name": "run status", "ansible.builtin.set_fact": {STATUS: first}}]
     if isinstance(rb.rollback, tuple):
         rescue += [task(s, "rollback", register=False) for s in rb.rollback]
     elif rb.rollback == "auto":
         for s in reversed(rb.steps):
             rescue += undo_tasks(s)
+    if rb.rollback != "none":
+        rescue.append(
+            {"name": "run status: rolled back", "ansible.builtin.set_fact": {STATUS: "rolled_back"}}
+        )
     rescue.append(
         {
             "name": "the run failed: rolled back",
@@ -213,7 +256,7 @@ def compile_runbook(rb: Runbook) -> list[dict[str, Any]]:
         }
     )
     steps = [task(s) for s in rb.steps]
-    always = [task(s, "always") for s in rb.always]
+    always = [_always(s, rb) for s in rb.always]
     if rb.lock:  # the deploy lock: taken before the first step, released after the always steps
         steps.insert(0, {"name": "deploy lock", "runbook.core.lock": {"name": rb.lock}})
         always.append(

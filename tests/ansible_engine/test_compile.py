@@ -93,14 +93,17 @@ def test_compiled_playbook_has_the_runbook_structure(project: Path) -> None:
     assert (health["retries"], health["delay"], health["until"]) == (2, 1, "health is succeeded")
     rescue = block["rescue"]
     # reverse order: the shell's own undo step, then the kinds' undo from the registered snapshots
-    assert [t["name"] for t in rescue[:4]] == [
+    # first the run's status (always: sees it as run.status): rollback_failed until every undo ran
+    assert rescue[0]["ansible.builtin.set_fact"] == {"runbook_status": "rollback_failed"}
+    assert [t["name"] for t in rescue[1:5]] == [
         "undo: Start marker",
         "undo: Existing file is replaced",
         "undo: Config",
         "undo: App directory",
     ]
-    assert rescue[1]["runbook.core.step"]["undo"] is True
-    assert rescue[1]["runbook.core.step"]["snapshot"] == "{{ runbook_step_3.runbook_snapshot }}"
+    assert rescue[2]["runbook.core.step"]["undo"] is True
+    assert rescue[2]["runbook.core.step"]["snapshot"] == "{{ runbook_step_3.runbook_snapshot }}"
+    assert rescue[-2]["ansible.builtin.set_fact"] == {"runbook_status": "rolled_back"}
     assert "ansible.builtin.fail" in rescue[-1]
     assert [t["name"] for t in block["always"]] == ["Record that the run ended"]
 

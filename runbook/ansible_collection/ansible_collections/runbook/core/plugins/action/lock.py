@@ -5,19 +5,14 @@ tasks are short-lived), so a run that died leaves a lock the next run may break.
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible_collections.runbook.core.plugins.plugin_utils.runid import playbook_pid, run_id
 from ansible_collections.runbook.core.plugins.plugin_utils.transport import ConnectionTransport
 
 VALID = frozenset({"name", "state", "ttl"})
-
-
-def run_id(task_vars: dict[str, Any]) -> str:
-    """The run's id: ``runbook_run_id`` if set, else one per ansible-playbook process."""
-    return str(task_vars.get("runbook_run_id") or f"ansible-{socket.gethostname()}-{os.getppid()}")
 
 
 class ActionModule(ActionBase):
@@ -41,7 +36,7 @@ class ActionModule(ActionBase):
             if state == "released":
                 locks.release(transport, name, rid, host)
                 return {**result, "changed": False, "msg": f"deploy lock '{name}' released"}
-            owner = {"pid": os.getppid(), "control_host": socket.gethostname()}
+            owner = {"pid": playbook_pid(), "control_host": socket.gethostname()}
             res = locks.acquire(transport, name, rid, host, float(a.get("ttl") or 4 * 3600), owner)
         except Exception as exc:
             if transport.unreachable:

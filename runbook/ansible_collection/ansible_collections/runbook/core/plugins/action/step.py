@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible_collections.runbook.core.plugins.plugin_utils.runid import run_id
 from ansible_collections.runbook.core.plugins.plugin_utils.transport import ConnectionTransport
+from ansible_collections.runbook.core.plugins.plugin_utils.variables import RenderedVars
 
-VALID = frozenset({"kind", "args", "undo", "snapshot", "name", "read_only"})
+display = Display()
+VALID = frozenset({"kind", "args", "undo", "snapshot", "name", "read_only", "retry"})
 
 
 def _plain(value: Any) -> Any:
@@ -67,6 +72,16 @@ def snapshot_keeper(
     return keep
 
 
+def project_dir(task_vars: Mapping[str, Any], basedir: Path) -> Path:
+    """The runbook project (templates/, files/, migrations): ``runbook_project_dir`` (a variable) or
+    $RUNBOOK_PROJECT_DIR, else the playbook's directory -- its parent when that is ``playbooks/``
+    (a compiled playbook kept next to the runbook it was compiled from), as ``runbook exec``."""
+    given = task_vars.get("runbook_project_dir") or os.environ.get("RUNBOOK_PROJECT_DIR")
+    if given:
+        return Path(str(given))
+    return basedir.parent if basedir.name == "playbooks" else basedir
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = VALID
@@ -79,13 +94,40 @@ class ActionModule(ActionBase):
         unknown = sorted(set(targs) - VALID)
         if unknown:
             return {**result, "failed": True, "msg": f"unknown option(s): {', '.join(unknown)}"}
+        retry = targs.get("retry")
+        if retry is None:
+            return {**result, **self._once(targs, task_vars)}
         try:
-            return {**result, **self._step(targs, task_vars)}
+            retries, delay, backoff = (
+                int(retry["retries"]),
+                float(retry.get("delay", 1)),
+                float(retry.get("backoff", 1)),
+            )
+        except (TypeError, KeyError, ValueError):
+            return {**result, "failed": True, "msg": "retry needs {retries, delay, backoff} (numbers)"}
+        attempt = 0
+        while True:  # runbook exec's retries: until the step succeeds, the delay multiplied by backoff
+            attempt += 1
+            res = self._once(targs, task_vars)
+            if not res.get("failed") or res.get("unreachable") or attempt > retries or self._task.check_mode:
+                break
+            why = "failed" if self._task.no_log else str(res.get("msg") or "failed")
+            display.display(
+                f"{task_vars.get('inventory_hostname')}: attempt {attempt}/{retries + 1} failed ({why}); "
+                f"retrying in {delay:g}s"
+            )
+            time.sleep(max(0.0, delay))
+            delay *= backoff
+        return {**result, **res, "attempts": attempt}
+
+    def _once(self, targs: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self._step(targs, task_vars)
         except Exception as exc:  # anything that goes wrong is this task's failure, with a message
             from runbook.errors import RunbookError
 
             why = exc.message if isinstance(exc, RunbookError) else f"{type(exc).__name__}: {exc}"
-            return {**result, "failed": True, "changed": False, "msg": why}
+            return {"failed": True, "changed": False, "msg": why}
 
     def _step(self, targs: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         from runbook.execute.transports.base import HostSpec
@@ -132,14 +174,14 @@ class ActionModule(ActionBase):
         from runbook.kinds.base import StepContext
         from runbook.render.templar import Templar
 
-        variables = {k: v for k, v in task_vars.items() if not k.startswith("ansible_facts")}
+        variables = RenderedVars(task_vars, self._templar)  # rendered by Ansible, as they are read
         basedir = Path(self._loader.get_basedir())
         templar = Templar()
         ctx = StepContext(
             host=host,
             vars=variables,
-            project_dir=Path(str(task_vars.get("runbook_project_dir") or basedir.parent)),
-            run_id=str(task_vars.get("runbook_run_id") or "ansible"),
+            project_dir=project_dir(task_vars, basedir),
+            run_id=run_id(task_vars),
             dry_run=bool(self._task.check_mode),
             become=bool(self._play_context.become),
             render_str=lambda text: templar.render_str(text, variables),

@@ -15,10 +15,10 @@ import getpass
 import os
 import socket
 import time
-import uuid
 from typing import Any
 
 from ansible.plugins.callback import CallbackBase
+from ansible_collections.runbook.core.plugins.plugin_utils.runid import derived_run_id
 
 DOCUMENTATION = r"""
 name: audit
@@ -47,10 +47,22 @@ options:
       - section: runbook_audit
         key: key
   run_id:
-    description: The run's id (default a new random one).
+    description: The run's id (default C(-e runbook_run_id), else the one the collection's plugins
+      derive from the ansible-playbook process, as C(run.id) in compiled playbooks).
     env:
       - name: RUNBOOK_RUN_ID
 """
+
+
+def _extra_run_id(playbook: Any) -> str | None:
+    """``-e runbook_run_id=...``: the run id the plugins use too."""
+    try:
+        from ansible.utils.vars import load_extra_vars
+
+        value = load_extra_vars(playbook._loader).get("runbook_run_id")
+    except Exception:
+        return None
+    return str(value) if value else None
 
 
 class CallbackModule(CallbackBase):
@@ -68,11 +80,11 @@ class CallbackModule(CallbackBase):
         self._failed = False
 
     # ------------------------------------------------------------------------------------ plumbing
-    def _open(self, playbook: str) -> None:
+    def _open(self, playbook: str, loaded: Any = None) -> None:
         from runbook.audit.writer import AuditWriter
 
         key = self.get_option("key")
-        self._run_id = str(self.get_option("run_id") or uuid.uuid4().hex[:12])
+        self._run_id = str(self.get_option("run_id") or _extra_run_id(loaded) or derived_run_id())
         self._writer = AuditWriter(self.get_option("dir") or "audit", signing_key=key or None)
         atexit.register(self._close, "interrupted")
         self._emit(
@@ -136,7 +148,7 @@ class CallbackModule(CallbackBase):
 
     # ------------------------------------------------------------------------------------- events
     def v2_playbook_on_start(self, playbook: Any) -> None:
-        self._open(str(playbook._file_name))
+        self._open(str(playbook._file_name), playbook)
 
     def v2_playbook_on_play_start(self, play: Any) -> None:
         self._phase = play.get_name().strip() or "play"

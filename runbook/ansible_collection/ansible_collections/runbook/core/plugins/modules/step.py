@@ -40,6 +40,17 @@ options:
         (as in C(runbook exec)'s preflight phase).
     type: bool
     default: false
+  retry:
+    description:
+      - Retry a failed step as C(runbook exec) does, C(retries) times, waiting C(delay) seconds
+        before the first retry and multiplying the wait by C(backoff) after each (Ansible's own
+        C(retries)/C(delay) wait the same time between attempts). The result has C(attempts).
+      - C(runbook compile) uses it for steps with C(backoff); never in check mode.
+    type: dict
+    suboptions:
+      retries: {description: How many retries after the first attempt., type: int, required: true}
+      delay: {description: Seconds before the first retry., type: float, default: 1}
+      backoff: {description: What each wait is multiplied by for the next one., type: float, default: 1}
   name:
     description: The runbook step's name (shown in the result and the audit trail).
     type: str

@@ -10,12 +10,15 @@ Host keys, users, keys and become are Ansible's: this adapter adds none of its o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from ansible_collections.runbook.core.plugins.plugin_utils.tunnel import StdioForwarder
 
 from runbook.actions import CommandResult, FileStat
 from runbook.actions.commands import Command
@@ -80,8 +83,14 @@ class ConnectionTransport(Transport):
         text, sudoable = self._wrap(command, priv, timeout)
         started = time.monotonic()
         try:
+            # the executable given: Ansible appends no `&& sleep 0` (a script's last line may be a
+            # comment, a heredoc's end ...; the text is run as written, by sh -c)
             res = self._action._low_level_execute_command(
-                text, sudoable=sudoable, in_data=command.stdin, encoding_errors="surrogateescape"
+                text,
+                sudoable=sudoable,
+                in_data=command.stdin,
+                executable=getattr(self._action._play_context, "executable", None) or "/bin/sh",
+                encoding_errors="surrogateescape",
             )
         except Exception as exc:  # AnsibleConnectionFailure and friends: the host is unreachable
             from ansible.errors import AnsibleConnectionFailure
@@ -95,6 +104,28 @@ class ConnectionTransport(Transport):
         return int(res.get("rc") or 0), out, err, time.monotonic() - started
 
     # ---------------------------------------------------------------------------------- Transport
+    @contextlib.contextmanager
+    def tunnel(self, host: str, port: int) -> Iterator[tuple[str, int]]:
+        """``host:port`` as the target sees it (a client kind's database, cache, URL), as
+        ``runbook exec`` reaches it: on Ansible's ``ssh`` connection through ``ssh -W`` built by the
+        connection plugin (its options, ControlMaster, host key checking); on ``local``, and where a
+        password feeds ssh (sshpass), directly from the controller."""
+        conn = self._action._connection
+        password = getattr(self._action._play_context, "password", None)
+        with contextlib.suppress(Exception):
+            password = conn.get_option("password") or password
+        if getattr(conn, "transport", "") != "ssh" or password:
+            yield (host, port)
+            return
+        conn.host = conn.get_option("host") or self._action._play_context.remote_addr
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        argv = conn._build_command(conn.get_option("ssh_executable"), "ssh", "-W", target, conn.host)
+        forwarder = StdioForwarder(argv)
+        try:
+            yield forwarder.address
+        finally:
+            forwarder.close()
+
     def run(
         self, command: Command, *, timeout: float | None = None, redact: Callable[[str], str] | None = None
     ) -> CommandResult:
