@@ -26,10 +26,20 @@ from typing import Any
 
 import yaml
 
+from runbook.kinds.base import get as get_kind
 from runbook.model.runbook import Runbook
 from runbook.model.step import Step
 
 STEP = "runbook.core.step"
+# Molecule's tag for tasks its idempotence check leaves out: steps that change the host on every run
+# by nature (a kind's ``changes_every_run``: a fresh backup) and the ``always:`` steps (the run's own
+# record and notification: a re-run is a new run, so they act again).
+NOTEST = "molecule-idempotence-notest"
+
+
+def _changes_every_run(step: Step) -> bool:
+    kind = get_kind(step.module)
+    return kind is not None and kind.changes_every_run
 
 
 def _var(step: Step, prefix: str) -> str:
@@ -127,8 +137,11 @@ def task(
         t["no_log"] = True
     if step.run_once:
         t["run_once"] = True
-    if step.tags:
-        t["tags"] = list(step.tags)
+    tags = list(step.tags or ())
+    if _changes_every_run(step) and NOTEST not in tags:
+        tags.append(NOTEST)
+    if tags:
+        t["tags"] = tags
     if step.timeout is not None:
         t["timeout"] = (
             max(1, int(step.timeout + 0.999)) if isinstance(step.timeout, int | float) else step.timeout
@@ -201,6 +214,8 @@ def _play_base(rb: Runbook, name: str) -> dict[str, Any]:
 def _always(step: Step, rb: Runbook) -> dict[str, Any]:
     """An always: step; it sees the run's outcome as ``run.status`` (success unless the rescue ran)."""
     t = task(step, "always")
+    if NOTEST not in t.get("tags", ()):
+        t["tags"] = [*t.get("tags", ()), NOTEST]
     if "run" not in rb.vars and "run" not in rb.defaults:
         target = t["block"][0] if "block" in t else t
         target["vars"] = {

@@ -194,6 +194,10 @@ class StepKind:
     raw_shell: ClassVar[bool] = False
     # The step holds steps of its own that the engine runs (Ansible's block: block/rescue/always).
     runs_nested_steps: ClassVar[bool] = False
+    # The kind changes the host on every run by nature, even when nothing else moved (a fresh database
+    # backup per deploy): a compiled playbook tags its steps ``molecule-idempotence-notest``, so
+    # Molecule's idempotence check (a second converge must change nothing) leaves them out.
+    changes_every_run: ClassVar[bool] = False
 
     def flushes_handlers(self, args: Any) -> bool:
         """Whether the step, once run, runs the handlers notified so far (meta: flush_handlers)."""

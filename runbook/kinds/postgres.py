@@ -112,6 +112,7 @@ class PostgresQuery(StepKind):
 @register
 class PostgresBackup(StepKind):
     name = "postgres.backup"
+    changes_every_run = True  # a new dump per run
     registers = {
         "path": "the backup file on the host",
         "sha256": "its SHA-256 (pass to postgres.restore/migrate as backup_checksum)",
