@@ -168,7 +168,6 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
         "rc": p.returncode,
         "tree_mb": max(peak[0], ru.ru_maxrss) / 1024,
         "proc_mb": ru.ru_maxrss / 1024,
-        "cpu_s": ru.ru_utime + ru.ru_stime,  # the child's own process tree (waited-for children)
         "tail": tail,
     }
 
