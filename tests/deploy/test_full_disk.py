@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,7 +149,7 @@ def enospc_on_snapshot_of(monkeypatch: pytest.MonkeyPatch) -> Any:
                 if full["now"]:
                     full["now"], full["done"] = False, True
                     raise OSError(errno.ENOSPC, "No space left on device")
-                if f'"name": "{step}"'.encode() in bytes(data):
+                if re.search(f'"name": ?"{re.escape(step)}"'.encode(), bytes(data)):
                     full["now"] = True
                     return real_write(fd, bytes(data)[: len(data) // 2])
             return real_write(fd, data)

@@ -16,24 +16,32 @@ ANSIBLE_ESCAPES = {
     "lookup-pipe": "{{ lookup('pipe', 'touch @CANARY@') }}",
     "query-pipe": "{{ query('pipe', 'touch @CANARY@') }}",
     "cycler-globals": TEMPLATE_PAYLOADS["cycler-globals"],
+    # Ansible reads a first line `#jinja2:` as other delimiters for the rest: no "{" in the payload
+    "jinja2-override": "#jinja2:variable_start_string:'[[',variable_end_string:']]'\n[[ lookup('pipe', 'touch @CANARY@') ]]",
 }
 
 
-def test_every_string_is_tagged_unsafe_and_the_document_reads_back() -> None:
+def test_every_string_ansible_could_template_is_tagged_unsafe_and_the_document_reads_back() -> None:
     import yaml
 
     class Loader(yaml.SafeLoader):
         pass
 
     Loader.add_constructor("!unsafe", lambda loader, node: ("UNSAFE", loader.construct_scalar(node)))
-    doc = {"a": "{{ x }}", "n": 3, "ok": True, "items": ["{{ y }}", {"k": "v"}], "none": None}
+    override = "#jinja2:variable_start_string:'[['\n[[ x ]]"
+    doc = {"a": "{{ x }}", "n": 3, "ok": True, "items": ["{{ y }}", {"k": "v"}], "none": None, "o": override,
+           "mode": "0644", "yes": "yes", "ver": "2.0"}  # fmt: skip
     back = yaml.load(unsafe_extravars(doc), Loader=Loader)
     assert back == {
         "a": ("UNSAFE", "{{ x }}"),
         "n": 3,
         "ok": True,
-        "items": [("UNSAFE", "{{ y }}"), {"k": ("UNSAFE", "v")}],
+        "items": [("UNSAFE", "{{ y }}"), {"k": "v"}],  # no "{": nothing to template, a plain string
         "none": None,
+        "o": ("UNSAFE", override),
+        "mode": "0644",  # a string still (not YAML 1.1's octal 420), "yes" not true, "2.0" not a float
+        "yes": "yes",
+        "ver": "2.0",
     }
 
 

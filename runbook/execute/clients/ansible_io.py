@@ -155,7 +155,7 @@ class Vault:
 
 
 def to_yaml(value: Any, is_secret: Callable[[str], bool], vault: Vault) -> str:
-    """``value`` as YAML for Ansible: strings that hold a ``{`` ``!unsafe``, secret strings ``!vault``
+    """``value`` as YAML for Ansible: strings that hold a ``{`` or ``#`` ``!unsafe``, secret strings ``!vault``
     (encrypted), every other string a plain (quoted where YAML needs it) string."""
     import yaml
 
@@ -165,8 +165,9 @@ def to_yaml(value: Any, is_secret: Callable[[str], bool], vault: Vault) -> str:
     def text(dumper: yaml.SafeDumper, s: str) -> yaml.Node:
         if is_secret(s):
             return dumper.represent_scalar("!vault", vault.encrypt(s), style="|")
-        if "{" not in s:  # nothing Ansible could template: a plain string (Ansible 2.19 resolves an
-            # `!unsafe '0644'` scalar as YAML 1.1 would an untagged one: 420, '2.0' a float, 'yes' true)
+        if "{" not in s and "#" not in s:  # nothing Ansible could template (its delimiters start with
+            # "{"; a `#jinja2:` first line sets others): a plain string, since Ansible 2.19 resolves an
+            # `!unsafe '0644'` scalar as YAML 1.1 would an untagged one: 420, '2.0' a float, 'yes' true
             return dumper.represent_str(s)
         return dumper.represent_scalar("!unsafe", s)
 
