@@ -303,10 +303,8 @@ class SSHTransport(Transport):
             conn = self._ensure()
         if timeout is None:
             return self._run_raw(conn, command, None, limit)
-        shell = self._shell
-        hello = shell.timeout if shell is not None and not shell.ready else 0.0  # its bounded wait
-        timer = threading.Timer(
-            timeout + HARD_GRACE + hello,
+        timer = threading.Timer(  # (it bounds the wait for a shell's hello sent with the step too)
+            timeout + HARD_GRACE,
             conn.declare_dead,
             args=(f"no answer within the step's timeout ({timeout:g}s) + {HARD_GRACE:g}s",),
         )
