@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 import time
 import urllib.request
@@ -259,3 +260,16 @@ def test_start_up_round_trips_through_a_wan_link(ssh_lab, tmp_path):
         assert conn["turns"] == 6 + 2 + 1, conn["turn_log"]
     finally:
         proxy.stop()
+
+
+def test_a_slow_login_shell_does_not_count_against_the_first_steps_timeout(connect, sshd_factory, tmp_path):
+    """The first step is sent before the shell has started; its timeout starts once the shell runs
+    (here the login shell's rc file takes 2 s, the step 0.3 s of its 1.5 s)."""
+    rc = tmp_path / "slow-bashrc"
+    rc.write_text("sleep 2\n")
+    host = sshd_factory("slowrc", binds={os.path.expanduser("~/.bashrc"): str(rc)})
+    kh = tmp_path / "known_hosts"
+    kh.write_text(host.known_hosts_line())
+    t = connect(host, known_hosts=str(kh))
+    r = t.run(Command.shell("sleep 0.3; echo ok"), timeout=1.5)
+    assert (r.rc, r.stdout, r.timed_out) == (0, "ok\n", False)

@@ -382,6 +382,7 @@ class PersistentShell:
             self.chan.sendall(script.encode())
             if not ready:
                 self._handshake()  # ShellNotStarted: the step did not run
+                start = time.monotonic()  # the step's time starts once the shell has started
             rc: int | None = None
             err_done = False
             timed_out = was_cancelled = False

@@ -303,7 +303,7 @@ class SSHTransport(Transport):
             conn = self._ensure()
         if timeout is None:
             return self._run_raw(conn, command, None, limit)
-        timer = threading.Timer(
+        timer = threading.Timer(  # (it bounds the wait for a shell's hello sent with the step too)
             timeout + HARD_GRACE,
             conn.declare_dead,
             args=(f"no answer within the step's timeout ({timeout:g}s) + {HARD_GRACE:g}s",),
