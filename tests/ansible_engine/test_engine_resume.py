@@ -426,3 +426,19 @@ def test_a_run_state_that_cannot_be_written_refuses_the_run_as_native(project: P
     said = {e: o.result.message.replace(o.result.run_id, "ID") for e, o in outs.items()}
     assert said["ansible"] == said["native"]
     assert "cannot write the run state" in outs["ansible"].result.message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("first", "then"), [("native", "ansible"), ("ansible", "native")])
+def test_a_run_of_one_engine_is_resumed_by_the_other(project: Path, first: str, then: str) -> None:  # noqa: F811
+    target, run_id = _failed_run(project, first)
+    _write(project, READS_HEALTH)
+    code, doc = _cli("--resume", run_id, *_engine(then))  # reads health.rc the first run registered
+    assert code == 1 and doc["status"] == "rolled_back", doc["message"]
+    assert [s[2] for s in _steps(doc) if s[0] == "rollback"] == [
+        "undo: Start marker",
+        "undo: Existing file is replaced",
+        "undo: Config",
+        "undo: App directory",
+    ]
+    assert _tree(target)["keep.txt"] == ("old\n", 0o600) and "app" not in _tree(target)
