@@ -72,28 +72,41 @@ _V4_ADDR = rf"(?:{_V4}\.){{3}}{_V4}"
 _BRACKETED_HOSTPORT = re.compile(r"^\[(.+)\]:([0-9]+)$")
 _HOSTPORT = re.compile(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
 IPV4 = re.compile(rf"^{_V4_ADDR}$", re.I)
-IPV6 = re.compile(
-    "^("
-    + "|".join(
-        [
-            rf"(?:{_V6}:){{7}}{_V6}",
-            rf"(?:{_V6}:){{1,6}}:",
-            rf"(?:{_V6}:)(?::{_V6}){{1,6}}",
-            rf"(?:{_V6}:){{2}}(?::{_V6}){{1,5}}",
-            rf"(?:{_V6}:){{3}}(?::{_V6}){{1,4}}",
-            rf"(?:{_V6}:){{4}}(?::{_V6}){{1,3}}",
-            rf"(?:{_V6}:){{5}}(?::{_V6}){{1,2}}",
-            rf"(?:{_V6}:){{6}}(?::{_V6})",
-            rf":(?::{_V6}){{1,6}}",
-            rf"{_V6}?::",
-            rf"(?:0:){{6}}(?:{_V6}\.){{3}}{_V6}",
-            rf"::(?:ffff:)?(?:{_V6}\.){{3}}{_V6}",
-            rf"(?:0:){{5}}ffff:(?:{_V6}\.){{3}}{_V6}",
-        ]
-    )
-    + ")$",
-    re.I,
-)
+_IPV6: re.Pattern[str] | None = None
+
+
+def _ipv6(address: str) -> bool:
+    """An IPv6 address (ranges allowed). Every form has a ``:``, so text without one is not
+    matched against the long expression (compiled on first use, not at import)."""
+    global _IPV6
+    if ":" not in address:
+        return False
+    if _IPV6 is None:
+        _IPV6 = re.compile(
+            "^("
+            + "|".join(
+                [
+                    rf"(?:{_V6}:){{7}}{_V6}",
+                    rf"(?:{_V6}:){{1,6}}:",
+                    rf"(?:{_V6}:)(?::{_V6}){{1,6}}",
+                    rf"(?:{_V6}:){{2}}(?::{_V6}){{1,5}}",
+                    rf"(?:{_V6}:){{3}}(?::{_V6}){{1,4}}",
+                    rf"(?:{_V6}:){{4}}(?::{_V6}){{1,3}}",
+                    rf"(?:{_V6}:){{5}}(?::{_V6}){{1,2}}",
+                    rf"(?:{_V6}:){{6}}(?::{_V6})",
+                    rf":(?::{_V6}){{1,6}}",
+                    rf"{_V6}?::",
+                    rf"(?:0:){{6}}(?:{_V6}\.){{3}}{_V6}",
+                    rf"::(?:ffff:)?(?:{_V6}\.){{3}}{_V6}",
+                    rf"(?:0:){{5}}ffff:(?:{_V6}\.){{3}}{_V6}",
+                ]
+            )
+            + ")$",
+            re.I,
+        )
+    return _IPV6.match(address) is not None
+
+
 _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$", re.I | re.UNICODE)
 
 
@@ -104,7 +117,7 @@ def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | 
         m = rx.match(address)
         if m:
             address, port = m.group(1), int(m.group(2))
-    if not (IPV4.match(address) or IPV6.match(address) or _HOSTNAME.match(address)):
+    if not (IPV4.match(address) or _ipv6(address) or _HOSTNAME.match(address)):
         raise ValueError(f"Not a valid network hostname: {address}")
     if not allow_ranges and "[" in address:
         raise ValueError("Detected range in host but was asked to ignore ranges")
@@ -113,7 +126,7 @@ def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | 
 
 def short_hostname(name: str) -> str:
     """`inventory_hostname_short`: IP addresses stay whole, names lose their domain."""
-    if IPV4.match(name) or IPV6.match(name):
+    if IPV4.match(name) or _ipv6(name):
         return name
     return name.split(".")[0]
 

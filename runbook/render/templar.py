@@ -402,8 +402,15 @@ def compile_template(
                 _cache[(text, yaml_value)] = t
             return t
         try:
-            t = env.from_string(text)
-            refused = _lookup_problem(text)
+            if env is ENV and any(f in text for f in lookups.LOOKUP_FUNCS):
+                # one parse for the lookup check and the template (checked first: compiling
+                # folds constants into the tree); a compile error still comes before a refusal
+                tree = ENV.parse(text)
+                refused = lookups.check_lookups(tree)
+                t = env.template_class.from_code(env, env.compile(tree), env.make_globals(None), None)
+            else:
+                t = env.from_string(text)
+                refused = _lookup_problem(text)
         except jinja2.TemplateSyntaxError as exc:
             line = (location.line or 1) + (exc.lineno or 1) - 1 if location else exc.lineno
             loc = Location(location.file, line, location.column) if location else None
