@@ -32,29 +32,12 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from runbook.audit.paths import KEY_ENV, SIGNERS_ENV, config_dir, default_allowed_signers, default_key_path  # noqa: F401
 from runbook.audit.safeio import MAX_SMALL, open_regular, read_regular
 from runbook.errors import AuditError, Location
 
 KEY_TYPE = "ssh-ed25519"
 PASSPHRASE_ENV = "RUNBOOK_AUDIT_KEY_PASSPHRASE"
-SIGNERS_ENV = "RUNBOOK_ALLOWED_SIGNERS"
-KEY_ENV = "RUNBOOK_AUDIT_KEY"
-
-
-def config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "runbook"
-
-
-def default_key_path() -> Path:
-    """Where ``keygen`` writes and the engine looks for the signing key (``$RUNBOOK_AUDIT_KEY`` wins)."""
-    env = os.environ.get(KEY_ENV)
-    return Path(env).expanduser() if env else config_dir() / "audit_ed25519"
-
-
-def default_allowed_signers() -> Path:
-    env = os.environ.get(SIGNERS_ENV)
-    return Path(env).expanduser() if env else config_dir() / "allowed_signers"
 
 
 def _raw(public_key: Ed25519PublicKey) -> bytes:

@@ -36,6 +36,22 @@ def make_console(*, stderr: bool = False) -> Console:
     return console
 
 
+def unstyled_code(code: str) -> Text:
+    """What ``rich.syntax.Syntax(code, word_wrap=False, background_color="default")`` prints on a
+    console that shows no style and wraps no line, without pygments: the code with its tabs
+    expanded to 4 columns and a final newline kept as a blank line (Syntax._process_code and
+    _get_syntax's simple case; tests/core/test_output.py compares the two). For text made
+    ``plain`` (no control characters but newlines and tabs) that does not start with a BOM (which
+    pygments drops)."""
+    ends_on_nl = code.endswith("\n")
+    text = Text(
+        (code if ends_on_nl else code + "\n").expandtabs(4), justify="default", no_wrap=True, tab_size=4
+    )
+    if not ends_on_nl:
+        text.remove_suffix("\n")
+    return text
+
+
 def utc_stamp(ts: str) -> str:
     """An event's ISO time as ``2026-12-02T08:27:19Z``."""
     return ts[:19] + "Z" if len(ts) >= 19 else ts
@@ -200,10 +216,14 @@ class ConsoleRenderer:
 
     def _diff(self, diff: str) -> None:
         """A file's diff, every line whole: wrapped at the terminal's width, never cut."""
-        from rich.syntax import Syntax  # pygments: only when there is a diff to show
+        text = plain(diff)
+        if self.c.color_system is None and self.c.soft_wrap and not text.startswith("\ufeff"):
+            self.c.print(unstyled_code(text))  # a log without colours: nothing for pygments to do
+            return
+        from rich.syntax import Syntax  # pygments: only when there is a diff to colour
 
         self.c.print(
-            Syntax(plain(diff), "diff", theme="ansi_dark", background_color="default",
+            Syntax(text, "diff", theme="ansi_dark", background_color="default",
                    word_wrap=not self.c.soft_wrap)  # a log (soft wrap): each line whole, as it is
         )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 from typing import NoReturn
@@ -108,7 +107,9 @@ def _exit(code: int) -> NoReturn:
         sys.stderr.flush()
     except BrokenPipeError:
         pass
-    logging.shutdown()
+    logging = sys.modules.get("logging")  # flushed only if something used it (not imported for it)
+    if logging is not None:
+        logging.shutdown()
     os._exit(code)
 
 

@@ -150,13 +150,22 @@ class Snapshots(Mapping[str, Any]):
 
 def operator() -> dict[str, str]:
     import getpass  # here: validate imports this module for the magic variables, not for these
-    import socket
 
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    return {"user": user, "host": socket.gethostname()}
+    return {"user": user, "host": hostname()}
+
+
+def hostname() -> str:
+    """The control machine's name: ``socket.gethostname()``, which on POSIX is uname's node name
+    (read so, without importing socket for it)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 def git_commit(path: Path) -> str | None:

@@ -14,8 +14,10 @@ kinds, or when every kind is listed (``runbook schema``, "did you mean ..."), an
 are read once per process, when a name is not one of runbook's own. runbook's own families come
 first: a third-party package names its kinds under names of its own (``acme.*``).
 
-Run from a checkout, runbook's own entry points come from its pyproject.toml (an editable
-install's metadata is as old as its last ``pip install -e``); installed, from its metadata.
+runbook's own families are the table ``BUILTIN`` below, the same as its pyproject.toml's entry
+points (a test keeps them equal): finding them reads no file and scans no installed package's
+metadata (that scan, over every distribution on sys.path, is done only for a name that is not
+runbook's own).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import functools
 import importlib
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -80,24 +81,34 @@ def _kinds_in(obj: Any) -> list[type]:
     raise ValidationError(f"{obj!r} is neither a module nor a StepKind class (a `{GROUP}` entry point)")
 
 
-def _checkout_families() -> list[Family] | None:
-    """runbook's own entry points from the pyproject.toml of the checkout it runs from (None when
-    it runs installed)."""
-    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
-    try:
-        text = pyproject.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    import tomllib
-
-    try:
-        project = tomllib.loads(text).get("project") or {}
-    except tomllib.TOMLDecodeError:
-        return None
-    if project.get("name") != OWN:
-        return None
-    table = (project.get("entry-points") or {}).get(GROUP) or {}
-    return [Family(str(k), str(v), OWN) for k, v in table.items()]
+# runbook's own entry points of the group (pyproject.toml [project.entry-points."runbook.steps"])
+BUILTIN: dict[str, str] = {
+    "shell": "runbook.kinds.shell",
+    "command": "runbook.kinds.shell",
+    "copy": "runbook.kinds.files",
+    "template": "runbook.kinds.files",
+    "file": "runbook.kinds.files",
+    "wait": "runbook.kinds.flow",
+    "assert": "runbook.kinds.flow",
+    "fail": "runbook.kinds.flow",
+    "approve": "runbook.kinds.control",
+    "set_fact": "runbook.kinds.control",
+    "debug": "runbook.kinds.control",
+    "check": "runbook.kinds.checks",
+    "http": "runbook.kinds.http",
+    "compose": "runbook.kinds.compose",
+    "postgres": "runbook.kinds.postgres",
+    "redis": "runbook.kinds.redis",
+    "ansible": "runbook.kinds.ansible",
+    "coolify": "runbook.kinds.coolify",
+    "notify": "runbook.kinds.notify",
+    "prometheus": "runbook.kinds.prometheus",
+    "block": "runbook.kinds.tasks",
+    "meta": "runbook.kinds.tasks",
+    "uri": "runbook.kinds.ansible",
+    "wait_for": "runbook.kinds.ansible",
+    "pause": "runbook.kinds.ansible",
+}
 
 
 @functools.cache
@@ -107,18 +118,15 @@ def _declared() -> tuple[Family, ...]:
     from importlib.metadata import entry_points
 
     return tuple(
-        Family(ep.name, ep.value, ep.dist.name if ep.dist is not None else "?") for ep in entry_points(group=GROUP)
+        Family(ep.name, ep.value, ep.dist.name if ep.dist is not None else "?")
+        for ep in entry_points(group=GROUP)
     )
 
 
 @functools.cache
 def builtin_families() -> dict[str, Family]:
-    """runbook's own families by entry-point name (from a checkout's pyproject.toml: no metadata
-    scan at start-up)."""
-    own = _checkout_families()
-    if own is None:
-        own = [f for f in _declared() if f.builtin]
-    return {f.name: f for f in own}
+    """runbook's own families by entry-point name (``BUILTIN``: no metadata scan at start-up)."""
+    return {name: Family(name, value, OWN) for name, value in BUILTIN.items()}
 
 
 @functools.cache

@@ -215,6 +215,8 @@ _names_cache: dict[str, tuple[str, ...]] = {}
 def _expression_names(expr: str) -> tuple[str, ...]:
     """The variables a native expression reads."""
     names = _names_cache.get(expr)
+    if names is None and _PLAIN_TEMPLATES and re.fullmatch(r"\s*" + _PATH + r"\s*", expr):
+        names = ()  # an access path (computed_from): the value as stored
     if names is None:
         try:
             tree = ENV.parse("{{ " + expr + " }}")
@@ -243,6 +245,7 @@ ENV = _env()
 YAML_ENV = _env(yaml_values=True)
 _cache: dict[tuple[str, bool], jinja2.Template] = {}
 _cache_lock = threading.Lock()
+_PLAIN_TEMPLATES = True  # build plain templates without Jinja's compiler (_plain_template)
 
 
 _single_cache: dict[str, str | None] = {}
@@ -287,12 +290,127 @@ def is_template(value: Any) -> bool:
     )
 
 
-def compile_template(text: str, location: Location | None = None, *, yaml_value: bool = False) -> jinja2.Template:
+_PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_OUTPUT_PATH = re.compile(r"\{\{\s*(" + _PATH + r")\s*\}\}")
+_SET_PATH = re.compile(r"\{% set __rb_result = \(\s*(" + _PATH + r")\s*\) %\}")
+_TAG_START = re.compile(r"\{[{%#]")
+# names a path must not use: constants, operators and statements, names Jinja binds itself, and
+# lookup()/query() (refused as values: runbook.render.lookups.check_lookups)
+_NOT_PLAIN = frozenset({
+    "true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if", "else",
+    "elif", "for", "endfor", "endif", "recursive", "set", "endset", "with", "without", "context",
+    "block", "extends", "include", "import", "from", "as", "macro", "call", "filter", "raw", "do",
+    "break", "continue", "self", "super", "loop", "caller", "varargs", "kwargs", "ignore", "missing",
+    *lookups.LOOKUP_FUNCS,
+})  # fmt: skip
+
+
+def _plain_path(path: str) -> tuple[str, tuple[str, ...]] | None:
+    first, *attrs = path.split(".")
+    if first in _NOT_PLAIN or any(a in _NOT_PLAIN for a in attrs):
+        return None
+    return first, tuple(attrs)
+
+
+def _plain_segments(text: str) -> list[str | tuple[str, tuple[str, ...]]] | None:
+    """``text`` as data and ``{{ name.attr }}`` outputs, read as Jinja's lexer reads it, or None
+    when it holds anything else (a filter, an operator, a statement, a comment, whitespace control,
+    a carriage return, which Jinja would turn into a newline)."""
+    if "\r" in text:
+        return None
+    out: list[str | tuple[str, tuple[str, ...]]] = []
+    pos = 0
+    while True:
+        tag = _TAG_START.search(text, pos)
+        if tag is None:
+            if pos < len(text):
+                out.append(text[pos:])
+            return out
+        m = _OUTPUT_PATH.match(text, tag.start())
+        path = _plain_path(m.group(1)) if m else None
+        if m is None or path is None:
+            return None
+        if tag.start() > pos:
+            out.append(text[pos : tag.start()])
+        out.append(path)
+        pos = m.end()
+
+
+def _plain_template(text: str, env: jinja2.Environment) -> jinja2.Template | None:
+    """The template Jinja would compile for a text made only of data and ``{{ name.attr }}``
+    outputs, or for runbook's own ``{% set __rb_result = (name.attr) %}`` (a value's expression),
+    built without Jinja's parser, code generator and Python compiler (most of a runbook's
+    templates; compiling them was most of a static check's time). Its render function does what
+    the generated one does, step for step: every name resolved first, in the order of its first
+    use (``context.resolve_or_missing``; a missing one is ``undefined(name=...)``), attributes read
+    with the sandbox's ``getattr``, each output finalized (``_finalize``) and made text; the set
+    form stores its value in ``context.vars``. Anything else: None (Jinja compiles it)."""
+    m = _SET_PATH.fullmatch(text)
+    if m is not None:
+        path = _plain_path(m.group(1))
+        if path is None:
+            return None
+        first, attrs = path
+
+        def root_set(
+            context: Any, missing: Any = jinja2.runtime.missing, environment: Any = env
+        ) -> Iterator[str]:
+            value = context.resolve_or_missing(first)
+            if value is missing:
+                value = environment.undefined(name=first)
+            for attr in attrs:
+                value = environment.getattr(value, attr)
+            context.vars["__rb_result"] = value
+            yield from ()
+
+        root = root_set
+    else:
+        segments = _plain_segments(text)
+        if segments is None:
+            return None
+        names = tuple(dict.fromkeys(seg[0] for seg in segments if isinstance(seg, tuple)))
+
+        def root_output(
+            context: Any, missing: Any = jinja2.runtime.missing, environment: Any = env
+        ) -> Iterator[str]:
+            resolved = {name: context.resolve_or_missing(name) for name in names}
+            for seg in segments:
+                if isinstance(seg, str):
+                    yield seg
+                    continue
+                value = resolved[seg[0]]
+                if value is missing:
+                    value = environment.undefined(name=seg[0])
+                for attr in seg[1]:
+                    value = environment.getattr(value, attr)
+                yield str(environment.finalize(context, (), value))
+
+        root = root_output
+    namespace = {"name": None, "__file__": "<template>", "blocks": {}, "root": root, "debug_info": ""}
+    return env.template_class.from_module_dict(env, namespace, env.make_globals(None))
+
+
+def compile_template(
+    text: str, location: Location | None = None, *, yaml_value: bool = False
+) -> jinja2.Template:
     t = _cache.get((text, yaml_value))
     if t is None:
+        env = YAML_ENV if yaml_value else ENV
+        t = _plain_template(text, env) if _PLAIN_TEMPLATES else None
+        if t is not None:
+            with _cache_lock:
+                _cache[(text, yaml_value)] = t
+            return t
         try:
-            t = (YAML_ENV if yaml_value else ENV).from_string(text)
-            refused = _lookup_problem(text)
+            if env is ENV and any(f in text for f in lookups.LOOKUP_FUNCS):
+                # one parse for the lookup check and the template (checked first: compiling
+                # folds constants into the tree); a compile error still comes before a refusal
+                tree = ENV.parse(text)
+                refused = lookups.check_lookups(tree)
+                t = env.template_class.from_code(env, env.compile(tree), env.make_globals(None), None)
+            else:
+                t = env.from_string(text)
+                refused = _lookup_problem(text)
         except jinja2.TemplateSyntaxError as exc:
             line = (location.line or 1) + (exc.lineno or 1) - 1 if location else exc.lineno
             loc = Location(location.file, line, location.column) if location else None
@@ -307,7 +425,9 @@ def compile_template(text: str, location: Location | None = None, *, yaml_value:
             ) from None
         except (ValueError, OverflowError) as exc:  # constants folded while compiling: 10 ** 5000
             why = f"more than {MAX_INT_DIGITS} digits" if "integer string" in str(exc) else str(exc)[:100]
-            raise RenderError(f"template error: a number in it is too large ({why})", location=location) from None
+            raise RenderError(
+                f"template error: a number in it is too large ({why})", location=location
+            ) from None
         if refused:
             raise RenderError(f"template error: {refused}", location=location)
         with _cache_lock:

@@ -37,7 +37,7 @@ def identities(flags: tuple[str, ...], key_path: str | None) -> list[Any]:
 def key_principal(key_path: str | None) -> str | None:
     """The comment of the signing key's public half (``audit keygen --comment``), if it is there."""
     if key_path is None:
-        from runbook.audit.keys import default_key_path
+        from runbook.audit.paths import default_key_path
 
         key_path = str(default_key_path())
     pub = Path(str(key_path) + ".pub")

@@ -233,7 +233,7 @@ def audit_writer(req: RunRequest | RollbackRequest, redactor: Any) -> Any:
     except ImportError:  # pragma: no cover - audit package missing
         return None
     if key is None:
-        from runbook.audit.keys import default_key_path
+        from runbook.audit.paths import default_key_path
 
         default = Path(default_key_path())
         key = str(default) if default.exists() else None

@@ -131,3 +131,49 @@ def test_a_real_run_writes_an_audit_file(
     assert "run.start" in events and "run.end" in events
     res = project.exec("ok")
     assert "audit: audit/" in res.stdout
+
+
+def _diff_texts() -> list[str]:
+    import random
+
+    rng = random.Random(14)
+    pieces = ["+", "-", " ", "@@ -1,3 +1,4 @@", "--- a/x", "+++ b/x", "\t", "  ", "x" * 130, "[bold]no[/]",
+              ":smile:", "\\[x]", "日本語", "🎉", "é", "{{ a }}", "a\tb\tc", "", "\\", "#"]  # fmt: skip
+    texts = ["", "\n", "\n\n", "+a", "+a\n", "\tx\n", "\ufeffnot first\n" * 2]
+    for _ in range(300):
+        lines = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 5))) for _ in range(rng.randint(0, 6))]
+        texts.append("\n".join(lines) + rng.choice(["", "\n", "\n\n"]))
+    return texts
+
+
+@pytest.mark.parametrize("width", [20, 80])
+def test_a_diff_in_a_log_prints_as_richs_syntax_would(width: int) -> None:
+    """A log without colours (a pipe, NO_COLOR) prints diffs without pygments, byte for byte as
+    rich's Syntax prints them there."""
+    import io
+    import sys
+
+    from rich.console import Console
+    from rich.syntax import Syntax
+
+    from runbook.cli.console import ConsoleRenderer
+
+    def log(f: io.StringIO) -> Console:
+        c = Console(file=f, highlight=False, color_system=None, width=width)
+        c.soft_wrap = True  # as make_console makes it for a log
+        return c
+
+    for text in _diff_texts():
+        ours, theirs = io.StringIO(), io.StringIO()
+        renderer = ConsoleRenderer(log(ours))
+        renderer._diff(text)
+        log(theirs).print(Syntax(text, "diff", theme="ansi_dark", background_color="default", word_wrap=False))
+        assert ours.getvalue() == theirs.getvalue(), repr(text)
+    code = "import io, sys; from rich.console import Console; from runbook.cli.console import ConsoleRenderer\n"
+    code += "c = Console(file=io.StringIO(), color_system=None); c.soft_wrap = True\n"
+    code += "ConsoleRenderer(c)._diff('+a\\n'); print('pygments' in sys.modules)"
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[2]
+    res = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "False"
