@@ -189,7 +189,7 @@ def test_a_snapshot_that_cannot_be_saved_stops_the_change(
             if full["now"]:  # the rest of the file: no space left
                 full["now"], full["done"] = False, True
                 raise OSError(errno.ENOSPC, "No space left on device")
-            if b'"name": "target"' in bytes(data):  # the snapshot of the step under test
+            if b'"name":"target"' in bytes(data):  # the snapshot of the step under test
                 full["now"] = True
                 return real_write(fd, bytes(data)[: len(data) // 2])  # a short write first
         return real_write(fd, data)
