@@ -11,6 +11,8 @@ from typing import Any
 # a command may print: never passed on to a terminal, a CI log, a JSON document or JUnit XML
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|\x9b[0-?]*[ -/]*[@-~]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# what `plain` removes or rewrites: control characters, ESC (\x1b) and CSI (\x9b) among them, and \r
+_CLEAN_NEEDED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def no_color() -> bool:
@@ -22,6 +24,8 @@ def plain(text: Any) -> str:
     """``text`` without terminal escape sequences or control characters (newlines and tabs stay;
     a carriage return becomes a newline, as a progress bar's last state)."""
     s = text if isinstance(text, str) else str(text)
+    if not _CLEAN_NEEDED.search(s):  # nothing below would change it (the common case)
+        return s
     if "\x1b" in s or "\x9b" in s:
         s = _ANSI.sub("", s)
     s = s.replace("\r\n", "\n").replace("\r", "\n")

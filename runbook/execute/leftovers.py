@@ -19,6 +19,7 @@ run still alive elsewhere is never touched (the deploy lock refuses the rollback
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets
@@ -133,6 +134,7 @@ def run_is_dead(meta: Mapping[str, Any]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=4096)  # once per host, not at every attempt
 def _host_key(host: str) -> str:
     return hashlib.sha256(host.encode()).hexdigest()[:16]
 

@@ -90,7 +90,7 @@ class RunState:
         self.redact_obj: Callable[[Any], Any] = lambda value: value
         self.private_facts: frozenset[str] = frozenset()  # registered by no_log steps: never saved
         # host -> id(entry) -> (the entry, as the last save wrote it, its JSON): see _host_text
-        self._texts: dict[str, dict[int, tuple[Entry, Entry, str]]] = {}
+        self._texts: dict[str, list[tuple[Entry, Entry, str]]] = {}
 
     def host(self, name: str) -> HostState:
         with self._lock:
@@ -134,17 +134,23 @@ class RunState:
         change anywhere in it is seen. An entry's values are set once (its arguments, item,
         snapshots) or are a str/bool/int (status, changed, indexes): equality is exact for them.
         Facts (any value, where 1 == True) are encoded at every save."""
-        old = self._texts.get(name, {})
-        new: dict[int, tuple[Entry, Entry, str]] = {}
-        parts = []
-        for e in list(hs.entries):
-            hit = old.get(id(e))
+        old = self._texts.get(name, [])
+        n_old = len(old)
+        new: list[tuple[Entry, Entry, str]] = []
+        for i, e in enumerate(list(hs.entries)):
+            # by position: entries are appended, so the i-th is the one the last save wrote i-th
+            # (an entry moved or inserted elsewhere is only encoded again, never reused wrongly)
+            hit = old[i] if i < n_old else None
             if hit is None or hit[0] is not e or hit[1] != e:
                 text = _dumps(encode({n: getattr(e, n) for n in _SAVED}))
                 hit = (e, Entry(**decode(json.loads(text))), text)
-            new[id(e)] = hit
-            parts.append(hit[2])
+            new.append(hit)
         self._texts[name] = new
+        parts = [hit[2] for hit in new]
+        st, last = hs.status, hs.last_completed
+        if not hs.facts and type(st) is str and type(last) is int and -_BIG_INT < last < _BIG_INT:
+            # no facts (the common case): what the general path below writes, without its walk
+            return f'{{"entries":[{",".join(parts)}],"status":{_dumps(st)},"last_completed":{last},"facts":{{}}}}'
         rest = _dumps(encode(_host_rest(hs, self.redact_obj, self.private_facts)))
         return f'{{"entries":[{",".join(parts)}],{rest[1:]}'
 

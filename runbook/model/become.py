@@ -67,8 +67,10 @@ def flags_problem(flags: Any) -> str | None:
 
 def pick(variables: Mapping[str, Any] | None, what: str) -> Any:
     """The first of the ``what`` variables (see VARIABLES) that is set and not empty, else None."""
+    if variables is None:  # not `variables or {}`: a lazy mapping's truth value walks all its keys
+        return None
     for name in VARIABLES[what]:
-        value = (variables or {}).get(name)
+        value = variables.get(name)
         if value not in (None, ""):
             return value
     return None

@@ -559,6 +559,12 @@ class LazyVars(Mapping[str, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def __bool__(self) -> bool:  # as len() > 0, without walking every key of every layer
+        for layer, _ in self._layers:
+            for _key in layer:
+                return True
+        return False
+
     def child(self, *layers: tuple[Mapping[str, Any], bool]) -> LazyVars:
         """A view with more layers on top (highest first): step vars, loop item, registered results."""
         return LazyVars([*layers, *self._layers], self._templar)

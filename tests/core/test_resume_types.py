@@ -74,6 +74,12 @@ def test_each_save_holds_every_change_made_in_place_since_the_last(tmp_path: Pat
         lambda: a.facts.update(flag=1),
         lambda: setattr(a, "last_completed", 0),
         lambda: a.entries.append(Entry("steps", 1, "t", "shell", {"cmd": "x"}, loop_index=0)),
+        lambda: a.entries.append(Entry("steps", 2, "u", "shell", {"cmd": "y"})),
+        lambda: a.entries.remove(a.entries[1]),  # a provisional entry dropped: the later ones move up
+        lambda: a.entries.insert(0, Entry("steps", 3, "v", "shell", {"cmd": "z"})),
+        lambda: a.facts.clear(),
+        lambda: setattr(a, "status", "ok"),
+        lambda: a.facts.update(flag=False),
     ]
     for change in changes:
         change()
@@ -83,7 +89,7 @@ def test_each_save_holds_every_change_made_in_place_since_the_last(tmp_path: Pat
             saved, live = back.hosts[h], st.hosts[h]
             assert typed([vars(e) for e in saved.entries]) == typed([vars(e) for e in live.entries])
             assert typed(saved.facts) == typed(live.facts)
-            assert saved.last_completed == live.last_completed
+            assert (saved.last_completed, saved.status) == (live.last_completed, live.status)
 
 
 RUNBOOK = """

@@ -153,3 +153,20 @@ def test_an_entry_that_needs_itself_is_still_a_recursive_loop(project: Path) -> 
     )
     res = CliRunner().invoke(cli, ["exec", "rb", "-i", "inv", "--output", "json"])
     assert res.exit_code == 1 and "variable 'a.x' refers to itself (recursive loop)" in res.stdout
+
+
+def test_a_variable_scope_is_true_exactly_when_it_holds_a_variable() -> None:
+    """A scope's truth value is its length's (it is asked without walking every key), also when
+    only a lower layer, or a layer below empty ones, holds a name; become variables are read the
+    same through it."""
+    from runbook.model import become
+    from runbook.render.templar import LazyVars, Templar
+
+    templar = Templar()
+    layers = [({}, True), ({}, False), ({"ansible_become": "yes"}, False)]
+    for n in range(len(layers) + 1):
+        scope = LazyVars(layers[n:], templar)
+        assert bool(scope) == (len(scope) > 0) == (n < len(layers))
+        assert bool(scope.child(({}, True))) == bool(scope)
+        assert become.pick(scope, "become") == ("yes" if n < len(layers) else None)
+    assert become.pick(None, "become") is None
