@@ -233,7 +233,7 @@ def test_a_shell_that_cannot_start_runs_the_first_step_once_on_an_exec_channel(
 
 
 def test_start_up_round_trips_through_a_wan_link(ssh_lab, tmp_path):
-    """Through a 200 ms round-trip proxy (bench/wanproxy.py counts the client's turns): connect,
+    """Through a 400 ms round-trip proxy (bench/wanproxy.py counts the client's turns): connect,
     authenticate, start the shell and run the first step in 6 turns (banner, key exchange, NEWKEYS
     with the service request and the signed auth request, channel open, exec, then the hello with the
     first step), one more per step, one to close."""
@@ -241,7 +241,7 @@ def test_start_up_round_trips_through_a_wan_link(ssh_lab, tmp_path):
     from runbook.execute.transports.ssh import SSHTransport
 
     web1 = ssh_lab.hosts[0]
-    proxy = WanProxy(200)  # a long round trip: no CPU stall on a loaded machine looks like one
+    proxy = WanProxy(400)  # a long round trip: only a CPU stall of > 200 ms could look like one
     addr = proxy.add(("127.0.0.1", 0), (web1.address, web1.port))
     proxy.start()
     try:
