@@ -218,10 +218,7 @@ class StepKind:
         if self.free_form and isinstance(args, str):
             return {self.free_form: args}
         if self.free_form and isinstance(args, dict) and "_raw_params" in args:  # free form + args:
-            return {
-                self.free_form: args["_raw_params"],
-                **{k: v for k, v in args.items() if k != "_raw_params"},
-            }
+            return {self.free_form: args["_raw_params"], **{k: v for k, v in args.items() if k != "_raw_params"}}
         if args is None:
             return {}
         return args

@@ -390,9 +390,7 @@ def _plain_template(text: str, env: jinja2.Environment) -> jinja2.Template | Non
     return env.template_class.from_module_dict(env, namespace, env.make_globals(None))
 
 
-def compile_template(
-    text: str, location: Location | None = None, *, yaml_value: bool = False
-) -> jinja2.Template:
+def compile_template(text: str, location: Location | None = None, *, yaml_value: bool = False) -> jinja2.Template:
     t = _cache.get((text, yaml_value))
     if t is None:
         env = YAML_ENV if yaml_value else ENV
@@ -425,9 +423,7 @@ def compile_template(
             ) from None
         except (ValueError, OverflowError) as exc:  # constants folded while compiling: 10 ** 5000
             why = f"more than {MAX_INT_DIGITS} digits" if "integer string" in str(exc) else str(exc)[:100]
-            raise RenderError(
-                f"template error: a number in it is too large ({why})", location=location
-            ) from None
+            raise RenderError(f"template error: a number in it is too large ({why})", location=location) from None
         if refused:
             raise RenderError(f"template error: {refused}", location=location)
         with _cache_lock:
