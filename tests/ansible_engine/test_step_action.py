@@ -157,3 +157,24 @@ def test_a_step_with_privilege_uses_the_tasks_ansible_become(tmp_path: Path, ans
     import getpass
 
     assert json.loads(out.read_text()) == ["nobody\n", f"{getpass.getuser()}\n"]
+
+
+def test_the_project_dir_variable_is_rendered_like_any_variable(tmp_path: Path, ansible, monkeypatch) -> None:
+    """``runbook_project_dir`` may be a template (here an env lookup, as AWX job templates set it): the
+    step finds the runbook's templates/ there, not in a directory named after the template text."""
+    project = tmp_path / "project"
+    (project / "templates").mkdir(parents=True)
+    (project / "templates" / "app.conf.j2").write_text("port={{ port }}\n")
+    dest = tmp_path / "app.conf"
+    pb = tmp_path / "elsewhere" / "pb.yml"
+    pb.parent.mkdir()
+    pb.write_text(
+        "- hosts: localhost\n  gather_facts: false\n"
+        "  vars: {port: 8080, runbook_project_dir: \"{{ lookup('env', 'APP_PROJECT') }}\"}\n  tasks:\n"
+        f"    - runbook.core.step: {{kind: template, args: {{src: app.conf.j2, dest: '{dest}'}}}}\n"
+    )
+    monkeypatch.setenv("APP_PROJECT", str(project))
+    monkeypatch.delenv("RUNBOOK_PROJECT_DIR", raising=False)
+    res = ansible().playbook(pb, "localhost,", "-c", "local")
+    assert res.returncode == 0, res.stdout
+    assert dest.read_text() == "port=8080\n"

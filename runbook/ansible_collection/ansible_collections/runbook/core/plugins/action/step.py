@@ -187,7 +187,7 @@ class ActionModule(ActionBase):
         ctx = StepContext(
             host=host,
             vars=variables,
-            project_dir=project_dir(task_vars, basedir),
+            project_dir=project_dir(variables, basedir),  # rendered: it may be a lookup
             run_id=run_id(task_vars),
             dry_run=bool(self._task.check_mode),
             become=bool(self._play_context.become),
