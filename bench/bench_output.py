@@ -29,22 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from runbook.execute.transports.capture import parse_size  # noqa: E402
+from tests.fixtures.procs import peak_rss  # noqa: E402
 from tests.fixtures.sshd import start_lab, write_inventory  # noqa: E402
 
 
 def command(size: int) -> str:
     return f"head -c {size} /dev/zero | tr '\\\\0' x"
-
-
-def _hwm(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def measure(argv: list[str], *, cwd: str, env: dict[str, str], timeout: float = 3600) -> dict:
@@ -58,7 +48,7 @@ def measure(argv: list[str], *, cwd: str, env: dict[str, str], timeout: float = 
 
         def poll() -> None:
             while not stop.wait(0.05):
-                peak[0] = max(peak[0], _hwm(proc.pid))
+                peak[0] = max(peak[0], peak_rss(proc.pid))
 
         threading.Thread(target=poll, daemon=True).start()
         timer = threading.Timer(timeout, proc.kill)
