@@ -433,6 +433,7 @@ def test_as_an_awx_job(lab, native, tmp_path: Path) -> None:
         return ansible_runner.run(
             private_data_dir=str(pdd), playbook="playbooks/deploy-4gb.ansible.yml",
             extravars={**d.vars, **overrides}, quiet=True,
+            cancel_callback=lambda: False,  # else it installs SIGINT/SIGTERM handlers it never restores
         )  # fmt: skip
 
     try:
