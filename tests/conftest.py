@@ -59,3 +59,26 @@ def pytest_configure(config: pytest.Config) -> None:
     if "RUNBOOK_AUDIT_HEADS" not in os.environ:
         os.environ["RUNBOOK_AUDIT_HEADS"] = _HEADS = tempfile.mkdtemp(prefix="runbook-test-heads-")
         config.add_cleanup(lambda: shutil.rmtree(_HEADS, ignore_errors=True))
+
+
+# Two workers (the README's `pytest -n 2`, --dist=loadgroup): each test goes with its group, the groups
+# run side by side. What one test directory does to this machine must not meet what the other group
+# does at the same moment, so the split is by what is shared:
+# - "isolated": the fault matrix (its hosts are matrix-*, so are its deploy locks, /tmp/runbook-locks
+#   /NAME@HOST), the seeds (their own runbooks on localhost: no other directory runs them), the
+#   integrations (their own host aliases), and the suites that only parse, render or sign;
+# - "machine": the rest, which share deploy-4gb@localhost's lock, create system users, run apt and
+#   ansible-playbook, start Molecule's stack: one after another, as without workers.
+# Each worker starts its own dockerd, PostgreSQL, Redis and sshd lab (session fixtures; own data dirs,
+# sockets and free ports).
+ISOLATED = {"faults", "seeds", "integrations", "inventory", "audit_tamper", "robustness", "kinds", "audit", "render"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the group into the node id
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    tests = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        top = os.path.relpath(str(item.path), tests).split(os.sep)[0]
+        item.add_marker(pytest.mark.xdist_group("isolated" if top in ISOLATED else "machine"))

@@ -209,6 +209,17 @@ def cases(steps: list[str], recoveries: list[str], known: dict[tuple[str, str], 
     return out
 
 
+def boundary_cases(steps: list[str], known: dict[tuple[str, str], str]) -> list[Any]:
+    """(boundary, recovery) parameters: RUNBOOK_FAULT_MATRIX=full, every boundary with both
+    recoveries; the CI matrix, every boundary with one of them, alternating along the runbook (so
+    both are tried on every runbook), which one a boundary gets swapping daily (``rotation()``): two
+    days of CI try every boundary with both."""
+    if FULL:
+        return cases(steps, ["rollback", "resume"], known)
+    recoveries = ["rollback", "resume"]
+    return [p for i, step in enumerate(steps) for p in cases([step], [recoveries[(i + ROTATION) % 2]], known)]
+
+
 # --------------------------------------------------------------------------------- kill points
 
 

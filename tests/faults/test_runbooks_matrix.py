@@ -38,6 +38,7 @@ from tests.faults.harness import (
     REPO,
     Matrix,
     Subject,
+    boundary_cases,
     cases,
     differences,
     sample,
@@ -184,7 +185,7 @@ def smoke(tmp_path_factory) -> Iterator[Matrix]:
     yield Matrix(target, lambda st: st != target.baseline)
 
 
-@pytest.mark.parametrize(("step", "recovery"), cases(SMOKE_BOUNDARIES, ["rollback", "resume"], SMOKE_KNOWN))
+@pytest.mark.parametrize(("step", "recovery"), boundary_cases(SMOKE_BOUNDARIES, SMOKE_KNOWN))
 def test_local_smoke_kill_at_the_boundary_before(smoke: Matrix, step: str, recovery: str) -> None:
     run_boundary(smoke, step, recovery)
 
@@ -273,7 +274,7 @@ def compose_deploy(seed_images, postgres_server, redis_server, tmp_path_factory)
 @pytest.mark.slow
 @pytest.mark.docker
 @pytest.mark.postgres
-@pytest.mark.parametrize(("step", "recovery"), cases(CD_BOUNDARIES, ["rollback", "resume"], CD_KNOWN))
+@pytest.mark.parametrize(("step", "recovery"), boundary_cases(CD_BOUNDARIES, CD_KNOWN))
 def test_compose_deploy_kill_at_the_boundary_before(compose_deploy: Matrix, step: str, recovery: str) -> None:
     run_boundary(compose_deploy, step, recovery)
 
@@ -353,7 +354,7 @@ def blue_green(seed_images, postgres_server, redis_server, tmp_path_factory) -> 
 
 @pytest.mark.docker
 @pytest.mark.postgres
-@pytest.mark.parametrize(("step", "recovery"), cases(BG_BOUNDARIES, ["rollback", "resume"], {}))
+@pytest.mark.parametrize(("step", "recovery"), boundary_cases(BG_BOUNDARIES, {}))
 def test_blue_green_kill_at_the_boundary_before(blue_green: Matrix, step: str, recovery: str) -> None:
     run_boundary(blue_green, step, recovery)
 
@@ -445,7 +446,7 @@ E02_KNOWN_INSIDE: dict[tuple[str, str], str] = {}  # an undo: step is on record 
 
 @pytest.mark.docker
 @pytest.mark.postgres
-@pytest.mark.parametrize(("step", "recovery"), cases(E02_BOUNDARIES, ["rollback", "resume"], E02_KNOWN))
+@pytest.mark.parametrize(("step", "recovery"), boundary_cases(E02_BOUNDARIES, E02_KNOWN))
 def test_e02_go_live_kill_at_the_boundary_before(e02: Matrix, step: str, recovery: str) -> None:
     run_boundary(e02, step, recovery)
 
@@ -535,7 +536,7 @@ def canary(seed_images, prometheus, tmp_path_factory) -> Iterator[Matrix]:
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize(("step", "recovery"), cases(CANARY_BOUNDARIES, ["rollback", "resume"], {}))
+@pytest.mark.parametrize(("step", "recovery"), boundary_cases(CANARY_BOUNDARIES, {}))
 def test_canary_rollout_kill_at_the_boundary_before(canary: Matrix, step: str, recovery: str) -> None:
     run_boundary(canary, step, recovery)
 
@@ -606,7 +607,7 @@ def coolify(seed_images, tmp_path_factory) -> Iterator[Matrix]:
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize(("step", "recovery"), cases(COOLIFY_ALL_BOUNDARIES, ["rollback", "resume"], {}))
+@pytest.mark.parametrize(("step", "recovery"), boundary_cases(COOLIFY_ALL_BOUNDARIES, {}))
 def test_coolify_deploy_kill_at_the_boundary_before(coolify: Matrix, step: str, recovery: str) -> None:
     run_boundary(coolify, step, recovery)
 

@@ -75,3 +75,30 @@ def test_the_rotation_is_the_day_unless_set(monkeypatch) -> None:
     monkeypatch.delenv(harness.ROTATION_ENV)
     monkeypatch.setattr(harness.time, "time", lambda: 86400 * 20_000 + 5)
     assert harness.rotation() == 20_000
+
+
+def _pairs(params: list) -> list[tuple[str, str]]:
+    return [tuple(p.values) for p in params]
+
+
+def test_ci_tries_every_boundary_once_both_recoveries_on_the_runbook_and_all_pairs_in_two_days(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(harness, "FULL", False)
+    steps = ["Back up", "Migrate", "Deploy", "(after the last step)"]
+    days = []
+    for day in (20000, 20001):
+        monkeypatch.setattr(harness, "ROTATION", day)
+        pairs = _pairs(harness.boundary_cases(steps, {}))
+        assert [s for s, _ in pairs] == steps  # every boundary, once, in the runbook's order
+        assert {r for _, r in pairs} == {"rollback", "resume"}
+        days.append(set(pairs))
+    assert days[0] | days[1] == {(s, r) for s in steps for r in ("rollback", "resume")}
+
+
+def test_the_full_matrix_tries_every_boundary_with_both_and_keeps_known_failures_marked(monkeypatch) -> None:
+    monkeypatch.setattr(harness, "FULL", True)
+    params = harness.boundary_cases(["Deploy", "(after the last step)"], {("Deploy", "resume"): "issue 8"})
+    assert _pairs(params) == [("Deploy", "rollback"), ("Deploy", "resume"),
+                              ("(after the last step)", "rollback"), ("(after the last step)", "resume")]  # fmt: skip
+    assert [m.name for m in params[1].marks] == ["xfail"]
