@@ -7,7 +7,6 @@ import functools
 import json
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -107,6 +106,8 @@ def handle_errors(fn: F) -> F:
             raise  # a closed pipe (`| head`) is the reader's choice: main() leaves quietly
         except Exception as exc:
             if os.environ.get("RUNBOOK_DEBUG"):
+                import traceback  # only for a bug, asked for: not on every start
+
                 traceback.print_exc()
             click.secho(f"internal error: {type(exc).__name__}: {exc}", fg="red", err=True)
             click.secho("  this is a bug in runbook; rerun with RUNBOOK_DEBUG=1 for a traceback", err=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 from typing import Any
 
 from runbook.errors import InventoryError, Location
@@ -40,6 +39,8 @@ def is_script(path: str) -> bool:
 
 def run_script(path: str, args: list[str], shown: str) -> str:
     """The script's stdout for ``args`` (InventoryError on failure, with its stderr)."""
+    import subprocess  # only when an inventory is a script: a static check of an INI/YAML one runs none
+
     cmd = [path, *args]
     limit = timeout()
     try:

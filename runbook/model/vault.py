@@ -16,9 +16,7 @@ used), once per process. Every plaintext is a secret by origin: callers mask it.
 
 from __future__ import annotations
 
-import getpass
 import os
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -106,6 +104,8 @@ def keyring() -> list[tuple[str, bytes]]:
     cannot be read is an error only when no other source gave a secret (as in Ansible)."""
     slugs = vault_id_slugs()
     if slugs not in _KEYRINGS:
+        import getpass  # the terminal prompt's module: only once a vault value is decrypted
+
         _KEYRINGS[slugs] = _load(slugs, _OPTIONS.prompt or getpass.getpass)
     return _KEYRINGS[slugs]
 
@@ -155,6 +155,8 @@ def read_secret(source: str, label: str | None = None, known: list[tuple[str, by
         client = os.path.splitext(source)[0].endswith("-client")
         argv = [path, "--vault-id", label] if client and label else [path]
         what = "vault password client script" if client else "vault password script"
+        import subprocess  # a password script runs only on the first decryption (not in a static check)
+
         try:
             proc = subprocess.run(
                 argv,

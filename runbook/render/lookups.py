@@ -10,7 +10,6 @@ runbook's directory, like Ansible's (relative to the playbook's directory)."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -105,6 +104,8 @@ def _one(context: Any, name: str, term: Any, kw: Mapping[str, Any]) -> Any:
         t = compile_template(_read(path))
         return t.render(dict(context.get_all()), **dict(kw.get("template_vars") or {}))
     if name == "pipe":
+        import subprocess  # only for lookup('pipe'): a template that runs nothing never needs it
+
         try:
             done = subprocess.run(
                 str(term), shell=True, capture_output=True, timeout=PIPE_TIMEOUT, cwd=str(_dirs(context)[0]),
