@@ -76,6 +76,36 @@ async def main(): await asyncio.gather(*(host(a, p) for a, p in cfg["hosts"]))
 asyncio.run(main())
 """
 
+# --profile: the CLI under cProfile, one profiler per thread (the hosts run in threads; a profiler
+# only sees the thread that enabled it), timed with time.thread_time (CPU, not wall), each stopped
+# in its own thread; dumped as DIR/<run>/t<N>.prof when the CLI leaves (it ends with os._exit)
+PROFILED_CLI = """
+import cProfile, os, runpy, sys, threading, time
+out = sys.argv.pop(1); os.makedirs(out, exist_ok=True); done = []; lock = threading.Lock()
+def profiled(run):
+    def wrapper(self):
+        p = cProfile.Profile(time.thread_time); p.enable()
+        try: run(self)
+        finally:
+            p.disable()
+            with lock: done.append(p)
+    return wrapper
+threading.Thread.run = profiled(threading.Thread.run)
+main = cProfile.Profile(time.thread_time)
+def dump():
+    main.disable()
+    with lock: profs = [main, *done]  # threads still running (daemons: keepalive) are left out
+    for i, p in enumerate(profs): p.dump_stats(os.path.join(out, f"t{i}.prof"))
+leave = os._exit
+def exit_profiled(code):
+    dump(); leave(code)
+os._exit = exit_profiled
+sys.argv = ["runbook", *sys.argv[1:]]
+main.enable()
+try: runpy.run_module("runbook.cli.main", run_name="__main__")
+finally: dump()
+"""
+
 RUNBOOK_API = """
 import json, sys, threading
 from runbook.execute.transports.base import HostSpec
@@ -173,8 +203,10 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 60
 
 
 class Bench:
-    def __init__(self, work: Path, key: Path, kh: Path):
+    def __init__(self, work: Path, key: Path, kh: Path, profile: Path | None = None):
         self.work, self.key, self.kh = work, key, kh
+        self.profile = profile  # --profile: the CLI's runs are profiled into this directory
+        self.profiled = 0
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
 
     def files(self, hosts: list[SshdHost], tag: str) -> dict[str, Path]:
@@ -233,24 +265,27 @@ class Bench:
             return go
 
         def rb_cli(inv: Path) -> Callable[[], dict]:
-            return run(
-                [
-                    py,
-                    "-m",
-                    "runbook.cli.main",
-                    "exec",
-                    str(f["rb"]),
-                    "-i",
-                    str(inv),
-                    "--yes",
-                    "--output",
-                    "json",
-                    "--known-hosts",
-                    str(self.kh),
-                    "--audit-dir",
-                    "audit",
-                ]
-            )
+            def go() -> dict:
+                head = [py, "-m", "runbook.cli.main"]
+                if self.profile is not None:
+                    self.profiled += 1
+                    head = [py, "-c", PROFILED_CLI, str(self.profile / f"{tag}-{inv.stem}-{self.profiled}")]
+                return run([*head, *tail])()
+
+            tail = [
+                "exec",
+                str(f["rb"]),
+                "-i",
+                str(inv),
+                "--yes",
+                "--output",
+                "json",
+                "--known-hosts",
+                str(self.kh),
+                "--audit-dir",
+                "audit",
+            ]
+            return go
 
         def ansible(pipelining: bool) -> Callable[[], dict]:
             def go() -> dict:
@@ -417,6 +452,17 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def profile_summary(directory: Path, top: int = 30) -> None:
+    """The functions with the most CPU of their own, over every profiled run and thread (stderr)."""
+    import pstats
+
+    for run_dir in sorted(p for p in directory.iterdir() if p.is_dir()):
+        files = sorted(str(f) for f in run_dir.glob("t*.prof"))
+        if files:
+            print(f"== profile {run_dir.name} ({len(files)} threads)", file=sys.stderr)
+            pstats.Stats(*files, stream=sys.stderr).sort_stats("tottime").print_stats(top)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="runs per tool (neutralised rc files)")
@@ -431,6 +477,13 @@ def main() -> int:
     )
     ap.add_argument("--only", default="", help="comma-separated tool names (substring match)")
     ap.add_argument("--json", action="store_true", help="print the JSON report instead of markdown")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run the runbook CLI under cProfile (per thread, CPU time): DIR/<scenario>-<inventory>-<n>/t*.prof,"
+        " and print the top functions of the merged profiles (profiling inflates the CPU figures)",
+    )
     a = ap.parse_args()
     # an installed package has its bytecode compiled (pip does it); an editable checkout only gets it
     # when Python may write it (not under PYTHONDONTWRITEBYTECODE): compile it, as for the peers
@@ -449,7 +502,7 @@ def main() -> int:
         )
         kh = work / "known_hosts"
         kh.write_text("".join(h.known_hosts_line() for hs in hosts.values() for h in hs))
-        bench = Bench(work, key, kh)
+        bench = Bench(work, key, kh, a.profile.resolve() if a.profile else None)
         wanted = [w.strip().lower() for w in a.only.split(",") if w.strip()]
         all_tools = bench.tools(hosts["stock"][:1], "probe").keys()
         skip = {t for t in all_tools if wanted and not any(w in t.lower() for w in wanted)}
@@ -476,6 +529,8 @@ def main() -> int:
             report["ratios"][key_] = ratios(res)
         report["cold_start"] = cold_start(max(a.runs, 5))
         print(json.dumps(report, indent=2) if a.json else markdown(report))
+        if a.profile is not None:
+            profile_summary(a.profile)
         return 0
     finally:
         for hs in hosts.values():
