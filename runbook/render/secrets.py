@@ -218,6 +218,10 @@ def variants(secret: str) -> set[str]:
     return out
 
 
+_MEMO_TEXT = 256  # Redactor.redact remembers the results for strings up to this long
+_MEMO_SIZE = 4096  # ... and at most this many (then starts again)
+
+
 class Redactor:
     """Thread-safe registry of secret strings and declared secret variable names; ``redact`` masks
     every occurrence of every secret (overlapping ones as one ``***``) in any text, in linear time
@@ -226,8 +230,13 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = (), names: Iterable[str] = ()):
         self._lock = threading.Lock()
         self._secrets: set[str] = set()
-        self._ordered: tuple[str, ...] = ()
-        self._min = 1 << 30
+        # the secrets, longest first, and the shortest one's length: replaced (never changed) as one
+        # tuple when a secret is added, so a reader sees both from the same moment
+        self._table: tuple[tuple[str, ...], int] = ((), 1 << 30)
+        # text -> (the table it was redacted with, the result): the same short strings (host, step
+        # and phase names, outcomes) are redacted at every event; a result made with an older table
+        # (a secret was added since) is never used
+        self._memo: dict[str, tuple[tuple[tuple[str, ...], int], str]] = {}
         self.names: frozenset[str] = frozenset()
         self.add(secrets)
         self.declare(names)
@@ -243,8 +252,8 @@ class Redactor:
         with self._lock:
             if new - self._secrets:
                 self._secrets |= new
-                self._ordered = tuple(sorted(self._secrets, key=len, reverse=True))
-                self._min = min(self._min, *(len(s) for s in new))
+                ordered = tuple(sorted(self._secrets, key=len, reverse=True))
+                self._table = (ordered, min(self._table[1], *(len(s) for s in new)))
 
     def add_value(self, value: Any) -> None:
         """Register every scalar of a secret-origin value (a vault file's, a declared variable's)."""
@@ -265,10 +274,15 @@ class Redactor:
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Where known secrets occur in ``text``."""
+        return self._spans(text, self._table)
+
+    @staticmethod
+    def _spans(text: str, table: tuple[tuple[str, ...], int]) -> list[tuple[int, int]]:
         out: list[tuple[int, int]] = []
-        if len(text) < self._min:
+        ordered, shortest = table
+        if len(text) < shortest:
             return out
-        for secret in self._ordered:
+        for secret in ordered:
             if len(secret) > len(text):
                 continue
             i = text.find(secret)
@@ -280,12 +294,23 @@ class Redactor:
     def redact(self, text: str) -> str:
         if not text:
             return text
-        spans = self.spans(text)
+        table = self._table
+        short = type(text) is str and len(text) <= _MEMO_TEXT  # a str subclass is never remembered
+        if short:
+            hit = self._memo.get(text)
+            if hit is not None and hit[0] is table:
+                return hit[1]
+        spans = self._spans(text, table)
         if "://" in text and "@" in text:
             spans += url_credentials(text)
         if "=" in text:  # password=VALUE (a keyword DSN, PGPASSWORD=...): masked wherever it shows
             spans += [(a, b) for a, b, word in _kv_pairs(text) if word in _PASSWORD_WORDS]
-        return _masked(text, spans)
+        out = _masked(text, spans)
+        if short:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[text] = (table, out)
+        return out
 
     def redact_obj(self, value: Any) -> Any:
         """Redact every string inside a JSON-like value; credential-named keys are masked whole."""

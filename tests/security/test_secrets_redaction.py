@@ -73,6 +73,19 @@ def test_every_occurrence_of_every_secret_is_masked_and_overlaps_merge() -> None
     assert r.redact("") == "" and r.redact("nothing here") == "nothing here"
 
 
+def test_a_text_redacted_before_a_secret_was_learnt_is_masked_after_it() -> None:
+    """Short texts' results are remembered (the same host and step names at every event): a secret
+    added later (a registered no_log value, a password= seen in output) masks them from then on."""
+    r = Redactor(["first-secret"])
+    text = "deploy s3cr3t-token-9 to web1 with first-secret"
+    assert r.redact(text) == r.redact(text) == f"deploy s3cr3t-token-9 to web1 with {MASK}"
+    r.add(["s3cr3t-token-9"])
+    assert r.redact(text) == f"deploy {MASK} to web1 with {MASK}"
+    assert r.redact("web1") == "web1"  # shorter than every secret: not even scanned
+    r.add(["web1"])
+    assert r.redact("web1") == MASK and r.redact(text) == f"deploy {MASK} to {MASK} with {MASK}"
+
+
 def test_credentials_in_free_text_are_masked() -> None:
     text = "PGPASSWORD=abc psql; api_key: \"q w\" https://u:p@h/?access_token=zz&x=1 password = 'a b'"
     assert mask_credentials(text) == (
