@@ -107,8 +107,11 @@ class RunState:
             data = f'{{"run_id":{_dumps(self.run_id)},"meta":{_dumps(encode(self.meta))},"hosts":{{{hosts}}}}}'.encode()
         tmp = self.path.with_suffix(".tmp")
         try:
-            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            except FileNotFoundError:  # the first save (or the directory was removed): make it
+                self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 view = memoryview(data)
                 while view:  # a short write (disk full) is never taken for the whole file
