@@ -265,13 +265,6 @@ class Bench:
             return go
 
         def rb_cli(inv: Path) -> Callable[[], dict]:
-            def go() -> dict:
-                head = [py, "-m", "runbook.cli.main"]
-                if self.profile is not None:
-                    self.profiled += 1
-                    head = [py, "-c", PROFILED_CLI, str(self.profile / f"{tag}-{inv.stem}-{self.profiled}")]
-                return run([*head, *tail])()
-
             tail = [
                 "exec",
                 str(f["rb"]),
@@ -285,6 +278,14 @@ class Bench:
                 "--audit-dir",
                 "audit",
             ]
+
+            def go() -> dict:
+                head = [py, "-m", "runbook.cli.main"]
+                if self.profile is not None:
+                    self.profiled += 1
+                    head = [py, "-c", PROFILED_CLI, str(self.profile / f"{tag}-{inv.stem}-{self.profiled}")]
+                return run([*head, *tail])()
+
             return go
 
         def ansible(pipelining: bool) -> Callable[[], dict]:

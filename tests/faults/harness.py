@@ -214,10 +214,10 @@ def boundary_cases(steps: list[str], known: dict[tuple[str, str], str]) -> list[
     recoveries; the CI matrix, every boundary with one of them, alternating along the runbook (so
     both are tried on every runbook), which one a boundary gets swapping daily (``rotation()``): two
     days of CI try every boundary with both."""
+    both = ["rollback", "resume"]
     if FULL:
-        return cases(steps, ["rollback", "resume"], known)
-    recoveries = ["rollback", "resume"]
-    return [p for i, step in enumerate(steps) for p in cases([step], [recoveries[(i + ROTATION) % 2]], known)]
+        return cases(steps, both, known)
+    return [p for i, step in enumerate(steps) for p in cases([step], [both[(i + ROTATION) % 2]], known)]
 
 
 # --------------------------------------------------------------------------------- kill points
