@@ -61,17 +61,32 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(_HEADS, ignore_errors=True))
 
 
-# Two workers (the README's `pytest -n 2`, --dist=loadgroup): each test goes with its group, the groups
-# run side by side. What one test directory does to this machine must not meet what the other group
-# does at the same moment, so the split is by what is shared:
-# - "isolated": the fault matrix (its hosts are matrix-*, so are its deploy locks, /tmp/runbook-locks
-#   /NAME@HOST), the seeds (their own runbooks on localhost: no other directory runs them), the
-#   integrations (their own host aliases), and the suites that only parse, render or sign;
-# - "machine": the rest, which share deploy-4gb@localhost's lock, create system users, run apt and
-#   ansible-playbook, start Molecule's stack: one after another, as without workers.
+# Two workers (the README's `pytest -n 2`, --dist=loadgroup): a group's tests run one after another on
+# one worker, the groups side by side. What a test directory does to this machine must not meet what
+# runs on the other worker at the same moment, so the split is by what is shared:
+# - "machine": the directories that share deploy-4gb@localhost's lock (/tmp/runbook-locks/NAME@HOST)
+#   and its ports, create system users, run apt and ansible-playbook, start Molecule's stack, build
+#   and pipx-install the wheel: one after another, as without workers (and any directory not named
+#   below, so a new one is safe until it is looked at);
+# - "isolated": the fault matrix (its hosts are matrix-*, so are its deploy locks), the seeds (their
+#   own runbooks on localhost: no other directory runs them) and the integrations (their own host
+#   aliases): safe beside "machine", not checked against one another, so one group too;
+# - every file of the directories in FREE is a group of its own, scheduled on whichever worker is
+#   free: they parse, render and sign, or run on scratch directories, free ports and the worker's own
+#   sshd lab and database (no deploy lock, no shared port, no system user).
 # Each worker starts its own dockerd, PostgreSQL, Redis and sshd lab (session fixtures; own data dirs,
-# sockets and free ports).
-ISOLATED = {"faults", "seeds", "integrations", "inventory", "audit_tamper", "robustness", "kinds", "audit", "render"}
+# sockets and free ports). xdist hands a worker its next group when it is almost idle, so the two
+# long groups start first and the per-file ones fill in behind them.
+ISOLATED = {"faults", "seeds", "integrations"}
+FREE = {"inventory", "audit_tamper", "robustness", "kinds", "audit", "render", "security", "ssh", "core"}
+
+
+def xdist_group_of(relpath: str) -> str:
+    """The group a test file (its path under tests/) runs in."""
+    top = relpath.split("/")[0]
+    if top in FREE:
+        return "free:" + relpath
+    return "isolated" if top in ISOLATED else "machine"
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the group into the node id
@@ -80,5 +95,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     tests = os.path.dirname(os.path.abspath(__file__))
     for item in items:
-        top = os.path.relpath(str(item.path), tests).split(os.sep)[0]
-        item.add_marker(pytest.mark.xdist_group("isolated" if top in ISOLATED else "machine"))
+        rel = os.path.relpath(str(item.path), tests).replace(os.sep, "/")
+        item.add_marker(pytest.mark.xdist_group(xdist_group_of(rel)))
