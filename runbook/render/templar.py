@@ -35,6 +35,7 @@ from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
 from runbook.model.inventory_yaml import Unsafe
+from runbook.model.lazyre import lazy_re
 from runbook.model.values import MAX_INT_DIGITS, NumberTooLarge, huge_int, shown_number
 from runbook.render import codecache, lookups
 from runbook.render.ansible_filters import ANSIBLE_FILTERS, ANSIBLE_TESTS
@@ -294,9 +295,9 @@ def is_template(value: Any) -> bool:
 
 
 _PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-_OUTPUT_PATH = re.compile(r"\{\{\s*(" + _PATH + r")\s*\}\}")
-_SET_PATH = re.compile(r"\{% set __rb_result = \(\s*(" + _PATH + r")\s*\) %\}")
-_TAG_START = re.compile(r"\{[{%#]")
+_OUTPUT_PATH = lazy_re(r"\{\{\s*(" + _PATH + r")\s*\}\}")
+_SET_PATH = lazy_re(r"\{% set __rb_result = \(\s*(" + _PATH + r")\s*\) %\}")
+_TAG_START = lazy_re(r"\{[{%#]")
 # names a path must not use: constants, operators and statements, names Jinja binds itself, and
 # lookup()/query() (refused as values: runbook.render.lookups.check_lookups)
 _NOT_PLAIN = frozenset({

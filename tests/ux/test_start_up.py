@@ -27,18 +27,18 @@ print("imported:", *(m for m in heavy if m in sys.modules))
 """
 
 
-def _imported(args: list[str], cwd: Path) -> set[str]:
+def _imported(args: list[str], cwd: Path, home: Path) -> set[str]:
     res = subprocess.run(
         [sys.executable, "-c", PROBE, *args], cwd=cwd, capture_output=True, text=True,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(home)},
     )  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     [line] = [x for x in res.stdout.splitlines() if x.startswith("imported:")]
     return set(line.split()[1:])
 
 
-def test_validate_imports_nothing_heavy() -> None:
-    assert _imported(["validate", "deploy-4gb", "-i", "inventories/local"], REPO) == set()
+def test_validate_imports_nothing_heavy(tmp_path: Path) -> None:
+    assert _imported(["validate", "deploy-4gb", "-i", "inventories/local"], REPO, tmp_path) == set()
 
 
 def test_a_local_dry_run_imports_no_ssh_ansible_schema_crypto_or_highlighter(tmp_path: Path) -> None:
@@ -58,7 +58,41 @@ steps:
   - shell: echo {{{{ name | quote }}}}
     changed_when: false
 """)
-    loaded = _imported(["plan", "playbooks/local.yml", "-i", "hosts"], tmp_path)
+    loaded = _imported(["plan", "playbooks/local.yml", "-i", "hosts"], tmp_path, tmp_path)
     # the console (rich imports traceback) and the local run (its commands run through subprocess)
     assert loaded <= {"rich", "traceback", "socket", "subprocess", "runbook.execute.engine"}, loaded
     assert not (tmp_path / "app").exists()  # a dry run
+
+
+# runs the CLI in this process, then lists the module-level patterns (lazy_re) it compiled
+PATTERNS_PROBE = """
+import sys
+from runbook.cli.main import cli
+from runbook.model.lazyre import _Lazy
+try:
+    cli.main(args=sys.argv[1:], prog_name="runbook", standalone_mode=False)
+except SystemExit as exc:
+    assert not exc.code, exc.code
+for name, module in list(sys.modules.items()):
+    if name.startswith("runbook."):
+        for attr, value in vars(module).items():
+            if isinstance(value, _Lazy):
+                print("compiled" if "match" in vars(value) else "not compiled", f"{name}.{attr}")
+"""
+
+
+def test_a_static_check_compiles_only_the_patterns_it_uses(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-c", PATTERNS_PROBE, "validate", "deploy-4gb", "-i", "inventories/local"], cwd=REPO,
+        capture_output=True, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    compiled = {line.split()[-1] for line in res.stdout.splitlines() if line.startswith("compiled")}
+    idle = {line.split()[-1] for line in res.stdout.splitlines() if line.startswith("not compiled")}
+    # the inventory's host names and the templates' plain outputs are read; facts are not gathered,
+    # no output is redacted, no IPv6 address is in the inventory
+    assert {"runbook.model.hostpattern._HOSTNAME", "runbook.render.templar._OUTPUT_PATH"} <= compiled
+    assert {
+        "runbook.facts.postgres._URI", "runbook.facts.postgres._TOC", "runbook.facts.versions._DOTTED",
+        "runbook.facts.disk._ROW", "runbook.render.secrets._VALUE", "runbook.model.hostpattern._IPV6_ADDRESS",
+    } <= idle  # fmt: skip
