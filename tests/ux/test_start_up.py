@@ -1,8 +1,9 @@
 """`runbook validate` and `runbook plan` start fast enough for a pre-commit hook and an editor: they
 import none of the heavy libraries a static check or a local dry run does not use (SSH, Ansible,
 jsonschema for plain arguments, cryptography without an audit trail, pygments for a log, the
-installed packages' metadata for built-in step kinds); a static check also starts no process (no
-subprocess unless an inventory is a script or a template a pipe lookup) and formats no traceback.
+installed packages' metadata for built-in step kinds, logging and a thread pool for one host); a
+static check also starts no process (no subprocess unless an inventory is a script or a template a
+pipe lookup) and formats no traceback.
 docs/performance.md, "Planning", has the timings; no test here times anything."""
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ try:
 except SystemExit as exc:
     assert not exc.code, exc.code
 heavy = ("paramiko", "ansible", "ansible_runner", "jsonschema", "cryptography", "pygments", "rich", "socket",
-         "tomllib", "importlib.metadata", "runbook.execute.engine", "runbook.audit.keys", "subprocess", "traceback")
+         "tomllib", "importlib.metadata", "runbook.execute.engine", "runbook.audit.keys", "subprocess", "traceback",
+         "logging", "concurrent.futures")
 print("imported:", *(m for m in heavy if m in sys.modules))
 """
 
