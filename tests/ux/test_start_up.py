@@ -1,9 +1,9 @@
 """`runbook validate` and `runbook plan` start fast enough for a pre-commit hook and an editor: they
 import none of the heavy libraries a static check or a local dry run does not use (SSH, Ansible,
 jsonschema for plain arguments, cryptography without an audit trail, pygments for a log, the
-installed packages' metadata for built-in step kinds, logging and a thread pool for one host); a
-static check also starts no process (no subprocess unless an inventory is a script or a template a
-pipe lookup) and formats no traceback.
+installed packages' metadata for built-in step kinds, logging and a thread pool for one host, the
+facts' parsers the pre-flight checks use when they run); a static check also starts no process (no
+subprocess unless an inventory is a script or a template a pipe lookup) and formats no traceback.
 docs/performance.md, "Planning", has the timings; no test here times anything."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ except SystemExit as exc:
     assert not exc.code, exc.code
 heavy = ("paramiko", "ansible", "ansible_runner", "jsonschema", "cryptography", "pygments", "rich", "socket",
          "tomllib", "importlib.metadata", "runbook.execute.engine", "runbook.audit.keys", "subprocess", "traceback",
-         "logging", "concurrent.futures")
+         "logging", "concurrent.futures", "runbook.facts.memory", "runbook.facts.disk",
+         "runbook.facts.dotenv", "runbook.facts.net", "runbook.facts.versions")
 print("imported:", *(m for m in heavy if m in sys.modules))
 """
 
@@ -95,6 +96,6 @@ def test_a_static_check_compiles_only_the_patterns_it_uses(tmp_path: Path) -> No
     # no output is redacted, no IPv6 address is in the inventory
     assert {"runbook.model.hostpattern._HOSTNAME", "runbook.render.templar._OUTPUT_PATH"} <= compiled
     assert {
-        "runbook.facts.postgres._URI", "runbook.facts.postgres._TOC", "runbook.facts.versions._DOTTED",
-        "runbook.facts.disk._ROW", "runbook.render.secrets._VALUE", "runbook.model.hostpattern._IPV6_ADDRESS",
+        "runbook.facts.postgres._URI", "runbook.facts.postgres._TOC", "runbook.render.secrets._VALUE",
+        "runbook.model.hostpattern._IPV6_ADDRESS",
     } <= idle  # fmt: skip
