@@ -46,10 +46,10 @@ CASES = [
 @pytest.fixture
 def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("RUNBOOK_TEMPLATE_CACHE", raising=False)
+    monkeypatch.delenv("RUNBOOK_CODE_CACHE", raising=False)
     codecache.reset()
     tpl._cache.clear()
-    yield tmp_path / "cache" / "runbook" / "templates"
+    yield tmp_path / "cache" / "runbook" / "code"
     codecache.reset()
     tpl._cache.clear()
 
@@ -74,7 +74,7 @@ def _all_outcomes() -> list[tuple[Any, ...]]:
 
 def _uncached(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     with monkeypatch.context() as m:
-        m.setenv("RUNBOOK_TEMPLATE_CACHE", "off")
+        m.setenv("RUNBOOK_CODE_CACHE", "off")
         codecache.reset()
         try:
             return _all_outcomes()
@@ -206,14 +206,14 @@ def test_the_cache_is_private_and_can_be_turned_off(cache_home: Path, monkeypatc
     assert not list(cache_home.glob("*.tmp"))
     assert isinstance(tpl.compile_template("{{ s | upper }}"), jinja2.Template)
     for off in ("off", "0", "no", "false"):
-        monkeypatch.setenv("RUNBOOK_TEMPLATE_CACHE", off)
+        monkeypatch.setenv("RUNBOOK_CODE_CACHE", off)
         codecache.reset()
         assert codecache.directory() is None
-    monkeypatch.setenv("RUNBOOK_TEMPLATE_CACHE", "on")
+    monkeypatch.setenv("RUNBOOK_CODE_CACHE", "on")
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(cache_home.parent.parent.parent / "home"))
     codecache.reset()
-    assert codecache.directory() == str(cache_home.parent.parent.parent / "home" / ".cache" / "runbook" / "templates")
+    assert codecache.directory() == str(cache_home.parent.parent.parent / "home" / ".cache" / "runbook" / "code")
 
 
 def test_each_environment_and_version_has_its_own_key() -> None:
