@@ -183,7 +183,7 @@ def store(fingerprint: bytes, source: str, code: CodeType) -> None:
 # no inherited flags, same globals and locals), kept in one table file beside the templates'.
 
 DC_MAGIC = b"RBDATAC1"
-MAX_TABLE = 4096  # source texts; a table this full takes no more (a new version writes new ones)
+MAX_TABLE = 4096  # source texts; a full table (old versions' classes) is started again
 
 _table: dict[bytes, CodeType] = {}
 _dirty: list[bool] = [False]
@@ -229,7 +229,7 @@ def install_dataclass_cache() -> bool:
     if where is None:
         return False
     table = _unpack(_read_private(_table_path(where)), DC_MAGIC, _table_key())
-    if isinstance(table, dict):
+    if isinstance(table, dict) and len(table) < MAX_TABLE:
         _table.update(
             (k, v) for k, v in table.items() if isinstance(k, bytes) and len(k) == 32 and isinstance(v, CodeType)
         )

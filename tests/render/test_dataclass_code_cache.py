@@ -204,3 +204,17 @@ def test_the_cli_installs_it(tmp_path: Path) -> None:
                          capture_output=True, text=True, check=True)  # fmt: skip
     assert off.stdout.strip() == "None"
     assert list((tmp_path / ".cache" / "runbook" / "code").glob("dataclasses-*.code"))  # written at exit
+
+
+def test_a_full_table_is_started_again(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codecache, "MAX_TABLE", 3)
+    assert codecache.install_dataclass_cache()
+    _define()
+    assert len(codecache._table) == 3  # full: what did not fit is compiled each time
+    codecache.save_dataclass_cache()
+    codecache.uninstall_dataclass_cache()
+    codecache._table.clear()
+    assert codecache.install_dataclass_cache()
+    assert codecache._table == {}  # the full table is not read: this process's classes fill a new one
+    _define()
+    assert len(codecache._table) == 3
