@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 import hashlib
 import marshal
 import re
@@ -468,13 +469,30 @@ def _fingerprint(env: jinja2.Environment) -> bytes:
             sorted(getattr(env, "intercepted_binops", ())), sorted(getattr(env, "intercepted_unops", ())),
         ]  # fmt: skip
         h = hashlib.sha256(repr(parts).encode())
-        for cls in (_Codegen, _YamlLexer, _Sandbox, _YamlEnv, type(env)):
-            for value in vars(cls).values():
-                code = getattr(getattr(value, "fget", value), "__code__", None)
-                if code is not None:
-                    h.update(marshal.dumps(code))
+        h.update(_own_code())
+        for value in vars(type(env)).values():
+            code = getattr(getattr(value, "fget", value), "__code__", None)
+            if code is not None:
+                h.update(marshal.dumps(code))
         fp = env.__dict__["_rb_fingerprint"] = h.digest()
     return fp
+
+
+@functools.cache
+def _own_code() -> bytes:
+    """The code of this module and of runbook.render.lookups (every function and class method, and
+    the lookups allowed): what generates a template's code (the code generator, ``computed_from``)
+    and what decides that a compiled template is kept (``compile_template``, ``check_lookups``), so
+    a cached template never skips a check an edit added."""
+    h = hashlib.sha256(repr((lookups.LOOKUPS, lookups.LOOKUP_FUNCS)).encode())
+    for module in (sys.modules[__name__], lookups):
+        for value in vars(module).values():
+            members = vars(value).values() if isinstance(value, type) else (value,)
+            for member in members:
+                code = getattr(getattr(member, "fget", member), "__code__", None)
+                if code is not None and getattr(member, "__module__", module.__name__) == module.__name__:
+                    h.update(marshal.dumps(code))
+    return h.digest()
 
 
 def _lookup_problem(text: str) -> str | None:

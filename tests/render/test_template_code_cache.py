@@ -235,3 +235,34 @@ def test_another_jinja2_or_runbook_version_is_another_key(monkeypatch: pytest.Mo
     monkeypatch.setattr(runbook, "__version__", runbook.__version__ + ".post1")
     after_runbook = tpl._fingerprint(tpl._env())
     assert len({before, after_jinja, after_runbook}) == 3
+
+
+def test_an_edit_of_the_code_generator_or_the_lookup_check_is_another_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept template skips the lookup check (only allowed ones are kept): a checkout whose check
+    changed must not find the templates the old check allowed."""
+    from runbook.render import lookups
+
+    def fingerprint() -> bytes:
+        tpl._own_code.cache_clear()
+        return tpl._fingerprint(tpl._env())
+
+    before = fingerprint()
+
+    def stricter(tree: Any) -> str | None:
+        return "refused"
+
+    stricter.__module__ = lookups.__name__
+    monkeypatch.setattr(lookups, "check_lookups", stricter)
+    after_check = fingerprint()
+    monkeypatch.setattr(lookups, "LOOKUPS", ("env",))
+    after_names = fingerprint()
+
+    def computed_from(node: Any) -> set[str]:
+        return set()
+
+    computed_from.__module__ = tpl.__name__
+    monkeypatch.setattr(tpl, "computed_from", computed_from)
+    after_codegen = fingerprint()
+    assert len({before, after_check, after_names, after_codegen}) == 4
+    monkeypatch.undo()
+    assert fingerprint() == before
