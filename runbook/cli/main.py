@@ -101,12 +101,16 @@ def main() -> None:
 def _exit(code: int) -> NoReturn:
     """Leave without tearing the interpreter down (~40 ms with paramiko, jinja2 and cryptography
     loaded). Safe here: by now every command has closed its audit files, saved its run state and
-    closed its connections; only the standard streams and logging handlers still need flushing."""
+    closed its connections; only the standard streams and logging handlers still need flushing, and
+    the dataclass code table writing if this run added to it."""
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except BrokenPipeError:
         pass
+    from runbook.render import codecache
+
+    codecache.save_dataclass_cache()  # what atexit would do: the classes this run compiled first
     logging = sys.modules.get("logging")  # flushed only if something used it (not imported for it)
     if logging is not None:
         logging.shutdown()

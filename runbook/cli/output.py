@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any
+
+from runbook.model.lazyre import lazy_re
 
 # terminal control sequences (CSI colours, OSC titles/links, other ESC pairs) and control characters
 # a command may print: never passed on to a terminal, a CI log, a JSON document or JUnit XML
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_ANSI = lazy_re(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROL = lazy_re(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # what `plain` removes or rewrites: control characters, ESC (\x1b) and CSI (\x9b) among them, and \r
-_CLEAN_NEEDED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CLEAN_NEEDED = lazy_re(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def no_color() -> bool:

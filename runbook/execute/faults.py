@@ -7,13 +7,23 @@ the run's steps (what changed is rolled back) and ends the run with exit 5 (see 
 
 from __future__ import annotations
 
-import logging
+import sys
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 from runbook.errors import RunbookError
 
-log = logging.getLogger("runbook.execute")
+
+def debug_log() -> Any:
+    """The ``runbook.execute`` logger when it may show debug messages, else None. Without the
+    ``logging`` module imported nobody has configured a handler or a level (the CLI's ``-vvv``
+    imports it to do so), so debug is off, and a run does not import it only to learn that."""
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return None
+    log = logging.getLogger("runbook.execute")
+    return log if log.isEnabledFor(logging.DEBUG) else None
 
 
 class StateWriteError(RunbookError):
@@ -29,7 +39,8 @@ def describe(exc: BaseException, redact: Callable[[str], str] = lambda s: s, whe
         return redact(str(exc))
     text = str(exc).strip() or "(no message)"
     msg = f"{type(exc).__name__}: {text}"
-    if log.isEnabledFor(logging.DEBUG):
+    log = debug_log()
+    if log is not None:
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         log.debug("%s%s", f"{where}: " if where else "", redact(tb))
     return redact(msg)

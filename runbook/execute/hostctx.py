@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.errors import TransportError
+from runbook.execute.faults import debug_log
 from runbook.execute.state import HostState
 from runbook.execute.transports import HostSpec, Transport, open_transport
 from runbook.render.templar import LazyVars
-
-log = logging.getLogger("runbook.execute")
 
 
 @dataclass
@@ -108,7 +106,9 @@ class HostRun:
         with self._lock:
             if self._transport is None:
                 factory = self.transport_factory or (lambda s: open_transport(s, **self.transport_options))
-                log.debug("connecting: %s", reached_by(self.spec))  # -vvv shows it
+                log = debug_log()
+                if log is not None:
+                    log.debug("connecting: %s", reached_by(self.spec))  # -vvv shows it
                 t = factory(self.spec)
                 try:
                     t.connect()

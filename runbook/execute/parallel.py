@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runbook.execute.driver import Cancelled
 from runbook.execute.hostctx import HostRun
 from runbook.execute.steprunner import StepRunner
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 def stop_active(runner: StepRunner, cancel: threading.Event) -> None:
@@ -41,6 +43,8 @@ def run_parallel(
     if len(hosts) == 1:
         fn(host_run(hosts[0]))
         return
+    from concurrent.futures import ThreadPoolExecutor  # (and logging): only for several hosts
+
     workers = max(1, min(forks, len(hosts)))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="runbook-host")
     futures = [pool.submit(fn, host_run(h)) for h in hosts]
@@ -69,6 +73,8 @@ def run_parallel(
 
 
 def _wait_all(futures: list[Future]) -> None:
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
     pending = set(futures)
     while pending:
         _, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from runbook.model.lazyre import lazy_re
 
 # Filesystem  <blocks|inodes>  Used  Available|IFree  Capacity|IUse%  Mounted on
 # The file system name and the mount point may contain spaces; the numbers may be "-" (e.g. inodes
 # on btrfs), so parse the numeric middle, not by splitting.
-_ROW = re.compile(
+_ROW = lazy_re(
     r"^(?P<fs>.+?)\s+(?P<size>\d+|-)\s+(?P<used>\d+|-)\s+(?P<avail>\d+|-)\s+(?P<pct>\d+%|-)\s+(?P<mount>/.*)$"
 )
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+from runbook.model.lazyre import lazy_re
+
+_KEY = lazy_re(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "$": "$"}
 
 

@@ -10,14 +10,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from runbook.actions.commands import q
+from runbook.model.lazyre import lazy_re
 
-_URI = re.compile(
+_URI = lazy_re(
     r"^(?P<scheme>postgres(?:ql)?://)(?:(?P<user>[^:@/]*)(?::(?P<pw>[^@/]*))?@)?(?P<rest>.*)$", re.I
 )
 # password=value in a keyword DSN; a quoted value may hold spaces and \' escapes, and an unterminated
 # quote runs to the end (libpq refuses such a DSN, but no part of the password may be shown)
-_KV_PW = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<val>'(?:[^'\\]|\\.)*(?:'|\\?$)|[^\s']+)", re.I)
-_QUERY_PW = re.compile(r"([?&]password=)([^&]*)", re.I)
+_KV_PW = lazy_re(r"(?P<key>\bpassword\s*=\s*)(?P<val>'(?:[^'\\]|\\.)*(?:'|\\?$)|[^\s']+)", re.I)
+_QUERY_PW = lazy_re(r"([?&]password=)([^&]*)", re.I)
 
 
 def split_dsn(dsn: str) -> tuple[str, str | None]:
@@ -80,7 +81,7 @@ _TOC_KINDS = (
     "MATERIALIZED VIEW|OPERATOR FAMILY|OPERATOR CLASS|FOREIGN TABLE|AGGREGATE|COLLATION|CONVERSION|"
     "EXTENSION|PROCEDURE|STATISTICS|FUNCTION|OPERATOR|SEQUENCE|DOMAIN|SCHEMA|TABLE|BLOB|TYPE|VIEW"
 )
-_TOC = re.compile(
+_TOC = lazy_re(
     rf"^\d+;\s+\d+\s+\d+\s+(?P<kind>{_TOC_KINDS})(?!\s+(?:DATA|SET|OWNED BY|ATTACH)\s)"
     r"\s+(?P<schema>\S+)\s(?P<rest>.*)$"
 )
@@ -166,7 +167,7 @@ def wipe_sql(scope: list[str] | None) -> str:
     return WIPE_SQL.replace("@SCOPE@", value + "::text[]")
 
 
-_DROPPED = re.compile(r"NOTICE:\s+runbook-dropped: (.*)$", re.M)
+_DROPPED = lazy_re(r"NOTICE:\s+runbook-dropped: (.*)$", re.M)
 
 
 def _bare(name: str) -> str:
@@ -190,7 +191,7 @@ def dropped_summary(since: list[str], shown: int = 8) -> str:
     return f"; dropped {len(since)} object(s) created since the dump: {', '.join(since[:shown])}{more}"
 
 
-_MIGRATION = re.compile(r"^(\d+)[_-](.+?)(\.down)?\.sql$")
+_MIGRATION = lazy_re(r"^(\d+)[_-](.+?)(\.down)?\.sql$")
 
 
 def parse_migrations(files: list[tuple[str, str, str]]) -> tuple[list[dict[str, Any]], list[str]]:

@@ -7,10 +7,12 @@ import re
 from dataclasses import dataclass
 from functools import total_ordering
 
-_DOTTED = re.compile(
+from runbook.model.lazyre import lazy_re
+
+_DOTTED = lazy_re(
     r"(?<![A-Za-z0-9.])[vV]?(?P<rel>\d+(?:\.\d+)+)(?:[-.~]?(?P<pre>(?:rc|alpha|beta|a|b|pre|dev)\.?\d*))?(?![\d])",
 )
-_BARE = re.compile(r"(?<![A-Za-z0-9.])[vV]?(?P<rel>\d+)(?![\w.])")
+_BARE = lazy_re(r"(?<![A-Za-z0-9.])[vV]?(?P<rel>\d+)(?![\w.])")
 _PRE_ORDER = {"dev": 0, "a": 1, "alpha": 1, "b": 2, "beta": 2, "pre": 3, "rc": 3}
 
 

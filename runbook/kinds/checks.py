@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runbook.actions import Action, ReadFile, Run, Stat
 from runbook.actions.commands import Command
-from runbook.facts.disk import parse_df
-from runbook.facts.dotenv import parse_dotenv
-from runbook.facts.memory import read_memory_facts
-from runbook.facts.net import matching, parse_proc_net_tcp, parse_ss
-from runbook.facts.versions import Version, extract_version, parse_version
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 from runbook.kinds.filestate import StepFailed, fmt_mode, owner_matches, parse_mode
+
+if TYPE_CHECKING:
+    from runbook.facts.versions import Version
+
+# the facts' parsers are imported where a check runs: a static check (validate, plan) needs none
 
 _C = {"LC_ALL": "C"}
 _NUM = {"type": "number", "minimum": 0}
@@ -49,6 +49,8 @@ class CheckMemory(StepKind):
     }
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        from runbook.facts.memory import read_memory_facts
+
         facts = yield from read_memory_facts()
         if facts.meminfo_total <= 0:
             return Outcome.failure("cannot read MemTotal from /proc/meminfo (is the host Linux?)")
@@ -103,6 +105,8 @@ class CheckDisk(StepKind):
     }
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        from runbook.facts.disk import parse_df
+
         path = str(args.get("path") or "/")
         probe_path = path
         st = yield Stat(probe_path)
@@ -195,6 +199,8 @@ class CheckVersion(StepKind):
     }
 
     def _bound(self, args: dict[str, Any], key: str) -> Version | None:
+        from runbook.facts.versions import parse_version
+
         value = args.get(key)
         if value is None:
             return None
@@ -206,6 +212,8 @@ class CheckVersion(StepKind):
         return v
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        from runbook.facts.versions import extract_version
+
         try:
             vmin, vmax = self._bound(args, "min"), self._bound(args, "max")
         except ValueError as exc:
@@ -291,6 +299,8 @@ class CheckEnvFile(StepKind):
     }
 
     def run(self, args: dict[str, Any], ctx: StepContext) -> StepGen:
+        from runbook.facts.dotenv import parse_dotenv
+
         path = str(args["path"])
         st = yield Stat(path, become=ctx.become)
         if not st.exists:
@@ -352,6 +362,8 @@ def port_host(args: Mapping[str, Any]) -> str:
 def listeners_at(host: str, port: int, who: str) -> Generator[Action, Any, tuple[list[str], str]]:
     """The listeners that accept host:port, and where they were read; StepFailed (named after
     ``who``, the step) when ``host`` is not an IP address or localhost, or no listener list can be read."""
+    from runbook.facts.net import matching
+
     listeners, source = yield from probe_listeners()
     try:
         return matching(listeners, host, port), source
@@ -361,6 +373,8 @@ def listeners_at(host: str, port: int, who: str) -> Generator[Action, Any, tuple
 
 def probe_listeners() -> Generator[Action, Any, tuple[list[tuple[str, int]], str]]:
     """Listening TCP sockets on the host: /proc/net/tcp{,6}, else ``ss -ltnH``. Read-only."""
+    from runbook.facts.net import parse_proc_net_tcp, parse_ss
+
     v4 = yield ReadFile("/proc/net/tcp")
     v6 = yield ReadFile("/proc/net/tcp6")
     if v4 is not None or v6 is not None:

@@ -35,7 +35,6 @@ import yaml
 
 from runbook.actions import Action, Note, ReadFile, Run, Snapshot
 from runbook.facts.compose import budget_table, memory_limits, parse_memory, problems_of, tail
-from runbook.facts.memory import read_memory_facts
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
 from runbook.kinds.compose_release import (
     Failed,
@@ -213,6 +212,8 @@ class ComposeBudget(StepKind):
         if args.get("total_mb") is not None:
             total, source = int(float(args["total_mb"]) * MIB), "total_mb"
         else:
+            from runbook.facts.memory import read_memory_facts  # the host's limits: only when run
+
             facts = yield from read_memory_facts()
             total, source = facts.total, facts.limit_source
         reserve = int(float(args.get("reserve_mb") or 0) * MIB)

@@ -17,6 +17,7 @@ from typing import Any
 from runbook.actions import Action, FileStat, ReadFile, Run, Stat, WriteFile
 from runbook.actions.commands import Command
 from runbook.kinds.base import Outcome, StepContext
+from runbook.model.lazyre import lazy_re
 
 INLINE_MAX = 16 * 1024 * 1024  # larger previous contents are copied to a backup file on the host
 DEFAULT_BACKUP_DIR = "/var/tmp/runbook-backup"
@@ -28,7 +29,7 @@ class StepFailed(Exception):
 
 
 # ------------------------------------------------------------------------------------------ modes
-_SYMBOLIC = re.compile(r"([ugoa]*)([-+=])([rwxXst]*)")
+_SYMBOLIC = lazy_re(r"([ugoa]*)([-+=])([rwxXst]*)")
 _WHO = {"u": 0o4700, "g": 0o2070, "o": 0o1007}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from runbook.actions import Run
 from runbook.actions.commands import Command
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
+from runbook.model.lazyre import lazy_re
 
 _COMMON = {
     "chdir": {"type": "string", "description": "working directory on the host"},
@@ -28,7 +29,7 @@ _COMMON = {
 
 # Ansible reads these key=value words out of a shell/command step's free-form text
 # ("npm test chdir={{ app_directory }}": chdir is an argument, not part of the command).
-_INLINE = re.compile(
+_INLINE = lazy_re(
     r"(?:^|\s)(chdir|creates|removes|executable|stdin)=(\"[^\"]*\"|'[^']*'|(?:\{\{.*?\}\}|\S)+)(?=\s|$)"
 )
 

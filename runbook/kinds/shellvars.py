@@ -19,7 +19,6 @@ Warnings are advice with file:line, never errors: validate still exits 0 for the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from jinja2 import nodes
 
 from runbook.errors import Location
 from runbook.kinds import base as kinds
+from runbook.model.lazyre import lazy_re
 from runbook.model.runbook import Runbook
 from runbook.render.templar import ENV
 
@@ -220,7 +220,7 @@ def problem(expr: str, state: str) -> str | None:
 class _Lines:
     """The runbook file's lines, to point at the line (and column) an expression is on."""
 
-    _BLOCK = re.compile(r":\s*[|>][-+0-9]*\s*(#.*)?$")
+    _BLOCK = lazy_re(r":\s*[|>][-+0-9]*\s*(#.*)?$")
 
     def __init__(self, path: Path):
         try:

@@ -8,12 +8,12 @@ silently replaced by sudo.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.model import shellwords
+from runbook.model.lazyre import lazy_re
 
 METHODS = ("sudo", "su")
 KEYWORDS = ("become_user", "become_method", "become_flags")  # besides `become` itself
@@ -45,7 +45,7 @@ def method_problem(method: Any) -> str | None:
     return f"become_method {method!r} is not supported (supported: {', '.join(METHODS)})"
 
 
-_USER = re.compile(r"#?[A-Za-z0-9_.][A-Za-z0-9_.@$-]*")
+_USER = lazy_re(r"#?[A-Za-z0-9_.][A-Za-z0-9_.@$-]*")
 
 
 def user_problem(user: Any) -> str | None:

@@ -12,12 +12,13 @@ Three jobs, all pure functions so the INI and YAML readers and `Inventory.select
 from __future__ import annotations
 
 import fnmatch
-import functools
 import os
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from runbook.model.lazyre import lazy_re
 
 # --- implicit localhost: the one home of the rule ---------------------------------------------
 # ansible.constants.LOCALHOST: the names that mean "this machine". A host pattern term naming one of
@@ -70,9 +71,9 @@ _V4 = rf"(?:[01]?[0-9]{{1,2}}|2[0-4][0-9]|25[0-5]|{_NUM_RANGE})"
 _LABEL = rf"(?:[\w]|{_ALNUM_RANGE})(?:[\w_-]|{_ALNUM_RANGE})*(?<![_-])"
 _V4_ADDR = rf"(?:{_V4}\.){{3}}{_V4}"
 
-_BRACKETED_HOSTPORT = re.compile(r"^\[(.+)\]:([0-9]+)$")
-_HOSTPORT = re.compile(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
-IPV4 = re.compile(rf"^{_V4_ADDR}$", re.I)
+_BRACKETED_HOSTPORT = lazy_re(r"^\[(.+)\]:([0-9]+)$")
+_HOSTPORT = lazy_re(r"^((?:[^:\[\]]|\[[^\]]*\])*):([0-9]+)$")
+IPV4 = lazy_re(rf"^{_V4_ADDR}$", re.I)
 _IPV6 = (
     "^("
     + "|".join(
@@ -94,17 +95,15 @@ _IPV6 = (
     )
     + ")$"
 )
-_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$", re.I | re.UNICODE)
+_HOSTNAME = lazy_re(rf"^{_LABEL}(?:\.{_LABEL})*$", re.I | re.UNICODE)
 
 
-@functools.cache
-def _ipv6() -> re.Pattern[str]:
-    return re.compile(_IPV6, re.I)  # compiled on first use (~10 ms): most inventories never need it
+_IPV6_ADDRESS = lazy_re(_IPV6, re.I)  # ~10 ms to compile: most inventories never need it
 
 
 def is_ipv6(address: str) -> bool:
     """An IPv6 address (every form of one has a ':'; the test of one that has none is free)."""
-    return ":" in address and _ipv6().match(address) is not None
+    return ":" in address and _IPV6_ADDRESS.match(address) is not None
 
 
 def parse_address(address: str, allow_ranges: bool = False) -> tuple[str, int | None]:
@@ -218,8 +217,8 @@ def parse_host_list(source: str) -> list[tuple[str, int | None]]:
 
 # --- host patterns -----------------------------------------------------------------------------
 
-_PATTERN_WITH_SUBSCRIPT = re.compile(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
-_PATTERN_WORDS = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
+_PATTERN_WITH_SUBSCRIPT = lazy_re(r"^(.+)\[(?:(-?[0-9]+)|([0-9]+)([:-])([0-9]*))\]$")
+_PATTERN_WORDS = lazy_re(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
 
 
 class PatternError(ValueError):

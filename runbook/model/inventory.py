@@ -38,6 +38,7 @@ from runbook.model.inventory_yaml import (
     to_jsonable,
     vault_password,
 )
+from runbook.model.lazyre import lazy_re
 from runbook.model.loader import is_vault_file
 from runbook.model.vault import VaultValue
 
@@ -67,7 +68,7 @@ _IGNORED_EXTS = (
     ".cfg",
     ".retry",
 )
-_IGNORED = re.compile(
+_IGNORED = lazy_re(
     "|".join(
         [r"^\.", "^host_vars$", "^group_vars$", "^vars_plugins$"]
         + [re.escape(e) + "$" for e in _IGNORED_EXTS]

@@ -8,14 +8,14 @@ variable precedence, host patterns and the ``--list`` output on top.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from runbook.errors import InventoryError
 from runbook.model.hostpattern import is_localhost
+from runbook.model.lazyre import lazy_re
 
-_INVALID_GROUP_CHARS = re.compile(r"^[\d\W]|[^\w]")
+_INVALID_GROUP_CHARS = lazy_re(r"^[\d\W]|[^\w]")
 
 
 @dataclass

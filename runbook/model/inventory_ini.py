@@ -8,7 +8,6 @@ is raised as `InventoryError` naming the file and line and saying what to do.
 from __future__ import annotations
 
 import ast
-import re
 import warnings
 from typing import Any
 
@@ -16,10 +15,11 @@ from runbook.errors import InventoryError, Location
 from runbook.model import shellwords
 from runbook.model.hostpattern import RangeError, expand_hostpattern
 from runbook.model.inventory_yaml import Unsafe
+from runbook.model.lazyre import lazy_re
 
 _COMMENT_MARKERS = (";", "#")
-_SECTION = re.compile(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:\#.*)?$")
-_GROUPNAME = re.compile(r"^([^:\]\s]+)\s*(?:\#.*)?$")
+_SECTION = lazy_re(r"^\[([^:\]\s]+)(?::(\w+))?\]\s*(?:\#.*)?$")
+_GROUPNAME = lazy_re(r"^([^:\]\s]+)\s*(?:\#.*)?$")
 
 
 def parse_value(text: str) -> Any:
@@ -40,7 +40,7 @@ def parse_value(text: str) -> Any:
     return _coerce(value)
 
 
-_LITERAL_START = re.compile(r"\s*(?:[\[{(\"'0-9+\-.~]|(?:True|False|None)\b|set\s*\(|[rRbBuU]{1,2}['\"])")
+_LITERAL_START = lazy_re(r"\s*(?:[\[{(\"'0-9+\-.~]|(?:True|False|None)\b|set\s*\(|[rRbBuU]{1,2}['\"])")
 
 
 def _may_be_literal(text: str) -> bool:

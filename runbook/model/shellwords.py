@@ -8,12 +8,12 @@ also inside a word) by taking runs of ordinary characters at once.
 
 from __future__ import annotations
 
-import re
+from runbook.model.lazyre import lazy_re
 
 _WHITESPACE = " \t\r\n"
-_PLAIN = re.compile(r"[^ \t\r\n'\"\\#]+")
-_PLAIN_NO_COMMENTS = re.compile(r"[^ \t\r\n'\"\\]+")
-_IN_DOUBLE = re.compile(r'[^"\\]+')
+_PLAIN = lazy_re(r"[^ \t\r\n'\"\\#]+")
+_PLAIN_NO_COMMENTS = lazy_re(r"[^ \t\r\n'\"\\]+")
+_IN_DOUBLE = lazy_re(r'[^"\\]+')
 
 
 def _after_newline(text: str, i: int) -> int:

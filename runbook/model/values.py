@@ -6,9 +6,10 @@ from __future__ import annotations
 import difflib
 import keyword
 import math
-import re
 from collections.abc import Collection
 from typing import Any
+
+from runbook.model.lazyre import lazy_re
 
 
 def plain(value: Any) -> Any:
@@ -165,7 +166,7 @@ def suggest(word: str, choices: Collection[str]) -> str:
 
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_PART = lazy_re(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 
 
 def duration(value: Any) -> float:

@@ -24,6 +24,7 @@ from typing import Any
 
 import jinja2
 
+from runbook.model.lazyre import lazy_re
 from runbook.render.filters import FilterError
 
 _BOOL_TRUE = {"yes", "on", "true", "1"}
@@ -204,7 +205,7 @@ def _plain(value: Any) -> Any:
 class LooseVersion:
     """distutils' LooseVersion (Ansible's module_utils.compat.version)."""
 
-    _re = re.compile(r"(\d+ | [a-z]+ | \.)", re.VERBOSE)
+    _re = lazy_re(r"(\d+ | [a-z]+ | \.)", re.VERBOSE)
 
     def __init__(self, text: str):
         self.parts: list[Any] = [int(x) if x.isdigit() else x for x in self._re.split(text) if x and x != "."]
@@ -218,7 +219,7 @@ class LooseVersion:
 
 @functools.total_ordering
 class StrictVersion:
-    _re = re.compile(r"^(\d+) \. (\d+) (\. (\d+))? ([ab](\d+))?$", re.VERBOSE | re.ASCII)
+    _re = lazy_re(r"^(\d+) \. (\d+) (\. (\d+))? ([ab](\d+))?$", re.VERBOSE | re.ASCII)
 
     def __init__(self, text: str):
         m = self._re.match(text)
@@ -242,7 +243,7 @@ class StrictVersion:
 class SemanticVersion:
     """Semantic Versioning 2.0.0 (build metadata ignored in comparisons, as Ansible's)."""
 
-    _re = re.compile(
+    _re = lazy_re(
         r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
         r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
         r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"

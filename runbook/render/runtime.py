@@ -10,10 +10,11 @@ while a run-time value was read is not the runbook's error: the real value decid
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from runbook.model.lazyre import lazy_re
 
 RUNTIME = "<runtime>"  # how a run-time value reads inside a larger string
 
@@ -149,7 +150,7 @@ class Anything:
     __pos__ = __abs__ = __neg__
 
 
-_UNDEFINED_NAME = re.compile(r"undefined variable: '([A-Za-z_][A-Za-z0-9_]*)' is undefined")
+_UNDEFINED_NAME = lazy_re(r"undefined variable: '([A-Za-z_][A-Za-z0-9_]*)' is undefined")
 
 
 def unknowable(message: str, touched: bool, runtime_names: frozenset[str] | set[str] = frozenset()) -> bool:

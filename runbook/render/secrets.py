@@ -24,38 +24,39 @@ from typing import Any
 from urllib.parse import quote
 
 from runbook.model.inventory_view import InventoryView
+from runbook.model.lazyre import lazy_re
 
 MASK = "***"
 MIN_SECRET = 3  # shorter strings are not registered: masking "ab" everywhere would hide everything
 
 # (names are short identifiers: these run on names only, never on values)
-_SECRET_NAME = re.compile(
+_SECRET_NAME = lazy_re(
     r"(pass(word|wd|phrase)?|token|secret|(?<!public_)key|credential|private|api_?key|auth|cookie|"
     r"(^|_)(pwd|pat|bearer)($|_))",
     re.I,
 )
-_NOT_SECRET_NAME = re.compile(
+_NOT_SECRET_NAME = lazy_re(
     r"(^|_)(key_id|keyid|key_file|keyfile|key_path|public_key|host_key_checking|keys?_dir|pubkey|key_type|"
     r"ssh_private_key_file|private_key_file|keyring)($|_)|_file$|_path$|_dir$",
     re.I,
 )
-_SECRET_HEADER = re.compile(
+_SECRET_HEADER = lazy_re(
     r"^(authorization|proxy-authorization|cookie|set-cookie|x-api-key|api-key|apikey|x-auth.*|.*-token|"
     r".*[-_]api[-_]?key|.*secret.*|.*password.*|private-token)$",
     re.I,
 )
 # keywords of ``key=value`` credential pairs in free text (a literal alternation: no backtracking)
-_KV_WORD = re.compile(r"password|passwd|pwd|passphrase|token|secret|api_?key", re.I)
+_KV_WORD = lazy_re(r"password|passwd|pwd|passphrase|token|secret|api_?key", re.I)
 # the password may hold spaces (an unencoded DSN: libpq refuses it, and its error repeats it), never a
 # newline, '@' or '/': each attempt stops at the next '/', and every "://" holds one (linear)
-_URL_CRED = re.compile(r"://[^:/@\s]*:([^@/\s](?:[^@/\n]*[^@/\s])?)@")
+_URL_CRED = lazy_re(r"://[^:/@\s]*:([^@/\s](?:[^@/\n]*[^@/\s])?)@")
 # a quoted value: libpq's '...' with \' and \\ escapes; an unterminated quote runs to the end of the
 # line (disjoint alternatives: linear)
-_QUOTED = {"'": re.compile(r"(?:[^'\\\n]|\\.)*"), '"': re.compile(r'(?:[^"\\\n]|\\.)*')}
+_QUOTED = {"'": lazy_re(r"(?:[^'\\\n]|\\.)*"), '"': lazy_re(r'(?:[^"\\\n]|\\.)*')}
 _PASSWORD_WORDS = ("password", "passwd", "pwd")
-_WORD_REST = re.compile(r"\w*")
-_BLANKS = re.compile(r"[ \t]*")
-_VALUE = re.compile(r"[^\s;&,'\"]*")
+_WORD_REST = lazy_re(r"\w*")
+_BLANKS = lazy_re(r"[ \t]*")
+_VALUE = lazy_re(r"[^\s;&,'\"]*")
 
 
 def is_secret_name(name: str) -> bool:

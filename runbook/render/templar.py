@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
+import hashlib
+import marshal
 import re
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -32,8 +36,9 @@ from jinja2.utils import concat
 
 from runbook.errors import Location, RenderError
 from runbook.model.inventory_yaml import Unsafe
+from runbook.model.lazyre import lazy_re
 from runbook.model.values import MAX_INT_DIGITS, NumberTooLarge, huge_int, shown_number
-from runbook.render import lookups
+from runbook.render import codecache, lookups
 from runbook.render.ansible_filters import ANSIBLE_FILTERS, ANSIBLE_TESTS
 from runbook.render.filters import FILTERS, TESTS, FilterError
 from runbook.render.secrets import Redactor, collect_secrets
@@ -291,9 +296,9 @@ def is_template(value: Any) -> bool:
 
 
 _PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-_OUTPUT_PATH = re.compile(r"\{\{\s*(" + _PATH + r")\s*\}\}")
-_SET_PATH = re.compile(r"\{% set __rb_result = \(\s*(" + _PATH + r")\s*\) %\}")
-_TAG_START = re.compile(r"\{[{%#]")
+_OUTPUT_PATH = lazy_re(r"\{\{\s*(" + _PATH + r")\s*\}\}")
+_SET_PATH = lazy_re(r"\{% set __rb_result = \(\s*(" + _PATH + r")\s*\) %\}")
+_TAG_START = lazy_re(r"\{[{%#]")
 # names a path must not use: constants, operators and statements, names Jinja binds itself, and
 # lookup()/query() (refused as values: runbook.render.lookups.check_lookups)
 _NOT_PLAIN = frozenset({
@@ -399,16 +404,24 @@ def compile_template(text: str, location: Location | None = None, *, yaml_value:
             with _cache_lock:
                 _cache[(text, yaml_value)] = t
             return t
+        fingerprint = _fingerprint(env)
+        code = codecache.load(fingerprint, text)
+        if code is not None:  # compiled by an earlier process: no syntax error and no refusal
+            t = env.template_class.from_code(env, code, env.make_globals(None), None)
+            with _cache_lock:
+                _cache[(text, yaml_value)] = t
+            return t
         try:
             if env is ENV and any(f in text for f in lookups.LOOKUP_FUNCS):
                 # one parse for the lookup check and the template (checked first: compiling
                 # folds constants into the tree); a compile error still comes before a refusal
                 tree = ENV.parse(text)
                 refused = lookups.check_lookups(tree)
-                t = env.template_class.from_code(env, env.compile(tree), env.make_globals(None), None)
+                code = env.compile(tree)
             else:
-                t = env.from_string(text)
+                code = env.compile(text)
                 refused = _lookup_problem(text)
+            t = env.template_class.from_code(env, code, env.make_globals(None), None)
         except jinja2.TemplateSyntaxError as exc:
             line = (location.line or 1) + (exc.lineno or 1) - 1 if location else exc.lineno
             loc = Location(location.file, line, location.column) if location else None
@@ -426,9 +439,60 @@ def compile_template(text: str, location: Location | None = None, *, yaml_value:
             raise RenderError(f"template error: a number in it is too large ({why})", location=location) from None
         if refused:
             raise RenderError(f"template error: {refused}", location=location)
+        codecache.store(fingerprint, text, code)
         with _cache_lock:
             _cache[(text, yaml_value)] = t
     return t
+
+
+def _fingerprint(env: jinja2.Environment) -> bytes:
+    """Everything besides a template's source that shapes the code ``env`` compiles for it (the
+    key of runbook.render.codecache): the versions of jinja2, runbook and Python, the environment's
+    classes and options, its filter, test and extension names, and runbook's own code generator,
+    lexer and sandbox (their code, so an edit in a checkout is a new key)."""
+    fp = env.__dict__.get("_rb_fingerprint")
+    if fp is None:
+        version = getattr(sys.modules.get("runbook"), "__version__", "")  # the package: imported first
+        parts: list[object] = [
+            jinja2.__version__, version, sys.version, sys.implementation.cache_tag,
+            [c.__module__ + "." + c.__qualname__ for c in type(env).__mro__],
+            [c.__module__ + "." + c.__qualname__ for c in (
+                env.code_generator_class, env.context_class, env.template_class, env.undefined)],
+            [getattr(env, o) for o in (
+                "block_start_string", "block_end_string", "variable_start_string", "variable_end_string",
+                "comment_start_string", "comment_end_string", "line_statement_prefix",
+                "line_comment_prefix", "trim_blocks", "lstrip_blocks", "newline_sequence",
+                "keep_trailing_newline", "optimized", "is_async")],
+            repr(env.autoescape), getattr(env.finalize, "__qualname__", repr(env.finalize)),
+            repr(getattr(env.finalize, "jinja_pass_arg", None)),
+            sorted(env.extensions), sorted(env.filters), sorted(env.tests),
+            sorted(getattr(env, "intercepted_binops", ())), sorted(getattr(env, "intercepted_unops", ())),
+        ]  # fmt: skip
+        h = hashlib.sha256(repr(parts).encode())
+        h.update(_own_code())
+        for value in vars(type(env)).values():
+            code = getattr(getattr(value, "fget", value), "__code__", None)
+            if code is not None:
+                h.update(marshal.dumps(code))
+        fp = env.__dict__["_rb_fingerprint"] = h.digest()
+    return fp
+
+
+@functools.cache
+def _own_code() -> bytes:
+    """The code of this module and of runbook.render.lookups (every function and class method, and
+    the lookups allowed): what generates a template's code (the code generator, ``computed_from``)
+    and what decides that a compiled template is kept (``compile_template``, ``check_lookups``), so
+    a cached template never skips a check an edit added."""
+    h = hashlib.sha256(repr((lookups.LOOKUPS, lookups.LOOKUP_FUNCS)).encode())
+    for module in (sys.modules[__name__], lookups):
+        for value in vars(module).values():
+            members = vars(value).values() if isinstance(value, type) else (value,)
+            for member in members:
+                code = getattr(getattr(member, "fget", member), "__code__", None)
+                if code is not None and getattr(member, "__module__", module.__name__) == module.__name__:
+                    h.update(marshal.dumps(code))
+    return h.digest()
 
 
 def _lookup_problem(text: str) -> str | None:

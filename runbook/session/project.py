@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbook.errors import RunbookError, UsageError, ValidationError
+from runbook.model.lazyre import lazy_re
 
 if TYPE_CHECKING:
     from runbook.model.inventory import Inventory
@@ -56,7 +57,7 @@ def resolve_runbook(name: str) -> Path:
     )
 
 
-_NAME_LINE = re.compile(r"""^name:[ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([^#\n]*?))[ \t]*(?:#.*)?$""", re.M)
+_NAME_LINE = lazy_re(r"""^name:[ \t]*(?:"([^"\n]*)"|'([^'\n]*)'|([^#\n]*?))[ \t]*(?:#.*)?$""", re.M)
 
 
 def runbook_names() -> list[tuple[Path, str]]:
