@@ -39,7 +39,12 @@ from runbook.execute.transports.capture import Capture
 
 POLL = 0.2  # seconds between checks of deadline/cancel while waiting for output
 KILL_GRACE = 3.0  # after TERM, wait this long for the step to end before KILL; then as long again
-READ = 1 << 17  # bytes taken from a channel's buffer at once
+# bytes taken from a channel's buffer at once: more than it can hold (the channel's window, 2 MiB
+# by default), so a read always takes all of it. A read of less than what is buffered makes
+# paramiko move the rest to the front of its buffer (an array): with a 128 KiB read size and the
+# buffer full (the reader thread ahead of us) that moved ~4-7 GB per GB received, enough to keep
+# us behind once we fell behind.
+READ = 1 << 24
 STALL = 60.0  # after a step ended, the longest silence before its stderr's END frame
 
 
