@@ -10,7 +10,8 @@ Only what the run would do first thing anyway, and nothing it might not do:
   step of preflight (every targeted host runs it), else, without preflight, the first selected step
   from --start-at on (the first serial batch's hosts) or the deploy lock (taken there first). No
   ``when``, ``loop``, ``delegate_to``, ``run_once``, ``check_mode: true``, block or approval (the
-  operator may decline) in that step: such a first step means no early connection;
+  operator may decline) in that step: such a first step means no early connection. Of those hosts,
+  the first ``forks``: the ones whose steps start at once (the others wait for a free fork);
 - a run refused before any step (a host without a native transport for its native steps or the
   lock) connects nowhere;
 - only SSH hosts whose connection variables (``ansible_*``, ``runbook_*``) are plain values, with no
@@ -102,9 +103,10 @@ def connection_spec(name: str, inventory: Any, rb: Any, extra_vars: Mapping[str,
 def connect_early(
     connections: Connections, rb: Any, inventory: Any, hosts: Sequence[str], *,
     extra_vars: Mapping[str, Any], tags: Collection[str] = (), skip_tags: Collection[str] = (),
-    start_at: str | None = None,
+    start_at: str | None = None, forks: int = 10,
 ) -> list[str]:  # fmt: skip
-    """Start the connects the run will make first thing (see the module's rules); the hosts."""
+    """Start the connects the run makes first thing (see the module's rules): for the first
+    ``forks`` of those hosts, the ones whose steps start at once. Returns those hosts."""
     try:
         first = hosts_reached_first(rb, hosts, tags=tags, skip_tags=skip_tags, start_at=start_at)
         if not first:
@@ -119,7 +121,7 @@ def connect_early(
         log.debug("no early connections: %s", exc)
         return []
     started = []
-    for h in first:
+    for h in first[: max(1, forks)]:
         spec = specs[h]
         if spec is not None and spec.connection in SSH:
             connections.start(spec)

@@ -84,11 +84,11 @@ def prepare(request: RunRequest, *, connect_early: bool = False) -> Target:
     except Exception:
         check(rb)  # the runbook's own problems come first, as they always did
         raise
-    if connect_early:
-        target.connections = start_connections(target)
     try:
+        if connect_early:
+            start_connections(target)
         check(rb)
-    except BaseException:
+    except BaseException:  # a validation error, Ctrl-C: the connects begun are ended and closed
         target.close()
         raise
     return target
@@ -123,29 +123,29 @@ def _prepare(request: RunRequest, path: Path, rb: Any) -> Target:
     )  # fmt: skip
 
 
-def start_connections(target: Target) -> Any:
+def start_connections(target: Target) -> None:
     """Begin the connects the run makes first thing (runbook.execute.early: which hosts, with which
-    variables), in threads; the Connections, or None when no run of this request connects early:
-    a dry run (a plan connects only where its probes need it), --resume, the ansible engine, a
-    maintenance window that refuses the run, or options the run will refuse (--max-output)."""
+    variables), in threads, into ``target.connections``. None begin for a dry run (a plan connects
+    only where its probes need it), --resume, the ansible engine, a maintenance window that refuses
+    the run, or options the run will refuse (--max-output)."""
     req, rb = target.request, target.runbook
     if req.dry_run or req.resume or req.engine == "ansible":
-        return None
+        return
     try:
         check_window(target)
         options = transport_options(req.trust_new_hosts, req.known_hosts, req.max_output)
     except (RefusedError, UsageError):
-        return None  # the run refuses it (execute), having connected nowhere
+        return  # the run refuses it (execute), having connected nowhere
     from runbook.execute.early import connect_early
     from runbook.execute.magic import SPEC_MAGIC
     from runbook.execute.transports.pool import Connections
 
-    connections = Connections(options, ignore_vars=SPEC_MAGIC)
-    started = connect_early(
-        connections, rb, target.inventory, target.hosts, extra_vars=target.extra_vars,
-        tags=req.tags, skip_tags=req.skip_tags, start_at=req.start_at,
+    target.connections = Connections(options, ignore_vars=SPEC_MAGIC)  # before any connect begins
+    forks = req.forks or rb.forks or getattr(target.inventory, "default_forks", None) or 10
+    connect_early(
+        target.connections, rb, target.inventory, target.hosts, extra_vars=target.extra_vars,
+        tags=req.tags, skip_tags=req.skip_tags, start_at=req.start_at, forks=forks,
     )  # fmt: skip
-    return connections if started else None
 
 
 def check_window(target: Target) -> None:

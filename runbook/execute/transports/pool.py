@@ -87,6 +87,8 @@ class Connections:
     def _connect(self, entry: _Early) -> None:
         assert entry.transport is not None
         try:
+            if entry.abandoned:  # closed before this thread got going: connect nowhere
+                raise TransportError(f"host {entry.spec.name}: connection abandoned")
             entry.transport.connect()
         except BaseException as exc:  # raised again in the host's first open(), as it would be there
             entry.error = exc

@@ -51,6 +51,11 @@ class Abort:
         _close_quietly(thing)
         raise TransportError(f"{label}: connection abandoned (the run stopped before using it)")
 
+    def check(self, label: str) -> None:
+        """Before opening anything: TransportError once fired."""
+        if self.fired:
+            raise TransportError(f"{label}: connection abandoned (the run stopped before using it)")
+
     def fire(self) -> None:
         with self._lock:
             self.fired = True
@@ -125,6 +130,8 @@ def connect(ep: Endpoint, opts: ConnectOptions) -> Connection:
         chain = [*ep.jumps, ep]
         for i, hop in enumerate(chain):
             via = chain[i - 1] if i else None
+            if opts.abort is not None:
+                opts.abort.check(_label(opts, hop, hop is ep))
             if via is None:
                 sock = _first_socket(hop, opts)
             else:
