@@ -98,7 +98,9 @@ class Connections:
         if abandoned:
             _close(entry.transport)
 
-    def _same(self, a: HostSpec, b: HostSpec) -> bool:
+    def same(self, a: HostSpec, b: HostSpec) -> bool:
+        """Do two specs reach the host the same way? (All of them, but the ``ignore_vars``.)"""
+
         def view(s: HostSpec) -> HostSpec:
             return replace(s, vars={k: v for k, v in (s.vars or {}).items() if k not in self.ignore_vars})
 
@@ -137,7 +139,7 @@ class Connections:
             entry = self._early.pop(spec.name, None)
         if entry is None:
             return None
-        if not self._same(entry.spec, spec):
+        if not self.same(entry.spec, spec):
             log.debug("early connection to %s not used: its variables rendered otherwise", spec.name)
             self._abandon(entry)
             return None
