@@ -8,11 +8,13 @@ connections it accepted and logs each once both sides closed."""
 
 from __future__ import annotations
 
+import _thread
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -238,6 +240,40 @@ def test_a_run_refused_after_its_host_was_connected_closes_that_connection(slow_
         session.execute(target)
     assert _all_closed(slow_link) and slow_link.proxy.accepted() == 1
     assert _no_session_left(server) == []
+
+
+def _main_thread_in(function: str) -> bool:
+    frame = sys._current_frames().get(threading.main_thread().ident)
+    while frame is not None:
+        if frame.f_code.co_name == function:
+            return True
+        frame = frame.f_back
+    return False
+
+
+@pytest.mark.parametrize("when", ["connecting", "adopting"])
+def test_ctrl_c_while_the_early_connect_is_under_way_leaves_no_connection(slow_link, tmp_path, when):
+    """Ctrl-C once the connect has begun (the run is still setting up, or already past it), or
+    while the first step waits for that connect to end: either way nothing stays connected."""
+
+    def interrupt() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if slow_link.proxy.accepted() and (when == "connecting" or _main_thread_in("_adopt")):
+                break
+            time.sleep(0.005)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    try:
+        out = session.run(request(slow_link, tmp_path, STEPS))
+    except KeyboardInterrupt:  # it landed in the set-up: raised as it is
+        assert when == "connecting"
+    else:  # it landed in the first step: the run's own way out of an interrupt
+        assert out.exit_code == 130
+    assert slow_link.proxy.accepted() == 1
+    assert _all_closed(slow_link)
+    assert _no_session_left(slow_link.servers["web1"]) == []
 
 
 def _cli(tmp: Path, inventory: Path, known_hosts: Path, text: str, *args: str) -> subprocess.CompletedProcess:

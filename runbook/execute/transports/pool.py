@@ -110,13 +110,16 @@ class Connections:
         """The early connection once its connect has ended (a bounded wait), or its error."""
         t = entry.transport
         assert t is not None
-        while not entry.done.wait(0.25):
-            if time.monotonic() - entry.started > t.connect_bound:
-                self._abandon(entry)
-                raise TransportError(
-                    f"host {entry.spec.name}: no connection within {t.connect_bound:g}s",
-                    hint="is the host (or its sshd) hung, or a firewall dropping packets?",
-                )
+        try:
+            while not entry.done.wait(0.25):
+                if time.monotonic() - entry.started > t.connect_bound:
+                    raise TransportError(
+                        f"host {entry.spec.name}: no connection within {t.connect_bound:g}s",
+                        hint="is the host (or its sshd) hung, or a firewall dropping packets?",
+                    )
+        except BaseException:  # that bound, Ctrl-C: nobody will use it (it is no longer in the pool)
+            self._abandon(entry)
+            raise
         if entry.error is not None:
             raise entry.error
         return t
