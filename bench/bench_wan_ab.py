@@ -3,7 +3,7 @@
 machine whose load moves by the minute, a comparison made in the same seconds. The workload and
 the link are bench_wan's (``echo`` steps, sshd with neutralised rc files behind bench/wanproxy.py);
 the CLI runs cold, audit on, --output json. Prints each checkout's median and best wall time and
-median client CPU (user + sys of the process tree).
+median client CPU (user + sys of the process tree), and the median of the run-by-run differences.
 
     python3 bench/bench_wan_ab.py A_ROOT B_ROOT [--hosts 10] [--steps 20] [--runs 5] [--rtt 50]
 """
@@ -73,6 +73,10 @@ def main() -> int:
             walls = [r["s"] for r in rs]
             cpu = statistics.median(r["cpu_s"] for r in rs)
             print(f"| {root} | {statistics.median(walls):.2f} | {min(walls):.2f} | {cpu:.2f} |")
+        # run by run: each A run and the B run right after it saw (nearly) the same load
+        diffs = [ra["s"] - rb["s"] for ra, rb in zip(*results.values(), strict=True)]
+        print(f"\nA - B, run by run: median {statistics.median(diffs):+.3f}s; B faster in "
+              f"{sum(d > 0 for d in diffs)} of {len(diffs)}")  # fmt: skip
         return 0
     finally:
         proxy.stop()
