@@ -2,9 +2,11 @@
 
 Two steps, so a front end can act between them (the CLI's --list-hosts/--list-steps stop after the
 first): ``prepare`` loads and checks the runbook, merges a resumed run's inventory, limit and extra
-vars, loads the inventory and selects the hosts; ``execute`` refuses outside the maintenance window,
-builds the run's options, redactor, event bus, engine and audit writer once, runs, seals the audit
-trail and returns the Outcome with every known secret masked."""
+vars, loads the inventory and selects the hosts (with ``connect_early``, the connects the run makes
+first thing begin there, before the runbook's static checks: runbook.execute.early); ``execute``
+refuses outside the maintenance window, builds the run's options, redactor, event bus, engine and
+audit writer once, runs, seals the audit trail, closes the early connections no step adopted and
+returns the Outcome with every known secret masked."""
 
 from __future__ import annotations
 
