@@ -199,13 +199,16 @@ def main() -> int:
             lim = report["physical_limit_s"][f"{a.steps} steps"]
             print(f"\nRTT {a.rtt:g} ms; physical limit {a.steps} steps: {lim:.2f}s (load {report['load']})")
             for key_, res in sc.items():
+                limit = report["physical_limit_s"]["1 step" if key_.endswith(" 1 step(s)") else f"{a.steps} steps"]
                 print(
-                    f"\n### {key_}\n\n| tool | median s | client CPU s | turns/conn | runs |\n|---|---:|---:|---:|---:|"
+                    f"\n### {key_} (physical limit {limit:.2f}s)\n\n"
+                    "| tool | median s | × limit | client CPU s | turns/conn | runs |\n|---|---:|---:|---:|---:|---:|"
                 )
                 for name, r in res.items():
                     if r["median_s"] is not None:
                         print(
-                            f"| {name} | {r['median_s']:.2f} | {r['cpu_s']:.2f} | {r['turns_per_conn']} | {r['runs']} |"
+                            f"| {name} | {r['median_s']:.2f} | {r['median_s'] / limit:.2f} | {r['cpu_s']:.2f} "
+                            f"| {r['turns_per_conn']} | {r['runs']} |"
                         )
             print("\n| tool | start-up + close turns | turns per step |\n|---|---:|---:|")
             for name, t in per_step.items():

@@ -17,7 +17,7 @@ their start offsets and bytes each way.
     python3 bench/wanproxy.py --rtt 50 LISTEN_HOST:PORT=UPSTREAM_HOST:PORT ...   (Ctrl-C stops)
 
 Library: ``WanProxy(rtt_ms, log_path)`` with ``add(listen, upstream) -> (host, port)``, ``start()``,
-``stop()``, ``connections()`` (the logged records).
+``stop()``, ``connections()`` (the logged records), ``accepted()`` (how many were accepted).
 """
 
 from __future__ import annotations
@@ -109,6 +109,11 @@ class WanProxy:
     def connections(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self._records)
+
+    def accepted(self) -> int:
+        """Connections accepted so far (``connections()`` lists those already closed)."""
+        with self._lock:
+            return self._next
 
     def clear(self) -> None:
         with self._lock:

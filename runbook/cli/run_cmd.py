@@ -192,13 +192,26 @@ def run_request(request: RunRequest, *, output: str = "text", junit_file: str | 
                 list_hosts: bool = False, list_steps: bool = False, step: bool = False) -> int:  # fmt: skip
     """Run a RunRequest from the terminal: the console renderer, prompts and signal handling as
     hooks of the session, then the recap (or JSON, JUnit) of its outcome. Returns the exit code."""
+    from runbook.session import run as session
+
+    # the connects the run makes first thing begin now (not for a listing; not with --step: the
+    # operator may decline the first step); every way out below closes those no step adopted
+    target = session.prepare(request, connect_early=not (list_hosts or list_steps or step))
+    try:
+        return _run_target(session, target, output=output, junit_file=junit_file, verbose=verbose,
+                           list_hosts=list_hosts, list_steps=list_steps, step=step)  # fmt: skip
+    finally:
+        target.close()
+
+
+def _run_target(session: Any, target: Any, *, output: str, junit_file: str | None, verbose: int,
+                list_hosts: bool, list_steps: bool, step: bool) -> int:  # fmt: skip
     from runbook.cli.approvers import ask_name
     from runbook.cli.output import json_document, junit_xml
     from runbook.cli.stepping import step_gate
     from runbook.session import Hooks
-    from runbook.session import run as session
 
-    target = session.prepare(request)
+    request = target.request
     rb, path, dry_run = target.runbook, target.path, request.dry_run
     if list_hosts or list_steps:  # as ansible-playbook --list-hosts/--list-tasks: nothing runs
         from runbook.cli.listing import list_hosts as show_hosts

@@ -21,7 +21,7 @@ from runbook.execute.driver import Aborted, Cancelled
 from runbook.execute.events import EventBus
 from runbook.execute.faults import StateWriteError
 from runbook.execute.hostctx import HostRun, StepRecord
-from runbook.execute.magic import HostVars, Play, git_commit, host_magic, operator
+from runbook.execute.magic import SPEC_MAGIC, HostVars, Play, git_commit, host_magic, operator
 from runbook.execute.parallel import run_parallel, stop_active
 from runbook.execute.rollback import Rollback
 from runbook.execute.runresult import (
@@ -41,10 +41,12 @@ from runbook.execute.runresult import (
 from runbook.execute.state import RunState, mask_extra_vars
 from runbook.execute.steprunner import StepRunner
 from runbook.execute.transports import HostSpec
+from runbook.execute.transports.pool import Connections
 from runbook.model.hostpattern import implicit_host_vars
 from runbook.model.inventory_view import InventoryView
 from runbook.model.runbook import Runbook, Step
 from runbook.plan import planner
+from runbook.plan.planner import start_index
 from runbook.render.secrets import Redactor, collect_secrets, register_origins
 from runbook.render.templar import LazyVars, Templar
 
@@ -60,6 +62,7 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "new_run_id",
+    "start_index",
 ]
 
 
@@ -103,6 +106,9 @@ class Engine:
             s.register for s in runbook.all_steps() if s.register and s.no_log
         )
         self.hosts: dict[str, HostRun] = {}
+        self.connections: Connections = options.connections or Connections(
+            options.transport_options, options.transport_factory, ignore_vars=SPEC_MAGIC
+        )
         self.broken_locks: dict[str, str] = {}  # host -> the stale deploy lock this run broke there
         self.play = Play(self.host_names, lambda h: h in self.hosts and self.hosts[h].failed)
         self.runner = StepRunner(
@@ -192,7 +198,7 @@ class Engine:
         hr = HostRun(
             name=name, spec=spec, base_vars=base, state=self.state.host(name),
             transport_options=self.opt.transport_options, extra_vars=self.opt.extra_vars,
-            transport_factory=self.opt.transport_factory,
+            connections=self.connections,
             play_var_names=tuple(dict.fromkeys([*map(str, self.rb.vars), *map(str, self.opt.extra_vars)])),
         )  # fmt: skip
         if self.opt.resume is not None:
@@ -215,12 +221,7 @@ class Engine:
         return d.ok, d.who, d.details()
 
     def _selected(self, step: Step) -> bool:
-        tags = set(step.tags)
-        if "never" in tags and not (tags & self.opt.tags):
-            return False
-        if self.opt.tags and not (tags & self.opt.tags) and "always" not in tags:
-            return False
-        return not (self.opt.skip_tags and tags & self.opt.skip_tags)
+        return planner.selected(step, self.opt.tags, self.opt.skip_tags)
 
     def parallel(self, hosts: Sequence[str], fn: Callable[[HostRun], Any]) -> None:
         """``fn(hr)`` for each host, --forks at a time (the rollback's way to reach every host)."""
@@ -306,6 +307,7 @@ class Engine:
         except Exception as exc:  # the outcome stands; always: itself broke (never a traceback)
             message = (message + "\n" if message else "") + "always: " + faults.describe(exc, self.redactor.redact)
         finally:
+            self.connections.close()  # early connections no step used
             for hr in self.hosts.values():
                 with contextlib.suppress(Exception):
                     hr.close()
@@ -399,6 +401,7 @@ class Engine:
                 self._phase_always()
         except Exception as exc:  # the rollback's outcome stands; always: itself broke
             always_problem = "always: " + faults.describe(exc, self.redactor.redact)
+        self.connections.close()
         for hr in self.hosts.values():
             with contextlib.suppress(Exception):
                 hr.close()
@@ -689,17 +692,3 @@ class Engine:
             self._parallel(self.host_names, run_host)
         except (KeyboardInterrupt, Cancelled, Aborted):
             self.interrupted = True
-
-
-def start_index(rb: Runbook, start_at: str | None) -> int:
-    """The index of the step ``--start-at`` names (its name, number as `runbook show` numbers it,
-    or key); 0 without one. RunbookError when no step has that name."""
-    if not start_at:
-        return 0
-    for s in rb.steps:
-        if start_at in (s.name, str(s.index + 1), s.key):
-            return s.index
-    raise RunbookError(
-        f"--start-at: no step named {start_at!r}",
-        hint="use a step's name or number as `runbook show` lists it",
-    )

@@ -10,7 +10,8 @@ from typing import Any
 from runbook.errors import TransportError
 from runbook.execute.faults import debug_log
 from runbook.execute.state import HostState
-from runbook.execute.transports import HostSpec, Transport, open_transport
+from runbook.execute.transports import HostSpec, Transport
+from runbook.execute.transports.pool import Connections
 from runbook.render.templar import LazyVars
 
 
@@ -89,7 +90,7 @@ class HostRun:
     rollback_status: str | None = None  # None | ok | failed
     rollback_problems: list[str] = field(default_factory=list)
     notified: dict[str, None] = field(default_factory=dict)  # handlers to run (in notify order)  # what a failed rollback left (host, step, diff)
-    transport_factory: Callable[[HostSpec], Transport] | None = None
+    connections: Connections | None = None  # where its transport comes from (the run's)
     connect_error: str | None = None  # why the last attempt to connect failed
     _transport: Transport | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,16 +106,23 @@ class HostRun:
         """The host's transport, connected on first use (one connection reused for the run)."""
         with self._lock:
             if self._transport is None:
-                factory = self.transport_factory or (lambda s: open_transport(s, **self.transport_options))
+                if self.connections is None:
+                    self.connections = Connections(self.transport_options)
                 log = debug_log()
                 if log is not None:
                     log.debug("connecting: %s", reached_by(self.spec))  # -vvv shows it
-                t = factory(self.spec)
                 try:
-                    t.connect()
+                    t = self.connections.take(self.spec)  # connected early, or None
                 except TransportError as exc:
                     self.connect_error = exc.message
                     raise
+                if t is None:
+                    t = self.connections.make(self.spec)
+                    try:
+                        t.connect()
+                    except TransportError as exc:
+                        self.connect_error = exc.message
+                        raise
                 self.connect_error = None
                 self._transport = t
             return self._transport

@@ -14,6 +14,13 @@ if TYPE_CHECKING:  # validate uses these magic variables too: it needs no run st
     from runbook.execute.state import RunState
 
 
+# The magic variables named like connection variables (ansible_*, runbook_*): a host's spec holds
+# them (HostSpec.vars) but they are the run's, not how the host is reached (early connections).
+SPEC_MAGIC = frozenset(
+    {"ansible_check_mode", "ansible_play_hosts", "ansible_play_batch", "ansible_play_hosts_all", "runbook_dir"}
+)
+
+
 class MagicVars(Mapping[str, Any]):
     """Fixed values plus live ones (computed on every lookup: the batch, the hosts still in play)."""
 

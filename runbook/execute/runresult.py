@@ -48,6 +48,9 @@ class RunOptions:
     diff: bool = False  # --diff: a real run shows each file it writes as a diff (step.end data.diffs)
     # --step: step_gate(host, step name) says whether a step of the steps phase runs (False: skipped)
     step_gate: Callable[[str, str], bool] | None = None
+    # where the hosts' transports come from (runbook.execute.transports.pool.Connections: connects
+    # begun early by the session); None: the engine makes its own from the options above
+    connections: Any = None
 
 
 @dataclass

@@ -8,6 +8,8 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from runbook.errors import RunbookError
+
 
 def batches(hosts: Sequence[str], serial: Sequence[int | str]) -> list[list[str]]:
     """Split hosts into rolling batches like Ansible's ``serial`` (numbers and percentages; the last
@@ -30,6 +32,30 @@ def batches(hosts: Sequence[str], serial: Sequence[int | str]) -> list[list[str]
         i += size
         k += 1
     return out
+
+
+def selected(step: Any, tags: Collection[str], skip_tags: Collection[str]) -> bool:
+    """Does --tags/--skip-tags let ``step`` run? (`never` only when asked for, `always` unless skipped.)"""
+    own = set(step.tags)
+    if "never" in own and not (own & set(tags)):
+        return False
+    if tags and not (own & set(tags)) and "always" not in own:
+        return False
+    return not (skip_tags and own & set(skip_tags))
+
+
+def start_index(rb: Any, start_at: str | None) -> int:
+    """The index of the step ``--start-at`` names (its name, number as `runbook show` numbers it,
+    or key); 0 without one. RunbookError when no step has that name."""
+    if not start_at:
+        return 0
+    for s in rb.steps:
+        if start_at in (s.name, str(s.index + 1), s.key):
+            return s.index
+    raise RunbookError(
+        f"--start-at: no step named {start_at!r}",
+        hint="use a step's name or number as `runbook show` lists it",
+    )
 
 
 def failed_too_many(failed: int, total: int, max_fail_percentage: float) -> bool:

@@ -2,9 +2,11 @@
 
 Two steps, so a front end can act between them (the CLI's --list-hosts/--list-steps stop after the
 first): ``prepare`` loads and checks the runbook, merges a resumed run's inventory, limit and extra
-vars, loads the inventory and selects the hosts; ``execute`` refuses outside the maintenance window,
-builds the run's options, redactor, event bus, engine and audit writer once, runs, seals the audit
-trail and returns the Outcome with every known secret masked."""
+vars, loads the inventory and selects the hosts (with ``connect_early``, the connects the run makes
+first thing begin there, before the runbook's static checks: runbook.execute.early); ``execute``
+refuses outside the maintenance window, builds the run's options, redactor, event bus, engine and
+audit writer once, runs, seals the audit trail, closes the early connections no step adopted and
+returns the Outcome with every known secret masked."""
 
 from __future__ import annotations
 
@@ -36,15 +38,34 @@ class Target:
     limit: str | None
     resume_state: Any = None  # runbook.execute.state.RunState of the run resumed
     project_dir: Path = field(default_factory=Path.cwd)
+    # the connects begun early (runbook.execute.early): the run adopts them; None: none were
+    connections: Any = None
+
+    def close(self) -> None:
+        """Close the early connections no step has adopted (every way out of a run calls it)."""
+        if self.connections is not None:
+            self.connections.close()
 
 
 def load_checked(path: Path) -> Any:
     """The runbook at ``path``, statically checked: every problem is raised as one ValidationError."""
+    rb = load_unchecked(path)
+    check(rb)
+    return rb
+
+
+def load_unchecked(path: Path) -> Any:
+    """The runbook at ``path``, parsed (its static checks: ``check``)."""
     from runbook.kinds.base import KnownModules
     from runbook.model.runbook import load_runbook
+
+    return load_runbook(path, KnownModules())
+
+
+def check(rb: Any) -> None:
+    """The runbook's static checks: every problem is raised as one ValidationError."""
     from runbook.plan import validate as v
 
-    rb = load_runbook(path, KnownModules())
     problems = v.check_static(rb)
     if problems:
         exc = ValidationError(
@@ -52,14 +73,32 @@ def load_checked(path: Path) -> Any:
         )
         exc.errors = [p.error for p in problems]  # type: ignore[attr-defined]
         raise exc
-    return rb
 
 
-def prepare(request: RunRequest) -> Target:
+def prepare(request: RunRequest, *, connect_early: bool = False) -> Target:
+    """Load and check the runbook, the inventory and the hosts. ``connect_early``: the run will
+    follow (``execute``): the connects it makes first thing begin now, before the runbook's static
+    checks (``connect_early`` below); the Target's ``close`` (``execute`` calls it) closes them."""
+    path = project.resolve_runbook(str(request.runbook))
+    rb = load_unchecked(path)
+    try:
+        target = _prepare(request, path, rb)
+    except Exception:
+        check(rb)  # the runbook's own problems come first, as they always did
+        raise
+    try:
+        if connect_early:
+            start_connections(target)
+        check(rb)
+    except BaseException:  # a validation error, Ctrl-C: the connects begun are ended and closed
+        target.close()
+        raise
+    return target
+
+
+def _prepare(request: RunRequest, path: Path, rb: Any) -> Target:
     from runbook.execute.state import RunState
 
-    path = project.resolve_runbook(str(request.runbook))
-    rb = load_checked(path)
     resume_state = RunState.load(request.state_root, request.resume) if request.resume else None
     declared = project.secret_names(tuple(request.secrets))
     extra_vars = project.given_vars(request, declared)
@@ -83,6 +122,31 @@ def prepare(request: RunRequest) -> Target:
         request=request, path=path, runbook=rb, inventory=inventory, hosts=hosts, extra_vars=extra_vars,
         secret_names=frozenset(declared), inventory_sources=inventories, limit=limit,
         resume_state=resume_state, project_dir=project.project_dir_for(path),
+    )  # fmt: skip
+
+
+def start_connections(target: Target) -> None:
+    """Begin the connects the run makes first thing (runbook.execute.early: which hosts, with which
+    variables), in threads, into ``target.connections``. None begin for a dry run (a plan connects
+    only where its probes need it), --resume, the ansible engine, a maintenance window that refuses
+    the run, or options the run will refuse (--max-output)."""
+    req, rb = target.request, target.runbook
+    if req.dry_run or req.resume or req.engine == "ansible":
+        return
+    try:
+        check_window(target)
+        options = transport_options(req.trust_new_hosts, req.known_hosts, req.max_output)
+    except (RefusedError, UsageError):
+        return  # the run refuses it (execute), having connected nowhere
+    from runbook.execute.early import connect_early
+    from runbook.execute.magic import SPEC_MAGIC
+    from runbook.execute.transports.pool import Connections
+
+    target.connections = Connections(options, ignore_vars=SPEC_MAGIC)  # before any connect begins
+    forks = req.forks or rb.forks or getattr(target.inventory, "default_forks", None) or 10
+    connect_early(
+        target.connections, rb, target.inventory, target.hosts, extra_vars=target.extra_vars,
+        tags=req.tags, skip_tags=req.skip_tags, start_at=req.start_at, forks=forks,
     )  # fmt: skip
 
 
@@ -133,19 +197,23 @@ def run_options(target: Target, hooks: Hooks) -> Any:
         limit=target.limit, secret_names=target.secret_names,
         approvers=identities(tuple(req.approvers), req.audit_key), ask_name=hooks.ask_name,
         transport_factory=hooks.transport_factory, diff=req.diff, step_gate=hooks.step_gate,
+        connections=target.connections,
     )  # fmt: skip
 
 
 def execute(target: Target, hooks: Hooks | None = None) -> Outcome:
     """Run a prepared run (a dry run when the request says so) and return how it ended."""
     hooks = hooks or Hooks()
-    check_window(target)
-    options = run_options(target, hooks)
-    req = target.request
-    return drive(
-        make_engine(target, options), lambda engine: engine.run(),
-        target.runbook, target.path, req, hooks, dry_run=req.dry_run,
-    )  # fmt: skip
+    try:
+        check_window(target)
+        options = run_options(target, hooks)
+        req = target.request
+        return drive(
+            make_engine(target, options), lambda engine: engine.run(),
+            target.runbook, target.path, req, hooks, dry_run=req.dry_run,
+        )  # fmt: skip
+    finally:
+        target.close()  # early connections: the engine closed those it adopted
 
 
 def make_engine(target: Target, options: Any) -> Callable[[Any, Any], Any]:
@@ -252,8 +320,10 @@ def audit_writer(req: RunRequest | RollbackRequest, redactor: Any) -> Any:
 
 
 def run(request: RunRequest, hooks: Hooks | None = None) -> Outcome:
-    """Prepare and execute ``request``."""
-    return execute(prepare(request), hooks)
+    """Prepare and execute ``request`` (connecting early, unless a transport factory or --step
+    gate of the caller's decides how or whether hosts are reached)."""
+    early = hooks is None or (hooks.transport_factory is None and hooks.step_gate is None)
+    return execute(prepare(request, connect_early=early), hooks)
 
 
 def plan(request: RunRequest, hooks: Hooks | None = None) -> Outcome:

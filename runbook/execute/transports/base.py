@@ -113,6 +113,16 @@ class Transport(ABC):
     def connect(self) -> None:  # noqa: B027 - optional hook
         """Open the connection (idempotent). Raises TransportError (or HostKeyError) on failure."""
 
+    def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Import what connect() needs, in the caller's thread (before connects start in others)."""
+
+    connect_bound: float = 120.0  # the longest connect() can take (a caller waiting elsewhere)
+
+    def abandon(self) -> None:
+        """Give up on this transport from another thread, even while connect() is under way there:
+        the connect ends (failing) and nothing it opened stays open. Never waits."""
+        self.close()
+
     @abstractmethod
     def run(
         self, command: Command, *, timeout: float | None = None, redact: Callable[[str], str] | None = None

@@ -37,7 +37,7 @@ from runbook.execute.transports.pshell import (
     parse_id,
 )
 from runbook.execute.transports.ssh_config import Endpoint, resolve
-from runbook.execute.transports.ssh_connect import Connection, ConnectOptions, connect
+from runbook.execute.transports.ssh_connect import Abort, Connection, ConnectOptions, connect
 from runbook.execute.transports.ssh_exec import become_body, close_quietly, exec_run, plain_body
 from runbook.execute.transports.ssh_files import SSHFiles
 from runbook.model.become import Become
@@ -73,7 +73,9 @@ class SSHTransport(Transport):
             if persistent_shell is not None
             else truthy(hv.get("runbook_ssh_persistent_shell", True))
         )
+        self._abort = Abort()  # abandon(): ends a connect under way in another thread
         self.options = ConnectOptions(
+            abort=self._abort,
             known_hosts=known_hosts,
             trust_new_hosts=trust_new_hosts or trust_new_from_vars(hv),
             connect_timeout=float(connect_timeout),
@@ -114,6 +116,27 @@ class SSHTransport(Transport):
             self._down = None
             if self.persistent and self._shell_failed is None:
                 self._open_shell()
+
+    def warm_up(self) -> None:
+        load_paramiko()  # here, in the caller's thread
+
+    @property
+    def connect_bound(self) -> float:
+        """The longest connect() can take: each of its waits is bounded (TCP, banner, key exchange,
+        authentication: ``ConnectTimeout`` each, per hop), then the shell's start (``max(30 s,
+        ConnectTimeout)``), with a margin. Larger once the endpoint is resolved (its hops are known)."""
+        ep = self.endpoint
+        timeout = max(self.options.connect_timeout, (ep.connect_timeout or 0) if ep is not None else 0)
+        hops = 1 + (len(ep.jumps) if ep is not None else 0)
+        return hops * 5 * timeout + max(30.0, timeout) + 10.0
+
+    def abandon(self) -> None:
+        self._abort.fire()  # a connect under way fails now; it holds the lock until then
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop()
+            finally:
+                self._lock.release()
 
     def _open_shell(self) -> None:
         assert self._conn is not None

@@ -30,6 +30,45 @@ class ConnectOptions:
     look_for_keys: bool = True
     host: str = ""  # inventory name, for messages
     extra: dict[str, Any] = field(default_factory=dict)
+    abort: Abort | None = None  # ends a connect in progress from another thread (Abort.fire)
+
+
+class Abort:
+    """Ends a connect that is under way, from any thread: what it has opened so far (the socket, the
+    SSH transports of its hops) is closed at once, and what it opens afterwards is closed as soon
+    as it is made; the connect then fails with TransportError. Fired once, it stays fired."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._opened: list[Any] = []
+        self.fired = False
+
+    def track(self, thing: Any, label: str) -> None:
+        with self._lock:
+            if not self.fired:
+                self._opened.append(thing)
+                return
+        _close_quietly(thing)
+        raise TransportError(f"{label}: connection abandoned (the run stopped before using it)")
+
+    def check(self, label: str) -> None:
+        """Before opening anything: TransportError once fired."""
+        if self.fired:
+            raise TransportError(f"{label}: connection abandoned (the run stopped before using it)")
+
+    def fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            opened, self._opened = self._opened, []
+        for thing in opened:
+            _close_quietly(thing)
+
+
+def _close_quietly(thing: Any) -> None:
+    try:
+        thing.close()
+    except Exception:
+        pass
 
 
 def tune_socket(sock: socket.socket, keepalive: float) -> None:
@@ -91,10 +130,14 @@ def connect(ep: Endpoint, opts: ConnectOptions) -> Connection:
         chain = [*ep.jumps, ep]
         for i, hop in enumerate(chain):
             via = chain[i - 1] if i else None
+            if opts.abort is not None:
+                opts.abort.check(_label(opts, hop, hop is ep))
             if via is None:
                 sock = _first_socket(hop, opts)
             else:
                 sock = _channel_to(hops[-1], hop, via, opts)
+            if opts.abort is not None:
+                opts.abort.track(sock, _label(opts, hop, hop is ep))
             jump = ",".join(f"{h.user}@{h.hostname}:{h.port}" for h in chain[:i]) or None
             t = _handshake(sock, hop, opts, jump=jump, is_target=hop is ep)
             if hop is not ep:
@@ -166,6 +209,12 @@ def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | Non
     label = _label(opts, ep, is_target)
     timeout = ep.connect_timeout or opts.connect_timeout
     t = paramiko.Transport(sock)
+    if opts.abort is not None:
+        try:
+            opts.abort.track(t, label)
+        except TransportError:
+            t.close()
+            raise
     t.banner_timeout = t.handshake_timeout = t.auth_timeout = timeout  # every wait of the handshake
     t.channel_timeout = timeout
     try:
