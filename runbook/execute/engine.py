@@ -42,6 +42,7 @@ from runbook.execute.state import RunState, mask_extra_vars
 from runbook.execute.steprunner import StepRunner
 from runbook.execute.transports import HostSpec
 from runbook.execute.transports.pool import Connections
+from runbook.model import inventory as inventories
 from runbook.model.hostpattern import implicit_host_vars
 from runbook.model.inventory_view import InventoryView
 from runbook.model.runbook import Runbook, Step
@@ -228,7 +229,7 @@ class Engine:
         self._parallel(hosts, fn)
 
     def _parallel(self, hosts: Sequence[str], fn: Callable[[HostRun], Any]) -> None:
-        forks = self.opt.forks or self.rb.forks or getattr(self.inventory, "default_forks", None) or 10
+        forks = inventories.forks(self.opt.forks, self.rb.forks, self.inventory)
         for h in hosts:  # all of them before any starts: run_once waits for the batch's first host
             hr = self.host_run(h)
             hr.in_phase, hr.started, hr.position = True, False, None

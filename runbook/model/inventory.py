@@ -292,6 +292,11 @@ _CONNECTION_VARS = frozenset(
 )  # fmt: skip
 
 
+def forks(given: int | None, runbook_forks: int | None, inventory: Any) -> int:
+    """How many hosts run at once: -f, else the runbook's forks, else ansible.cfg's, else 10."""
+    return given or runbook_forks or getattr(inventory, "default_forks", None) or 10
+
+
 def _parse_file(inv: Inventory, path: str) -> None:
     if not is_vault_file(path):
         _parse_plain_file(inv, path)

@@ -141,9 +141,10 @@ def start_connections(target: Target) -> None:
     from runbook.execute.early import connect_early
     from runbook.execute.magic import SPEC_MAGIC
     from runbook.execute.transports.pool import Connections
+    from runbook.model import inventory as inventories
 
     target.connections = Connections(options, ignore_vars=SPEC_MAGIC)  # before any connect begins
-    forks = req.forks or rb.forks or getattr(target.inventory, "default_forks", None) or 10
+    forks = inventories.forks(req.forks, rb.forks, target.inventory)
     connect_early(
         target.connections, rb, target.inventory, target.hosts, extra_vars=target.extra_vars,
         tags=req.tags, skip_tags=req.skip_tags, start_at=req.start_at, forks=forks,
