@@ -41,7 +41,7 @@ from runbook.model.values import MAX_INT_DIGITS, NumberTooLarge, huge_int, shown
 from runbook.render import codecache, lookups
 from runbook.render.ansible_filters import ANSIBLE_FILTERS, ANSIBLE_TESTS
 from runbook.render.filters import FILTERS, TESTS, FilterError
-from runbook.render.secrets import Redactor, collect_secrets
+from runbook.render.secrets import Redactor, collect_secrets, mask_credentials
 
 
 class _YamlLexer(Lexer):
@@ -395,6 +395,14 @@ def _plain_template(text: str, env: jinja2.Environment) -> jinja2.Template | Non
     return env.template_class.from_module_dict(env, namespace, env.make_globals(None))
 
 
+def _may_keep(text: str) -> bool:
+    """May a template's compiled code go to the code cache on disk? Not when its text holds a secret
+    (a vault value or a declared secret with ``{{ }}`` in it, a credential in a URL or key=value):
+    its constants would be written there."""
+    redactor = _TAINT.redactor
+    return mask_credentials(text) == text and (redactor is None or redactor.redact(text) == text)
+
+
 def compile_template(text: str, location: Location | None = None, *, yaml_value: bool = False) -> jinja2.Template:
     t = _cache.get((text, yaml_value))
     if t is None:
@@ -439,7 +447,8 @@ def compile_template(text: str, location: Location | None = None, *, yaml_value:
             raise RenderError(f"template error: a number in it is too large ({why})", location=location) from None
         if refused:
             raise RenderError(f"template error: {refused}", location=location)
-        codecache.store(fingerprint, text, code)
+        if _may_keep(text):
+            codecache.store(fingerprint, text, code)
         with _cache_lock:
             _cache[(text, yaml_value)] = t
     return t

@@ -266,3 +266,17 @@ def test_an_edit_of_the_code_generator_or_the_lookup_check_is_another_key(monkey
     assert len({before, after_check, after_names, after_codegen}) == 4
     monkeypatch.undo()
     assert fingerprint() == before
+
+
+def test_a_template_holding_a_secret_is_never_written_to_the_cache(cache_home: Path) -> None:
+    """A vault value or a declared secret with ``{{ }}`` in it, or a credential in a URL or a
+    key=value, is compiled as usual but its code (its constants: the secret) never goes to disk."""
+    secret = "s3cr3t-vault-pw"
+    templar = Templar(redactor=Redactor([secret]))
+    assert templar.render_str("{{ s | upper }}:" + secret, {"s": "u"}) == "U:" + secret
+    for text in ("{{ s | lower }}@postgresql://app:hunter22@db/x", "{{ s | lower }} password=hunter22"):
+        assert templar.render_str(text, {"s": "U"}).startswith("u")
+    assert _entries(cache_home) == []
+    assert templar.render_str("{{ s | upper }}", {"s": "u"}) == "U"  # no secret: kept
+    assert len(_entries(cache_home)) == 1
+    assert not any(secret.encode() in p.read_bytes() or b"hunter22" in p.read_bytes() for p in cache_home.iterdir())
