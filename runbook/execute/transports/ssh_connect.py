@@ -14,6 +14,7 @@ from runbook.errors import HostKeyError, TransportError
 from runbook.execute.transports import liveness
 from runbook.execute.transports.hostkeys import KnownHosts, host_pattern
 from runbook.execute.transports.paramiko_import import load_paramiko
+from runbook.execute.transports.rekey import transport_class
 from runbook.execute.transports.ssh_config import Endpoint
 
 DEFAULT_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
@@ -208,7 +209,7 @@ def _handshake(sock: Any, ep: Endpoint, opts: ConnectOptions, *, jump: str | Non
 
     label = _label(opts, ep, is_target)
     timeout = ep.connect_timeout or opts.connect_timeout
-    t = paramiko.Transport(sock)
+    t = transport_class()(sock)
     if opts.abort is not None:
         try:
             opts.abort.track(t, label)
