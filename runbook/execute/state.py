@@ -16,6 +16,7 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import operator
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -89,8 +90,7 @@ class RunState:
         self._lock = threading.Lock()
         self.redact_obj: Callable[[Any], Any] = lambda value: value
         self.private_facts: frozenset[str] = frozenset()  # registered by no_log steps: never saved
-        # host -> id(entry) -> (the entry, as the last save wrote it, its JSON): see _host_text
-        self._texts: dict[str, list[tuple[Entry, Entry, str]]] = {}
+        self._texts: dict[str, _Written] = {}  # host -> its entries as the last save wrote them
 
     def host(self, name: str) -> HostState:
         with self._lock:
@@ -132,30 +132,44 @@ class RunState:
 
     def _host_text(self, name: str, hs: HostState) -> str:
         """One host's part of the state file. The state is saved at every completed step of every
-        host, so an entry as it was at the last save reuses that save's text: it is compared (Entry's
-        own equality: its saved fields, deep) with what that save wrote, read back, so an in-place
-        change anywhere in it is seen. An entry's values are set once (its arguments, item,
-        snapshots) or are a str/bool/int (status, changed, indexes): equality is exact for them.
-        Facts (any value, where 1 == True) are encoded at every save."""
-        old = self._texts.get(name, [])
-        n_old = len(old)
-        new: list[tuple[Entry, Entry, str]] = []
-        for i, e in enumerate(list(hs.entries)):
-            # by position: entries are appended, so the i-th is the one the last save wrote i-th
-            # (an entry moved or inserted elsewhere is only encoded again, never reused wrongly)
-            hit = old[i] if i < n_old else None
-            if hit is None or hit[0] is not e or hit[1] != e:
-                text = _dumps(encode({n: getattr(e, n) for n in _SAVED}))
-                hit = (e, Entry(**decode(json.loads(text))), text)
-            new.append(hit)
-        self._texts[name] = new
-        parts = [hit[2] for hit in new]
+        host, so an entry as it was at the last save reuses that save's text: the same entry object
+        at the same position, whose saved fields equal (deep) what that save wrote, read back — so
+        an in-place change anywhere in it is seen. An entry's values are set once (its arguments,
+        item, snapshots) or are a str/bool/int (status, changed, indexes): equality is exact for
+        them. A host whose every entry is as last written reuses its whole list (one comparison of
+        the field tuples, in C). Facts (any value, where 1 == True) are encoded at every save."""
+        entries = list(hs.entries)
+        values = [_saved_values(e) for e in entries]
+        old = self._texts.get(name)
+        if (
+            old is not None
+            and len(old.entries) == len(entries)
+            and all(map(operator.is_, old.entries, entries))
+            and old.values == values
+        ):
+            joined = old.joined
+        else:
+            n_old = len(old.entries) if old is not None else 0
+            kept: list[tuple[Any, ...]] = []
+            texts: list[str] = []
+            for i, (e, v) in enumerate(zip(entries, values, strict=True)):
+                # by position: entries are appended, so the i-th is the one the last save wrote i-th
+                # (an entry moved or inserted elsewhere is only encoded again, never reused wrongly)
+                if old is not None and i < n_old and old.entries[i] is e and old.values[i] == v:
+                    kept.append(old.values[i])
+                    texts.append(old.texts[i])
+                    continue
+                text = _dumps(encode(dict(zip(_SAVED, v, strict=True))))
+                kept.append(_saved_values(Entry(**decode(json.loads(text)))))  # as written, read back
+                texts.append(text)
+            joined = ",".join(texts)
+            self._texts[name] = _Written(entries, kept, texts, joined)
         st, last = hs.status, hs.last_completed
         if not hs.facts and type(st) is str and type(last) is int and -_BIG_INT < last < _BIG_INT:
             # no facts (the common case): what the general path below writes, without its walk
-            return f'{{"entries":[{",".join(parts)}],"status":{_dumps(st)},"last_completed":{last},"facts":{{}}}}'
+            return f'{{"entries":[{joined}],"status":{_dumps(st)},"last_completed":{last},"facts":{{}}}}'
         rest = _dumps(encode(_host_rest(hs, self.redact_obj, self.private_facts)))
-        return f'{{"entries":[{",".join(parts)}],{rest[1:]}'
+        return f'{{"entries":[{joined}],{rest[1:]}'
 
     @classmethod
     def load(cls, root: Path, run_id: str) -> RunState:
@@ -195,12 +209,25 @@ class RunState:
         return st
 
 
-def _dumps(value: Any) -> str:
-    # compact: json's C encoder (``indent`` makes it fall back to the pure-Python one)
-    return json.dumps(value, separators=(",", ":"))
+# compact, by json's C encoder (``indent`` would make it fall back to the pure-Python one); made
+# once: ``json.dumps(value, separators=...)`` builds a new encoder at every call (~7 us, ~20 per save)
+_dumps: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
 
 
 _SAVED = [f.name for f in fields(Entry) if not f.name.startswith("rendered")]  # not this run's values
+_saved_values = operator.attrgetter(*_SAVED)  # an entry's saved fields, as one tuple
+
+
+@dataclass
+class _Written:
+    """A host's entries as the last save wrote them: the entry objects, their saved fields as
+    written and read back (so an in-place change of a live value shows as a difference), each one's
+    JSON, and the joined list."""
+
+    entries: list[Entry]
+    values: list[tuple[Any, ...]]
+    texts: list[str]
+    joined: str
 
 
 def _host_rest(hs: HostState, redact_obj: Callable[[Any], Any], private: frozenset[str]) -> dict[str, Any]:
