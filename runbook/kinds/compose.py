@@ -31,8 +31,6 @@ import posixpath
 from collections.abc import Generator
 from typing import Any
 
-import yaml
-
 from runbook.actions import Action, Note, ReadFile, Run, Snapshot
 from runbook.facts.compose import budget_table, memory_limits, parse_memory, problems_of, tail
 from runbook.kinds.base import Outcome, StepContext, StepGen, StepKind, register
@@ -48,6 +46,7 @@ from runbook.kinds.compose_release import (
     snapshot,
     verify,
 )
+from runbook.model.yamllib import yaml
 
 Gen = Generator[Action, Any, Any]
 MIB = 1024 * 1024

@@ -19,14 +19,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
-
 from runbook.errors import InventoryError, Location
 from runbook.model import vault
 from runbook.model.hostpattern import RangeError, expand_hostpattern
 from runbook.model.loader import reader_error_location
 from runbook.model.values import MAX_INT_DIGITS, NumberTooLarge, check_int_digits, json_int
 from runbook.model.vault import VaultValue
+from runbook.model.yamllib import yaml
 
 try:  # libyaml is much faster; Ansible uses it too when present
     from yaml import CSafeLoader as _SafeLoader

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from runbook.errors import Location, ValidationError
 from runbook.model.values import NumberTooLarge, check_int_digits
+from runbook.model.yamllib import yaml
 
 try:  # libyaml is much faster when present
     _Base = yaml.CSafeLoader  # type: ignore[attr-defined]

@@ -151,6 +151,36 @@ def _pack(magic: bytes, digest: bytes, value: object) -> bytes | None:
     return magic + digest + hashlib.sha256(payload).digest() + payload
 
 
+def feed_code(h: Any, code: CodeType) -> None:
+    """Feed what ``code`` does into the hash ``h``: its bytecode, names, argument counts and flags,
+    and its constants (nested code alike). The same for the same code in any process: not
+    ``marshal.dumps``, whose output marks an object shared when other references to it exist (a
+    constant another object also holds), and not the order of a frozenset's members."""
+    h.update(code.co_code)
+    h.update(
+        repr(
+            (code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars, code.co_argcount,
+             code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags, code.co_name)
+        ).encode("utf-8", "backslashreplace")
+    )  # fmt: skip
+    for const in code.co_consts:
+        _feed_const(h, const)
+
+
+def _feed_const(h: Any, const: object) -> None:
+    if isinstance(const, CodeType):
+        h.update(b"c")
+        feed_code(h, const)
+    elif isinstance(const, tuple):
+        h.update(b"t%d" % len(const))
+        for item in const:
+            _feed_const(h, item)
+    elif isinstance(const, frozenset):
+        h.update(b"f" + repr(sorted(repr(item) for item in const)).encode("utf-8", "backslashreplace"))
+    else:
+        h.update(b"v" + repr((type(const).__name__, const)).encode("utf-8", "backslashreplace"))
+
+
 def load(fingerprint: bytes, source: str) -> CodeType | None:
     """The cached code for ``source``, or None (not cached, or not to be trusted)."""
     where = directory()

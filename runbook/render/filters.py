@@ -13,9 +13,8 @@ import shlex
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import yaml
-
 from runbook.model.values import FALSE_WORDS, TRUE_WORDS, json_int
+from runbook.model.yamllib import yaml
 
 _TRUE = TRUE_WORDS
 _FALSE = FALSE_WORDS | {""}

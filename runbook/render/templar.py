@@ -12,7 +12,6 @@ import datetime
 import difflib
 import functools
 import hashlib
-import marshal
 import re
 import sys
 import threading
@@ -482,7 +481,7 @@ def _fingerprint(env: jinja2.Environment) -> bytes:
         for value in vars(type(env)).values():
             code = getattr(getattr(value, "fget", value), "__code__", None)
             if code is not None:
-                h.update(marshal.dumps(code))
+                codecache.feed_code(h, code)
         fp = env.__dict__["_rb_fingerprint"] = h.digest()
     return fp
 
@@ -500,7 +499,7 @@ def _own_code() -> bytes:
             for member in members:
                 code = getattr(getattr(member, "fget", member), "__code__", None)
                 if code is not None and getattr(member, "__module__", module.__name__) == module.__name__:
-                    h.update(marshal.dumps(code))
+                    codecache.feed_code(h, code)
     return h.digest()
 
 

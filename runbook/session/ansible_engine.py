@@ -27,8 +27,6 @@ from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
-import yaml
-
 from runbook.execute.events import Event
 from runbook.execute.hostctx import HostRun, StepRecord
 from runbook.execute.runresult import (
@@ -41,6 +39,7 @@ from runbook.execute.runresult import (
 )
 from runbook.execute.state import HostState, RunState
 from runbook.kinds import base as kinds
+from runbook.model.yamllib import yaml
 
 EXIT_INTERNAL = 70
 CANCEL_WAIT = 60.0  # seconds ansible-playbook is given to stop once cancelled
