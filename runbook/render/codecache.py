@@ -212,10 +212,12 @@ def store(fingerprint: bytes, source: str, code: CodeType) -> None:
 # compiled from the same source text (exactly as ``exec`` compiles it: same file name "<string>",
 # no inherited flags, same globals and locals), kept in one table file beside the templates'.
 
-DC_MAGIC = b"RBDATAC1"
+DC_MAGIC = b"RBDATAC2"  # 2: each entry kept marshalled until a class asks for it
 MAX_TABLE = 4096  # source texts; a full table (old versions' classes) is started again
 
-_table: dict[bytes, CodeType] = {}
+# sha256 of a source text -> its code: as read from the table (marshalled: a command uses only the
+# classes it defines, ~50 of the table's hundreds) or once loaded or compiled here
+_table: dict[bytes, CodeType | bytes] = {}
 _dirty: list[bool] = [False]
 
 
@@ -238,6 +240,15 @@ def _cached_exec(source: Any, globals: Any = None, locals: Any = None, /) -> Any
         return exec(source, globals, locals)
     digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).digest()
     code = _table.get(digest)
+    if isinstance(code, bytes):  # read from the table, not used yet in this process
+        try:
+            code = marshal.loads(code)
+        except (EOFError, ValueError, TypeError):
+            code = None
+        if isinstance(code, CodeType):
+            _table[digest] = code
+        else:
+            code = None
     if code is None:
         code = compile(source, "<string>", "exec", dont_inherit=True)
         with _lock:
@@ -261,7 +272,7 @@ def install_dataclass_cache() -> bool:
     table = _unpack(_read_private(_table_path(where)), DC_MAGIC, _table_key())
     if isinstance(table, dict) and len(table) < MAX_TABLE:
         _table.update(
-            (k, v) for k, v in table.items() if isinstance(k, bytes) and len(k) == 32 and isinstance(v, CodeType)
+            (k, v) for k, v in table.items() if isinstance(k, bytes) and len(k) == 32 and isinstance(v, bytes)
         )
     import atexit
 
@@ -285,7 +296,8 @@ def save_dataclass_cache() -> None:
     if where is None:
         return
     with _lock:
-        data = _pack(DC_MAGIC, _table_key(), dict(_table))
+        entries = {k: v if isinstance(v, bytes) else marshal.dumps(v) for k, v in _table.items()}
+        data = _pack(DC_MAGIC, _table_key(), entries)
         _dirty[0] = False
     if data is not None:
         _write_private(_table_path(where), data)

@@ -223,3 +223,24 @@ def test_a_full_table_is_started_again(cache: Path, monkeypatch: pytest.MonkeyPa
     assert codecache._table == {}  # the full table is not read: this process's classes fill a new one
     _define()
     assert len(codecache._table) == 3
+
+
+def test_entries_are_loaded_only_when_a_class_asks_and_a_bad_one_is_compiled_again(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table is read whole (its checksum) but each entry stays marshalled until a class with
+    that source is made; an entry that does not load as code (another table format) is compiled."""
+    expected = _behaviour(_define())
+    assert codecache.install_dataclass_cache()
+    _define()
+    codecache.save_dataclass_cache()
+    codecache.uninstall_dataclass_cache()
+    codecache._table.clear()
+    assert codecache.install_dataclass_cache()
+    assert codecache._table and all(isinstance(v, bytes) for v in codecache._table.values())
+    first = next(iter(codecache._table))
+    codecache._table[first] = b"not marshalled code"
+    compiles = _Compiles(monkeypatch)
+    assert _behaviour(_define()) == expected
+    assert compiles.count == 1  # only the spoilt entry
+    assert all(isinstance(v, types.CodeType) for v in codecache._table.values())
