@@ -222,7 +222,9 @@ _dirty: list[bool] = [False]
 
 
 def _table_path(where: str) -> str:
-    tag = hashlib.sha256(f"{sys.version}|{sys.implementation.cache_tag}".encode()).hexdigest()[:16]
+    # the format is in the name: two runbook versions on one machine keep two tables, not one
+    # each of them keeps replacing with its own
+    tag = hashlib.sha256(f"{sys.version}|{sys.implementation.cache_tag}|{DC_MAGIC!r}".encode()).hexdigest()[:16]
     return os.path.join(where, f"dataclasses-{tag}.code")
 
 
