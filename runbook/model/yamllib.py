@@ -17,11 +17,9 @@ from typing import Any
 from runbook.model.lazyre import lazy_re
 
 
-def _import_yaml() -> Any:
+def _import_yaml() -> None:
     if "yaml" in sys.modules:  # imported before runbook was (its patterns are compiled already)
-        import yaml
-
-        return yaml
+        return
     real = re.compile
 
     def compile_for_yaml(pattern: Any, flags: int = 0) -> Any:
@@ -32,11 +30,14 @@ def _import_yaml() -> Any:
 
     re.compile = compile_for_yaml  # type: ignore[assignment]
     try:
-        import yaml
+        import yaml  # noqa: F401 - imported here for the patch; bound below
     finally:
         if re.compile is compile_for_yaml:
             re.compile = real
-    return yaml
 
 
-yaml = _import_yaml()
+_import_yaml()
+
+import yaml  # noqa: E402 - the module imported just above (typed as PyYAML itself)
+
+__all__ = ["yaml"]
