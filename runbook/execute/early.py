@@ -119,10 +119,6 @@ def connect_early(
         if (log := debug_log()) is not None:
             log.debug("no early connections: %s", exc)
         return []
-    started = []
-    for h in first[: max(1, forks)]:
-        spec = specs[h]
-        if spec is not None and spec.connection in SSH:
-            connections.start(spec)
-            started.append(h)
-    return started
+    chosen = [(h, spec) for h in first[: max(1, forks)] if (spec := specs[h]) is not None and spec.connection in SSH]
+    connections.start_all([spec for _, spec in chosen])
+    return [h for h, _ in chosen]

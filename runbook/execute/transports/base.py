@@ -113,6 +113,10 @@ class Transport(ABC):
     def connect(self) -> None:  # noqa: B027 - optional hook
         """Open the connection (idempotent). Raises TransportError (or HostKeyError) on failure."""
 
+    def dial_early(self) -> None:  # noqa: B027 - optional hook
+        """Begin, in the background, what connect() can begin before warm_up's imports (the SSH
+        transport: its TCP connect). Whatever connect() does not use is closed by close/abandon."""
+
     def warm_up(self) -> None:  # noqa: B027 - optional hook
         """Import what connect() needs, in the caller's thread (before connects start in others)."""
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -62,26 +62,45 @@ class Connections:
 
     # ---------------------------------------------------------------------------- early
     def start(self, spec: HostSpec) -> None:
-        """Begin connecting to ``spec`` in a thread (what connect() imports is imported here, first)."""
-        with self._lock:
-            if self._closed or spec.name in self._early:
-                return
-        try:
-            transport = self.make(spec)
-            transport.warm_up()
-        except Exception:  # (a bad output limit ...): the host's own open() raises it, in its step
-            return
-        entry = _Early(spec, transport)
-        with self._lock:
-            if self._closed or spec.name in self._early:
-                return
-            self._early[spec.name] = entry
-            self.started.append(spec.name)
-        if (log := debug_log()) is not None:
-            log.debug("connecting early: %s", spec.name)
-        threading.Thread(
-            target=self._connect, args=(entry,), daemon=True, name=f"runbook-connect-{spec.name}"
-        ).start()
+        """Begin connecting to ``spec`` in a thread (see start_all)."""
+        self.start_all([spec])
+
+    def start_all(self, specs: Sequence[HostSpec]) -> None:
+        """Begin connecting to each of ``specs``, each in a thread: first what every transport can
+        begin before its imports (``dial_early``: the SSH transport's TCP connect), then what
+        connect() imports, imported here in the caller's thread (``warm_up``), then the connects."""
+        made: list[_Early] = []
+        for spec in specs:
+            with self._lock:
+                if self._closed or spec.name in self._early or any(e.spec.name == spec.name for e in made):
+                    continue
+            try:
+                transport = self.make(spec)
+                transport.dial_early()
+            except Exception:  # (a bad output limit ...): the host's own open() raises it, in its step
+                continue
+            made.append(_Early(spec, transport))
+        for entry in made:
+            assert entry.transport is not None
+            try:
+                entry.transport.warm_up()
+            except Exception:  # the host's own open() raises it, in its step
+                entry.abandoned = True
+        for entry in made:
+            assert entry.transport is not None
+            with self._lock:
+                taken = entry.abandoned or self._closed or entry.spec.name in self._early
+                if not taken:
+                    self._early[entry.spec.name] = entry
+                    self.started.append(entry.spec.name)
+            if taken:
+                _close(entry.transport)  # (its early TCP connect, if any, is closed with it)
+                continue
+            if (log := debug_log()) is not None:
+                log.debug("connecting early: %s", entry.spec.name)
+            threading.Thread(
+                target=self._connect, args=(entry,), daemon=True, name=f"runbook-connect-{entry.spec.name}"
+            ).start()
 
     def _connect(self, entry: _Early) -> None:
         assert entry.transport is not None

@@ -9,6 +9,7 @@ through commands when ``become`` needs another user. paramiko is imported here o
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import threading
 import time
@@ -36,8 +37,8 @@ from runbook.execute.transports.pshell import (
     kill_script,
     parse_id,
 )
-from runbook.execute.transports.ssh_config import Endpoint, resolve
-from runbook.execute.transports.ssh_connect import Abort, Connection, ConnectOptions, connect
+from runbook.execute.transports.ssh_config import Endpoint, options_from_args, resolve
+from runbook.execute.transports.ssh_connect import Abort, Connection, ConnectOptions, Dial, connect
 from runbook.execute.transports.ssh_exec import become_body, close_quietly, exec_run, plain_body
 from runbook.execute.transports.ssh_files import SSHFiles
 from runbook.model.become import Become
@@ -106,19 +107,47 @@ class SSHTransport(Transport):
             if self._conn is not None and self._conn.active:
                 return
             self._drop()
-            if self.endpoint is None:
-                self.endpoint = resolve(self.spec, self.ssh_config)
             try:
+                if self.endpoint is None:
+                    self.endpoint = resolve(self.spec, self.ssh_config)
                 self._conn = connect(self.endpoint, self.options)
             except TransportError as exc:
                 self._down = exc.message
                 raise
+            finally:
+                self._drop_dial()  # used by this connect, or of no use to a later one
             self._down = None
             if self.persistent and self._shell_failed is None:
                 self._open_shell()
 
     def warm_up(self) -> None:
         load_paramiko()  # here, in the caller's thread
+
+    def dial_early(self) -> None:
+        """Begin the TCP connect now, before paramiko is imported, when the host's address and port
+        are known without it: no ssh_config file in effect and no ProxyJump in the host's ssh
+        args (the only option of those that sends the connection elsewhere). connect() takes the
+        socket only if the endpoint it resolves is that one."""
+        if self.options.dialed is not None or self._conn is not None or self.endpoint is not None:
+            return
+        config = os.path.expanduser(self.ssh_config or "~/.ssh/config")
+        if config != os.devnull and os.path.exists(config):
+            return
+        args = options_from_args(self.spec.vars)
+        if "proxyjump" in args:
+            return
+        try:
+            timeout = float(args.get("connecttimeout") or self.options.connect_timeout)
+        except ValueError:
+            return  # resolve() reports the bad value
+        self.options.dialed = Dial(
+            self.spec.address, self.spec.port or 22, timeout, f"host {self.spec.name}", self.options.keepalive
+        )
+
+    def _drop_dial(self) -> None:
+        dialed, self.options.dialed = self.options.dialed, None
+        if dialed is not None:
+            dialed.drop()
 
     @property
     def connect_bound(self) -> float:
@@ -132,6 +161,7 @@ class SSHTransport(Transport):
 
     def abandon(self) -> None:
         self._abort.fire()  # a connect under way fails now; it holds the lock until then
+        self._drop_dial()
         if self._lock.acquire(blocking=False):
             try:
                 self._drop()
@@ -188,6 +218,7 @@ class SSHTransport(Transport):
         # connection is what ends that thread's wait
         got = self._lock.acquire(timeout=2.0)
         try:
+            self._drop_dial()
             self._drop()
         finally:
             if got:

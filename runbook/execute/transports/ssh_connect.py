@@ -32,6 +32,7 @@ class ConnectOptions:
     host: str = ""  # inventory name, for messages
     extra: dict[str, Any] = field(default_factory=dict)
     abort: Abort | None = None  # ends a connect in progress from another thread (Abort.fire)
+    dialed: Dial | None = None  # a TCP connect begun before paramiko was imported (used once)
 
 
 class Abort:
@@ -166,25 +167,89 @@ def _first_socket(ep: Endpoint, opts: ConnectOptions) -> Any:
             return paramiko.ProxyCommand(ep.proxy_command)
         except Exception as exc:
             raise TransportError(f"{_label(opts, ep)}: ProxyCommand failed: {exc}") from None
+    dialed, opts.dialed = opts.dialed, None
+    if dialed is not None:
+        sock = dialed.take(ep.hostname, ep.port)
+        if sock is not None:
+            return sock
+    return dial(ep.hostname, ep.port, timeout, _label(opts, ep), opts.keepalive)
+
+
+def dial(hostname: str, port: int, timeout: float, label: str, keepalive: float) -> socket.socket:
+    """The TCP connection to an SSH server (tuned), or TransportError saying why not."""
     try:
-        sock = socket.create_connection((ep.hostname, ep.port), timeout=timeout)
+        sock = socket.create_connection((hostname, port), timeout=timeout)
     except socket.gaierror as exc:
         raise TransportError(
-            f"{_label(opts, ep)}: cannot resolve {ep.hostname!r}: {exc.strerror}",
+            f"{label}: cannot resolve {hostname!r}: {exc.strerror}",
             hint="check ansible_host in the inventory (or HostName in ~/.ssh/config)",
         ) from None
     except TimeoutError:
         raise TransportError(
-            f"{_label(opts, ep)}: no answer from {ep.hostname}:{ep.port} within {timeout:g}s",
+            f"{label}: no answer from {hostname}:{port} within {timeout:g}s",
             hint="is the host up and the port right (ansible_port)? a firewall dropping packets?",
         ) from None
     except OSError as exc:
         raise TransportError(
-            f"{_label(opts, ep)}: cannot connect to {ep.hostname}:{ep.port}: {exc.strerror or exc}",
+            f"{label}: cannot connect to {hostname}:{port}: {exc.strerror or exc}",
             hint="is sshd running there and is ansible_port right?",
         ) from None
-    tune_socket(sock, opts.keepalive)
+    tune_socket(sock, keepalive)
     return sock
+
+
+class Dial:
+    """A TCP connect begun early, in its own thread (SSHTransport.warm_up: before paramiko is
+    imported, so the handshake's round trip overlaps the import). ``take`` hands its socket over
+    (or raises what the connect raised) when the endpoint turned out to be the one it dialled;
+    otherwise, or when nobody takes it, the socket is closed. Each wait is bounded by the connect
+    timeout, as a connect made at that point would be."""
+
+    def __init__(self, hostname: str, port: int, timeout: float, label: str, keepalive: float):
+        self.key = (hostname, port)
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._sock: socket.socket | None = None
+        self._error: BaseException | None = None
+        self._dropped = False
+        threading.Thread(
+            target=self._run, args=(label, keepalive), daemon=True, name="runbook-dial"
+        ).start()
+
+    def _run(self, label: str, keepalive: float) -> None:
+        try:
+            sock: socket.socket | None = dial(*self.key, self.timeout, label, keepalive)
+        except BaseException as exc:
+            sock, self._error = None, exc
+        with self._lock:
+            self._sock = sock
+            self._done.set()
+            dropped = self._dropped
+        if dropped and sock is not None:
+            _close_quietly(sock)
+
+    def take(self, hostname: str, port: int) -> socket.socket | None:
+        """The socket, if this is the endpoint it dialled (None otherwise: the caller dials)."""
+        if (hostname, port) != self.key:
+            self.drop()
+            return None
+        if not self._done.wait(self.timeout + 5.0):  # create_connection's own timeout ends it first
+            self.drop()
+            return None
+        with self._lock:
+            sock, self._sock = self._sock, None
+        if self._error is not None:
+            raise self._error
+        return sock
+
+    def drop(self) -> None:
+        """Nobody will use it: close the socket now, or as soon as the connect ends."""
+        with self._lock:
+            self._dropped = True
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            _close_quietly(sock)
 
 
 def _channel_to(prev: Any, ep: Endpoint, via: Endpoint, opts: ConnectOptions) -> Any:
