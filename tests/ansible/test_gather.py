@@ -100,7 +100,9 @@ def test_each_host_goes_on_with_its_own_result_before_the_run_ends() -> None:
         return list(positions.items())
 
     out: dict[str, Any] = {}
-    ta = threading.Thread(target=lambda: out.update(a=gather.join(Job("a", None), peers, run, threading.Event(), 0.005)))
+    # a polls only when told (a long poll): were it to look between b's position moving and b
+    # joining, it would find nobody left to wait for and lead the run itself (and so wait for its end)
+    ta = threading.Thread(target=lambda: out.update(a=gather.join(Job("a", None), peers, run, threading.Event(), 30)))
     tb = threading.Thread(target=lambda: out.update(b=gather.join(Job("b", None), peers, run, threading.Event(), 0.005)))
     ta.start()
     threading.Event().wait(0.05)
