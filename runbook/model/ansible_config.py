@@ -129,7 +129,8 @@ def load_config() -> AnsibleConfig:
     for name, (section, key, env, kind) in SETTINGS.items():
         if env in os.environ:
             raw, basedir, origin = os.environ[env], None, f"env: {env}"
-        elif path is not None and parser is not None and parser.has_option(section, key):
+        elif parser is not None and parser.has_option(section, key):  # (a file was read)
+            assert path is not None
             raw, basedir, origin = parser.get(section, key), os.path.dirname(path), f"{path}: [{section}] {key}"
             raw = _unquote(raw) if kind == "str" else raw  # as Ansible: paths keep their quotes
         else:

@@ -111,3 +111,17 @@ def test_a_dial_to_another_endpoint_is_not_taken(ssh_lab: SshLab, dials: list[so
     d._done.wait(10)
     assert d.take(host.address, host.port + 1) is None  # resolved elsewhere: the caller dials itself
     assert dials[0].fileno() == -1
+
+
+def test_connect_timeout_zero_in_the_ssh_args_is_the_default_for_the_early_connect_too(
+    ssh_lab: SshLab, dials: list[socket.socket]
+) -> None:
+    """``-o ConnectTimeout=0`` means the transport's default to the connect: the early one uses it."""
+    t = transport(ssh_lab, vars={"ansible_ssh_common_args": "-o ConnectTimeout=0"})
+    try:
+        t.dial_early()
+        assert t.options.dialed is not None and t.options.dialed.timeout == t.options.connect_timeout
+        t.connect()
+        assert len(dials) == 1 and t.run(Command.shell("echo ok")).stdout == "ok\n"
+    finally:
+        t.close()

@@ -136,10 +136,13 @@ class SSHTransport(Transport):
         args = options_from_args(self.spec.vars)
         if "proxyjump" in args:
             return
-        try:
-            timeout = float(args.get("connecttimeout") or self.options.connect_timeout)
+        try:  # as the connect reads it: ConnectTimeout 0 (or none) is the transport's default
+            given = float(args["connecttimeout"]) if args.get("connecttimeout") else 0.0
         except ValueError:
-            return  # resolve() reports the bad value
+            return
+        if not 0.0 <= given < float("inf"):  # (nan too): the connect itself says what it does with it
+            return
+        timeout = given or self.options.connect_timeout
         self.options.dialed = Dial(
             self.spec.address, self.spec.port or 22, timeout, f"host {self.spec.name}", self.options.keepalive
         )

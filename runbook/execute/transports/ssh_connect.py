@@ -199,7 +199,7 @@ def dial(hostname: str, port: int, timeout: float, label: str, keepalive: float)
 
 
 class Dial:
-    """A TCP connect begun early, in its own thread (SSHTransport.warm_up: before paramiko is
+    """A TCP connect begun early, in its own thread (SSHTransport.dial_early: before paramiko is
     imported, so the handshake's round trip overlaps the import). ``take`` hands its socket over
     (or raises what the connect raised) when the endpoint turned out to be the one it dialled;
     otherwise, or when nobody takes it, the socket is closed. Each wait is bounded by the connect
